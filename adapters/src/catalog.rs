@@ -1,0 +1,136 @@
+//! The catalog of format mappings shipped with billshadow, as data files in
+//! `adapters/catalog/`, and how a format is named on the command line.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use crate::location::TomlError;
+use crate::mapping::{InputKind, Mapping};
+
+/// The catalog's entries: (name, TOML text).
+const ENTRIES: &[(&str, &str)] = &[
+    ("canonical", include_str!("../catalog/canonical.toml")),
+    ("canonical-jsonl", include_str!("../catalog/canonical-jsonl.toml")),
+];
+
+/// The built-in format mappings.
+#[derive(Debug, Clone)]
+pub struct Catalog {
+    mappings: Vec<Mapping>,
+}
+
+impl Catalog {
+    /// Loads every entry; a broken entry is a bug caught by the tests.
+    pub fn builtin() -> Result<Catalog, TomlError> {
+        let mappings = ENTRIES
+            .iter()
+            .map(|(name, text)| Mapping::from_toml(&format!("catalog/{name}.toml"), text))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Catalog { mappings })
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Mapping> {
+        self.mappings.iter().find(|m| m.name == name)
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.mappings.iter().map(|m| m.name.as_str())
+    }
+
+    pub fn mappings(&self) -> &[Mapping] {
+        &self.mappings
+    }
+
+    /// Picks the catalog format whose signature columns all appear in the file's CSV header
+    /// or first JSON object, preferring the most specific; `None` when nothing fits.
+    pub fn detect(&self, path: &Path) -> Result<Option<&Mapping>, std::io::Error> {
+        let mut head = Vec::new();
+        std::fs::File::open(path)?.take(1 << 20).read_to_end(&mut head)?;
+        let head = String::from_utf8_lossy(head.strip_prefix(b"\xef\xbb\xbf").unwrap_or(&head)).into_owned();
+        let first_line = head.lines().next().unwrap_or("");
+        let json_keys: Option<Vec<String>> = serde_json::from_str::<serde_json::Value>(first_line)
+            .ok()
+            .or_else(|| serde_json::from_str::<serde_json::Value>(&head).ok())
+            .map(|v| json_paths(&v));
+        let mut best: Option<(&Mapping, usize)> = None;
+        for mapping in &self.mappings {
+            if mapping.signature.is_empty() {
+                continue;
+            }
+            let present = |column: &String| match (&json_keys, mapping.input) {
+                (Some(keys), InputKind::Jsonl | InputKind::Json) => keys.iter().any(|k| k == column),
+                (None, InputKind::Csv) => {
+                    let delimiter = char::from(mapping.delimiter);
+                    first_line.split(delimiter).any(|h| h.trim().trim_matches('"') == column)
+                }
+                _ => false,
+            };
+            if mapping.signature.iter().all(present) && best.is_none_or(|(_, n)| mapping.signature.len() > n) {
+                best = Some((mapping, mapping.signature.len()));
+            }
+        }
+        Ok(best.map(|(m, _)| m))
+    }
+}
+
+/// Every dotted path of a JSON value's object keys (first array element stands for all).
+fn json_paths(value: &serde_json::Value) -> Vec<String> {
+    let mut out = Vec::new();
+    fn walk(v: &serde_json::Value, prefix: &str, out: &mut Vec<String>, depth: usize) {
+        if depth > 6 {
+            return;
+        }
+        match v {
+            serde_json::Value::Object(map) => {
+                for (k, child) in map {
+                    let path = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                    out.push(path.clone());
+                    walk(child, &path, out, depth + 1);
+                }
+            }
+            serde_json::Value::Array(items) => {
+                if let Some(first) = items.first() {
+                    walk(first, prefix, out, depth + 1);
+                }
+            }
+            _ => {}
+        }
+    }
+    walk(value, "", &mut out, 0);
+    out
+}
+
+/// How a format is named: a catalog entry, `auto`, or a mapping file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FormatRef {
+    Builtin(String),
+    Auto,
+    File(PathBuf),
+}
+
+impl FormatRef {
+    /// A name that is not in the catalog is taken as a mapping file path.
+    pub fn parse(value: &str, catalog: &Catalog) -> FormatRef {
+        if value == "auto" {
+            FormatRef::Auto
+        } else if catalog.get(value).is_some() {
+            FormatRef::Builtin(value.to_owned())
+        } else {
+            FormatRef::File(PathBuf::from(value))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_catalog_entry_loads() {
+        let catalog = Catalog::builtin().unwrap();
+        assert_eq!(catalog.names().count(), ENTRIES.len());
+        for (name, _) in ENTRIES {
+            assert_eq!(catalog.get(name).map(|m| m.name.as_str()), Some(*name));
+        }
+    }
+}

@@ -1,0 +1,876 @@
+//! The file adapter: reads CSV, JSON lines or a JSON document through a format mapping into
+//! a [`LineStore`], streaming.
+//!
+//! Bad input never panics and is never half-read silently: a bad row is an error naming the
+//! file, the line, the column and what was expected; with a bad-row allowance it is written
+//! to a quarantine file instead and counted.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::Path;
+
+use billshadow_comparisons::model::{NewLine, encode_attributes};
+use billshadow_comparisons::money::DecimalError;
+use billshadow_comparisons::{Currency, Field, LineStore, LineType, parse_decimal};
+use chrono::{Datelike, NaiveDate};
+use rust_decimal::Decimal;
+
+use crate::mapping::{Attributes, Condition, DateFormat, FieldMapping, InputKind, Mapping, Source, Target};
+
+/// The largest single field accepted, in bytes.
+pub const FIELD_BYTES_MAX: usize = 64 * 1024;
+
+/// The largest JSON line or document accepted, in bytes.
+pub const JSON_DOCUMENT_BYTES_MAX: usize = 64 * 1024 * 1024;
+
+/// A bad row, located.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RowError {
+    pub origin: String,
+    /// The line (CSV, JSON lines) or record number (JSON document), 1-based.
+    pub line: u64,
+    /// The 1-based column number (CSV) when known.
+    pub column: Option<usize>,
+    /// The column's header name or JSON path, when known.
+    pub column_name: Option<String>,
+    pub message: String,
+}
+
+impl fmt::Display for RowError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}, line {}", self.origin, self.line)?;
+        match (self.column, &self.column_name) {
+            (Some(c), Some(n)) => write!(f, ", column {c} (`{n}`)")?,
+            (Some(c), None) => write!(f, ", column {c}")?,
+            (None, Some(n)) => write!(f, ", field `{n}`")?,
+            (None, None) => {}
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+/// Why a file could not be read into lines.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("{origin}: cannot read the file")]
+    Io {
+        origin: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{origin}: the file is empty; expected {expected}")]
+    Empty { origin: String, expected: String },
+    #[error("{origin}: the required column `{column}` (for the canonical field `{field}`) is missing from the header of this `{format}` file; the header has: {header}")]
+    MissingColumn { origin: String, format: String, column: String, field: String, header: String },
+    #[error("{origin}, line 1: the column `{column}` appears twice in the header")]
+    DuplicateColumn { origin: String, column: String },
+    #[error("{0}")]
+    Row(Box<RowError>),
+    #[error("{origin}: more than {limit} bad rows (see the quarantine file); the first: {first}")]
+    TooManyBadRows { origin: String, limit: u64, first: Box<RowError> },
+    #[error("cannot write the quarantine file")]
+    Quarantine(#[source] std::io::Error),
+}
+
+/// How to treat bad rows.
+#[derive(Default)]
+pub struct ReadOptions<'q> {
+    /// Bad rows tolerated (written to `quarantine` and counted) before the read fails.
+    pub max_bad_rows: u64,
+    pub quarantine: Option<&'q mut dyn Write>,
+}
+
+/// What a read saw.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ReadStats {
+    /// Source records (rows or JSON line items) read.
+    pub records: u64,
+    /// Records turned into lines.
+    pub lines: u64,
+    /// Records left out by the mapping's filters.
+    pub filtered: u64,
+    /// Records quarantined.
+    pub bad_rows: u64,
+}
+
+/// Reads a file through a mapping.
+pub fn read_path(path: &Path, mapping: &Mapping, options: ReadOptions<'_>) -> Result<(LineStore, ReadStats), ReadError> {
+    let origin = path.display().to_string();
+    let file = std::fs::File::open(path).map_err(|source| ReadError::Io { origin: origin.clone(), source })?;
+    let size = file.metadata().map(|m| m.len() as usize).unwrap_or(0);
+    read_from(&origin, file, size, mapping, options)
+}
+
+/// Reads from any reader; `origin` names it in errors, `size_hint` sizes the store.
+pub fn read_from(
+    origin: &str,
+    reader: impl Read,
+    size_hint: usize,
+    mapping: &Mapping,
+    options: ReadOptions<'_>,
+) -> Result<(LineStore, ReadStats), ReadError> {
+    // Canonical CSV keeps nearly all its bytes as text; a store sized to the file never
+    // has to double.
+    let mut sink = Sink {
+        origin: origin.to_owned(),
+        store: LineStore::with_capacity(size_hint.min(1 << 34), size_hint / 64),
+        stats: ReadStats::default(),
+        options,
+        first_bad: None,
+    };
+    match mapping.input {
+        InputKind::Csv => read_csv(reader, mapping, &mut sink)?,
+        InputKind::Jsonl => read_jsonl(reader, mapping, &mut sink)?,
+        InputKind::Json => read_json(reader, mapping, &mut sink)?,
+    }
+    Ok((sink.store, sink.stats))
+}
+
+struct Sink<'q> {
+    origin: String,
+    store: LineStore,
+    stats: ReadStats,
+    options: ReadOptions<'q>,
+    first_bad: Option<Box<RowError>>,
+}
+
+impl Sink<'_> {
+    /// Records a bad row: fails at once without an allowance, else quarantines it.
+    fn bad_row(&mut self, error: RowError, raw: &str) -> Result<(), ReadError> {
+        if self.options.max_bad_rows == 0 {
+            return Err(ReadError::Row(Box::new(error)));
+        }
+        self.stats.bad_rows += 1;
+        if let Some(q) = self.options.quarantine.as_mut() {
+            let record = serde_json::json!({
+                "file": error.origin, "line": error.line, "column": error.column,
+                "column_name": error.column_name, "error": error.message, "record": raw,
+            });
+            writeln!(q, "{record}").map_err(ReadError::Quarantine)?;
+        }
+        let first = self.first_bad.get_or_insert_with(|| Box::new(error)).clone();
+        if self.stats.bad_rows > self.options.max_bad_rows {
+            return Err(ReadError::TooManyBadRows { origin: self.origin.clone(), limit: self.options.max_bad_rows, first });
+        }
+        Ok(())
+    }
+}
+
+/// A value's problem, before it is located.
+struct Problem {
+    /// Index into the compiled sources of the column at fault, when one is.
+    column: Option<ColumnRef>,
+    message: String,
+}
+
+#[derive(Clone)]
+enum ColumnRef {
+    Csv(usize),
+    Path(String),
+}
+
+/// Where a compiled source reads from.
+#[derive(Debug, Clone)]
+enum Access {
+    Csv(usize),
+    Json { path: Vec<String>, from_document: bool, text: String },
+    Absent,
+}
+
+struct CompiledField<'m> {
+    mapping: &'m FieldMapping,
+    access: Vec<Access>,
+    negate_if: Option<CompiledCondition<'m>>,
+}
+
+struct CompiledCondition<'m> {
+    condition: &'m Condition,
+    access: Access,
+}
+
+struct Compiled<'m> {
+    fields: Vec<CompiledField<'m>>,
+    skip: Vec<CompiledCondition<'m>>,
+    keep: Vec<CompiledCondition<'m>>,
+    /// (name, access) of the columns kept as attributes.
+    attributes: Vec<(String, Access)>,
+    parentheses_negative: bool,
+}
+
+/// One source record, CSV or JSON.
+enum Record<'r> {
+    Csv(&'r csv::ByteRecord),
+    Json { record: &'r serde_json::Value, document: &'r serde_json::Value },
+}
+
+impl<'r> Record<'r> {
+    fn get(&self, access: &Access) -> Result<Option<Cow<'r, str>>, Problem> {
+        match (self, access) {
+            (_, Access::Absent) => Ok(None),
+            (Record::Csv(rec), Access::Csv(i)) => {
+                let bytes = rec.get(*i).unwrap_or_default();
+                if bytes.len() > FIELD_BYTES_MAX {
+                    return Err(Problem {
+                        column: Some(ColumnRef::Csv(*i)),
+                        message: format!("the field is {} bytes long; the limit is {FIELD_BYTES_MAX}", bytes.len()),
+                    });
+                }
+                std::str::from_utf8(bytes).map(|s| Some(Cow::Borrowed(s))).map_err(|e| Problem {
+                    column: Some(ColumnRef::Csv(*i)),
+                    message: format!("invalid UTF-8 at byte {} of the field; expected UTF-8 text", e.valid_up_to() + 1),
+                })
+            }
+            (Record::Json { record, document }, Access::Json { path, from_document, text }) => {
+                let mut node: &serde_json::Value = if *from_document { document } else { record };
+                for segment in path {
+                    let next = match node {
+                        serde_json::Value::Object(map) => map.get(segment),
+                        serde_json::Value::Array(items) => segment.parse::<usize>().ok().and_then(|i| items.get(i)),
+                        _ => None,
+                    };
+                    match next {
+                        Some(n) => node = n,
+                        None => return Ok(None),
+                    }
+                }
+                match node {
+                    serde_json::Value::Null => Ok(None),
+                    serde_json::Value::String(s) => Ok(Some(Cow::Borrowed(s.as_str()))),
+                    serde_json::Value::Number(n) => Ok(Some(Cow::Owned(n.to_string()))),
+                    serde_json::Value::Bool(b) => Ok(Some(Cow::Borrowed(if *b { "true" } else { "false" }))),
+                    _ => Err(Problem {
+                        column: Some(ColumnRef::Path(text.clone())),
+                        message: "expected a string, number or boolean, found an object or array".to_owned(),
+                    }),
+                }
+            }
+            _ => Ok(None),
+        }
+    }
+}
+
+impl<'m> Compiled<'m> {
+    /// Resolves every source against a CSV header, or against JSON paths.
+    fn new(
+        mapping: &'m Mapping,
+        header: Option<&[String]>,
+        origin: &str,
+    ) -> Result<Compiled<'m>, ReadError> {
+        let resolve = |name: &str| -> Access {
+            match header {
+                Some(h) => h.iter().position(|c| c == name).map_or(Access::Absent, Access::Csv),
+                None => {
+                    let (from_document, rest) = match name.strip_prefix("$doc.") {
+                        Some(rest) => (true, rest),
+                        None => (false, name),
+                    };
+                    Access::Json { path: rest.split('.').map(str::to_owned).collect(), from_document, text: name.to_owned() }
+                }
+            }
+        };
+        let condition = |c: &'m Condition| CompiledCondition { condition: c, access: resolve(&c.column) };
+        let mut fields = Vec::new();
+        for field in &mapping.fields {
+            let access: Vec<Access> = field.source.columns().into_iter().map(resolve).collect();
+            let missing = access.iter().zip(field.source.columns()).find(|(a, _)| matches!(a, Access::Absent));
+            if let (Some((_, column)), Some(h)) = (missing, header) {
+                let all_missing = access.iter().all(|a| matches!(a, Access::Absent));
+                let tolerated = field.optional || field.default.is_some() || (matches!(field.source, Source::Coalesce(_) | Source::Join(..)) && !all_missing);
+                if !tolerated {
+                    return Err(ReadError::MissingColumn {
+                        origin: origin.to_owned(),
+                        format: mapping.name.clone(),
+                        column: column.to_owned(),
+                        field: field.target.name().to_owned(),
+                        header: h.join(", "),
+                    });
+                }
+            }
+            fields.push(CompiledField { mapping: field, access, negate_if: field.negate_if.as_ref().map(condition) });
+        }
+        let attributes = match (&mapping.attributes, header) {
+            (Attributes::None, _) | (Attributes::Unmapped, None) => Vec::new(),
+            (Attributes::Unmapped, Some(h)) => {
+                let used: Vec<&str> = mapping.fields.iter().flat_map(|f| f.source.columns()).collect();
+                h.iter()
+                    .enumerate()
+                    .filter(|(_, name)| !used.contains(&name.as_str()))
+                    .map(|(i, name)| (name.clone(), Access::Csv(i)))
+                    .collect()
+            }
+            (Attributes::List(list), _) => list.iter().map(|name| (name.clone(), resolve(name))).collect(),
+        };
+        Ok(Compiled {
+            fields,
+            skip: mapping.skip.iter().map(condition).collect(),
+            keep: mapping.keep.iter().map(condition).collect(),
+            attributes,
+            parentheses_negative: mapping.parentheses_negative,
+        })
+    }
+}
+
+/// Reusable buffers for turning one record into one line.
+struct Scratch {
+    text: [String; Field::COUNT],
+    attributes: String,
+}
+
+impl Scratch {
+    fn new() -> Scratch {
+        Scratch { text: std::array::from_fn(|_| String::new()), attributes: String::new() }
+    }
+}
+
+/// The canonical values of one record.
+struct Converted {
+    amount: Decimal,
+    currency: Currency,
+    line_type: LineType,
+}
+
+impl Compiled<'_> {
+    /// Whether the mapping's filters keep this record.
+    fn keeps(&self, record: &Record<'_>) -> Result<bool, Problem> {
+        for c in &self.skip {
+            if holds(c, record)? {
+                return Ok(false);
+            }
+        }
+        for c in &self.keep {
+            if !holds(c, record)? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    fn convert(&self, record: &Record<'_>, scratch: &mut Scratch) -> Result<Converted, Problem> {
+        for text in &mut scratch.text {
+            text.clear();
+        }
+        let mut amount = None;
+        let mut currency = None;
+        let mut line_type = LineType::Usage;
+        for field in &self.fields {
+            let (value, column) = self.source_value(field, record)?;
+            let value = transform(field.mapping, value);
+            let fault = |message: String| Problem { column: column.clone(), message };
+            let value = value.as_ref().trim_ascii_end();
+            match field.mapping.target {
+                Target::Currency => {
+                    if value.is_empty() {
+                        return Err(fault("empty value; expected an ISO 4217 currency code".to_owned()));
+                    }
+                    currency = Some(value.parse::<Currency>().map_err(|e| fault(e.to_string()))?);
+                }
+                Target::LineType => {
+                    if !value.is_empty() {
+                        line_type = value.parse().map_err(|e: billshadow_comparisons::model::LineTypeError| fault(e.to_string()))?;
+                    }
+                }
+                Target::Text(f @ (Field::Amount | Field::Quantity | Field::UnitPrice)) => {
+                    if value.is_empty() {
+                        if f == Field::Amount {
+                            return Err(fault("empty value; expected an amount such as 12.50".to_owned()));
+                        }
+                        continue;
+                    }
+                    let negate = field.mapping.negate
+                        || match &field.negate_if {
+                            Some(c) => holds(c, record)?,
+                            None => false,
+                        };
+                    let (parsed, changed) =
+                        self.decimal(value, f == Field::Amount, field.mapping.scale, negate).map_err(|e| fault(e.to_string()))?;
+                    let out = &mut scratch.text[f as usize];
+                    if changed {
+                        use std::fmt::Write as _;
+                        let _ = write!(out, "{parsed}");
+                    } else {
+                        out.push_str(value.trim_ascii());
+                    }
+                    if f == Field::Amount {
+                        amount = Some(parsed);
+                    }
+                }
+                Target::Text(f) if Target::Text(f).is_date_field() => {
+                    if value.is_empty() {
+                        if matches!(f, Field::PeriodStart | Field::PeriodEnd) {
+                            return Err(fault("empty value; expected a date (YYYY-MM-DD)".to_owned()));
+                        }
+                        continue;
+                    }
+                    write_date(value, &field.mapping.date_format, field.mapping.shift_days, &mut scratch.text[f as usize])
+                        .map_err(fault)?;
+                }
+                Target::Text(f) => {
+                    if value.is_empty() && matches!(f, Field::AccountId | Field::ChargeCode) {
+                        return Err(fault(format!("empty value; `{}` is required", f.name())));
+                    }
+                    scratch.text[f as usize].push_str(value);
+                }
+            }
+        }
+        if !self.attributes.is_empty() {
+            let mut pairs: Vec<(&str, Cow<'_, str>)> = Vec::with_capacity(self.attributes.len());
+            for (name, access) in &self.attributes {
+                if let Some(v) = record.get(access)? {
+                    pairs.push((name.as_str(), v));
+                }
+            }
+            encode_attributes(pairs.iter().map(|(n, v)| (*n, v.as_ref())), &mut scratch.attributes);
+            scratch.text[Field::Attributes as usize].push_str(&scratch.attributes);
+        }
+        let (Some(amount), Some(currency)) = (amount, currency) else {
+            return Err(Problem { column: None, message: "the record has no amount or no currency".to_owned() });
+        };
+        Ok(Converted { amount, currency, line_type })
+    }
+
+    /// The raw value of a field's source, and which column it came from.
+    fn source_value<'r>(
+        &self,
+        field: &CompiledField<'_>,
+        record: &Record<'r>,
+    ) -> Result<(Cow<'r, str>, Option<ColumnRef>), Problem> {
+        let column_of = |a: &Access| match a {
+            Access::Csv(i) => Some(ColumnRef::Csv(*i)),
+            Access::Json { text, .. } => Some(ColumnRef::Path(text.clone())),
+            Access::Absent => None,
+        };
+        let value = match &field.mapping.source {
+            Source::Constant(c) => return Ok((Cow::Owned(c.clone()), None)),
+            Source::Column(_) => (record.get(&field.access[0])?.unwrap_or_default(), column_of(&field.access[0])),
+            Source::Coalesce(_) => {
+                let mut found = (Cow::Borrowed(""), column_of(&field.access[0]));
+                for access in &field.access {
+                    if let Some(v) = record.get(access)?.filter(|v| !v.is_empty()) {
+                        found = (v, column_of(access));
+                        break;
+                    }
+                }
+                found
+            }
+            Source::Join(_, separator) => {
+                let mut parts = Vec::new();
+                for access in &field.access {
+                    if let Some(v) = record.get(access)?.filter(|v| !v.is_empty()) {
+                        parts.push(v);
+                    }
+                }
+                (Cow::Owned(parts.join(separator.as_str())), column_of(&field.access[0]))
+            }
+        };
+        Ok(value)
+    }
+
+    /// Parses a decimal, applying the mapping's scale and sign; says whether the value
+    /// differs from its source text (which is kept as is when it does not).
+    fn decimal(&self, value: &str, is_amount: bool, scale: Option<Decimal>, negate: bool) -> Result<(Decimal, bool), DecimalError> {
+        let trimmed = value.trim_ascii();
+        let (text, parenthesised) = match trimmed.strip_prefix('(').and_then(|s| s.strip_suffix(')')) {
+            Some(inner) if self.parentheses_negative => (inner, true),
+            _ => (trimmed, false),
+        };
+        let mut d = parse_decimal(text)?;
+        let changed = scale.is_some() || negate || parenthesised;
+        if let Some(s) = scale {
+            d = d.checked_mul(s).ok_or_else(|| DecimalError::OutOfRange(value.to_owned()))?;
+        }
+        if negate != parenthesised && !d.is_zero() {
+            d.set_sign_negative(!d.is_sign_negative());
+        }
+        if is_amount && d.abs() >= billshadow_comparisons::money::AMOUNT_ABS_LIMIT {
+            return Err(DecimalError::OutOfRange(value.to_owned()));
+        }
+        Ok((d, changed))
+    }
+}
+
+impl Target {
+    fn is_date_field(self) -> bool {
+        matches!(self, Target::Text(Field::PeriodStart | Field::PeriodEnd | Field::UsageStart | Field::UsageEnd))
+    }
+}
+
+fn holds(c: &CompiledCondition<'_>, record: &Record<'_>) -> Result<bool, Problem> {
+    let value = record.get(&c.access)?.unwrap_or_default();
+    let value = value.as_ref();
+    Ok((c.condition.empty && value.is_empty())
+        || c.condition.equals.iter().any(|e| e == value)
+        || c.condition.matches.as_ref().is_some_and(|p| p.matches(value)))
+}
+
+fn transform<'v>(mapping: &FieldMapping, value: Cow<'v, str>) -> Cow<'v, str> {
+    let mut value = value;
+    if value.is_empty()
+        && let Some(d) = &mapping.default
+    {
+        value = Cow::Owned(d.clone());
+    }
+    if let Some(mapped) = mapping.map.get(value.as_ref()) {
+        value = Cow::Owned(mapped.clone());
+    }
+    if mapping.upper_case {
+        value = Cow::Owned(value.to_uppercase());
+    } else if mapping.lower_case {
+        value = Cow::Owned(value.to_lowercase());
+    }
+    value
+}
+
+/// Writes a date as `YYYY-MM-DD`.
+fn write_date(value: &str, format: &DateFormat, shift_days: i64, out: &mut String) -> Result<(), String> {
+    let value = value.trim_ascii();
+    let date = match format {
+        DateFormat::Iso => {
+            let date_part = value.get(..10).unwrap_or(value);
+            let rest = value.get(10..).unwrap_or("");
+            if !rest.is_empty() && !rest.starts_with(['T', ' ']) {
+                return Err(format!("`{value}` is not a date; expected YYYY-MM-DD"));
+            }
+            parse_iso_date(date_part).ok_or_else(|| format!("`{value}` is not a date; expected YYYY-MM-DD"))?
+        }
+        DateFormat::Pattern(p) => NaiveDate::parse_from_str(value, p)
+            .or_else(|_| chrono::NaiveDateTime::parse_from_str(value, p).map(|dt| dt.date()))
+            .or_else(|_| chrono::DateTime::parse_from_str(value, p).map(|dt| dt.naive_utc().date()))
+            .map_err(|e| format!("`{value}` does not match the date format `{p}`: {e}"))?,
+        DateFormat::UnixSeconds | DateFormat::UnixMillis => {
+            let n: i64 = value.parse().map_err(|_| format!("`{value}` is not a Unix timestamp"))?;
+            let seconds = if matches!(format, DateFormat::UnixMillis) { n.div_euclid(1000) } else { n };
+            chrono::DateTime::from_timestamp(seconds, 0)
+                .ok_or_else(|| format!("`{value}` is out of the range of dates"))?
+                .date_naive()
+        }
+    };
+    let date = date
+        .checked_add_signed(chrono::TimeDelta::days(shift_days))
+        .ok_or_else(|| format!("`{value}` shifted by {shift_days} days is out of the range of dates"))?;
+    use std::fmt::Write as _;
+    let _ = write!(out, "{:04}-{:02}-{:02}", date.year(), date.month(), date.day());
+    Ok(())
+}
+
+/// `YYYY-MM-DD` with a real calendar date.
+fn parse_iso_date(s: &str) -> Option<NaiveDate> {
+    let b = s.as_bytes();
+    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+        return None;
+    }
+    let digits = |r: std::ops::Range<usize>| -> Option<u32> {
+        b[r].iter().try_fold(0u32, |acc, c| c.is_ascii_digit().then(|| acc * 10 + u32::from(c - b'0')))
+    };
+    NaiveDate::from_ymd_opt(i32::try_from(digits(0..4)?).ok()?, digits(5..7)?, digits(8..10)?)
+}
+
+fn locate(origin: &str, line: u64, problem: Problem, header: Option<&[String]>) -> RowError {
+    let (column, column_name) = match problem.column {
+        Some(ColumnRef::Csv(i)) => (Some(i + 1), header.and_then(|h| h.get(i)).cloned()),
+        Some(ColumnRef::Path(p)) => (None, Some(p)),
+        None => (None, None),
+    };
+    RowError { origin: origin.to_owned(), line, column, column_name, message: problem.message }
+}
+
+fn push_line(sink: &mut Sink<'_>, scratch: &Scratch, converted: Converted, line: u64) -> Result<(), Problem> {
+    let text: [&str; Field::COUNT] = std::array::from_fn(|i| scratch.text[i].as_str());
+    sink.store
+        .push(NewLine {
+            text,
+            amount: converted.amount,
+            line_type: converted.line_type,
+            currency: converted.currency,
+            source_line: u32::try_from(line).unwrap_or(u32::MAX),
+        })
+        .map_err(|e| Problem { column: None, message: e.to_string() })?;
+    sink.stats.lines += 1;
+    Ok(())
+}
+
+fn read_csv(reader: impl Read, mapping: &Mapping, sink: &mut Sink<'_>) -> Result<(), ReadError> {
+    let origin = sink.origin.clone();
+    let io_error = |source| ReadError::Io { origin: origin.clone(), source };
+    let mut csv = csv::ReaderBuilder::new()
+        .delimiter(mapping.delimiter)
+        .has_headers(true)
+        .flexible(false)
+        .buffer_capacity(1 << 16)
+        .from_reader(reader);
+    let header_record = match csv.byte_headers() {
+        Ok(h) => h.clone(),
+        Err(e) => return Err(csv_error(&origin, e, None)),
+    };
+    let expected_header = || {
+        let names: Vec<&str> = mapping.fields.iter().flat_map(|f| f.source.columns()).collect();
+        format!("a header row with the columns {}", names.join(", "))
+    };
+    if header_record.is_empty() || (header_record.len() == 1 && header_record[0].trim_ascii().is_empty()) {
+        return Err(ReadError::Empty { origin: origin.clone(), expected: expected_header() });
+    }
+    let mut header = Vec::with_capacity(header_record.len());
+    for (i, name) in header_record.iter().enumerate() {
+        let name = std::str::from_utf8(name).map_err(|_| {
+            ReadError::Row(Box::new(RowError {
+                origin: origin.clone(),
+                line: 1,
+                column: Some(i + 1),
+                column_name: None,
+                message: "invalid UTF-8 in the header; expected UTF-8 text".to_owned(),
+            }))
+        })?;
+        let name = name.trim_start_matches('\u{feff}').trim().to_owned();
+        if header.contains(&name) {
+            return Err(ReadError::DuplicateColumn { origin: origin.clone(), column: name });
+        }
+        header.push(name);
+    }
+    let compiled = Compiled::new(mapping, Some(&header), &origin)?;
+    let mut scratch = Scratch::new();
+    let mut record = csv::ByteRecord::new();
+    loop {
+        match csv.read_byte_record(&mut record) {
+            Ok(false) => break,
+            Ok(true) => {}
+            Err(e) => {
+                if let csv::ErrorKind::Io(_) = e.kind() {
+                    let csv::ErrorKind::Io(source) = e.into_kind() else { unreachable!() };
+                    return Err(io_error(source));
+                }
+                let line = e.position().map_or(0, |p| p.line());
+                let raw = String::from_utf8_lossy(record.as_slice()).into_owned();
+                let row = match csv_error(&origin, e, Some(&header)) {
+                    ReadError::Row(row) => *row,
+                    other => return Err(other),
+                };
+                sink.stats.records += 1;
+                sink.bad_row(row, &raw)?;
+                // The reader resynchronises at the next record; a field-count error does
+                // not leave it mid-record.
+                let _ = line;
+                continue;
+            }
+        }
+        sink.stats.records += 1;
+        let line = record.position().map_or(0, |p| p.line());
+        let view = Record::Csv(&record);
+        let result = compiled.keeps(&view).and_then(|keep| {
+            if !keep {
+                return Ok(false);
+            }
+            let converted = compiled.convert(&view, &mut scratch)?;
+            push_line(sink, &scratch, converted, line).map(|()| true)
+        });
+        match result {
+            Ok(true) => {}
+            Ok(false) => sink.stats.filtered += 1,
+            Err(problem) => {
+                let raw = record.iter().map(|f| String::from_utf8_lossy(f)).collect::<Vec<_>>().join(",");
+                sink.bad_row(locate(&origin, line, problem, Some(&header)), &raw)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn csv_error(origin: &str, error: csv::Error, header: Option<&[String]>) -> ReadError {
+    let line = error.position().map_or(1, |p| p.line());
+    let message = match error.kind() {
+        csv::ErrorKind::UnequalLengths { expected_len, len, .. } => {
+            format!("the row has {len} fields; expected {expected_len}, as many as the header")
+        }
+        csv::ErrorKind::Utf8 { err, .. } => {
+            format!("invalid UTF-8 in field {}; expected UTF-8 text", err.field() + 1)
+        }
+        _ => error.to_string(),
+    };
+    let _ = header;
+    match error.into_kind() {
+        csv::ErrorKind::Io(source) => ReadError::Io { origin: origin.to_owned(), source },
+        _ => ReadError::Row(Box::new(RowError { origin: origin.to_owned(), line, column: None, column_name: None, message })),
+    }
+}
+
+fn read_jsonl(reader: impl Read, mapping: &Mapping, sink: &mut Sink<'_>) -> Result<(), ReadError> {
+    let origin = sink.origin.clone();
+    let compiled = Compiled::new(mapping, None, &origin)?;
+    let mut scratch = Scratch::new();
+    let mut reader = BufReader::with_capacity(1 << 16, reader);
+    let mut buffer = Vec::new();
+    let mut line_number = 0u64;
+    let mut documents = 0u64;
+    loop {
+        buffer.clear();
+        let read = (&mut reader)
+            .take(JSON_DOCUMENT_BYTES_MAX as u64 + 1)
+            .read_until(b'\n', &mut buffer)
+            .map_err(|source| ReadError::Io { origin: origin.clone(), source })?;
+        if read == 0 {
+            break;
+        }
+        line_number += 1;
+        if buffer.len() > JSON_DOCUMENT_BYTES_MAX {
+            let error = RowError {
+                origin: origin.clone(),
+                line: line_number,
+                column: None,
+                column_name: None,
+                message: format!("the line is longer than {JSON_DOCUMENT_BYTES_MAX} bytes"),
+            };
+            return Err(ReadError::Row(Box::new(error)));
+        }
+        let text = if line_number == 1 { buffer.strip_prefix(b"\xef\xbb\xbf").unwrap_or(&buffer) } else { &buffer[..] };
+        if text.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        documents += 1;
+        let raw = String::from_utf8_lossy(text).trim_end().to_owned();
+        let document: serde_json::Value = match serde_json::from_slice(text) {
+            Ok(v) => v,
+            Err(e) => {
+                let row = RowError {
+                    origin: origin.clone(),
+                    line: line_number,
+                    column: Some(e.column()),
+                    column_name: None,
+                    message: format!("not valid JSON: {e}"),
+                };
+                sink.stats.records += 1;
+                sink.bad_row(row, &raw)?;
+                continue;
+            }
+        };
+        read_document(&document, &compiled, mapping, line_number, &raw, &mut scratch, sink)?;
+    }
+    if documents == 0 {
+        return Err(ReadError::Empty { origin, expected: "one JSON object per line".to_owned() });
+    }
+    Ok(())
+}
+
+fn read_json(reader: impl Read, mapping: &Mapping, sink: &mut Sink<'_>) -> Result<(), ReadError> {
+    let origin = sink.origin.clone();
+    let compiled = Compiled::new(mapping, None, &origin)?;
+    let mut text = Vec::new();
+    reader
+        .take(JSON_DOCUMENT_BYTES_MAX as u64 + 1)
+        .read_to_end(&mut text)
+        .map_err(|source| ReadError::Io { origin: origin.clone(), source })?;
+    if text.len() > JSON_DOCUMENT_BYTES_MAX {
+        return Err(ReadError::Row(Box::new(RowError {
+            origin,
+            line: 1,
+            column: None,
+            column_name: None,
+            message: format!("the document is longer than {JSON_DOCUMENT_BYTES_MAX} bytes; write it as JSON lines instead"),
+        })));
+    }
+    let body = text.strip_prefix(b"\xef\xbb\xbf").unwrap_or(&text);
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(ReadError::Empty { origin, expected: "a JSON document".to_owned() });
+    }
+    let document: serde_json::Value = serde_json::from_slice(body).map_err(|e| {
+        ReadError::Row(Box::new(RowError {
+            origin: origin.clone(),
+            line: e.line() as u64,
+            column: Some(e.column()),
+            column_name: None,
+            message: format!("not valid JSON: {e}"),
+        }))
+    })?;
+    let mut scratch = Scratch::new();
+    let documents: Vec<&serde_json::Value> = match &document {
+        serde_json::Value::Array(items) => items.iter().collect(),
+        other => vec![other],
+    };
+    for (i, doc) in documents.into_iter().enumerate() {
+        read_document(doc, &compiled, mapping, i as u64 + 1, "", &mut scratch, sink)?;
+    }
+    Ok(())
+}
+
+/// Turns one JSON document into lines: the document itself, or each item of its `records`
+/// array.
+fn read_document(
+    document: &serde_json::Value,
+    compiled: &Compiled<'_>,
+    mapping: &Mapping,
+    line: u64,
+    raw: &str,
+    scratch: &mut Scratch,
+    sink: &mut Sink<'_>,
+) -> Result<(), ReadError> {
+    let origin = sink.origin.clone();
+    let records: Vec<&serde_json::Value> = match &mapping.records {
+        None => vec![document],
+        Some(path) => {
+            let mut node = Some(document);
+            for segment in path.split('.') {
+                node = node.and_then(|n| n.get(segment));
+            }
+            match node {
+                Some(serde_json::Value::Array(items)) => items.iter().collect(),
+                _ => {
+                    sink.stats.records += 1;
+                    let row = RowError {
+                        origin,
+                        line,
+                        column: None,
+                        column_name: Some(path.clone()),
+                        message: format!("expected an array of line items at `{path}`"),
+                    };
+                    return sink.bad_row(row, raw);
+                }
+            }
+        }
+    };
+    for record in records {
+        sink.stats.records += 1;
+        let view = Record::Json { record, document };
+        let result = compiled.keeps(&view).and_then(|keep| {
+            if !keep {
+                return Ok(false);
+            }
+            let converted = compiled.convert(&view, scratch)?;
+            push_line(sink, scratch, converted, line).map(|()| true)
+        });
+        match result {
+            Ok(true) => {}
+            Ok(false) => sink.stats.filtered += 1,
+            Err(problem) => {
+                let raw = if raw.is_empty() { record.to_string() } else { raw.to_owned() };
+                sink.bad_row(locate(&origin, line, problem, None), &raw)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check_date(value: &str, format: DateFormat, shift: i64, expected: Result<&str, &str>) {
+        let mut out = String::new();
+        let got = write_date(value, &format, shift, &mut out).map(|()| out.as_str().to_owned());
+        match expected {
+            Ok(e) => assert_eq!(got.as_deref(), Ok(e), "{value}"),
+            Err(fragment) => assert!(got.as_ref().is_err_and(|m| m.contains(fragment)), "{value}: {got:?}"),
+        }
+    }
+
+    #[test]
+    fn dates() {
+        check_date("2026-10-01", DateFormat::Iso, 0, Ok("2026-10-01"));
+        check_date("2026-10-01T00:00:00Z", DateFormat::Iso, 0, Ok("2026-10-01"));
+        check_date("2026-11-01T00:00:00Z", DateFormat::Iso, -1, Ok("2026-10-31"));
+        check_date("2026-02-30", DateFormat::Iso, 0, Err("is not a date"));
+        check_date("2026-1-01", DateFormat::Iso, 0, Err("is not a date"));
+        check_date("2026-10-01x", DateFormat::Iso, 0, Err("is not a date"));
+        check_date("10/31/2026", DateFormat::Pattern("%m/%d/%Y".into()), 0, Ok("2026-10-31"));
+        check_date("1700000000", DateFormat::UnixSeconds, 0, Ok("2023-11-14"));
+        check_date("1700000000000", DateFormat::UnixMillis, 0, Ok("2023-11-14"));
+        check_date("soon", DateFormat::UnixSeconds, 0, Err("not a Unix timestamp"));
+    }
+}

@@ -1,0 +1,829 @@
+//! The diff engine: pairs the two sides' lines account by account, classifies every
+//! difference, checks bill and customer totals, applies waivers and tallies a summary.
+//!
+//! It never fails on data: a mismatch is a value, not an `Err`. It never drops a
+//! difference either: what passes the tolerance is still recorded as informational.
+
+use std::cmp::Ordering;
+use std::collections::BTreeMap;
+
+use rust_decimal::Decimal;
+use rustc_hash::FxHashMap;
+
+use crate::config::{CompareConfig, KeyField};
+use crate::model::{Field, Line, LineStore};
+use crate::money::Currency;
+use crate::summary::{Summary, Tally};
+
+/// The stable names of the kinds of difference.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DiffClass {
+    MissingInModern,
+    MissingInLegacy,
+    CurrencyMismatch,
+    AmountMismatch,
+    QuantityMismatch,
+    UnitPriceMismatch,
+    TotalMismatch,
+    StackError,
+    /// Informational: the amounts differ by less than one minor unit.
+    SubMinorUnit,
+    /// Informational: the amounts differ by one minor unit or more, but less than a
+    /// tolerance the spec widened.
+    WithinTolerance,
+    /// Informational: only cosmetic fields differ (description, unit, extra columns).
+    DescriptionChanged,
+}
+
+impl DiffClass {
+    pub const ALL: [DiffClass; 11] = [
+        DiffClass::MissingInModern,
+        DiffClass::MissingInLegacy,
+        DiffClass::CurrencyMismatch,
+        DiffClass::AmountMismatch,
+        DiffClass::QuantityMismatch,
+        DiffClass::UnitPriceMismatch,
+        DiffClass::TotalMismatch,
+        DiffClass::StackError,
+        DiffClass::SubMinorUnit,
+        DiffClass::WithinTolerance,
+        DiffClass::DescriptionChanged,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DiffClass::MissingInModern => "missing_in_modern",
+            DiffClass::MissingInLegacy => "missing_in_legacy",
+            DiffClass::CurrencyMismatch => "currency_mismatch",
+            DiffClass::AmountMismatch => "amount_mismatch",
+            DiffClass::QuantityMismatch => "quantity_mismatch",
+            DiffClass::UnitPriceMismatch => "unit_price_mismatch",
+            DiffClass::TotalMismatch => "total_mismatch",
+            DiffClass::StackError => "stack_error",
+            DiffClass::SubMinorUnit => "sub_minor_unit",
+            DiffClass::WithinTolerance => "within_tolerance",
+            DiffClass::DescriptionChanged => "description_changed",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<DiffClass> {
+        DiffClass::ALL.into_iter().find(|c| c.as_str() == name)
+    }
+
+    /// Informational classes are recorded but never fail a comparison.
+    pub fn is_informational(self) -> bool {
+        matches!(self, DiffClass::SubMinorUnit | DiffClass::WithinTolerance | DiffClass::DescriptionChanged)
+    }
+
+    pub(crate) fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// What a diff is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scope {
+    Line,
+    Bill,
+    Customer,
+    Account,
+}
+
+/// One side's line (or total) as evidence: every field it carried.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Evidence {
+    #[serde(flatten)]
+    pub fields: BTreeMap<&'static str, String>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub attributes: BTreeMap<String, String>,
+}
+
+impl Evidence {
+    pub fn of_line(line: &Line<'_>) -> Evidence {
+        let mut fields = BTreeMap::new();
+        for field in Field::ALL {
+            let value = line.get(field);
+            if !value.is_empty() && !matches!(field, Field::AccountId | Field::Attributes) {
+                fields.insert(field.name(), value.to_owned());
+            }
+        }
+        fields.insert("line_type", line.line_type().as_str().to_owned());
+        fields.insert("currency", line.currency().code().to_owned());
+        let attributes = line.attributes().map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
+        Evidence { fields, attributes }
+    }
+
+    pub fn of_total(total: Decimal) -> Evidence {
+        Evidence { fields: BTreeMap::from([("amount", total.to_string())]), attributes: BTreeMap::new() }
+    }
+}
+
+/// One difference between the two sides.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Diff {
+    pub account_id: Option<String>,
+    pub class: DiffClass,
+    pub scope: Scope,
+    pub charge_code: Option<String>,
+    /// The match key's other components (for bills: the billing period).
+    pub key: BTreeMap<String, String>,
+    pub legacy: Option<Evidence>,
+    pub modern: Option<Evidence>,
+    /// modern − legacy, when both are in one currency.
+    pub delta: Option<Decimal>,
+    pub currency: Option<Currency>,
+    /// Every field that differs.
+    pub fields: Vec<String>,
+    /// The id of the waiver that covers this diff.
+    pub waiver: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub customer_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub partition: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub legacy_line: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub modern_line: Option<u32>,
+    /// Free text, for diffs that carry a message (stack errors).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+impl Diff {
+    /// Fails the comparison: a non-informational class that no waiver covers.
+    pub fn is_failing(&self) -> bool {
+        !self.class.is_informational() && self.waiver.is_none()
+    }
+}
+
+/// The result of comparing two sides.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Comparison {
+    pub summary: Summary,
+    pub diffs: Vec<Diff>,
+}
+
+impl Comparison {
+    /// True when no failing diff remains.
+    pub fn at_parity(&self) -> bool {
+        self.summary.diffs_failing == 0
+    }
+}
+
+/// Compares two sides with one thread.
+pub fn compare(legacy: &LineStore, modern: &LineStore, config: &CompareConfig) -> Comparison {
+    compare_with_threads(legacy, modern, config, 1)
+}
+
+/// Compares two sides, spreading accounts over `threads` threads. The result does not
+/// depend on the number of threads.
+pub fn compare_with_threads(
+    legacy: &LineStore,
+    modern: &LineStore,
+    config: &CompareConfig,
+    threads: usize,
+) -> Comparison {
+    let accounts = AccountIndex::build(legacy, modern);
+    let threads = threads.clamp(1, 64);
+    let chunk = accounts.order.len().div_ceil(threads).max(1);
+    let engine = Engine { legacy, modern, config };
+    let parts: Vec<(Vec<Diff>, Tally)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = accounts
+            .order
+            .chunks(chunk)
+            .map(|slice| {
+                let (engine, accounts) = (&engine, &accounts);
+                scope.spawn(move || engine.compare_accounts(accounts, slice))
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))).collect()
+    });
+    let mut diffs = Vec::new();
+    let mut tally = Tally::new(config);
+    for (part_diffs, part_tally) in parts {
+        diffs.extend(part_diffs);
+        tally.merge(part_tally);
+    }
+    tally.lines_legacy = legacy.len() as u64;
+    tally.lines_modern = modern.len() as u64;
+    diffs.extend(engine.customer_diffs(&mut tally));
+    let summary = tally.finish(config);
+    debug_assert_eq!(summary.diffs_failing, diffs.iter().filter(|d| d.is_failing()).count() as u64);
+    Comparison { summary, diffs }
+}
+
+/// Lines of both sides grouped by account, accounts in name order.
+struct AccountIndex<'s> {
+    names: Vec<&'s str>,
+    /// Per side: line indices ordered by account, and where each account's run starts.
+    legacy_lines: Vec<u32>,
+    legacy_starts: Vec<u32>,
+    modern_lines: Vec<u32>,
+    modern_starts: Vec<u32>,
+    order: Vec<u32>,
+}
+
+impl<'s> AccountIndex<'s> {
+    fn build(legacy: &'s LineStore, modern: &'s LineStore) -> AccountIndex<'s> {
+        let mut ids: FxHashMap<&'s str, u32> = FxHashMap::default();
+        let mut names: Vec<&'s str> = Vec::new();
+        let mut account_of = |store: &'s LineStore| -> Vec<u32> {
+            let mut last: Option<(&str, u32)> = None;
+            store
+                .lines()
+                .map(|line| {
+                    let name = line.get(Field::AccountId);
+                    if let Some((last_name, id)) = last
+                        && last_name == name
+                    {
+                        return id;
+                    }
+                    let next = names.len() as u32;
+                    let id = *ids.entry(name).or_insert_with(|| {
+                        names.push(name);
+                        next
+                    });
+                    last = Some((name, id));
+                    id
+                })
+                .collect()
+        };
+        let legacy_account = account_of(legacy);
+        let modern_account = account_of(modern);
+        let (legacy_lines, legacy_starts) = bucket(&legacy_account, names.len());
+        let (modern_lines, modern_starts) = bucket(&modern_account, names.len());
+        let mut order: Vec<u32> = (0..names.len() as u32).collect();
+        order.sort_unstable_by(|a, b| names[*a as usize].cmp(names[*b as usize]));
+        AccountIndex { names, legacy_lines, legacy_starts, modern_lines, modern_starts, order }
+    }
+
+    fn legacy(&self, account: u32) -> &[u32] {
+        let a = account as usize;
+        &self.legacy_lines[self.legacy_starts[a] as usize..self.legacy_starts[a + 1] as usize]
+    }
+
+    fn modern(&self, account: u32) -> &[u32] {
+        let a = account as usize;
+        &self.modern_lines[self.modern_starts[a] as usize..self.modern_starts[a + 1] as usize]
+    }
+}
+
+/// A counting sort of line indices by account: stable, so file order is kept per account.
+fn bucket(account_of_line: &[u32], accounts: usize) -> (Vec<u32>, Vec<u32>) {
+    let mut starts = vec![0u32; accounts + 1];
+    for &a in account_of_line {
+        starts[a as usize + 1] += 1;
+    }
+    for i in 1..starts.len() {
+        starts[i] += starts[i - 1];
+    }
+    let mut next = starts.clone();
+    let mut lines = vec![0u32; account_of_line.len()];
+    for (line, &a) in account_of_line.iter().enumerate() {
+        lines[next[a as usize] as usize] = line as u32;
+        next[a as usize] += 1;
+    }
+    (lines, starts)
+}
+
+struct Engine<'s> {
+    legacy: &'s LineStore,
+    modern: &'s LineStore,
+    config: &'s CompareConfig,
+}
+
+/// One bill's totals in one currency, while an account is compared.
+struct BillTotal<'s> {
+    period_start: &'s str,
+    period_end: &'s str,
+    currency: Currency,
+    legacy: Decimal,
+    modern: Decimal,
+    customer_id: &'s str,
+    partition: &'s str,
+    region: &'s str,
+}
+
+impl<'s> Engine<'s> {
+    fn compare_accounts(&self, accounts: &AccountIndex<'s>, slice: &[u32]) -> (Vec<Diff>, Tally) {
+        let mut diffs = Vec::new();
+        let mut tally = Tally::new(self.config);
+        let mut scratch = Scratch::default();
+        for &account in slice {
+            let first = diffs.len();
+            self.compare_account(accounts.legacy(account), accounts.modern(account), &mut scratch, &mut diffs, &mut tally);
+            let account_diffs = &diffs[first..];
+            tally.count_account(account_diffs);
+            debug_assert!(account_diffs.iter().all(|d| d.account_id.as_deref() == Some(accounts.names[account as usize])));
+        }
+        (diffs, tally)
+    }
+
+    fn compare_account(
+        &self,
+        legacy_ids: &[u32],
+        modern_ids: &[u32],
+        scratch: &mut Scratch,
+        diffs: &mut Vec<Diff>,
+        tally: &mut Tally,
+    ) {
+        let key = &self.config.key;
+        let (legacy, modern) = (self.legacy, self.modern);
+        scratch.legacy.clear();
+        scratch.legacy.extend_from_slice(legacy_ids);
+        scratch.modern.clear();
+        scratch.modern.extend_from_slice(modern_ids);
+        sort_by_key_then_amount(key, legacy, &mut scratch.legacy);
+        sort_by_key_then_amount(key, modern, &mut scratch.modern);
+
+        let mut bills: Vec<BillTotal<'s>> = Vec::new();
+        for &i in &scratch.legacy {
+            bill_of(&mut bills, &legacy.line(i as usize)).legacy += legacy.line(i as usize).amount();
+        }
+        for &i in &scratch.modern {
+            bill_of(&mut bills, &modern.line(i as usize)).modern += modern.line(i as usize).amount();
+        }
+
+        let (l, m) = (&scratch.legacy, &scratch.modern);
+        let (mut li, mut mi) = (0, 0);
+        while li < l.len() || mi < m.len() {
+            let order = match (l.get(li), m.get(mi)) {
+                (Some(a), Some(b)) => compare_keys(key, &legacy.line(*a as usize), &modern.line(*b as usize)),
+                (Some(_), None) => Ordering::Less,
+                _ => Ordering::Greater,
+            };
+            let l_end = if order != Ordering::Greater { group_end(key, legacy, l, li) } else { li };
+            let m_end = if order != Ordering::Less { group_end(key, modern, m, mi) } else { mi };
+            pair_group(legacy, &l[li..l_end], modern, &m[mi..m_end], &mut scratch.pairs);
+            for pairing in &scratch.pairs {
+                let diff = match *pairing {
+                    Pairing::Both(a, b) => {
+                        tally.lines_matched += 1;
+                        self.compare_pair(&legacy.line(a as usize), &modern.line(b as usize))
+                    }
+                    Pairing::LegacyOnly(a) => Some(self.missing(&legacy.line(a as usize), DiffClass::MissingInModern)),
+                    Pairing::ModernOnly(b) => Some(self.missing(&modern.line(b as usize), DiffClass::MissingInLegacy)),
+                };
+                if let Some(diff) = diff {
+                    if matches!(pairing, Pairing::Both(..)) && !diff.class.is_informational() {
+                        tally.lines_mismatched += 1;
+                    }
+                    diffs.push(self.waive(diff, tally));
+                }
+            }
+            (li, mi) = (l_end, m_end);
+        }
+
+        let account_id = legacy_ids
+            .first()
+            .map(|&i| legacy.line(i as usize))
+            .or_else(|| modern_ids.first().map(|&i| modern.line(i as usize)))
+            .map(|line| line.get(Field::AccountId))
+            .unwrap_or_default();
+        for bill in &bills {
+            tally.add_currency_totals(bill.currency, bill.legacy, bill.modern);
+            let delta = bill.modern - bill.legacy;
+            let flagged = delta.abs() >= bill.currency.minor_unit();
+            if !bill.customer_id.is_empty() {
+                tally.add_customer_bill(bill.customer_id, bill.currency, bill.legacy, bill.modern, flagged);
+            }
+            if flagged {
+                let diff = self.total_mismatch(account_id, bill, delta);
+                diffs.push(self.waive(diff, tally));
+            }
+        }
+    }
+
+    fn compare_pair(&self, a: &Line<'_>, b: &Line<'_>) -> Option<Diff> {
+        let ignored = &self.config.ignored;
+        let mut fields: Vec<String> = Vec::new();
+        let currency_differs = a.currency() != b.currency();
+        if currency_differs {
+            fields.push("currency".into());
+        }
+        let delta = b.amount() - a.amount();
+        if !delta.is_zero() {
+            fields.push("amount".into());
+        }
+        let quantity_differs = !ignored.quantity && !decimal_text_eq(a.get(Field::Quantity), b.get(Field::Quantity));
+        if quantity_differs {
+            fields.push("quantity".into());
+        }
+        let unit_price_differs =
+            !ignored.unit_price && !decimal_text_eq(a.get(Field::UnitPrice), b.get(Field::UnitPrice));
+        if unit_price_differs {
+            fields.push("unit_price".into());
+        }
+        let cosmetic_start = fields.len();
+        if !ignored.unit && a.get(Field::Unit) != b.get(Field::Unit) {
+            fields.push("unit".into());
+        }
+        if !ignored.description && a.get(Field::Description) != b.get(Field::Description) {
+            fields.push("description".into());
+        }
+        if !ignored.all_attributes && a.get(Field::Attributes) != b.get(Field::Attributes) {
+            attribute_differences(a, b, ignored, &mut fields);
+        }
+        if fields.is_empty() {
+            return None;
+        }
+        let currency = a.currency();
+        let tolerance = self.config.tolerances.for_line(a.get(Field::ChargeCode), a.line_type()).in_currency(currency);
+        let class = if currency_differs {
+            DiffClass::CurrencyMismatch
+        } else if delta.abs() >= tolerance {
+            DiffClass::AmountMismatch
+        } else if quantity_differs {
+            DiffClass::QuantityMismatch
+        } else if unit_price_differs {
+            DiffClass::UnitPriceMismatch
+        } else if delta.abs() >= currency.minor_unit() {
+            DiffClass::WithinTolerance
+        } else if !delta.is_zero() {
+            DiffClass::SubMinorUnit
+        } else if fields.len() > cosmetic_start {
+            DiffClass::DescriptionChanged
+        } else {
+            return None;
+        };
+        let mut diff = self.line_diff(a, class);
+        diff.modern = Some(Evidence::of_line(b));
+        diff.modern_line = Some(b.source_line());
+        diff.delta = (!currency_differs).then_some(delta);
+        diff.fields = fields;
+        Some(diff)
+    }
+
+    fn missing(&self, line: &Line<'_>, class: DiffClass) -> Diff {
+        let mut diff = self.line_diff(line, class);
+        diff.fields = vec!["line".into()];
+        let amount = line.amount();
+        if class == DiffClass::MissingInLegacy {
+            diff.legacy_line = None;
+            diff.modern_line = Some(line.source_line());
+            diff.modern = diff.legacy.take();
+            diff.delta = Some(amount);
+        } else {
+            diff.delta = Some(-amount);
+        }
+        diff
+    }
+
+    /// A line diff with the legacy side filled from `line`.
+    fn line_diff(&self, line: &Line<'_>, class: DiffClass) -> Diff {
+        let key = self
+            .config
+            .key
+            .iter()
+            .filter(|k| !matches!(k, KeyField::Text(Field::AccountId | Field::ChargeCode)))
+            .map(|k| (k.name(), k.value(line).into_owned()))
+            .filter(|(_, v)| !v.is_empty())
+            .collect();
+        Diff {
+            account_id: Some(line.get(Field::AccountId).to_owned()),
+            class,
+            scope: Scope::Line,
+            charge_code: non_empty(line.get(Field::ChargeCode)),
+            key,
+            legacy: Some(Evidence::of_line(line)),
+            modern: None,
+            delta: None,
+            currency: Some(line.currency()),
+            fields: Vec::new(),
+            waiver: None,
+            customer_id: non_empty(line.get(Field::CustomerId)),
+            partition: non_empty(line.get(Field::Partition)),
+            region: non_empty(line.get(Field::Region)),
+            legacy_line: Some(line.source_line()),
+            modern_line: None,
+            detail: None,
+        }
+    }
+
+    fn total_mismatch(&self, account_id: &str, bill: &BillTotal<'_>, delta: Decimal) -> Diff {
+        Diff {
+            account_id: Some(account_id.to_owned()),
+            class: DiffClass::TotalMismatch,
+            scope: Scope::Bill,
+            charge_code: None,
+            key: BTreeMap::from([
+                ("period_start".to_owned(), bill.period_start.to_owned()),
+                ("period_end".to_owned(), bill.period_end.to_owned()),
+            ]),
+            legacy: Some(Evidence::of_total(bill.legacy)),
+            modern: Some(Evidence::of_total(bill.modern)),
+            delta: Some(delta),
+            currency: Some(bill.currency),
+            fields: vec!["total".into()],
+            waiver: None,
+            customer_id: non_empty(bill.customer_id),
+            partition: non_empty(bill.partition),
+            region: non_empty(bill.region),
+            legacy_line: None,
+            modern_line: None,
+            detail: None,
+        }
+    }
+
+    /// Customer totals drift that no bill shows: the bills of a customer that are each
+    /// within a minor unit can still add up to a difference on the customer's invoice.
+    fn customer_diffs(&self, tally: &mut Tally) -> Vec<Diff> {
+        let mut out = Vec::new();
+        for ((customer, currency), acc) in tally.customers_sorted() {
+            if acc.unflagged_delta.abs() < currency.minor_unit() {
+                continue;
+            }
+            let diff = Diff {
+                account_id: None,
+                class: DiffClass::TotalMismatch,
+                scope: Scope::Customer,
+                charge_code: None,
+                key: BTreeMap::new(),
+                legacy: Some(Evidence::of_total(acc.legacy)),
+                modern: Some(Evidence::of_total(acc.modern)),
+                delta: Some(acc.unflagged_delta),
+                currency: Some(currency),
+                fields: vec!["total".into()],
+                waiver: None,
+                customer_id: Some(customer),
+                partition: None,
+                region: None,
+                legacy_line: None,
+                modern_line: None,
+                detail: None,
+            };
+            out.push(self.waive(diff, tally));
+        }
+        tally.customers_mismatched = out.len() as u64;
+        out
+    }
+
+    /// Marks the diff with the first live waiver that covers it; counts the expired ones
+    /// that would have.
+    fn waive(&self, mut diff: Diff, tally: &mut Tally) -> Diff {
+        tally.count_diff(&diff);
+        if diff.class.is_informational() {
+            return diff;
+        }
+        for (i, waiver) in self.config.waivers.iter().enumerate() {
+            if !waiver_covers(waiver, &diff) {
+                continue;
+            }
+            if waiver.is_expired(self.config.today) {
+                tally.waiver_expired_hits[i] += 1;
+                continue;
+            }
+            tally.waiver_hits[i] += 1;
+            tally.waived += 1;
+            diff.waiver = Some(waiver.id.clone());
+            return diff;
+        }
+        tally.diffs_failing += 1;
+        diff
+    }
+}
+
+#[derive(Default)]
+struct Scratch {
+    legacy: Vec<u32>,
+    modern: Vec<u32>,
+    pairs: Vec<Pairing>,
+}
+
+fn bill_of<'a, 's>(bills: &'a mut Vec<BillTotal<'s>>, line: &Line<'s>) -> &'a mut BillTotal<'s> {
+    let (start, end, currency) = (line.get(Field::PeriodStart), line.get(Field::PeriodEnd), line.currency());
+    let found = bills.iter().position(|b| b.period_start == start && b.period_end == end && b.currency == currency);
+    let index = found.unwrap_or_else(|| {
+        bills.push(BillTotal {
+            period_start: start,
+            period_end: end,
+            currency,
+            legacy: Decimal::ZERO,
+            modern: Decimal::ZERO,
+            customer_id: line.get(Field::CustomerId),
+            partition: line.get(Field::Partition),
+            region: line.get(Field::Region),
+        });
+        bills.len() - 1
+    });
+    &mut bills[index]
+}
+
+fn non_empty(s: &str) -> Option<String> {
+    (!s.is_empty()).then(|| s.to_owned())
+}
+
+fn sort_by_key_then_amount(key: &[KeyField], store: &LineStore, ids: &mut [u32]) {
+    ids.sort_by(|a, b| {
+        let (a, b) = (store.line(*a as usize), store.line(*b as usize));
+        compare_keys(key, &a, &b).then_with(|| a.amount().cmp(&b.amount()))
+    });
+}
+
+pub(crate) fn compare_keys(key: &[KeyField], a: &Line<'_>, b: &Line<'_>) -> Ordering {
+    for k in key {
+        let order = match k {
+            KeyField::Text(field) => a.get(*field).cmp(b.get(*field)),
+            KeyField::LineType => a.line_type().cmp(&b.line_type()),
+            KeyField::Currency => a.currency().code().cmp(b.currency().code()),
+            KeyField::Attribute(_) => k.value(a).cmp(&k.value(b)),
+        };
+        if order != Ordering::Equal {
+            return order;
+        }
+    }
+    Ordering::Equal
+}
+
+fn group_end(key: &[KeyField], store: &LineStore, ids: &[u32], start: usize) -> usize {
+    let first = store.line(ids[start] as usize);
+    let mut end = start + 1;
+    while end < ids.len() && compare_keys(key, &first, &store.line(ids[end] as usize)) == Ordering::Equal {
+        end += 1;
+    }
+    end
+}
+
+/// Numeric equality of two validated decimal texts; bytes first, parse only if they differ.
+fn decimal_text_eq(a: &str, b: &str) -> bool {
+    if a == b {
+        return true;
+    }
+    match (crate::money::parse_decimal(a), crate::money::parse_decimal(b)) {
+        (Ok(x), Ok(y)) => x == y,
+        _ => false,
+    }
+}
+
+fn attribute_differences(a: &Line<'_>, b: &Line<'_>, ignored: &crate::config::Ignored, fields: &mut Vec<String>) {
+    let left: BTreeMap<&str, &str> = a.attributes().collect();
+    let right: BTreeMap<&str, &str> = b.attributes().collect();
+    let names: std::collections::BTreeSet<&str> = left.keys().chain(right.keys()).copied().collect();
+    for name in names {
+        if left.get(name) != right.get(name) && !ignored.attribute(name) {
+            fields.push(format!("attributes.{name}"));
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Pairing {
+    Both(u32, u32),
+    LegacyOnly(u32),
+    ModernOnly(u32),
+}
+
+/// The largest group (legacy lines × modern lines with one key) paired optimally; larger
+/// groups are paired in amount order, which is optimal when both sides have as many lines.
+const OPTIMAL_PAIRING_CELLS_MAX: usize = 1 << 20;
+
+/// Pairs the lines of one key group so that the total absolute amount difference is
+/// smallest. Both slices are sorted by amount. Equal amounts are paired first (this never
+/// makes the total worse), the rest by an order-preserving assignment.
+pub(crate) fn pair_group(
+    legacy: &LineStore,
+    l: &[u32],
+    modern: &LineStore,
+    m: &[u32],
+    out: &mut Vec<Pairing>,
+) {
+    out.clear();
+    if l.len() == 1 && m.len() == 1 {
+        out.push(Pairing::Both(l[0], m[0]));
+        return;
+    }
+    let amount_l = |i: u32| legacy.line(i as usize).amount();
+    let amount_m = |i: u32| modern.line(i as usize).amount();
+    // Equal amounts first: a merge over both sorted lists.
+    let (mut rest_l, mut rest_m) = (Vec::new(), Vec::new());
+    let (mut i, mut j) = (0, 0);
+    while i < l.len() && j < m.len() {
+        match amount_l(l[i]).cmp(&amount_m(m[j])) {
+            Ordering::Equal => {
+                out.push(Pairing::Both(l[i], m[j]));
+                (i, j) = (i + 1, j + 1);
+            }
+            Ordering::Less => {
+                rest_l.push(l[i]);
+                i += 1;
+            }
+            Ordering::Greater => {
+                rest_m.push(m[j]);
+                j += 1;
+            }
+        }
+    }
+    rest_l.extend_from_slice(&l[i..]);
+    rest_m.extend_from_slice(&m[j..]);
+    if rest_l.len() == rest_m.len() || rest_l.is_empty() || rest_m.is_empty() {
+        let n = rest_l.len().min(rest_m.len());
+        out.extend(rest_l.iter().zip(&rest_m).map(|(a, b)| Pairing::Both(*a, *b)));
+        out.extend(rest_l[n..].iter().map(|a| Pairing::LegacyOnly(*a)));
+        out.extend(rest_m[n..].iter().map(|b| Pairing::ModernOnly(*b)));
+        return;
+    }
+    let la: Vec<Decimal> = rest_l.iter().map(|&i| amount_l(i)).collect();
+    let ma: Vec<Decimal> = rest_m.iter().map(|&i| amount_m(i)).collect();
+    let chosen = if la.len() * ma.len() <= OPTIMAL_PAIRING_CELLS_MAX {
+        assign_sorted(&la, &ma)
+    } else {
+        (0..la.len().min(ma.len())).map(|k| (k, k)).collect()
+    };
+    let mut used_l = vec![false; rest_l.len()];
+    let mut used_m = vec![false; rest_m.len()];
+    for (a, b) in chosen {
+        used_l[a] = true;
+        used_m[b] = true;
+        out.push(Pairing::Both(rest_l[a], rest_m[b]));
+    }
+    out.extend(rest_l.iter().zip(&used_l).filter(|(_, u)| !**u).map(|(a, _)| Pairing::LegacyOnly(*a)));
+    out.extend(rest_m.iter().zip(&used_m).filter(|(_, u)| !**u).map(|(b, _)| Pairing::ModernOnly(*b)));
+}
+
+/// Minimum-cost matching of the shorter sorted list into the longer one, preserving order
+/// (optimal in one dimension): `cost[i][j]` is the best pairing of the first `j` of the
+/// short list within the first `i` of the long list.
+fn assign_sorted(a: &[Decimal], b: &[Decimal]) -> Vec<(usize, usize)> {
+    let swap = a.len() < b.len();
+    let (long, short) = if swap { (b, a) } else { (a, b) };
+    let (n, m) = (long.len(), short.len());
+    let width = m + 1;
+    let mut cost: Vec<Option<Decimal>> = vec![None; (n + 1) * width];
+    let mut take = vec![false; (n + 1) * width];
+    for i in 0..=n {
+        cost[i * width] = Some(Decimal::ZERO);
+    }
+    for i in 1..=n {
+        for j in 1..=m.min(i) {
+            let skip = cost[(i - 1) * width + j];
+            let pair = cost[(i - 1) * width + j - 1].map(|c| c + (long[i - 1] - short[j - 1]).abs());
+            let (best, took) = match (skip, pair) {
+                (Some(s), Some(p)) if s < p => (Some(s), false),
+                (_, Some(p)) => (Some(p), true),
+                (s, None) => (s, false),
+            };
+            cost[i * width + j] = best;
+            take[i * width + j] = took;
+        }
+    }
+    let mut pairs = Vec::with_capacity(m);
+    let (mut i, mut j) = (n, m);
+    while j > 0 {
+        if take[i * width + j] {
+            pairs.push(if swap { (j - 1, i - 1) } else { (i - 1, j - 1) });
+            j -= 1;
+        }
+        i -= 1;
+    }
+    pairs.reverse();
+    pairs
+}
+
+fn waiver_covers(waiver: &crate::config::Waiver, diff: &Diff) -> bool {
+    let glob_ok = |pattern: &Option<glob::Pattern>, value: &Option<String>| match pattern {
+        None => true,
+        Some(p) => value.as_deref().is_some_and(|v| p.matches(v)),
+    };
+    let eq_ok = |want: &Option<String>, value: &Option<String>| want.is_none() || want == value;
+    waiver.class.is_none_or(|c| c == diff.class)
+        && glob_ok(&waiver.charge_code, &diff.charge_code)
+        && glob_ok(&waiver.account_id, &diff.account_id)
+        && eq_ok(&waiver.partition, &diff.partition)
+        && eq_ok(&waiver.region, &diff.region)
+        && waiver.delta_abs_max.is_none_or(|max| diff.delta.is_some_and(|d| d.abs() <= max))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dec(s: &str) -> Decimal {
+        s.parse().unwrap()
+    }
+
+    fn check_assign(a: &[&str], b: &[&str], expected: &[(usize, usize)]) {
+        let a: Vec<Decimal> = a.iter().map(|s| dec(s)).collect();
+        let b: Vec<Decimal> = b.iter().map(|s| dec(s)).collect();
+        assert_eq!(assign_sorted(&a, &b), expected);
+    }
+
+    #[test]
+    fn assignment_picks_the_closest_subset() {
+        check_assign(&["10", "20", "30"], &["21"], &[(1, 0)]);
+        check_assign(&["21"], &["10", "20", "30"], &[(0, 1)]);
+        check_assign(&["1", "5", "9"], &["4", "10"], &[(1, 0), (2, 1)]);
+        check_assign(&["1", "2"], &["1.5"], &[(1, 0)]);
+    }
+
+    #[test]
+    fn class_names_are_stable() {
+        for class in DiffClass::ALL {
+            assert_eq!(DiffClass::from_name(class.as_str()), Some(class));
+            assert_eq!(class.index(), DiffClass::ALL.iter().position(|c| *c == class).unwrap());
+        }
+    }
+}

@@ -1,0 +1,16 @@
+//! The canonical bill model and the to-the-cent diff engine of billshadow.
+//!
+//! Pure: no I/O, no async, no clock (the date waivers are judged against is passed in).
+//! No amount is ever an `f64`: money is `rust_decimal::Decimal` with ISO 4217 minor units.
+
+pub mod config;
+pub mod diff;
+pub mod model;
+pub mod money;
+pub mod summary;
+
+pub use config::{CompareConfig, Ignored, KeyField, Tolerance, Tolerances, Waiver};
+pub use diff::{Comparison, Diff, DiffClass, Evidence, Scope, compare, compare_with_threads};
+pub use model::{Field, Line, LineStore, LineType, NewLine};
+pub use money::{Currency, parse_amount, parse_decimal};
+pub use summary::{CurrencyTotals, Summary, WaiverUse};

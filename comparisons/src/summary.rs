@@ -1,0 +1,233 @@
+//! The summary of a comparison: accounts, lines, classes, totals per currency, waivers.
+
+use std::collections::BTreeMap;
+
+use rust_decimal::Decimal;
+use rustc_hash::FxHashMap;
+
+use crate::config::CompareConfig;
+use crate::diff::{Diff, DiffClass};
+use crate::money::Currency;
+
+/// Totals of one currency over everything compared.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct CurrencyTotals {
+    pub legacy_total: Decimal,
+    pub modern_total: Decimal,
+    /// |modern_total − legacy_total|: the drift the whole comparison adds up to.
+    pub delta_abs: Decimal,
+}
+
+/// How a waiver was used.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct WaiverUse {
+    pub id: String,
+    pub owner: String,
+    pub ticket: String,
+    pub reason: String,
+    pub expires: String,
+    pub expired: bool,
+    /// Diffs it waived.
+    pub waived: u64,
+    /// Diffs it would have waived had it not expired: they fail.
+    pub matched_while_expired: u64,
+}
+
+/// What a comparison found, in numbers.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Summary {
+    /// `parity` or `mismatch`.
+    pub verdict: &'static str,
+    pub accounts_compared: u64,
+    pub accounts_at_parity: u64,
+    pub accounts_mismatched: u64,
+    pub accounts_errored: u64,
+    /// At parity only because waivers cover their diffs.
+    pub accounts_waived: u64,
+    pub customers_compared: u64,
+    /// Customers whose totals drift although none of their bills does.
+    pub customers_mismatched: u64,
+    pub lines_legacy: u64,
+    pub lines_modern: u64,
+    pub lines_matched: u64,
+    pub lines_mismatched: u64,
+    pub by_class: BTreeMap<DiffClass, u64>,
+    pub currencies: BTreeMap<Currency, CurrencyTotals>,
+    /// Diffs covered by a live waiver.
+    pub waived: u64,
+    /// Diffs that fail: not informational, not waived.
+    pub diffs_failing: u64,
+    pub waivers: Vec<WaiverUse>,
+}
+
+/// Per-customer totals in one currency.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct CustomerTotals {
+    pub(crate) legacy: Decimal,
+    pub(crate) modern: Decimal,
+    /// The delta of the customer's bills that were not themselves a total mismatch.
+    pub(crate) unflagged_delta: Decimal,
+}
+
+/// Counters gathered while comparing; merged across threads, then finished.
+#[derive(Debug, Clone)]
+pub(crate) struct Tally {
+    pub(crate) accounts_compared: u64,
+    pub(crate) accounts_at_parity: u64,
+    pub(crate) accounts_mismatched: u64,
+    pub(crate) accounts_waived: u64,
+    pub(crate) customers_mismatched: u64,
+    pub(crate) lines_legacy: u64,
+    pub(crate) lines_modern: u64,
+    pub(crate) lines_matched: u64,
+    pub(crate) lines_mismatched: u64,
+    pub(crate) by_class: [u64; DiffClass::ALL.len()],
+    pub(crate) currencies: BTreeMap<Currency, (Decimal, Decimal)>,
+    pub(crate) waived: u64,
+    pub(crate) diffs_failing: u64,
+    pub(crate) waiver_hits: Vec<u64>,
+    pub(crate) waiver_expired_hits: Vec<u64>,
+    customers: FxHashMap<(String, Currency), CustomerTotals>,
+}
+
+impl Tally {
+    pub(crate) fn new(config: &CompareConfig) -> Tally {
+        Tally {
+            accounts_compared: 0,
+            accounts_at_parity: 0,
+            accounts_mismatched: 0,
+            accounts_waived: 0,
+            customers_mismatched: 0,
+            lines_legacy: 0,
+            lines_modern: 0,
+            lines_matched: 0,
+            lines_mismatched: 0,
+            by_class: [0; DiffClass::ALL.len()],
+            currencies: BTreeMap::new(),
+            waived: 0,
+            diffs_failing: 0,
+            waiver_hits: vec![0; config.waivers.len()],
+            waiver_expired_hits: vec![0; config.waivers.len()],
+            customers: FxHashMap::default(),
+        }
+    }
+
+    pub(crate) fn count_diff(&mut self, diff: &Diff) {
+        self.by_class[diff.class.index()] += 1;
+    }
+
+    /// Counts one account once all its diffs are known.
+    pub(crate) fn count_account(&mut self, diffs: &[Diff]) {
+        self.accounts_compared += 1;
+        if diffs.iter().any(Diff::is_failing) {
+            self.accounts_mismatched += 1;
+        } else {
+            self.accounts_at_parity += 1;
+            if diffs.iter().any(|d| d.waiver.is_some()) {
+                self.accounts_waived += 1;
+            }
+        }
+    }
+
+    pub(crate) fn add_currency_totals(&mut self, currency: Currency, legacy: Decimal, modern: Decimal) {
+        let entry = self.currencies.entry(currency).or_default();
+        entry.0 += legacy;
+        entry.1 += modern;
+    }
+
+    pub(crate) fn add_customer_bill(
+        &mut self,
+        customer: &str,
+        currency: Currency,
+        legacy: Decimal,
+        modern: Decimal,
+        flagged: bool,
+    ) {
+        let entry = self.customers.entry((customer.to_owned(), currency)).or_default();
+        entry.legacy += legacy;
+        entry.modern += modern;
+        if !flagged {
+            entry.unflagged_delta += modern - legacy;
+        }
+    }
+
+    pub(crate) fn customers_sorted(&self) -> Vec<((String, Currency), CustomerTotals)> {
+        let mut all: Vec<_> = self.customers.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        all
+    }
+
+    pub(crate) fn merge(&mut self, other: Tally) {
+        self.accounts_compared += other.accounts_compared;
+        self.accounts_at_parity += other.accounts_at_parity;
+        self.accounts_mismatched += other.accounts_mismatched;
+        self.accounts_waived += other.accounts_waived;
+        self.lines_matched += other.lines_matched;
+        self.lines_mismatched += other.lines_mismatched;
+        for (mine, theirs) in self.by_class.iter_mut().zip(other.by_class) {
+            *mine += theirs;
+        }
+        for (currency, (l, m)) in other.currencies {
+            self.add_currency_totals(currency, l, m);
+        }
+        self.waived += other.waived;
+        self.diffs_failing += other.diffs_failing;
+        for (mine, theirs) in self.waiver_hits.iter_mut().zip(other.waiver_hits) {
+            *mine += theirs;
+        }
+        for (mine, theirs) in self.waiver_expired_hits.iter_mut().zip(other.waiver_expired_hits) {
+            *mine += theirs;
+        }
+        for (key, theirs) in other.customers {
+            let mine = self.customers.entry(key).or_default();
+            mine.legacy += theirs.legacy;
+            mine.modern += theirs.modern;
+            mine.unflagged_delta += theirs.unflagged_delta;
+        }
+    }
+
+    pub(crate) fn finish(self, config: &CompareConfig) -> Summary {
+        let customers: std::collections::BTreeSet<&str> = self.customers.keys().map(|(c, _)| c.as_str()).collect();
+        Summary {
+            verdict: if self.diffs_failing == 0 { "parity" } else { "mismatch" },
+            accounts_compared: self.accounts_compared,
+            accounts_at_parity: self.accounts_at_parity,
+            accounts_mismatched: self.accounts_mismatched,
+            accounts_errored: 0,
+            accounts_waived: self.accounts_waived,
+            customers_compared: customers.len() as u64,
+            customers_mismatched: self.customers_mismatched,
+            lines_legacy: self.lines_legacy,
+            lines_modern: self.lines_modern,
+            lines_matched: self.lines_matched,
+            lines_mismatched: self.lines_mismatched,
+            by_class: DiffClass::ALL
+                .into_iter()
+                .filter(|c| self.by_class[c.index()] > 0)
+                .map(|c| (c, self.by_class[c.index()]))
+                .collect(),
+            currencies: self
+                .currencies
+                .into_iter()
+                .map(|(c, (l, m))| (c, CurrencyTotals { legacy_total: l, modern_total: m, delta_abs: (m - l).abs() }))
+                .collect(),
+            waived: self.waived,
+            diffs_failing: self.diffs_failing,
+            waivers: config
+                .waivers
+                .iter()
+                .enumerate()
+                .map(|(i, w)| WaiverUse {
+                    id: w.id.clone(),
+                    owner: w.owner.clone(),
+                    ticket: w.ticket.clone(),
+                    reason: w.reason.clone(),
+                    expires: w.expires.to_string(),
+                    expired: w.is_expired(config.today),
+                    waived: self.waiver_hits[i],
+                    matched_while_expired: self.waiver_expired_hits[i],
+                })
+                .collect(),
+        }
+    }
+}
