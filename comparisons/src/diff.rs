@@ -115,8 +115,9 @@ impl Evidence {
         Evidence { fields, attributes }
     }
 
-    pub fn of_total(total: Decimal) -> Evidence {
-        Evidence { fields: BTreeMap::from([("amount", total.to_string())]), attributes: BTreeMap::new() }
+    pub fn of_total(total: Decimal, currency: Currency) -> Evidence {
+        let amount = currency.present(total).to_string();
+        Evidence { fields: BTreeMap::from([("amount", amount)]), attributes: BTreeMap::new() }
     }
 }
 
@@ -453,7 +454,7 @@ impl<'s> Engine<'s> {
         let mut diff = self.line_diff(a, class);
         diff.modern = Some(Evidence::of_line(b));
         diff.modern_line = Some(b.source_line());
-        diff.delta = (!currency_differs).then_some(delta);
+        diff.delta = (!currency_differs).then(|| currency.present(delta));
         diff.fields = fields;
         Some(diff)
     }
@@ -466,9 +467,9 @@ impl<'s> Engine<'s> {
             diff.legacy_line = None;
             diff.modern_line = Some(line.source_line());
             diff.modern = diff.legacy.take();
-            diff.delta = Some(amount);
+            diff.delta = Some(line.currency().present(amount));
         } else {
-            diff.delta = Some(-amount);
+            diff.delta = Some(line.currency().present(-amount));
         }
         diff
     }
@@ -514,9 +515,9 @@ impl<'s> Engine<'s> {
                 ("period_start".to_owned(), bill.period_start.to_owned()),
                 ("period_end".to_owned(), bill.period_end.to_owned()),
             ]),
-            legacy: Some(Evidence::of_total(bill.legacy)),
-            modern: Some(Evidence::of_total(bill.modern)),
-            delta: Some(delta),
+            legacy: Some(Evidence::of_total(bill.legacy, bill.currency)),
+            modern: Some(Evidence::of_total(bill.modern, bill.currency)),
+            delta: Some(bill.currency.present(delta)),
             currency: Some(bill.currency),
             fields: vec!["total".into()],
             waiver: None,
@@ -543,9 +544,9 @@ impl<'s> Engine<'s> {
                 scope: Scope::Customer,
                 charge_code: None,
                 key: BTreeMap::new(),
-                legacy: Some(Evidence::of_total(acc.legacy)),
-                modern: Some(Evidence::of_total(acc.modern)),
-                delta: Some(acc.unflagged_delta),
+                legacy: Some(Evidence::of_total(acc.legacy, currency)),
+                modern: Some(Evidence::of_total(acc.modern, currency)),
+                delta: Some(currency.present(acc.unflagged_delta)),
                 currency: Some(currency),
                 fields: vec!["total".into()],
                 waiver: None,

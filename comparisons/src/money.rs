@@ -192,6 +192,16 @@ impl Currency {
         u32::from(self.0.exponent().unwrap_or(0))
     }
 
+    /// The same value written with no trailing zeros beyond the minor unit, and at least
+    /// as many decimals as it has: 1376.230 USD → 1376.23, 238 USD → 238.00, 0.004 → 0.004.
+    pub fn present(self, value: Decimal) -> Decimal {
+        let mut v = value.normalize();
+        if v.scale() < self.minor_unit_exponent() {
+            v.rescale(self.minor_unit_exponent());
+        }
+        v
+    }
+
     /// One minor unit as an amount: USD 0.01, JPY 1, BHD 0.001.
     pub fn minor_unit(self) -> Decimal {
         Decimal::new(1, self.minor_unit_exponent())

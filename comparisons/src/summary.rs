@@ -209,7 +209,10 @@ impl Tally {
             currencies: self
                 .currencies
                 .into_iter()
-                .map(|(c, (l, m))| (c, CurrencyTotals { legacy_total: l, modern_total: m, delta_abs: (m - l).abs() }))
+                .map(|(c, (l, m))| {
+                    let totals = CurrencyTotals { legacy_total: c.present(l), modern_total: c.present(m), delta_abs: c.present((m - l).abs()) };
+                    (c, totals)
+                })
                 .collect(),
             waived: self.waived,
             diffs_failing: self.diffs_failing,

@@ -1,0 +1,116 @@
+//! The command line.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Compare a legacy and a modern billing stack to the cent.
+///
+/// Exit codes: 0 parity, 1 mismatches beyond tolerance, 2 usage, configuration or input
+/// error, 3 a stack or store failure prevented a verdict.
+#[derive(Debug, Parser)]
+#[command(name = "billshadow", version, max_term_width = 100)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    Diff(DiffArgs),
+    CheckSpec(CheckSpecArgs),
+    /// List the built-in format mappings.
+    Formats,
+    #[command(subcommand)]
+    Generate(Generate),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum OutputFormat {
+    /// A summary table and the diffs grouped by account.
+    Text,
+    /// One JSON document (schema billshadow.diff/v1).
+    Json,
+    /// One diff per line, then a summary line.
+    Jsonl,
+}
+
+/// Compare two exported bill files line by line, to the cent.
+///
+/// Lines are paired by a match key (default: account, billing period, charge code, line
+/// type, usage period, region); duplicates are paired to minimise the total difference.
+/// Bill and customer totals are compared too.
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  billshadow diff --legacy examples/legacy.csv --modern examples/modern.csv
+  billshadow diff --legacy old.csv --modern new.jsonl --modern-format canonical-jsonl --format json --out diff.json
+  billshadow diff --spec spec.toml --format jsonl --max-bad-rows 10")]
+pub(crate) struct DiffArgs {
+    /// The legacy stack's export (default: the spec's [legacy] path).
+    #[arg(long, value_name = "PATH")]
+    pub(crate) legacy: Option<PathBuf>,
+    /// The modern stack's export (default: the spec's [modern] path).
+    #[arg(long, value_name = "PATH")]
+    pub(crate) modern: Option<PathBuf>,
+    /// A catalog format (see `billshadow formats`), `auto`, or a mapping file.
+    #[arg(long, value_name = "NAME|FILE")]
+    pub(crate) legacy_format: Option<String>,
+    /// A catalog format (see `billshadow formats`), `auto`, or a mapping file.
+    #[arg(long, value_name = "NAME|FILE")]
+    pub(crate) modern_format: Option<String>,
+    /// A comparison spec: match key, tolerances, ignored fields, waivers.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) spec: Option<PathBuf>,
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub(crate) format: OutputFormat,
+    /// Write the report here instead of standard output.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) out: Option<PathBuf>,
+    /// Tolerate up to N malformed rows per file: they are written to the quarantine file,
+    /// counted, and the verdict says it is incomplete.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub(crate) max_bad_rows: u64,
+    /// Where quarantined rows go (JSON lines).
+    #[arg(long, value_name = "FILE", default_value = "billshadow-quarantine.jsonl")]
+    pub(crate) quarantine: PathBuf,
+    /// Judge waiver expiry as of this date (YYYY-MM-DD) instead of today.
+    #[arg(long, value_name = "DATE")]
+    pub(crate) as_of: Option<String>,
+    /// Accounts listed in the text report; the rest are counted.
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    pub(crate) limit: usize,
+    /// Threads used to compare (default: the number of cores).
+    #[arg(long, value_name = "N")]
+    pub(crate) threads: Option<usize>,
+}
+
+/// Validate a comparison spec and the format mappings it names.
+#[derive(Debug, Args)]
+#[command(after_help = "Example:\n  billshadow check-spec spec.toml")]
+pub(crate) struct CheckSpecArgs {
+    pub(crate) file: PathBuf,
+}
+
+/// Generate data for tests and benchmarks.
+#[derive(Debug, Subcommand)]
+pub(crate) enum Generate {
+    Pair(PairArgs),
+}
+
+/// Write a legacy/modern canonical pair with known injected differences of every class,
+/// and an answer file (answers.json) listing them.
+#[derive(Debug, Args)]
+#[command(after_help = "Example:\n  billshadow generate pair --accounts 2000 --lines-per-account 12 --seed 7 --out /tmp/pair")]
+pub(crate) struct PairArgs {
+    #[arg(long, default_value_t = 2000)]
+    pub(crate) accounts: u32,
+    #[arg(long, default_value_t = 12)]
+    pub(crate) lines_per_account: u32,
+    #[arg(long, default_value_t = 1)]
+    pub(crate) seed: u64,
+    /// Share of accounts (0-100) that get an injected difference.
+    #[arg(long, default_value_t = 10)]
+    pub(crate) inject_percent: u32,
+    #[arg(long, value_name = "DIR")]
+    pub(crate) out: PathBuf,
+}

@@ -1,0 +1,201 @@
+//! `billshadow diff`, `check-spec` and `formats`: offline comparison of two exports.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, anyhow};
+use billshadow_adapters::{Catalog, FormatRef, Mapping, ReadOptions, ReadStats};
+use billshadow_comparisons::config::parse_key_names;
+use billshadow_comparisons::{KeyField, LineStore, compare_with_threads};
+use billshadow_reports::{Inputs, SideInput};
+use chrono::NaiveDate;
+
+use crate::cli::{CheckSpecArgs, DiffArgs, OutputFormat};
+use crate::exit::{Code, Outcome, input};
+use crate::output::Destination;
+use crate::spec::Spec;
+
+/// One side, resolved: its file and its mapping.
+struct Side {
+    path: PathBuf,
+    mapping: Mapping,
+}
+
+pub(crate) fn run(args: DiffArgs) -> Outcome {
+    let catalog = Catalog::builtin().map_err(input)?;
+    let spec = match &args.spec {
+        Some(path) => Spec::load(path).map_err(input)?,
+        None => Spec::empty(),
+    };
+    let today = match &args.as_of {
+        Some(d) => NaiveDate::parse_from_str(d, "%Y-%m-%d").map_err(|_| input(anyhow!("--as-of `{d}` is not a date (YYYY-MM-DD)")))?,
+        None => chrono::Utc::now().date_naive(),
+    };
+    let legacy = resolve_side("legacy", args.legacy.as_ref(), args.legacy_format.as_deref(), &spec.legacy, &catalog)?;
+    let modern = resolve_side("modern", args.modern.as_ref(), args.modern_format.as_deref(), &spec.modern, &catalog)?;
+    let default_key = match &legacy.mapping.match_key {
+        Some(names) => Some(parse_key_names(names.iter().map(String::as_str)).map_err(input)?),
+        None => None,
+    };
+
+    let ((legacy_store, legacy_stats, legacy_bad), (modern_store, modern_stats, modern_bad)) =
+        std::thread::scope(|scope| {
+            let max = args.max_bad_rows;
+            let legacy = &legacy;
+            let l = scope.spawn(move || read_side(legacy, max));
+            let m = read_side(&modern, max);
+            (l.join().unwrap_or_else(|e| std::panic::resume_unwind(e)), m)
+        });
+    let (legacy_store, legacy_stats) = (legacy_store?, legacy_stats);
+    let (modern_store, modern_stats) = (modern_store?, modern_stats);
+    let quarantined = write_quarantine(&args.quarantine, &legacy_bad, &modern_bad)?;
+
+    let mut config = spec.config(today, default_key);
+    if config.key.is_empty() {
+        config.key = KeyField::default_key();
+    }
+    let threads = args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let comparison = compare_with_threads(&legacy_store, &modern_store, &config, threads);
+    drop((legacy_store, modern_store));
+
+    let inputs = Inputs {
+        legacy: side_input(&legacy, &legacy_stats),
+        modern: side_input(&modern, &modern_stats),
+        quarantine: quarantined.then(|| args.quarantine.display().to_string()),
+    };
+    let mut out = Destination::open(args.out.as_deref()).map_err(input)?;
+    let color = out.is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let written = match args.format {
+        OutputFormat::Text => {
+            let options = billshadow_reports::text::TextOptions { color, accounts_shown_max: args.limit, ..Default::default() };
+            billshadow_reports::text::write(out.writer(), &inputs, &comparison, options)
+        }
+        OutputFormat::Json => billshadow_reports::json::write_document(out.writer(), &inputs, &comparison),
+        OutputFormat::Jsonl => billshadow_reports::json::write_lines(out.writer(), &inputs, &comparison),
+    };
+    match written {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+        other => other.context("cannot write the report").map_err(input)?,
+    }
+    out.finish().map_err(input)?;
+    if let Some(path) = &args.out {
+        eprintln!("{}: {} ({} failing diffs)", path.display(), comparison.summary.verdict, comparison.summary.diffs_failing);
+    }
+    Ok(if comparison.at_parity() { Code::Parity } else { Code::Mismatch })
+}
+
+fn resolve_side(
+    name: &str,
+    path: Option<&PathBuf>,
+    format: Option<&str>,
+    spec: &crate::spec::SideSpec,
+    catalog: &Catalog,
+) -> Result<Side, crate::exit::Failure> {
+    let path = path
+        .cloned()
+        .or_else(|| spec.path.clone())
+        .ok_or_else(|| input(anyhow!("no {name} file: pass --{name} PATH or set `path` under [{name}] in the spec")))?;
+    if !path.is_file() {
+        return Err(input(anyhow!("the {name} file {} does not exist or is not a file", path.display())));
+    }
+    let format = format.map(str::to_owned).or_else(|| spec.format.clone()).unwrap_or_else(|| "canonical".to_owned());
+    let mapping = load_mapping(&format, &path, catalog).map_err(input)?;
+    Ok(Side { path, mapping })
+}
+
+pub(crate) fn load_mapping(format: &str, path: &Path, catalog: &Catalog) -> anyhow::Result<Mapping> {
+    match FormatRef::parse(format, catalog) {
+        FormatRef::Builtin(name) => Ok(catalog.get(&name).cloned().context("catalog entry vanished")?),
+        FormatRef::Auto => {
+            let found = catalog.detect(path).with_context(|| format!("cannot read {}", path.display()))?;
+            let mapping = found.ok_or_else(|| {
+                anyhow!(
+                    "{}: no catalog format recognises this file's header; name one with --legacy-format/--modern-format ({})",
+                    path.display(),
+                    catalog.names().collect::<Vec<_>>().join(", ")
+                )
+            })?;
+            eprintln!("{}: detected format `{}`", path.display(), mapping.name);
+            Ok(mapping.clone())
+        }
+        FormatRef::File(file) => {
+            if !file.is_file() {
+                anyhow::bail!(
+                    "`{format}` is neither a catalog format ({}) nor a mapping file",
+                    catalog.names().collect::<Vec<_>>().join(", ")
+                );
+            }
+            Ok(Mapping::from_file(&file)?)
+        }
+    }
+}
+
+type SideRead = (Result<LineStore, crate::exit::Failure>, ReadStats, Vec<u8>);
+
+fn read_side(side: &Side, max_bad_rows: u64) -> SideRead {
+    let mut quarantine = Vec::new();
+    let options = ReadOptions { max_bad_rows, quarantine: Some(&mut quarantine) };
+    match billshadow_adapters::read_path(&side.path, &side.mapping, options) {
+        Ok((store, stats)) => (Ok(store), stats, quarantine),
+        Err(e) => (Err(input(e)), ReadStats::default(), quarantine),
+    }
+}
+
+/// Writes the quarantined rows of both sides, if any; says whether it wrote.
+fn write_quarantine(path: &Path, legacy: &[u8], modern: &[u8]) -> Result<bool, crate::exit::Failure> {
+    if legacy.is_empty() && modern.is_empty() {
+        return Ok(false);
+    }
+    let mut file = std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display())).map_err(input)?;
+    file.write_all(legacy)
+        .and_then(|()| file.write_all(modern))
+        .and_then(|()| file.sync_all())
+        .with_context(|| format!("cannot write {}", path.display()))
+        .map_err(input)?;
+    Ok(true)
+}
+
+fn side_input(side: &Side, stats: &ReadStats) -> SideInput {
+    SideInput {
+        path: side.path.display().to_string(),
+        format: side.mapping.name.clone(),
+        records: stats.records,
+        lines: stats.lines,
+        filtered: stats.filtered,
+        bad_rows: stats.bad_rows,
+    }
+}
+
+pub(crate) fn check_spec(args: CheckSpecArgs) -> Outcome {
+    let spec = Spec::load(&args.file).map_err(input)?;
+    let catalog = Catalog::builtin().map_err(input)?;
+    for (name, side) in [("legacy", &spec.legacy), ("modern", &spec.modern)] {
+        if let Some(format) = &side.format
+            && format != "auto"
+            && catalog.get(format).is_none()
+        {
+            Mapping::from_file(Path::new(format)).map_err(|e| input(anyhow!("[{name}] format: {e}")))?;
+        }
+        if let Some(path) = &side.path
+            && !path.is_file()
+        {
+            return Err(input(anyhow!("{}: [{name}] path {} does not exist", args.file.display(), path.display())));
+        }
+    }
+    let key: Vec<String> = spec.key.clone().unwrap_or_else(KeyField::default_key).iter().map(KeyField::name).collect();
+    let today = chrono::Utc::now().date_naive();
+    let expired: Vec<&str> = spec.waivers.iter().filter(|w| w.is_expired(today)).map(|w| w.id.as_str()).collect();
+    println!("{}: ok", args.file.display());
+    println!("  match key   {}", key.join(", "));
+    println!("  tolerance   {} by default, {} line-type and {} charge-code overrides", spec.tolerances.default, spec.tolerances.by_line_type.len(), spec.tolerances.by_charge_code.len());
+    println!("  waivers     {} ({} expired{})", spec.waivers.len(), expired.len(), if expired.is_empty() { String::new() } else { format!(": {}", expired.join(", ")) });
+    Ok(Code::Parity)
+}
+
+pub(crate) fn formats() -> Outcome {
+    let catalog = Catalog::builtin().map_err(input)?;
+    for mapping in catalog.mappings() {
+        println!("{:<18} {}", mapping.name, mapping.description);
+    }
+    Ok(Code::Parity)
+}

@@ -1,0 +1,506 @@
+//! `billshadow generate pair`: a legacy/modern canonical pair with known injected
+//! differences of every class, and an answer file listing exactly the diffs a correct
+//! comparison reports.
+//!
+//! The answers for bill and customer totals are computed here from the generated lines
+//! with plain sums, independently of the diff engine, so the two check each other.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::Context;
+use rust_decimal::{Decimal, RoundingStrategy};
+use serde::Serialize;
+
+use crate::cli::PairArgs;
+use crate::exit::{Code, Outcome, input};
+
+const PERIOD_START: &str = "2026-10-01";
+const PERIOD_END: &str = "2026-10-31";
+const REGIONS: [&str; 3] = ["us-east-1", "eu-west-1", "ap-northeast-1"];
+
+/// One generated line item.
+#[derive(Debug, Clone)]
+struct GenLine {
+    account: String,
+    customer: String,
+    partition: String,
+    region: &'static str,
+    charge_code: String,
+    line_type: &'static str,
+    description: String,
+    quantity: Option<Decimal>,
+    unit: &'static str,
+    unit_price: Option<Decimal>,
+    amount: Decimal,
+    currency: &'static str,
+    usage_day: Option<u32>,
+    /// A line that shares its match key with another (kept out of most injections).
+    duplicate: bool,
+}
+
+/// One diff the comparison must report.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct Expected {
+    pub(crate) account_id: Option<String>,
+    pub(crate) customer_id: Option<String>,
+    pub(crate) class: &'static str,
+    pub(crate) charge_code: Option<String>,
+    pub(crate) delta: Option<String>,
+    pub(crate) currency: String,
+}
+
+#[derive(Serialize)]
+struct Answers {
+    seed: u64,
+    accounts: u32,
+    lines_legacy: usize,
+    lines_modern: usize,
+    injected: BTreeMap<&'static str, u64>,
+    diffs: Vec<Expected>,
+}
+
+fn minor(currency: &str) -> Decimal {
+    match currency {
+        "JPY" => Decimal::ONE,
+        "BHD" => Decimal::new(1, 3),
+        _ => Decimal::new(1, 2),
+    }
+}
+
+fn round(value: Decimal, currency: &str) -> Decimal {
+    value.round_dp_with_strategy(minor(currency).scale(), RoundingStrategy::MidpointAwayFromZero)
+}
+
+pub(crate) fn run_pair(args: PairArgs) -> Outcome {
+    if args.accounts == 0 || args.lines_per_account == 0 {
+        return Err(input(anyhow::anyhow!("--accounts and --lines-per-account must be at least 1")));
+    }
+    if args.inject_percent > 100 {
+        return Err(input(anyhow::anyhow!("--inject-percent must be between 0 and 100")));
+    }
+    let pair = generate(args.accounts, args.lines_per_account, args.seed, args.inject_percent);
+    write_pair(&args.out, &pair, args.seed, args.accounts).map_err(input)?;
+    eprintln!(
+        "wrote {} legacy and {} modern lines, {} expected diffs, to {}",
+        pair.legacy.len(),
+        pair.modern.len(),
+        pair.expected.len(),
+        args.out.display()
+    );
+    Ok(Code::Parity)
+}
+
+struct Pair {
+    legacy: Vec<GenLine>,
+    modern: Vec<GenLine>,
+    expected: Vec<Expected>,
+    injected: BTreeMap<&'static str, u64>,
+    rng: fastrand::Rng,
+}
+
+fn currency_of_customer(c: u32) -> &'static str {
+    match c % 40 {
+        7 | 27 => "JPY",
+        13 | 33 => "BHD",
+        3 | 23 => "EUR",
+        5 | 15 => "GBP",
+        _ => "USD",
+    }
+}
+
+fn account_lines(i: u32, k: u32, rng: &mut fastrand::Rng) -> Vec<GenLine> {
+    let customer = i / 3;
+    let currency = currency_of_customer(customer);
+    let base = GenLine {
+        account: format!("acct-{i:07}"),
+        customer: format!("cust-{customer:06}"),
+        partition: format!("p{}", i % 4),
+        region: REGIONS[(i as usize / 4) % REGIONS.len()],
+        charge_code: String::new(),
+        line_type: "usage",
+        description: String::new(),
+        quantity: None,
+        unit: "",
+        unit_price: None,
+        amount: Decimal::ZERO,
+        currency,
+        usage_day: None,
+        duplicate: false,
+    };
+    let fx = match currency {
+        "JPY" => Decimal::from(150),
+        "BHD" => Decimal::new(377, 3),
+        _ => Decimal::ONE,
+    };
+    let usage = [("compute.hours", "h", "0.0416"), ("storage.gb", "GB-mo", "0.023"), ("egress.gb", "GB", "0.09")];
+    let mut lines = Vec::new();
+    for j in 0..k {
+        let mut line = base.clone();
+        match j % 6 {
+            0 => {
+                line.charge_code = "platform.fee".into();
+                line.line_type = "recurring";
+                line.description = "Platform fee".into();
+                line.quantity = Some(Decimal::ONE);
+                line.amount = round(Decimal::from(49) * fx, currency);
+                line.unit_price = Some(line.amount);
+            }
+            1 => {
+                line.charge_code = "promo.credit".into();
+                line.line_type = "credit";
+                line.description = "Promotional credit".into();
+                line.amount = -round(Decimal::from(rng.u32(1..=50)) * fx, currency);
+            }
+            _ => {
+                let (code, unit, price) = usage[(j as usize) % usage.len()];
+                let price: Decimal = price.parse().unwrap_or_default();
+                let quantity = Decimal::from(rng.u32(1..=5000));
+                line.charge_code = code.into();
+                line.description = format!("{code} usage");
+                line.unit = unit;
+                line.quantity = Some(quantity);
+                line.unit_price = Some(price * fx);
+                line.amount = round(quantity * price * fx, currency);
+                line.usage_day = Some(1 + j / 6);
+            }
+        }
+        if j / 6 > 0 && line.usage_day.is_none() {
+            // Recurring and credit lines repeat as distinct charge codes past the first round.
+            line.charge_code = format!("{}.{}", line.charge_code, j / 6);
+        }
+        lines.push(line);
+    }
+    if i % 25 == 11 {
+        // A second line with the first usage line's key, far apart in amount.
+        if let Some(first) = lines.iter().position(|l| l.usage_day.is_some()) {
+            let mut dup = lines[first].clone();
+            dup.amount = round(dup.amount * Decimal::from(100) + Decimal::from(1000) * fx, currency);
+            dup.quantity = None;
+            dup.unit_price = None;
+            dup.duplicate = true;
+            lines[first].duplicate = true;
+            lines.push(dup);
+        }
+    }
+    if i % 200 == 17 {
+        let mut big = base.clone();
+        big.charge_code = "enterprise.commit".into();
+        big.line_type = "fixed";
+        big.description = "Enterprise commitment".into();
+        big.amount = match currency {
+            "JPY" => Decimal::from(123_456_789_012_345_i64),
+            "BHD" => "123456789012345.678".parse().unwrap_or_default(),
+            _ => "123456789012345.67".parse().unwrap_or_default(),
+        };
+        lines.push(big);
+    }
+    let subtotal: Decimal = lines.iter().map(|l| l.amount).sum();
+    let mut tax = base.clone();
+    tax.charge_code = "tax.vat".into();
+    tax.line_type = "tax";
+    tax.description = "VAT".into();
+    tax.amount = round(subtotal.max(Decimal::ZERO) * Decimal::new(2, 1), currency);
+    lines.push(tax);
+    lines
+}
+
+const CLASSES: [&str; 12] = [
+    "missing_in_modern",
+    "missing_in_legacy",
+    "amount_mismatch",
+    "quantity_mismatch",
+    "unit_price_mismatch",
+    "currency_mismatch",
+    "sub_minor_unit",
+    "hidden_total_drift",
+    "description_changed",
+    "big_amount_mismatch",
+    "missing_duplicate",
+    "credit_mismatch",
+];
+
+fn generate(accounts: u32, k: u32, seed: u64, inject_percent: u32) -> Pair {
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let mut pair = Pair { legacy: Vec::new(), modern: Vec::new(), expected: Vec::new(), injected: BTreeMap::new(), rng: rng.clone() };
+    let mut next_class = 0usize;
+    let mut drift_customers = 0u32;
+    for i in 0..accounts {
+        let lines = account_lines(i, k, &mut rng);
+        let mut modern = lines.clone();
+        let customer = i / 3;
+        if rng.u32(0..100) < inject_percent {
+            let class = CLASSES[next_class % CLASSES.len()];
+            next_class += 1;
+            inject(class, &lines, &mut modern, &mut rng, &mut pair.expected);
+            *pair.injected.entry(class).or_default() += 1;
+        } else if i % 3 == 1 && customer % 17 == 5 && drift_customers < 50 {
+            // Customer-level drift: this account and the previous one of its customer
+            // each drift by 0.6 of a minor unit (never a bill mismatch), together 1.2.
+            drift_customers += 1;
+            *pair.injected.entry("customer_drift").or_default() += 1;
+            add_sub_minor(&mut modern, Decimal::new(6, 1), &mut pair.expected);
+            let previous_account = format!("acct-{:07}", i - 1);
+            if let Some(start) = pair.modern.iter().position(|l| l.account == previous_account && l.usage_day.is_some() && !l.duplicate) {
+                let mut single = vec![pair.modern[start].clone()];
+                add_sub_minor(&mut single, Decimal::new(6, 1), &mut pair.expected);
+                pair.modern[start] = single.remove(0);
+            }
+        }
+        pair.legacy.extend(lines);
+        pair.modern.extend(modern);
+    }
+    pair.expected.extend(expected_totals(&pair.legacy, &pair.modern));
+    pair.expected.sort();
+    pair.rng = rng;
+    pair
+}
+
+fn add_sub_minor(lines: &mut [GenLine], fraction: Decimal, expected: &mut Vec<Expected>) {
+    if let Some(line) = lines.iter_mut().find(|l| l.usage_day.is_some() && !l.duplicate) {
+        let delta = minor(line.currency) * fraction;
+        line.amount += delta;
+        expected.push(expect(line, "sub_minor_unit", Some(delta)));
+    }
+}
+
+fn expect(line: &GenLine, class: &'static str, delta: Option<Decimal>) -> Expected {
+    Expected {
+        account_id: Some(line.account.clone()),
+        customer_id: None,
+        class,
+        charge_code: Some(line.charge_code.clone()),
+        delta: delta.map(|d| d.normalize().to_string()),
+        currency: line.currency.to_owned(),
+    }
+}
+
+fn pick(lines: &[GenLine], rng: &mut fastrand::Rng, want: impl Fn(&GenLine) -> bool) -> Option<usize> {
+    let candidates: Vec<usize> = (0..lines.len()).filter(|&i| want(&lines[i])).collect();
+    (!candidates.is_empty()).then(|| candidates[rng.usize(0..candidates.len())])
+}
+
+fn inject(class: &'static str, legacy: &[GenLine], modern: &mut Vec<GenLine>, rng: &mut fastrand::Rng, expected: &mut Vec<Expected>) {
+    let plain = |l: &GenLine| !l.duplicate;
+    match class {
+        "missing_in_modern" => {
+            if let Some(i) = pick(modern, rng, plain) {
+                let gone = modern.remove(i);
+                expected.push(expect(&gone, class, Some(-gone.amount)));
+            }
+        }
+        "missing_in_legacy" => {
+            let mut extra = legacy[0].clone();
+            extra.charge_code = "adhoc.fee".into();
+            extra.line_type = "one_time";
+            extra.description = "Ad-hoc fee".into();
+            extra.quantity = None;
+            extra.unit_price = None;
+            extra.usage_day = None;
+            extra.amount = round(Decimal::from(rng.u32(1..=300)) * minor(extra.currency) * Decimal::from(100), extra.currency);
+            expected.push(expect(&extra, class, Some(extra.amount)));
+            modern.push(extra);
+        }
+        "amount_mismatch" | "credit_mismatch" | "big_amount_mismatch" => {
+            let target = match class {
+                "credit_mismatch" => pick(modern, rng, |l| l.line_type == "credit"),
+                "big_amount_mismatch" => pick(modern, rng, |l| l.charge_code == "enterprise.commit"),
+                _ => None,
+            }
+            .or_else(|| pick(modern, rng, plain));
+            if let Some(i) = target {
+                let steps = Decimal::from(rng.u32(1..=500)) * if rng.bool() { Decimal::ONE } else { Decimal::NEGATIVE_ONE };
+                let delta = steps * minor(modern[i].currency);
+                modern[i].amount += delta;
+                expected.push(expect(&modern[i], "amount_mismatch", Some(delta)));
+            }
+        }
+        "quantity_mismatch" => {
+            if let Some(i) = pick(modern, rng, |l| plain(l) && l.quantity.is_some()) {
+                modern[i].quantity = modern[i].quantity.map(|q| q + Decimal::ONE);
+                expected.push(expect(&modern[i], class, None));
+            }
+        }
+        "unit_price_mismatch" => {
+            if let Some(i) = pick(modern, rng, |l| plain(l) && l.unit_price.is_some()) {
+                modern[i].unit_price = modern[i].unit_price.map(|p| p + Decimal::new(1, 3));
+                expected.push(expect(&modern[i], class, None));
+            }
+        }
+        "currency_mismatch" => {
+            if let Some(i) = pick(modern, rng, plain) {
+                modern[i].currency = if modern[i].currency == "USD" { "EUR" } else { "USD" };
+                let mut e = expect(&modern[i], class, None);
+                e.currency = legacy.iter().find(|l| l.charge_code == modern[i].charge_code).map_or("USD", |l| l.currency).to_owned();
+                expected.push(e);
+            }
+        }
+        "sub_minor_unit" => {
+            if let Some(i) = pick(modern, rng, plain) {
+                let delta = minor(modern[i].currency) * Decimal::new(4, 1);
+                modern[i].amount += delta;
+                expected.push(expect(&modern[i], class, Some(delta)));
+            }
+        }
+        "hidden_total_drift" => {
+            let mut changed = 0;
+            for line in modern.iter_mut().filter(|l| plain(l)).take(3) {
+                let delta = minor(line.currency) * Decimal::new(4, 1);
+                line.amount += delta;
+                expected.push(expect(line, "sub_minor_unit", Some(delta)));
+                changed += 1;
+            }
+            debug_assert!(changed == 3 || modern.len() < 3);
+        }
+        "description_changed" => {
+            if let Some(i) = pick(modern, rng, plain) {
+                modern[i].description = format!("{} (v2)", modern[i].description);
+                expected.push(expect(&modern[i], class, None));
+            }
+        }
+        "missing_duplicate" => {
+            let dup = modern.iter().rposition(|l| l.duplicate).or_else(|| pick(modern, rng, plain));
+            if let Some(i) = dup {
+                let gone = modern.remove(i);
+                expected.push(expect(&gone, "missing_in_modern", Some(-gone.amount)));
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Bill totals (per account and currency; one billing period) and customer totals, from
+/// plain sums: a bill differing by a minor unit or more is a `total_mismatch`; a customer
+/// whose bills that are not themselves mismatched add up to a minor unit or more is one too.
+fn expected_totals(legacy: &[GenLine], modern: &[GenLine]) -> Vec<Expected> {
+    let mut bills: BTreeMap<(String, &str), (Decimal, Decimal, String)> = BTreeMap::new();
+    for l in legacy {
+        bills.entry((l.account.clone(), l.currency)).or_insert((Decimal::ZERO, Decimal::ZERO, l.customer.clone())).0 += l.amount;
+    }
+    for m in modern {
+        bills.entry((m.account.clone(), m.currency)).or_insert((Decimal::ZERO, Decimal::ZERO, m.customer.clone())).1 += m.amount;
+    }
+    let mut out = Vec::new();
+    let mut customers: BTreeMap<(String, &str), Decimal> = BTreeMap::new();
+    for ((account, currency), (l, m, customer)) in bills {
+        let delta = m - l;
+        if delta.abs() >= minor(currency) {
+            out.push(Expected {
+                account_id: Some(account),
+                customer_id: None,
+                class: "total_mismatch",
+                charge_code: None,
+                delta: Some(delta.normalize().to_string()),
+                currency: currency.to_owned(),
+            });
+        } else {
+            *customers.entry((customer, currency)).or_default() += delta;
+        }
+    }
+    for ((customer, currency), delta) in customers {
+        if delta.abs() >= minor(currency) {
+            out.push(Expected {
+                account_id: None,
+                customer_id: Some(customer),
+                class: "total_mismatch",
+                charge_code: None,
+                delta: Some(delta.normalize().to_string()),
+                currency: currency.to_owned(),
+            });
+        }
+    }
+    out
+}
+
+const COLUMNS: [&str; 15] = [
+    "account_id",
+    "customer_id",
+    "partition",
+    "region",
+    "period_start",
+    "period_end",
+    "charge_code",
+    "line_type",
+    "description",
+    "quantity",
+    "unit",
+    "unit_price",
+    "amount",
+    "currency",
+    "usage_start",
+];
+
+/// Spells a decimal in one of the ways the canonical format allows, all equal in value.
+fn spell(value: Decimal, style: u32) -> String {
+    let plain = value.to_string();
+    match style {
+        1 => {
+            if plain.contains('.') { format!("{plain}0") } else { format!("{plain}.0") }
+        }
+        2 => format!("{}E-{}", value.mantissa(), value.scale()),
+        3 => format!("{plain}E0"),
+        4 => match plain.strip_prefix('-') {
+            Some(rest) => format!("-00{rest}"),
+            None => format!("00{plain}"),
+        },
+        _ => plain,
+    }
+}
+
+fn row(line: &GenLine, columns: &[&str], style: u32) -> Vec<String> {
+    let usage_start = line.usage_day.map(|d| format!("2026-10-{d:02}")).unwrap_or_default();
+    columns
+        .iter()
+        .map(|c| match *c {
+            "account_id" => line.account.clone(),
+            "customer_id" => line.customer.clone(),
+            "partition" => line.partition.clone(),
+            "region" => line.region.to_owned(),
+            "period_start" => PERIOD_START.to_owned(),
+            "period_end" => PERIOD_END.to_owned(),
+            "charge_code" => line.charge_code.clone(),
+            "line_type" => line.line_type.to_owned(),
+            "description" => line.description.clone(),
+            "quantity" => line.quantity.map(|q| spell(q, style)).unwrap_or_default(),
+            "unit" => line.unit.to_owned(),
+            "unit_price" => line.unit_price.map(|p| spell(p, style)).unwrap_or_default(),
+            "amount" => spell(line.amount, style),
+            "currency" => line.currency.to_owned(),
+            "usage_start" => usage_start.clone(),
+            _ => String::new(),
+        })
+        .collect()
+}
+
+fn write_pair(dir: &Path, pair: &Pair, seed: u64, accounts: u32) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let mut rng = pair.rng.clone();
+    let write = |name: &str, lines: &[GenLine], columns: &[&str], rng: &mut fastrand::Rng, vary: bool| -> anyhow::Result<()> {
+        let path = dir.join(name);
+        let mut w = csv::Writer::from_path(&path).with_context(|| format!("cannot create {}", path.display()))?;
+        w.write_record(columns)?;
+        for line in lines {
+            let style = if vary { rng.u32(0..5) } else { 0 };
+            w.write_record(row(line, columns, style))?;
+        }
+        w.flush().with_context(|| format!("cannot write {}", path.display()))
+    };
+    write("legacy.csv", &pair.legacy, &COLUMNS, &mut rng, false)?;
+    // The modern side: another column order, every line in another place, and numbers
+    // spelled differently; none of which is a difference.
+    let mut columns = COLUMNS.to_vec();
+    rng.shuffle(&mut columns);
+    let mut modern = pair.modern.clone();
+    rng.shuffle(&mut modern);
+    write("modern.csv", &modern, &columns, &mut rng, true)?;
+    let answers = Answers {
+        seed,
+        accounts,
+        lines_legacy: pair.legacy.len(),
+        lines_modern: pair.modern.len(),
+        injected: pair.injected.clone(),
+        diffs: pair.expected.clone(),
+    };
+    let path = dir.join("answers.json");
+    std::fs::write(&path, serde_json::to_vec_pretty(&answers)?).with_context(|| format!("cannot write {}", path.display()))
+}

@@ -1,0 +1,55 @@
+//! Where reports go: standard output, or a file written whole or not at all (a temporary
+//! file renamed into place), so a reader never sees half a report.
+
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+
+pub(crate) enum Destination {
+    Stdout(BufWriter<io::Stdout>),
+    File { writer: BufWriter<File>, temporary: PathBuf, target: PathBuf },
+}
+
+impl Destination {
+    pub(crate) fn open(out: Option<&Path>) -> anyhow::Result<Destination> {
+        match out {
+            None => Ok(Destination::Stdout(BufWriter::new(io::stdout()))),
+            Some(target) => {
+                let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                let temporary = target.with_file_name(format!(".{name}.{}.partial", std::process::id()));
+                let file = File::create(&temporary).with_context(|| format!("cannot create {}", temporary.display()))?;
+                Ok(Destination::File { writer: BufWriter::new(file), temporary, target: target.to_path_buf() })
+            }
+        }
+    }
+
+    pub(crate) fn writer(&mut self) -> &mut dyn Write {
+        match self {
+            Destination::Stdout(w) => w,
+            Destination::File { writer, .. } => writer,
+        }
+    }
+
+    /// Flushes, and for a file moves it into place.
+    pub(crate) fn finish(self) -> anyhow::Result<()> {
+        match self {
+            Destination::Stdout(mut w) => match w.flush() {
+                // A closed pipe (`| head`) is the reader's choice, not a failure.
+                Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+                other => other.context("cannot write to standard output"),
+            },
+            Destination::File { writer, temporary, target } => {
+                let file = writer.into_inner().map_err(|e| e.into_error()).with_context(|| format!("cannot write {}", temporary.display()))?;
+                file.sync_all().with_context(|| format!("cannot write {}", temporary.display()))?;
+                std::fs::rename(&temporary, &target).with_context(|| format!("cannot move the report into {}", target.display()))
+            }
+        }
+    }
+
+    pub(crate) fn is_terminal(&self) -> bool {
+        use std::io::IsTerminal;
+        matches!(self, Destination::Stdout(_)) && io::stdout().is_terminal()
+    }
+}

@@ -1,0 +1,313 @@
+//! The comparison spec: a TOML file that says how lines are matched, the tolerances, the
+//! ignored fields, the waivers and (optionally) which format and file feed each side.
+//!
+//! Every error names the spec file, and the line and column of the offending value.
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use billshadow_adapters::location::{TomlError, toml_error};
+use billshadow_comparisons::config::{Ignored, KeyField, Tolerance, Tolerances, Waiver, parse_key_names};
+use billshadow_comparisons::{CompareConfig, DiffClass, LineType, parse_decimal};
+use chrono::NaiveDate;
+use serde::Deserialize;
+use toml::Spanned;
+
+/// A loaded, validated spec.
+#[derive(Debug, Clone)]
+pub(crate) struct Spec {
+    pub(crate) key: Option<Vec<KeyField>>,
+    pub(crate) tolerances: Tolerances,
+    pub(crate) ignored: Ignored,
+    pub(crate) waivers: Vec<Waiver>,
+    pub(crate) legacy: SideSpec,
+    pub(crate) modern: SideSpec,
+}
+
+/// What the spec says about one side; paths are resolved against the spec's folder.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct SideSpec {
+    pub(crate) format: Option<String>,
+    pub(crate) path: Option<PathBuf>,
+}
+
+impl Spec {
+    pub(crate) fn load(path: &Path) -> Result<Spec, TomlError> {
+        let origin = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| TomlError::io(&origin, &e))?;
+        Spec::parse(path, &text)
+    }
+
+    pub(crate) fn parse(path: &Path, text: &str) -> Result<Spec, TomlError> {
+        let origin = path.display().to_string();
+        let raw: RawSpec = toml::from_str(text).map_err(|e| toml_error(&origin, text, &e))?;
+        let at = |span: Range<usize>, message: String| TomlError::at(&origin, text, span, message);
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let side = |raw: Option<RawSide>| -> SideSpec {
+            let raw = raw.unwrap_or_default();
+            let format = raw.format.map(|f| {
+                // A format that looks like a file is relative to the spec.
+                if f.ends_with(".toml") { base.join(f).display().to_string() } else { f }
+            });
+            SideSpec { format, path: raw.path.map(|p| base.join(p)) }
+        };
+
+        let key = match raw.r#match.and_then(|m| m.key) {
+            None => None,
+            Some(k) => {
+                let span = k.span();
+                let names: Vec<String> = k.into_inner();
+                let key = parse_key_names(names.iter().map(String::as_str)).map_err(|e| at(span.clone(), e.to_string()))?;
+                if !key.contains(&KeyField::Text(billshadow_comparisons::Field::AccountId)) {
+                    return Err(at(span, "the match key must include account_id: bills are compared account by account".to_owned()));
+                }
+                Some(key)
+            }
+        };
+
+        let mut ignored = Ignored::default();
+        if let Some(compare) = raw.compare {
+            for name in compare.ignore {
+                let span = name.span();
+                ignored.add(name.get_ref()).map_err(|e| at(span, e.to_string()))?;
+            }
+        }
+
+        let tolerances = match raw.tolerance {
+            None => Tolerances::default(),
+            Some(t) => {
+                let mut out = Tolerances::default();
+                if let Some(d) = t.default {
+                    let span = d.span();
+                    out.default = d.into_inner().validate().map_err(|m| at(span, m))?;
+                }
+                for (name, value) in t.line_type {
+                    let span = value.span();
+                    let line_type: LineType = name.parse().map_err(|e: billshadow_comparisons::model::LineTypeError| at(span.clone(), e.to_string()))?;
+                    out.by_line_type.push((line_type, value.into_inner().validate().map_err(|m| at(span, m))?));
+                }
+                for (pattern, value) in t.charge_code {
+                    let span = value.span();
+                    let glob = glob::Pattern::new(&pattern).map_err(|e| at(span.clone(), format!("`{pattern}` is not a glob pattern: {e}")))?;
+                    out.by_charge_code.push((glob, value.into_inner().validate().map_err(|m| at(span, m))?));
+                }
+                out
+            }
+        };
+
+        let mut waivers: Vec<Waiver> = Vec::new();
+        for raw_waiver in raw.waiver {
+            let span = raw_waiver.span();
+            let w = raw_waiver.into_inner();
+            let err = |m: String| at(span.clone(), format!("waiver `{}`: {m}", w.id));
+            if waivers.iter().any(|existing| existing.id == w.id) {
+                return Err(err("the id is used twice".to_owned()));
+            }
+            for (name, value) in [("reason", &w.reason), ("ticket", &w.ticket), ("owner", &w.owner)] {
+                if value.trim().is_empty() {
+                    return Err(err(format!("`{name}` must not be empty: a waiver is an owned, explained rule")));
+                }
+            }
+            let class = w
+                .class
+                .as_deref()
+                .map(|c| DiffClass::from_name(c).ok_or_else(|| err(format!("`{c}` is not a diff class"))))
+                .transpose()?;
+            if class.is_some_and(DiffClass::is_informational) {
+                return Err(err("informational classes never fail, so they need no waiver".to_owned()));
+            }
+            let pattern = |p: &Option<String>| {
+                p.as_deref().map(|p| glob::Pattern::new(p).map_err(|e| err(format!("`{p}` is not a glob pattern: {e}")))).transpose()
+            };
+            let expires = NaiveDate::parse_from_str(&w.expires, "%Y-%m-%d")
+                .map_err(|_| err(format!("expires = `{}` is not a date (YYYY-MM-DD)", w.expires)))?;
+            let delta_abs_max = w
+                .max_delta
+                .as_deref()
+                .map(|d| parse_decimal(d).map(|v| v.abs()).map_err(|e| err(format!("max_delta: {e}"))))
+                .transpose()?;
+            waivers.push(Waiver {
+                id: w.id.clone(),
+                class,
+                charge_code: pattern(&w.charge_code)?,
+                account_id: pattern(&w.account_id)?,
+                partition: w.partition.clone(),
+                region: w.region.clone(),
+                delta_abs_max,
+                reason: w.reason.clone(),
+                ticket: w.ticket.clone(),
+                owner: w.owner.clone(),
+                expires,
+            });
+        }
+
+        Ok(Spec {
+            key,
+            tolerances,
+            ignored,
+            waivers,
+            legacy: side(raw.legacy),
+            modern: side(raw.modern),
+        })
+    }
+
+    /// The engine's configuration; `key` overrides the spec's (a format's default key).
+    pub(crate) fn config(&self, today: NaiveDate, default_key: Option<Vec<KeyField>>) -> CompareConfig {
+        let mut config = CompareConfig::new(today);
+        if let Some(key) = self.key.clone().or(default_key) {
+            config.key = key;
+        }
+        config.tolerances = self.tolerances.clone();
+        config.ignored = self.ignored.clone();
+        config.waivers = self.waivers.clone();
+        config
+    }
+
+    /// The spec used when none is given: defaults everywhere.
+    pub(crate) fn empty() -> Spec {
+        Spec {
+            key: None,
+            tolerances: Tolerances::default(),
+            ignored: Ignored::default(),
+            waivers: Vec::new(),
+            legacy: SideSpec::default(),
+            modern: SideSpec::default(),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSpec {
+    legacy: Option<RawSide>,
+    modern: Option<RawSide>,
+    r#match: Option<RawMatch>,
+    compare: Option<RawCompare>,
+    tolerance: Option<RawTolerances>,
+    #[serde(default)]
+    waiver: Vec<Spanned<RawWaiver>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawSide {
+    format: Option<String>,
+    path: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMatch {
+    key: Option<Spanned<Vec<String>>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCompare {
+    #[serde(default)]
+    ignore: Vec<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTolerances {
+    default: Option<Spanned<RawTolerance>>,
+    #[serde(default)]
+    line_type: BTreeMap<String, Spanned<RawTolerance>>,
+    #[serde(default)]
+    charge_code: BTreeMap<String, Spanned<RawTolerance>>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawTolerance {
+    Amount(String),
+    MinorUnits {
+        minor_units: u32,
+    },
+}
+
+impl RawTolerance {
+    fn validate(self) -> Result<Tolerance, String> {
+        match self {
+            RawTolerance::MinorUnits { minor_units } => Ok(Tolerance::MinorUnits(minor_units)),
+            RawTolerance::Amount(a) => {
+                let value = parse_decimal(&a).map_err(|e| format!("tolerance: {e}"))?;
+                if value.is_sign_negative() {
+                    return Err(format!("tolerance `{a}` is negative"));
+                }
+                Ok(Tolerance::Amount(value))
+            }
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWaiver {
+    id: String,
+    class: Option<String>,
+    charge_code: Option<String>,
+    account_id: Option<String>,
+    partition: Option<String>,
+    region: Option<String>,
+    max_delta: Option<String>,
+    reason: String,
+    ticket: String,
+    owner: String,
+    expires: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn error_of(text: &str) -> String {
+        Spec::parse(Path::new("spec.toml"), text).unwrap_err().to_string()
+    }
+
+    fn check_error(text: &str, expected_start: &str) {
+        let e = error_of(text);
+        assert!(e.starts_with(expected_start), "expected {expected_start:?}, got {e:?}");
+    }
+
+    const WAIVER: &str = r#"
+[[waiver]]
+id = "W-1"
+class = "amount_mismatch"
+charge_code = "egress.*"
+max_delta = "0.05"
+reason = "modern rounds per invoice"
+ticket = "BILL-1"
+owner = "ana@example.com"
+expires = "2026-12-31"
+"#;
+
+    #[test]
+    fn a_full_spec_loads() {
+        let text = format!(
+            "[match]\nkey = [\"account_id\", \"period\", \"charge_code\"]\n[compare]\nignore = [\"description\"]\n\
+             [tolerance]\ndefault = {{ minor_units = 2 }}\nline_type = {{ tax = \"0.05\" }}\n{WAIVER}"
+        );
+        let spec = Spec::parse(Path::new("dir/spec.toml"), &text).unwrap();
+        assert_eq!(spec.key.as_ref().unwrap().len(), 4);
+        assert!(spec.ignored.description);
+        assert_eq!(spec.tolerances.default, Tolerance::MinorUnits(2));
+        assert_eq!(spec.waivers[0].delta_abs_max.unwrap().to_string(), "0.05");
+    }
+
+    #[test]
+    fn errors_name_the_line() {
+        check_error("[match]\nkey = [\"acount_id\"]\n", "spec.toml:2:7: `acount_id` is not a match key field");
+        check_error("[match]\nkey = [\"region\"]\n", "spec.toml:2:7: the match key must include account_id");
+        check_error("[mtach]\nkey = []\n", "spec.toml:1:2: unknown field `mtach`");
+        check_error("[compare]\nignore = [\"amount\"]\n", "spec.toml:2:11: `amount` cannot be ignored");
+        check_error("[tolerance]\nline_type = { taxes = \"0.01\" }\n", "spec.toml:2:23: `taxes` is not a line type");
+        check_error(&WAIVER.replace("2026-12-31", "31/12/2026"), "spec.toml:2:1: waiver `W-1`: expires = `31/12/2026` is not a date");
+        check_error(&WAIVER.replace("BILL-1", ""), "spec.toml:2:1: waiver `W-1`: `ticket` must not be empty");
+        check_error(&format!("{WAIVER}{WAIVER}"), "spec.toml:12:1: waiver `W-1`: the id is used twice");
+        check_error(&WAIVER.replace("\"amount_mismatch\"", "\"sub_minor_unit\""), "spec.toml:2:1: waiver `W-1`: informational");
+        check_error(&WAIVER.replace("owner =", "ownr ="), "spec.toml:2:1: unknown field `ownr`");
+    }
+}
