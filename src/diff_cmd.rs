@@ -187,7 +187,14 @@ pub(crate) fn check_spec(args: CheckSpecArgs) -> Outcome {
     let expired: Vec<&str> = spec.waivers.iter().filter(|w| w.is_expired(today)).map(|w| w.id.as_str()).collect();
     println!("{}: ok", args.file.display());
     println!("  match key   {}", key.join(", "));
-    println!("  tolerance   {} by default, {} line-type and {} charge-code overrides", spec.tolerances.default, spec.tolerances.by_line_type.len(), spec.tolerances.by_charge_code.len());
+    let t = &spec.tolerances;
+    println!(
+        "  tolerance   {} per line by default, {} line-type and {} charge-code overrides; totals {}",
+        t.default,
+        t.by_line_type.len(),
+        t.by_charge_code.len(),
+        t.total
+    );
     println!("  waivers     {} ({} expired{})", spec.waivers.len(), expired.len(), if expired.is_empty() { String::new() } else { format!(": {}", expired.join(", ")) });
     Ok(Code::Parity)
 }

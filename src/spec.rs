@@ -82,6 +82,10 @@ impl Spec {
                     let span = d.span();
                     out.default = d.into_inner().validate().map_err(|m| at(span, m))?;
                 }
+                if let Some(d) = t.total {
+                    let span = d.span();
+                    out.total = d.into_inner().validate().map_err(|m| at(span, m))?;
+                }
                 for (name, value) in t.line_type {
                     let span = value.span();
                     let line_type: LineType = name.parse().map_err(|e: billshadow_comparisons::model::LineTypeError| at(span.clone(), e.to_string()))?;
@@ -213,6 +217,7 @@ struct RawCompare {
 #[serde(deny_unknown_fields)]
 struct RawTolerances {
     default: Option<Spanned<RawTolerance>>,
+    total: Option<Spanned<RawTolerance>>,
     #[serde(default)]
     line_type: BTreeMap<String, Spanned<RawTolerance>>,
     #[serde(default)]

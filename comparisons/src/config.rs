@@ -123,6 +123,9 @@ impl fmt::Display for Tolerance {
 #[derive(Debug, Clone, Default)]
 pub struct Tolerances {
     pub default: Tolerance,
+    /// For bill and customer totals: a total that differs by this much or more is a
+    /// `total_mismatch`, however small each line's difference (default: one minor unit).
+    pub total: Tolerance,
     pub by_line_type: Vec<(LineType, Tolerance)>,
     pub by_charge_code: Vec<(glob::Pattern, Tolerance)>,
 }
@@ -258,6 +261,7 @@ mod tests {
     fn charge_code_tolerance_beats_line_type_beats_default() {
         let t = Tolerances {
             default: Tolerance::MinorUnits(1),
+            total: Tolerance::MinorUnits(1),
             by_line_type: vec![(LineType::Tax, Tolerance::Amount(Decimal::new(2, 2)))],
             by_charge_code: vec![(glob::Pattern::new("fx.*").unwrap(), Tolerance::MinorUnits(5))],
         };

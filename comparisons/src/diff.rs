@@ -388,7 +388,7 @@ impl<'s> Engine<'s> {
         for bill in &bills {
             tally.add_currency_totals(bill.currency, bill.legacy, bill.modern);
             let delta = bill.modern - bill.legacy;
-            let flagged = delta.abs() >= bill.currency.minor_unit();
+            let flagged = delta.abs() >= self.config.tolerances.total.in_currency(bill.currency);
             if !bill.customer_id.is_empty() {
                 tally.add_customer_bill(bill.customer_id, bill.currency, bill.legacy, bill.modern, flagged);
             }
@@ -535,7 +535,7 @@ impl<'s> Engine<'s> {
     fn customer_diffs(&self, tally: &mut Tally) -> Vec<Diff> {
         let mut out = Vec::new();
         for ((customer, currency), acc) in tally.customers_sorted() {
-            if acc.unflagged_delta.abs() < currency.minor_unit() {
+            if acc.unflagged_delta.abs() < self.config.tolerances.total.in_currency(currency) {
                 continue;
             }
             let diff = Diff {
