@@ -368,7 +368,7 @@ mod tests {
         let mut store = LineStore::new();
         let long = "x".repeat(LINE_TEXT_LIMIT + 1);
         let err = store.push(new_line(&long, "c", "")).unwrap_err();
-        assert_eq!(err.bytes, LINE_TEXT_LIMIT + 1);
+        assert_eq!(err.bytes, LINE_TEXT_LIMIT + 2);
         assert!(store.is_empty());
     }
 
