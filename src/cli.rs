@@ -71,7 +71,11 @@ pub(crate) struct DiffArgs {
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub(crate) max_bad_rows: u64,
     /// Where quarantined rows go (JSON lines).
-    #[arg(long, value_name = "FILE", default_value = "billshadow-quarantine.jsonl")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        default_value = "billshadow-quarantine.jsonl"
+    )]
     pub(crate) quarantine: PathBuf,
     /// Judge waiver expiry as of this date (YYYY-MM-DD) instead of today.
     #[arg(long, value_name = "DATE")]
@@ -100,7 +104,9 @@ pub(crate) enum Generate {
 /// Write a legacy/modern canonical pair with known injected differences of every class,
 /// and an answer file (answers.json) listing them.
 #[derive(Debug, Args)]
-#[command(after_help = "Example:\n  billshadow generate pair --accounts 2000 --lines-per-account 12 --seed 7 --out /tmp/pair")]
+#[command(
+    after_help = "Example:\n  billshadow generate pair --accounts 2000 --lines-per-account 12 --seed 7 --out /tmp/pair"
+)]
 pub(crate) struct PairArgs {
     #[arg(long, default_value_t = 2000)]
     pub(crate) accounts: u32,

@@ -28,11 +28,24 @@ pub(crate) fn run(args: DiffArgs) -> Outcome {
         None => Spec::empty(),
     };
     let today = match &args.as_of {
-        Some(d) => NaiveDate::parse_from_str(d, "%Y-%m-%d").map_err(|_| input(anyhow!("--as-of `{d}` is not a date (YYYY-MM-DD)")))?,
+        Some(d) => NaiveDate::parse_from_str(d, "%Y-%m-%d")
+            .map_err(|_| input(anyhow!("--as-of `{d}` is not a date (YYYY-MM-DD)")))?,
         None => chrono::Utc::now().date_naive(),
     };
-    let legacy = resolve_side("legacy", args.legacy.as_ref(), args.legacy_format.as_deref(), &spec.legacy, &catalog)?;
-    let modern = resolve_side("modern", args.modern.as_ref(), args.modern_format.as_deref(), &spec.modern, &catalog)?;
+    let legacy = resolve_side(
+        "legacy",
+        args.legacy.as_ref(),
+        args.legacy_format.as_deref(),
+        &spec.legacy,
+        &catalog,
+    )?;
+    let modern = resolve_side(
+        "modern",
+        args.modern.as_ref(),
+        args.modern_format.as_deref(),
+        &spec.modern,
+        &catalog,
+    )?;
     let default_key = match &legacy.mapping.match_key {
         Some(names) => Some(parse_key_names(names.iter().map(String::as_str)).map_err(input)?),
         None => None,
@@ -54,7 +67,9 @@ pub(crate) fn run(args: DiffArgs) -> Outcome {
     if config.key.is_empty() {
         config.key = KeyField::default_key();
     }
-    let threads = args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let threads = args
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let comparison = compare_with_threads(&legacy_store, &modern_store, &config, threads);
     drop((legacy_store, modern_store));
 
@@ -67,11 +82,19 @@ pub(crate) fn run(args: DiffArgs) -> Outcome {
     let color = out.is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let written = match args.format {
         OutputFormat::Text => {
-            let options = billshadow_reports::text::TextOptions { color, accounts_shown_max: args.limit, ..Default::default() };
+            let options = billshadow_reports::text::TextOptions {
+                color,
+                accounts_shown_max: args.limit,
+                ..Default::default()
+            };
             billshadow_reports::text::write(out.writer(), &inputs, &comparison, options)
         }
-        OutputFormat::Json => billshadow_reports::json::write_document(out.writer(), &inputs, &comparison),
-        OutputFormat::Jsonl => billshadow_reports::json::write_lines(out.writer(), &inputs, &comparison),
+        OutputFormat::Json => {
+            billshadow_reports::json::write_document(out.writer(), &inputs, &comparison)
+        }
+        OutputFormat::Jsonl => {
+            billshadow_reports::json::write_lines(out.writer(), &inputs, &comparison)
+        }
     };
     match written {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
@@ -79,9 +102,18 @@ pub(crate) fn run(args: DiffArgs) -> Outcome {
     }
     out.finish().map_err(input)?;
     if let Some(path) = &args.out {
-        eprintln!("{}: {} ({} failing diffs)", path.display(), comparison.summary.verdict, comparison.summary.diffs_failing);
+        eprintln!(
+            "{}: {} ({} failing diffs)",
+            path.display(),
+            comparison.summary.verdict,
+            comparison.summary.diffs_failing
+        );
     }
-    Ok(if comparison.at_parity() { Code::Parity } else { Code::Mismatch })
+    Ok(if comparison.at_parity() {
+        Code::Parity
+    } else {
+        Code::Mismatch
+    })
 }
 
 fn resolve_side(
@@ -91,23 +123,39 @@ fn resolve_side(
     spec: &crate::spec::SideSpec,
     catalog: &Catalog,
 ) -> Result<Side, crate::exit::Failure> {
-    let path = path
-        .cloned()
-        .or_else(|| spec.path.clone())
-        .ok_or_else(|| input(anyhow!("no {name} file: pass --{name} PATH or set `path` under [{name}] in the spec")))?;
+    let path = path.cloned().or_else(|| spec.path.clone()).ok_or_else(|| {
+        input(anyhow!(
+            "no {name} file: pass --{name} PATH or set `path` under [{name}] in the spec"
+        ))
+    })?;
     if !path.is_file() {
-        return Err(input(anyhow!("the {name} file {} does not exist or is not a file", path.display())));
+        return Err(input(anyhow!(
+            "the {name} file {} does not exist or is not a file",
+            path.display()
+        )));
     }
-    let format = format.map(str::to_owned).or_else(|| spec.format.clone()).unwrap_or_else(|| "canonical".to_owned());
+    let format = format
+        .map(str::to_owned)
+        .or_else(|| spec.format.clone())
+        .unwrap_or_else(|| "canonical".to_owned());
     let mapping = load_mapping(&format, &path, catalog).map_err(input)?;
     Ok(Side { path, mapping })
 }
 
-pub(crate) fn load_mapping(format: &str, path: &Path, catalog: &Catalog) -> anyhow::Result<Mapping> {
+pub(crate) fn load_mapping(
+    format: &str,
+    path: &Path,
+    catalog: &Catalog,
+) -> anyhow::Result<Mapping> {
     match FormatRef::parse(format, catalog) {
-        FormatRef::Builtin(name) => Ok(catalog.get(&name).cloned().context("catalog entry vanished")?),
+        FormatRef::Builtin(name) => Ok(catalog
+            .get(&name)
+            .cloned()
+            .context("catalog entry vanished")?),
         FormatRef::Auto => {
-            let found = catalog.detect(path).with_context(|| format!("cannot read {}", path.display()))?;
+            let found = catalog
+                .detect(path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
             let mapping = found.ok_or_else(|| {
                 anyhow!(
                     "{}: no catalog format recognises this file's header; name one with --legacy-format/--modern-format ({})",
@@ -134,7 +182,10 @@ type SideRead = (Result<LineStore, crate::exit::Failure>, ReadStats, Vec<u8>);
 
 fn read_side(side: &Side, max_bad_rows: u64) -> SideRead {
     let mut quarantine = Vec::new();
-    let options = ReadOptions { max_bad_rows, quarantine: Some(&mut quarantine) };
+    let options = ReadOptions {
+        max_bad_rows,
+        quarantine: Some(&mut quarantine),
+    };
     match billshadow_adapters::read_path(&side.path, &side.mapping, options) {
         Ok((store, stats)) => (Ok(store), stats, quarantine),
         Err(e) => (Err(input(e)), ReadStats::default(), quarantine),
@@ -142,11 +193,17 @@ fn read_side(side: &Side, max_bad_rows: u64) -> SideRead {
 }
 
 /// Writes the quarantined rows of both sides, if any; says whether it wrote.
-fn write_quarantine(path: &Path, legacy: &[u8], modern: &[u8]) -> Result<bool, crate::exit::Failure> {
+fn write_quarantine(
+    path: &Path,
+    legacy: &[u8],
+    modern: &[u8],
+) -> Result<bool, crate::exit::Failure> {
     if legacy.is_empty() && modern.is_empty() {
         return Ok(false);
     }
-    let mut file = std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display())).map_err(input)?;
+    let mut file = std::fs::File::create(path)
+        .with_context(|| format!("cannot create {}", path.display()))
+        .map_err(input)?;
     file.write_all(legacy)
         .and_then(|()| file.write_all(modern))
         .and_then(|()| file.sync_all())
@@ -174,17 +231,33 @@ pub(crate) fn check_spec(args: CheckSpecArgs) -> Outcome {
             && format != "auto"
             && catalog.get(format).is_none()
         {
-            Mapping::from_file(Path::new(format)).map_err(|e| input(anyhow!("[{name}] format: {e}")))?;
+            Mapping::from_file(Path::new(format))
+                .map_err(|e| input(anyhow!("[{name}] format: {e}")))?;
         }
         if let Some(path) = &side.path
             && !path.is_file()
         {
-            return Err(input(anyhow!("{}: [{name}] path {} does not exist", args.file.display(), path.display())));
+            return Err(input(anyhow!(
+                "{}: [{name}] path {} does not exist",
+                args.file.display(),
+                path.display()
+            )));
         }
     }
-    let key: Vec<String> = spec.key.clone().unwrap_or_else(KeyField::default_key).iter().map(KeyField::name).collect();
+    let key: Vec<String> = spec
+        .key
+        .clone()
+        .unwrap_or_else(KeyField::default_key)
+        .iter()
+        .map(KeyField::name)
+        .collect();
     let today = chrono::Utc::now().date_naive();
-    let expired: Vec<&str> = spec.waivers.iter().filter(|w| w.is_expired(today)).map(|w| w.id.as_str()).collect();
+    let expired: Vec<&str> = spec
+        .waivers
+        .iter()
+        .filter(|w| w.is_expired(today))
+        .map(|w| w.id.as_str())
+        .collect();
     println!("{}: ok", args.file.display());
     println!("  match key   {}", key.join(", "));
     let t = &spec.tolerances;
@@ -195,7 +268,16 @@ pub(crate) fn check_spec(args: CheckSpecArgs) -> Outcome {
         t.by_charge_code.len(),
         t.total
     );
-    println!("  waivers     {} ({} expired{})", spec.waivers.len(), expired.len(), if expired.is_empty() { String::new() } else { format!(": {}", expired.join(", ")) });
+    println!(
+        "  waivers     {} ({} expired{})",
+        spec.waivers.len(),
+        expired.len(),
+        if expired.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", expired.join(", "))
+        }
+    );
     Ok(Code::Parity)
 }
 

@@ -9,7 +9,10 @@ pub(crate) enum Code {
     Parity = 0,
     Mismatch = 1,
     Input = 2,
-    #[expect(dead_code, reason = "shadow runs report stack and store failures with it")]
+    #[expect(
+        dead_code,
+        reason = "shadow runs report stack and store failures with it"
+    )]
     Stack = 3,
 }
 
@@ -28,7 +31,10 @@ pub(crate) struct Failure {
 
 /// A usage, configuration or input error: exit code 2.
 pub(crate) fn input(error: impl Into<anyhow::Error>) -> Failure {
-    Failure { code: Code::Input, error: error.into() }
+    Failure {
+        code: Code::Input,
+        error: error.into(),
+    }
 }
 
 pub(crate) type Outcome = Result<Code, Failure>;

@@ -69,17 +69,29 @@ fn minor(currency: &str) -> Decimal {
 }
 
 fn round(value: Decimal, currency: &str) -> Decimal {
-    value.round_dp_with_strategy(minor(currency).scale(), RoundingStrategy::MidpointAwayFromZero)
+    value.round_dp_with_strategy(
+        minor(currency).scale(),
+        RoundingStrategy::MidpointAwayFromZero,
+    )
 }
 
 pub(crate) fn run_pair(args: PairArgs) -> Outcome {
     if args.accounts == 0 || args.lines_per_account == 0 {
-        return Err(input(anyhow::anyhow!("--accounts and --lines-per-account must be at least 1")));
+        return Err(input(anyhow::anyhow!(
+            "--accounts and --lines-per-account must be at least 1"
+        )));
     }
     if args.inject_percent > 100 {
-        return Err(input(anyhow::anyhow!("--inject-percent must be between 0 and 100")));
+        return Err(input(anyhow::anyhow!(
+            "--inject-percent must be between 0 and 100"
+        )));
     }
-    let pair = generate(args.accounts, args.lines_per_account, args.seed, args.inject_percent);
+    let pair = generate(
+        args.accounts,
+        args.lines_per_account,
+        args.seed,
+        args.inject_percent,
+    );
     write_pair(&args.out, &pair, args.seed, args.accounts).map_err(input)?;
     eprintln!(
         "wrote {} legacy and {} modern lines, {} expected diffs, to {}",
@@ -133,7 +145,11 @@ fn account_lines(i: u32, k: u32, rng: &mut fastrand::Rng) -> Vec<GenLine> {
         "BHD" => Decimal::new(377, 3),
         _ => Decimal::ONE,
     };
-    let usage = [("compute.hours", "h", "0.0416"), ("storage.gb", "GB-mo", "0.023"), ("egress.gb", "GB", "0.09")];
+    let usage = [
+        ("compute.hours", "h", "0.0416"),
+        ("storage.gb", "GB-mo", "0.023"),
+        ("egress.gb", "GB", "0.09"),
+    ];
     let mut lines = Vec::new();
     for j in 0..k {
         let mut line = base.clone();
@@ -175,7 +191,10 @@ fn account_lines(i: u32, k: u32, rng: &mut fastrand::Rng) -> Vec<GenLine> {
         // A second line with the first usage line's key, far apart in amount.
         if let Some(first) = lines.iter().position(|l| l.usage_day.is_some()) {
             let mut dup = lines[first].clone();
-            dup.amount = round(dup.amount * Decimal::from(100) + Decimal::from(1000) * fx, currency);
+            dup.amount = round(
+                dup.amount * Decimal::from(100) + Decimal::from(1000) * fx,
+                currency,
+            );
             dup.quantity = None;
             dup.unit_price = None;
             dup.duplicate = true;
@@ -222,7 +241,13 @@ const CLASSES: [&str; 12] = [
 
 fn generate(accounts: u32, k: u32, seed: u64, inject_percent: u32) -> Pair {
     let mut rng = fastrand::Rng::with_seed(seed);
-    let mut pair = Pair { legacy: Vec::new(), modern: Vec::new(), expected: Vec::new(), injected: BTreeMap::new(), rng: rng.clone() };
+    let mut pair = Pair {
+        legacy: Vec::new(),
+        modern: Vec::new(),
+        expected: Vec::new(),
+        injected: BTreeMap::new(),
+        rng: rng.clone(),
+    };
     let mut next_class = 0usize;
     let mut drift_customers = 0u32;
     let mut previous_injected = false;
@@ -243,7 +268,9 @@ fn generate(accounts: u32, k: u32, seed: u64, inject_percent: u32) -> Pair {
             *pair.injected.entry("customer_drift").or_default() += 1;
             add_sub_minor(&mut modern, Decimal::new(6, 1), &mut pair.expected);
             let previous_account = format!("acct-{:07}", i - 1);
-            if let Some(start) = pair.modern.iter().position(|l| l.account == previous_account && l.usage_day.is_some() && !l.duplicate) {
+            if let Some(start) = pair.modern.iter().position(|l| {
+                l.account == previous_account && l.usage_day.is_some() && !l.duplicate
+            }) {
                 let mut single = vec![pair.modern[start].clone()];
                 add_sub_minor(&mut single, Decimal::new(6, 1), &mut pair.expected);
                 pair.modern[start] = single.remove(0);
@@ -253,14 +280,18 @@ fn generate(accounts: u32, k: u32, seed: u64, inject_percent: u32) -> Pair {
         pair.modern.extend(modern);
         previous_injected = injected;
     }
-    pair.expected.extend(expected_totals(&pair.legacy, &pair.modern));
+    pair.expected
+        .extend(expected_totals(&pair.legacy, &pair.modern));
     pair.expected.sort();
     pair.rng = rng;
     pair
 }
 
 fn add_sub_minor(lines: &mut [GenLine], fraction: Decimal, expected: &mut Vec<Expected>) {
-    if let Some(line) = lines.iter_mut().find(|l| l.usage_day.is_some() && !l.duplicate) {
+    if let Some(line) = lines
+        .iter_mut()
+        .find(|l| l.usage_day.is_some() && !l.duplicate)
+    {
         let delta = minor(line.currency) * fraction;
         line.amount += delta;
         expected.push(expect(line, "sub_minor_unit", Some(delta)));
@@ -278,12 +309,22 @@ fn expect(line: &GenLine, class: &'static str, delta: Option<Decimal>) -> Expect
     }
 }
 
-fn pick(lines: &[GenLine], rng: &mut fastrand::Rng, want: impl Fn(&GenLine) -> bool) -> Option<usize> {
+fn pick(
+    lines: &[GenLine],
+    rng: &mut fastrand::Rng,
+    want: impl Fn(&GenLine) -> bool,
+) -> Option<usize> {
     let candidates: Vec<usize> = (0..lines.len()).filter(|&i| want(&lines[i])).collect();
     (!candidates.is_empty()).then(|| candidates[rng.usize(0..candidates.len())])
 }
 
-fn inject(class: &'static str, legacy: &[GenLine], modern: &mut Vec<GenLine>, rng: &mut fastrand::Rng, expected: &mut Vec<Expected>) {
+fn inject(
+    class: &'static str,
+    legacy: &[GenLine],
+    modern: &mut Vec<GenLine>,
+    rng: &mut fastrand::Rng,
+    expected: &mut Vec<Expected>,
+) {
     let plain = |l: &GenLine| !l.duplicate;
     match class {
         "missing_in_modern" => {
@@ -300,19 +341,29 @@ fn inject(class: &'static str, legacy: &[GenLine], modern: &mut Vec<GenLine>, rn
             extra.quantity = None;
             extra.unit_price = None;
             extra.usage_day = None;
-            extra.amount = round(Decimal::from(rng.u32(1..=300)) * minor(extra.currency) * Decimal::from(100), extra.currency);
+            extra.amount = round(
+                Decimal::from(rng.u32(1..=300)) * minor(extra.currency) * Decimal::from(100),
+                extra.currency,
+            );
             expected.push(expect(&extra, class, Some(extra.amount)));
             modern.push(extra);
         }
         "amount_mismatch" | "credit_mismatch" | "big_amount_mismatch" => {
             let target = match class {
                 "credit_mismatch" => pick(modern, rng, |l| l.line_type == "credit"),
-                "big_amount_mismatch" => pick(modern, rng, |l| l.charge_code == "enterprise.commit"),
+                "big_amount_mismatch" => {
+                    pick(modern, rng, |l| l.charge_code == "enterprise.commit")
+                }
                 _ => None,
             }
             .or_else(|| pick(modern, rng, plain));
             if let Some(i) = target {
-                let steps = Decimal::from(rng.u32(1..=500)) * if rng.bool() { Decimal::ONE } else { Decimal::NEGATIVE_ONE };
+                let steps = Decimal::from(rng.u32(1..=500))
+                    * if rng.bool() {
+                        Decimal::ONE
+                    } else {
+                        Decimal::NEGATIVE_ONE
+                    };
                 let delta = steps * minor(modern[i].currency);
                 modern[i].amount += delta;
                 expected.push(expect(&modern[i], "amount_mismatch", Some(delta)));
@@ -332,9 +383,17 @@ fn inject(class: &'static str, legacy: &[GenLine], modern: &mut Vec<GenLine>, rn
         }
         "currency_mismatch" => {
             if let Some(i) = pick(modern, rng, plain) {
-                modern[i].currency = if modern[i].currency == "USD" { "EUR" } else { "USD" };
+                modern[i].currency = if modern[i].currency == "USD" {
+                    "EUR"
+                } else {
+                    "USD"
+                };
                 let mut e = expect(&modern[i], class, None);
-                e.currency = legacy.iter().find(|l| l.charge_code == modern[i].charge_code).map_or("USD", |l| l.currency).to_owned();
+                e.currency = legacy
+                    .iter()
+                    .find(|l| l.charge_code == modern[i].charge_code)
+                    .map_or("USD", |l| l.currency)
+                    .to_owned();
                 expected.push(e);
             }
         }
@@ -362,7 +421,10 @@ fn inject(class: &'static str, legacy: &[GenLine], modern: &mut Vec<GenLine>, rn
             }
         }
         "missing_duplicate" => {
-            let dup = modern.iter().rposition(|l| l.duplicate).or_else(|| pick(modern, rng, plain));
+            let dup = modern
+                .iter()
+                .rposition(|l| l.duplicate)
+                .or_else(|| pick(modern, rng, plain));
             if let Some(i) = dup {
                 let gone = modern.remove(i);
                 expected.push(expect(&gone, "missing_in_modern", Some(-gone.amount)));
@@ -378,10 +440,16 @@ fn inject(class: &'static str, legacy: &[GenLine], modern: &mut Vec<GenLine>, rn
 fn expected_totals(legacy: &[GenLine], modern: &[GenLine]) -> Vec<Expected> {
     let mut bills: BTreeMap<(String, &str), (Decimal, Decimal, String)> = BTreeMap::new();
     for l in legacy {
-        bills.entry((l.account.clone(), l.currency)).or_insert((Decimal::ZERO, Decimal::ZERO, l.customer.clone())).0 += l.amount;
+        bills
+            .entry((l.account.clone(), l.currency))
+            .or_insert((Decimal::ZERO, Decimal::ZERO, l.customer.clone()))
+            .0 += l.amount;
     }
     for m in modern {
-        bills.entry((m.account.clone(), m.currency)).or_insert((Decimal::ZERO, Decimal::ZERO, m.customer.clone())).1 += m.amount;
+        bills
+            .entry((m.account.clone(), m.currency))
+            .or_insert((Decimal::ZERO, Decimal::ZERO, m.customer.clone()))
+            .1 += m.amount;
     }
     let mut out = Vec::new();
     let mut customers: BTreeMap<(String, &str), Decimal> = BTreeMap::new();
@@ -438,7 +506,11 @@ fn spell(value: Decimal, style: u32) -> String {
     let plain = value.to_string();
     match style {
         1 => {
-            if plain.contains('.') { format!("{plain}0") } else { format!("{plain}.0") }
+            if plain.contains('.') {
+                format!("{plain}0")
+            } else {
+                format!("{plain}.0")
+            }
         }
         2 => format!("{}E-{}", value.mantissa(), value.scale()),
         3 => format!("{plain}E0"),
@@ -451,7 +523,10 @@ fn spell(value: Decimal, style: u32) -> String {
 }
 
 fn row(line: &GenLine, columns: &[&str], style: u32) -> Vec<String> {
-    let usage_start = line.usage_day.map(|d| format!("2026-10-{d:02}")).unwrap_or_default();
+    let usage_start = line
+        .usage_day
+        .map(|d| format!("2026-10-{d:02}"))
+        .unwrap_or_default();
     columns
         .iter()
         .map(|c| match *c {
@@ -478,15 +553,22 @@ fn row(line: &GenLine, columns: &[&str], style: u32) -> Vec<String> {
 fn write_pair(dir: &Path, pair: &Pair, seed: u64, accounts: u32) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let mut rng = pair.rng.clone();
-    let write = |name: &str, lines: &[GenLine], columns: &[&str], rng: &mut fastrand::Rng, vary: bool| -> anyhow::Result<()> {
+    let write = |name: &str,
+                 lines: &[GenLine],
+                 columns: &[&str],
+                 rng: &mut fastrand::Rng,
+                 vary: bool|
+     -> anyhow::Result<()> {
         let path = dir.join(name);
-        let mut w = csv::Writer::from_path(&path).with_context(|| format!("cannot create {}", path.display()))?;
+        let mut w = csv::Writer::from_path(&path)
+            .with_context(|| format!("cannot create {}", path.display()))?;
         w.write_record(columns)?;
         for line in lines {
             let style = if vary { rng.u32(0..5) } else { 0 };
             w.write_record(row(line, columns, style))?;
         }
-        w.flush().with_context(|| format!("cannot write {}", path.display()))
+        w.flush()
+            .with_context(|| format!("cannot write {}", path.display()))
     };
     write("legacy.csv", &pair.legacy, &COLUMNS, &mut rng, false)?;
     // The modern side: another column order, every line in another place, and numbers
@@ -505,5 +587,6 @@ fn write_pair(dir: &Path, pair: &Pair, seed: u64, accounts: u32) -> anyhow::Resu
         diffs: pair.expected.clone(),
     };
     let path = dir.join("answers.json");
-    std::fs::write(&path, serde_json::to_vec_pretty(&answers)?).with_context(|| format!("cannot write {}", path.display()))
+    std::fs::write(&path, serde_json::to_vec_pretty(&answers)?)
+        .with_context(|| format!("cannot write {}", path.display()))
 }

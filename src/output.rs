@@ -9,7 +9,11 @@ use anyhow::Context;
 
 pub(crate) enum Destination {
     Stdout(BufWriter<io::Stdout>),
-    File { writer: BufWriter<File>, temporary: PathBuf, target: PathBuf },
+    File {
+        writer: BufWriter<File>,
+        temporary: PathBuf,
+        target: PathBuf,
+    },
 }
 
 impl Destination {
@@ -17,10 +21,19 @@ impl Destination {
         match out {
             None => Ok(Destination::Stdout(BufWriter::new(io::stdout()))),
             Some(target) => {
-                let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-                let temporary = target.with_file_name(format!(".{name}.{}.partial", std::process::id()));
-                let file = File::create(&temporary).with_context(|| format!("cannot create {}", temporary.display()))?;
-                Ok(Destination::File { writer: BufWriter::new(file), temporary, target: target.to_path_buf() })
+                let name = target
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                let temporary =
+                    target.with_file_name(format!(".{name}.{}.partial", std::process::id()));
+                let file = File::create(&temporary)
+                    .with_context(|| format!("cannot create {}", temporary.display()))?;
+                Ok(Destination::File {
+                    writer: BufWriter::new(file),
+                    temporary,
+                    target: target.to_path_buf(),
+                })
             }
         }
     }
@@ -40,10 +53,19 @@ impl Destination {
                 Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
                 other => other.context("cannot write to standard output"),
             },
-            Destination::File { writer, temporary, target } => {
-                let file = writer.into_inner().map_err(|e| e.into_error()).with_context(|| format!("cannot write {}", temporary.display()))?;
-                file.sync_all().with_context(|| format!("cannot write {}", temporary.display()))?;
-                std::fs::rename(&temporary, &target).with_context(|| format!("cannot move the report into {}", target.display()))
+            Destination::File {
+                writer,
+                temporary,
+                target,
+            } => {
+                let file = writer
+                    .into_inner()
+                    .map_err(|e| e.into_error())
+                    .with_context(|| format!("cannot write {}", temporary.display()))?;
+                file.sync_all()
+                    .with_context(|| format!("cannot write {}", temporary.display()))?;
+                std::fs::rename(&temporary, &target)
+                    .with_context(|| format!("cannot move the report into {}", target.display()))
             }
         }
     }

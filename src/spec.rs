@@ -8,7 +8,9 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use billshadow_adapters::location::{TomlError, toml_error};
-use billshadow_comparisons::config::{Ignored, KeyField, Tolerance, Tolerances, Waiver, parse_key_names};
+use billshadow_comparisons::config::{
+    Ignored, KeyField, Tolerance, Tolerances, Waiver, parse_key_names,
+};
 use billshadow_comparisons::{CompareConfig, DiffClass, LineType, parse_decimal};
 use chrono::NaiveDate;
 use serde::Deserialize;
@@ -48,9 +50,16 @@ impl Spec {
             let raw = raw.unwrap_or_default();
             let format = raw.format.map(|f| {
                 // A format that looks like a file is relative to the spec.
-                if f.ends_with(".toml") { base.join(f).display().to_string() } else { f }
+                if f.ends_with(".toml") {
+                    base.join(f).display().to_string()
+                } else {
+                    f
+                }
             });
-            SideSpec { format, path: raw.path.map(|p| base.join(p)) }
+            SideSpec {
+                format,
+                path: raw.path.map(|p| base.join(p)),
+            }
         };
 
         let key = match raw.r#match.and_then(|m| m.key) {
@@ -58,7 +67,8 @@ impl Spec {
             Some(k) => {
                 let span = k.span();
                 let names: Vec<String> = k.into_inner();
-                let key = parse_key_names(names.iter().map(String::as_str)).map_err(|e| at(span.clone(), e.to_string()))?;
+                let key = parse_key_names(names.iter().map(String::as_str))
+                    .map_err(|e| at(span.clone(), e.to_string()))?;
                 if !key.contains(&KeyField::Text(billshadow_comparisons::Field::AccountId)) {
                     return Err(at(span, "the match key must include account_id: bills are compared account by account".to_owned()));
                 }
@@ -70,7 +80,9 @@ impl Spec {
         if let Some(compare) = raw.compare {
             for name in compare.ignore {
                 let span = name.span();
-                ignored.add(name.get_ref()).map_err(|e| at(span, e.to_string()))?;
+                ignored
+                    .add(name.get_ref())
+                    .map_err(|e| at(span, e.to_string()))?;
             }
         }
 
@@ -88,13 +100,28 @@ impl Spec {
                 }
                 for (name, value) in t.line_type {
                     let span = value.span();
-                    let line_type: LineType = name.parse().map_err(|e: billshadow_comparisons::model::LineTypeError| at(span.clone(), e.to_string()))?;
-                    out.by_line_type.push((line_type, value.into_inner().validate().map_err(|m| at(span, m))?));
+                    let line_type: LineType = name.parse().map_err(
+                        |e: billshadow_comparisons::model::LineTypeError| {
+                            at(span.clone(), e.to_string())
+                        },
+                    )?;
+                    out.by_line_type.push((
+                        line_type,
+                        value.into_inner().validate().map_err(|m| at(span, m))?,
+                    ));
                 }
                 for (pattern, value) in t.charge_code {
                     let span = value.span();
-                    let glob = glob::Pattern::new(&pattern).map_err(|e| at(span.clone(), format!("`{pattern}` is not a glob pattern: {e}")))?;
-                    out.by_charge_code.push((glob, value.into_inner().validate().map_err(|m| at(span, m))?));
+                    let glob = glob::Pattern::new(&pattern).map_err(|e| {
+                        at(
+                            span.clone(),
+                            format!("`{pattern}` is not a glob pattern: {e}"),
+                        )
+                    })?;
+                    out.by_charge_code.push((
+                        glob,
+                        value.into_inner().validate().map_err(|m| at(span, m))?,
+                    ));
                 }
                 out
             }
@@ -108,28 +135,51 @@ impl Spec {
             if waivers.iter().any(|existing| existing.id == w.id) {
                 return Err(err("the id is used twice".to_owned()));
             }
-            for (name, value) in [("reason", &w.reason), ("ticket", &w.ticket), ("owner", &w.owner)] {
+            for (name, value) in [
+                ("reason", &w.reason),
+                ("ticket", &w.ticket),
+                ("owner", &w.owner),
+            ] {
                 if value.trim().is_empty() {
-                    return Err(err(format!("`{name}` must not be empty: a waiver is an owned, explained rule")));
+                    return Err(err(format!(
+                        "`{name}` must not be empty: a waiver is an owned, explained rule"
+                    )));
                 }
             }
             let class = w
                 .class
                 .as_deref()
-                .map(|c| DiffClass::from_name(c).ok_or_else(|| err(format!("`{c}` is not a diff class"))))
+                .map(|c| {
+                    DiffClass::from_name(c).ok_or_else(|| err(format!("`{c}` is not a diff class")))
+                })
                 .transpose()?;
             if class.is_some_and(DiffClass::is_informational) {
-                return Err(err("informational classes never fail, so they need no waiver".to_owned()));
+                return Err(err(
+                    "informational classes never fail, so they need no waiver".to_owned(),
+                ));
             }
             let pattern = |p: &Option<String>| {
-                p.as_deref().map(|p| glob::Pattern::new(p).map_err(|e| err(format!("`{p}` is not a glob pattern: {e}")))).transpose()
+                p.as_deref()
+                    .map(|p| {
+                        glob::Pattern::new(p)
+                            .map_err(|e| err(format!("`{p}` is not a glob pattern: {e}")))
+                    })
+                    .transpose()
             };
-            let expires = NaiveDate::parse_from_str(&w.expires, "%Y-%m-%d")
-                .map_err(|_| err(format!("expires = `{}` is not a date (YYYY-MM-DD)", w.expires)))?;
+            let expires = NaiveDate::parse_from_str(&w.expires, "%Y-%m-%d").map_err(|_| {
+                err(format!(
+                    "expires = `{}` is not a date (YYYY-MM-DD)",
+                    w.expires
+                ))
+            })?;
             let delta_abs_max = w
                 .max_delta
                 .as_deref()
-                .map(|d| parse_decimal(d).map(|v| v.abs()).map_err(|e| err(format!("max_delta: {e}"))))
+                .map(|d| {
+                    parse_decimal(d)
+                        .map(|v| v.abs())
+                        .map_err(|e| err(format!("max_delta: {e}")))
+                })
                 .transpose()?;
             waivers.push(Waiver {
                 id: w.id.clone(),
@@ -157,7 +207,11 @@ impl Spec {
     }
 
     /// The engine's configuration; `key` overrides the spec's (a format's default key).
-    pub(crate) fn config(&self, today: NaiveDate, default_key: Option<Vec<KeyField>>) -> CompareConfig {
+    pub(crate) fn config(
+        &self,
+        today: NaiveDate,
+        default_key: Option<Vec<KeyField>>,
+    ) -> CompareConfig {
         let mut config = CompareConfig::new(today);
         if let Some(key) = self.key.clone().or(default_key) {
             config.key = key;
@@ -228,9 +282,7 @@ struct RawTolerances {
 #[serde(untagged)]
 enum RawTolerance {
     Amount(String),
-    MinorUnits {
-        minor_units: u32,
-    },
+    MinorUnits { minor_units: u32 },
 }
 
 impl RawTolerance {
@@ -269,12 +321,17 @@ mod tests {
     use super::*;
 
     fn error_of(text: &str) -> String {
-        Spec::parse(Path::new("spec.toml"), text).unwrap_err().to_string()
+        Spec::parse(Path::new("spec.toml"), text)
+            .unwrap_err()
+            .to_string()
     }
 
     fn check_error(text: &str, expected_start: &str) {
         let e = error_of(text);
-        assert!(e.starts_with(expected_start), "expected {expected_start:?}, got {e:?}");
+        assert!(
+            e.starts_with(expected_start),
+            "expected {expected_start:?}, got {e:?}"
+        );
     }
 
     const WAIVER: &str = r#"
@@ -304,15 +361,45 @@ expires = "2026-12-31"
 
     #[test]
     fn errors_name_the_line() {
-        check_error("[match]\nkey = [\"acount_id\"]\n", "spec.toml:2:7: `acount_id` is not a match key field");
-        check_error("[match]\nkey = [\"region\"]\n", "spec.toml:2:7: the match key must include account_id");
-        check_error("[mtach]\nkey = []\n", "spec.toml:1:2: unknown field `mtach`");
-        check_error("[compare]\nignore = [\"amount\"]\n", "spec.toml:2:11: `amount` cannot be ignored");
-        check_error("[tolerance]\nline_type = { taxes = \"0.01\" }\n", "spec.toml:2:23: `taxes` is not a line type");
-        check_error(&WAIVER.replace("2026-12-31", "31/12/2026"), "spec.toml:2:1: waiver `W-1`: expires = `31/12/2026` is not a date");
-        check_error(&WAIVER.replace("BILL-1", ""), "spec.toml:2:1: waiver `W-1`: `ticket` must not be empty");
-        check_error(&format!("{WAIVER}{WAIVER}"), "spec.toml:12:1: waiver `W-1`: the id is used twice");
-        check_error(&WAIVER.replace("\"amount_mismatch\"", "\"sub_minor_unit\""), "spec.toml:2:1: waiver `W-1`: informational");
-        check_error(&WAIVER.replace("owner =", "ownr ="), "spec.toml:2:1: unknown field `ownr`");
+        check_error(
+            "[match]\nkey = [\"acount_id\"]\n",
+            "spec.toml:2:7: `acount_id` is not a match key field",
+        );
+        check_error(
+            "[match]\nkey = [\"region\"]\n",
+            "spec.toml:2:7: the match key must include account_id",
+        );
+        check_error(
+            "[mtach]\nkey = []\n",
+            "spec.toml:1:2: unknown field `mtach`",
+        );
+        check_error(
+            "[compare]\nignore = [\"amount\"]\n",
+            "spec.toml:2:11: `amount` cannot be ignored",
+        );
+        check_error(
+            "[tolerance]\nline_type = { taxes = \"0.01\" }\n",
+            "spec.toml:2:23: `taxes` is not a line type",
+        );
+        check_error(
+            &WAIVER.replace("2026-12-31", "31/12/2026"),
+            "spec.toml:2:1: waiver `W-1`: expires = `31/12/2026` is not a date",
+        );
+        check_error(
+            &WAIVER.replace("BILL-1", ""),
+            "spec.toml:2:1: waiver `W-1`: `ticket` must not be empty",
+        );
+        check_error(
+            &format!("{WAIVER}{WAIVER}"),
+            "spec.toml:12:1: waiver `W-1`: the id is used twice",
+        );
+        check_error(
+            &WAIVER.replace("\"amount_mismatch\"", "\"sub_minor_unit\""),
+            "spec.toml:2:1: waiver `W-1`: informational",
+        );
+        check_error(
+            &WAIVER.replace("owner =", "ownr ="),
+            "spec.toml:9:1: unknown field `ownr`",
+        );
     }
 }

@@ -16,12 +16,17 @@ struct Run {
 
 impl Run {
     fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}\n{}", self.stdout, self.stderr))
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!("stdout is not JSON ({e}): {}\n{}", self.stdout, self.stderr)
+        })
     }
 
     /// Exit code, stdout and stderr together, for snapshots.
     fn transcript(&self) -> String {
-        format!("exit: {}\n--- stdout\n{}--- stderr\n{}", self.code, self.stdout, self.stderr)
+        format!(
+            "exit: {}\n--- stdout\n{}--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        )
     }
 }
 
@@ -44,13 +49,16 @@ fn repo() -> PathBuf {
 }
 
 fn diff_json(dir: &Path, legacy: &str, modern: &str, extra: &[&str]) -> (i32, Value) {
-    let mut args = vec!["diff", "--legacy", legacy, "--modern", modern, "--format", "json"];
+    let mut args = vec![
+        "diff", "--legacy", legacy, "--modern", modern, "--format", "json",
+    ];
     args.extend_from_slice(extra);
     let run = billshadow(&args, dir);
     (run.code, run.json())
 }
 
-const HEADER: &str = "account_id,period_start,period_end,charge_code,line_type,quantity,unit_price,amount,currency";
+const HEADER: &str =
+    "account_id,period_start,period_end,charge_code,line_type,quantity,unit_price,amount,currency";
 
 fn row(account: &str, charge: &str, amount: &str, currency: &str) -> String {
     format!("{account},2026-10-01,2026-10-31,{charge},usage,,,{amount},{currency}")
@@ -70,7 +78,19 @@ fn a_file_against_itself_has_no_diffs() {
 
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().to_str().unwrap();
-    let run = billshadow(&["generate", "pair", "--accounts", "300", "--seed", "3", "--out", d], dir.path());
+    let run = billshadow(
+        &[
+            "generate",
+            "pair",
+            "--accounts",
+            "300",
+            "--seed",
+            "3",
+            "--out",
+            d,
+        ],
+        dir.path(),
+    );
     assert_eq!(run.code, 0, "{}", run.stderr);
     for side in ["legacy.csv", "modern.csv"] {
         let (code, doc) = diff_json(dir.path(), side, side, &[]);
@@ -83,68 +103,149 @@ fn a_file_against_itself_has_no_diffs() {
 /// The identity of a diff for comparing against the answer file.
 fn identity(d: &Value, delta_matters: bool) -> (String, String, String, String, String) {
     let scope_customer = d["scope"] == "customer";
-    let owner = if scope_customer { format!("customer:{}", d["customer_id"]) } else { format!("account:{}", d["account_id"]) };
+    let owner = if scope_customer {
+        format!("customer:{}", d["customer_id"])
+    } else {
+        format!("account:{}", d["account_id"])
+    };
     let delta = match d["delta"].as_str() {
         Some(s) if delta_matters => s.parse::<Decimal>().unwrap().normalize().to_string(),
         _ => String::new(),
     };
-    (owner, d["class"].as_str().unwrap().to_owned(), d["charge_code"].to_string(), delta, d["currency"].to_string())
+    (
+        owner,
+        d["class"].as_str().unwrap().to_owned(),
+        d["charge_code"].to_string(),
+        delta,
+        d["currency"].to_string(),
+    )
 }
 
 fn check_generated_pair(accounts: &str, lines: &str, seed: &str) {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().to_str().unwrap();
     let run = billshadow(
-        &["generate", "pair", "--accounts", accounts, "--lines-per-account", lines, "--seed", seed, "--out", d],
+        &[
+            "generate",
+            "pair",
+            "--accounts",
+            accounts,
+            "--lines-per-account",
+            lines,
+            "--seed",
+            seed,
+            "--out",
+            d,
+        ],
         dir.path(),
     );
     assert_eq!(run.code, 0, "{}", run.stderr);
-    let answers: Value = serde_json::from_slice(&std::fs::read(dir.path().join("answers.json")).unwrap()).unwrap();
+    let answers: Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("answers.json")).unwrap()).unwrap();
     let (code, doc) = diff_json(dir.path(), "legacy.csv", "modern.csv", &[]);
     assert_eq!(code, 1);
 
-    let delta_matters = |class: &str| !matches!(class, "currency_mismatch" | "quantity_mismatch" | "unit_price_mismatch" | "description_changed");
+    let delta_matters = |class: &str| {
+        !matches!(
+            class,
+            "currency_mismatch"
+                | "quantity_mismatch"
+                | "unit_price_mismatch"
+                | "description_changed"
+        )
+    };
     let mut expected: BTreeMap<_, i64> = BTreeMap::new();
     for a in answers["diffs"].as_array().unwrap() {
         let mut a = a.clone();
-        a["scope"] = if a["customer_id"].is_null() { "line".into() } else { "customer".into() };
+        a["scope"] = if a["customer_id"].is_null() {
+            "line".into()
+        } else {
+            "customer".into()
+        };
         let class = a["class"].as_str().unwrap().to_owned();
         if class == "total_mismatch" {
             a["charge_code"] = Value::Null;
         }
-        *expected.entry(identity(&a, delta_matters(&class))).or_default() += 1;
+        *expected
+            .entry(identity(&a, delta_matters(&class)))
+            .or_default() += 1;
     }
     let mut reported: BTreeMap<_, i64> = BTreeMap::new();
     for d in doc["diffs"].as_array().unwrap() {
         let class = d["class"].as_str().unwrap().to_owned();
-        *reported.entry(identity(d, delta_matters(&class))).or_default() += 1;
+        *reported
+            .entry(identity(d, delta_matters(&class)))
+            .or_default() += 1;
     }
-    let true_positives: i64 = expected.iter().map(|(k, n)| (*n).min(reported.get(k).copied().unwrap_or(0))).sum();
+    let true_positives: i64 = expected
+        .iter()
+        .map(|(k, n)| (*n).min(reported.get(k).copied().unwrap_or(0)))
+        .sum();
     let expected_total: i64 = expected.values().sum();
     let reported_total: i64 = reported.values().sum();
-    let missed: Vec<_> = expected.keys().filter(|k| !reported.contains_key(*k)).take(5).collect();
-    let extra: Vec<_> = reported.keys().filter(|k| !expected.contains_key(*k)).take(5).collect();
-    assert_eq!(true_positives, expected_total, "recall below 1.0; missed e.g. {missed:?}");
-    assert_eq!(true_positives, reported_total, "precision below 1.0; extra e.g. {extra:?}");
+    let missed: Vec<_> = expected
+        .keys()
+        .filter(|k| !reported.contains_key(*k))
+        .take(5)
+        .collect();
+    let extra: Vec<_> = reported
+        .keys()
+        .filter(|k| !expected.contains_key(*k))
+        .take(5)
+        .collect();
+    assert_eq!(
+        true_positives, expected_total,
+        "recall below 1.0; missed e.g. {missed:?}"
+    );
+    assert_eq!(
+        true_positives, reported_total,
+        "precision below 1.0; extra e.g. {extra:?}"
+    );
 
     // Every class was injected, and every engine class but stack_error and within_tolerance
     // shows up.
     let injected = answers["injected"].as_object().unwrap();
     for class in [
-        "missing_in_modern", "missing_in_legacy", "amount_mismatch", "quantity_mismatch", "unit_price_mismatch",
-        "currency_mismatch", "sub_minor_unit", "hidden_total_drift", "description_changed", "big_amount_mismatch",
-        "missing_duplicate", "credit_mismatch", "customer_drift",
+        "missing_in_modern",
+        "missing_in_legacy",
+        "amount_mismatch",
+        "quantity_mismatch",
+        "unit_price_mismatch",
+        "currency_mismatch",
+        "sub_minor_unit",
+        "hidden_total_drift",
+        "description_changed",
+        "big_amount_mismatch",
+        "missing_duplicate",
+        "credit_mismatch",
+        "customer_drift",
     ] {
-        assert!(injected.get(class).and_then(Value::as_u64).unwrap_or(0) > 0, "{class} was not injected");
+        assert!(
+            injected.get(class).and_then(Value::as_u64).unwrap_or(0) > 0,
+            "{class} was not injected"
+        );
     }
     let by_class = doc["summary"]["by_class"].as_object().unwrap();
     for class in [
-        "missing_in_modern", "missing_in_legacy", "amount_mismatch", "quantity_mismatch", "unit_price_mismatch",
-        "currency_mismatch", "total_mismatch", "sub_minor_unit", "description_changed",
+        "missing_in_modern",
+        "missing_in_legacy",
+        "amount_mismatch",
+        "quantity_mismatch",
+        "unit_price_mismatch",
+        "currency_mismatch",
+        "total_mismatch",
+        "sub_minor_unit",
+        "description_changed",
     ] {
-        assert!(by_class.get(class).and_then(Value::as_u64).unwrap_or(0) > 0, "{class} not reported");
+        assert!(
+            by_class.get(class).and_then(Value::as_u64).unwrap_or(0) > 0,
+            "{class} not reported"
+        );
     }
-    assert!(doc["summary"]["currencies"]["JPY"].is_object() && doc["summary"]["currencies"]["BHD"].is_object());
+    assert!(
+        doc["summary"]["currencies"]["JPY"].is_object()
+            && doc["summary"]["currencies"]["BHD"].is_object()
+    );
     assert!(doc["summary"]["customers_mismatched"].as_u64().unwrap() > 0);
 }
 
@@ -174,10 +275,18 @@ fn five_hundred_sub_cent_drifts_make_a_total_mismatch() {
     let (code, doc) = diff_json(dir.path(), "legacy.csv", "modern.csv", &[]);
     assert_eq!(code, 1);
     let s = &doc["summary"];
-    assert_eq!(s["by_class"], serde_json::json!({"sub_minor_unit": 500, "total_mismatch": 1}));
+    assert_eq!(
+        s["by_class"],
+        serde_json::json!({"sub_minor_unit": 500, "total_mismatch": 1})
+    );
     assert_eq!(s["lines_matched"], 500);
     assert_eq!(s["lines_mismatched"], 0);
-    let total = doc["diffs"].as_array().unwrap().iter().find(|d| d["class"] == "total_mismatch").unwrap();
+    let total = doc["diffs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["class"] == "total_mismatch")
+        .unwrap();
     assert_eq!(total["delta"], "2.00");
     assert_eq!(total["scope"], "bill");
     assert_eq!(total["legacy"]["amount"], "500.00");
@@ -187,11 +296,30 @@ fn five_hundred_sub_cent_drifts_make_a_total_mismatch() {
 #[test]
 fn amounts_beyond_float_precision_differ_by_one_cent() {
     let dir = tempfile::tempdir().unwrap();
-    write(dir.path(), "l.csv", format!("{HEADER}\n{}\n", row("a", "big", "123456789012345.67", "USD")));
-    write(dir.path(), "m.csv", format!("{HEADER}\n{}\n", row("a", "big", "123456789012345.68", "USD")));
+    write(
+        dir.path(),
+        "l.csv",
+        format!(
+            "{HEADER}\n{}\n",
+            row("a", "big", "123456789012345.67", "USD")
+        ),
+    );
+    write(
+        dir.path(),
+        "m.csv",
+        format!(
+            "{HEADER}\n{}\n",
+            row("a", "big", "123456789012345.68", "USD")
+        ),
+    );
     let (code, doc) = diff_json(dir.path(), "l.csv", "m.csv", &[]);
     assert_eq!(code, 1);
-    let classes: Vec<&str> = doc["diffs"].as_array().unwrap().iter().map(|d| d["class"].as_str().unwrap()).collect();
+    let classes: Vec<&str> = doc["diffs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["class"].as_str().unwrap())
+        .collect();
     assert_eq!(classes, ["amount_mismatch", "total_mismatch"]);
     assert_eq!(doc["diffs"][0]["delta"], "0.01");
 }
@@ -199,31 +327,107 @@ fn amounts_beyond_float_precision_differ_by_one_cent() {
 /// A bad input: the file's content, and what the message must contain.
 fn check_bad_input(name: &str, contents: &[u8], expected: &str) {
     let dir = tempfile::tempdir().unwrap();
-    write(dir.path(), "good.csv", format!("{HEADER}\n{}\n", row("a", "x", "1.00", "USD")));
+    write(
+        dir.path(),
+        "good.csv",
+        format!("{HEADER}\n{}\n", row("a", "x", "1.00", "USD")),
+    );
     write(dir.path(), "legacy.csv", contents);
-    let run = billshadow(&["diff", "--legacy", "legacy.csv", "--modern", "good.csv"], dir.path());
+    let run = billshadow(
+        &["diff", "--legacy", "legacy.csv", "--modern", "good.csv"],
+        dir.path(),
+    );
     assert_eq!(run.code, 2, "{name}: {}", run.transcript());
-    assert!(run.stderr.contains(expected), "{name}: expected {expected:?} in:\n{}", run.stderr);
-    assert!(run.stdout.is_empty(), "{name}: no verdict may be printed:\n{}", run.stdout);
+    assert!(
+        run.stderr.contains(expected),
+        "{name}: expected {expected:?} in:\n{}",
+        run.stderr
+    );
+    assert!(
+        run.stdout.is_empty(),
+        "{name}: no verdict may be printed:\n{}",
+        run.stdout
+    );
 }
 
 #[test]
 fn bad_inputs_exit_2_and_name_file_line_and_column() {
     let good = row("a", "x", "1.00", "USD");
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
-        ("unknown currency", format!("{HEADER}\n{good}\n{}\n", row("a", "y", "1.00", "XYZ")).into(), "legacy.csv, line 3, column 9 (`currency`): `XYZ` is not an ISO 4217 currency code"),
-        ("non-numeric amount", format!("{HEADER}\n{}\n", row("a", "x", "12.5O", "USD")).into(), "legacy.csv, line 2, column 8 (`amount`): `12.5O` is not a decimal number"),
-        ("empty amount", format!("{HEADER}\n{}\n", row("a", "x", "", "USD")).into(), "legacy.csv, line 2, column 8 (`amount`): empty value; expected an amount"),
-        ("accounting negative", format!("{HEADER}\n{}\n", row("a", "x", "(1.50)", "USD")).into(), "line 2, column 8 (`amount`): `(1.50)` is an accounting negative"),
-        ("missing column", b"account_id,period_start,period_end,charge_code,amount\na,2026-10-01,2026-10-31,x,1\n".to_vec(), "required column `currency` (for the canonical field `currency`) is missing from the header of this `canonical` file"),
-        ("wrong field count", format!("{HEADER}\n{good}\na,2026-10-01,2026-10-31,x\n").into(), "legacy.csv, line 3: the row has 4 fields; expected 9"),
-        ("empty file", Vec::new(), "legacy.csv: the file is empty; expected a header row"),
-        ("huge field", format!("{HEADER}\n{}\n", row("a", &"x".repeat(10 << 20), "1.00", "USD")).into(), "legacy.csv, line 2, column 4 (`charge_code`): the field is 10485760 bytes long; the limit is 65536"),
-        ("invalid UTF-8", [format!("{HEADER}\n").into_bytes(), b"a\xff\xfe,2026-10-01,2026-10-31,x,usage,,,1.00,USD\n".to_vec()].concat(), "legacy.csv, line 2, column 1 (`account_id`): invalid UTF-8 at byte 2"),
-        ("bad date", format!("{HEADER}\na,2026-13-01,2026-10-31,x,usage,,,1.00,USD\n").into(), "legacy.csv, line 2, column 2 (`period_start`): `2026-13-01` is not a date; expected YYYY-MM-DD"),
-        ("bad quantity", format!("{HEADER}\na,2026-10-01,2026-10-31,x,usage,1_000,,1.00,USD\n").into(), "line 2, column 6 (`quantity`): `1_000` is not a decimal number"),
-        ("bad line type", format!("{HEADER}\na,2026-10-01,2026-10-31,x,Usage,,,1.00,USD\n").into(), "line 2, column 5 (`line_type`): `Usage` is not a line type"),
-        ("duplicate column", format!("{HEADER},amount\n").into(), "legacy.csv, line 1: the column `amount` appears twice in the header"),
+        (
+            "unknown currency",
+            format!("{HEADER}\n{good}\n{}\n", row("a", "y", "1.00", "XYZ")).into(),
+            "legacy.csv, line 3, column 9 (`currency`): `XYZ` is not an ISO 4217 currency code",
+        ),
+        (
+            "non-numeric amount",
+            format!("{HEADER}\n{}\n", row("a", "x", "12.5O", "USD")).into(),
+            "legacy.csv, line 2, column 8 (`amount`): `12.5O` is not a decimal number",
+        ),
+        (
+            "empty amount",
+            format!("{HEADER}\n{}\n", row("a", "x", "", "USD")).into(),
+            "legacy.csv, line 2, column 8 (`amount`): empty value; expected an amount",
+        ),
+        (
+            "accounting negative",
+            format!("{HEADER}\n{}\n", row("a", "x", "(1.50)", "USD")).into(),
+            "line 2, column 8 (`amount`): `(1.50)` is an accounting negative",
+        ),
+        (
+            "missing column",
+            b"account_id,period_start,period_end,charge_code,amount\na,2026-10-01,2026-10-31,x,1\n"
+                .to_vec(),
+            "required column `currency` (for the canonical field `currency`) is missing from the header of this `canonical` file",
+        ),
+        (
+            "wrong field count",
+            format!("{HEADER}\n{good}\na,2026-10-01,2026-10-31,x\n").into(),
+            "legacy.csv, line 3: the row has 4 fields; expected 9",
+        ),
+        (
+            "empty file",
+            Vec::new(),
+            "legacy.csv: the file is empty; expected a header row",
+        ),
+        (
+            "huge field",
+            format!(
+                "{HEADER}\n{}\n",
+                row("a", &"x".repeat(10 << 20), "1.00", "USD")
+            )
+            .into(),
+            "legacy.csv, line 2, column 4 (`charge_code`): the field is 10485760 bytes long; the limit is 65536",
+        ),
+        (
+            "invalid UTF-8",
+            [
+                format!("{HEADER}\n").into_bytes(),
+                b"a\xff\xfe,2026-10-01,2026-10-31,x,usage,,,1.00,USD\n".to_vec(),
+            ]
+            .concat(),
+            "legacy.csv, line 2, column 1 (`account_id`): invalid UTF-8 at byte 2",
+        ),
+        (
+            "bad date",
+            format!("{HEADER}\na,2026-13-01,2026-10-31,x,usage,,,1.00,USD\n").into(),
+            "legacy.csv, line 2, column 2 (`period_start`): `2026-13-01` is not a date; expected YYYY-MM-DD",
+        ),
+        (
+            "bad quantity",
+            format!("{HEADER}\na,2026-10-01,2026-10-31,x,usage,1_000,,1.00,USD\n").into(),
+            "line 2, column 6 (`quantity`): `1_000` is not a decimal number",
+        ),
+        (
+            "bad line type",
+            format!("{HEADER}\na,2026-10-01,2026-10-31,x,Usage,,,1.00,USD\n").into(),
+            "line 2, column 5 (`line_type`): `Usage` is not a line type",
+        ),
+        (
+            "duplicate column",
+            format!("{HEADER},amount\n").into(),
+            "legacy.csv, line 1: the column `amount` appears twice in the header",
+        ),
     ];
     for (name, contents, expected) in cases {
         check_bad_input(name, &contents, expected);
@@ -233,9 +437,21 @@ fn bad_inputs_exit_2_and_name_file_line_and_column() {
 #[test]
 fn bom_and_crlf_are_read_like_plain_files() {
     let dir = tempfile::tempdir().unwrap();
-    let plain = format!("{HEADER}\n{}\n{}\n", row("a", "x", "1.00", "USD"), row("b", "y", "2.50", "EUR"));
+    let plain = format!(
+        "{HEADER}\n{}\n{}\n",
+        row("a", "x", "1.00", "USD"),
+        row("b", "y", "2.50", "EUR")
+    );
     write(dir.path(), "plain.csv", &plain);
-    write(dir.path(), "bom.csv", [b"\xef\xbb\xbf".to_vec(), plain.replace('\n', "\r\n").into_bytes()].concat());
+    write(
+        dir.path(),
+        "bom.csv",
+        [
+            b"\xef\xbb\xbf".to_vec(),
+            plain.replace('\n', "\r\n").into_bytes(),
+        ]
+        .concat(),
+    );
     let (code, doc) = diff_json(dir.path(), "plain.csv", "bom.csv", &[]);
     assert_eq!(code, 0, "{doc}");
     assert_eq!(doc["summary"]["lines_matched"], 2);
@@ -247,75 +463,212 @@ fn bad_rows_within_the_allowance_are_quarantined_and_counted() {
     let dir = tempfile::tempdir().unwrap();
     let good = row("a", "x", "1.00", "USD");
     write(dir.path(), "modern.csv", format!("{HEADER}\n{good}\n"));
-    write(dir.path(), "legacy.csv", format!("{HEADER}\n{good}\n{}\n{}\n", row("b", "x", "oops", "USD"), row("c", "x", "1", "???")));
+    write(
+        dir.path(),
+        "legacy.csv",
+        format!(
+            "{HEADER}\n{good}\n{}\n{}\n",
+            row("b", "x", "oops", "USD"),
+            row("c", "x", "1", "???")
+        ),
+    );
 
-    let run = billshadow(&["diff", "--legacy", "legacy.csv", "--modern", "modern.csv", "--max-bad-rows", "5"], dir.path());
+    let run = billshadow(
+        &[
+            "diff",
+            "--legacy",
+            "legacy.csv",
+            "--modern",
+            "modern.csv",
+            "--max-bad-rows",
+            "5",
+        ],
+        dir.path(),
+    );
     assert_eq!(run.code, 0, "{}", run.transcript());
     assert!(run.stdout.contains("incomplete: 2 legacy and 0 modern rows were quarantined (see billshadow-quarantine.jsonl)"), "{}", run.stdout);
-    let quarantine = std::fs::read_to_string(dir.path().join("billshadow-quarantine.jsonl")).unwrap();
-    let rows: Vec<Value> = quarantine.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let quarantine =
+        std::fs::read_to_string(dir.path().join("billshadow-quarantine.jsonl")).unwrap();
+    let rows: Vec<Value> = quarantine
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(rows.len(), 2);
     assert_eq!(rows[0]["line"], 3);
     assert_eq!(rows[0]["column_name"], "amount");
     assert_eq!(rows[1]["column_name"], "currency");
 
-    let (_, doc) = diff_json(dir.path(), "legacy.csv", "modern.csv", &["--max-bad-rows", "5"]);
+    let (_, doc) = diff_json(
+        dir.path(),
+        "legacy.csv",
+        "modern.csv",
+        &["--max-bad-rows", "5"],
+    );
     assert_eq!(doc["inputs"]["legacy"]["bad_rows"], 2);
     assert_eq!(doc["inputs"]["legacy"]["lines"], 1);
 
-    let run = billshadow(&["diff", "--legacy", "legacy.csv", "--modern", "modern.csv", "--max-bad-rows", "1"], dir.path());
+    let run = billshadow(
+        &[
+            "diff",
+            "--legacy",
+            "legacy.csv",
+            "--modern",
+            "modern.csv",
+            "--max-bad-rows",
+            "1",
+        ],
+        dir.path(),
+    );
     assert_eq!(run.code, 2);
-    assert!(run.stderr.contains("more than 1 bad rows"), "{}", run.stderr);
-    assert!(run.stderr.contains("line 3, column 8 (`amount`)"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("more than 1 bad rows"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("line 3, column 8 (`amount`)"),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]
 fn spec_errors_exit_2_and_point_at_the_line() {
     let dir = tempfile::tempdir().unwrap();
-    write(dir.path(), "spec.toml", "[match]\nkey = [\"account_id\"]\n\n[tolerances]\ndefault = \"0.01\"\n");
+    write(
+        dir.path(),
+        "spec.toml",
+        "[match]\nkey = [\"account_id\"]\n\n[tolerances]\ndefault = \"0.01\"\n",
+    );
     let run = billshadow(&["check-spec", "spec.toml"], dir.path());
     assert_eq!(run.code, 2);
-    assert!(run.stderr.contains("spec.toml:4:2: unknown field `tolerances`"), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("spec.toml:4:2: unknown field `tolerances`"),
+        "{}",
+        run.stderr
+    );
 
-    write(dir.path(), "l.csv", format!("{HEADER}\n{}\n", row("a", "x", "1", "USD")));
-    let run = billshadow(&["diff", "--legacy", "l.csv", "--modern", "l.csv", "--spec", "spec.toml"], dir.path());
+    write(
+        dir.path(),
+        "l.csv",
+        format!("{HEADER}\n{}\n", row("a", "x", "1", "USD")),
+    );
+    let run = billshadow(
+        &[
+            "diff",
+            "--legacy",
+            "l.csv",
+            "--modern",
+            "l.csv",
+            "--spec",
+            "spec.toml",
+        ],
+        dir.path(),
+    );
     assert_eq!(run.code, 2);
     assert!(run.stderr.contains("spec.toml:4:2"), "{}", run.stderr);
 
     let run = billshadow(&["check-spec", "examples/spec.toml"], &repo());
     assert_eq!(run.code, 0, "{}", run.stderr);
-    assert!(run.stdout.contains("waivers     2 (0 expired)"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("waivers     2 (0 expired)"),
+        "{}",
+        run.stdout
+    );
 }
 
 #[test]
 fn usage_errors_exit_2() {
     let run = billshadow(&["diff", "--modern", "examples/modern.csv"], &repo());
     assert_eq!(run.code, 2);
-    assert!(run.stderr.contains("no legacy file: pass --legacy PATH"), "{}", run.stderr);
-    let run = billshadow(&["diff", "--legacy", "nope.csv", "--modern", "examples/modern.csv"], &repo());
+    assert!(
+        run.stderr.contains("no legacy file: pass --legacy PATH"),
+        "{}",
+        run.stderr
+    );
+    let run = billshadow(
+        &[
+            "diff",
+            "--legacy",
+            "nope.csv",
+            "--modern",
+            "examples/modern.csv",
+        ],
+        &repo(),
+    );
     assert_eq!(run.code, 2);
-    assert!(run.stderr.contains("nope.csv does not exist"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("nope.csv does not exist"),
+        "{}",
+        run.stderr
+    );
     let run = billshadow(&["diff", "--bogus"], &repo());
     assert_eq!(run.code, 2);
-    let run = billshadow(&["diff", "--legacy", "examples/legacy.csv", "--modern", "examples/modern.csv", "--legacy-format", "nonesuch"], &repo());
+    let run = billshadow(
+        &[
+            "diff",
+            "--legacy",
+            "examples/legacy.csv",
+            "--modern",
+            "examples/modern.csv",
+            "--legacy-format",
+            "nonesuch",
+        ],
+        &repo(),
+    );
     assert_eq!(run.code, 2);
-    assert!(run.stderr.contains("`nonesuch` is neither a catalog format (canonical"), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("`nonesuch` is neither a catalog format (canonical"),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]
 fn expired_waivers_waive_nothing_and_are_reported() {
-    let run = billshadow(&["diff", "--spec", "examples/spec.toml", "--as-of", "2100-01-01"], &repo());
+    let run = billshadow(
+        &[
+            "diff",
+            "--spec",
+            "examples/spec.toml",
+            "--as-of",
+            "2100-01-01",
+        ],
+        &repo(),
+    );
     assert_eq!(run.code, 1, "{}", run.transcript());
-    assert!(run.stdout.contains("waiver W-101 expired on 2099-12-31"), "{}", run.stdout);
-    let run = billshadow(&["diff", "--spec", "examples/spec.toml", "--as-of", "2099-12-31"], &repo());
+    assert!(
+        run.stdout.contains("waiver W-101 expired on 2099-12-31"),
+        "{}",
+        run.stdout
+    );
+    let run = billshadow(
+        &[
+            "diff",
+            "--spec",
+            "examples/spec.toml",
+            "--as-of",
+            "2099-12-31",
+        ],
+        &repo(),
+    );
     assert_eq!(run.code, 0, "{}", run.transcript());
 }
 
 #[test]
 fn jsonl_streams_one_diff_per_line_then_the_summary() {
-    let run = billshadow(&["diff", "--spec", "examples/spec.toml", "--format", "jsonl"], &repo());
+    let run = billshadow(
+        &["diff", "--spec", "examples/spec.toml", "--format", "jsonl"],
+        &repo(),
+    );
     assert_eq!(run.code, 0);
-    let lines: Vec<Value> = run.stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<Value> = run
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(lines.len(), 5);
     assert!(lines[..4].iter().all(|l| l["record"] == "diff"));
     assert_eq!(lines[4]["record"], "summary");
@@ -326,12 +679,26 @@ fn jsonl_streams_one_diff_per_line_then_the_summary() {
 fn out_writes_the_report_whole() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("report.json");
-    let run = billshadow(&["diff", "--spec", "examples/spec.toml", "--format", "json", "--out", out.to_str().unwrap()], &repo());
+    let run = billshadow(
+        &[
+            "diff",
+            "--spec",
+            "examples/spec.toml",
+            "--format",
+            "json",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        &repo(),
+    );
     assert_eq!(run.code, 0);
     assert!(run.stdout.is_empty());
     let doc: Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
     assert_eq!(doc["summary"]["verdict"], "parity");
-    let leftovers: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     assert_eq!(leftovers.len(), 1, "{leftovers:?}");
 }
 
@@ -343,13 +710,25 @@ fn text_report_snapshot() {
 
 #[test]
 fn text_report_of_mismatches_snapshot() {
-    let run = billshadow(&["diff", "--legacy", "examples/legacy.csv", "--modern", "examples/modern.csv"], &repo());
+    let run = billshadow(
+        &[
+            "diff",
+            "--legacy",
+            "examples/legacy.csv",
+            "--modern",
+            "examples/modern.csv",
+        ],
+        &repo(),
+    );
     insta::assert_snapshot!(run.transcript());
 }
 
 #[test]
 fn json_report_snapshot() {
-    let run = billshadow(&["diff", "--spec", "examples/spec.toml", "--format", "json"], &repo());
+    let run = billshadow(
+        &["diff", "--spec", "examples/spec.toml", "--format", "json"],
+        &repo(),
+    );
     assert_eq!(run.code, 0);
     insta::assert_snapshot!(run.stdout);
 }
@@ -360,24 +739,53 @@ fn json_report_snapshot() {
 #[test]
 fn golden_cases() {
     let cases = repo().join("tests/cases");
-    let mut names: Vec<_> = std::fs::read_dir(&cases).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut names: Vec<_> = std::fs::read_dir(&cases)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     names.sort();
     assert!(names.len() >= 5);
     for case in names {
-        let mut args = vec!["diff", "--legacy", "legacy.csv", "--modern", "modern.csv", "--format", "json", "--as-of", "2026-11-25"];
+        let mut args = vec![
+            "diff",
+            "--legacy",
+            "legacy.csv",
+            "--modern",
+            "modern.csv",
+            "--format",
+            "json",
+            "--as-of",
+            "2026-11-25",
+        ];
         if case.join("spec.toml").exists() {
             args.extend(["--spec", "spec.toml"]);
         }
         let run = billshadow(&args, &case);
-        assert!(run.code == 0 || run.code == 1, "{}: {}", case.display(), run.transcript());
+        assert!(
+            run.code == 0 || run.code == 1,
+            "{}: {}",
+            case.display(),
+            run.transcript()
+        );
         let doc = run.json();
-        let actual = serde_json::json!({"exit": run.code, "summary": doc["summary"], "diffs": doc["diffs"]});
+        let actual =
+            serde_json::json!({"exit": run.code, "summary": doc["summary"], "diffs": doc["diffs"]});
         let expected_path = case.join("expected.json");
         if std::env::var_os("BILLSHADOW_BLESS").is_some() {
-            std::fs::write(&expected_path, serde_json::to_string_pretty(&actual).unwrap() + "\n").unwrap();
+            std::fs::write(
+                &expected_path,
+                serde_json::to_string_pretty(&actual).unwrap() + "\n",
+            )
+            .unwrap();
             continue;
         }
-        let expected: Value = serde_json::from_slice(&std::fs::read(&expected_path).unwrap()).unwrap();
-        assert_eq!(actual, expected, "golden case {} changed (BILLSHADOW_BLESS=1 to accept)", case.display());
+        let expected: Value =
+            serde_json::from_slice(&std::fs::read(&expected_path).unwrap()).unwrap();
+        assert_eq!(
+            actual,
+            expected,
+            "golden case {} changed (BILLSHADOW_BLESS=1 to accept)",
+            case.display()
+        );
     }
 }

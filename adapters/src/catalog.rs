@@ -10,7 +10,10 @@ use crate::mapping::{InputKind, Mapping};
 /// The catalog's entries: (name, TOML text).
 const ENTRIES: &[(&str, &str)] = &[
     ("canonical", include_str!("../catalog/canonical.toml")),
-    ("canonical-jsonl", include_str!("../catalog/canonical-jsonl.toml")),
+    (
+        "canonical-jsonl",
+        include_str!("../catalog/canonical-jsonl.toml"),
+    ),
 ];
 
 /// The built-in format mappings.
@@ -45,8 +48,11 @@ impl Catalog {
     /// or first JSON object, preferring the most specific; `None` when nothing fits.
     pub fn detect(&self, path: &Path) -> Result<Option<&Mapping>, std::io::Error> {
         let mut head = Vec::new();
-        std::fs::File::open(path)?.take(1 << 20).read_to_end(&mut head)?;
-        let head = String::from_utf8_lossy(head.strip_prefix(b"\xef\xbb\xbf").unwrap_or(&head)).into_owned();
+        std::fs::File::open(path)?
+            .take(1 << 20)
+            .read_to_end(&mut head)?;
+        let head = String::from_utf8_lossy(head.strip_prefix(b"\xef\xbb\xbf").unwrap_or(&head))
+            .into_owned();
         let first_line = head.lines().next().unwrap_or("");
         let json_keys: Option<Vec<String>> = serde_json::from_str::<serde_json::Value>(first_line)
             .ok()
@@ -58,14 +64,20 @@ impl Catalog {
                 continue;
             }
             let present = |column: &String| match (&json_keys, mapping.input) {
-                (Some(keys), InputKind::Jsonl | InputKind::Json) => keys.iter().any(|k| k == column),
+                (Some(keys), InputKind::Jsonl | InputKind::Json) => {
+                    keys.iter().any(|k| k == column)
+                }
                 (None, InputKind::Csv) => {
                     let delimiter = char::from(mapping.delimiter);
-                    first_line.split(delimiter).any(|h| h.trim().trim_matches('"') == column)
+                    first_line
+                        .split(delimiter)
+                        .any(|h| h.trim().trim_matches('"') == column)
                 }
                 _ => false,
             };
-            if mapping.signature.iter().all(present) && best.is_none_or(|(_, n)| mapping.signature.len() > n) {
+            if mapping.signature.iter().all(present)
+                && best.is_none_or(|(_, n)| mapping.signature.len() > n)
+            {
                 best = Some((mapping, mapping.signature.len()));
             }
         }
@@ -83,7 +95,11 @@ fn json_paths(value: &serde_json::Value) -> Vec<String> {
         match v {
             serde_json::Value::Object(map) => {
                 for (k, child) in map {
-                    let path = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                    let path = if prefix.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
                     out.push(path.clone());
                     walk(child, &path, out, depth + 1);
                 }

@@ -16,7 +16,9 @@ use billshadow_comparisons::{Currency, Field, LineStore, LineType, parse_decimal
 use chrono::{Datelike, NaiveDate};
 use rust_decimal::Decimal;
 
-use crate::mapping::{Attributes, Condition, DateFormat, FieldMapping, InputKind, Mapping, Source, Target};
+use crate::mapping::{
+    Attributes, Condition, DateFormat, FieldMapping, InputKind, Mapping, Source, Target,
+};
 
 /// The largest single field accepted, in bytes.
 pub const FIELD_BYTES_MAX: usize = 64 * 1024;
@@ -61,14 +63,26 @@ pub enum ReadError {
     },
     #[error("{origin}: the file is empty; expected {expected}")]
     Empty { origin: String, expected: String },
-    #[error("{origin}: the required column `{column}` (for the canonical field `{field}`) is missing from the header of this `{format}` file; the header has: {header}")]
-    MissingColumn { origin: String, format: String, column: String, field: String, header: String },
+    #[error(
+        "{origin}: the required column `{column}` (for the canonical field `{field}`) is missing from the header of this `{format}` file; the header has: {header}"
+    )]
+    MissingColumn {
+        origin: String,
+        format: String,
+        column: String,
+        field: String,
+        header: String,
+    },
     #[error("{origin}, line 1: the column `{column}` appears twice in the header")]
     DuplicateColumn { origin: String, column: String },
     #[error("{0}")]
     Row(Box<RowError>),
     #[error("{origin}: more than {limit} bad rows (see the quarantine file); the first: {first}")]
-    TooManyBadRows { origin: String, limit: u64, first: Box<RowError> },
+    TooManyBadRows {
+        origin: String,
+        limit: u64,
+        first: Box<RowError>,
+    },
     #[error("cannot write the quarantine file")]
     Quarantine(#[source] std::io::Error),
 }
@@ -95,9 +109,16 @@ pub struct ReadStats {
 }
 
 /// Reads a file through a mapping.
-pub fn read_path(path: &Path, mapping: &Mapping, options: ReadOptions<'_>) -> Result<(LineStore, ReadStats), ReadError> {
+pub fn read_path(
+    path: &Path,
+    mapping: &Mapping,
+    options: ReadOptions<'_>,
+) -> Result<(LineStore, ReadStats), ReadError> {
     let origin = path.display().to_string();
-    let file = std::fs::File::open(path).map_err(|source| ReadError::Io { origin: origin.clone(), source })?;
+    let file = std::fs::File::open(path).map_err(|source| ReadError::Io {
+        origin: origin.clone(),
+        source,
+    })?;
     let size = file.metadata().map(|m| m.len() as usize).unwrap_or(0);
     read_from(&origin, file, size, mapping, options)
 }
@@ -149,9 +170,16 @@ impl Sink<'_> {
             });
             writeln!(q, "{record}").map_err(ReadError::Quarantine)?;
         }
-        let first = self.first_bad.get_or_insert_with(|| Box::new(error)).clone();
+        let first = self
+            .first_bad
+            .get_or_insert_with(|| Box::new(error))
+            .clone();
         if self.stats.bad_rows > self.options.max_bad_rows {
-            return Err(ReadError::TooManyBadRows { origin: self.origin.clone(), limit: self.options.max_bad_rows, first });
+            return Err(ReadError::TooManyBadRows {
+                origin: self.origin.clone(),
+                limit: self.options.max_bad_rows,
+                first,
+            });
         }
         Ok(())
     }
@@ -174,12 +202,18 @@ enum ColumnRef {
 #[derive(Debug, Clone)]
 enum Access {
     Csv(usize),
-    Json { path: Vec<String>, from_document: bool, text: String },
+    Json {
+        path: Vec<String>,
+        from_document: bool,
+        text: String,
+    },
     Absent,
 }
 
 struct CompiledField<'m> {
     mapping: &'m FieldMapping,
+    /// The value is used as read: no default, translation or case change.
+    plain: bool,
     access: Vec<Access>,
     negate_if: Option<CompiledCondition<'m>>,
 }
@@ -200,33 +234,62 @@ struct Compiled<'m> {
 
 /// One source record, CSV or JSON.
 enum Record<'r> {
-    Csv(&'r csv::ByteRecord),
-    Json { record: &'r serde_json::Value, document: &'r serde_json::Value },
+    /// A CSV row, and its text when the whole row is valid UTF-8 (checked once per row).
+    Csv(&'r csv::ByteRecord, Option<&'r str>),
+    Json {
+        record: &'r serde_json::Value,
+        document: &'r serde_json::Value,
+    },
 }
 
 impl<'r> Record<'r> {
     fn get(&self, access: &Access) -> Result<Option<Cow<'r, str>>, Problem> {
         match (self, access) {
             (_, Access::Absent) => Ok(None),
-            (Record::Csv(rec), Access::Csv(i)) => {
+            (Record::Csv(rec, text), Access::Csv(i)) => {
+                // The row's text sliced at the field's bounds: valid unless a field boundary
+                // splits a character, which the per-field check below then reports.
+                let range = rec.range(*i).unwrap_or(0..0);
+                if range.len() <= FIELD_BYTES_MAX
+                    && let Some(field) = text.and_then(|t| t.get(range))
+                {
+                    return Ok(Some(Cow::Borrowed(field)));
+                }
                 let bytes = rec.get(*i).unwrap_or_default();
                 if bytes.len() > FIELD_BYTES_MAX {
                     return Err(Problem {
                         column: Some(ColumnRef::Csv(*i)),
-                        message: format!("the field is {} bytes long; the limit is {FIELD_BYTES_MAX}", bytes.len()),
+                        message: format!(
+                            "the field is {} bytes long; the limit is {FIELD_BYTES_MAX}",
+                            bytes.len()
+                        ),
                     });
                 }
-                std::str::from_utf8(bytes).map(|s| Some(Cow::Borrowed(s))).map_err(|e| Problem {
-                    column: Some(ColumnRef::Csv(*i)),
-                    message: format!("invalid UTF-8 at byte {} of the field; expected UTF-8 text", e.valid_up_to() + 1),
-                })
+                std::str::from_utf8(bytes)
+                    .map(|s| Some(Cow::Borrowed(s)))
+                    .map_err(|e| Problem {
+                        column: Some(ColumnRef::Csv(*i)),
+                        message: format!(
+                            "invalid UTF-8 at byte {} of the field; expected UTF-8 text",
+                            e.valid_up_to() + 1
+                        ),
+                    })
             }
-            (Record::Json { record, document }, Access::Json { path, from_document, text }) => {
+            (
+                Record::Json { record, document },
+                Access::Json {
+                    path,
+                    from_document,
+                    text,
+                },
+            ) => {
                 let mut node: &serde_json::Value = if *from_document { document } else { record };
                 for segment in path {
                     let next = match node {
                         serde_json::Value::Object(map) => map.get(segment),
-                        serde_json::Value::Array(items) => segment.parse::<usize>().ok().and_then(|i| items.get(i)),
+                        serde_json::Value::Array(items) => {
+                            segment.parse::<usize>().ok().and_then(|i| items.get(i))
+                        }
                         _ => None,
                     };
                     match next {
@@ -238,10 +301,13 @@ impl<'r> Record<'r> {
                     serde_json::Value::Null => Ok(None),
                     serde_json::Value::String(s) => Ok(Some(Cow::Borrowed(s.as_str()))),
                     serde_json::Value::Number(n) => Ok(Some(Cow::Owned(n.to_string()))),
-                    serde_json::Value::Bool(b) => Ok(Some(Cow::Borrowed(if *b { "true" } else { "false" }))),
+                    serde_json::Value::Bool(b) => {
+                        Ok(Some(Cow::Borrowed(if *b { "true" } else { "false" })))
+                    }
                     _ => Err(Problem {
                         column: Some(ColumnRef::Path(text.clone())),
-                        message: "expected a string, number or boolean, found an object or array".to_owned(),
+                        message: "expected a string, number or boolean, found an object or array"
+                            .to_owned(),
                     }),
                 }
             }
@@ -259,24 +325,40 @@ impl<'m> Compiled<'m> {
     ) -> Result<Compiled<'m>, ReadError> {
         let resolve = |name: &str| -> Access {
             match header {
-                Some(h) => h.iter().position(|c| c == name).map_or(Access::Absent, Access::Csv),
+                Some(h) => h
+                    .iter()
+                    .position(|c| c == name)
+                    .map_or(Access::Absent, Access::Csv),
                 None => {
                     let (from_document, rest) = match name.strip_prefix("$doc.") {
                         Some(rest) => (true, rest),
                         None => (false, name),
                     };
-                    Access::Json { path: rest.split('.').map(str::to_owned).collect(), from_document, text: name.to_owned() }
+                    Access::Json {
+                        path: rest.split('.').map(str::to_owned).collect(),
+                        from_document,
+                        text: name.to_owned(),
+                    }
                 }
             }
         };
-        let condition = |c: &'m Condition| CompiledCondition { condition: c, access: resolve(&c.column) };
+        let condition = |c: &'m Condition| CompiledCondition {
+            condition: c,
+            access: resolve(&c.column),
+        };
         let mut fields = Vec::new();
         for field in &mapping.fields {
             let access: Vec<Access> = field.source.columns().into_iter().map(resolve).collect();
-            let missing = access.iter().zip(field.source.columns()).find(|(a, _)| matches!(a, Access::Absent));
+            let missing = access
+                .iter()
+                .zip(field.source.columns())
+                .find(|(a, _)| matches!(a, Access::Absent));
             if let (Some((_, column)), Some(h)) = (missing, header) {
                 let all_missing = access.iter().all(|a| matches!(a, Access::Absent));
-                let tolerated = field.optional || field.default.is_some() || (matches!(field.source, Source::Coalesce(_) | Source::Join(..)) && !all_missing);
+                let tolerated = field.optional
+                    || field.default.is_some()
+                    || (matches!(field.source, Source::Coalesce(_) | Source::Join(..))
+                        && !all_missing);
                 if !tolerated {
                     return Err(ReadError::MissingColumn {
                         origin: origin.to_owned(),
@@ -287,19 +369,35 @@ impl<'m> Compiled<'m> {
                     });
                 }
             }
-            fields.push(CompiledField { mapping: field, access, negate_if: field.negate_if.as_ref().map(condition) });
+            let plain = field.default.is_none()
+                && field.map.is_empty()
+                && !field.upper_case
+                && !field.lower_case;
+            fields.push(CompiledField {
+                mapping: field,
+                plain,
+                access,
+                negate_if: field.negate_if.as_ref().map(condition),
+            });
         }
         let attributes = match (&mapping.attributes, header) {
             (Attributes::None, _) | (Attributes::Unmapped, None) => Vec::new(),
             (Attributes::Unmapped, Some(h)) => {
-                let used: Vec<&str> = mapping.fields.iter().flat_map(|f| f.source.columns()).collect();
+                let used: Vec<&str> = mapping
+                    .fields
+                    .iter()
+                    .flat_map(|f| f.source.columns())
+                    .collect();
                 h.iter()
                     .enumerate()
                     .filter(|(_, name)| !used.contains(&name.as_str()))
                     .map(|(i, name)| (name.clone(), Access::Csv(i)))
                     .collect()
             }
-            (Attributes::List(list), _) => list.iter().map(|name| (name.clone(), resolve(name))).collect(),
+            (Attributes::List(list), _) => list
+                .iter()
+                .map(|name| (name.clone(), resolve(name)))
+                .collect(),
         };
         Ok(Compiled {
             fields,
@@ -315,11 +413,20 @@ impl<'m> Compiled<'m> {
 struct Scratch {
     text: [String; Field::COUNT],
     attributes: String,
+    /// The last currency text seen and what it parsed to: exports repeat it on every row.
+    currency_memo: Option<(String, Currency)>,
+    /// Per date field, the last source text and the canonical date it became.
+    date_memo: [(String, String); Field::COUNT],
 }
 
 impl Scratch {
     fn new() -> Scratch {
-        Scratch { text: std::array::from_fn(|_| String::new()), attributes: String::new() }
+        Scratch {
+            text: std::array::from_fn(|_| String::new()),
+            attributes: String::new(),
+            currency_memo: None,
+            date_memo: std::array::from_fn(|_| (String::new(), String::new())),
+        }
     }
 }
 
@@ -354,26 +461,48 @@ impl Compiled<'_> {
         let mut currency = None;
         let mut line_type = LineType::Usage;
         for field in &self.fields {
-            let (value, column) = self.source_value(field, record)?;
-            let value = transform(field.mapping, value);
-            let fault = |message: String| Problem { column: column.clone(), message };
+            let (value, column) = Compiled::source_value(field, record)?;
+            let value = if field.plain {
+                value
+            } else {
+                transform(field.mapping, value)
+            };
+            let fault = |message: String| Problem {
+                column: field.access.get(column).and_then(column_ref),
+                message,
+            };
             let value = value.as_ref().trim_ascii_end();
             match field.mapping.target {
                 Target::Currency => {
                     if value.is_empty() {
-                        return Err(fault("empty value; expected an ISO 4217 currency code".to_owned()));
+                        return Err(fault(
+                            "empty value; expected an ISO 4217 currency code".to_owned(),
+                        ));
                     }
-                    currency = Some(value.parse::<Currency>().map_err(|e| fault(e.to_string()))?);
+                    currency = Some(match &scratch.currency_memo {
+                        Some((text, parsed)) if text == value => *parsed,
+                        _ => {
+                            let parsed = value
+                                .parse::<Currency>()
+                                .map_err(|e| fault(e.to_string()))?;
+                            scratch.currency_memo = Some((value.to_owned(), parsed));
+                            parsed
+                        }
+                    });
                 }
                 Target::LineType => {
                     if !value.is_empty() {
-                        line_type = value.parse().map_err(|e: billshadow_comparisons::model::LineTypeError| fault(e.to_string()))?;
+                        line_type = value.parse().map_err(
+                            |e: billshadow_comparisons::model::LineTypeError| fault(e.to_string()),
+                        )?;
                     }
                 }
                 Target::Text(f @ (Field::Amount | Field::Quantity | Field::UnitPrice)) => {
                     if value.is_empty() {
                         if f == Field::Amount {
-                            return Err(fault("empty value; expected an amount such as 12.50".to_owned()));
+                            return Err(fault(
+                                "empty value; expected an amount such as 12.50".to_owned(),
+                            ));
                         }
                         continue;
                     }
@@ -382,8 +511,9 @@ impl Compiled<'_> {
                             Some(c) => holds(c, record)?,
                             None => false,
                         };
-                    let (parsed, changed) =
-                        self.decimal(value, f == Field::Amount, field.mapping.scale, negate).map_err(|e| fault(e.to_string()))?;
+                    let (parsed, changed) = self
+                        .decimal(value, f == Field::Amount, field.mapping.scale, negate)
+                        .map_err(|e| fault(e.to_string()))?;
                     let out = &mut scratch.text[f as usize];
                     if changed {
                         use std::fmt::Write as _;
@@ -398,12 +528,26 @@ impl Compiled<'_> {
                 Target::Text(f) if Target::Text(f).is_date_field() => {
                     if value.is_empty() {
                         if matches!(f, Field::PeriodStart | Field::PeriodEnd) {
-                            return Err(fault("empty value; expected a date (YYYY-MM-DD)".to_owned()));
+                            return Err(fault(
+                                "empty value; expected a date (YYYY-MM-DD)".to_owned(),
+                            ));
                         }
                         continue;
                     }
-                    write_date(value, &field.mapping.date_format, field.mapping.shift_days, &mut scratch.text[f as usize])
+                    let (memo_text, memo_date) = &mut scratch.date_memo[f as usize];
+                    if memo_text.as_str() != value || memo_text.is_empty() {
+                        memo_date.clear();
+                        write_date(
+                            value,
+                            &field.mapping.date_format,
+                            field.mapping.shift_days,
+                            memo_date,
+                        )
                         .map_err(fault)?;
+                        memo_text.clear();
+                        memo_text.push_str(value);
+                    }
+                    scratch.text[f as usize].push_str(memo_date);
                 }
                 Target::Text(f) => {
                     if value.is_empty() && matches!(f, Field::AccountId | Field::ChargeCode) {
@@ -420,34 +564,40 @@ impl Compiled<'_> {
                     pairs.push((name.as_str(), v));
                 }
             }
-            encode_attributes(pairs.iter().map(|(n, v)| (*n, v.as_ref())), &mut scratch.attributes);
+            encode_attributes(
+                pairs.iter().map(|(n, v)| (*n, v.as_ref())),
+                &mut scratch.attributes,
+            );
             scratch.text[Field::Attributes as usize].push_str(&scratch.attributes);
         }
         let (Some(amount), Some(currency)) = (amount, currency) else {
-            return Err(Problem { column: None, message: "the record has no amount or no currency".to_owned() });
+            return Err(Problem {
+                column: None,
+                message: "the record has no amount or no currency".to_owned(),
+            });
         };
-        Ok(Converted { amount, currency, line_type })
+        Ok(Converted {
+            amount,
+            currency,
+            line_type,
+        })
     }
 
     /// The raw value of a field's source, and which column it came from.
-    fn source_value<'r>(
-        &self,
-        field: &CompiledField<'_>,
-        record: &Record<'r>,
-    ) -> Result<(Cow<'r, str>, Option<ColumnRef>), Problem> {
-        let column_of = |a: &Access| match a {
-            Access::Csv(i) => Some(ColumnRef::Csv(*i)),
-            Access::Json { text, .. } => Some(ColumnRef::Path(text.clone())),
-            Access::Absent => None,
-        };
+    /// The raw value of a field's source, and the index (in `field.access`) of the column it
+    /// came from, for error messages.
+    fn source_value<'a>(
+        field: &CompiledField<'a>,
+        record: &Record<'a>,
+    ) -> Result<(Cow<'a, str>, usize), Problem> {
         let value = match &field.mapping.source {
-            Source::Constant(c) => return Ok((Cow::Owned(c.clone()), None)),
-            Source::Column(_) => (record.get(&field.access[0])?.unwrap_or_default(), column_of(&field.access[0])),
+            Source::Constant(c) => (Cow::Borrowed(c.as_str()), usize::MAX),
+            Source::Column(_) => (record.get(&field.access[0])?.unwrap_or_default(), 0),
             Source::Coalesce(_) => {
-                let mut found = (Cow::Borrowed(""), column_of(&field.access[0]));
-                for access in &field.access {
+                let mut found = (Cow::Borrowed(""), 0);
+                for (i, access) in field.access.iter().enumerate() {
                     if let Some(v) = record.get(access)?.filter(|v| !v.is_empty()) {
-                        found = (v, column_of(access));
+                        found = (v, i);
                         break;
                     }
                 }
@@ -460,7 +610,7 @@ impl Compiled<'_> {
                         parts.push(v);
                     }
                 }
-                (Cow::Owned(parts.join(separator.as_str())), column_of(&field.access[0]))
+                (Cow::Owned(parts.join(separator.as_str())), 0)
             }
         };
         Ok(value)
@@ -468,16 +618,25 @@ impl Compiled<'_> {
 
     /// Parses a decimal, applying the mapping's scale and sign; says whether the value
     /// differs from its source text (which is kept as is when it does not).
-    fn decimal(&self, value: &str, is_amount: bool, scale: Option<Decimal>, negate: bool) -> Result<(Decimal, bool), DecimalError> {
+    fn decimal(
+        &self,
+        value: &str,
+        is_amount: bool,
+        scale: Option<Decimal>,
+        negate: bool,
+    ) -> Result<(Decimal, bool), DecimalError> {
         let trimmed = value.trim_ascii();
-        let (text, parenthesised) = match trimmed.strip_prefix('(').and_then(|s| s.strip_suffix(')')) {
-            Some(inner) if self.parentheses_negative => (inner, true),
-            _ => (trimmed, false),
-        };
+        let (text, parenthesised) =
+            match trimmed.strip_prefix('(').and_then(|s| s.strip_suffix(')')) {
+                Some(inner) if self.parentheses_negative => (inner, true),
+                _ => (trimmed, false),
+            };
         let mut d = parse_decimal(text)?;
         let changed = scale.is_some() || negate || parenthesised;
         if let Some(s) = scale {
-            d = d.checked_mul(s).ok_or_else(|| DecimalError::OutOfRange(value.to_owned()))?;
+            d = d
+                .checked_mul(s)
+                .ok_or_else(|| DecimalError::OutOfRange(value.to_owned()))?;
         }
         if negate != parenthesised && !d.is_zero() {
             d.set_sign_negative(!d.is_sign_negative());
@@ -491,7 +650,20 @@ impl Compiled<'_> {
 
 impl Target {
     fn is_date_field(self) -> bool {
-        matches!(self, Target::Text(Field::PeriodStart | Field::PeriodEnd | Field::UsageStart | Field::UsageEnd))
+        matches!(
+            self,
+            Target::Text(
+                Field::PeriodStart | Field::PeriodEnd | Field::UsageStart | Field::UsageEnd
+            )
+        )
+    }
+}
+
+fn column_ref(access: &Access) -> Option<ColumnRef> {
+    match access {
+        Access::Csv(i) => Some(ColumnRef::Csv(*i)),
+        Access::Json { text, .. } => Some(ColumnRef::Path(text.clone())),
+        Access::Absent => None,
     }
 }
 
@@ -500,7 +672,10 @@ fn holds(c: &CompiledCondition<'_>, record: &Record<'_>) -> Result<bool, Problem
     let value = value.as_ref();
     Ok((c.condition.empty && value.is_empty())
         || c.condition.equals.iter().any(|e| e == value)
-        || c.condition.matches.as_ref().is_some_and(|p| p.matches(value)))
+        || c.condition
+            .matches
+            .as_ref()
+            .is_some_and(|p| p.matches(value)))
 }
 
 fn transform<'v>(mapping: &FieldMapping, value: Cow<'v, str>) -> Cow<'v, str> {
@@ -522,7 +697,12 @@ fn transform<'v>(mapping: &FieldMapping, value: Cow<'v, str>) -> Cow<'v, str> {
 }
 
 /// Writes a date as `YYYY-MM-DD`.
-fn write_date(value: &str, format: &DateFormat, shift_days: i64, out: &mut String) -> Result<(), String> {
+fn write_date(
+    value: &str,
+    format: &DateFormat,
+    shift_days: i64,
+    out: &mut String,
+) -> Result<(), String> {
     let value = value.trim_ascii();
     let date = match format {
         DateFormat::Iso => {
@@ -531,15 +711,22 @@ fn write_date(value: &str, format: &DateFormat, shift_days: i64, out: &mut Strin
             if !rest.is_empty() && !rest.starts_with(['T', ' ']) {
                 return Err(format!("`{value}` is not a date; expected YYYY-MM-DD"));
             }
-            parse_iso_date(date_part).ok_or_else(|| format!("`{value}` is not a date; expected YYYY-MM-DD"))?
+            parse_iso_date(date_part)
+                .ok_or_else(|| format!("`{value}` is not a date; expected YYYY-MM-DD"))?
         }
         DateFormat::Pattern(p) => NaiveDate::parse_from_str(value, p)
             .or_else(|_| chrono::NaiveDateTime::parse_from_str(value, p).map(|dt| dt.date()))
             .or_else(|_| chrono::DateTime::parse_from_str(value, p).map(|dt| dt.naive_utc().date()))
             .map_err(|e| format!("`{value}` does not match the date format `{p}`: {e}"))?,
         DateFormat::UnixSeconds | DateFormat::UnixMillis => {
-            let n: i64 = value.parse().map_err(|_| format!("`{value}` is not a Unix timestamp"))?;
-            let seconds = if matches!(format, DateFormat::UnixMillis) { n.div_euclid(1000) } else { n };
+            let n: i64 = value
+                .parse()
+                .map_err(|_| format!("`{value}` is not a Unix timestamp"))?;
+            let seconds = if matches!(format, DateFormat::UnixMillis) {
+                n.div_euclid(1000)
+            } else {
+                n
+            };
             chrono::DateTime::from_timestamp(seconds, 0)
                 .ok_or_else(|| format!("`{value}` is out of the range of dates"))?
                 .date_naive()
@@ -547,9 +734,17 @@ fn write_date(value: &str, format: &DateFormat, shift_days: i64, out: &mut Strin
     };
     let date = date
         .checked_add_signed(chrono::TimeDelta::days(shift_days))
-        .ok_or_else(|| format!("`{value}` shifted by {shift_days} days is out of the range of dates"))?;
+        .ok_or_else(|| {
+            format!("`{value}` shifted by {shift_days} days is out of the range of dates")
+        })?;
     use std::fmt::Write as _;
-    let _ = write!(out, "{:04}-{:02}-{:02}", date.year(), date.month(), date.day());
+    let _ = write!(
+        out,
+        "{:04}-{:02}-{:02}",
+        date.year(),
+        date.month(),
+        date.day()
+    );
     Ok(())
 }
 
@@ -560,9 +755,15 @@ fn parse_iso_date(s: &str) -> Option<NaiveDate> {
         return None;
     }
     let digits = |r: std::ops::Range<usize>| -> Option<u32> {
-        b[r].iter().try_fold(0u32, |acc, c| c.is_ascii_digit().then(|| acc * 10 + u32::from(c - b'0')))
+        b[r].iter().try_fold(0u32, |acc, c| {
+            c.is_ascii_digit().then(|| acc * 10 + u32::from(c - b'0'))
+        })
     };
-    NaiveDate::from_ymd_opt(i32::try_from(digits(0..4)?).ok()?, digits(5..7)?, digits(8..10)?)
+    NaiveDate::from_ymd_opt(
+        i32::try_from(digits(0..4)?).ok()?,
+        digits(5..7)?,
+        digits(8..10)?,
+    )
 }
 
 fn locate(origin: &str, line: u64, problem: Problem, header: Option<&[String]>) -> RowError {
@@ -571,10 +772,21 @@ fn locate(origin: &str, line: u64, problem: Problem, header: Option<&[String]>) 
         Some(ColumnRef::Path(p)) => (None, Some(p)),
         None => (None, None),
     };
-    RowError { origin: origin.to_owned(), line, column, column_name, message: problem.message }
+    RowError {
+        origin: origin.to_owned(),
+        line,
+        column,
+        column_name,
+        message: problem.message,
+    }
 }
 
-fn push_line(sink: &mut Sink<'_>, scratch: &Scratch, converted: Converted, line: u64) -> Result<(), Problem> {
+fn push_line(
+    sink: &mut Sink<'_>,
+    scratch: &Scratch,
+    converted: Converted,
+    line: u64,
+) -> Result<(), Problem> {
     let text: [&str; Field::COUNT] = std::array::from_fn(|i| scratch.text[i].as_str());
     sink.store
         .push(NewLine {
@@ -584,14 +796,20 @@ fn push_line(sink: &mut Sink<'_>, scratch: &Scratch, converted: Converted, line:
             currency: converted.currency,
             source_line: u32::try_from(line).unwrap_or(u32::MAX),
         })
-        .map_err(|e| Problem { column: None, message: e.to_string() })?;
+        .map_err(|e| Problem {
+            column: None,
+            message: e.to_string(),
+        })?;
     sink.stats.lines += 1;
     Ok(())
 }
 
 fn read_csv(reader: impl Read, mapping: &Mapping, sink: &mut Sink<'_>) -> Result<(), ReadError> {
     let origin = sink.origin.clone();
-    let io_error = |source| ReadError::Io { origin: origin.clone(), source };
+    let io_error = |source| ReadError::Io {
+        origin: origin.clone(),
+        source,
+    };
     let mut csv = csv::ReaderBuilder::new()
         .delimiter(mapping.delimiter)
         .has_headers(true)
@@ -603,11 +821,20 @@ fn read_csv(reader: impl Read, mapping: &Mapping, sink: &mut Sink<'_>) -> Result
         Err(e) => return Err(csv_error(&origin, e, None)),
     };
     let expected_header = || {
-        let names: Vec<&str> = mapping.fields.iter().flat_map(|f| f.source.columns()).collect();
+        let names: Vec<&str> = mapping
+            .fields
+            .iter()
+            .flat_map(|f| f.source.columns())
+            .collect();
         format!("a header row with the columns {}", names.join(", "))
     };
-    if header_record.is_empty() || (header_record.len() == 1 && header_record[0].trim_ascii().is_empty()) {
-        return Err(ReadError::Empty { origin: origin.clone(), expected: expected_header() });
+    if header_record.is_empty()
+        || (header_record.len() == 1 && header_record[0].trim_ascii().is_empty())
+    {
+        return Err(ReadError::Empty {
+            origin: origin.clone(),
+            expected: expected_header(),
+        });
     }
     let mut header = Vec::with_capacity(header_record.len());
     for (i, name) in header_record.iter().enumerate() {
@@ -622,7 +849,10 @@ fn read_csv(reader: impl Read, mapping: &Mapping, sink: &mut Sink<'_>) -> Result
         })?;
         let name = name.trim_start_matches('\u{feff}').trim().to_owned();
         if header.contains(&name) {
-            return Err(ReadError::DuplicateColumn { origin: origin.clone(), column: name });
+            return Err(ReadError::DuplicateColumn {
+                origin: origin.clone(),
+                column: name,
+            });
         }
         header.push(name);
     }
@@ -635,7 +865,9 @@ fn read_csv(reader: impl Read, mapping: &Mapping, sink: &mut Sink<'_>) -> Result
             Ok(true) => {}
             Err(e) => {
                 if let csv::ErrorKind::Io(_) = e.kind() {
-                    let csv::ErrorKind::Io(source) = e.into_kind() else { unreachable!() };
+                    let csv::ErrorKind::Io(source) = e.into_kind() else {
+                        unreachable!()
+                    };
                     return Err(io_error(source));
                 }
                 let line = e.position().map_or(0, |p| p.line());
@@ -654,7 +886,7 @@ fn read_csv(reader: impl Read, mapping: &Mapping, sink: &mut Sink<'_>) -> Result
         }
         sink.stats.records += 1;
         let line = record.position().map_or(0, |p| p.line());
-        let view = Record::Csv(&record);
+        let view = Record::Csv(&record, std::str::from_utf8(record.as_slice()).ok());
         let result = compiled.keeps(&view).and_then(|keep| {
             if !keep {
                 return Ok(false);
@@ -666,7 +898,11 @@ fn read_csv(reader: impl Read, mapping: &Mapping, sink: &mut Sink<'_>) -> Result
             Ok(true) => {}
             Ok(false) => sink.stats.filtered += 1,
             Err(problem) => {
-                let raw = record.iter().map(|f| String::from_utf8_lossy(f)).collect::<Vec<_>>().join(",");
+                let raw = record
+                    .iter()
+                    .map(|f| String::from_utf8_lossy(f))
+                    .collect::<Vec<_>>()
+                    .join(",");
                 sink.bad_row(locate(&origin, line, problem, Some(&header)), &raw)?;
             }
         }
@@ -677,18 +913,32 @@ fn read_csv(reader: impl Read, mapping: &Mapping, sink: &mut Sink<'_>) -> Result
 fn csv_error(origin: &str, error: csv::Error, header: Option<&[String]>) -> ReadError {
     let line = error.position().map_or(1, |p| p.line());
     let message = match error.kind() {
-        csv::ErrorKind::UnequalLengths { expected_len, len, .. } => {
+        csv::ErrorKind::UnequalLengths {
+            expected_len, len, ..
+        } => {
             format!("the row has {len} fields; expected {expected_len}, as many as the header")
         }
         csv::ErrorKind::Utf8 { err, .. } => {
-            format!("invalid UTF-8 in field {}; expected UTF-8 text", err.field() + 1)
+            format!(
+                "invalid UTF-8 in field {}; expected UTF-8 text",
+                err.field() + 1
+            )
         }
         _ => error.to_string(),
     };
     let _ = header;
     match error.into_kind() {
-        csv::ErrorKind::Io(source) => ReadError::Io { origin: origin.to_owned(), source },
-        _ => ReadError::Row(Box::new(RowError { origin: origin.to_owned(), line, column: None, column_name: None, message })),
+        csv::ErrorKind::Io(source) => ReadError::Io {
+            origin: origin.to_owned(),
+            source,
+        },
+        _ => ReadError::Row(Box::new(RowError {
+            origin: origin.to_owned(),
+            line,
+            column: None,
+            column_name: None,
+            message,
+        })),
     }
 }
 
@@ -705,7 +955,10 @@ fn read_jsonl(reader: impl Read, mapping: &Mapping, sink: &mut Sink<'_>) -> Resu
         let read = (&mut reader)
             .take(JSON_DOCUMENT_BYTES_MAX as u64 + 1)
             .read_until(b'\n', &mut buffer)
-            .map_err(|source| ReadError::Io { origin: origin.clone(), source })?;
+            .map_err(|source| ReadError::Io {
+                origin: origin.clone(),
+                source,
+            })?;
         if read == 0 {
             break;
         }
@@ -720,7 +973,11 @@ fn read_jsonl(reader: impl Read, mapping: &Mapping, sink: &mut Sink<'_>) -> Resu
             };
             return Err(ReadError::Row(Box::new(error)));
         }
-        let text = if line_number == 1 { buffer.strip_prefix(b"\xef\xbb\xbf").unwrap_or(&buffer) } else { &buffer[..] };
+        let text = if line_number == 1 {
+            buffer.strip_prefix(b"\xef\xbb\xbf").unwrap_or(&buffer)
+        } else {
+            &buffer[..]
+        };
         if text.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
@@ -741,10 +998,21 @@ fn read_jsonl(reader: impl Read, mapping: &Mapping, sink: &mut Sink<'_>) -> Resu
                 continue;
             }
         };
-        read_document(&document, &compiled, mapping, line_number, &raw, &mut scratch, sink)?;
+        read_document(
+            &document,
+            &compiled,
+            mapping,
+            line_number,
+            &raw,
+            &mut scratch,
+            sink,
+        )?;
     }
     if documents == 0 {
-        return Err(ReadError::Empty { origin, expected: "one JSON object per line".to_owned() });
+        return Err(ReadError::Empty {
+            origin,
+            expected: "one JSON object per line".to_owned(),
+        });
     }
     Ok(())
 }
@@ -756,19 +1024,27 @@ fn read_json(reader: impl Read, mapping: &Mapping, sink: &mut Sink<'_>) -> Resul
     reader
         .take(JSON_DOCUMENT_BYTES_MAX as u64 + 1)
         .read_to_end(&mut text)
-        .map_err(|source| ReadError::Io { origin: origin.clone(), source })?;
+        .map_err(|source| ReadError::Io {
+            origin: origin.clone(),
+            source,
+        })?;
     if text.len() > JSON_DOCUMENT_BYTES_MAX {
         return Err(ReadError::Row(Box::new(RowError {
             origin,
             line: 1,
             column: None,
             column_name: None,
-            message: format!("the document is longer than {JSON_DOCUMENT_BYTES_MAX} bytes; write it as JSON lines instead"),
+            message: format!(
+                "the document is longer than {JSON_DOCUMENT_BYTES_MAX} bytes; write it as JSON lines instead"
+            ),
         })));
     }
     let body = text.strip_prefix(b"\xef\xbb\xbf").unwrap_or(&text);
     if body.iter().all(u8::is_ascii_whitespace) {
-        return Err(ReadError::Empty { origin, expected: "a JSON document".to_owned() });
+        return Err(ReadError::Empty {
+            origin,
+            expected: "a JSON document".to_owned(),
+        });
     }
     let document: serde_json::Value = serde_json::from_slice(body).map_err(|e| {
         ReadError::Row(Box::new(RowError {
@@ -785,7 +1061,15 @@ fn read_json(reader: impl Read, mapping: &Mapping, sink: &mut Sink<'_>) -> Resul
         other => vec![other],
     };
     for (i, doc) in documents.into_iter().enumerate() {
-        read_document(doc, &compiled, mapping, i as u64 + 1, "", &mut scratch, sink)?;
+        read_document(
+            doc,
+            &compiled,
+            mapping,
+            i as u64 + 1,
+            "",
+            &mut scratch,
+            sink,
+        )?;
     }
     Ok(())
 }
@@ -839,7 +1123,11 @@ fn read_document(
             Ok(true) => {}
             Ok(false) => sink.stats.filtered += 1,
             Err(problem) => {
-                let raw = if raw.is_empty() { record.to_string() } else { raw.to_owned() };
+                let raw = if raw.is_empty() {
+                    record.to_string()
+                } else {
+                    raw.to_owned()
+                };
                 sink.bad_row(locate(&origin, line, problem, None), &raw)?;
             }
         }
@@ -856,7 +1144,10 @@ mod tests {
         let got = write_date(value, &format, shift, &mut out).map(|()| out.as_str().to_owned());
         match expected {
             Ok(e) => assert_eq!(got.as_deref(), Ok(e), "{value}"),
-            Err(fragment) => assert!(got.as_ref().is_err_and(|m| m.contains(fragment)), "{value}: {got:?}"),
+            Err(fragment) => assert!(
+                got.as_ref().is_err_and(|m| m.contains(fragment)),
+                "{value}: {got:?}"
+            ),
         }
     }
 
@@ -864,13 +1155,28 @@ mod tests {
     fn dates() {
         check_date("2026-10-01", DateFormat::Iso, 0, Ok("2026-10-01"));
         check_date("2026-10-01T00:00:00Z", DateFormat::Iso, 0, Ok("2026-10-01"));
-        check_date("2026-11-01T00:00:00Z", DateFormat::Iso, -1, Ok("2026-10-31"));
+        check_date(
+            "2026-11-01T00:00:00Z",
+            DateFormat::Iso,
+            -1,
+            Ok("2026-10-31"),
+        );
         check_date("2026-02-30", DateFormat::Iso, 0, Err("is not a date"));
         check_date("2026-1-01", DateFormat::Iso, 0, Err("is not a date"));
         check_date("2026-10-01x", DateFormat::Iso, 0, Err("is not a date"));
-        check_date("10/31/2026", DateFormat::Pattern("%m/%d/%Y".into()), 0, Ok("2026-10-31"));
+        check_date(
+            "10/31/2026",
+            DateFormat::Pattern("%m/%d/%Y".into()),
+            0,
+            Ok("2026-10-31"),
+        );
         check_date("1700000000", DateFormat::UnixSeconds, 0, Ok("2023-11-14"));
         check_date("1700000000000", DateFormat::UnixMillis, 0, Ok("2023-11-14"));
-        check_date("soon", DateFormat::UnixSeconds, 0, Err("not a Unix timestamp"));
+        check_date(
+            "soon",
+            DateFormat::UnixSeconds,
+            0,
+            Err("not a Unix timestamp"),
+        );
     }
 }

@@ -17,15 +17,30 @@ impl TomlError {
     /// An error about the bytes at `span` of `text`.
     pub fn at(origin: &str, text: &str, span: Range<usize>, message: String) -> TomlError {
         let (line, column) = line_column(text, span.start);
-        TomlError { origin: origin.to_owned(), line, column, message }
+        TomlError {
+            origin: origin.to_owned(),
+            line,
+            column,
+            message,
+        }
     }
 
     pub fn io(origin: &str, error: &std::io::Error) -> TomlError {
-        TomlError { origin: origin.to_owned(), line: 0, column: 0, message: format!("cannot read the file: {error}") }
+        TomlError {
+            origin: origin.to_owned(),
+            line: 0,
+            column: 0,
+            message: format!("cannot read the file: {error}"),
+        }
     }
 
     pub fn whole_file(origin: &str, message: String) -> TomlError {
-        TomlError { origin: origin.to_owned(), line: 0, column: 0, message }
+        TomlError {
+            origin: origin.to_owned(),
+            line: 0,
+            column: 0,
+            message,
+        }
     }
 }
 
@@ -34,7 +49,11 @@ impl fmt::Display for TomlError {
         if self.line == 0 {
             write!(f, "{}: {}", self.origin, self.message)
         } else {
-            write!(f, "{}:{}:{}: {}", self.origin, self.line, self.column, self.message)
+            write!(
+                f,
+                "{}:{}:{}: {}",
+                self.origin, self.line, self.column, self.message
+            )
         }
     }
 }

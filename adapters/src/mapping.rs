@@ -51,11 +51,19 @@ impl Target {
     ];
 
     fn is_decimal(self) -> bool {
-        matches!(self, Target::Text(Field::Amount | Field::Quantity | Field::UnitPrice))
+        matches!(
+            self,
+            Target::Text(Field::Amount | Field::Quantity | Field::UnitPrice)
+        )
     }
 
     fn is_date(self) -> bool {
-        matches!(self, Target::Text(Field::PeriodStart | Field::PeriodEnd | Field::UsageStart | Field::UsageEnd))
+        matches!(
+            self,
+            Target::Text(
+                Field::PeriodStart | Field::PeriodEnd | Field::UsageStart | Field::UsageEnd
+            )
+        )
     }
 }
 
@@ -170,7 +178,8 @@ impl Mapping {
     /// Reads a mapping from TOML text; `origin` names the file in errors.
     pub fn from_toml(origin: &str, text: &str) -> Result<Mapping, TomlError> {
         let raw: RawMapping = toml::from_str(text).map_err(|e| toml_error(origin, text, &e))?;
-        raw.validate().map_err(|(span, message)| TomlError::at(origin, text, span, message))
+        raw.validate()
+            .map_err(|(span, message)| TomlError::at(origin, text, span, message))
     }
 
     pub fn from_file(path: &Path) -> Result<Mapping, TomlError> {
@@ -217,7 +226,7 @@ enum RawAttributes {
 #[serde(untagged)]
 enum RawSource {
     Column(String),
-    Table(RawSourceTable),
+    Table(Box<RawSourceTable>),
 }
 
 #[derive(Deserialize, Default)]
@@ -259,13 +268,27 @@ type Invalid = (std::ops::Range<usize>, String);
 impl RawCondition {
     fn validate(self, span: std::ops::Range<usize>) -> Result<Condition, Invalid> {
         let matches = match self.matches {
-            Some(p) => Some(glob::Pattern::new(&p).map_err(|e| (span.clone(), format!("`{p}` is not a glob pattern: {e}")))?),
+            Some(p) => Some(
+                glob::Pattern::new(&p)
+                    .map_err(|e| (span.clone(), format!("`{p}` is not a glob pattern: {e}")))?,
+            ),
             None => None,
         };
         if self.equals.is_empty() && matches.is_none() && !self.empty {
-            return Err((span, format!("the condition on `{}` needs `equals`, `matches` or `empty = true`", self.column)));
+            return Err((
+                span,
+                format!(
+                    "the condition on `{}` needs `equals`, `matches` or `empty = true`",
+                    self.column
+                ),
+            ));
         }
-        Ok(Condition { column: self.column, equals: self.equals, matches, empty: self.empty })
+        Ok(Condition {
+            column: self.column,
+            equals: self.equals,
+            matches,
+            empty: self.empty,
+        })
     }
 }
 
@@ -276,25 +299,48 @@ impl RawMapping {
         for (name, raw) in self.fields.into_inner() {
             let span = raw.span();
             let target = Target::from_name(&name).ok_or_else(|| {
-                (span.clone(), format!("`{name}` is not a canonical field (expected one of {})", target_names()))
+                (
+                    span.clone(),
+                    format!(
+                        "`{name}` is not a canonical field (expected one of {})",
+                        target_names()
+                    ),
+                )
             })?;
             fields.push(validate_source(target, raw.into_inner(), span)?);
         }
         for required in Target::REQUIRED {
             if !fields.iter().any(|f| f.target == required) {
-                return Err((fields_span.clone(), format!("the mapping does not feed the required field `{}`", required.name())));
+                return Err((
+                    fields_span.clone(),
+                    format!(
+                        "the mapping does not feed the required field `{}`",
+                        required.name()
+                    ),
+                ));
             }
         }
         let delimiter = match self.delimiter {
             None => b',',
             Some(d) => match d.get_ref().as_bytes() {
                 [b] if b.is_ascii() => *b,
-                _ => return Err((d.span(), "the delimiter must be a single ASCII character".to_owned())),
+                _ => {
+                    return Err((
+                        d.span(),
+                        "the delimiter must be a single ASCII character".to_owned(),
+                    ));
+                }
             },
         };
-        let conditions = |raw: Vec<toml::Spanned<RawCondition>>| -> Result<Vec<Condition>, Invalid> {
-            raw.into_iter().map(|c| { let span = c.span(); c.into_inner().validate(span) }).collect()
-        };
+        let conditions =
+            |raw: Vec<toml::Spanned<RawCondition>>| -> Result<Vec<Condition>, Invalid> {
+                raw.into_iter()
+                    .map(|c| {
+                        let span = c.span();
+                        c.into_inner().validate(span)
+                    })
+                    .collect()
+            };
         let attributes = match self.attributes {
             None if self.input == InputKind::Csv => Attributes::Unmapped,
             None => Attributes::None,
@@ -304,7 +350,12 @@ impl RawMapping {
                     RawAttributes::Policy(p) if p == "unmapped" => Attributes::Unmapped,
                     RawAttributes::Policy(p) if p == "none" => Attributes::None,
                     RawAttributes::Policy(p) => {
-                        return Err((span, format!("attributes = `{p}`: expected \"unmapped\", \"none\" or a list of columns")));
+                        return Err((
+                            span,
+                            format!(
+                                "attributes = `{p}`: expected \"unmapped\", \"none\" or a list of columns"
+                            ),
+                        ));
                     }
                     RawAttributes::List(list) => Attributes::List(list),
                 }
@@ -332,21 +383,39 @@ impl RawMapping {
 }
 
 fn target_names() -> String {
-    let mut names: Vec<&str> = Field::ALL.iter().filter(|f| **f != Field::Attributes).map(|f| f.name()).collect();
+    let mut names: Vec<&str> = Field::ALL
+        .iter()
+        .filter(|f| **f != Field::Attributes)
+        .map(|f| f.name())
+        .collect();
     names.extend(["line_type", "currency"]);
     names.join(", ")
 }
 
-fn validate_source(target: Target, raw: RawSource, span: std::ops::Range<usize>) -> Result<FieldMapping, Invalid> {
+fn validate_source(
+    target: Target,
+    raw: RawSource,
+    span: std::ops::Range<usize>,
+) -> Result<FieldMapping, Invalid> {
     let t = match raw {
-        RawSource::Column(c) => RawSourceTable { column: Some(c), ..RawSourceTable::default() },
-        RawSource::Table(t) => t,
+        RawSource::Column(c) => RawSourceTable {
+            column: Some(c),
+            ..RawSourceTable::default()
+        },
+        RawSource::Table(t) => *t,
     };
     let name = target.name();
     let err = |m: String| (span.clone(), format!("field `{name}`: {m}"));
-    let given = [t.column.is_some(), t.coalesce.is_some(), t.join.is_some(), t.constant.is_some()];
+    let given = [
+        t.column.is_some(),
+        t.coalesce.is_some(),
+        t.join.is_some(),
+        t.constant.is_some(),
+    ];
     if given.iter().filter(|g| **g).count() != 1 {
-        return Err(err("give exactly one of `column`, `coalesce`, `join` or `constant`".to_owned()));
+        return Err(err(
+            "give exactly one of `column`, `coalesce`, `join` or `constant`".to_owned(),
+        ));
     }
     let source = if let Some(c) = t.column {
         Source::Column(c)
@@ -372,15 +441,21 @@ fn validate_source(target: Target, raw: RawSource, span: std::ops::Range<usize>)
         })?),
     };
     if (t.negate || t.negate_if.is_some()) && !target.is_decimal() {
-        return Err(err("`negate` applies to amount, quantity and unit_price only".to_owned()));
+        return Err(err(
+            "`negate` applies to amount, quantity and unit_price only".to_owned(),
+        ));
     }
     let date_format = match t.date_format.as_deref() {
         None | Some("iso") => DateFormat::Iso,
-        Some(_) if !target.is_date() => return Err(err("`date_format` applies to dates only".to_owned())),
+        Some(_) if !target.is_date() => {
+            return Err(err("`date_format` applies to dates only".to_owned()));
+        }
         Some("unix") => DateFormat::UnixSeconds,
         Some("unix_ms") => DateFormat::UnixMillis,
         Some(p) => {
-            if chrono::format::StrftimeItems::new(p).any(|i| matches!(i, chrono::format::Item::Error)) {
+            if chrono::format::StrftimeItems::new(p)
+                .any(|i| matches!(i, chrono::format::Item::Error))
+            {
                 return Err(err(format!("`{p}` is not a strftime date pattern")));
             }
             DateFormat::Pattern(p.to_owned())
@@ -393,7 +468,11 @@ fn validate_source(target: Target, raw: RawSource, span: std::ops::Range<usize>)
         None => (false, false),
         Some("upper") => (true, false),
         Some("lower") => (false, true),
-        Some(other) => return Err(err(format!("case `{other}`: expected \"upper\" or \"lower\""))),
+        Some(other) => {
+            return Err(err(format!(
+                "case `{other}`: expected \"upper\" or \"lower\""
+            )));
+        }
     };
     let negate_if = t.negate_if.map(|c| c.validate(span.clone())).transpose()?;
     Ok(FieldMapping {
@@ -436,7 +515,10 @@ currency = { constant = "USD" }
     fn a_minimal_mapping_loads() {
         let m = Mapping::from_toml("m.toml", MINIMAL).unwrap();
         assert_eq!(m.fields.len(), 6);
-        assert_eq!(m.field(Target::Text(Field::Amount)).unwrap().scale, Some(Decimal::new(1, 2)));
+        assert_eq!(
+            m.field(Target::Text(Field::Amount)).unwrap().scale,
+            Some(Decimal::new(1, 2))
+        );
         assert_eq!(m.attributes, Attributes::Unmapped);
     }
 
@@ -445,13 +527,28 @@ currency = { constant = "USD" }
         let text = MINIMAL.replace("sku\"", "sku\"\nacount = \"x\"");
         assert_eq!(
             error_of(&text),
-            format!("m.toml:10:1: `acount` is not a canonical field (expected one of {})", target_names())
+            format!(
+                "m.toml:9:10: `acount` is not a canonical field (expected one of {})",
+                target_names()
+            )
         );
         let text = MINIMAL.replace("charge_code = \"sku\"\n", "");
-        assert!(error_of(&text).contains("does not feed the required field `charge_code`"), "{}", error_of(&text));
+        assert!(
+            error_of(&text).contains("does not feed the required field `charge_code`"),
+            "{}",
+            error_of(&text)
+        );
         let text = MINIMAL.replace("scale = \"cents\"", "scale = \"dollars\"");
-        assert!(error_of(&text).starts_with("m.toml:9:10: field `amount`: scale `dollars`"), "{}", error_of(&text));
+        assert!(
+            error_of(&text).starts_with("m.toml:9:10: field `amount`: scale `dollars`"),
+            "{}",
+            error_of(&text)
+        );
         let text = MINIMAL.replace("input = \"csv\"", "input = \"xml\"");
-        assert!(error_of(&text).starts_with("m.toml:3:9: unknown variant `xml`"), "{}", error_of(&text));
+        assert!(
+            error_of(&text).starts_with("m.toml:3:9: unknown variant `xml`"),
+            "{}",
+            error_of(&text)
+        );
     }
 }

@@ -26,8 +26,15 @@ impl KeyField {
     /// The default match key: account, billing period, charge code, line type, usage
     /// period and region.
     pub fn default_key() -> Vec<KeyField> {
-        parse_key_names(["account_id", "period", "charge_code", "line_type", "usage_period", "region"])
-            .unwrap_or_default()
+        parse_key_names([
+            "account_id",
+            "period",
+            "charge_code",
+            "line_type",
+            "usage_period",
+            "region",
+        ])
+        .unwrap_or_default()
     }
 
     pub fn name(&self) -> String {
@@ -45,26 +52,39 @@ impl KeyField {
             KeyField::Text(field) => line.get(*field).into(),
             KeyField::LineType => line.line_type().as_str().into(),
             KeyField::Currency => line.currency().code().into(),
-            KeyField::Attribute(name) => {
-                line.attributes().find(|(n, _)| n == name).map(|(_, v)| v).unwrap_or("").into()
-            }
+            KeyField::Attribute(name) => line
+                .attributes()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v)
+                .unwrap_or("")
+                .into(),
         }
     }
 }
 
 /// A match key name that means nothing.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("`{0}` is not a match key field (expected account_id, period, charge_code, line_type, usage_period, region, partition, customer_id, invoice_id, line_id, unit, currency, description, period_start, period_end, usage_start, usage_end or attributes.NAME)")]
+#[error(
+    "`{0}` is not a match key field (expected account_id, period, charge_code, line_type, usage_period, region, partition, customer_id, invoice_id, line_id, unit, currency, description, period_start, period_end, usage_start, usage_end or attributes.NAME)"
+)]
 pub struct KeyFieldError(pub String);
 
 /// Turns key names into key fields; `period` and `usage_period` stand for their start and
 /// end.
-pub fn parse_key_names<'a>(names: impl IntoIterator<Item = &'a str>) -> Result<Vec<KeyField>, KeyFieldError> {
+pub fn parse_key_names<'a>(
+    names: impl IntoIterator<Item = &'a str>,
+) -> Result<Vec<KeyField>, KeyFieldError> {
     let mut key = Vec::new();
     for name in names {
         match name {
-            "period" => key.extend([KeyField::Text(Field::PeriodStart), KeyField::Text(Field::PeriodEnd)]),
-            "usage_period" => key.extend([KeyField::Text(Field::UsageStart), KeyField::Text(Field::UsageEnd)]),
+            "period" => key.extend([
+                KeyField::Text(Field::PeriodStart),
+                KeyField::Text(Field::PeriodEnd),
+            ]),
+            "usage_period" => key.extend([
+                KeyField::Text(Field::UsageStart),
+                KeyField::Text(Field::UsageEnd),
+            ]),
             "line_type" => key.push(KeyField::LineType),
             "currency" => key.push(KeyField::Currency),
             _ => {
@@ -73,7 +93,10 @@ pub fn parse_key_names<'a>(names: impl IntoIterator<Item = &'a str>) -> Result<V
                     continue;
                 }
                 match Field::from_name(name) {
-                    Some(Field::Amount | Field::Quantity | Field::UnitPrice | Field::Attributes) | None => {
+                    Some(
+                        Field::Amount | Field::Quantity | Field::UnitPrice | Field::Attributes,
+                    )
+                    | None => {
                         return Err(KeyFieldError(name.to_owned()));
                     }
                     Some(field) => key.push(KeyField::Text(field)),
@@ -132,7 +155,11 @@ pub struct Tolerances {
 
 impl Tolerances {
     pub fn for_line(&self, charge_code: &str, line_type: LineType) -> Tolerance {
-        if let Some((_, t)) = self.by_charge_code.iter().find(|(p, _)| p.matches(charge_code)) {
+        if let Some((_, t)) = self
+            .by_charge_code
+            .iter()
+            .find(|(p, _)| p.matches(charge_code))
+        {
             return *t;
         }
         if let Some((_, t)) = self.by_line_type.iter().find(|(lt, _)| *lt == line_type) {
@@ -183,7 +210,9 @@ impl Ignored {
 
 /// A field that cannot be ignored.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("`{0}` cannot be ignored (expected quantity, unit_price, unit, description, attributes or attributes.NAME; amounts and currencies are always compared)")]
+#[error(
+    "`{0}` cannot be ignored (expected quantity, unit_price, unit, description, attributes or attributes.NAME; amounts and currencies are always compared)"
+)]
 pub struct IgnoreError(pub String);
 
 /// A known difference: an owned, expiring rule that marks matching diffs as waived.
@@ -242,7 +271,16 @@ mod tests {
         let names: Vec<String> = KeyField::default_key().iter().map(KeyField::name).collect();
         assert_eq!(
             names,
-            ["account_id", "period_start", "period_end", "charge_code", "line_type", "usage_start", "usage_end", "region"]
+            [
+                "account_id",
+                "period_start",
+                "period_end",
+                "charge_code",
+                "line_type",
+                "usage_start",
+                "usage_end",
+                "region"
+            ]
         );
     }
 
@@ -263,10 +301,19 @@ mod tests {
             default: Tolerance::MinorUnits(1),
             total: Tolerance::MinorUnits(1),
             by_line_type: vec![(LineType::Tax, Tolerance::Amount(Decimal::new(2, 2)))],
-            by_charge_code: vec![(glob::Pattern::new("fx.*").unwrap(), Tolerance::MinorUnits(5))],
+            by_charge_code: vec![(
+                glob::Pattern::new("fx.*").unwrap(),
+                Tolerance::MinorUnits(5),
+            )],
         };
-        assert_eq!(t.for_line("fx.eur", LineType::Tax), Tolerance::MinorUnits(5));
-        assert_eq!(t.for_line("vat", LineType::Tax), Tolerance::Amount(Decimal::new(2, 2)));
+        assert_eq!(
+            t.for_line("fx.eur", LineType::Tax),
+            Tolerance::MinorUnits(5)
+        );
+        assert_eq!(
+            t.for_line("vat", LineType::Tax),
+            Tolerance::Amount(Decimal::new(2, 2))
+        );
         assert_eq!(t.for_line("vat", LineType::Usage), Tolerance::MinorUnits(1));
     }
 }

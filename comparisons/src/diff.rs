@@ -73,7 +73,10 @@ impl DiffClass {
 
     /// Informational classes are recorded but never fail a comparison.
     pub fn is_informational(self) -> bool {
-        matches!(self, DiffClass::SubMinorUnit | DiffClass::WithinTolerance | DiffClass::DescriptionChanged)
+        matches!(
+            self,
+            DiffClass::SubMinorUnit | DiffClass::WithinTolerance | DiffClass::DescriptionChanged
+        )
     }
 
     pub(crate) fn index(self) -> usize {
@@ -111,13 +114,19 @@ impl Evidence {
         }
         fields.insert("line_type", line.line_type().as_str().to_owned());
         fields.insert("currency", line.currency().code().to_owned());
-        let attributes = line.attributes().map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
+        let attributes = line
+            .attributes()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
         Evidence { fields, attributes }
     }
 
     pub fn of_total(total: Decimal, currency: Currency) -> Evidence {
         let amount = currency.present(total).to_string();
-        Evidence { fields: BTreeMap::from([("amount", amount)]), attributes: BTreeMap::new() }
+        Evidence {
+            fields: BTreeMap::from([("amount", amount)]),
+            attributes: BTreeMap::new(),
+        }
     }
 }
 
@@ -188,10 +197,30 @@ pub fn compare_with_threads(
     config: &CompareConfig,
     threads: usize,
 ) -> Comparison {
-    let accounts = AccountIndex::build(legacy, modern);
+    // Both passes read each side in file order, which is what memory is fastest at; the
+    // per-account work that follows jumps around.
+    let (accounts, (legacy_hashes, modern_hashes)) = std::thread::scope(|scope| {
+        let hashes = scope.spawn(|| {
+            let l = key_hashes(&config.key, legacy);
+            (l, key_hashes(&config.key, modern))
+        });
+        let accounts = AccountIndex::build(legacy, modern);
+        (
+            accounts,
+            hashes
+                .join()
+                .unwrap_or_else(|e| std::panic::resume_unwind(e)),
+        )
+    });
     let threads = threads.clamp(1, 64);
     let chunk = accounts.order.len().div_ceil(threads).max(1);
-    let engine = Engine { legacy, modern, config };
+    let engine = Engine {
+        legacy,
+        modern,
+        legacy_hashes,
+        modern_hashes,
+        config,
+    };
     let parts: Vec<(Vec<Diff>, Tally)> = std::thread::scope(|scope| {
         let handles: Vec<_> = accounts
             .order
@@ -201,7 +230,10 @@ pub fn compare_with_threads(
                 scope.spawn(move || engine.compare_accounts(accounts, slice))
             })
             .collect();
-        handles.into_iter().map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))).collect()
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect()
     });
     let mut diffs = Vec::new();
     let mut tally = Tally::new(config);
@@ -213,7 +245,10 @@ pub fn compare_with_threads(
     tally.lines_modern = modern.len() as u64;
     diffs.extend(engine.customer_diffs(&mut tally));
     let summary = tally.finish(config);
-    debug_assert_eq!(summary.diffs_failing, diffs.iter().filter(|d| d.is_failing()).count() as u64);
+    debug_assert_eq!(
+        summary.diffs_failing,
+        diffs.iter().filter(|d| d.is_failing()).count() as u64
+    );
     Comparison { summary, diffs }
 }
 
@@ -259,7 +294,14 @@ impl<'s> AccountIndex<'s> {
         let (modern_lines, modern_starts) = bucket(&modern_account, names.len());
         let mut order: Vec<u32> = (0..names.len() as u32).collect();
         order.sort_unstable_by(|a, b| names[*a as usize].cmp(names[*b as usize]));
-        AccountIndex { names, legacy_lines, legacy_starts, modern_lines, modern_starts, order }
+        AccountIndex {
+            names,
+            legacy_lines,
+            legacy_starts,
+            modern_lines,
+            modern_starts,
+            order,
+        }
     }
 
     fn legacy(&self, account: u32) -> &[u32] {
@@ -294,6 +336,9 @@ fn bucket(account_of_line: &[u32], accounts: usize) -> (Vec<u32>, Vec<u32>) {
 struct Engine<'s> {
     legacy: &'s LineStore,
     modern: &'s LineStore,
+    /// The match key's hash of every line, per side.
+    legacy_hashes: Vec<u64>,
+    modern_hashes: Vec<u64>,
     config: &'s CompareConfig,
 }
 
@@ -316,10 +361,20 @@ impl<'s> Engine<'s> {
         let mut scratch = Scratch::default();
         for &account in slice {
             let first = diffs.len();
-            self.compare_account(accounts.legacy(account), accounts.modern(account), &mut scratch, &mut diffs, &mut tally);
+            self.compare_account(
+                accounts.legacy(account),
+                accounts.modern(account),
+                &mut scratch,
+                &mut diffs,
+                &mut tally,
+            );
             let account_diffs = &diffs[first..];
             tally.count_account(account_diffs);
-            debug_assert!(account_diffs.iter().all(|d| d.account_id.as_deref() == Some(accounts.names[account as usize])));
+            debug_assert!(
+                account_diffs
+                    .iter()
+                    .all(|d| d.account_id.as_deref() == Some(accounts.names[account as usize]))
+            );
         }
         (diffs, tally)
     }
@@ -334,40 +389,69 @@ impl<'s> Engine<'s> {
     ) {
         let key = &self.config.key;
         let (legacy, modern) = (self.legacy, self.modern);
-        scratch.legacy.clear();
-        scratch.legacy.extend_from_slice(legacy_ids);
-        scratch.modern.clear();
-        scratch.modern.extend_from_slice(modern_ids);
-        sort_by_key_then_amount(key, legacy, &mut scratch.legacy);
-        sort_by_key_then_amount(key, modern, &mut scratch.modern);
+        keyed_lines(
+            key,
+            legacy,
+            &self.legacy_hashes,
+            legacy_ids,
+            &mut scratch.legacy,
+        );
+        keyed_lines(
+            key,
+            modern,
+            &self.modern_hashes,
+            modern_ids,
+            &mut scratch.modern,
+        );
 
         let mut bills: Vec<BillTotal<'s>> = Vec::new();
-        for &i in &scratch.legacy {
-            bill_of(&mut bills, &legacy.line(i as usize)).legacy += legacy.line(i as usize).amount();
+        for k in &scratch.legacy {
+            let line = legacy.line(k.line as usize);
+            bill_of(&mut bills, &line).legacy += line.amount();
         }
-        for &i in &scratch.modern {
-            bill_of(&mut bills, &modern.line(i as usize)).modern += modern.line(i as usize).amount();
+        for k in &scratch.modern {
+            let line = modern.line(k.line as usize);
+            bill_of(&mut bills, &line).modern += line.amount();
         }
 
+        let first_diff = diffs.len();
         let (l, m) = (&scratch.legacy, &scratch.modern);
         let (mut li, mut mi) = (0, 0);
         while li < l.len() || mi < m.len() {
             let order = match (l.get(li), m.get(mi)) {
-                (Some(a), Some(b)) => compare_keys(key, &legacy.line(*a as usize), &modern.line(*b as usize)),
+                (Some(a), Some(b)) => key_order(key, legacy, a, modern, b),
                 (Some(_), None) => Ordering::Less,
                 _ => Ordering::Greater,
             };
-            let l_end = if order != Ordering::Greater { group_end(key, legacy, l, li) } else { li };
-            let m_end = if order != Ordering::Less { group_end(key, modern, m, mi) } else { mi };
-            pair_group(legacy, &l[li..l_end], modern, &m[mi..m_end], &mut scratch.pairs);
+            let l_end = if order != Ordering::Greater {
+                group_end(key, legacy, l, li)
+            } else {
+                li
+            };
+            let m_end = if order != Ordering::Less {
+                group_end(key, modern, m, mi)
+            } else {
+                mi
+            };
+            pair_group(
+                legacy,
+                &l[li..l_end],
+                modern,
+                &m[mi..m_end],
+                &mut scratch.pairs,
+            );
             for pairing in &scratch.pairs {
                 let diff = match *pairing {
                     Pairing::Both(a, b) => {
                         tally.lines_matched += 1;
                         self.compare_pair(&legacy.line(a as usize), &modern.line(b as usize))
                     }
-                    Pairing::LegacyOnly(a) => Some(self.missing(&legacy.line(a as usize), DiffClass::MissingInModern)),
-                    Pairing::ModernOnly(b) => Some(self.missing(&modern.line(b as usize), DiffClass::MissingInLegacy)),
+                    Pairing::LegacyOnly(a) => {
+                        Some(self.missing(&legacy.line(a as usize), DiffClass::MissingInModern))
+                    }
+                    Pairing::ModernOnly(b) => {
+                        Some(self.missing(&modern.line(b as usize), DiffClass::MissingInLegacy))
+                    }
                 };
                 if let Some(diff) = diff {
                     if matches!(pairing, Pairing::Both(..)) && !diff.class.is_informational() {
@@ -378,6 +462,23 @@ impl<'s> Engine<'s> {
             }
             (li, mi) = (l_end, m_end);
         }
+        // Groups were visited in hash order; a reader wants them in key order.
+        diffs[first_diff..].sort_by(|a, b| {
+            (
+                &a.charge_code,
+                &a.key,
+                a.class,
+                a.legacy_line,
+                a.modern_line,
+            )
+                .cmp(&(
+                    &b.charge_code,
+                    &b.key,
+                    b.class,
+                    b.legacy_line,
+                    b.modern_line,
+                ))
+        });
 
         let account_id = legacy_ids
             .first()
@@ -390,7 +491,13 @@ impl<'s> Engine<'s> {
             let delta = bill.modern - bill.legacy;
             let flagged = delta.abs() >= self.config.tolerances.total.in_currency(bill.currency);
             if !bill.customer_id.is_empty() {
-                tally.add_customer_bill(bill.customer_id, bill.currency, bill.legacy, bill.modern, flagged);
+                tally.add_customer_bill(
+                    bill.customer_id,
+                    bill.currency,
+                    bill.legacy,
+                    bill.modern,
+                    flagged,
+                );
             }
             if flagged {
                 let diff = self.total_mismatch(account_id, bill, delta);
@@ -410,12 +517,13 @@ impl<'s> Engine<'s> {
         if !delta.is_zero() {
             fields.push("amount".into());
         }
-        let quantity_differs = !ignored.quantity && !decimal_text_eq(a.get(Field::Quantity), b.get(Field::Quantity));
+        let quantity_differs =
+            !ignored.quantity && !decimal_text_eq(a.get(Field::Quantity), b.get(Field::Quantity));
         if quantity_differs {
             fields.push("quantity".into());
         }
-        let unit_price_differs =
-            !ignored.unit_price && !decimal_text_eq(a.get(Field::UnitPrice), b.get(Field::UnitPrice));
+        let unit_price_differs = !ignored.unit_price
+            && !decimal_text_eq(a.get(Field::UnitPrice), b.get(Field::UnitPrice));
         if unit_price_differs {
             fields.push("unit_price".into());
         }
@@ -433,7 +541,11 @@ impl<'s> Engine<'s> {
             return None;
         }
         let currency = a.currency();
-        let tolerance = self.config.tolerances.for_line(a.get(Field::ChargeCode), a.line_type()).in_currency(currency);
+        let tolerance = self
+            .config
+            .tolerances
+            .for_line(a.get(Field::ChargeCode), a.line_type())
+            .in_currency(currency);
         let class = if currency_differs {
             DiffClass::CurrencyMismatch
         } else if delta.abs() >= tolerance {
@@ -590,14 +702,20 @@ impl<'s> Engine<'s> {
 
 #[derive(Default)]
 struct Scratch {
-    legacy: Vec<u32>,
-    modern: Vec<u32>,
+    legacy: Vec<Keyed>,
+    modern: Vec<Keyed>,
     pairs: Vec<Pairing>,
 }
 
 fn bill_of<'a, 's>(bills: &'a mut Vec<BillTotal<'s>>, line: &Line<'s>) -> &'a mut BillTotal<'s> {
-    let (start, end, currency) = (line.get(Field::PeriodStart), line.get(Field::PeriodEnd), line.currency());
-    let found = bills.iter().position(|b| b.period_start == start && b.period_end == end && b.currency == currency);
+    let (start, end, currency) = (
+        line.get(Field::PeriodStart),
+        line.get(Field::PeriodEnd),
+        line.currency(),
+    );
+    let found = bills
+        .iter()
+        .position(|b| b.period_start == start && b.period_end == end && b.currency == currency);
     let index = found.unwrap_or_else(|| {
         bills.push(BillTotal {
             period_start: start,
@@ -618,11 +736,67 @@ fn non_empty(s: &str) -> Option<String> {
     (!s.is_empty()).then(|| s.to_owned())
 }
 
-fn sort_by_key_then_amount(key: &[KeyField], store: &LineStore, ids: &mut [u32]) {
-    ids.sort_by(|a, b| {
-        let (a, b) = (store.line(*a as usize), store.line(*b as usize));
-        compare_keys(key, &a, &b).then_with(|| a.amount().cmp(&b.amount()))
-    });
+/// A line with the hash of its match key, so that sorting and merging compare one integer
+/// first and the key's text only when hashes tie.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Keyed {
+    hash: u64,
+    amount: Decimal,
+    line: u32,
+}
+
+fn key_hashes(key: &[KeyField], store: &LineStore) -> Vec<u64> {
+    store.lines().map(|line| key_hash(key, &line)).collect()
+}
+
+fn key_hash(key: &[KeyField], line: &Line<'_>) -> u64 {
+    use std::hash::Hasher;
+    let mut h = rustc_hash::FxHasher::default();
+    for k in key {
+        match k {
+            KeyField::Text(field) => h.write(line.get(*field).as_bytes()),
+            KeyField::LineType => h.write(line.line_type().as_str().as_bytes()),
+            KeyField::Currency => h.write(line.currency().code().as_bytes()),
+            KeyField::Attribute(_) => h.write(k.value(line).as_bytes()),
+        }
+        h.write_u8(0xff);
+    }
+    h.finish()
+}
+
+/// A total order on keys, the same on both sides: hash, then the key itself.
+fn key_order(
+    key: &[KeyField],
+    a_store: &LineStore,
+    a: &Keyed,
+    b_store: &LineStore,
+    b: &Keyed,
+) -> Ordering {
+    a.hash.cmp(&b.hash).then_with(|| {
+        compare_keys(
+            key,
+            &a_store.line(a.line as usize),
+            &b_store.line(b.line as usize),
+        )
+    })
+}
+
+/// One side's lines of an account, ordered by key, then amount.
+fn keyed_lines(
+    key: &[KeyField],
+    store: &LineStore,
+    hashes: &[u64],
+    ids: &[u32],
+    out: &mut Vec<Keyed>,
+) {
+    out.clear();
+    // One tight pass of independent loads brings the account's lines into cache together.
+    out.extend(ids.iter().map(|&i| Keyed {
+        hash: hashes[i as usize],
+        amount: store.line(i as usize).amount(),
+        line: i,
+    }));
+    out.sort_by(|a, b| key_order(key, store, a, store, b).then_with(|| a.amount.cmp(&b.amount)));
 }
 
 pub(crate) fn compare_keys(key: &[KeyField], a: &Line<'_>, b: &Line<'_>) -> Ordering {
@@ -640,10 +814,10 @@ pub(crate) fn compare_keys(key: &[KeyField], a: &Line<'_>, b: &Line<'_>) -> Orde
     Ordering::Equal
 }
 
-fn group_end(key: &[KeyField], store: &LineStore, ids: &[u32], start: usize) -> usize {
-    let first = store.line(ids[start] as usize);
+fn group_end(key: &[KeyField], store: &LineStore, lines: &[Keyed], start: usize) -> usize {
+    let first = &lines[start];
     let mut end = start + 1;
-    while end < ids.len() && compare_keys(key, &first, &store.line(ids[end] as usize)) == Ordering::Equal {
+    while end < lines.len() && key_order(key, store, first, store, &lines[end]) == Ordering::Equal {
         end += 1;
     }
     end
@@ -654,16 +828,25 @@ fn decimal_text_eq(a: &str, b: &str) -> bool {
     if a == b {
         return true;
     }
-    match (crate::money::parse_decimal(a), crate::money::parse_decimal(b)) {
+    match (
+        crate::money::parse_decimal(a),
+        crate::money::parse_decimal(b),
+    ) {
         (Ok(x), Ok(y)) => x == y,
         _ => false,
     }
 }
 
-fn attribute_differences(a: &Line<'_>, b: &Line<'_>, ignored: &crate::config::Ignored, fields: &mut Vec<String>) {
+fn attribute_differences(
+    a: &Line<'_>,
+    b: &Line<'_>,
+    ignored: &crate::config::Ignored,
+    fields: &mut Vec<String>,
+) {
     let left: BTreeMap<&str, &str> = a.attributes().collect();
     let right: BTreeMap<&str, &str> = b.attributes().collect();
-    let names: std::collections::BTreeSet<&str> = left.keys().chain(right.keys()).copied().collect();
+    let names: std::collections::BTreeSet<&str> =
+        left.keys().chain(right.keys()).copied().collect();
     for name in names {
         if left.get(name) != right.get(name) && !ignored.attribute(name) {
             fields.push(format!("attributes.{name}"));
@@ -687,16 +870,20 @@ const OPTIMAL_PAIRING_CELLS_MAX: usize = 1 << 20;
 /// makes the total worse), the rest by an order-preserving assignment.
 pub(crate) fn pair_group(
     legacy: &LineStore,
-    l: &[u32],
+    l: &[Keyed],
     modern: &LineStore,
-    m: &[u32],
+    m: &[Keyed],
     out: &mut Vec<Pairing>,
 ) {
     out.clear();
-    if l.len() == 1 && m.len() == 1 {
-        out.push(Pairing::Both(l[0], m[0]));
-        return;
+    match (l, m) {
+        ([a], [b]) => return out.push(Pairing::Both(a.line, b.line)),
+        ([a], []) => return out.push(Pairing::LegacyOnly(a.line)),
+        ([], [b]) => return out.push(Pairing::ModernOnly(b.line)),
+        _ => {}
     }
+    let l: Vec<u32> = l.iter().map(|k| k.line).collect();
+    let m: Vec<u32> = m.iter().map(|k| k.line).collect();
     let amount_l = |i: u32| legacy.line(i as usize).amount();
     let amount_m = |i: u32| modern.line(i as usize).amount();
     // Equal amounts first: a merge over both sorted lists.
@@ -722,7 +909,12 @@ pub(crate) fn pair_group(
     rest_m.extend_from_slice(&m[j..]);
     if rest_l.len() == rest_m.len() || rest_l.is_empty() || rest_m.is_empty() {
         let n = rest_l.len().min(rest_m.len());
-        out.extend(rest_l.iter().zip(&rest_m).map(|(a, b)| Pairing::Both(*a, *b)));
+        out.extend(
+            rest_l
+                .iter()
+                .zip(&rest_m)
+                .map(|(a, b)| Pairing::Both(*a, *b)),
+        );
         out.extend(rest_l[n..].iter().map(|a| Pairing::LegacyOnly(*a)));
         out.extend(rest_m[n..].iter().map(|b| Pairing::ModernOnly(*b)));
         return;
@@ -741,8 +933,20 @@ pub(crate) fn pair_group(
         used_m[b] = true;
         out.push(Pairing::Both(rest_l[a], rest_m[b]));
     }
-    out.extend(rest_l.iter().zip(&used_l).filter(|(_, u)| !**u).map(|(a, _)| Pairing::LegacyOnly(*a)));
-    out.extend(rest_m.iter().zip(&used_m).filter(|(_, u)| !**u).map(|(b, _)| Pairing::ModernOnly(*b)));
+    out.extend(
+        rest_l
+            .iter()
+            .zip(&used_l)
+            .filter(|(_, u)| !**u)
+            .map(|(a, _)| Pairing::LegacyOnly(*a)),
+    );
+    out.extend(
+        rest_m
+            .iter()
+            .zip(&used_m)
+            .filter(|(_, u)| !**u)
+            .map(|(b, _)| Pairing::ModernOnly(*b)),
+    );
 }
 
 /// Minimum-cost matching of the shorter sorted list into the longer one, preserving order
@@ -761,7 +965,8 @@ fn assign_sorted(a: &[Decimal], b: &[Decimal]) -> Vec<(usize, usize)> {
     for i in 1..=n {
         for j in 1..=m.min(i) {
             let skip = cost[(i - 1) * width + j];
-            let pair = cost[(i - 1) * width + j - 1].map(|c| c + (long[i - 1] - short[j - 1]).abs());
+            let pair =
+                cost[(i - 1) * width + j - 1].map(|c| c + (long[i - 1] - short[j - 1]).abs());
             let (best, took) = match (skip, pair) {
                 (Some(s), Some(p)) if s < p => (Some(s), false),
                 (_, Some(p)) => (Some(p), true),
@@ -795,7 +1000,9 @@ fn waiver_covers(waiver: &crate::config::Waiver, diff: &Diff) -> bool {
         && glob_ok(&waiver.account_id, &diff.account_id)
         && eq_ok(&waiver.partition, &diff.partition)
         && eq_ok(&waiver.region, &diff.region)
-        && waiver.delta_abs_max.is_none_or(|max| diff.delta.is_some_and(|d| d.abs() <= max))
+        && waiver
+            .delta_abs_max
+            .is_none_or(|max| diff.delta.is_some_and(|d| d.abs() <= max))
 }
 
 #[cfg(test)]
@@ -824,7 +1031,10 @@ mod tests {
     fn class_names_are_stable() {
         for class in DiffClass::ALL {
             assert_eq!(DiffClass::from_name(class.as_str()), Some(class));
-            assert_eq!(class.index(), DiffClass::ALL.iter().position(|c| *c == class).unwrap());
+            assert_eq!(
+                class.index(),
+                DiffClass::ALL.iter().position(|c| *c == class).unwrap()
+            );
         }
     }
 }

@@ -58,7 +58,9 @@ impl LineType {
 
 /// A string that is not one of the line types.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("`{0}` is not a line type (expected one of usage, recurring, fixed, one_time, credit, discount, tax, fee, adjustment)")]
+#[error(
+    "`{0}` is not a line type (expected one of usage, recurring, fixed, one_time, credit, discount, tax, fee, adjustment)"
+)]
 pub struct LineTypeError(pub String);
 
 impl FromStr for LineType {
@@ -209,7 +211,10 @@ impl LineStore {
     /// A store that expects about `text_bytes` of text and `lines` lines, so the arena
     /// does not double while a large file is read.
     pub fn with_capacity(text_bytes: usize, lines: usize) -> LineStore {
-        LineStore { text: String::with_capacity(text_bytes), lines: Vec::with_capacity(lines) }
+        LineStore {
+            text: String::with_capacity(text_bytes),
+            lines: Vec::with_capacity(lines),
+        }
     }
 
     pub fn push(&mut self, line: NewLine<'_>) -> Result<(), LineTooLong> {
@@ -244,11 +249,17 @@ impl LineStore {
     }
 
     pub fn line(&self, index: usize) -> Line<'_> {
-        Line { store: self, stored: &self.lines[index] }
+        Line {
+            store: self,
+            stored: &self.lines[index],
+        }
     }
 
     pub fn lines(&self) -> impl ExactSizeIterator<Item = Line<'_>> {
-        self.lines.iter().map(move |stored| Line { store: self, stored })
+        self.lines.iter().map(move |stored| Line {
+            store: self,
+            stored,
+        })
     }
 
     /// Bytes held, for memory accounting in benchmarks.
@@ -267,7 +278,11 @@ pub struct Line<'s> {
 impl<'s> Line<'s> {
     pub fn get(&self, field: Field) -> &'s str {
         let i = field.index();
-        let start = if i == 0 { 0 } else { usize::from(self.stored.ends[i - 1]) };
+        let start = if i == 0 {
+            0
+        } else {
+            usize::from(self.stored.ends[i - 1])
+        };
         let end = usize::from(self.stored.ends[i]);
         let base = self.stored.text_start;
         &self.store.text[base + start..base + end]
@@ -315,7 +330,10 @@ impl fmt::Debug for Line<'_> {
 
 /// Serialises extra columns into the attributes field: sorted by name, so that the order
 /// of columns in a file never shows up as a difference.
-pub fn encode_attributes<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>, out: &mut String) {
+pub fn encode_attributes<'a>(
+    pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
+    out: &mut String,
+) {
     out.clear();
     let mut pairs: Vec<(&str, &str)> = pairs.into_iter().filter(|(_, v)| !v.is_empty()).collect();
     pairs.sort_unstable();
@@ -358,7 +376,10 @@ mod tests {
         assert_eq!(first.get(Field::AccountId), "acct-1");
         assert_eq!(first.get(Field::ChargeCode), "egress.gb");
         assert_eq!(first.get(Field::Description), "");
-        assert_eq!(first.attributes().collect::<Vec<_>>(), [("az", "1"), ("zone", "b")]);
+        assert_eq!(
+            first.attributes().collect::<Vec<_>>(),
+            [("az", "1"), ("zone", "b")]
+        );
         assert_eq!(store.line(1).get(Field::AccountId), "acct-2");
         assert_eq!(store.line(1).attributes().count(), 0);
     }

@@ -19,9 +19,13 @@ pub const AMOUNT_ABS_LIMIT: Decimal = Decimal::from_parts(0xA764_0000, 0x0DE0_B6
 pub enum DecimalError {
     #[error("empty value, expected a decimal number")]
     Empty,
-    #[error("`{0}` is not a decimal number (expected digits with an optional `.`, sign and exponent, such as 12.50 or -1.5E+2)")]
+    #[error(
+        "`{0}` is not a decimal number (expected digits with an optional `.`, sign and exponent, such as 12.50 or -1.5E+2)"
+    )]
     Syntax(String),
-    #[error("`{0}` is an accounting negative; write it as a leading minus (-1.50) or use a format mapping with `parentheses_negative = true`")]
+    #[error(
+        "`{0}` is an accounting negative; write it as a leading minus (-1.50) or use a format mapping with `parentheses_negative = true`"
+    )]
     Parenthesised(String),
     #[error("`{0}` has more digits than a 96-bit decimal holds (28 significant digits)")]
     TooPrecise(String),
@@ -139,7 +143,11 @@ impl Shape {
         if mantissa_digits == 0 {
             return None;
         }
-        let mut shape = Shape { significant_digits, has_exponent: false, exponent: 0 };
+        let mut shape = Shape {
+            significant_digits,
+            has_exponent: false,
+            exponent: 0,
+        };
         if i == s.len() {
             return Some(shape);
         }
@@ -174,7 +182,9 @@ impl PartialOrd for Currency {
 /// Why a string is not a billing currency.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CurrencyError {
-    #[error("`{0}` is not an ISO 4217 currency code (expected three upper-case letters such as USD, EUR, JPY)")]
+    #[error(
+        "`{0}` is not an ISO 4217 currency code (expected three upper-case letters such as USD, EUR, JPY)"
+    )]
     Unknown(String),
     #[error("`{0}` has no minor unit in ISO 4217 and cannot be billed to the cent")]
     NoMinorUnit(String),
@@ -258,18 +268,39 @@ mod tests {
         check(" 12.50 ", Some("12.50"));
         check("123456789012345.67", Some("123456789012345.67"));
         check("-123456789012345.68", Some("-123456789012345.68"));
-        check("0.0000000000000000000000000001", Some("0.0000000000000000000000000001"));
+        check(
+            "0.0000000000000000000000000001",
+            Some("0.0000000000000000000000000001"),
+        );
     }
 
     #[test]
     fn rejected_spellings() {
         for raw in [
-            "", " ", "(1.50)", "1,50", "1_000", "abc", "1.2.3", "--1", "1e", "1e+", "NaN", "inf",
-            "0x10", "1.5 USD", "١٢", "1e99999", "99999999999999999999999999999999",
+            "",
+            " ",
+            "(1.50)",
+            "1,50",
+            "1_000",
+            "abc",
+            "1.2.3",
+            "--1",
+            "1e",
+            "1e+",
+            "NaN",
+            "inf",
+            "0x10",
+            "1.5 USD",
+            "١٢",
+            "1e99999",
+            "99999999999999999999999999999999",
         ] {
             check(raw, None);
         }
-        assert!(matches!(parse_decimal("(1.50)"), Err(DecimalError::Parenthesised(_))));
+        assert!(matches!(
+            parse_decimal("(1.50)"),
+            Err(DecimalError::Parenthesised(_))
+        ));
     }
 
     #[test]

@@ -129,7 +129,12 @@ impl Tally {
         }
     }
 
-    pub(crate) fn add_currency_totals(&mut self, currency: Currency, legacy: Decimal, modern: Decimal) {
+    pub(crate) fn add_currency_totals(
+        &mut self,
+        currency: Currency,
+        legacy: Decimal,
+        modern: Decimal,
+    ) {
         let entry = self.currencies.entry(currency).or_default();
         entry.0 += legacy;
         entry.1 += modern;
@@ -143,7 +148,10 @@ impl Tally {
         modern: Decimal,
         flagged: bool,
     ) {
-        let entry = self.customers.entry((customer.to_owned(), currency)).or_default();
+        let entry = self
+            .customers
+            .entry((customer.to_owned(), currency))
+            .or_default();
         entry.legacy += legacy;
         entry.modern += modern;
         if !flagged {
@@ -152,7 +160,11 @@ impl Tally {
     }
 
     pub(crate) fn customers_sorted(&self) -> Vec<((String, Currency), CustomerTotals)> {
-        let mut all: Vec<_> = self.customers.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        let mut all: Vec<_> = self
+            .customers
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
         all.sort_by(|a, b| a.0.cmp(&b.0));
         all
     }
@@ -175,7 +187,11 @@ impl Tally {
         for (mine, theirs) in self.waiver_hits.iter_mut().zip(other.waiver_hits) {
             *mine += theirs;
         }
-        for (mine, theirs) in self.waiver_expired_hits.iter_mut().zip(other.waiver_expired_hits) {
+        for (mine, theirs) in self
+            .waiver_expired_hits
+            .iter_mut()
+            .zip(other.waiver_expired_hits)
+        {
             *mine += theirs;
         }
         for (key, theirs) in other.customers {
@@ -187,9 +203,14 @@ impl Tally {
     }
 
     pub(crate) fn finish(self, config: &CompareConfig) -> Summary {
-        let customers: std::collections::BTreeSet<&str> = self.customers.keys().map(|(c, _)| c.as_str()).collect();
+        let customers: std::collections::BTreeSet<&str> =
+            self.customers.keys().map(|(c, _)| c.as_str()).collect();
         Summary {
-            verdict: if self.diffs_failing == 0 { "parity" } else { "mismatch" },
+            verdict: if self.diffs_failing == 0 {
+                "parity"
+            } else {
+                "mismatch"
+            },
             accounts_compared: self.accounts_compared,
             accounts_at_parity: self.accounts_at_parity,
             accounts_mismatched: self.accounts_mismatched,
@@ -210,7 +231,11 @@ impl Tally {
                 .currencies
                 .into_iter()
                 .map(|(c, (l, m))| {
-                    let totals = CurrencyTotals { legacy_total: c.present(l), modern_total: c.present(m), delta_abs: c.present((m - l).abs()) };
+                    let totals = CurrencyTotals {
+                        legacy_total: c.present(l),
+                        modern_total: c.present(m),
+                        delta_abs: c.present((m - l).abs()),
+                    };
                     (c, totals)
                 })
                 .collect(),

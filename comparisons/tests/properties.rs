@@ -3,7 +3,10 @@
 use std::collections::BTreeMap;
 
 use billshadow_comparisons::model::NewLine;
-use billshadow_comparisons::{CompareConfig, Comparison, Currency, DiffClass, Field, LineStore, LineType, compare, compare_with_threads};
+use billshadow_comparisons::{
+    CompareConfig, Comparison, Currency, DiffClass, Field, LineStore, LineType, compare,
+    compare_with_threads,
+};
 use chrono::NaiveDate;
 use proptest::prelude::*;
 use rust_decimal::Decimal;
@@ -19,8 +22,20 @@ struct Gen {
 }
 
 fn gen_line() -> impl Strategy<Value = Gen> {
-    (0u8..4, 0u8..6, prop::sample::select(vec!["USD", "JPY", "BHD"]), -2_000_000i64..2_000_000, prop::option::of(0u16..50))
-        .prop_map(|(account, charge, currency, amount_e4, quantity)| Gen { account, charge, currency, amount_e4, quantity })
+    (
+        0u8..4,
+        0u8..6,
+        prop::sample::select(vec!["USD", "JPY", "BHD"]),
+        -2_000_000i64..2_000_000,
+        prop::option::of(0u16..50),
+    )
+        .prop_map(|(account, charge, currency, amount_e4, quantity)| Gen {
+            account,
+            charge,
+            currency,
+            amount_e4,
+            quantity,
+        })
 }
 
 /// Each account bills in one currency (the currency of its first generated line).
@@ -55,7 +70,10 @@ fn store(lines: &[Gen], style: u8) -> LineStore {
         let account = format!("acct-{}", g.account);
         let charge = format!("sku-{}", g.charge);
         let amount_text = spell(g.amount_e4, style.wrapping_add(i as u8));
-        let quantity = g.quantity.map(|q| spell(i64::from(q) * 10_000, style.wrapping_add(i as u8 + 1))).unwrap_or_default();
+        let quantity = g
+            .quantity
+            .map(|q| spell(i64::from(q) * 10_000, style.wrapping_add(i as u8 + 1)))
+            .unwrap_or_default();
         let mut text = [""; Field::COUNT];
         text[Field::AccountId as usize] = &account;
         text[Field::PeriodStart as usize] = "2026-10-01";
@@ -93,8 +111,14 @@ fn shape(c: &Comparison) -> Vec<String> {
                 d.class,
                 d.charge_code,
                 d.delta.map(|x| x.normalize()),
-                d.legacy.as_ref().and_then(|e| e.fields.get("amount")).map(|a| a.parse::<Decimal>().unwrap().normalize()),
-                d.modern.as_ref().and_then(|e| e.fields.get("amount")).map(|a| a.parse::<Decimal>().unwrap().normalize()),
+                d.legacy
+                    .as_ref()
+                    .and_then(|e| e.fields.get("amount"))
+                    .map(|a| a.parse::<Decimal>().unwrap().normalize()),
+                d.modern
+                    .as_ref()
+                    .and_then(|e| e.fields.get("amount"))
+                    .map(|a| a.parse::<Decimal>().unwrap().normalize()),
             )
         })
         .collect();
@@ -108,13 +132,24 @@ fn minor(currency: &str) -> Decimal {
 
 /// The reference model for lines with unique keys: a plain map join.
 fn reference(legacy: &[Gen], modern: &[Gen]) -> BTreeMap<(u8, u8), (DiffClass, Option<Decimal>)> {
-    let by_key = |lines: &[Gen]| -> BTreeMap<(u8, u8), Gen> { lines.iter().map(|g| ((g.account, g.charge), g.clone())).collect() };
+    let by_key = |lines: &[Gen]| -> BTreeMap<(u8, u8), Gen> {
+        lines
+            .iter()
+            .map(|g| ((g.account, g.charge), g.clone()))
+            .collect()
+    };
     let (l, m) = (by_key(legacy), by_key(modern));
     let mut out = BTreeMap::new();
     for key in l.keys().chain(m.keys()) {
         let class = match (l.get(key), m.get(key)) {
-            (Some(a), None) => (DiffClass::MissingInModern, Some(-Decimal::new(a.amount_e4, 4))),
-            (None, Some(b)) => (DiffClass::MissingInLegacy, Some(Decimal::new(b.amount_e4, 4))),
+            (Some(a), None) => (
+                DiffClass::MissingInModern,
+                Some(-Decimal::new(a.amount_e4, 4)),
+            ),
+            (None, Some(b)) => (
+                DiffClass::MissingInLegacy,
+                Some(Decimal::new(b.amount_e4, 4)),
+            ),
             (Some(a), Some(b)) => {
                 let delta = Decimal::new(b.amount_e4 - a.amount_e4, 4);
                 if a.currency != b.currency {
@@ -138,7 +173,10 @@ fn reference(legacy: &[Gen], modern: &[Gen]) -> BTreeMap<(u8, u8), (DiffClass, O
 
 fn unique(lines: Vec<Gen>) -> Vec<Gen> {
     let mut seen = std::collections::BTreeSet::new();
-    lines.into_iter().filter(|g| seen.insert((g.account, g.charge))).collect()
+    lines
+        .into_iter()
+        .filter(|g| seen.insert((g.account, g.charge)))
+        .collect()
 }
 
 proptest! {

@@ -20,8 +20,17 @@ struct Document<'a> {
 }
 
 /// Writes the whole comparison as one JSON document.
-pub fn write_document(out: &mut dyn Write, inputs: &Inputs, comparison: &Comparison) -> io::Result<()> {
-    let doc = Document { schema: SCHEMA, inputs, summary: &comparison.summary, diffs: &comparison.diffs };
+pub fn write_document(
+    out: &mut dyn Write,
+    inputs: &Inputs,
+    comparison: &Comparison,
+) -> io::Result<()> {
+    let doc = Document {
+        schema: SCHEMA,
+        inputs,
+        summary: &comparison.summary,
+        diffs: &comparison.diffs,
+    };
     serde_json::to_writer_pretty(&mut *out, &doc)?;
     out.write_all(b"\n")
 }
@@ -43,12 +52,27 @@ struct SummaryRecord<'a> {
 
 /// Writes one line per diff (`"record": "diff"`), then one summary line
 /// (`"record": "summary"`), so a reader can stream a very large result.
-pub fn write_lines(out: &mut dyn Write, inputs: &Inputs, comparison: &Comparison) -> io::Result<()> {
+pub fn write_lines(
+    out: &mut dyn Write,
+    inputs: &Inputs,
+    comparison: &Comparison,
+) -> io::Result<()> {
     for diff in &comparison.diffs {
-        serde_json::to_writer(&mut *out, &DiffRecord { record: "diff", diff })?;
+        serde_json::to_writer(
+            &mut *out,
+            &DiffRecord {
+                record: "diff",
+                diff,
+            },
+        )?;
         out.write_all(b"\n")?;
     }
-    let summary = SummaryRecord { record: "summary", schema: SCHEMA, inputs, summary: &comparison.summary };
+    let summary = SummaryRecord {
+        record: "summary",
+        schema: SCHEMA,
+        inputs,
+        summary: &comparison.summary,
+    };
     serde_json::to_writer(&mut *out, &summary)?;
     out.write_all(b"\n")
 }

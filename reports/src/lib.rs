@@ -47,7 +47,12 @@ pub fn thousands(n: u64) -> String {
 mod tests {
     #[test]
     fn thousands() {
-        for (n, s) in [(0, "0"), (999, "999"), (1000, "1,000"), (1234567, "1,234,567")] {
+        for (n, s) in [
+            (0, "0"),
+            (999, "999"),
+            (1000, "1,000"),
+            (1234567, "1,234,567"),
+        ] {
             assert_eq!(super::thousands(n), s);
         }
     }

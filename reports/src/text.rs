@@ -20,7 +20,11 @@ pub struct TextOptions {
 
 impl Default for TextOptions {
     fn default() -> Self {
-        TextOptions { color: false, accounts_shown_max: 20, diffs_per_account_max: 10 }
+        TextOptions {
+            color: false,
+            accounts_shown_max: 20,
+            diffs_per_account_max: 10,
+        }
     }
 }
 
@@ -30,7 +34,11 @@ struct Paint {
 
 impl Paint {
     fn wrap(&self, code: &str, s: &str) -> String {
-        if self.on { format!("\x1b[{code}m{s}\x1b[0m") } else { s.to_owned() }
+        if self.on {
+            format!("\x1b[{code}m{s}\x1b[0m")
+        } else {
+            s.to_owned()
+        }
     }
     fn bold(&self, s: &str) -> String {
         self.wrap("1", s)
@@ -50,7 +58,12 @@ impl Paint {
 }
 
 /// Writes the text report.
-pub fn write(out: &mut dyn Write, inputs: &Inputs, comparison: &Comparison, options: TextOptions) -> io::Result<()> {
+pub fn write(
+    out: &mut dyn Write,
+    inputs: &Inputs,
+    comparison: &Comparison,
+    options: TextOptions,
+) -> io::Result<()> {
     let p = Paint { on: options.color };
     let s = &comparison.summary;
     writeln!(
@@ -68,7 +81,10 @@ pub fn write(out: &mut dyn Write, inputs: &Inputs, comparison: &Comparison, opti
     let verdict = if s.diffs_failing == 0 {
         p.green("PARITY")
     } else {
-        p.red(&format!("MISMATCH ({} failing diffs)", thousands(s.diffs_failing)))
+        p.red(&format!(
+            "MISMATCH ({} failing diffs)",
+            thousands(s.diffs_failing)
+        ))
     };
     writeln!(out, "  verdict    {verdict}")?;
     let bad_rows = inputs.legacy.bad_rows + inputs.modern.bad_rows;
@@ -77,7 +93,11 @@ pub fn write(out: &mut dyn Write, inputs: &Inputs, comparison: &Comparison, opti
             "incomplete: {} legacy and {} modern rows were quarantined{} and are not compared",
             thousands(inputs.legacy.bad_rows),
             thousands(inputs.modern.bad_rows),
-            inputs.quarantine.as_deref().map(|q| format!(" (see {q})")).unwrap_or_default(),
+            inputs
+                .quarantine
+                .as_deref()
+                .map(|q| format!(" (see {q})"))
+                .unwrap_or_default(),
         );
         writeln!(out, "             {}", p.yellow(&line))?;
     }
@@ -87,7 +107,14 @@ pub fn write(out: &mut dyn Write, inputs: &Inputs, comparison: &Comparison, opti
         thousands(s.accounts_compared),
         thousands(s.accounts_at_parity),
         thousands(s.accounts_mismatched),
-        if s.accounts_waived > 0 { format!(" · {} at parity thanks to waivers", thousands(s.accounts_waived)) } else { String::new() },
+        if s.accounts_waived > 0 {
+            format!(
+                " · {} at parity thanks to waivers",
+                thousands(s.accounts_waived)
+            )
+        } else {
+            String::new()
+        },
     )?;
     if s.customers_compared > 0 {
         writeln!(
@@ -117,12 +144,24 @@ pub fn write(out: &mut dyn Write, inputs: &Inputs, comparison: &Comparison, opti
             writeln!(out, "  {name:<28} {:>10}", thousands(*count))?;
         }
         if s.waived > 0 {
-            writeln!(out, "  {:<28} {:>10}", "of which waived", thousands(s.waived))?;
+            writeln!(
+                out,
+                "  {:<28} {:>10}",
+                "of which waived",
+                thousands(s.waived)
+            )?;
         }
     }
     if !s.currencies.is_empty() {
         writeln!(out)?;
-        writeln!(out, "  {:<8} {:>22} {:>22} {:>16}", p.dim("currency"), p.dim("legacy total"), p.dim("modern total"), p.dim("|delta|"))?;
+        writeln!(
+            out,
+            "  {:<8} {:>22} {:>22} {:>16}",
+            p.dim("currency"),
+            p.dim("legacy total"),
+            p.dim("modern total"),
+            p.dim("|delta|")
+        )?;
         for (currency, t) in &s.currencies {
             writeln!(
                 out,
@@ -143,7 +182,10 @@ pub fn write(out: &mut dyn Write, inputs: &Inputs, comparison: &Comparison, opti
                 w.owner,
                 w.ticket,
                 if w.matched_while_expired > 0 {
-                    format!("; {} diffs it matches fail", thousands(w.matched_while_expired))
+                    format!(
+                        "; {} diffs it matches fail",
+                        thousands(w.matched_while_expired)
+                    )
                 } else {
                     String::new()
                 }
@@ -154,9 +196,18 @@ pub fn write(out: &mut dyn Write, inputs: &Inputs, comparison: &Comparison, opti
     write_diffs(out, comparison, options, &p)
 }
 
-fn write_diffs(out: &mut dyn Write, comparison: &Comparison, options: TextOptions, p: &Paint) -> io::Result<()> {
+fn write_diffs(
+    out: &mut dyn Write,
+    comparison: &Comparison,
+    options: TextOptions,
+    p: &Paint,
+) -> io::Result<()> {
     // Group consecutive diffs of one account (or customer); the engine emits them so.
-    let shown: Vec<&Diff> = comparison.diffs.iter().filter(|d| !d.class.is_informational()).collect();
+    let shown: Vec<&Diff> = comparison
+        .diffs
+        .iter()
+        .filter(|d| !d.class.is_informational())
+        .collect();
     if shown.is_empty() {
         return Ok(());
     }
@@ -174,31 +225,56 @@ fn write_diffs(out: &mut dyn Write, comparison: &Comparison, options: TextOption
     }
     for (owner, diffs) in groups.iter().take(options.accounts_shown_max) {
         let failing = diffs.iter().filter(|d| d.is_failing()).count();
-        let note = if failing == 0 { p.dim("(waived)") } else { p.red(&format!("({failing} failing)")) };
+        let note = if failing == 0 {
+            p.dim("(waived)")
+        } else {
+            p.red(&format!("({failing} failing)"))
+        };
         writeln!(out, "{} {note}", p.bold(owner))?;
         for diff in diffs.iter().take(options.diffs_per_account_max) {
             writeln!(out, "  {}", diff_line(diff, p))?;
         }
         if diffs.len() > options.diffs_per_account_max {
-            writeln!(out, "  {}", p.dim(&format!("… and {} more diffs", diffs.len() - options.diffs_per_account_max)))?;
+            writeln!(
+                out,
+                "  {}",
+                p.dim(&format!(
+                    "… and {} more diffs",
+                    diffs.len() - options.diffs_per_account_max
+                ))
+            )?;
         }
     }
     if groups.len() > options.accounts_shown_max {
         let rest = groups.len() - options.accounts_shown_max;
-        writeln!(out, "{}", p.dim(&format!("… and {} more accounts with diffs (use --format json or jsonl for all)", thousands(rest as u64))))?;
+        writeln!(
+            out,
+            "{}",
+            p.dim(&format!(
+                "… and {} more accounts with diffs (use --format json or jsonl for all)",
+                thousands(rest as u64)
+            ))
+        )?;
     }
     Ok(())
 }
 
 fn diff_line(diff: &Diff, p: &Paint) -> String {
     let class = match diff.class {
-        DiffClass::TotalMismatch | DiffClass::AmountMismatch | DiffClass::CurrencyMismatch => p.red(diff.class.as_str()),
+        DiffClass::TotalMismatch | DiffClass::AmountMismatch | DiffClass::CurrencyMismatch => {
+            p.red(diff.class.as_str())
+        }
         _ => p.yellow(diff.class.as_str()),
     };
     let what = match diff.scope {
         Scope::Line => {
             let mut parts = vec![diff.charge_code.clone().unwrap_or_default()];
-            parts.extend(diff.key.iter().filter(|(k, _)| !k.starts_with("period")).map(|(_, v)| v.clone()));
+            parts.extend(
+                diff.key
+                    .iter()
+                    .filter(|(k, _)| !k.starts_with("period"))
+                    .map(|(_, v)| v.clone()),
+            );
             parts.join(" ")
         }
         Scope::Bill => format!(
@@ -210,11 +286,26 @@ fn diff_line(diff: &Diff, p: &Paint) -> String {
         Scope::Account => diff.detail.clone().unwrap_or_default(),
     };
     let amount = |side: &Option<billshadow_comparisons::Evidence>| {
-        side.as_ref().and_then(|e| e.fields.get("amount").cloned()).unwrap_or_else(|| "—".to_owned())
+        side.as_ref()
+            .and_then(|e| e.fields.get("amount").cloned())
+            .unwrap_or_else(|| "—".to_owned())
     };
     let currency = diff.currency.map(|c| c.code()).unwrap_or("");
-    let delta = diff.delta.map(|d| if d.is_sign_negative() { d.to_string() } else { format!("+{d}") }).unwrap_or_default();
-    let waiver = diff.waiver.as_deref().map(|w| format!("  waived by {w}")).unwrap_or_default();
+    let delta = diff
+        .delta
+        .map(|d| {
+            if d.is_sign_negative() {
+                d.to_string()
+            } else {
+                format!("+{d}")
+            }
+        })
+        .unwrap_or_default();
+    let waiver = diff
+        .waiver
+        .as_deref()
+        .map(|w| format!("  waived by {w}"))
+        .unwrap_or_default();
     format!(
         "{class:<30} {what}  legacy {}  modern {}  Δ {delta} {currency}  [{}]{}",
         amount(&diff.legacy),
