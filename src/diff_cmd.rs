@@ -87,7 +87,12 @@ pub(crate) fn run(args: DiffArgs) -> Outcome {
                 accounts_shown_max: args.limit,
                 ..Default::default()
             };
-            billshadow_reports::text::write(out.writer(), &inputs, &comparison, options)
+            billshadow_reports::text::write(
+                out.writer(),
+                &billshadow_reports::text::Header::for_inputs(&inputs),
+                &comparison,
+                options,
+            )
         }
         OutputFormat::Json => {
             billshadow_reports::json::write_document(out.writer(), &inputs, &comparison)

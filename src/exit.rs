@@ -9,10 +9,6 @@ pub(crate) enum Code {
     Parity = 0,
     Mismatch = 1,
     Input = 2,
-    #[expect(
-        dead_code,
-        reason = "shadow runs report stack and store failures with it"
-    )]
     Stack = 3,
 }
 

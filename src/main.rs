@@ -4,11 +4,19 @@
 //! every failure to the documented exit codes in one place (`exit.rs`).
 
 mod cli;
+mod cohort;
+mod demo;
 mod diff_cmd;
 mod exit;
 mod generate;
 mod output;
+mod run_cmd;
+mod run_report;
+mod runner;
+mod sample;
 mod spec;
+mod stack_spec;
+mod store;
 
 use std::process::ExitCode;
 
@@ -16,8 +24,20 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("BILLSHADOW_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
     let result = match cli.command {
         cli::Command::Diff(args) => diff_cmd::run(args),
+        cli::Command::Run(args) => run_cmd::run(args),
+        cli::Command::Runs(args) => run_cmd::runs(args),
+        cli::Command::Show(args) => run_cmd::show(args),
+        cli::Command::Demo(args) => demo::run(args),
+        cli::Command::Generate(cli::Generate::Cohort(args)) => sample::run_cohort(args),
         cli::Command::CheckSpec(args) => diff_cmd::check_spec(args),
         cli::Command::Formats => diff_cmd::formats(),
         cli::Command::Generate(cli::Generate::Pair(args)) => generate::run_pair(args),

@@ -32,6 +32,8 @@ pub(crate) struct Spec {
 pub(crate) struct SideSpec {
     pub(crate) format: Option<String>,
     pub(crate) path: Option<PathBuf>,
+    /// A live stack (`kind = "command" | "http" | "sql"`), for shadow runs.
+    pub(crate) live: Option<crate::stack_spec::LiveSpec>,
 }
 
 impl Spec {
@@ -46,9 +48,13 @@ impl Spec {
         let raw: RawSpec = toml::from_str(text).map_err(|e| toml_error(&origin, text, &e))?;
         let at = |span: Range<usize>, message: String| TomlError::at(&origin, text, span, message);
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-        let side = |raw: Option<RawSide>| -> SideSpec {
-            let raw = raw.unwrap_or_default();
-            let format = raw.format.map(|f| {
+        let side = |name: &str, raw: Option<Spanned<RawSide>>| -> Result<SideSpec, TomlError> {
+            let Some(raw) = raw else {
+                return Ok(SideSpec::default());
+            };
+            let span = raw.span();
+            let raw = raw.into_inner();
+            let format = raw.format.clone().map(|f| {
                 // A format that looks like a file is relative to the spec.
                 if f.ends_with(".toml") {
                     base.join(f).display().to_string()
@@ -56,11 +62,13 @@ impl Spec {
                     f
                 }
             });
-            SideSpec {
-                format,
-                path: raw.path.map(|p| base.join(p)),
-            }
+            let path = raw.path.clone().map(|p| base.join(p));
+            let live = crate::stack_spec::LiveSpec::from_raw(name, raw, &base)
+                .map_err(|m| at(span, format!("[{name}]: {m}")))?;
+            Ok(SideSpec { format, path, live })
         };
+        let legacy = side("legacy", raw.legacy)?;
+        let modern = side("modern", raw.modern)?;
 
         let key = match raw.r#match.and_then(|m| m.key) {
             None => None,
@@ -201,8 +209,8 @@ impl Spec {
             tolerances,
             ignored,
             waivers,
-            legacy: side(raw.legacy),
-            modern: side(raw.modern),
+            legacy,
+            modern,
         })
     }
 
@@ -238,8 +246,8 @@ impl Spec {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawSpec {
-    legacy: Option<RawSide>,
-    modern: Option<RawSide>,
+    legacy: Option<Spanned<RawSide>>,
+    modern: Option<Spanned<RawSide>>,
     r#match: Option<RawMatch>,
     compare: Option<RawCompare>,
     tolerance: Option<RawTolerances>,
@@ -247,11 +255,50 @@ struct RawSpec {
     waiver: Vec<Spanned<RawWaiver>>,
 }
 
+/// One side of the spec: a file (`format`, `path`) or a live stack (`kind` and its settings).
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
-struct RawSide {
-    format: Option<String>,
-    path: Option<String>,
+pub(crate) struct RawSide {
+    pub(crate) kind: Option<String>,
+    pub(crate) format: Option<String>,
+    pub(crate) path: Option<String>,
+    pub(crate) program: Option<String>,
+    pub(crate) args: Option<Vec<String>>,
+    pub(crate) batch_size: Option<usize>,
+    pub(crate) method: Option<String>,
+    pub(crate) url: Option<String>,
+    pub(crate) body: Option<String>,
+    #[serde(default)]
+    pub(crate) headers: BTreeMap<String, RawHeader>,
+    pub(crate) retries: Option<u32>,
+    pub(crate) backoff_ms: Option<u64>,
+    pub(crate) dsn_env: Option<String>,
+    pub(crate) query: Option<String>,
+    pub(crate) params: Option<Vec<String>>,
+    pub(crate) timeout_ms: Option<u64>,
+    pub(crate) concurrency: Option<usize>,
+    pub(crate) rate_per_second: Option<u32>,
+    pub(crate) start: Option<RawStart>,
+}
+
+/// A header whose value comes from an environment variable (never from the spec itself).
+#[derive(Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawHeader {
+    pub(crate) env: String,
+    #[serde(default)]
+    pub(crate) prefix: String,
+}
+
+/// How to start a stack for the duration of a run.
+#[derive(Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawStart {
+    pub(crate) program: String,
+    #[serde(default)]
+    pub(crate) args: Vec<String>,
+    pub(crate) ready_address: Option<String>,
+    pub(crate) ready_timeout_ms: Option<u64>,
 }
 
 #[derive(Deserialize)]

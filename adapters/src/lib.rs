@@ -1,11 +1,13 @@
 //! Where billshadow's bills come from.
 //!
-//! Today: files (canonical CSV, JSON lines, JSON documents) read through format mappings,
-//! with a catalog of mappings shipped as data. Adapters only read; they never write to a
-//! stack.
+//! Files (canonical CSV, JSON lines, JSON documents) read through format mappings, with a
+//! catalog of mappings shipped as data; and live stacks (`live`): commands, HTTP services and
+//! SQL queries whose output is read through the same mappings. Adapters only read; they never
+//! write to a stack.
 
 pub mod catalog;
 pub mod file;
+pub mod live;
 pub mod location;
 pub mod mapping;
 

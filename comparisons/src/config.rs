@@ -248,6 +248,9 @@ pub struct CompareConfig {
     pub waivers: Vec<Waiver>,
     /// The date waiver expiry is judged against.
     pub today: NaiveDate,
+    /// Whether customers' totals across accounts are compared. A shadow run compares one
+    /// account at a time and checks customers when it summarises instead.
+    pub customer_totals: bool,
 }
 
 impl CompareConfig {
@@ -258,6 +261,7 @@ impl CompareConfig {
             ignored: Ignored::default(),
             waivers: Vec::new(),
             today,
+            customer_totals: true,
         }
     }
 }

@@ -16,7 +16,9 @@ use crate::money::Currency;
 use crate::summary::{Summary, Tally};
 
 /// The stable names of the kinds of difference.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum DiffClass {
     MissingInModern,
@@ -85,7 +87,9 @@ impl DiffClass {
 }
 
 /// What a diff is about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Scope {
     Line,
@@ -95,11 +99,11 @@ pub enum Scope {
 }
 
 /// One side's line (or total) as evidence: every field it carried.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Evidence {
     #[serde(flatten)]
-    pub fields: BTreeMap<&'static str, String>,
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub fields: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub attributes: BTreeMap<String, String>,
 }
 
@@ -109,11 +113,11 @@ impl Evidence {
         for field in Field::ALL {
             let value = line.get(field);
             if !value.is_empty() && !matches!(field, Field::AccountId | Field::Attributes) {
-                fields.insert(field.name(), value.to_owned());
+                fields.insert(field.name().to_owned(), value.to_owned());
             }
         }
-        fields.insert("line_type", line.line_type().as_str().to_owned());
-        fields.insert("currency", line.currency().code().to_owned());
+        fields.insert("line_type".to_owned(), line.line_type().as_str().to_owned());
+        fields.insert("currency".to_owned(), line.currency().code().to_owned());
         let attributes = line
             .attributes()
             .map(|(k, v)| (k.to_owned(), v.to_owned()))
@@ -124,14 +128,14 @@ impl Evidence {
     pub fn of_total(total: Decimal, currency: Currency) -> Evidence {
         let amount = currency.present(total).to_string();
         Evidence {
-            fields: BTreeMap::from([("amount", amount)]),
+            fields: BTreeMap::from([("amount".to_owned(), amount)]),
             attributes: BTreeMap::new(),
         }
     }
 }
 
 /// One difference between the two sides.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Diff {
     pub account_id: Option<String>,
     pub class: DiffClass,
@@ -199,20 +203,27 @@ pub fn compare_with_threads(
 ) -> Comparison {
     // Both passes read each side in file order, which is what memory is fastest at; the
     // per-account work that follows jumps around.
-    let (accounts, (legacy_hashes, modern_hashes)) = std::thread::scope(|scope| {
-        let hashes = scope.spawn(|| {
-            let l = key_hashes(&config.key, legacy);
-            (l, key_hashes(&config.key, modern))
-        });
-        let accounts = AccountIndex::build(legacy, modern);
-        (
-            accounts,
-            hashes
-                .join()
-                .unwrap_or_else(|e| std::panic::resume_unwind(e)),
-        )
-    });
     let threads = threads.clamp(1, 64);
+    let hashes = || {
+        (
+            key_hashes(&config.key, legacy),
+            key_hashes(&config.key, modern),
+        )
+    };
+    let (accounts, (legacy_hashes, modern_hashes)) = if threads == 1 {
+        (AccountIndex::build(legacy, modern), hashes())
+    } else {
+        std::thread::scope(|scope| {
+            let hashes = scope.spawn(hashes);
+            let accounts = AccountIndex::build(legacy, modern);
+            (
+                accounts,
+                hashes
+                    .join()
+                    .unwrap_or_else(|e| std::panic::resume_unwind(e)),
+            )
+        })
+    };
     let chunk = accounts.order.len().div_ceil(threads).max(1);
     let engine = Engine {
         legacy,
@@ -221,20 +232,24 @@ pub fn compare_with_threads(
         modern_hashes,
         config,
     };
-    let parts: Vec<(Vec<Diff>, Tally)> = std::thread::scope(|scope| {
-        let handles: Vec<_> = accounts
-            .order
-            .chunks(chunk)
-            .map(|slice| {
-                let (engine, accounts) = (&engine, &accounts);
-                scope.spawn(move || engine.compare_accounts(accounts, slice))
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
-            .collect()
-    });
+    let parts: Vec<(Vec<Diff>, Tally)> = if threads == 1 {
+        vec![engine.compare_accounts(&accounts, &accounts.order)]
+    } else {
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = accounts
+                .order
+                .chunks(chunk)
+                .map(|slice| {
+                    let (engine, accounts) = (&engine, &accounts);
+                    scope.spawn(move || engine.compare_accounts(accounts, slice))
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+                .collect()
+        })
+    };
     let mut diffs = Vec::new();
     let mut tally = Tally::new(config);
     for (part_diffs, part_tally) in parts {
@@ -490,7 +505,7 @@ impl<'s> Engine<'s> {
             tally.add_currency_totals(bill.currency, bill.legacy, bill.modern);
             let delta = bill.modern - bill.legacy;
             let flagged = delta.abs() >= self.config.tolerances.total.in_currency(bill.currency);
-            if !bill.customer_id.is_empty() {
+            if !bill.customer_id.is_empty() && self.config.customer_totals {
                 tally.add_customer_bill(
                     bill.customer_id,
                     bill.currency,

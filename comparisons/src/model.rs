@@ -240,6 +240,36 @@ impl LineStore {
         Ok(())
     }
 
+    /// Copies a line of another store (or this one) to the end of this store.
+    pub fn push_copy(&mut self, line: &Line<'_>) {
+        let text: [&str; Field::COUNT] = std::array::from_fn(|i| line.get(Field::ALL[i]));
+        let copy = NewLine {
+            text,
+            amount: line.amount(),
+            line_type: line.line_type(),
+            currency: line.currency(),
+            source_line: line.source_line(),
+        };
+        // The line fitted its first store, so it fits this one.
+        let pushed = self.push(copy);
+        debug_assert!(pushed.is_ok());
+    }
+
+    /// Splits the store into one store per account, accounts in order of first appearance.
+    pub fn split_by_account(&self) -> Vec<(String, LineStore)> {
+        let mut out: Vec<(String, LineStore)> = Vec::new();
+        let mut index: rustc_hash::FxHashMap<&str, usize> = rustc_hash::FxHashMap::default();
+        for line in self.lines() {
+            let account = line.get(Field::AccountId);
+            let i = *index.entry(account).or_insert_with(|| {
+                out.push((account.to_owned(), LineStore::new()));
+                out.len() - 1
+            });
+            out[i].1.push_copy(&line);
+        }
+        out
+    }
+
     pub fn len(&self) -> usize {
         self.lines.len()
     }

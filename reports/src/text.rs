@@ -58,25 +58,52 @@ impl Paint {
 }
 
 /// Writes the text report.
+/// The first lines of a text report: what was compared, and warnings about completeness.
+#[derive(Debug, Clone, Default)]
+pub struct Header {
+    pub title: String,
+    pub warnings: Vec<String>,
+}
+
+impl Header {
+    /// The header of `billshadow diff`.
+    pub fn for_inputs(inputs: &Inputs) -> Header {
+        let title = format!(
+            "billshadow diff {} ({}, {} lines) vs {} ({}, {} lines)",
+            inputs.legacy.path,
+            inputs.legacy.format,
+            thousands(inputs.legacy.lines),
+            inputs.modern.path,
+            inputs.modern.format,
+            thousands(inputs.modern.lines),
+        );
+        let mut warnings = Vec::new();
+        if inputs.legacy.bad_rows + inputs.modern.bad_rows > 0 {
+            warnings.push(format!(
+                "incomplete: {} legacy and {} modern rows were quarantined{} and are not compared",
+                thousands(inputs.legacy.bad_rows),
+                thousands(inputs.modern.bad_rows),
+                inputs
+                    .quarantine
+                    .as_deref()
+                    .map(|q| format!(" (see {q})"))
+                    .unwrap_or_default(),
+            ));
+        }
+        Header { title, warnings }
+    }
+}
+
+/// Writes the text report.
 pub fn write(
     out: &mut dyn Write,
-    inputs: &Inputs,
+    header: &Header,
     comparison: &Comparison,
     options: TextOptions,
 ) -> io::Result<()> {
     let p = Paint { on: options.color };
     let s = &comparison.summary;
-    writeln!(
-        out,
-        "{} {} ({}, {} lines) vs {} ({}, {} lines)",
-        p.bold("billshadow diff"),
-        inputs.legacy.path,
-        inputs.legacy.format,
-        thousands(inputs.legacy.lines),
-        inputs.modern.path,
-        inputs.modern.format,
-        thousands(inputs.modern.lines),
-    )?;
+    writeln!(out, "{}", p.bold(&header.title))?;
     writeln!(out)?;
     let verdict = if s.diffs_failing == 0 {
         p.green("PARITY")
@@ -87,17 +114,13 @@ pub fn write(
         ))
     };
     writeln!(out, "  verdict    {verdict}")?;
-    let bad_rows = inputs.legacy.bad_rows + inputs.modern.bad_rows;
-    if bad_rows > 0 {
+    for warning in &header.warnings {
+        writeln!(out, "             {}", p.yellow(warning))?;
+    }
+    if s.accounts_errored > 0 {
         let line = format!(
-            "incomplete: {} legacy and {} modern rows were quarantined{} and are not compared",
-            thousands(inputs.legacy.bad_rows),
-            thousands(inputs.modern.bad_rows),
-            inputs
-                .quarantine
-                .as_deref()
-                .map(|q| format!(" (see {q})"))
-                .unwrap_or_default(),
+            "{} accounts have no verdict: a stack failed for them (stack_error)",
+            thousands(s.accounts_errored)
         );
         writeln!(out, "             {}", p.yellow(&line))?;
     }

@@ -1,0 +1,176 @@
+//! The HTTP adapter: one request per account, retried with exponential backoff and jitter on
+//! timeouts and 5xx answers only; any other failure is final for the account.
+
+use std::time::Duration;
+
+use super::limit::Limiter;
+use super::template::Escape;
+use super::{
+    AccountRequest, FetchResult, Fetched, HttpConfig, OUTPUT_BYTES_MAX, StackConfig, StackFailure,
+    parse_output,
+};
+
+pub(crate) struct HttpStack {
+    config: HttpConfig,
+    client: reqwest::Client,
+}
+
+/// One attempt's outcome.
+enum Attempt {
+    Done(Vec<u8>),
+    Retry(String),
+    Fail(String),
+}
+
+impl HttpStack {
+    pub(crate) fn new(config: HttpConfig, concurrency: usize) -> Result<HttpStack, String> {
+        let client = reqwest::Client::builder()
+            .timeout(config.timeout)
+            .connect_timeout(config.timeout)
+            .pool_max_idle_per_host(concurrency.max(1))
+            .build()
+            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        Ok(HttpStack { config, client })
+    }
+
+    pub(crate) async fn preflight(&self) -> Result<(), String> {
+        let probe = AccountRequest {
+            account_id: "preflight".to_owned(),
+            customer_id: String::new(),
+            partition: String::new(),
+            region: String::new(),
+            period_start: String::new(),
+            period_end: String::new(),
+        };
+        let url = self.config.url.render(&probe, Escape::Url);
+        let parsed = reqwest::Url::parse(&url).map_err(|e| format!("`{url}` is not a URL: {e}"))?;
+        let host = parsed
+            .host_str()
+            .ok_or_else(|| format!("`{url}` has no host"))?
+            .to_owned();
+        let port = parsed.port_or_known_default().unwrap_or(80);
+        let connect = tokio::net::TcpStream::connect((host.as_str(), port));
+        match tokio::time::timeout(self.config.timeout, connect).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(format!("cannot connect to {host}:{port}: {e}")),
+            Err(_) => Err(format!("connecting to {host}:{port} timed out")),
+        }
+    }
+
+    pub(crate) async fn fetch(
+        &self,
+        account: &AccountRequest,
+        stack: &StackConfig,
+        limit: &Limiter,
+    ) -> FetchResult {
+        let mut retries = 0;
+        loop {
+            let attempt = {
+                let _permit = limit.acquire().await;
+                self.attempt(account).await
+            };
+            match attempt {
+                Attempt::Done(body) => {
+                    let origin =
+                        format!("{} stack response for {}", stack.side, account.account_id);
+                    return match parse_output(&origin, &body, &stack.mapping) {
+                        Ok(lines) => Ok(Fetched { lines, retries }),
+                        Err(message) => Err(StackFailure { message, retries }),
+                    };
+                }
+                Attempt::Fail(message) => return Err(StackFailure { message, retries }),
+                Attempt::Retry(message) if retries >= self.config.retries => {
+                    return Err(StackFailure {
+                        message: format!("{message} (after {retries} retries)"),
+                        retries,
+                    });
+                }
+                Attempt::Retry(_) => {
+                    tokio::time::sleep(backoff(self.config.backoff, retries)).await;
+                    retries += 1;
+                }
+            }
+        }
+    }
+
+    async fn attempt(&self, account: &AccountRequest) -> Attempt {
+        let url = self.config.url.render(account, Escape::Url);
+        let mut request = self.client.request(self.config.method.clone(), &url);
+        for (name, value) in &self.config.headers {
+            request = request.header(name, value);
+        }
+        if let Some(body) = &self.config.body {
+            request = request
+                .header("content-type", "application/json")
+                .body(body.render(account, Escape::Json));
+        }
+        let response = match request.send().await {
+            Ok(r) => r,
+            Err(e) if e.is_timeout() => {
+                return Attempt::Retry(format!(
+                    "timed out after {} ms",
+                    self.config.timeout.as_millis()
+                ));
+            }
+            Err(e) => return Attempt::Fail(format!("request failed: {}", without_url(&e))),
+        };
+        let status = response.status();
+        let body = match read_body(response).await {
+            Ok(b) => b,
+            Err(e) if e.is_timeout() => {
+                return Attempt::Retry(format!(
+                    "timed out after {} ms",
+                    self.config.timeout.as_millis()
+                ));
+            }
+            Err(e) => {
+                return Attempt::Fail(format!("cannot read the response: {}", without_url(&e)));
+            }
+        };
+        if status.is_server_error() {
+            return Attempt::Retry(format!("HTTP {status}: {}", snippet(&body)));
+        }
+        if !status.is_success() {
+            return Attempt::Fail(format!("HTTP {status}: {}", snippet(&body)));
+        }
+        if body.len() > OUTPUT_BYTES_MAX {
+            return Attempt::Fail(format!(
+                "the response is larger than {OUTPUT_BYTES_MAX} bytes"
+            ));
+        }
+        Attempt::Done(body)
+    }
+}
+
+async fn read_body(response: reqwest::Response) -> Result<Vec<u8>, reqwest::Error> {
+    Ok(response.bytes().await?.to_vec())
+}
+
+/// Exponential backoff with ±50 % jitter: base × 2^retry.
+fn backoff(base: Duration, retry: u32) -> Duration {
+    let exponential = base.saturating_mul(1u32 << retry.min(16));
+    exponential.mul_f64(0.5 + fastrand::f64())
+}
+
+/// The error without its URL (which may carry an account id the log should not repeat).
+fn without_url(error: &reqwest::Error) -> String {
+    let mut text = error.to_string();
+    if let Some(url) = error.url() {
+        text = text.replace(url.as_str(), "<url>");
+    }
+    let source = std::error::Error::source(error)
+        .map(|s| format!(": {s}"))
+        .unwrap_or_default();
+    format!("{text}{source}")
+}
+
+fn snippet(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(&body[..body.len().min(200)])
+        .trim()
+        .to_owned();
+    if text.is_empty() {
+        "(empty body)".to_owned()
+    } else {
+        text
+    }
+}

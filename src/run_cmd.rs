@@ -1,0 +1,488 @@
+//! `billshadow run`, `runs` and `show`: shadow runs through live stacks, kept in the run store.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, anyhow};
+use billshadow_adapters::Catalog;
+use billshadow_adapters::live::{Stack, StackConfig, StartedStack};
+use billshadow_comparisons::{CompareConfig, KeyField};
+use sha2::{Digest, Sha256};
+
+use crate::cli::{RunArgs, RunsArgs, ShowArgs, TableFormat};
+use crate::exit::{Code, Failure, Outcome, input};
+use crate::run_report::RunReport;
+use crate::runner::{RunnerOptions, execute};
+use crate::spec::Spec;
+use crate::store::{NewRun, Store, default_url};
+
+/// A stack or store failure that prevents a verdict: exit code 3.
+pub(crate) fn stack(error: impl Into<anyhow::Error>) -> Failure {
+    Failure {
+        code: Code::Stack,
+        error: error.into(),
+    }
+}
+
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(stack)
+}
+
+fn hash(bytes: &[u8]) -> String {
+    let digest = Sha256::digest(bytes);
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn run_id() -> String {
+    let now = chrono::Utc::now();
+    format!(
+        "run-{}-{:04x}",
+        now.format("%Y%m%dT%H%M%S%.3fZ"),
+        fastrand::u16(..)
+    )
+}
+
+/// Everything a run needs, resolved before any work starts.
+struct Prepared {
+    spec: Spec,
+    spec_path: PathBuf,
+    spec_text: String,
+    legacy: StackConfig,
+    modern: StackConfig,
+    config: CompareConfig,
+}
+
+fn prepare(
+    spec_path: &Path,
+    spec_text: String,
+    as_of: chrono::NaiveDate,
+    calibrate: bool,
+) -> Result<Prepared, Failure> {
+    let spec = Spec::parse(spec_path, &spec_text).map_err(input)?;
+    let catalog = Catalog::builtin().map_err(input)?;
+    fn live<'a>(
+        spec_path: &Path,
+        name: &str,
+        side: &'a crate::spec::SideSpec,
+    ) -> Result<&'a crate::stack_spec::LiveSpec, Failure> {
+        side.live.as_ref().ok_or_else(|| {
+            input(anyhow!(
+                "{}: [{name}] is not a live stack; a run needs `kind = \"command\"`, `\"http\"` or `\"sql\"` on both sides",
+                spec_path.display()
+            ))
+        })
+    }
+    let legacy_live = live(spec_path, "legacy", &spec.legacy)?;
+    let legacy = legacy_live
+        .resolve("legacy", &catalog)
+        .map_err(|e| input(anyhow!(e)))?;
+    let modern = if calibrate {
+        let mut again = legacy.clone();
+        again.side = "legacy (second replay)".to_owned();
+        again
+    } else {
+        live(spec_path, "modern", &spec.modern)?
+            .resolve("modern", &catalog)
+            .map_err(|e| input(anyhow!(e)))?
+    };
+    let default_key = legacy
+        .mapping
+        .match_key
+        .as_ref()
+        .map(|names| {
+            billshadow_comparisons::config::parse_key_names(names.iter().map(String::as_str))
+        })
+        .transpose()
+        .map_err(input)?;
+    let mut config = spec.config(as_of, default_key);
+    if config.key.is_empty() {
+        config.key = KeyField::default_key();
+    }
+    // Customers span accounts; a run compares one account at a time.
+    config.customer_totals = false;
+    Ok(Prepared {
+        spec,
+        spec_path: spec_path.to_path_buf(),
+        spec_text,
+        legacy,
+        modern,
+        config,
+    })
+}
+
+/// Starts what the spec says to start, builds both stacks and checks they answer.
+async fn connect(
+    prepared: &Prepared,
+    calibrate: bool,
+) -> Result<(Vec<StartedStack>, Arc<Stack>, Arc<Stack>), Failure> {
+    let mut started = Vec::new();
+    let sides: &[(&str, &crate::spec::SideSpec)] = if calibrate {
+        &[("legacy", &prepared.spec.legacy)]
+    } else {
+        &[
+            ("legacy", &prepared.spec.legacy),
+            ("modern", &prepared.spec.modern),
+        ]
+    };
+    for (name, side) in sides {
+        if let Some(start) = side.live.as_ref().and_then(|l| l.start.as_ref()) {
+            let process = start
+                .start()
+                .await
+                .map_err(|e| stack(anyhow!("cannot start the {name} stack: {e}")))?;
+            started.push(process);
+        }
+    }
+    let legacy = Arc::new(
+        Stack::build(prepared.legacy.clone())
+            .await
+            .map_err(|e| stack(anyhow!("legacy stack: {e}")))?,
+    );
+    let modern = Arc::new(
+        Stack::build(prepared.modern.clone())
+            .await
+            .map_err(|e| stack(anyhow!("modern stack: {e}")))?,
+    );
+    legacy
+        .preflight()
+        .await
+        .map_err(|e| stack(anyhow!("the legacy stack is unreachable: {e}")))?;
+    modern
+        .preflight()
+        .await
+        .map_err(|e| stack(anyhow!("the modern stack is unreachable: {e}")))?;
+    Ok((started, legacy, modern))
+}
+
+pub(crate) fn run(args: RunArgs) -> Outcome {
+    runtime()?.block_on(run_async(args))
+}
+
+async fn run_async(args: RunArgs) -> Outcome {
+    let as_of = match &args.as_of {
+        Some(d) => chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d")
+            .map_err(|_| input(anyhow!("--as-of `{d}` is not a date (YYYY-MM-DD)")))?,
+        None => chrono::Utc::now().date_naive(),
+    };
+    let store_url = default_url(args.store.as_deref());
+    let (run_id, prepared, resumed) = match &args.resume {
+        Some(which) => {
+            let store = Store::open(&store_url).await.map_err(stack)?;
+            let run = store.resolve(which).await.map_err(input)?;
+            let text = store.spec_text(&run.id).await.map_err(stack)?;
+            let as_of = chrono::NaiveDate::parse_from_str(&run.as_of, "%Y-%m-%d").unwrap_or(as_of);
+            let prepared = prepare(
+                Path::new(&run.spec_path),
+                text,
+                as_of,
+                run.kind == "calibration",
+            )?;
+            store.close().await;
+            (run.id, prepared, true)
+        }
+        None => {
+            let spec_path = args
+                .spec
+                .clone()
+                .ok_or_else(|| input(anyhow!("a run needs --spec FILE (or --resume RUN)")))?;
+            let text = std::fs::read_to_string(&spec_path)
+                .with_context(|| format!("cannot read {}", spec_path.display()))
+                .map_err(input)?;
+            (
+                run_id(),
+                prepare(&spec_path, text, as_of, args.calibrate)?,
+                false,
+            )
+        }
+    };
+    let cohort = if resumed {
+        None
+    } else {
+        let path = args
+            .cohort
+            .clone()
+            .ok_or_else(|| input(anyhow!("a run needs --cohort FILE")))?;
+        Some((crate::cohort::read(&path).map_err(input)?, path))
+    };
+
+    let (started, legacy, modern) = connect(&prepared, args.calibrate).await?;
+    let store = Store::open(&store_url).await.map_err(stack)?;
+    if let Some((accounts, path)) = &cohort {
+        let cohort_bytes = std::fs::read(path).unwrap_or_default();
+        let new = NewRun {
+            id: &run_id,
+            kind: if args.calibrate {
+                "calibration"
+            } else {
+                "shadow"
+            },
+            started_by: &std::env::var("USER").unwrap_or_else(|_| "unknown".to_owned()),
+            spec_path: &prepared.spec_path.display().to_string(),
+            spec_text: &prepared.spec_text,
+            spec_hash: &hash(prepared.spec_text.as_bytes()),
+            cohort_path: &path.display().to_string(),
+            cohort_hash: &hash(&cohort_bytes),
+            as_of: &prepared.config.today.to_string(),
+        };
+        store.create_run(&new, accounts).await.map_err(stack)?;
+    } else {
+        store.set_status(&run_id, "running").await.map_err(stack)?;
+    }
+    let pending = store.pending(&run_id).await.map_err(stack)?;
+    let total = store.resolve(&run_id).await.map_err(stack)?.accounts_total as u64;
+    eprintln!(
+        "{} {run_id}: {} of {total} accounts to do (store {store_url})",
+        if resumed { "resuming" } else { "run" },
+        pending.len()
+    );
+    tracing::info!(run = %run_id, pending = pending.len(), total, "run started");
+
+    let options = RunnerOptions {
+        accounts_in_flight: args.concurrency.max(1),
+        progress: !args.no_progress,
+    };
+    let result = execute(
+        &store,
+        &run_id,
+        pending,
+        legacy,
+        modern,
+        Arc::new(prepared.config.clone()),
+        options,
+        total,
+    )
+    .await;
+    for process in started {
+        process.stop().await;
+    }
+    let tally = match result {
+        Ok(t) => t,
+        Err(e) => {
+            let _ = store.set_status(&run_id, "failed").await;
+            return Err(stack(e.context(format!(
+                "run {run_id} failed; what was stored is kept: resume with --resume {run_id}"
+            ))));
+        }
+    };
+    let status = if tally.interrupted {
+        "interrupted"
+    } else {
+        "completed"
+    };
+    store.set_status(&run_id, status).await.map_err(stack)?;
+    let run = store.resolve(&run_id).await.map_err(stack)?;
+    let report = RunReport::load(&store, run).await.map_err(stack)?;
+    store.close().await;
+    print_report(&report, args.format, args.limit, args.calibrate)?;
+    Ok(exit_code(&report))
+}
+
+/// 1 when mismatches are known, else 3 when some accounts have no verdict, else 0.
+pub(crate) fn exit_code(report: &RunReport) -> Code {
+    let s = &report.comparison.summary;
+    if s.accounts_mismatched > 0 {
+        Code::Mismatch
+    } else if s.accounts_errored > 0 || report.accounts_pending() > 0 {
+        Code::Stack
+    } else {
+        Code::Parity
+    }
+}
+
+fn print_report(
+    report: &RunReport,
+    format: TableFormat,
+    limit: usize,
+    calibrate: bool,
+) -> Result<(), Failure> {
+    let mut out = std::io::stdout().lock();
+    let written = match format {
+        TableFormat::Json => write_json(&mut out, report),
+        TableFormat::Text => write_text(&mut out, report, limit, calibrate),
+    };
+    match written {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other.map_err(|e| stack(anyhow!("cannot write the report: {e}"))),
+    }
+}
+
+pub(crate) fn write_json(out: &mut dyn Write, report: &RunReport) -> std::io::Result<()> {
+    let doc = serde_json::json!({
+        "schema": billshadow_reports::json::SCHEMA,
+        "run": report.run,
+        "summary": report.comparison.summary,
+        "cells": report.cells,
+        "retries": report.retries,
+        "diffs": report.comparison.diffs,
+    });
+    serde_json::to_writer_pretty(&mut *out, &doc)?;
+    writeln!(out)
+}
+
+pub(crate) fn write_text(
+    out: &mut dyn Write,
+    report: &RunReport,
+    limit: usize,
+    calibrate: bool,
+) -> std::io::Result<()> {
+    use std::io::IsTerminal;
+    let run = &report.run;
+    let mut warnings = Vec::new();
+    if report.accounts_pending() > 0 {
+        warnings.push(format!(
+            "incomplete: {} of {} accounts have no outcome yet (status {}); finish with `billshadow run --resume {}`",
+            report.accounts_pending(),
+            run.accounts_total,
+            run.status,
+            run.id
+        ));
+    }
+    let header = billshadow_reports::text::Header {
+        title: format!(
+            "billshadow run {} ({}, {}, started {} by {})",
+            run.id, run.kind, run.status, run.started_at, run.started_by
+        ),
+        warnings,
+    };
+    let color = std::io::stdout().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let options = billshadow_reports::text::TextOptions {
+        color,
+        accounts_shown_max: limit,
+        ..Default::default()
+    };
+    billshadow_reports::text::write(out, &header, &report.comparison, options)?;
+    if report.retries > 0 {
+        writeln!(
+            out,
+            "\n  retries    {} requests were retried",
+            billshadow_reports::thousands(report.retries)
+        )?;
+    }
+    if calibrate {
+        write_noise(out, report)?;
+    }
+    writeln!(out)?;
+    writeln!(
+        out,
+        "  {:<28} {:>8} {:>8} {:>10} {:>8} {:>8}  delta",
+        "cell", "accounts", "parity", "mismatched", "errors", "ratio"
+    )?;
+    for c in &report.cells {
+        let delta: Vec<String> = c
+            .delta
+            .iter()
+            .filter(|(_, d)| {
+                d.parse::<rust_decimal::Decimal>()
+                    .is_ok_and(|d| !d.is_zero())
+            })
+            .map(|(cur, d)| format!("{d} {cur}"))
+            .collect();
+        writeln!(
+            out,
+            "  {:<28} {:>8} {:>8} {:>10} {:>8} {:>8}  {}",
+            c.cell,
+            c.accounts,
+            c.at_parity,
+            c.mismatched,
+            c.errored,
+            c.parity_ratio.as_deref().unwrap_or("-"),
+            if delta.is_empty() {
+                "0".to_owned()
+            } else {
+                delta.join(", ")
+            }
+        )?;
+    }
+    Ok(())
+}
+
+/// For a calibration run: which fields differ between two replays of the same stack.
+fn write_noise(out: &mut dyn Write, report: &RunReport) -> std::io::Result<()> {
+    let mut fields: std::collections::BTreeMap<&str, u64> = std::collections::BTreeMap::new();
+    for d in &report.comparison.diffs {
+        for f in &d.fields {
+            *fields.entry(f.as_str()).or_default() += 1;
+        }
+    }
+    writeln!(out)?;
+    if fields.is_empty() {
+        writeln!(
+            out,
+            "  calibration: two replays of the legacy stack agree on every field; nothing is nondeterministic"
+        )?;
+    } else {
+        writeln!(
+            out,
+            "  calibration: fields that differ between two replays of the legacy stack (nondeterministic):"
+        )?;
+        for (field, n) in &fields {
+            writeln!(out, "    {field:<24} {n} diffs")?;
+        }
+        writeln!(
+            out,
+            "  add the cosmetic ones to `[compare] ignore` in the spec; amounts cannot be ignored"
+        )?;
+    }
+    Ok(())
+}
+
+pub(crate) fn runs(args: RunsArgs) -> Outcome {
+    runtime()?.block_on(async {
+        let store = Store::open(&default_url(args.store.as_deref()))
+            .await
+            .map_err(stack)?;
+        let runs = store.runs().await.map_err(stack)?;
+        store.close().await;
+        let mut out = std::io::stdout().lock();
+        let written = match args.format {
+            TableFormat::Json => {
+                serde_json::to_writer_pretty(&mut out, &serde_json::json!({ "runs": runs }))
+                    .map_err(std::io::Error::other)
+                    .and_then(|()| writeln!(out))
+            }
+            TableFormat::Text => {
+                let mut r = writeln!(
+                    out,
+                    "{:<34} {:<12} {:<11} {:>9} {:>9}  started",
+                    "run", "kind", "status", "done", "accounts"
+                );
+                for run in &runs {
+                    r = r.and_then(|()| {
+                        writeln!(
+                            out,
+                            "{:<34} {:<12} {:<11} {:>9} {:>9}  {}",
+                            run.id,
+                            run.kind,
+                            run.status,
+                            run.accounts_done,
+                            run.accounts_total,
+                            run.started_at
+                        )
+                    });
+                }
+                r
+            }
+        };
+        written.map_err(|e| stack(anyhow!("cannot write: {e}")))?;
+        Ok(Code::Parity)
+    })
+}
+
+pub(crate) fn show(args: ShowArgs) -> Outcome {
+    runtime()?.block_on(async {
+        let store = Store::open(&default_url(args.store.as_deref()))
+            .await
+            .map_err(stack)?;
+        let run = store.resolve(&args.run).await.map_err(input)?;
+        let calibrate = run.kind == "calibration";
+        let report = RunReport::load(&store, run).await.map_err(stack)?;
+        store.close().await;
+        print_report(&report, args.format, args.limit, calibrate)?;
+        Ok(exit_code(&report))
+    })
+}

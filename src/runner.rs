@@ -1,0 +1,331 @@
+//! The shadow runner: replays a cohort through both stacks, compares every account as soon as
+//! both bills are in, and stores each outcome as soon as it is known.
+//!
+//! Bounded everywhere: batches in flight (so accounts in flight), each stack's own cap and rate
+//! limit (in the adapters), the queue to the store writer, the size of a store transaction.
+//! Killing the process at any moment loses at most the outcomes not yet committed; those
+//! accounts have no outcome and a resume does them again.
+
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use billshadow_adapters::live::{AccountRequest, FetchResult, Stack};
+use billshadow_comparisons::{CompareConfig, Diff, DiffClass, Evidence, Scope, compare};
+use rust_decimal::Decimal;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+
+use crate::store::{AccountOutcome, OutcomeStatus, Store};
+
+/// Outcomes written per store transaction at most.
+const WRITE_BATCH_MAX: usize = 512;
+/// How long an outcome may wait for its transaction.
+const WRITE_DELAY_MAX: Duration = Duration::from_millis(100);
+/// Outcomes queued for the writer at most (the runner waits when it is full).
+const WRITE_QUEUE_MAX: usize = 8192;
+
+pub(crate) struct RunnerOptions {
+    /// Accounts in flight at most, across batches.
+    pub(crate) accounts_in_flight: usize,
+    pub(crate) progress: bool,
+}
+
+/// What the runner did in this process.
+#[derive(Debug, Default)]
+pub(crate) struct RunTally {
+    pub(crate) accounts: u64,
+    pub(crate) interrupted: bool,
+}
+
+/// Runs `pending` accounts of `run_id`; returns when all are stored, or on Ctrl-C once what is
+/// in flight is stored.
+pub(crate) async fn execute(
+    store: &Store,
+    run_id: &str,
+    pending: Vec<AccountRequest>,
+    legacy: Arc<Stack>,
+    modern: Arc<Stack>,
+    config: Arc<CompareConfig>,
+    options: RunnerOptions,
+    total: u64,
+) -> anyhow::Result<RunTally> {
+    let batch_size = legacy.batch_size().max(modern.batch_size()).max(1);
+    let batches_in_flight = (options.accounts_in_flight / batch_size).max(1);
+    let (sender, receiver) = mpsc::channel::<AccountOutcome>(WRITE_QUEUE_MAX);
+    let done_before = total - pending.len() as u64;
+    let progress = Progress::new(options.progress, total, done_before);
+
+    let writer = {
+        let progress = progress.clone();
+        async move { write_outcomes(store, run_id, receiver, progress).await }
+    };
+    let producer = async move {
+        let mut tasks = JoinSet::new();
+        let mut interrupted = false;
+        let ctrl_c = tokio::signal::ctrl_c();
+        tokio::pin!(ctrl_c);
+        let mut batches = pending.chunks(batch_size).map(<[AccountRequest]>::to_vec);
+        loop {
+            while tasks.len() < batches_in_flight && !interrupted {
+                let Some(batch) = batches.next() else { break };
+                let (legacy, modern, config, sender) = (
+                    legacy.clone(),
+                    modern.clone(),
+                    config.clone(),
+                    sender.clone(),
+                );
+                tasks.spawn(async move {
+                    let (l, m) = tokio::join!(legacy.fetch(&batch), modern.fetch(&batch));
+                    for ((account, l), m) in batch.iter().zip(l).zip(m) {
+                        let outcome = judge(account, l, m, &config);
+                        if sender.send(outcome).await.is_err() {
+                            return; // The writer failed; the run stops.
+                        }
+                    }
+                });
+            }
+            if tasks.is_empty() {
+                break;
+            }
+            tokio::select! {
+                joined = tasks.join_next() => {
+                    if let Some(Err(e)) = joined {
+                        tracing::error!("a batch task failed: {e}");
+                    }
+                }
+                _ = &mut ctrl_c, if !interrupted => {
+                    interrupted = true;
+                    eprintln!("interrupted: finishing the accounts in flight, then stopping (resume with --resume {run_id})");
+                }
+            }
+        }
+        drop(sender);
+        interrupted
+    };
+    let (written, interrupted) = tokio::join!(writer, producer);
+    progress.finish();
+    let accounts = written?;
+    Ok(RunTally {
+        accounts,
+        interrupted,
+    })
+}
+
+async fn write_outcomes(
+    store: &Store,
+    run_id: &str,
+    mut receiver: mpsc::Receiver<AccountOutcome>,
+    progress: Progress,
+) -> anyhow::Result<u64> {
+    let mut written = 0u64;
+    let mut batch = Vec::with_capacity(WRITE_BATCH_MAX);
+    loop {
+        let first = receiver.recv().await;
+        let Some(first) = first else { break };
+        batch.push(first);
+        let deadline = tokio::time::Instant::now() + WRITE_DELAY_MAX;
+        while batch.len() < WRITE_BATCH_MAX {
+            match tokio::time::timeout_at(deadline, receiver.recv()).await {
+                Ok(Some(o)) => batch.push(o),
+                Ok(None) | Err(_) => break,
+            }
+        }
+        store.record(run_id, &batch).await?;
+        written += batch.len() as u64;
+        progress.add(&batch);
+        batch.clear();
+    }
+    Ok(written)
+}
+
+/// Compares one account's two bills into an outcome.
+pub(crate) fn judge(
+    account: &AccountRequest,
+    legacy: FetchResult,
+    modern: FetchResult,
+    config: &CompareConfig,
+) -> AccountOutcome {
+    let (legacy, modern) = match (legacy, modern) {
+        (Ok(l), Ok(m)) => (l, m),
+        (l, m) => {
+            let retries = u64::from(l.as_ref().map_or_else(|f| f.retries, |f| f.retries))
+                + u64::from(m.as_ref().map_or_else(|f| f.retries, |f| f.retries));
+            let mut messages = Vec::new();
+            if let Err(f) = &l {
+                messages.push(format!("legacy: {}", f.message));
+            }
+            if let Err(f) = &m {
+                messages.push(format!("modern: {}", f.message));
+            }
+            let error = messages.join("; ");
+            return AccountOutcome {
+                account_id: account.account_id.clone(),
+                status: OutcomeStatus::StackError,
+                diffs: vec![stack_error(account, &error)],
+                diffs_failing: 1,
+                waived: 0,
+                lines_legacy: 0,
+                lines_modern: 0,
+                lines_matched: 0,
+                lines_mismatched: 0,
+                retries,
+                error,
+                totals: Vec::new(),
+                evidence: None,
+            };
+        }
+    };
+    let comparison = compare(&legacy.lines, &modern.lines, config);
+    let s = &comparison.summary;
+    let status = if s.diffs_failing == 0 {
+        OutcomeStatus::Parity
+    } else {
+        OutcomeStatus::Mismatch
+    };
+    let mut totals: BTreeMap<_, (Decimal, Decimal)> = BTreeMap::new();
+    for line in legacy.lines.lines() {
+        totals.entry(line.currency()).or_default().0 += line.amount();
+    }
+    for line in modern.lines.lines() {
+        totals.entry(line.currency()).or_default().1 += line.amount();
+    }
+    let evidence = (status == OutcomeStatus::Mismatch)
+        .then(|| (lines_json(&legacy.lines), lines_json(&modern.lines)));
+    AccountOutcome {
+        account_id: account.account_id.clone(),
+        status,
+        diffs_failing: s.diffs_failing,
+        waived: s.waived,
+        lines_legacy: s.lines_legacy,
+        lines_modern: s.lines_modern,
+        lines_matched: s.lines_matched,
+        lines_mismatched: s.lines_mismatched,
+        retries: u64::from(legacy.retries) + u64::from(modern.retries),
+        error: String::new(),
+        totals: totals.into_iter().map(|(c, (l, m))| (c, l, m)).collect(),
+        evidence,
+        diffs: comparison.diffs,
+    }
+}
+
+fn stack_error(account: &AccountRequest, message: &str) -> Diff {
+    Diff {
+        account_id: Some(account.account_id.clone()),
+        class: DiffClass::StackError,
+        scope: Scope::Account,
+        charge_code: None,
+        key: BTreeMap::from([
+            ("period_start".to_owned(), account.period_start.clone()),
+            ("period_end".to_owned(), account.period_end.clone()),
+        ]),
+        legacy: None,
+        modern: None,
+        delta: None,
+        currency: None,
+        fields: Vec::new(),
+        waiver: None,
+        customer_id: (!account.customer_id.is_empty()).then(|| account.customer_id.clone()),
+        partition: Some(account.partition.clone()),
+        region: Some(account.region.clone()),
+        legacy_line: None,
+        modern_line: None,
+        detail: Some(message.to_owned()),
+    }
+}
+
+/// A bill's lines as a JSON array of evidence objects (with their source line numbers).
+fn lines_json(store: &billshadow_comparisons::LineStore) -> String {
+    let lines: Vec<serde_json::Value> = store
+        .lines()
+        .map(|line| {
+            let mut value = serde_json::to_value(Evidence::of_line(&line)).unwrap_or_default();
+            value["account_id"] = line.get(billshadow_comparisons::Field::AccountId).into();
+            value["source_line"] = line.source_line().into();
+            value
+        })
+        .collect();
+    serde_json::Value::Array(lines).to_string()
+}
+
+/// A progress bar with rate and ETA on a terminal; a log line every few seconds otherwise.
+#[derive(Clone)]
+struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+    state: Arc<std::sync::Mutex<ProgressState>>,
+}
+
+struct ProgressState {
+    done: u64,
+    total: u64,
+    mismatched: u64,
+    errored: u64,
+    started: Instant,
+    last_log: Instant,
+}
+
+impl Progress {
+    fn new(enabled: bool, total: u64, done: u64) -> Progress {
+        let bar = (enabled && std::io::stderr().is_terminal()).then(|| {
+            let bar = indicatif::ProgressBar::new(total);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{bar:40} {pos}/{len} accounts  {per_sec}  eta {eta}  {msg}",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            bar.set_position(done);
+            bar
+        });
+        let now = Instant::now();
+        Progress {
+            bar,
+            state: Arc::new(std::sync::Mutex::new(ProgressState {
+                done,
+                total,
+                mismatched: 0,
+                errored: 0,
+                started: now,
+                last_log: now,
+            })),
+        }
+    }
+
+    fn add(&self, outcomes: &[AccountOutcome]) {
+        let Ok(mut s) = self.state.lock() else { return };
+        s.done += outcomes.len() as u64;
+        s.mismatched += outcomes
+            .iter()
+            .filter(|o| o.status == OutcomeStatus::Mismatch)
+            .count() as u64;
+        s.errored += outcomes
+            .iter()
+            .filter(|o| o.status == OutcomeStatus::StackError)
+            .count() as u64;
+        if let Some(bar) = &self.bar {
+            bar.set_position(s.done);
+            bar.set_message(format!(
+                "{} mismatched, {} stack errors",
+                s.mismatched, s.errored
+            ));
+        } else if s.last_log.elapsed() >= Duration::from_secs(5) {
+            s.last_log = Instant::now();
+            let rate = s.done as f64 / s.started.elapsed().as_secs_f64().max(0.001);
+            tracing::info!(
+                done = s.done,
+                total = s.total,
+                mismatched = s.mismatched,
+                stack_errors = s.errored,
+                "{:.0} accounts/s",
+                rate
+            );
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}

@@ -1,0 +1,254 @@
+//! The live-stack part of a spec side: `kind = "command" | "http" | "sql"` and its settings,
+//! validated when the spec loads; secrets (header values, DSNs) are read from the environment
+//! only when the run starts, and never written anywhere.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use billshadow_adapters::live::{
+    CommandConfig, HttpConfig, SqlConfig, StackConfig, StackKind, StartConfig, Template,
+};
+use billshadow_adapters::{Catalog, Mapping};
+
+use crate::spec::RawSide;
+
+/// A live stack as the spec describes it.
+#[derive(Debug, Clone)]
+pub(crate) struct LiveSpec {
+    kind: LiveKind,
+    format: String,
+    concurrency: usize,
+    rate_per_second: u32,
+    timeout: Duration,
+    base: PathBuf,
+    pub(crate) start: Option<StartConfig>,
+}
+
+#[derive(Debug, Clone)]
+enum LiveKind {
+    Command {
+        program: PathBuf,
+        args: Vec<Template>,
+        batch_size: usize,
+    },
+    Http {
+        method: reqwest::Method,
+        url: Template,
+        body: Option<Template>,
+        headers: Vec<(String, String, String)>,
+        retries: u32,
+        backoff: Duration,
+    },
+    Sql {
+        dsn_env: String,
+        query: String,
+        params: Vec<Template>,
+    },
+}
+
+fn templates(list: &[String]) -> Result<Vec<Template>, String> {
+    list.iter()
+        .map(|t| Template::parse(t).map_err(|e| e.to_string()))
+        .collect()
+}
+
+impl LiveSpec {
+    /// `None` for a file side; an error names the first setting that does not fit.
+    pub(crate) fn from_raw(
+        side: &str,
+        raw: RawSide,
+        base: &Path,
+    ) -> Result<Option<LiveSpec>, String> {
+        let kind = match raw.kind.as_deref() {
+            None | Some("file") => {
+                let live_only = [
+                    ("program", raw.program.is_some()),
+                    ("url", raw.url.is_some()),
+                    ("query", raw.query.is_some()),
+                    ("start", raw.start.is_some()),
+                ];
+                if let Some((name, _)) = live_only.iter().find(|(_, given)| *given) {
+                    return Err(format!(
+                        "`{name}` needs `kind = \"command\"`, `\"http\"` or `\"sql\"`"
+                    ));
+                }
+                return Ok(None);
+            }
+            Some(k) => k.to_owned(),
+        };
+        let not_for = |name: &str, given: bool| -> Result<(), String> {
+            if given {
+                Err(format!("`{name}` does not apply to a {kind} stack"))
+            } else {
+                Ok(())
+            }
+        };
+        not_for("path", raw.path.is_some())?;
+        let live_kind = match kind.as_str() {
+            "command" => {
+                not_for("url", raw.url.is_some())?;
+                not_for("query", raw.query.is_some())?;
+                let program = raw.program.ok_or("a command stack needs `program`")?;
+                let args = templates(&raw.args.unwrap_or_default())?;
+                let batched = args.iter().any(Template::is_account_list);
+                if let Some(bad) = args
+                    .iter()
+                    .find(|a| a.uses("account_ids") && !a.is_account_list())
+                {
+                    return Err(format!(
+                        "`{bad}`: `{{account_ids}}` must be an argument of its own"
+                    ));
+                }
+                if batched && args.iter().any(|a| a.uses("account_id")) {
+                    return Err("use either `{account_ids}` (a batch per invocation) or `{account_id}` (one account), not both".to_owned());
+                }
+                let batch_size = if batched {
+                    raw.batch_size.unwrap_or(100).clamp(1, 10_000)
+                } else {
+                    1
+                };
+                LiveKind::Command {
+                    program: PathBuf::from(program),
+                    args,
+                    batch_size,
+                }
+            }
+            "http" => {
+                not_for("program", raw.program.is_some())?;
+                not_for("query", raw.query.is_some())?;
+                let url = Template::parse(&raw.url.ok_or("an http stack needs `url`")?)
+                    .map_err(|e| e.to_string())?;
+                let method = raw.method.as_deref().unwrap_or("GET").to_ascii_uppercase();
+                let method = reqwest::Method::from_bytes(method.as_bytes())
+                    .map_err(|_| format!("`{method}` is not an HTTP method"))?;
+                let body = raw
+                    .body
+                    .as_deref()
+                    .map(Template::parse)
+                    .transpose()
+                    .map_err(|e| e.to_string())?;
+                let headers = raw
+                    .headers
+                    .into_iter()
+                    .map(|(name, h)| (name, h.env, h.prefix))
+                    .collect();
+                LiveKind::Http {
+                    method,
+                    url,
+                    body,
+                    headers,
+                    retries: raw.retries.unwrap_or(3).min(10),
+                    backoff: Duration::from_millis(raw.backoff_ms.unwrap_or(100)),
+                }
+            }
+            "sql" => {
+                not_for("program", raw.program.is_some())?;
+                not_for("url", raw.url.is_some())?;
+                let dsn_env = raw.dsn_env.ok_or(
+                    "an sql stack needs `dsn_env`, the environment variable holding its DSN",
+                )?;
+                let query = raw.query.ok_or("an sql stack needs `query`")?;
+                let params = templates(&raw.params.unwrap_or_default())?;
+                LiveKind::Sql {
+                    dsn_env,
+                    query,
+                    params,
+                }
+            }
+            other => {
+                return Err(format!(
+                    "kind `{other}`: expected \"file\", \"command\", \"http\" or \"sql\""
+                ));
+            }
+        };
+        let start = raw.start.map(|s| StartConfig {
+            program: PathBuf::from(s.program),
+            args: s.args,
+            working_dir: base.to_path_buf(),
+            ready_address: s.ready_address,
+            ready_timeout: Duration::from_millis(s.ready_timeout_ms.unwrap_or(15_000)),
+        });
+        let default_format = match live_kind {
+            LiveKind::Command { .. } => "canonical",
+            _ => "canonical-jsonl",
+        };
+        let _ = side;
+        Ok(Some(LiveSpec {
+            kind: live_kind,
+            format: raw.format.unwrap_or_else(|| default_format.to_owned()),
+            concurrency: raw.concurrency.unwrap_or(16).clamp(1, 1024),
+            rate_per_second: raw.rate_per_second.unwrap_or(0),
+            timeout: Duration::from_millis(raw.timeout_ms.unwrap_or(10_000).max(1)),
+            base: base.to_path_buf(),
+            start,
+        }))
+    }
+
+    /// Resolves the format mapping and the secrets; fails (before any work) on an unset
+    /// environment variable or a missing mapping.
+    pub(crate) fn resolve(&self, side: &str, catalog: &Catalog) -> Result<StackConfig, String> {
+        let mapping = match catalog.get(&self.format) {
+            Some(m) => m.clone(),
+            None => {
+                let path = self.base.join(&self.format);
+                Mapping::from_file(&path).map_err(|e| format!("[{side}] format: {e}"))?
+            }
+        };
+        let env = |name: &str| {
+            std::env::var(name)
+                .map_err(|_| format!("[{side}]: the environment variable {name} is not set"))
+        };
+        let kind = match &self.kind {
+            LiveKind::Command {
+                program,
+                args,
+                batch_size,
+            } => StackKind::Command(CommandConfig {
+                program: program.clone(),
+                args: args.clone(),
+                working_dir: self.base.clone(),
+                batch_size: *batch_size,
+                timeout: self.timeout,
+            }),
+            LiveKind::Http {
+                method,
+                url,
+                body,
+                headers,
+                retries,
+                backoff,
+            } => {
+                let mut resolved = Vec::new();
+                for (name, var, prefix) in headers {
+                    resolved.push((name.clone(), format!("{prefix}{}", env(var)?)));
+                }
+                StackKind::Http(HttpConfig {
+                    method: method.clone(),
+                    url: url.clone(),
+                    body: body.clone(),
+                    headers: resolved,
+                    timeout: self.timeout,
+                    retries: *retries,
+                    backoff: *backoff,
+                })
+            }
+            LiveKind::Sql {
+                dsn_env,
+                query,
+                params,
+            } => StackKind::Sql(SqlConfig {
+                dsn: env(dsn_env)?,
+                query: query.clone(),
+                params: params.clone(),
+                timeout: self.timeout,
+            }),
+        };
+        Ok(StackConfig {
+            side: side.to_owned(),
+            kind,
+            mapping,
+            concurrency: self.concurrency,
+            rate_per_second: self.rate_per_second,
+        })
+    }
+}

@@ -1,0 +1,520 @@
+//! The run store: runs, their cohorts, one outcome per account, diffs, totals and evidence.
+//! SQLite by default (one file, zero set-up), PostgreSQL for teams; the same embedded
+//! migrations and the same queries run on both (through sqlx's `Any` driver).
+//!
+//! Invariant: an account's outcome, diffs, totals and evidence are written in one transaction,
+//! and `(run_id, account_id)` is the outcome's primary key, so an account is never counted
+//! twice and never half-recorded, whenever the process dies.
+
+use std::sync::Once;
+
+use anyhow::{Context, anyhow, bail};
+use billshadow_adapters::live::AccountRequest;
+use billshadow_comparisons::{Currency, Diff};
+use rust_decimal::Decimal;
+use sqlx::any::AnyPoolOptions;
+use sqlx::{AnyPool, Row};
+
+static DRIVERS: Once = Once::new();
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("src/store/migrations");
+
+/// Rows inserted per statement when a cohort is saved.
+const COHORT_CHUNK: usize = 500;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OutcomeStatus {
+    Parity,
+    Mismatch,
+    StackError,
+}
+
+impl OutcomeStatus {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            OutcomeStatus::Parity => "parity",
+            OutcomeStatus::Mismatch => "mismatch",
+            OutcomeStatus::StackError => "stack_error",
+        }
+    }
+}
+
+/// One account's result, as the runner hands it to the store.
+#[derive(Debug, Clone)]
+pub(crate) struct AccountOutcome {
+    pub(crate) account_id: String,
+    pub(crate) status: OutcomeStatus,
+    pub(crate) diffs: Vec<Diff>,
+    pub(crate) diffs_failing: u64,
+    pub(crate) waived: u64,
+    pub(crate) lines_legacy: u64,
+    pub(crate) lines_modern: u64,
+    pub(crate) lines_matched: u64,
+    pub(crate) lines_mismatched: u64,
+    pub(crate) retries: u64,
+    pub(crate) error: String,
+    pub(crate) totals: Vec<(Currency, Decimal, Decimal)>,
+    /// Both sides' lines (JSON arrays), kept for mismatched accounts.
+    pub(crate) evidence: Option<(String, String)>,
+}
+
+/// A run as stored.
+#[derive(Debug, Clone, serde::Serialize)]
+pub(crate) struct RunRow {
+    pub(crate) id: String,
+    pub(crate) kind: String,
+    pub(crate) status: String,
+    pub(crate) started_at: String,
+    pub(crate) finished_at: Option<String>,
+    pub(crate) started_by: String,
+    pub(crate) spec_path: String,
+    pub(crate) spec_hash: String,
+    pub(crate) cohort_path: String,
+    pub(crate) cohort_hash: String,
+    pub(crate) accounts_total: i64,
+    pub(crate) accounts_done: i64,
+    pub(crate) as_of: String,
+}
+
+/// What a new run records before any work starts.
+pub(crate) struct NewRun<'a> {
+    pub(crate) id: &'a str,
+    pub(crate) kind: &'a str,
+    pub(crate) started_by: &'a str,
+    pub(crate) spec_path: &'a str,
+    pub(crate) spec_text: &'a str,
+    pub(crate) spec_hash: &'a str,
+    pub(crate) cohort_path: &'a str,
+    pub(crate) cohort_hash: &'a str,
+    pub(crate) as_of: &'a str,
+}
+
+pub(crate) struct Store {
+    pool: AnyPool,
+    pub(crate) url: String,
+}
+
+/// `--store` or `BILLSHADOW_STORE`, else `./billshadow.db`.
+pub(crate) fn default_url(flag: Option<&str>) -> String {
+    flag.map(str::to_owned)
+        .or_else(|| {
+            std::env::var("BILLSHADOW_STORE")
+                .ok()
+                .filter(|s| !s.is_empty())
+        })
+        .unwrap_or_else(|| "billshadow.db".to_owned())
+}
+
+fn normalise_url(url: &str) -> String {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        url.to_owned()
+    } else if let Some(rest) = url.strip_prefix("sqlite://") {
+        if rest.contains('?') {
+            url.to_owned()
+        } else {
+            format!("sqlite://{rest}?mode=rwc")
+        }
+    } else if url.contains("://") {
+        url.to_owned()
+    } else {
+        format!("sqlite://{url}?mode=rwc")
+    }
+}
+
+pub(crate) fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+impl Store {
+    /// Opens (creating a SQLite file if needed) and migrates the store.
+    pub(crate) async fn open(url: &str) -> anyhow::Result<Store> {
+        DRIVERS.call_once(sqlx::any::install_default_drivers);
+        let full = normalise_url(url);
+        let sqlite = full.starts_with("sqlite:");
+        let pool = AnyPoolOptions::new()
+            .max_connections(if sqlite { 4 } else { 8 })
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if sqlite {
+                        // WAL lets readers work during a run; a busy timeout lets two
+                        // processes share the file; NORMAL sync is safe against a crash of
+                        // the process (not of the machine's power).
+                        for pragma in [
+                            "PRAGMA journal_mode = WAL",
+                            "PRAGMA synchronous = NORMAL",
+                            "PRAGMA busy_timeout = 10000",
+                        ] {
+                            sqlx::query(pragma).execute(&mut *conn).await?;
+                        }
+                    }
+                    Ok(())
+                })
+            })
+            .connect(&full)
+            .await
+            .with_context(|| format!("cannot open the run store {url}"))?;
+        MIGRATOR
+            .run(&pool)
+            .await
+            .with_context(|| format!("cannot migrate the run store {url}"))?;
+        Ok(Store {
+            pool,
+            url: url.to_owned(),
+        })
+    }
+
+    pub(crate) async fn create_run(
+        &self,
+        run: &NewRun<'_>,
+        cohort: &[AccountRequest],
+    ) -> anyhow::Result<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO runs (id, kind, status, started_at, finished_at, started_by, spec_path, spec_text, spec_hash, \
+             cohort_path, cohort_hash, accounts_total, as_of, stack_versions, note) \
+             VALUES ($1, $2, 'running', $3, NULL, $4, $5, $6, $7, $8, $9, $10, $11, '{}', '')",
+        )
+        .bind(run.id)
+        .bind(run.kind)
+        .bind(now())
+        .bind(run.started_by)
+        .bind(run.spec_path)
+        .bind(run.spec_text)
+        .bind(run.spec_hash)
+        .bind(run.cohort_path)
+        .bind(run.cohort_hash)
+        .bind(cohort.len() as i64)
+        .bind(run.as_of)
+        .execute(&mut *tx)
+        .await?;
+        for (chunk_index, chunk) in cohort.chunks(COHORT_CHUNK).enumerate() {
+            let mut sql = String::from(
+                "INSERT INTO cohort (run_id, position, account_id, customer_id, partition, region, period_start, period_end) VALUES ",
+            );
+            for i in 0..chunk.len() {
+                let b = i * 8;
+                if i > 0 {
+                    sql.push(',');
+                }
+                sql.push_str(&format!(
+                    "(${},${},${},${},${},${},${},${})",
+                    b + 1,
+                    b + 2,
+                    b + 3,
+                    b + 4,
+                    b + 5,
+                    b + 6,
+                    b + 7,
+                    b + 8
+                ));
+            }
+            let mut query = sqlx::query(&sql);
+            for (i, a) in chunk.iter().enumerate() {
+                query = query
+                    .bind(run.id)
+                    .bind((chunk_index * COHORT_CHUNK + i) as i64)
+                    .bind(a.account_id.as_str())
+                    .bind(a.customer_id.as_str())
+                    .bind(a.partition.as_str())
+                    .bind(a.region.as_str())
+                    .bind(a.period_start.as_str())
+                    .bind(a.period_end.as_str());
+            }
+            query.execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The cohort of a run, in its original order.
+    pub(crate) async fn cohort(&self, run_id: &str) -> anyhow::Result<Vec<AccountRequest>> {
+        let rows = sqlx::query(
+            "SELECT account_id, customer_id, partition, region, period_start, period_end FROM cohort WHERE run_id = $1 ORDER BY position",
+        )
+        .bind(run_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(account_of_row).collect())
+    }
+
+    /// The accounts of a run that have no outcome yet, in cohort order.
+    pub(crate) async fn pending(&self, run_id: &str) -> anyhow::Result<Vec<AccountRequest>> {
+        let rows = sqlx::query(
+            "SELECT c.account_id, c.customer_id, c.partition, c.region, c.period_start, c.period_end FROM cohort c \
+             WHERE c.run_id = $1 AND NOT EXISTS (SELECT 1 FROM outcomes o WHERE o.run_id = c.run_id AND o.account_id = c.account_id) \
+             ORDER BY c.position",
+        )
+        .bind(run_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(account_of_row).collect())
+    }
+
+    /// Records outcomes, all or none.
+    pub(crate) async fn record(
+        &self,
+        run_id: &str,
+        outcomes: &[AccountOutcome],
+    ) -> anyhow::Result<()> {
+        let mut tx = self.pool.begin().await?;
+        let finished_at = now();
+        for o in outcomes {
+            sqlx::query(
+                "INSERT INTO outcomes (run_id, account_id, status, diffs_failing, waived, lines_legacy, lines_modern, \
+                 lines_matched, lines_mismatched, retries, error, finished_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12)",
+            )
+            .bind(run_id)
+            .bind(o.account_id.as_str())
+            .bind(o.status.as_str())
+            .bind(o.diffs_failing as i64)
+            .bind(o.waived as i64)
+            .bind(o.lines_legacy as i64)
+            .bind(o.lines_modern as i64)
+            .bind(o.lines_matched as i64)
+            .bind(o.lines_mismatched as i64)
+            .bind(o.retries as i64)
+            .bind(o.error.as_str())
+            .bind(finished_at.as_str())
+            .execute(&mut *tx)
+            .await
+            .with_context(|| format!("cannot record the outcome of {}", o.account_id))?;
+            for (currency, legacy, modern) in &o.totals {
+                sqlx::query("INSERT INTO totals (run_id, account_id, currency, legacy_total, modern_total) VALUES ($1,$2,$3,$4,$5)")
+                    .bind(run_id)
+                    .bind(o.account_id.as_str())
+                    .bind(currency.code())
+                    .bind(legacy.to_string())
+                    .bind(modern.to_string())
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            for (seq, diff) in o.diffs.iter().enumerate() {
+                sqlx::query("INSERT INTO diffs (run_id, account_id, seq, class, failing, body) VALUES ($1,$2,$3,$4,$5,$6)")
+                    .bind(run_id)
+                    .bind(o.account_id.as_str())
+                    .bind(seq as i64)
+                    .bind(diff.class.as_str())
+                    .bind(i64::from(diff.is_failing()))
+                    .bind(serde_json::to_string(diff)?)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            if let Some((legacy, modern)) = &o.evidence {
+                for (side, body) in [("legacy", legacy), ("modern", modern)] {
+                    sqlx::query("INSERT INTO evidence (run_id, account_id, side, body) VALUES ($1,$2,$3,$4)")
+                        .bind(run_id)
+                        .bind(o.account_id.as_str())
+                        .bind(side)
+                        .bind(body.as_str())
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub(crate) async fn set_status(&self, run_id: &str, status: &str) -> anyhow::Result<()> {
+        let finished = if status == "running" {
+            None
+        } else {
+            Some(now())
+        };
+        sqlx::query("UPDATE runs SET status = $1, finished_at = $2 WHERE id = $3")
+            .bind(status)
+            .bind(finished)
+            .bind(run_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub(crate) async fn runs(&self) -> anyhow::Result<Vec<RunRow>> {
+        let rows = sqlx::query(
+            "SELECT r.id, r.kind, r.status, r.started_at, r.finished_at, r.started_by, r.spec_path, r.spec_hash, r.cohort_path, \
+             r.cohort_hash, r.accounts_total, r.as_of, (SELECT COUNT(*) FROM outcomes o WHERE o.run_id = r.id) AS done \
+             FROM runs r ORDER BY r.started_at DESC, r.id DESC",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(run_of_row).collect()
+    }
+
+    /// A run by id, or the newest for `latest`.
+    pub(crate) async fn resolve(&self, which: &str) -> anyhow::Result<RunRow> {
+        let runs = self.runs().await?;
+        if runs.is_empty() {
+            bail!("the store {} has no runs yet", self.url);
+        }
+        let found = if which == "latest" {
+            runs.into_iter().next()
+        } else {
+            runs.into_iter().find(|r| r.id == which)
+        };
+        found.ok_or_else(|| {
+            anyhow!(
+                "no run `{which}` in the store {} (see `billshadow runs`)",
+                self.url
+            )
+        })
+    }
+
+    pub(crate) async fn spec_text(&self, run_id: &str) -> anyhow::Result<String> {
+        let row = sqlx::query("SELECT spec_text FROM runs WHERE id = $1")
+            .bind(run_id)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get::<String, _>(0)?)
+    }
+
+    /// (account, status, diffs_failing, waived, lines…, retries, error) of every outcome.
+    pub(crate) async fn outcomes(&self, run_id: &str) -> anyhow::Result<Vec<StoredOutcome>> {
+        let rows = sqlx::query(
+            "SELECT o.account_id, o.status, o.diffs_failing, o.waived, o.lines_legacy, o.lines_modern, o.lines_matched, \
+             o.lines_mismatched, o.retries, o.error, c.partition, c.region, c.customer_id FROM outcomes o \
+             JOIN cohort c ON c.run_id = o.run_id AND c.account_id = o.account_id WHERE o.run_id = $1 ORDER BY o.account_id",
+        )
+        .bind(run_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(StoredOutcome {
+                    account_id: r.try_get(0)?,
+                    status: r.try_get(1)?,
+                    diffs_failing: r.try_get(2)?,
+                    waived: r.try_get(3)?,
+                    lines_legacy: r.try_get(4)?,
+                    lines_modern: r.try_get(5)?,
+                    lines_matched: r.try_get(6)?,
+                    lines_mismatched: r.try_get(7)?,
+                    retries: r.try_get(8)?,
+                    error: r.try_get(9)?,
+                    partition: r.try_get(10)?,
+                    region: r.try_get(11)?,
+                    customer_id: r.try_get(12)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Every diff of a run, as JSON, in account order.
+    pub(crate) async fn diffs(
+        &self,
+        run_id: &str,
+    ) -> anyhow::Result<Vec<(String, serde_json::Value)>> {
+        let rows = sqlx::query(
+            "SELECT account_id, body FROM diffs WHERE run_id = $1 ORDER BY account_id, seq",
+        )
+        .bind(run_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let body: String = r.try_get(1)?;
+                Ok((r.try_get(0)?, serde_json::from_str(&body)?))
+            })
+            .collect()
+    }
+
+    /// (account, currency, legacy total, modern total) of every account.
+    pub(crate) async fn totals(
+        &self,
+        run_id: &str,
+    ) -> anyhow::Result<Vec<(String, String, Decimal, Decimal)>> {
+        let rows = sqlx::query(
+            "SELECT account_id, currency, legacy_total, modern_total FROM totals WHERE run_id = $1",
+        )
+        .bind(run_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let parse = |i: usize| -> anyhow::Result<Decimal> {
+                    let text: String = r.try_get(i)?;
+                    text.parse().with_context(|| {
+                        format!("the store holds a total that is not a decimal: {text}")
+                    })
+                };
+                Ok((r.try_get(0)?, r.try_get(1)?, parse(2)?, parse(3)?))
+            })
+            .collect()
+    }
+
+    pub(crate) async fn evidence(
+        &self,
+        run_id: &str,
+        account_id: &str,
+    ) -> anyhow::Result<Option<(String, String)>> {
+        let rows =
+            sqlx::query("SELECT side, body FROM evidence WHERE run_id = $1 AND account_id = $2")
+                .bind(run_id)
+                .bind(account_id)
+                .fetch_all(&self.pool)
+                .await?;
+        let mut legacy = None;
+        let mut modern = None;
+        for r in &rows {
+            let side: String = r.try_get(0)?;
+            let body: String = r.try_get(1)?;
+            if side == "legacy" {
+                legacy = Some(body)
+            } else {
+                modern = Some(body)
+            }
+        }
+        Ok(legacy.zip(modern))
+    }
+
+    pub(crate) async fn close(self) {
+        self.pool.close().await;
+    }
+}
+
+/// An outcome as read back.
+#[derive(Debug, Clone)]
+pub(crate) struct StoredOutcome {
+    pub(crate) account_id: String,
+    pub(crate) status: String,
+    pub(crate) diffs_failing: i64,
+    pub(crate) waived: i64,
+    pub(crate) lines_legacy: i64,
+    pub(crate) lines_modern: i64,
+    pub(crate) lines_matched: i64,
+    pub(crate) lines_mismatched: i64,
+    pub(crate) retries: i64,
+    pub(crate) error: String,
+    pub(crate) partition: String,
+    pub(crate) region: String,
+    pub(crate) customer_id: String,
+}
+
+fn account_of_row(r: &sqlx::any::AnyRow) -> AccountRequest {
+    let get = |i: usize| r.try_get::<String, _>(i).unwrap_or_default();
+    AccountRequest {
+        account_id: get(0),
+        customer_id: get(1),
+        partition: get(2),
+        region: get(3),
+        period_start: get(4),
+        period_end: get(5),
+    }
+}
+
+fn run_of_row(r: &sqlx::any::AnyRow) -> anyhow::Result<RunRow> {
+    Ok(RunRow {
+        id: r.try_get(0)?,
+        kind: r.try_get(1)?,
+        status: r.try_get(2)?,
+        started_at: r.try_get(3)?,
+        finished_at: r.try_get(4)?,
+        started_by: r.try_get(5)?,
+        spec_path: r.try_get(6)?,
+        spec_hash: r.try_get(7)?,
+        cohort_path: r.try_get(8)?,
+        cohort_hash: r.try_get(9)?,
+        accounts_total: r.try_get(10)?,
+        as_of: r.try_get(11)?,
+        accounts_done: r.try_get(12)?,
+    })
+}
