@@ -90,7 +90,7 @@ timeout_ms = 5000
 retries = 3
 backoff_ms = 20
 concurrency = 64
-start = {{ program = {modern}, args = ["--data", "data", "--listen", "127.0.0.1:{port}"], ready_address = "127.0.0.1:{port}" }}
+start = {{ program = {modern}, args = ["--data", "data", "--listen", "127.0.0.1:{port}", "--watch-stdin"], ready_address = "127.0.0.1:{port}" }}
 
 [match]
 key = ["account_id", "period", "charge_code", "line_type"]

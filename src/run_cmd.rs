@@ -273,6 +273,7 @@ async fn run_async(args: RunArgs) -> Outcome {
     } else {
         "completed"
     };
+    tracing::debug!(run = %run_id, stored = tally.accounts, status, "run ended");
     store.set_status(&run_id, status).await.map_err(stack)?;
     let run = store.resolve(&run_id).await.map_err(stack)?;
     let report = RunReport::load(&store, run).await.map_err(stack)?;

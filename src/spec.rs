@@ -47,7 +47,11 @@ impl Spec {
         let origin = path.display().to_string();
         let raw: RawSpec = toml::from_str(text).map_err(|e| toml_error(&origin, text, &e))?;
         let at = |span: Range<usize>, message: String| TomlError::at(&origin, text, span, message);
-        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let base = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."))
+            .to_path_buf();
         let side = |name: &str, raw: Option<Spanned<RawSide>>| -> Result<SideSpec, TomlError> {
             let Some(raw) = raw else {
                 return Ok(SideSpec::default());

@@ -19,7 +19,11 @@
 //! Fault injection for tests: `--fail-rate`, `--slow-rate` with `--slow-ms`, `--malformed-rate`,
 //! `--crash-after N` (the process exits after N bill requests).
 //!
-//! Usage: billshadow-sample-modern --data DIR --listen 127.0.0.1:PORT [faults…]
+//! `--echo` bills any account with one fixed line carrying its id as received (to show ids
+//! arrive intact); `--watch-stdin` stops the service when its stdin closes (when whoever
+//! started it dies).
+//!
+//! Usage: billshadow-sample-modern --data DIR --listen 127.0.0.1:PORT [--echo] [--watch-stdin] [faults…]
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -97,6 +101,8 @@ struct Service {
     faults: Faults,
     requests: AtomicU64,
     rng: std::sync::Mutex<fastrand::Rng>,
+    /// Bill every account, known or not, with one fixed line carrying its id as received.
+    echo: bool,
 }
 
 #[derive(Deserialize)]
@@ -119,6 +125,7 @@ fn start() -> Result<(), String> {
     let (mut data, mut listen) = (None, "127.0.0.1:8787".to_owned());
     let mut faults = Faults::default();
     let mut seed = 1u64;
+    let mut echo = false;
     while let Some(arg) = args.next() {
         let mut value = || args.next().ok_or(format!("{arg} needs a value"));
         match arg.as_str() {
@@ -146,11 +153,29 @@ fn start() -> Result<(), String> {
                 )
             }
             "--seed" => seed = value()?.parse().map_err(|e| format!("--seed: {e}"))?,
+            "--watch-stdin" => {
+                // Stop when whoever started us goes away (our stdin closes).
+                std::thread::spawn(|| {
+                    let mut sink = Vec::new();
+                    let _ = std::io::Read::read_to_end(&mut std::io::stdin(), &mut sink);
+                    std::process::exit(0);
+                });
+            }
+            "--echo" => echo = true,
             other => return Err(format!("unknown argument {other}")),
         }
     }
-    let data = data.ok_or("--data DIR is required")?;
-    let service = Arc::new(load(Path::new(&data), faults, seed)?);
+    let data = data.unwrap_or_default();
+    if data.is_empty() && !echo {
+        return Err("--data DIR is required".to_owned());
+    }
+    let mut service = if echo {
+        empty(faults, seed)
+    } else {
+        load(Path::new(&data), faults, seed)?
+    };
+    service.echo = echo;
+    let service = Arc::new(service);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -166,6 +191,27 @@ fn start() -> Result<(), String> {
             .with_state(service);
         axum::serve(listener, app).await.map_err(|e| e.to_string())
     })
+}
+
+/// A service with no accounts, for `--echo`.
+fn empty(faults: Faults, seed: u64) -> Service {
+    let date = NaiveDate::from_ymd_opt(2026, 10, 1).unwrap_or_default();
+    Service {
+        book: PriceBook {
+            period_start: date,
+            period_end: date,
+            plans: HashMap::new(),
+            metrics: Vec::new(),
+            promos: HashMap::new(),
+            taxes: HashMap::new(),
+        },
+        customers: HashMap::new(),
+        usage: HashMap::new(),
+        faults,
+        requests: AtomicU64::new(0),
+        rng: std::sync::Mutex::new(fastrand::Rng::with_seed(seed)),
+        echo: true,
+    }
 }
 
 fn load(data: &Path, faults: Faults, seed: u64) -> Result<Service, String> {
@@ -199,6 +245,7 @@ fn load(data: &Path, faults: Faults, seed: u64) -> Result<Service, String> {
         faults,
         requests: AtomicU64::new(0),
         rng: std::sync::Mutex::new(fastrand::Rng::with_seed(seed)),
+        echo: false,
     })
 }
 
@@ -226,15 +273,25 @@ async fn bill_handler(
     if fail {
         return (StatusCode::SERVICE_UNAVAILABLE, "overloaded, try again").into_response();
     }
-    let Some(customer) = s.customers.get(&account_id) else {
-        return (StatusCode::NOT_FOUND, format!("no account {account_id}")).into_response();
-    };
-    if q.period_start.is_some_and(|p| p != s.book.period_start) {
-        return (StatusCode::NOT_FOUND, "no bill for that period").into_response();
-    }
-    let body = match compute(&s, customer) {
-        Ok(lines) => serde_json::json!({ "account_id": account_id, "lines": lines }).to_string(),
-        Err(e) => return (StatusCode::INTERNAL_SERVER_ERROR, e).into_response(),
+    let body = if s.echo {
+        let line = serde_json::json!({
+            "period_start": "2026-10-01", "period_end": "2026-10-31", "charge_code": "echo", "line_type": "fee",
+            "amount": "1.00", "currency": "USD", "partition": "p0", "region": "us-east-1",
+        });
+        serde_json::json!({ "account_id": account_id, "lines": [line] }).to_string()
+    } else {
+        let Some(customer) = s.customers.get(&account_id) else {
+            return (StatusCode::NOT_FOUND, format!("no account {account_id}")).into_response();
+        };
+        if q.period_start.is_some_and(|p| p != s.book.period_start) {
+            return (StatusCode::NOT_FOUND, "no bill for that period").into_response();
+        }
+        match compute(&s, customer) {
+            Ok(lines) => {
+                serde_json::json!({ "account_id": account_id, "lines": lines }).to_string()
+            }
+            Err(e) => return (StatusCode::INTERNAL_SERVER_ERROR, e).into_response(),
+        }
     };
     if malformed {
         let cut = body.len() / 2;

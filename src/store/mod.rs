@@ -225,17 +225,6 @@ impl Store {
         Ok(())
     }
 
-    /// The cohort of a run, in its original order.
-    pub(crate) async fn cohort(&self, run_id: &str) -> anyhow::Result<Vec<AccountRequest>> {
-        let rows = sqlx::query(
-            "SELECT account_id, customer_id, partition, region, period_start, period_end FROM cohort WHERE run_id = $1 ORDER BY position",
-        )
-        .bind(run_id)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows.iter().map(account_of_row).collect())
-    }
-
     /// The accounts of a run that have no outcome yet, in cohort order.
     pub(crate) async fn pending(&self, run_id: &str) -> anyhow::Result<Vec<AccountRequest>> {
         let rows = sqlx::query(
@@ -370,8 +359,8 @@ impl Store {
     /// (account, status, diffs_failing, waived, lines…, retries, error) of every outcome.
     pub(crate) async fn outcomes(&self, run_id: &str) -> anyhow::Result<Vec<StoredOutcome>> {
         let rows = sqlx::query(
-            "SELECT o.account_id, o.status, o.diffs_failing, o.waived, o.lines_legacy, o.lines_modern, o.lines_matched, \
-             o.lines_mismatched, o.retries, o.error, c.partition, c.region, c.customer_id FROM outcomes o \
+            "SELECT o.account_id, o.status, o.waived, o.lines_legacy, o.lines_modern, o.lines_matched, \
+             o.lines_mismatched, o.retries, c.partition, c.region FROM outcomes o \
              JOIN cohort c ON c.run_id = o.run_id AND c.account_id = o.account_id WHERE o.run_id = $1 ORDER BY o.account_id",
         )
         .bind(run_id)
@@ -382,17 +371,14 @@ impl Store {
                 Ok(StoredOutcome {
                     account_id: r.try_get(0)?,
                     status: r.try_get(1)?,
-                    diffs_failing: r.try_get(2)?,
-                    waived: r.try_get(3)?,
-                    lines_legacy: r.try_get(4)?,
-                    lines_modern: r.try_get(5)?,
-                    lines_matched: r.try_get(6)?,
-                    lines_mismatched: r.try_get(7)?,
-                    retries: r.try_get(8)?,
-                    error: r.try_get(9)?,
-                    partition: r.try_get(10)?,
-                    region: r.try_get(11)?,
-                    customer_id: r.try_get(12)?,
+                    waived: r.try_get(2)?,
+                    lines_legacy: r.try_get(3)?,
+                    lines_modern: r.try_get(4)?,
+                    lines_matched: r.try_get(5)?,
+                    lines_mismatched: r.try_get(6)?,
+                    retries: r.try_get(7)?,
+                    partition: r.try_get(8)?,
+                    region: r.try_get(9)?,
                 })
             })
             .collect()
@@ -441,31 +427,6 @@ impl Store {
             .collect()
     }
 
-    pub(crate) async fn evidence(
-        &self,
-        run_id: &str,
-        account_id: &str,
-    ) -> anyhow::Result<Option<(String, String)>> {
-        let rows =
-            sqlx::query("SELECT side, body FROM evidence WHERE run_id = $1 AND account_id = $2")
-                .bind(run_id)
-                .bind(account_id)
-                .fetch_all(&self.pool)
-                .await?;
-        let mut legacy = None;
-        let mut modern = None;
-        for r in &rows {
-            let side: String = r.try_get(0)?;
-            let body: String = r.try_get(1)?;
-            if side == "legacy" {
-                legacy = Some(body)
-            } else {
-                modern = Some(body)
-            }
-        }
-        Ok(legacy.zip(modern))
-    }
-
     pub(crate) async fn close(self) {
         self.pool.close().await;
     }
@@ -476,17 +437,14 @@ impl Store {
 pub(crate) struct StoredOutcome {
     pub(crate) account_id: String,
     pub(crate) status: String,
-    pub(crate) diffs_failing: i64,
     pub(crate) waived: i64,
     pub(crate) lines_legacy: i64,
     pub(crate) lines_modern: i64,
     pub(crate) lines_matched: i64,
     pub(crate) lines_mismatched: i64,
     pub(crate) retries: i64,
-    pub(crate) error: String,
     pub(crate) partition: String,
     pub(crate) region: String,
-    pub(crate) customer_id: String,
 }
 
 fn account_of_row(r: &sqlx::any::AnyRow) -> AccountRequest {

@@ -17,8 +17,13 @@ pub struct StartConfig {
 }
 
 /// A running stack; dropping it stops the process.
+///
+/// The stack's stdin is a pipe held open by this handle: a stack that watches its stdin (the
+/// sample modern stack with `--watch-stdin`) stops by itself when billshadow dies, even by
+/// SIGKILL, because the pipe then closes.
 pub struct StartedStack {
     child: tokio::process::Child,
+    _stdin: Option<tokio::process::ChildStdin>,
     program: PathBuf,
 }
 
@@ -32,12 +37,13 @@ impl StartConfig {
         let mut child = tokio::process::Command::new(&program)
             .args(&self.args)
             .current_dir(&self.working_dir)
-            .stdin(Stdio::null())
+            .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .kill_on_drop(true)
             .spawn()
             .map_err(|e| format!("cannot start {}: {e}", program.display()))?;
+        let stdin = child.stdin.take();
         let deadline = tokio::time::Instant::now() + self.ready_timeout;
         if let Some(address) = &self.ready_address {
             loop {
@@ -63,7 +69,11 @@ impl StartConfig {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
         }
-        Ok(StartedStack { child, program })
+        Ok(StartedStack {
+            child,
+            _stdin: stdin,
+            program,
+        })
     }
 }
 

@@ -1,0 +1,686 @@
+//! End-to-end tests of shadow runs: the real binary, the sample stacks as real child processes
+//! and a real HTTP service on 127.0.0.1, real SQLite files and a real PostgreSQL server.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use support::{Run, billshadow_env, free_port, postgres::Postgres};
+
+const LEGACY: &str = env!("CARGO_BIN_EXE_billshadow-sample-legacy");
+const MODERN: &str = env!("CARGO_BIN_EXE_billshadow-sample-modern");
+
+fn billshadow(args: &[&str], dir: &Path) -> Run {
+    billshadow_env(args, dir, &[])
+}
+
+/// A spec for the two sample stacks; `modern_args` are extra flags of the modern service.
+fn write_spec(dir: &Path, port: u16, modern_args: &str, legacy_args: &str, extra: &str) -> PathBuf {
+    let spec = format!(
+        r#"
+[legacy]
+kind = "command"
+program = {LEGACY:?}
+args = ["--data", "data", {legacy_args} "{{account_ids}}"]
+batch_size = 50
+timeout_ms = 20000
+concurrency = 2
+
+[modern]
+kind = "http"
+url = "http://127.0.0.1:{port}/v1/accounts/{{account_id}}/bill?period_start={{period_start}}"
+format = "modern-bill.toml"
+timeout_ms = 400
+retries = 2
+backoff_ms = 5
+concurrency = 16
+start = {{ program = {MODERN:?}, args = ["--data", "data", "--listen", "127.0.0.1:{port}", "--watch-stdin", {modern_args}], ready_address = "127.0.0.1:{port}" }}
+
+[match]
+key = ["account_id", "period", "charge_code", "line_type"]
+
+[compare]
+ignore = ["description"]
+{extra}
+"#
+    );
+    let path = dir.join("spec.toml");
+    std::fs::write(&path, spec).unwrap();
+    std::fs::write(
+        dir.join("modern-bill.toml"),
+        r#"name = "sample-modern-bill"
+input = "json"
+records = "lines"
+[fields]
+account_id = "$doc.account_id"
+period_start = "period_start"
+period_end = "period_end"
+charge_code = "charge_code"
+line_type = "line_type"
+description = { column = "description", optional = true }
+quantity = { column = "quantity", optional = true }
+unit = { column = "unit", optional = true }
+unit_price = { column = "unit_price", optional = true }
+amount = "amount"
+currency = "currency"
+region = { column = "region", optional = true }
+partition = { column = "partition", optional = true }
+customer_id = { column = "customer_id", optional = true }
+"#,
+    )
+    .unwrap();
+    path
+}
+
+fn cohort(dir: &Path, accounts: u32) {
+    let run = billshadow(
+        &[
+            "generate",
+            "cohort",
+            "--accounts",
+            &accounts.to_string(),
+            "--seed",
+            "5",
+            "--out",
+            dir.to_str().unwrap(),
+        ],
+        dir,
+    );
+    assert_eq!(run.code, 0, "{}", run.transcript());
+}
+
+fn show(dir: &Path, store: &str) -> Value {
+    let run = billshadow(
+        &["show", "latest", "--store", store, "--format", "json"],
+        dir,
+    );
+    run.json()
+}
+
+/// The parts of a shown run that must not depend on how it was run.
+fn verdict_of(doc: &Value) -> Value {
+    serde_json::json!({"summary": doc["summary"], "cells": doc["cells"], "diffs": doc["diffs"]})
+}
+
+#[test]
+fn a_shadow_run_finds_the_seeded_defects_cell_by_cell() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    cohort(d, 600);
+    write_spec(d, free_port(), "", "", "");
+    let run = billshadow(
+        &[
+            "run",
+            "--spec",
+            "spec.toml",
+            "--cohort",
+            "cohort.csv",
+            "--store",
+            "shadow.db",
+        ],
+        d,
+    );
+    assert_eq!(run.code, 1, "{}", run.transcript());
+    assert!(run.stdout.contains("MISMATCH"), "{}", run.stdout);
+
+    let doc = show(d, "shadow.db");
+    let s = &doc["summary"];
+    assert_eq!(s["accounts_compared"], 600);
+    assert_eq!(s["accounts_errored"], 0);
+    let cells: Vec<&Value> = doc["cells"].as_array().unwrap().iter().collect();
+    let cell = |name: &str| {
+        *cells
+            .iter()
+            .find(|c| c["cell"] == name)
+            .unwrap_or_else(|| panic!("no cell {name}"))
+    };
+    // Healthy cells are at parity; each defect shows where it was seeded.
+    for healthy in [
+        "p0/us-east-1",
+        "p0/eu-west-1",
+        "p1/eu-central-1",
+        "p2/ap-northeast-1",
+    ] {
+        assert_eq!(
+            cell(healthy)["mismatched"],
+            0,
+            "{healthy}: {}",
+            cell(healthy)
+        );
+    }
+    for broken in [
+        "p0/me-south-1",
+        "p1/me-south-1",
+        "p2/eu-west-1",
+        "p1/ap-northeast-1",
+        "p3/us-east-1",
+    ] {
+        assert!(
+            cell(broken)["mismatched"].as_u64().unwrap() > 0,
+            "{broken}: {}",
+            cell(broken)
+        );
+    }
+    let by_class = s["by_class"].as_object().unwrap();
+    for class in ["amount_mismatch", "missing_in_modern", "total_mismatch"] {
+        assert!(
+            by_class.contains_key(class),
+            "{class} missing from {by_class:?}"
+        );
+    }
+    // The missing credits are p3's WELCOME10 promotions, and only those.
+    for d in doc["diffs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["class"] == "missing_in_modern")
+    {
+        assert_eq!(d["charge_code"], "promo.welcome10");
+        assert_eq!(d["partition"], "p3");
+    }
+
+    let runs = billshadow(&["runs", "--store", "shadow.db", "--format", "json"], d).json();
+    assert_eq!(runs["runs"][0]["accounts_done"], 600);
+    assert_eq!(runs["runs"][0]["status"], "completed");
+}
+
+#[test]
+fn a_run_killed_with_sigkill_resumes_with_every_account_exactly_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    cohort(d, 2000);
+    // Slow enough that the kill lands mid-run.
+    write_spec(
+        d,
+        free_port(),
+        "\"--slow-rate\", \"1\", \"--slow-ms\", \"15\"",
+        "",
+        "",
+    );
+    let mut child = Command::new(env!("CARGO_BIN_EXE_billshadow"))
+        .args([
+            "run",
+            "--spec",
+            "spec.toml",
+            "--cohort",
+            "cohort.csv",
+            "--store",
+            "killed.db",
+            "--no-progress",
+        ])
+        .current_dir(d)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        std::thread::sleep(Duration::from_millis(50));
+        let runs = billshadow(&["runs", "--store", "killed.db", "--format", "json"], d);
+        let done = runs.json()["runs"][0]["accounts_done"]
+            .as_u64()
+            .unwrap_or(0);
+        if done >= 200 {
+            assert!(done < 2000, "the run finished before it could be killed");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the run made no progress");
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let runs = billshadow(&["runs", "--store", "killed.db", "--format", "json"], d).json();
+    assert_eq!(
+        runs["runs"][0]["status"], "running",
+        "a killed run cannot have marked itself"
+    );
+    let done_at_kill = runs["runs"][0]["accounts_done"].as_u64().unwrap();
+
+    // The orphaned modern stack stops by itself when its stdin closes; wait for its port.
+    std::thread::sleep(Duration::from_millis(300));
+    let resumed = billshadow(&["run", "--resume", "latest", "--store", "killed.db"], d);
+    assert_eq!(resumed.code, 1, "{}", resumed.transcript());
+    assert!(
+        resumed
+            .stderr
+            .contains(&format!("{} of 2000 accounts to do", 2000 - done_at_kill)),
+        "{}",
+        resumed.stderr
+    );
+    let killed = show(d, "killed.db");
+    assert_eq!(killed["run"]["accounts_done"], 2000);
+    assert_eq!(killed["run"]["status"], "completed");
+    let s = &killed["summary"];
+    assert_eq!(
+        s["accounts_compared"].as_u64().unwrap() + s["accounts_errored"].as_u64().unwrap(),
+        2000
+    );
+
+    // The same run, uninterrupted, on a fresh store: the same verdict to the last diff.
+    write_spec(d, free_port(), "", "", "");
+    let whole = billshadow(
+        &[
+            "run",
+            "--spec",
+            "spec.toml",
+            "--cohort",
+            "cohort.csv",
+            "--store",
+            "whole.db",
+        ],
+        d,
+    );
+    assert_eq!(whole.code, 1);
+    assert_eq!(verdict_of(&killed), verdict_of(&show(d, "whole.db")));
+}
+
+#[test]
+fn a_flaky_stack_loses_no_account_and_says_how_many_have_no_verdict() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    cohort(d, 1000);
+    let faults = "\"--echo\", \"--fail-rate\", \"0.1\", \"--slow-rate\", \"0.03\", \"--slow-ms\", \"1200\", \"--malformed-rate\", \"0.02\", \"--crash-after\", \"900\"";
+    write_spec(d, free_port(), faults, "\"--echo\",", "");
+    let run = billshadow(
+        &[
+            "run",
+            "--spec",
+            "spec.toml",
+            "--cohort",
+            "cohort.csv",
+            "--store",
+            "flaky.db",
+        ],
+        d,
+    );
+    // Every compared account is at parity (both stacks echo); some have no verdict.
+    assert_eq!(run.code, 3, "{}", run.transcript());
+    let doc = show(d, "flaky.db");
+    let s = &doc["summary"];
+    let (compared, errored) = (
+        s["accounts_compared"].as_u64().unwrap(),
+        s["accounts_errored"].as_u64().unwrap(),
+    );
+    assert_eq!(compared + errored, 1000, "{s}");
+    assert_eq!(s["accounts_mismatched"], 0);
+    assert!(errored > 0 && compared > 500, "{s}");
+    assert_eq!(s["by_class"]["stack_error"].as_u64().unwrap(), errored);
+    assert!(
+        doc["retries"].as_u64().unwrap() > 0,
+        "retries are counted: {}",
+        doc["retries"]
+    );
+    assert!(
+        run.stdout
+            .contains(&format!("{errored} accounts have no verdict")),
+        "{}",
+        run.stdout
+    );
+    let details: Vec<&str> = doc["diffs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|d| d["detail"].as_str())
+        .collect();
+    assert!(
+        details
+            .iter()
+            .any(|m| m.contains("not valid JSON") || m.contains("EOF")),
+        "malformed answers: {details:?}"
+    );
+    assert!(
+        details.iter().any(|m| m.contains("request failed")),
+        "the crash: {details:?}"
+    );
+}
+
+const HOSTILE: [&str; 10] = [
+    "plain",
+    "with space",
+    "quote\"d",
+    "semi;colon",
+    "$(touch CANARY)",
+    "`touch CANARY`",
+    "new\nline",
+    "ünïcødé-€",
+    "slash/and\\back",
+    "percent%2F&amp=1?x#y",
+];
+
+fn hostile_cohort(dir: &Path) {
+    let mut w = csv::Writer::from_path(dir.join("cohort.csv")).unwrap();
+    w.write_record([
+        "account_id",
+        "customer_id",
+        "partition",
+        "region",
+        "period_start",
+        "period_end",
+    ])
+    .unwrap();
+    for id in HOSTILE {
+        w.write_record([id, "", "p0", "us-east-1", "2026-10-01", "2026-10-31"])
+            .unwrap();
+    }
+    w.flush().unwrap();
+    std::fs::create_dir_all(dir.join("data")).unwrap();
+}
+
+fn assert_all_intact(doc: &Value, dir: &Path) {
+    assert_eq!(
+        doc["summary"]["accounts_at_parity"],
+        HOSTILE.len(),
+        "{}",
+        doc["summary"]
+    );
+    assert_eq!(doc["summary"]["lines_matched"], HOSTILE.len());
+    assert!(!dir.join("CANARY").exists(), "a command was executed");
+}
+
+#[test]
+fn hostile_account_ids_pass_unchanged_through_argv_and_urls() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    hostile_cohort(d);
+    write_spec(d, free_port(), "\"--echo\"", "\"--echo\",", "");
+    let run = billshadow(
+        &[
+            "run",
+            "--spec",
+            "spec.toml",
+            "--cohort",
+            "cohort.csv",
+            "--store",
+            "s.db",
+        ],
+        d,
+    );
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    assert_all_intact(&show(d, "s.db"), d);
+}
+
+fn sql_rows(ids: &[&str]) -> Vec<[String; 7]> {
+    ids.iter()
+        .map(|id| {
+            [
+                (*id).to_owned(),
+                "2026-10-01".into(),
+                "2026-10-31".into(),
+                "echo".into(),
+                "fee".into(),
+                "1.00".into(),
+                "USD".into(),
+            ]
+        })
+        .collect()
+}
+
+const SQL_MAPPING: &str = r#"name = "bill-rows"
+input = "jsonl"
+[fields]
+account_id = "account_id"
+period_start = "period_start"
+period_end = "period_end"
+charge_code = "charge_code"
+line_type = "line_type"
+amount = "amount"
+currency = "currency"
+"#;
+
+fn sql_spec(dir: &Path, port: u16, placeholder: (&str, &str)) {
+    let spec = format!(
+        r#"
+[legacy]
+kind = "sql"
+dsn_env = "LEGACY_DSN"
+query = "SELECT account_id, period_start, period_end, charge_code, line_type, amount, currency FROM bill_lines WHERE account_id = {} AND period_start = {}"
+params = ["{{account_id}}", "{{period_start}}"]
+format = "rows.toml"
+
+[modern]
+kind = "http"
+url = "http://127.0.0.1:{port}/v1/accounts/{{account_id}}/bill"
+format = "modern-bill.toml"
+start = {{ program = {MODERN:?}, args = ["--data", "data", "--listen", "127.0.0.1:{port}", "--watch-stdin", "--echo"], ready_address = "127.0.0.1:{port}" }}
+
+[match]
+key = ["account_id", "period", "charge_code", "line_type"]
+"#,
+        placeholder.0, placeholder.1
+    );
+    write_spec(dir, port, "", "", "");
+    std::fs::write(dir.join("spec.toml"), spec).unwrap();
+    std::fs::write(dir.join("rows.toml"), SQL_MAPPING).unwrap();
+}
+
+#[test]
+fn hostile_account_ids_pass_unchanged_through_sql_binds_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    hostile_cohort(d);
+    let db = d.join("legacy.sqlite");
+    support::sqlite_bill_lines(&db, &sql_rows(&HOSTILE));
+    sql_spec(d, free_port(), ("$1", "$2"));
+    let dsn = format!("sqlite://{}", db.display());
+    let run = billshadow_env(
+        &[
+            "run",
+            "--spec",
+            "spec.toml",
+            "--cohort",
+            "cohort.csv",
+            "--store",
+            "s.db",
+        ],
+        d,
+        &[("LEGACY_DSN", &dsn)],
+    );
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    assert_all_intact(&show(d, "s.db"), d);
+}
+
+#[test]
+fn postgres_serves_as_both_an_sql_stack_and_the_run_store() {
+    let pg = Postgres::start();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    hostile_cohort(d);
+    let mut rows = sql_rows(&HOSTILE);
+    rows[1][5] = "1.01".into(); // One account billed a cent more by the legacy stack.
+    pg.bill_lines("legacy", &rows);
+    pg.create_database("store");
+    sql_spec(d, free_port(), ("$1", "$2"));
+    let store = pg.url("store");
+    let run = billshadow_env(
+        &[
+            "run",
+            "--spec",
+            "spec.toml",
+            "--cohort",
+            "cohort.csv",
+            "--store",
+            &store,
+        ],
+        d,
+        &[("LEGACY_DSN", &pg.url("legacy"))],
+    );
+    assert_eq!(run.code, 1, "{}", run.transcript());
+    let doc = show(d, &store);
+    assert_eq!(doc["summary"]["accounts_mismatched"], 1);
+    assert_eq!(doc["summary"]["accounts_at_parity"], HOSTILE.len() - 1);
+    let amount = doc["diffs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["class"] == "amount_mismatch")
+        .unwrap();
+    assert_eq!(amount["account_id"], HOSTILE[1]);
+    assert_eq!(amount["delta"], "-0.01");
+    assert!(!d.join("CANARY").exists());
+}
+
+#[test]
+fn bad_set_ups_fail_before_any_work_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    cohort(d, 10);
+    let port = free_port();
+    write_spec(d, port, "", "", "");
+    let no_runs = |d: &Path| {
+        let runs = billshadow(&["runs", "--store", "s.db", "--format", "json"], d);
+        assert_eq!(runs.json()["runs"], serde_json::json!([]));
+    };
+
+    std::fs::write(
+        d.join("bad-cohort.csv"),
+        "account_id,partition,region\na,p0,us-east-1\n",
+    )
+    .unwrap();
+    let run = billshadow(
+        &[
+            "run",
+            "--spec",
+            "spec.toml",
+            "--cohort",
+            "bad-cohort.csv",
+            "--store",
+            "s.db",
+        ],
+        d,
+    );
+    assert_eq!(run.code, 2, "{}", run.transcript());
+    assert!(
+        run.stderr
+            .contains("bad-cohort.csv: the cohort has no `period_start` column"),
+        "{}",
+        run.stderr
+    );
+
+    std::fs::write(d.join("bad-cohort.csv"), "account_id,partition,region,period_start,period_end\na,p0,us-east-1,2026-10-01,31/10/2026\n").unwrap();
+    let run = billshadow(
+        &[
+            "run",
+            "--spec",
+            "spec.toml",
+            "--cohort",
+            "bad-cohort.csv",
+            "--store",
+            "s.db",
+        ],
+        d,
+    );
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr.contains(
+            "bad-cohort.csv, line 2, column 5 (`period_end`): `31/10/2026` is not a date"
+        ),
+        "{}",
+        run.stderr
+    );
+
+    // A stack nobody listens for.
+    let spec = std::fs::read_to_string(d.join("spec.toml")).unwrap();
+    let unstarted = spec
+        .lines()
+        .filter(|l| !l.starts_with("start ="))
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(d.join("unreachable.toml"), &unstarted).unwrap();
+    let run = billshadow(
+        &[
+            "run",
+            "--spec",
+            "unreachable.toml",
+            "--cohort",
+            "cohort.csv",
+            "--store",
+            "s.db",
+        ],
+        d,
+    );
+    assert_eq!(run.code, 3, "{}", run.transcript());
+    assert!(
+        run.stderr
+            .contains("the modern stack is unreachable: cannot connect to 127.0.0.1"),
+        "{}",
+        run.stderr
+    );
+
+    // A header secret from an unset variable.
+    let secret = spec.replace("retries = 2", "retries = 2\nheaders = { Authorization = { env = \"BILLSHADOW_TEST_UNSET_TOKEN\", prefix = \"Bearer \" } }");
+    std::fs::write(d.join("secret.toml"), secret).unwrap();
+    let run = billshadow(
+        &[
+            "run",
+            "--spec",
+            "secret.toml",
+            "--cohort",
+            "cohort.csv",
+            "--store",
+            "s.db",
+        ],
+        d,
+    );
+    assert_eq!(run.code, 2, "{}", run.transcript());
+    assert!(
+        run.stderr
+            .contains("[modern]: the environment variable BILLSHADOW_TEST_UNSET_TOKEN is not set"),
+        "{}",
+        run.stderr
+    );
+
+    // A misspelt setting points at the spec's line.
+    std::fs::write(d.join("typo.toml"), spec.replace("batch_size", "batchsize")).unwrap();
+    let run = billshadow(
+        &[
+            "run",
+            "--spec",
+            "typo.toml",
+            "--cohort",
+            "cohort.csv",
+            "--store",
+            "s.db",
+        ],
+        d,
+    );
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr
+            .contains("typo.toml:6:1: unknown field `batchsize`"),
+        "{}",
+        run.stderr
+    );
+    no_runs(d);
+}
+
+#[test]
+fn calibration_replays_legacy_twice_and_finds_no_noise_in_a_deterministic_stack() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    cohort(d, 100);
+    write_spec(d, free_port(), "", "", "");
+    let run = billshadow(
+        &[
+            "run",
+            "--spec",
+            "spec.toml",
+            "--cohort",
+            "cohort.csv",
+            "--store",
+            "c.db",
+            "--calibrate",
+        ],
+        d,
+    );
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    assert!(
+        run.stdout
+            .contains("two replays of the legacy stack agree on every field"),
+        "{}",
+        run.stdout
+    );
+    let runs = billshadow(&["runs", "--store", "c.db", "--format", "json"], d).json();
+    assert_eq!(runs["runs"][0]["kind"], "calibration");
+}

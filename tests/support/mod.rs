@@ -1,0 +1,98 @@
+//! Shared helpers of the end-to-end tests: running the binary, free ports, real databases.
+
+pub(crate) mod postgres;
+
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::Value;
+
+pub(crate) struct Run {
+    pub(crate) code: i32,
+    pub(crate) stdout: String,
+    pub(crate) stderr: String,
+}
+
+impl Run {
+    pub(crate) fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}", self.transcript()))
+    }
+
+    /// Exit code, stdout and stderr together, for messages and snapshots.
+    pub(crate) fn transcript(&self) -> String {
+        format!(
+            "exit: {}\n--- stdout\n{}--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        )
+    }
+}
+
+pub(crate) fn billshadow_env(args: &[&str], dir: &Path, env: &[(&str, &str)]) -> Run {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_billshadow"));
+    command
+        .args(args)
+        .current_dir(dir)
+        .env_remove("NO_COLOR")
+        .env_remove("BILLSHADOW_STORE")
+        .env("BILLSHADOW_LOG", "warn");
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    let output = command.output().expect("the binary runs");
+    Run {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+/// A port nothing listens on right now.
+pub(crate) fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub(crate) fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+const BILL_LINES: &str = "CREATE TABLE bill_lines (account_id TEXT NOT NULL, period_start TEXT NOT NULL, period_end TEXT NOT NULL, \
+     charge_code TEXT NOT NULL, line_type TEXT NOT NULL, amount TEXT NOT NULL, currency TEXT NOT NULL)";
+const INSERT: &str = "INSERT INTO bill_lines VALUES ($1, $2, $3, $4, $5, $6, $7)";
+
+/// A SQLite file with a `bill_lines` table holding `rows`.
+pub(crate) fn sqlite_bill_lines(path: &Path, rows: &[[String; 7]]) {
+    runtime().block_on(async {
+        let url = format!("sqlite://{}?mode=rwc", path.display());
+        let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+        sqlx::query(BILL_LINES).execute(&pool).await.unwrap();
+        for row in rows {
+            let mut q = sqlx::query(INSERT);
+            for v in row {
+                q = q.bind(v.as_str());
+            }
+            q.execute(&pool).await.unwrap();
+        }
+        pool.close().await;
+    });
+}
+
+pub(crate) async fn postgres_bill_lines(url: &str, rows: &[[String; 7]]) {
+    let pool = sqlx::PgPool::connect(url).await.unwrap();
+    sqlx::query(BILL_LINES).execute(&pool).await.unwrap();
+    for row in rows {
+        let mut q = sqlx::query(INSERT);
+        for v in row {
+            q = q.bind(v.as_str());
+        }
+        q.execute(&pool).await.unwrap();
+    }
+    pool.close().await;
+}
