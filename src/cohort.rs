@@ -15,9 +15,18 @@ const REQUIRED: [&str; 5] = [
     "period_end",
 ];
 
-/// Reads and checks a cohort file: every row complete, dates valid, no account twice.
-pub(crate) fn read(path: &Path) -> anyhow::Result<Vec<AccountRequest>> {
-    let origin = path.display();
+/// A cohort file read row by row: memory does not grow with the cohort.
+pub(crate) struct CohortReader {
+    origin: String,
+    records: csv::StringRecordsIntoIter<std::fs::File>,
+    index: Vec<usize>,
+    customer: Option<usize>,
+    rows: u64,
+}
+
+/// Opens a cohort and checks its header.
+pub(crate) fn open(path: &Path) -> anyhow::Result<CohortReader> {
+    let origin = path.display().to_string();
     let mut reader = csv::ReaderBuilder::new()
         .flexible(false)
         .from_path(path)
@@ -42,24 +51,39 @@ pub(crate) fn read(path: &Path) -> anyhow::Result<Vec<AccountRequest>> {
         })?);
     }
     let customer = column("customer_id");
-    let mut seen = std::collections::HashSet::new();
-    let mut out = Vec::new();
-    for record in reader.records() {
+    Ok(CohortReader {
+        origin,
+        records: reader.into_records(),
+        index,
+        customer,
+        rows: 0,
+    })
+}
+
+impl Iterator for CohortReader {
+    type Item = anyhow::Result<AccountRequest>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let record = self.records.next()?;
+        self.rows += 1;
+        Some(self.account(record))
+    }
+}
+
+impl CohortReader {
+    fn account(
+        &self,
+        record: Result<csv::StringRecord, csv::Error>,
+    ) -> anyhow::Result<AccountRequest> {
+        let origin = &self.origin;
         let record = record.map_err(|e| {
             let line = e.position().map_or(0, |p| p.line());
             anyhow!("{origin}, line {line}: {e}")
         })?;
         let line = record.position().map_or(0, |p| p.line());
         let field = |i: usize| record.get(i).unwrap_or("").to_owned();
-        let account = AccountRequest {
-            account_id: field(index[0]),
-            customer_id: customer.map(field).unwrap_or_default(),
-            partition: field(index[1]),
-            region: field(index[2]),
-            period_start: field(index[3]),
-            period_end: field(index[4]),
-        };
-        for (name, i) in REQUIRED.iter().zip(&index) {
+        let index = &self.index;
+        for (name, i) in REQUIRED.iter().zip(index) {
             if record.get(*i).unwrap_or("").trim().is_empty() {
                 bail!(
                     "{origin}, line {line}, column {} (`{name}`): empty value",
@@ -67,6 +91,14 @@ pub(crate) fn read(path: &Path) -> anyhow::Result<Vec<AccountRequest>> {
                 );
             }
         }
+        let account = AccountRequest {
+            account_id: field(index[0]),
+            customer_id: self.customer.map(field).unwrap_or_default(),
+            partition: field(index[1]),
+            region: field(index[2]),
+            period_start: field(index[3]),
+            period_end: field(index[4]),
+        };
         for (name, i, value) in [
             ("period_start", index[3], &account.period_start),
             ("period_end", index[4], &account.period_end),
@@ -78,18 +110,21 @@ pub(crate) fn read(path: &Path) -> anyhow::Result<Vec<AccountRequest>> {
                 );
             }
         }
-        if !seen.insert(account.account_id.clone()) {
-            bail!(
-                "{origin}, line {line}: the account `{}` appears twice",
-                account.account_id
-            );
-        }
-        out.push(account);
+        Ok(account)
     }
-    if out.is_empty() {
-        bail!("{origin}: the cohort has no accounts");
+}
+
+/// Reads the whole cohort once to check every row, before any work starts; returns its size.
+pub(crate) fn check(path: &Path) -> anyhow::Result<u64> {
+    let mut rows = 0;
+    for account in open(path)? {
+        account?;
+        rows += 1;
     }
-    Ok(out)
+    if rows == 0 {
+        bail!("{}: the cohort has no accounts", path.display());
+    }
+    Ok(rows)
 }
 
 /// Writes a cohort file.

@@ -206,12 +206,13 @@ async fn run_async(args: RunArgs) -> Outcome {
             .cohort
             .clone()
             .ok_or_else(|| input(anyhow!("a run needs --cohort FILE")))?;
-        Some((crate::cohort::read(&path).map_err(input)?, path))
+        crate::cohort::check(&path).map_err(input)?;
+        Some(path)
     };
 
     let (started, legacy, modern) = connect(&prepared, args.calibrate).await?;
     let store = Store::open(&store_url).await.map_err(stack)?;
-    if let Some((accounts, path)) = &cohort {
+    if let Some(path) = &cohort {
         let cohort_bytes = std::fs::read(path).unwrap_or_default();
         let new = NewRun {
             id: &run_id,
@@ -228,18 +229,19 @@ async fn run_async(args: RunArgs) -> Outcome {
             cohort_hash: &hash(&cohort_bytes),
             as_of: &prepared.config.today.to_string(),
         };
-        store.create_run(&new, accounts).await.map_err(stack)?;
+        let accounts = crate::cohort::open(path).map_err(input)?;
+        store.create_run(&new, accounts).await.map_err(input)?;
     } else {
         store.set_status(&run_id, "running").await.map_err(stack)?;
     }
-    let pending = store.pending(&run_id).await.map_err(stack)?;
+    let pending = store.pending_count(&run_id).await.map_err(stack)?;
     let total = store.resolve(&run_id).await.map_err(stack)?.accounts_total as u64;
     eprintln!(
         "{} {run_id}: {} of {total} accounts to do (store {store_url})",
         if resumed { "resuming" } else { "run" },
-        pending.len()
+        pending
     );
-    tracing::info!(run = %run_id, pending = pending.len(), total, "run started");
+    tracing::info!(run = %run_id, pending, total, "run started");
 
     let options = RunnerOptions {
         accounts_in_flight: args.concurrency.max(1),
@@ -276,10 +278,20 @@ async fn run_async(args: RunArgs) -> Outcome {
     tracing::debug!(run = %run_id, stored = tally.accounts, status, "run ended");
     store.set_status(&run_id, status).await.map_err(stack)?;
     let run = store.resolve(&run_id).await.map_err(stack)?;
-    let report = RunReport::load(&store, run).await.map_err(stack)?;
+    let report = RunReport::load(&store, run, diff_limit(args.format, args.limit))
+        .await
+        .map_err(stack)?;
     store.close().await;
     print_report(&report, args.format, args.limit, args.calibrate)?;
     Ok(exit_code(&report))
+}
+
+/// The text report lists the first accounts' diffs only; JSON has them all.
+fn diff_limit(format: TableFormat, limit: usize) -> Option<usize> {
+    match format {
+        TableFormat::Text => Some(limit),
+        TableFormat::Json => None,
+    }
 }
 
 /// 1 when mismatches are known, else 3 when some accounts have no verdict, else 0.
@@ -354,6 +366,7 @@ pub(crate) fn write_text(
     let options = billshadow_reports::text::TextOptions {
         color,
         accounts_shown_max: limit,
+        accounts_with_diffs: Some(report.accounts_with_diffs as usize),
         ..Default::default()
     };
     billshadow_reports::text::write(out, &header, &report.comparison, options)?;
@@ -481,7 +494,9 @@ pub(crate) fn show(args: ShowArgs) -> Outcome {
             .map_err(stack)?;
         let run = store.resolve(&args.run).await.map_err(input)?;
         let calibrate = run.kind == "calibration";
-        let report = RunReport::load(&store, run).await.map_err(stack)?;
+        let report = RunReport::load(&store, run, diff_limit(args.format, args.limit))
+            .await
+            .map_err(stack)?;
         store.close().await;
         print_report(&report, args.format, args.limit, calibrate)?;
         Ok(exit_code(&report))

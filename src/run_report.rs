@@ -33,64 +33,67 @@ pub(crate) struct CellStats {
 #[derive(Debug, Clone)]
 pub(crate) struct RunReport {
     pub(crate) run: RunRow,
+    /// The summary, and the diffs read back (all of them, or the first accounts' only).
     pub(crate) comparison: Comparison,
     pub(crate) cells: Vec<CellStats>,
     pub(crate) retries: u64,
+    /// Accounts with a failing or waived diff, whether or not their diffs were read back.
+    pub(crate) accounts_with_diffs: u64,
+}
+
+fn new_cell(partition: &str, region: &str) -> CellStats {
+    CellStats {
+        cell: format!("{partition}/{region}"),
+        partition: partition.to_owned(),
+        region: region.to_owned(),
+        accounts: 0,
+        at_parity: 0,
+        mismatched: 0,
+        errored: 0,
+        parity_ratio: None,
+        delta: BTreeMap::new(),
+        by_class: BTreeMap::new(),
+    }
 }
 
 impl RunReport {
-    pub(crate) async fn load(store: &Store, run: RunRow) -> anyhow::Result<RunReport> {
-        let outcomes = store.outcomes(&run.id).await?;
-        let stored_diffs = store.diffs(&run.id).await?;
-        let totals = store.totals(&run.id).await?;
-        let mut diffs = Vec::with_capacity(stored_diffs.len());
-        for (account, body) in stored_diffs {
-            let diff: Diff = serde_json::from_value(body)
-                .with_context(|| format!("a stored diff of {account} does not read back"))?;
-            diffs.push(diff);
-        }
-
-        let mut cells: BTreeMap<(String, String), CellStats> = BTreeMap::new();
-        let mut cell_of: BTreeMap<&str, (String, String)> = BTreeMap::new();
-        let (mut at_parity, mut mismatched, mut errored, mut waived_accounts) = (0, 0, 0, 0);
+    /// Reads a run back. The summary and cells are added up by the store and by a paged pass
+    /// over the totals; `diff_accounts` limits the diffs read to those of the first accounts.
+    pub(crate) async fn load(
+        store: &Store,
+        run: RunRow,
+        diff_accounts: Option<usize>,
+    ) -> anyhow::Result<RunReport> {
+        type CellKey = (String, String);
+        let mut cells: BTreeMap<CellKey, CellStats> = BTreeMap::new();
+        let (mut at_parity, mut mismatched, mut errored, mut waived_accounts) =
+            (0u64, 0u64, 0u64, 0u64);
         let (
             mut lines_legacy,
             mut lines_modern,
             mut lines_matched,
             mut lines_mismatched,
             mut retries,
-        ) = (0, 0, 0, 0, 0);
-        for o in &outcomes {
-            let key = (o.partition.clone(), o.region.clone());
-            cell_of.insert(o.account_id.as_str(), key.clone());
-            let cell = cells.entry(key).or_insert_with(|| CellStats {
-                cell: format!("{}/{}", o.partition, o.region),
-                partition: o.partition.clone(),
-                region: o.region.clone(),
-                accounts: 0,
-                at_parity: 0,
-                mismatched: 0,
-                errored: 0,
-                parity_ratio: None,
-                delta: BTreeMap::new(),
-                by_class: BTreeMap::new(),
-            });
-            cell.accounts += 1;
+        ) = (0u64, 0u64, 0u64, 0u64, 0u64);
+        for o in store.outcome_counts(&run.id).await? {
+            let cell = cells
+                .entry((o.partition.clone(), o.region.clone()))
+                .or_insert_with(|| new_cell(&o.partition, &o.region));
+            let n = o.accounts as u64;
+            cell.accounts += n;
             match o.status.as_str() {
                 "parity" => {
-                    at_parity += 1;
-                    cell.at_parity += 1;
-                    if o.waived > 0 {
-                        waived_accounts += 1;
-                    }
+                    at_parity += n;
+                    cell.at_parity += n;
+                    waived_accounts += o.waived_accounts as u64;
                 }
                 "mismatch" => {
-                    mismatched += 1;
-                    cell.mismatched += 1;
+                    mismatched += n;
+                    cell.mismatched += n;
                 }
                 _ => {
-                    errored += 1;
-                    cell.errored += 1;
+                    errored += n;
+                    cell.errored += n;
                 }
             }
             lines_legacy += o.lines_legacy as u64;
@@ -100,46 +103,40 @@ impl RunReport {
             retries += o.retries as u64;
         }
 
-        let mut currencies: BTreeMap<Currency, (Decimal, Decimal)> = BTreeMap::new();
-        let mut cell_delta: BTreeMap<(String, String), BTreeMap<String, Decimal>> = BTreeMap::new();
-        for (account, code, legacy, modern) in &totals {
-            let currency: Currency = code
-                .parse()
-                .with_context(|| format!("the store holds an unknown currency {code}"))?;
-            let entry = currencies.entry(currency).or_default();
-            entry.0 += *legacy;
-            entry.1 += *modern;
-            if let Some(cell) = cell_of.get(account.as_str()) {
+        let mut currencies: BTreeMap<String, (Decimal, Decimal)> = BTreeMap::new();
+        let mut cell_delta: BTreeMap<CellKey, BTreeMap<String, Decimal>> = BTreeMap::new();
+        store
+            .for_each_total(&run.id, |partition, region, currency, legacy, modern| {
+                let entry = currencies.entry(currency.to_owned()).or_default();
+                entry.0 += legacy;
+                entry.1 += modern;
                 *cell_delta
-                    .entry(cell.clone())
+                    .entry((partition.to_owned(), region.to_owned()))
                     .or_default()
-                    .entry(code.clone())
-                    .or_default() += *modern - *legacy;
-            }
-        }
+                    .entry(currency.to_owned())
+                    .or_default() += modern - legacy;
+            })
+            .await?;
+
         let mut by_class: BTreeMap<DiffClass, u64> = BTreeMap::new();
         let mut waiver_hits: BTreeMap<String, u64> = BTreeMap::new();
-        let (mut failing, mut waived) = (0, 0);
-        for d in &diffs {
-            *by_class.entry(d.class).or_default() += 1;
-            if d.is_failing() {
-                failing += 1;
+        let (mut failing, mut waived) = (0u64, 0u64);
+        for d in store.diff_counts(&run.id).await? {
+            let class = DiffClass::from_name(&d.class)
+                .with_context(|| format!("the store holds an unknown diff class {}", d.class))?;
+            let n = d.count as u64;
+            *by_class.entry(class).or_default() += n;
+            if d.failing {
+                failing += n;
             }
-            if let Some(w) = &d.waiver {
-                waived += 1;
-                *waiver_hits.entry(w.clone()).or_default() += 1;
+            if !d.waiver.is_empty() {
+                waived += n;
+                *waiver_hits.entry(d.waiver.clone()).or_default() += n;
             }
-            if let Some(cell) = d
-                .account_id
-                .as_deref()
-                .and_then(|a| cell_of.get(a))
-                .and_then(|k| cells.get_mut(k))
-            {
-                *cell
-                    .by_class
-                    .entry(d.class.as_str().to_owned())
-                    .or_default() += 1;
-            }
+            let cell = cells
+                .entry((d.partition.clone(), d.region.clone()))
+                .or_insert_with(|| new_cell(&d.partition, &d.region));
+            *cell.by_class.entry(d.class.clone()).or_default() += n;
         }
         for (key, cell) in cells.iter_mut() {
             let compared = cell.at_parity + cell.mismatched;
@@ -155,17 +152,37 @@ impl RunReport {
                     .collect();
             }
         }
+        let mut currency_totals = BTreeMap::new();
+        for (code, (l, m)) in currencies {
+            let c: Currency = code
+                .parse()
+                .with_context(|| format!("the store holds an unknown currency {code}"))?;
+            currency_totals.insert(
+                c,
+                CurrencyTotals {
+                    legacy_total: c.present(l),
+                    modern_total: c.present(m),
+                    delta_abs: c.present((m - l).abs()),
+                },
+            );
+        }
+
+        let mut diffs = Vec::new();
+        for body in store.diffs(&run.id, diff_accounts).await? {
+            let diff: Diff =
+                serde_json::from_value(body).context("a stored diff does not read back")?;
+            diffs.push(diff);
+        }
+        let accounts_with_diffs = store.accounts_with_diffs(&run.id).await?;
 
         let waivers = waiver_uses(store, &run, &waiver_hits).await;
         let summary = Summary {
-            verdict: if failing == 0 && errored == 0 {
-                "parity"
-            } else if mismatched > 0 {
+            verdict: if mismatched > 0 {
                 "mismatch"
             } else if errored > 0 {
                 "incomplete"
             } else {
-                "mismatch"
+                "parity"
             },
             accounts_compared: at_parity + mismatched,
             accounts_at_parity: at_parity,
@@ -179,19 +196,7 @@ impl RunReport {
             lines_matched,
             lines_mismatched,
             by_class,
-            currencies: currencies
-                .into_iter()
-                .map(|(c, (l, m))| {
-                    (
-                        c,
-                        CurrencyTotals {
-                            legacy_total: c.present(l),
-                            modern_total: c.present(m),
-                            delta_abs: c.present((m - l).abs()),
-                        },
-                    )
-                })
-                .collect(),
+            currencies: currency_totals,
             waived,
             diffs_failing: failing,
             waivers,
@@ -201,6 +206,7 @@ impl RunReport {
             comparison: Comparison { summary, diffs },
             cells: cells.into_values().collect(),
             retries,
+            accounts_with_diffs,
         })
     }
 

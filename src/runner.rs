@@ -44,7 +44,7 @@ pub(crate) struct RunTally {
 pub(crate) async fn execute(
     store: &Store,
     run_id: &str,
-    pending: Vec<AccountRequest>,
+    pending: u64,
     legacy: Arc<Stack>,
     modern: Arc<Stack>,
     config: Arc<CompareConfig>,
@@ -54,7 +54,7 @@ pub(crate) async fn execute(
     let batch_size = legacy.batch_size().max(modern.batch_size()).max(1);
     let batches_in_flight = (options.accounts_in_flight / batch_size).max(1);
     let (sender, receiver) = mpsc::channel::<AccountOutcome>(WRITE_QUEUE_MAX);
-    let done_before = total - pending.len() as u64;
+    let done_before = total - pending;
     let progress = Progress::new(options.progress, total, done_before);
 
     let writer = {
@@ -66,10 +66,19 @@ pub(crate) async fn execute(
         let mut interrupted = false;
         let ctrl_c = tokio::signal::ctrl_c();
         tokio::pin!(ctrl_c);
-        let mut batches = pending.chunks(batch_size).map(<[AccountRequest]>::to_vec);
+        let mut pages = Pages {
+            store,
+            run_id,
+            after: -1,
+            buffer: std::collections::VecDeque::new(),
+            done: false,
+        };
         loop {
             while tasks.len() < batches_in_flight && !interrupted {
-                let Some(batch) = batches.next() else { break };
+                let batch = pages.next_batch(batch_size).await?;
+                if batch.is_empty() {
+                    break;
+                }
                 let (legacy, modern, config, sender) = (
                     legacy.clone(),
                     modern.clone(),
@@ -102,15 +111,48 @@ pub(crate) async fn execute(
             }
         }
         drop(sender);
-        interrupted
+        Ok::<_, anyhow::Error>(interrupted)
     };
     let (written, interrupted) = tokio::join!(writer, producer);
     progress.finish();
     let accounts = written?;
+    let interrupted = interrupted?;
     Ok(RunTally {
         accounts,
         interrupted,
     })
+}
+
+/// The accounts still to do, read from the store a page at a time.
+struct Pages<'a> {
+    store: &'a Store,
+    run_id: &'a str,
+    /// The cohort position of the last account handed out.
+    after: i64,
+    buffer: std::collections::VecDeque<AccountRequest>,
+    done: bool,
+}
+
+/// Accounts read from the store per page.
+const PAGE_SIZE: usize = 2000;
+
+impl Pages<'_> {
+    async fn next_batch(&mut self, size: usize) -> anyhow::Result<Vec<AccountRequest>> {
+        if self.buffer.len() < size && !self.done {
+            let page = self
+                .store
+                .pending_page(self.run_id, self.after, PAGE_SIZE.max(size))
+                .await?;
+            self.done = page.is_empty();
+            if let Some((position, _)) = page.last() {
+                self.after = *position;
+            }
+            self.buffer
+                .extend(page.into_iter().map(|(_, account)| account));
+        }
+        let n = size.min(self.buffer.len());
+        Ok(self.buffer.drain(..n).collect())
+    }
 }
 
 async fn write_outcomes(

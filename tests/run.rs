@@ -580,6 +580,26 @@ fn bad_set_ups_fail_before_any_work_starts() {
         run.stderr
     );
 
+    std::fs::write(d.join("bad-cohort.csv"), "account_id,partition,region,period_start,period_end\na,p0,us-east-1,2026-10-01,2026-10-31\na,p1,us-east-1,2026-10-01,2026-10-31\n").unwrap();
+    let run = billshadow(
+        &[
+            "run",
+            "--spec",
+            "spec.toml",
+            "--cohort",
+            "bad-cohort.csv",
+            "--store",
+            "s.db",
+        ],
+        d,
+    );
+    assert_eq!(run.code, 2, "{}", run.transcript());
+    assert!(
+        run.stderr.contains("the cohort lists an account twice"),
+        "{}",
+        run.stderr
+    );
+
     // A stack nobody listens for.
     let spec = std::fs::read_to_string(d.join("spec.toml")).unwrap();
     let unstarted = spec

@@ -16,6 +16,9 @@ pub struct TextOptions {
     pub accounts_shown_max: usize,
     /// Diffs listed per account.
     pub diffs_per_account_max: usize,
+    /// How many accounts have failing or waived diffs, when the comparison holds only the
+    /// first ones' diffs (a stored run read back in part).
+    pub accounts_with_diffs: Option<usize>,
 }
 
 impl Default for TextOptions {
@@ -24,6 +27,7 @@ impl Default for TextOptions {
             color: false,
             accounts_shown_max: 20,
             diffs_per_account_max: 10,
+            accounts_with_diffs: None,
         }
     }
 }
@@ -268,8 +272,12 @@ fn write_diffs(
             )?;
         }
     }
-    if groups.len() > options.accounts_shown_max {
-        let rest = groups.len() - options.accounts_shown_max;
+    let accounts = options
+        .accounts_with_diffs
+        .unwrap_or(groups.len())
+        .max(groups.len());
+    if accounts > options.accounts_shown_max {
+        let rest = accounts - options.accounts_shown_max;
         writeln!(
             out,
             "{}",

@@ -162,16 +162,18 @@ impl Store {
         })
     }
 
+    /// Records a run and its cohort, streamed from `cohort` in chunks, in one transaction: a
+    /// run exists whole or not at all. An account listed twice fails it.
     pub(crate) async fn create_run(
         &self,
         run: &NewRun<'_>,
-        cohort: &[AccountRequest],
-    ) -> anyhow::Result<()> {
+        cohort: impl Iterator<Item = anyhow::Result<AccountRequest>>,
+    ) -> anyhow::Result<u64> {
         let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO runs (id, kind, status, started_at, finished_at, started_by, spec_path, spec_text, spec_hash, \
              cohort_path, cohort_hash, accounts_total, as_of, stack_versions, note) \
-             VALUES ($1, $2, 'running', $3, NULL, $4, $5, $6, $7, $8, $9, $10, $11, '{}', '')",
+             VALUES ($1, $2, 'running', $3, NULL, $4, $5, $6, $7, $8, $9, 0, $10, '{}', '')",
         )
         .bind(run.id)
         .bind(run.kind)
@@ -182,60 +184,67 @@ impl Store {
         .bind(run.spec_hash)
         .bind(run.cohort_path)
         .bind(run.cohort_hash)
-        .bind(cohort.len() as i64)
         .bind(run.as_of)
         .execute(&mut *tx)
         .await?;
-        for (chunk_index, chunk) in cohort.chunks(COHORT_CHUNK).enumerate() {
-            let mut sql = String::from(
-                "INSERT INTO cohort (run_id, position, account_id, customer_id, partition, region, period_start, period_end) VALUES ",
-            );
-            for i in 0..chunk.len() {
-                let b = i * 8;
-                if i > 0 {
-                    sql.push(',');
+        let mut position = 0i64;
+        let mut chunk: Vec<AccountRequest> = Vec::with_capacity(COHORT_CHUNK);
+        let mut cohort = cohort.peekable();
+        while cohort.peek().is_some() {
+            chunk.clear();
+            while chunk.len() < COHORT_CHUNK {
+                match cohort.next() {
+                    Some(account) => chunk.push(account?),
+                    None => break,
                 }
-                sql.push_str(&format!(
-                    "(${},${},${},${},${},${},${},${})",
-                    b + 1,
-                    b + 2,
-                    b + 3,
-                    b + 4,
-                    b + 5,
-                    b + 6,
-                    b + 7,
-                    b + 8
-                ));
             }
-            let mut query = sqlx::query(&sql);
-            for (i, a) in chunk.iter().enumerate() {
-                query = query
-                    .bind(run.id)
-                    .bind((chunk_index * COHORT_CHUNK + i) as i64)
-                    .bind(a.account_id.as_str())
-                    .bind(a.customer_id.as_str())
-                    .bind(a.partition.as_str())
-                    .bind(a.region.as_str())
-                    .bind(a.period_start.as_str())
-                    .bind(a.period_end.as_str());
-            }
-            query.execute(&mut *tx).await?;
+            insert_cohort_chunk(&mut tx, run.id, position, &chunk).await?;
+            position += chunk.len() as i64;
         }
+        sqlx::query("UPDATE runs SET accounts_total = $1 WHERE id = $2")
+            .bind(position)
+            .bind(run.id)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
-        Ok(())
+        Ok(position as u64)
     }
 
-    /// The accounts of a run that have no outcome yet, in cohort order.
-    pub(crate) async fn pending(&self, run_id: &str) -> anyhow::Result<Vec<AccountRequest>> {
+    /// Up to `limit` accounts of a run that have no outcome yet, after cohort position
+    /// `after` (exclusive), in cohort order, with their positions: a run pages through its
+    /// cohort, so its memory does not grow with the cohort.
+    pub(crate) async fn pending_page(
+        &self,
+        run_id: &str,
+        after: i64,
+        limit: usize,
+    ) -> anyhow::Result<Vec<(i64, AccountRequest)>> {
         let rows = sqlx::query(
-            "SELECT c.account_id, c.customer_id, c.partition, c.region, c.period_start, c.period_end FROM cohort c \
-             WHERE c.run_id = $1 AND NOT EXISTS (SELECT 1 FROM outcomes o WHERE o.run_id = c.run_id AND o.account_id = c.account_id) \
-             ORDER BY c.position",
+            "SELECT c.account_id, c.customer_id, c.partition, c.region, c.period_start, c.period_end, c.position FROM cohort c \
+             WHERE c.run_id = $1 AND c.position > $2 \
+             AND NOT EXISTS (SELECT 1 FROM outcomes o WHERE o.run_id = c.run_id AND o.account_id = c.account_id) \
+             ORDER BY c.position LIMIT $3",
         )
         .bind(run_id)
+        .bind(after)
+        .bind(limit as i64)
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows.iter().map(account_of_row).collect())
+        rows.iter()
+            .map(|r| Ok((r.try_get::<i64, _>(6)?, account_of_row(r))))
+            .collect()
+    }
+
+    /// How many accounts of a run have no outcome yet.
+    pub(crate) async fn pending_count(&self, run_id: &str) -> anyhow::Result<u64> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) FROM cohort c WHERE c.run_id = $1 \
+             AND NOT EXISTS (SELECT 1 FROM outcomes o WHERE o.run_id = c.run_id AND o.account_id = c.account_id)",
+        )
+        .bind(run_id)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(row.try_get::<i64, _>(0)? as u64)
     }
 
     /// Records outcomes, all or none.
@@ -277,12 +286,13 @@ impl Store {
                     .await?;
             }
             for (seq, diff) in o.diffs.iter().enumerate() {
-                sqlx::query("INSERT INTO diffs (run_id, account_id, seq, class, failing, body) VALUES ($1,$2,$3,$4,$5,$6)")
+                sqlx::query("INSERT INTO diffs (run_id, account_id, seq, class, failing, waiver, body) VALUES ($1,$2,$3,$4,$5,$6,$7)")
                     .bind(run_id)
                     .bind(o.account_id.as_str())
                     .bind(seq as i64)
                     .bind(diff.class.as_str())
                     .bind(i64::from(diff.is_failing()))
+                    .bind(diff.waiver.as_deref().unwrap_or(""))
                     .bind(serde_json::to_string(diff)?)
                     .execute(&mut *tx)
                     .await?;
@@ -356,75 +366,144 @@ impl Store {
         Ok(row.try_get::<String, _>(0)?)
     }
 
-    /// (account, status, diffs_failing, waived, lines…, retries, error) of every outcome.
-    pub(crate) async fn outcomes(&self, run_id: &str) -> anyhow::Result<Vec<StoredOutcome>> {
+    /// Outcomes counted per cell and status, with their line and retry sums: the store adds
+    /// up, so reading a run back does not grow with its cohort.
+    pub(crate) async fn outcome_counts(&self, run_id: &str) -> anyhow::Result<Vec<OutcomeCount>> {
         let rows = sqlx::query(
-            "SELECT o.account_id, o.status, o.waived, o.lines_legacy, o.lines_modern, o.lines_matched, \
-             o.lines_mismatched, o.retries, c.partition, c.region FROM outcomes o \
-             JOIN cohort c ON c.run_id = o.run_id AND c.account_id = o.account_id WHERE o.run_id = $1 ORDER BY o.account_id",
+            "SELECT c.partition, c.region, o.status, COUNT(*), CAST(SUM(o.lines_legacy) AS BIGINT), \
+             CAST(SUM(o.lines_modern) AS BIGINT), CAST(SUM(o.lines_matched) AS BIGINT), CAST(SUM(o.lines_mismatched) AS BIGINT), \
+             CAST(SUM(o.retries) AS BIGINT), CAST(SUM(CASE WHEN o.waived > 0 THEN 1 ELSE 0 END) AS BIGINT) \
+             FROM outcomes o JOIN cohort c ON c.run_id = o.run_id AND c.account_id = o.account_id \
+             WHERE o.run_id = $1 GROUP BY c.partition, c.region, o.status ORDER BY c.partition, c.region, o.status",
         )
         .bind(run_id)
         .fetch_all(&self.pool)
         .await?;
         rows.iter()
             .map(|r| {
-                Ok(StoredOutcome {
-                    account_id: r.try_get(0)?,
-                    status: r.try_get(1)?,
-                    waived: r.try_get(2)?,
-                    lines_legacy: r.try_get(3)?,
-                    lines_modern: r.try_get(4)?,
-                    lines_matched: r.try_get(5)?,
-                    lines_mismatched: r.try_get(6)?,
-                    retries: r.try_get(7)?,
-                    partition: r.try_get(8)?,
-                    region: r.try_get(9)?,
+                Ok(OutcomeCount {
+                    partition: r.try_get(0)?,
+                    region: r.try_get(1)?,
+                    status: r.try_get(2)?,
+                    accounts: r.try_get(3)?,
+                    lines_legacy: r.try_get(4)?,
+                    lines_modern: r.try_get(5)?,
+                    lines_matched: r.try_get(6)?,
+                    lines_mismatched: r.try_get(7)?,
+                    retries: r.try_get(8)?,
+                    waived_accounts: r.try_get(9)?,
                 })
             })
             .collect()
     }
 
-    /// Every diff of a run, as JSON, in account order.
-    pub(crate) async fn diffs(
-        &self,
-        run_id: &str,
-    ) -> anyhow::Result<Vec<(String, serde_json::Value)>> {
+    /// Diffs counted per cell, class, failing and waiver.
+    pub(crate) async fn diff_counts(&self, run_id: &str) -> anyhow::Result<Vec<DiffCount>> {
         let rows = sqlx::query(
-            "SELECT account_id, body FROM diffs WHERE run_id = $1 ORDER BY account_id, seq",
+            "SELECT c.partition, c.region, d.class, d.failing, d.waiver, COUNT(*) FROM diffs d \
+             JOIN cohort c ON c.run_id = d.run_id AND c.account_id = d.account_id WHERE d.run_id = $1 \
+             GROUP BY c.partition, c.region, d.class, d.failing, d.waiver",
         )
         .bind(run_id)
         .fetch_all(&self.pool)
         .await?;
         rows.iter()
             .map(|r| {
-                let body: String = r.try_get(1)?;
-                Ok((r.try_get(0)?, serde_json::from_str(&body)?))
+                Ok(DiffCount {
+                    partition: r.try_get(0)?,
+                    region: r.try_get(1)?,
+                    class: r.try_get(2)?,
+                    failing: r.try_get::<i64, _>(3)? != 0,
+                    waiver: r.try_get(4)?,
+                    count: r.try_get(5)?,
+                })
             })
             .collect()
     }
 
-    /// (account, currency, legacy total, modern total) of every account.
-    pub(crate) async fn totals(
+    /// Calls `each` with (partition, region, currency, legacy total, modern total) of every
+    /// account, a page at a time. Sums of amounts are done in Rust, exactly, never in SQL.
+    pub(crate) async fn for_each_total(
         &self,
         run_id: &str,
-    ) -> anyhow::Result<Vec<(String, String, Decimal, Decimal)>> {
-        let rows = sqlx::query(
-            "SELECT account_id, currency, legacy_total, modern_total FROM totals WHERE run_id = $1",
-        )
-        .bind(run_id)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                let parse = |i: usize| -> anyhow::Result<Decimal> {
+        mut each: impl FnMut(&str, &str, &str, Decimal, Decimal),
+    ) -> anyhow::Result<()> {
+        const PAGE: i64 = 5000;
+        let (mut last_account, mut last_currency) = (String::new(), String::new());
+        loop {
+            let rows = sqlx::query(
+                "SELECT t.account_id, t.currency, t.legacy_total, t.modern_total, c.partition, c.region FROM totals t \
+                 JOIN cohort c ON c.run_id = t.run_id AND c.account_id = t.account_id \
+                 WHERE t.run_id = $1 AND (t.account_id > $2 OR (t.account_id = $2 AND t.currency > $3)) \
+                 ORDER BY t.account_id, t.currency LIMIT $4",
+            )
+            .bind(run_id)
+            .bind(last_account.as_str())
+            .bind(last_currency.as_str())
+            .bind(PAGE)
+            .fetch_all(&self.pool)
+            .await?;
+            for r in &rows {
+                let decimal = |i: usize| -> anyhow::Result<Decimal> {
                     let text: String = r.try_get(i)?;
                     text.parse().with_context(|| {
                         format!("the store holds a total that is not a decimal: {text}")
                     })
                 };
-                Ok((r.try_get(0)?, r.try_get(1)?, parse(2)?, parse(3)?))
+                let (partition, region, currency): (String, String, String) =
+                    (r.try_get(4)?, r.try_get(5)?, r.try_get(1)?);
+                each(&partition, &region, &currency, decimal(2)?, decimal(3)?);
+            }
+            match rows.last() {
+                Some(r) if rows.len() as i64 == PAGE => {
+                    last_account = r.try_get(0)?;
+                    last_currency = r.try_get(1)?;
+                }
+                _ => return Ok(()),
+            }
+        }
+    }
+
+    /// The diffs of a run as JSON, in account order: all of them, or those of the first
+    /// `accounts` accounts that have a failing or waived diff.
+    pub(crate) async fn diffs(
+        &self,
+        run_id: &str,
+        accounts: Option<usize>,
+    ) -> anyhow::Result<Vec<serde_json::Value>> {
+        let rows = match accounts {
+            None => {
+                sqlx::query("SELECT body FROM diffs WHERE run_id = $1 ORDER BY account_id, seq").bind(run_id).fetch_all(&self.pool).await?
+            }
+            Some(n) => {
+                sqlx::query(&format!(
+                    "SELECT body FROM diffs WHERE run_id = $1 AND account_id IN \
+                     (SELECT DISTINCT account_id FROM diffs WHERE run_id = $1 AND {NOT_INFORMATIONAL} ORDER BY account_id LIMIT $2) \
+                     ORDER BY account_id, seq"
+                ))
+                .bind(run_id)
+                .bind(n as i64)
+                .fetch_all(&self.pool)
+                .await?
+            }
+        };
+        rows.iter()
+            .map(|r| {
+                let body: String = r.try_get(0)?;
+                Ok(serde_json::from_str(&body)?)
             })
             .collect()
+    }
+
+    /// Accounts with a failing or waived diff.
+    pub(crate) async fn accounts_with_diffs(&self, run_id: &str) -> anyhow::Result<u64> {
+        let row = sqlx::query(&format!(
+            "SELECT COUNT(DISTINCT account_id) FROM diffs WHERE run_id = $1 AND {NOT_INFORMATIONAL}"
+        ))
+        .bind(run_id)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(row.try_get::<i64, _>(0)? as u64)
     }
 
     pub(crate) async fn close(self) {
@@ -432,19 +511,92 @@ impl Store {
     }
 }
 
-/// An outcome as read back.
+async fn insert_cohort_chunk(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    run_id: &str,
+    first_position: i64,
+    chunk: &[AccountRequest],
+) -> anyhow::Result<()> {
+    if chunk.is_empty() {
+        return Ok(());
+    }
+    let mut sql = String::from(
+        "INSERT INTO cohort (run_id, position, account_id, customer_id, partition, region, period_start, period_end) VALUES ",
+    );
+    for i in 0..chunk.len() {
+        let b = i * 8;
+        if i > 0 {
+            sql.push(',');
+        }
+        sql.push_str(&format!(
+            "(${},${},${},${},${},${},${},${})",
+            b + 1,
+            b + 2,
+            b + 3,
+            b + 4,
+            b + 5,
+            b + 6,
+            b + 7,
+            b + 8
+        ));
+    }
+    let mut query = sqlx::query(&sql);
+    for (i, a) in chunk.iter().enumerate() {
+        query = query
+            .bind(run_id)
+            .bind(first_position + i as i64)
+            .bind(a.account_id.as_str())
+            .bind(a.customer_id.as_str())
+            .bind(a.partition.as_str())
+            .bind(a.region.as_str())
+            .bind(a.period_start.as_str())
+            .bind(a.period_end.as_str());
+    }
+    query.execute(&mut **tx).await.map_err(|e| {
+        let duplicate = e
+            .as_database_error()
+            .is_some_and(|d| d.is_unique_violation());
+        if duplicate {
+            anyhow::anyhow!(
+                "the cohort lists an account twice (between its rows {} and {})",
+                first_position + 2,
+                first_position + chunk.len() as i64 + 1
+            )
+        } else {
+            anyhow::Error::new(e)
+        }
+    })?;
+    Ok(())
+}
+
+/// The classes that never fail, as an SQL condition on `class`.
+const NOT_INFORMATIONAL: &str =
+    "class NOT IN ('sub_minor_unit', 'within_tolerance', 'description_changed')";
+
+/// Outcomes of one cell with one status, added up.
 #[derive(Debug, Clone)]
-pub(crate) struct StoredOutcome {
-    pub(crate) account_id: String,
+pub(crate) struct OutcomeCount {
+    pub(crate) partition: String,
+    pub(crate) region: String,
     pub(crate) status: String,
-    pub(crate) waived: i64,
+    pub(crate) accounts: i64,
     pub(crate) lines_legacy: i64,
     pub(crate) lines_modern: i64,
     pub(crate) lines_matched: i64,
     pub(crate) lines_mismatched: i64,
     pub(crate) retries: i64,
+    pub(crate) waived_accounts: i64,
+}
+
+/// Diffs of one cell, class, failing flag and waiver, counted.
+#[derive(Debug, Clone)]
+pub(crate) struct DiffCount {
     pub(crate) partition: String,
     pub(crate) region: String,
+    pub(crate) class: String,
+    pub(crate) failing: bool,
+    pub(crate) waiver: String,
+    pub(crate) count: i64,
 }
 
 fn account_of_row(r: &sqlx::any::AnyRow) -> AccountRequest {

@@ -63,7 +63,8 @@ CREATE TABLE diffs (
     account_id  TEXT NOT NULL,
     seq         BIGINT NOT NULL,
     class       TEXT NOT NULL,
-    failing     BIGINT NOT NULL,
+    failing     BIGINT NOT NULL,            -- 1 when neither informational nor waived
+    waiver      TEXT NOT NULL,              -- the id of the waiver covering it, or ''
     body        TEXT NOT NULL,              -- the diff as in billshadow.diff/v1
     PRIMARY KEY (run_id, account_id, seq)
 );

@@ -1,0 +1,103 @@
+//! The shadow-run throughput benchmark: `cargo bench --bench run` (see BENCHMARKS.md).
+//!
+//! Both stacks are HTTP services on 127.0.0.1 doing trivial work (the sample modern stack in
+//! `--echo` mode, twice), so what is measured is the harness: requests, comparison, and the
+//! SQLite run store. Cohorts of growing size show whether memory stays flat.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Instant;
+
+const MODERN: &str = env!("CARGO_BIN_EXE_billshadow-sample-modern");
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("a free port")
+        .local_addr()
+        .expect("an address")
+        .port()
+}
+
+fn spec(dir: &Path) {
+    let side = |port: u16| {
+        format!(
+            r#"kind = "http"
+url = "http://127.0.0.1:{port}/v1/accounts/{{account_id}}/bill"
+format = "echo.toml"
+timeout_ms = 5000
+concurrency = 64
+start = {{ program = {MODERN:?}, args = ["--echo", "--listen", "127.0.0.1:{port}", "--watch-stdin"], ready_address = "127.0.0.1:{port}" }}
+"#
+        )
+    };
+    let text = format!(
+        "[legacy]\n{}\n[modern]\n{}\n",
+        side(free_port()),
+        side(free_port())
+    );
+    std::fs::write(dir.join("spec.toml"), text).expect("spec");
+    std::fs::write(
+        dir.join("echo.toml"),
+        "name = \"echo\"\ninput = \"json\"\nrecords = \"lines\"\n[fields]\naccount_id = \"$doc.account_id\"\nperiod_start = \"period_start\"\n\
+         period_end = \"period_end\"\ncharge_code = \"charge_code\"\nline_type = \"line_type\"\namount = \"amount\"\ncurrency = \"currency\"\n",
+    )
+    .expect("mapping");
+}
+
+fn main() {
+    let binary = env!("CARGO_BIN_EXE_billshadow");
+    println!(
+        "{:>9} {:>9} {:>14} {:>12}",
+        "accounts", "seconds", "accounts/s", "peak MiB"
+    );
+    for accounts in [20_000u32, 50_000, 100_000] {
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let d = dir.path();
+        let status = Command::new(binary)
+            .args([
+                "generate",
+                "cohort",
+                "--accounts",
+                &accounts.to_string(),
+                "--out",
+            ])
+            .arg(d)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .expect("generate");
+        assert!(status.success());
+        spec(d);
+        let start = Instant::now();
+        let output = Command::new("/usr/bin/time")
+            .args([
+                "-f",
+                "%M",
+                binary,
+                "run",
+                "--spec",
+                "spec.toml",
+                "--cohort",
+                "cohort.csv",
+                "--store",
+                "bench.db",
+                "--no-progress",
+            ])
+            .current_dir(d)
+            .env("BILLSHADOW_LOG", "warn")
+            .output()
+            .expect("/usr/bin/time runs billshadow");
+        let seconds = start.elapsed().as_secs_f64();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(0), "{stderr}");
+        let peak_kib: f64 = stderr
+            .lines()
+            .last()
+            .and_then(|l| l.trim().parse().ok())
+            .unwrap_or(f64::NAN);
+        println!(
+            "{accounts:>9} {seconds:>9.2} {:>14.0} {:>12.0}",
+            f64::from(accounts) / seconds,
+            peak_kib / 1024.0
+        );
+    }
+}
