@@ -246,16 +246,16 @@ async fn run_async(args: RunArgs) -> Outcome {
     let options = RunnerOptions {
         accounts_in_flight: args.concurrency.max(1),
         progress: !args.no_progress,
+        total,
+        pending,
     };
     let result = execute(
         &store,
         &run_id,
-        pending,
         legacy,
         modern,
         Arc::new(prepared.config.clone()),
         options,
-        total,
     )
     .await;
     for process in started {

@@ -30,6 +30,9 @@ pub(crate) struct RunnerOptions {
     /// Accounts in flight at most, across batches.
     pub(crate) accounts_in_flight: usize,
     pub(crate) progress: bool,
+    /// Accounts in the run, and how many of them have no outcome yet.
+    pub(crate) total: u64,
+    pub(crate) pending: u64,
 }
 
 /// What the runner did in this process.
@@ -44,13 +47,12 @@ pub(crate) struct RunTally {
 pub(crate) async fn execute(
     store: &Store,
     run_id: &str,
-    pending: u64,
     legacy: Arc<Stack>,
     modern: Arc<Stack>,
     config: Arc<CompareConfig>,
     options: RunnerOptions,
-    total: u64,
 ) -> anyhow::Result<RunTally> {
+    let (total, pending) = (options.total, options.pending);
     let batch_size = legacy.batch_size().max(modern.batch_size()).max(1);
     let batches_in_flight = (options.accounts_in_flight / batch_size).max(1);
     let (sender, receiver) = mpsc::channel::<AccountOutcome>(WRITE_QUEUE_MAX);

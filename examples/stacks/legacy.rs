@@ -196,6 +196,17 @@ fn price(table: Option<&toml::Value>, currency: &str) -> Result<Decimal, String>
     text.parse().map_err(|e| format!("price {text}: {e}"))
 }
 
+/// One line of a bill: charge code, line type, description, quantity, unit, unit price, amount.
+struct Line<'a>(
+    String,
+    &'static str,
+    String,
+    Option<Decimal>,
+    &'a str,
+    Option<Decimal>,
+    Decimal,
+);
+
 /// One account's lines, as CSV records.
 fn bill(
     book: &Book,
@@ -206,15 +217,7 @@ fn bill(
     let period_days = Decimal::from((book.period_end - book.period_start).num_days() + 1);
     let active_from = a.start.max(book.period_start);
     let active_days = Decimal::from((book.period_end - active_from).num_days() + 1);
-    let mut lines: Vec<(
-        String,
-        &str,
-        String,
-        Option<Decimal>,
-        &str,
-        Option<Decimal>,
-        Decimal,
-    )> = Vec::new();
+    let mut lines: Vec<Line<'_>> = Vec::new();
 
     let plan = book
         .raw
@@ -223,7 +226,7 @@ fn bill(
         .ok_or(format!("unknown plan {}", a.plan))?;
     let fee = price(plan.get("fee"), &a.currency)?;
     let fee_amount = round(fee * active_days / period_days, &a.currency);
-    lines.push((
+    lines.push(Line(
         format!("plan.{}", a.plan),
         "recurring",
         format!("{} plan", a.plan),
@@ -268,7 +271,7 @@ fn bill(
             .get("description")
             .and_then(|u| u.as_str())
             .unwrap_or(code);
-        lines.push((
+        lines.push(Line(
             code.clone(),
             "usage",
             description.to_owned(),
@@ -293,7 +296,7 @@ fn bill(
         } else {
             price(promo.get("fixed"), &a.currency)?
         };
-        lines.push((
+        lines.push(Line(
             format!("promo.{}", a.promo.to_lowercase()),
             "credit",
             format!("Promotion {}", a.promo),
@@ -318,7 +321,7 @@ fn bill(
         .parse()
         .map_err(|e: rust_decimal::Error| e.to_string())?;
     if !rate.is_zero() {
-        lines.push((
+        lines.push(Line(
             "tax.vat".to_owned(),
             "tax",
             "VAT".to_owned(),
@@ -332,7 +335,7 @@ fn bill(
     Ok(lines
         .into_iter()
         .map(
-            |(code, line_type, description, quantity, unit, unit_price, amount)| {
+            |Line(code, line_type, description, quantity, unit, unit_price, amount)| {
                 vec![
                     id.to_owned(),
                     a.customer_id.clone(),
