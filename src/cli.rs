@@ -22,6 +22,7 @@ pub(crate) enum Command {
     Runs(RunsArgs),
     Show(ShowArgs),
     Demo(DemoArgs),
+    Migrate(MigrateArgs),
     CheckSpec(CheckSpecArgs),
     /// List the built-in format mappings.
     Formats,
@@ -231,4 +232,105 @@ pub(crate) struct PairArgs {
     pub(crate) inject_percent: u32,
     #[arg(long, value_name = "DIR")]
     pub(crate) out: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum MigrateFormat {
+    Text,
+    Json,
+    Md,
+}
+
+/// Move partitions and regions to the modern stack only when parity holds.
+///
+/// Cells (partition × region) go legacy → shadow → canary (steps) → cutover → decommissioned;
+/// a gate over the stored runs decides each step; too little data holds a cell, never passes it.
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  billshadow migrate lint --policy policy.toml
+  billshadow migrate init --policy policy.toml --store shadow.db
+  billshadow migrate status --policy policy.toml --store shadow.db
+  billshadow migrate gate p1/eu-west-1 --junit gate.xml        # CI: exit 0 pass, 1 blocked, 2 configuration error
+  billshadow migrate advance --all                              # a scheduled job: moves every cell whose gate passes
+  billshadow migrate approve p1/eu-west-1 --as alice
+  billshadow migrate rollback p1/eu-west-1 --reason \"INC-812\"
+  billshadow migrate routes --format json
+  billshadow migrate audit --verify")]
+pub(crate) struct MigrateArgs {
+    #[command(subcommand)]
+    pub(crate) command: MigrateCommand,
+    /// The migration policy.
+    #[arg(
+        long,
+        global = true,
+        value_name = "FILE",
+        default_value = "policy.toml"
+    )]
+    pub(crate) policy: PathBuf,
+    /// The run store (default: BILLSHADOW_STORE, else ./billshadow.db).
+    #[arg(long, global = true, value_name = "URL")]
+    pub(crate) store: Option<String>,
+    /// Who acts (default: $USER); approvals by the initiator of a step do not count.
+    #[arg(long = "as", global = true, value_name = "NAME")]
+    pub(crate) actor: Option<String>,
+    /// The time to act at (RFC 3339), instead of now: for tests and dry runs of a freeze.
+    #[arg(long, global = true, value_name = "TIME")]
+    pub(crate) now: Option<String>,
+    #[arg(long, global = true, value_enum, default_value_t = MigrateFormat::Text)]
+    pub(crate) format: MigrateFormat,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum MigrateCommand {
+    /// Create the policy's cells in the store (in `legacy`).
+    Init,
+    /// Validate the policy; errors point at the line.
+    Lint,
+    /// Every cell: state, evidence, verdict, what blocks the next step.
+    Status,
+    /// What `advance --all` would do and why; changes nothing.
+    Plan,
+    /// Judge one cell's next step, read-only: exit 0 pass, 1 blocked, 2 configuration error.
+    Gate {
+        cell: String,
+        /// The step to judge (must be the cell's next one).
+        #[arg(long)]
+        to: Option<String>,
+        /// Also write the verdict as JUnit XML.
+        #[arg(long, value_name = "FILE")]
+        junit: Option<PathBuf>,
+    },
+    /// Move a cell (or every cell whose gate passes and needs no approval) one step.
+    Advance {
+        cell: Option<String>,
+        #[arg(long, conflicts_with = "cell")]
+        all: bool,
+    },
+    /// Make the legacy stack authoritative again; never blocked by a freeze.
+    Rollback {
+        cell: String,
+        #[arg(long, default_value = "manual rollback")]
+        reason: String,
+    },
+    /// Approve a cell's next step on its current evidence.
+    Approve {
+        cell: String,
+        #[arg(long)]
+        to: Option<String>,
+    },
+    /// Hold a cell where it is.
+    Hold {
+        cell: String,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Release a held cell (only on a passing verdict over evidence newer than the hold).
+    Release { cell: String },
+    /// The routing table for the production router (`--format json`).
+    Routes,
+    /// The audit log; `--verify` checks its hash chain.
+    Audit {
+        #[arg(long)]
+        verify: bool,
+    },
 }

@@ -38,6 +38,34 @@ partition = { column = "partition", optional = true }
 customer_id = { column = "customer_id", optional = true }
 "#;
 
+/// The demo's migration policy: every cell of the sample, a gate the healthy cells pass on one
+/// run, and the mismatching ones do not.
+const DEMO_POLICY: &str = r#"# The demo's migration policy. Try:
+#   billshadow migrate status --policy policy.toml --store billshadow.db
+max_in_flight = 24
+canary_steps = ["1", "5", "25"]
+
+[[cells]]
+partitions = ["p0..p3"]
+regions = ["us-east-1", "eu-west-1", "eu-central-1", "eu-west-2", "ap-northeast-1", "me-south-1"]
+
+[gate]
+min_accounts = 50
+min_coverage = "0.99"
+# With ~400 accounts a cell cannot prove better than about 1 % at 95 % confidence.
+max_mismatch_rate = "0.02"
+confidence = "0.95"
+critical_amount = "1000"
+consecutive_passing_runs = 1
+max_stack_error_rate = "0.01"
+approvals = 1
+approvals_for = ["cutover", "decommissioned"]
+
+[rollback]
+on_critical_diff = true
+max_stack_error_rate = "0.05"
+"#;
+
 fn sample_binary(name: &str) -> anyhow::Result<PathBuf> {
     let me = std::env::current_exe().context("cannot find the billshadow executable")?;
     let dir = me
@@ -145,6 +173,35 @@ pub(crate) fn run(args: DemoArgs) -> Outcome {
         no_progress: false,
     };
     let code = crate::run_cmd::run(run)?;
+    let policy = dir.join("policy.toml");
+    std::fs::write(&policy, DEMO_POLICY)
+        .with_context(|| format!("cannot write {}", policy.display()))
+        .map_err(input)?;
+    println!();
+    println!(
+        "demo: the migration controller over this run ({}):",
+        policy.display()
+    );
+    let migrate = |command: crate::cli::MigrateCommand| {
+        crate::controller::run(crate::cli::MigrateArgs {
+            command,
+            policy: policy.clone(),
+            store: Some(store.display().to_string()),
+            actor: Some("demo".to_owned()),
+            now: None,
+            format: crate::cli::MigrateFormat::Text,
+        })
+    };
+    migrate(crate::cli::MigrateCommand::Init)?;
+    // Every cell starts shadowing (no gate: customers see nothing), then the gate decides.
+    migrate(crate::cli::MigrateCommand::Advance {
+        cell: None,
+        all: true,
+    })?;
+    migrate(crate::cli::MigrateCommand::Advance {
+        cell: None,
+        all: true,
+    })?;
     let seconds = started.elapsed().as_secs_f64();
     let store_arg = store.display();
     println!();
@@ -156,6 +213,10 @@ pub(crate) fn run(args: DemoArgs) -> Outcome {
     println!("  billshadow show latest --store {store_arg}                 # this summary again");
     println!("  billshadow show latest --store {store_arg} --format json   # every diff, as JSON");
     println!("  billshadow runs --store {store_arg}");
+    println!(
+        "  billshadow migrate status --policy {} --store {store_arg}",
+        dir.join("policy.toml").display()
+    );
     println!(
         "  billshadow run --spec {} --cohort {} --store {store_arg}   # run it again",
         dir.join("spec.toml").display(),

@@ -5,6 +5,7 @@
 
 mod cli;
 mod cohort;
+mod controller;
 mod demo;
 mod diff_cmd;
 mod exit;
@@ -37,6 +38,7 @@ fn main() -> ExitCode {
         cli::Command::Runs(args) => run_cmd::runs(args),
         cli::Command::Show(args) => run_cmd::show(args),
         cli::Command::Demo(args) => demo::run(args),
+        cli::Command::Migrate(args) => controller::run(args),
         cli::Command::Generate(cli::Generate::Cohort(args)) => sample::run_cohort(args),
         cli::Command::CheckSpec(args) => diff_cmd::check_spec(args),
         cli::Command::Formats => diff_cmd::formats(),

@@ -32,7 +32,7 @@ pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
         .map_err(stack)
 }
 
-fn hash(bytes: &[u8]) -> String {
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
     let digest = Sha256::digest(bytes);
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -224,9 +224,9 @@ async fn run_async(args: RunArgs) -> Outcome {
             started_by: &std::env::var("USER").unwrap_or_else(|_| "unknown".to_owned()),
             spec_path: &prepared.spec_path.display().to_string(),
             spec_text: &prepared.spec_text,
-            spec_hash: &hash(prepared.spec_text.as_bytes()),
+            spec_hash: &sha256_hex(prepared.spec_text.as_bytes()),
             cohort_path: &path.display().to_string(),
-            cohort_hash: &hash(&cohort_bytes),
+            cohort_hash: &sha256_hex(&cohort_bytes),
             as_of: &prepared.config.today.to_string(),
         };
         let accounts = crate::cohort::open(path).map_err(input)?;

@@ -286,13 +286,14 @@ impl Store {
                     .await?;
             }
             for (seq, diff) in o.diffs.iter().enumerate() {
-                sqlx::query("INSERT INTO diffs (run_id, account_id, seq, class, failing, waiver, body) VALUES ($1,$2,$3,$4,$5,$6,$7)")
+                sqlx::query("INSERT INTO diffs (run_id, account_id, seq, class, failing, waiver, delta, body) VALUES ($1,$2,$3,$4,$5,$6,$7,$8)")
                     .bind(run_id)
                     .bind(o.account_id.as_str())
                     .bind(seq as i64)
                     .bind(diff.class.as_str())
                     .bind(i64::from(diff.is_failing()))
                     .bind(diff.waiver.as_deref().unwrap_or(""))
+                    .bind(diff.delta.map(|d| d.to_string()).unwrap_or_default())
                     .bind(serde_json::to_string(diff)?)
                     .execute(&mut *tx)
                     .await?;
@@ -504,6 +505,10 @@ impl Store {
         .fetch_one(&self.pool)
         .await?;
         Ok(row.try_get::<i64, _>(0)? as u64)
+    }
+
+    pub(crate) fn pool(&self) -> &AnyPool {
+        &self.pool
     }
 
     pub(crate) async fn close(self) {

@@ -65,6 +65,7 @@ CREATE TABLE diffs (
     class       TEXT NOT NULL,
     failing     BIGINT NOT NULL,            -- 1 when neither informational nor waived
     waiver      TEXT NOT NULL,              -- the id of the waiver covering it, or ''
+    delta       TEXT NOT NULL,              -- modern - legacy, or '' (currencies differ, stack error)
     body        TEXT NOT NULL,              -- the diff as in billshadow.diff/v1
     PRIMARY KEY (run_id, account_id, seq)
 );

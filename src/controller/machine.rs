@@ -1,0 +1,828 @@
+//! The controller's pure core: cell states, the gate, freeze windows, and which transition an
+//! action leads to. No I/O and no clock: evidence and the time are inputs, so tests can set any
+//! date and any evidence.
+//!
+//! Invariants (property-tested): a cell enters `canary` or `cutover` only on a passing gate over
+//! its current evidence; too little data or an inconclusive verdict holds a cell, never passes
+//! it; a held cell leaves `held` only on a passing verdict over evidence newer than the hold;
+//! rollback of a cell where the modern stack is authoritative is always possible, frozen or not.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Datelike, Utc};
+use rust_decimal::Decimal;
+use serde::Serialize;
+
+use super::policy::{Freeze, Gate, Policy};
+
+/// Where a cell is on its way from the legacy stack to the modern one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum Stage {
+    Legacy,
+    Shadow,
+    /// Modern authoritative for a stable share of accounts: `policy.canary_steps[step]` %.
+    Canary,
+    Cutover,
+    Decommissioned,
+    RolledBack,
+}
+
+impl Stage {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Stage::Legacy => "legacy",
+            Stage::Shadow => "shadow",
+            Stage::Canary => "canary",
+            Stage::Cutover => "cutover",
+            Stage::Decommissioned => "decommissioned",
+            Stage::RolledBack => "rolled_back",
+        }
+    }
+
+    pub(crate) fn parse(s: &str) -> Option<Stage> {
+        [
+            Stage::Legacy,
+            Stage::Shadow,
+            Stage::Canary,
+            Stage::Cutover,
+            Stage::Decommissioned,
+            Stage::RolledBack,
+        ]
+        .into_iter()
+        .find(|st| st.as_str() == s)
+    }
+
+    /// Whether the modern stack bills some or all of the cell's accounts.
+    pub(crate) fn modern_authoritative(self) -> bool {
+        matches!(self, Stage::Canary | Stage::Cutover | Stage::Decommissioned)
+    }
+}
+
+/// A cell's state as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub(crate) struct CellState {
+    pub(crate) stage: Stage,
+    pub(crate) step: usize,
+    /// Held: it advances no further until a passing verdict on evidence newer than `held_since`.
+    pub(crate) held: Option<Hold>,
+    pub(crate) version: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub(crate) struct Hold {
+    pub(crate) reason: String,
+    pub(crate) since: DateTime<Utc>,
+}
+
+impl CellState {
+    pub(crate) fn label(&self, policy: &Policy) -> String {
+        let base = match self.stage {
+            Stage::Canary => format!(
+                "canary({}%)",
+                policy
+                    .canary_steps
+                    .get(self.step)
+                    .map(|d| d.to_string())
+                    .unwrap_or_default()
+            ),
+            other => other.as_str().to_owned(),
+        };
+        match &self.held {
+            Some(h) => format!("held({}) at {base}", h.reason),
+            None => base,
+        }
+    }
+
+    /// The share of accounts the modern stack bills, in percent.
+    pub(crate) fn modern_percent(&self, policy: &Policy) -> Decimal {
+        match self.stage {
+            Stage::Canary => policy
+                .canary_steps
+                .get(self.step)
+                .copied()
+                .unwrap_or_default(),
+            Stage::Cutover | Stage::Decommissioned => Decimal::ONE_HUNDRED,
+            _ => Decimal::ZERO,
+        }
+    }
+}
+
+/// The step after `stage`/`step`, if any.
+pub(crate) fn next(stage: Stage, step: usize, policy: &Policy) -> Option<(Stage, usize)> {
+    match stage {
+        Stage::Legacy | Stage::RolledBack => Some((Stage::Shadow, 0)),
+        Stage::Shadow => Some((Stage::Canary, 0)),
+        Stage::Canary if step + 1 < policy.canary_steps.len() => Some((Stage::Canary, step + 1)),
+        Stage::Canary => Some((Stage::Cutover, 0)),
+        Stage::Cutover => Some((Stage::Decommissioned, 0)),
+        Stage::Decommissioned => None,
+    }
+}
+
+/// What one completed run says about one cell.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub(crate) struct RunEvidence {
+    pub(crate) run_id: String,
+    pub(crate) started_at: DateTime<Utc>,
+    pub(crate) finished_at: DateTime<Utc>,
+    /// The cell's accounts in the run's cohort.
+    pub(crate) cohort: u64,
+    pub(crate) compared: u64,
+    pub(crate) mismatched: u64,
+    pub(crate) errored: u64,
+    /// Per currency, modern − legacy over the cell's accounts.
+    pub(crate) delta: BTreeMap<String, Decimal>,
+    /// The largest |delta| of an unwaived failing diff.
+    pub(crate) largest_unwaived: Decimal,
+    /// Waivers the run relied on that have expired since.
+    pub(crate) expired_waivers: Vec<String>,
+}
+
+/// One gate criterion, measured.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub(crate) struct Criterion {
+    pub(crate) name: &'static str,
+    pub(crate) measured: String,
+    pub(crate) threshold: String,
+    pub(crate) passed: bool,
+    /// Too little data to judge: the cell is held, not failed.
+    pub(crate) inconclusive: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum Outcome {
+    Pass,
+    Fail,
+    /// Too little data, or not yet enough passing runs: held, never a pass.
+    Inconclusive,
+}
+
+/// A gate's judgement of a cell's evidence.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub(crate) struct Verdict {
+    pub(crate) outcome: Outcome,
+    pub(crate) criteria: Vec<Criterion>,
+    /// The runs judged, newest first.
+    pub(crate) runs: Vec<String>,
+    /// What the verdict is over: a hash of the runs and their metrics. Approvals are tied to it.
+    pub(crate) evidence_hash: String,
+}
+
+impl Verdict {
+    pub(crate) fn reasons(&self) -> Vec<String> {
+        self.criteria
+            .iter()
+            .filter(|c| !c.passed)
+            .map(|c| format!("{}: {} (needs {})", c.name, c.measured, c.threshold))
+            .collect()
+    }
+}
+
+fn criterion(
+    name: &'static str,
+    measured: String,
+    threshold: String,
+    passed: bool,
+    inconclusive: bool,
+) -> Criterion {
+    Criterion {
+        name,
+        measured,
+        threshold,
+        passed,
+        inconclusive: inconclusive && !passed,
+    }
+}
+
+/// The per-run criteria of the gate over one run's evidence.
+fn run_criteria(gate: &Gate, run: &RunEvidence) -> Vec<Criterion> {
+    let mut out = Vec::new();
+    out.push(criterion(
+        "min_accounts",
+        run.compared.to_string(),
+        format!(">= {}", gate.min_accounts),
+        run.compared >= gate.min_accounts,
+        true,
+    ));
+    let coverage = ratio(run.compared, run.cohort);
+    out.push(criterion(
+        "min_coverage",
+        coverage.round_dp(4).to_string(),
+        format!(">= {}", gate.min_coverage),
+        coverage >= gate.min_coverage,
+        true,
+    ));
+    let (rate, label) = match gate.confidence {
+        Some(c) => (
+            upper_bound(run.mismatched, run.compared, c),
+            format!("upper bound at {c}"),
+        ),
+        None => (ratio(run.mismatched, run.compared), "share".to_owned()),
+    };
+    out.push(criterion(
+        "max_mismatch_rate",
+        format!(
+            "{} ({label}; {} of {} accounts)",
+            rate.round_dp(6),
+            run.mismatched,
+            run.compared
+        ),
+        format!("<= {}", gate.max_mismatch_rate),
+        run.compared > 0 && rate <= gate.max_mismatch_rate,
+        run.compared == 0,
+    ));
+    for (currency, max) in &gate.max_delta {
+        let delta = run.delta.get(currency).copied().unwrap_or_default().abs();
+        out.push(criterion(
+            "max_delta",
+            format!("{delta} {currency}"),
+            format!("<= {max} {currency}"),
+            delta <= *max,
+            false,
+        ));
+    }
+    if let Some(critical) = gate.critical_amount {
+        out.push(criterion(
+            "critical_diff",
+            format!("largest unwaived diff {}", run.largest_unwaived),
+            format!("< {critical}"),
+            run.largest_unwaived < critical,
+            false,
+        ));
+    }
+    let error_rate = ratio(run.errored, run.cohort);
+    out.push(criterion(
+        "max_stack_error_rate",
+        format!("{} ({} accounts)", error_rate.round_dp(6), run.errored),
+        format!("<= {}", gate.max_stack_error_rate),
+        error_rate <= gate.max_stack_error_rate,
+        false,
+    ));
+    out.push(criterion(
+        "no_expired_waiver",
+        if run.expired_waivers.is_empty() {
+            "none".to_owned()
+        } else {
+            run.expired_waivers.join(", ")
+        },
+        "none".to_owned(),
+        run.expired_waivers.is_empty(),
+        false,
+    ));
+    out
+}
+
+/// Judges a cell's evidence (runs newest first). `held_since`: the verdict passes only if the
+/// newest run finished after it.
+pub(crate) fn evaluate(
+    gate: &Gate,
+    runs: &[RunEvidence],
+    held_since: Option<DateTime<Utc>>,
+) -> Verdict {
+    let evidence_hash = evidence_hash(runs);
+    let Some(latest) = runs.first() else {
+        let c = criterion(
+            "evidence",
+            "no completed run covers this cell".to_owned(),
+            "at least one run".to_owned(),
+            false,
+            true,
+        );
+        return Verdict {
+            outcome: Outcome::Inconclusive,
+            criteria: vec![c],
+            runs: Vec::new(),
+            evidence_hash,
+        };
+    };
+    let mut criteria = run_criteria(gate, latest);
+    let mut streak = 0;
+    let mut oldest = latest.started_at;
+    for run in runs {
+        if run_criteria(gate, run).iter().all(|c| c.passed) {
+            streak += 1;
+            oldest = run.started_at;
+        } else {
+            break;
+        }
+        if streak >= gate.consecutive_passing_runs as usize {
+            break;
+        }
+    }
+    let span_hours = (latest.finished_at - oldest).num_minutes() / 60;
+    criteria.push(criterion(
+        "consecutive_passing_runs",
+        format!("{streak} spanning {span_hours} h"),
+        format!(
+            ">= {} spanning >= {} h",
+            gate.consecutive_passing_runs, gate.min_span_hours
+        ),
+        streak >= gate.consecutive_passing_runs as usize
+            && span_hours >= i64::from(gate.min_span_hours),
+        true,
+    ));
+    if let Some(since) = held_since {
+        criteria.push(criterion(
+            "fresh_evidence",
+            format!("newest run finished {}", latest.finished_at.to_rfc3339()),
+            format!("after the hold of {}", since.to_rfc3339()),
+            latest.finished_at > since,
+            true,
+        ));
+    }
+    let outcome = if criteria.iter().all(|c| c.passed) {
+        Outcome::Pass
+    } else if criteria.iter().any(|c| !c.passed && !c.inconclusive) {
+        Outcome::Fail
+    } else {
+        Outcome::Inconclusive
+    };
+    Verdict {
+        outcome,
+        criteria,
+        runs: runs.iter().map(|r| r.run_id.clone()).collect(),
+        evidence_hash,
+    }
+}
+
+fn evidence_hash(runs: &[RunEvidence]) -> String {
+    crate::run_cmd::sha256_hex(serde_json::to_string(runs).unwrap_or_default().as_bytes())
+}
+
+fn ratio(part: u64, whole: u64) -> Decimal {
+    if whole == 0 {
+        Decimal::ZERO
+    } else {
+        Decimal::from(part) / Decimal::from(whole)
+    }
+}
+
+/// The Wilson score upper bound of a proportion at a two-sided confidence. Rates, not money:
+/// this is the one place the controller computes in floating point.
+fn upper_bound(failures: u64, trials: u64, confidence: Decimal) -> Decimal {
+    if trials == 0 {
+        return Decimal::ONE;
+    }
+    let c: f64 = confidence.to_string().parse().unwrap_or(0.95);
+    let z = inverse_normal(1.0 - (1.0 - c) / 2.0);
+    let n = trials as f64;
+    let p = failures as f64 / n;
+    let centre = p + z * z / (2.0 * n);
+    let margin = z * (p * (1.0 - p) / n + z * z / (4.0 * n * n)).sqrt();
+    let bound = ((centre + margin) / (1.0 + z * z / n)).clamp(0.0, 1.0);
+    Decimal::from_f64_retain(bound)
+        .unwrap_or(Decimal::ONE)
+        .round_dp(8)
+}
+
+/// The standard normal quantile (Acklam's rational approximation, relative error < 1.2e-9).
+fn inverse_normal(p: f64) -> f64 {
+    const A: [f64; 6] = [
+        -3.969683028665376e1,
+        2.209460984245205e2,
+        -2.759285104469687e2,
+        1.383577518672690e2,
+        -3.066479806614716e1,
+        2.506628277459239,
+    ];
+    const B: [f64; 5] = [
+        -5.447609879822406e1,
+        1.615858368580409e2,
+        -1.556989798598866e2,
+        6.680131188771972e1,
+        -1.328068155288572e1,
+    ];
+    const C: [f64; 6] = [
+        -7.784894002430293e-3,
+        -3.223964580411365e-1,
+        -2.400758277161838,
+        -2.549732539343734,
+        4.374664141464968,
+        2.938163982698783,
+    ];
+    const D: [f64; 4] = [
+        7.784695709041462e-3,
+        3.224671290700398e-1,
+        2.445134137142996,
+        3.754408661907416,
+    ];
+    let low = 0.02425;
+    if p < low {
+        let q = (-2.0 * p.ln()).sqrt();
+        (((((C[0] * q + C[1]) * q + C[2]) * q + C[3]) * q + C[4]) * q + C[5])
+            / ((((D[0] * q + D[1]) * q + D[2]) * q + D[3]) * q + 1.0)
+    } else if p <= 1.0 - low {
+        let q = p - 0.5;
+        let r = q * q;
+        (((((A[0] * r + A[1]) * r + A[2]) * r + A[3]) * r + A[4]) * r + A[5]) * q
+            / (((((B[0] * r + B[1]) * r + B[2]) * r + B[3]) * r + B[4]) * r + 1.0)
+    } else {
+        -inverse_normal(1.0 - p)
+    }
+}
+
+/// Whether `now` falls in a freeze window.
+pub(crate) fn frozen(freezes: &[Freeze], now: DateTime<Utc>) -> Option<String> {
+    for f in freezes {
+        let local = now.with_timezone(&f.time_zone);
+        let day = local.day();
+        let days_in_month = days_in_month(local.year(), local.month());
+        if day > days_in_month.saturating_sub(f.last_days) || day <= f.first_days {
+            return Some(format!(
+                "freeze: {} is within the last {} or first {} days of the month ({})",
+                local.format("%Y-%m-%d %H:%M %Z"),
+                f.last_days,
+                f.first_days,
+                f.time_zone
+            ));
+        }
+    }
+    None
+}
+
+fn days_in_month(year: i32, month: u32) -> u32 {
+    let (y, m) = if month == 12 {
+        (year + 1, 1)
+    } else {
+        (year, month + 1)
+    };
+    chrono::NaiveDate::from_ymd_opt(y, m, 1)
+        .and_then(|d| d.pred_opt())
+        .map_or(31, |d| d.day())
+}
+
+/// What an action asks of a cell.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Action {
+    Advance,
+    Rollback,
+    Hold(String),
+    Release,
+}
+
+/// What the controller decides.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Decision {
+    /// Move to this state.
+    Move(CellState),
+    /// Hold the cell (the gate did not pass): a state change, recorded.
+    Hold(CellState),
+    /// Nothing changes, for this reason.
+    Blocked(String),
+}
+
+/// Everything a decision depends on besides the cell itself.
+pub(crate) struct Context<'a> {
+    pub(crate) policy: &'a Policy,
+    pub(crate) now: DateTime<Utc>,
+    pub(crate) verdict: &'a Verdict,
+    /// Approvals of the step by people other than the actor, on the current evidence.
+    pub(crate) approvals: u32,
+    /// Dependencies (`after`) not yet in cutover.
+    pub(crate) waiting_for: Vec<String>,
+    /// Cells other than this one in canary or cutover.
+    pub(crate) in_flight: usize,
+}
+
+/// Decides what `action` does to `cell`.
+pub(crate) fn decide(cell: &CellState, action: &Action, cx: &Context<'_>) -> Decision {
+    let policy = cx.policy;
+    match action {
+        Action::Rollback => {
+            if cell.stage.modern_authoritative() {
+                Decision::Move(CellState {
+                    stage: Stage::RolledBack,
+                    step: 0,
+                    held: None,
+                    version: cell.version,
+                })
+            } else {
+                Decision::Blocked(format!(
+                    "nothing to roll back: the cell is {} and the legacy stack is authoritative",
+                    cell.stage.as_str()
+                ))
+            }
+        }
+        Action::Hold(reason) => Decision::Hold(CellState {
+            held: Some(Hold {
+                reason: reason.clone(),
+                since: cx.now,
+            }),
+            ..cell.clone()
+        }),
+        Action::Release => {
+            if cell.held.is_none() {
+                return Decision::Blocked("the cell is not held".to_owned());
+            }
+            if cx.verdict.outcome == Outcome::Pass {
+                Decision::Move(CellState {
+                    held: None,
+                    ..cell.clone()
+                })
+            } else {
+                Decision::Blocked(format!("still held: {}", cx.verdict.reasons().join("; ")))
+            }
+        }
+        Action::Advance => {
+            let Some((stage, step)) = next(cell.stage, cell.step, policy) else {
+                return Decision::Blocked(
+                    "the cell is decommissioned: nothing is left to advance".to_owned(),
+                );
+            };
+            if let Some(freeze) = frozen(&policy.freezes, cx.now) {
+                return Decision::Blocked(freeze);
+            }
+            let target = CellState {
+                stage,
+                step,
+                held: None,
+                version: cell.version,
+            };
+            if stage == Stage::Shadow {
+                // Shadowing changes nothing for customers: no gate.
+                return Decision::Move(target);
+            }
+            if !cx.waiting_for.is_empty() {
+                return Decision::Blocked(format!(
+                    "waiting for {} to reach cutover",
+                    cx.waiting_for.join(", ")
+                ));
+            }
+            if cell.stage == Stage::Shadow && cx.in_flight >= policy.max_in_flight {
+                return Decision::Blocked(format!(
+                    "{} cells are already in canary or cutover (max_in_flight = {})",
+                    cx.in_flight, policy.max_in_flight
+                ));
+            }
+            match cx.verdict.outcome {
+                Outcome::Pass => {}
+                Outcome::Fail | Outcome::Inconclusive => {
+                    let reason = cx.verdict.reasons().join("; ");
+                    let since = match &cell.held {
+                        Some(h) => h.since,
+                        None => cx.now,
+                    };
+                    return Decision::Hold(CellState {
+                        held: Some(Hold { reason, since }),
+                        ..cell.clone()
+                    });
+                }
+            }
+            if policy.gate.approvals > 0
+                && policy
+                    .gate
+                    .approvals_for
+                    .iter()
+                    .any(|s| s == stage.as_str())
+                && cx.approvals < policy.gate.approvals
+            {
+                return Decision::Blocked(format!(
+                    "needs {} approval(s) of the current evidence by someone other than the initiator; has {}",
+                    policy.gate.approvals, cx.approvals
+                ));
+            }
+            Decision::Move(target)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn policy() -> Policy {
+        let text = r#"
+[[cells]]
+partitions = ["p0"]
+regions = ["r"]
+[gate]
+min_accounts = 10
+min_coverage = "0.5"
+max_mismatch_rate = "0.1"
+critical_amount = "100"
+approvals = 1
+[[freeze]]
+days_before_month_end = 2
+days_after_month_start = 3
+time_zone = "UTC"
+"#;
+        Policy::parse("p.toml", text).unwrap()
+    }
+
+    fn at(day: u32) -> DateTime<Utc> {
+        chrono::NaiveDate::from_ymd_opt(2026, 11, day)
+            .unwrap()
+            .and_hms_opt(12, 0, 0)
+            .unwrap()
+            .and_utc()
+    }
+
+    fn run(id: &str, finished: DateTime<Utc>, compared: u64, mismatched: u64) -> RunEvidence {
+        RunEvidence {
+            run_id: id.to_owned(),
+            started_at: finished - chrono::TimeDelta::hours(1),
+            finished_at: finished,
+            cohort: 100,
+            compared,
+            mismatched,
+            errored: 0,
+            delta: BTreeMap::new(),
+            largest_unwaived: Decimal::ZERO,
+            expired_waivers: Vec::new(),
+        }
+    }
+
+    fn state(stage: Stage) -> CellState {
+        CellState {
+            stage,
+            step: 0,
+            held: None,
+            version: 1,
+        }
+    }
+
+    fn cx<'a>(
+        policy: &'a Policy,
+        verdict: &'a Verdict,
+        now: DateTime<Utc>,
+        approvals: u32,
+    ) -> Context<'a> {
+        Context {
+            policy,
+            now,
+            verdict,
+            approvals,
+            waiting_for: Vec::new(),
+            in_flight: 0,
+        }
+    }
+
+    #[test]
+    fn too_little_data_holds_and_never_passes() {
+        let p = policy();
+        let v = evaluate(&p.gate, &[run("r1", at(10), 5, 0)], None);
+        assert_eq!(v.outcome, Outcome::Inconclusive);
+        assert!(matches!(
+            decide(
+                &state(Stage::Shadow),
+                &Action::Advance,
+                &cx(&p, &v, at(10), 1)
+            ),
+            Decision::Hold(_)
+        ));
+        let none = evaluate(&p.gate, &[], None);
+        assert!(matches!(
+            decide(
+                &state(Stage::Shadow),
+                &Action::Advance,
+                &cx(&p, &none, at(10), 1)
+            ),
+            Decision::Hold(_)
+        ));
+    }
+
+    #[test]
+    fn a_held_cell_passes_only_on_a_newer_run() {
+        let p = policy();
+        let held = CellState {
+            held: Some(Hold {
+                reason: "x".into(),
+                since: at(10),
+            }),
+            ..state(Stage::Shadow)
+        };
+        let old = evaluate(&p.gate, &[run("r1", at(9), 90, 0)], Some(at(10)));
+        assert_eq!(old.outcome, Outcome::Inconclusive);
+        assert!(matches!(
+            decide(&held, &Action::Advance, &cx(&p, &old, at(11), 1)),
+            Decision::Hold(_)
+        ));
+        let fresh = evaluate(
+            &p.gate,
+            &[run("r2", at(11), 90, 0), run("r1", at(9), 90, 0)],
+            Some(at(10)),
+        );
+        assert_eq!(fresh.outcome, Outcome::Pass);
+        assert!(
+            matches!(decide(&held, &Action::Advance, &cx(&p, &fresh, at(12), 1)), Decision::Move(s) if s.stage == Stage::Canary)
+        );
+    }
+
+    #[test]
+    fn a_freeze_blocks_advance_but_not_rollback() {
+        let p = policy();
+        let v = evaluate(&p.gate, &[run("r1", at(9), 90, 0)], None);
+        for day in [1, 2, 3, 29, 30] {
+            assert!(
+                matches!(decide(&state(Stage::Shadow), &Action::Advance, &cx(&p, &v, at(day), 1)), Decision::Blocked(m) if m.starts_with("freeze")),
+                "day {day}"
+            );
+            assert!(
+                matches!(decide(&state(Stage::Canary), &Action::Rollback, &cx(&p, &v, at(day), 0)), Decision::Move(s) if s.stage == Stage::RolledBack)
+            );
+        }
+        assert!(matches!(
+            decide(
+                &state(Stage::Shadow),
+                &Action::Advance,
+                &cx(&p, &v, at(4), 1)
+            ),
+            Decision::Move(_)
+        ));
+        assert!(matches!(
+            decide(
+                &state(Stage::Shadow),
+                &Action::Advance,
+                &cx(&p, &v, at(28), 1)
+            ),
+            Decision::Move(_)
+        ));
+    }
+
+    #[test]
+    fn cutover_needs_approvals() {
+        let p = policy();
+        let v = evaluate(&p.gate, &[run("r1", at(9), 90, 0)], None);
+        let last_canary = CellState {
+            step: p.canary_steps.len() - 1,
+            ..state(Stage::Canary)
+        };
+        assert!(
+            matches!(decide(&last_canary, &Action::Advance, &cx(&p, &v, at(10), 0)), Decision::Blocked(m) if m.contains("approval"))
+        );
+        assert!(
+            matches!(decide(&last_canary, &Action::Advance, &cx(&p, &v, at(10), 1)), Decision::Move(s) if s.stage == Stage::Cutover)
+        );
+    }
+
+    #[test]
+    fn wilson_upper_bound() {
+        let b = upper_bound(0, 100, Decimal::new(95, 2));
+        assert!(b > Decimal::new(36, 3) && b < Decimal::new(38, 3), "{b}");
+        assert_eq!(upper_bound(0, 0, Decimal::new(95, 2)), Decimal::ONE);
+    }
+
+    #[derive(Debug, Clone)]
+    enum Event {
+        Act(u8),
+        Run { compared: u64, mismatched: u64 },
+        Day(u32),
+        Approve,
+    }
+
+    fn event() -> impl Strategy<Value = Event> {
+        prop_oneof![
+            (0u8..4).prop_map(Event::Act),
+            (0u64..100, 0u64..20).prop_map(|(compared, mismatched)| Event::Run {
+                compared,
+                mismatched: mismatched.min(compared)
+            }),
+            (1u32..=30).prop_map(Event::Day),
+            Just(Event::Approve),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn no_cell_reaches_canary_or_cutover_without_a_passing_gate(events in prop::collection::vec(event(), 1..80)) {
+            let p = policy();
+            let mut cell = state(Stage::Legacy);
+            let mut runs: Vec<RunEvidence> = Vec::new();
+            let mut day = 10;
+            let mut hour = 0i64;
+            let mut approvals = 0;
+            for e in events {
+                hour += 1;
+                let now = at(day) + chrono::TimeDelta::hours(hour);
+                match e {
+                    Event::Run { compared, mismatched } => {
+                        runs.insert(0, run(&format!("r{}", runs.len()), now, compared, mismatched));
+                        approvals = 0; // New evidence: older approvals are stale.
+                    }
+                    Event::Day(d) => { day = d; hour = 0; }
+                    Event::Approve => approvals += 1,
+                    Event::Act(a) => {
+                        let action = match a { 0 | 1 => Action::Advance, 2 => Action::Rollback, _ => Action::Hold("manual".into()) };
+                        let verdict = evaluate(&p.gate, &runs, cell.held.as_ref().map(|h| h.since));
+                        let before = cell.clone();
+                        let decision = decide(&cell, &action, &cx(&p, &verdict, now, approvals));
+                        if action == Action::Rollback && before.stage.modern_authoritative() {
+                            prop_assert!(matches!(decision, Decision::Move(ref s) if s.stage == Stage::RolledBack), "rollback refused: {decision:?}");
+                        }
+                        if let Decision::Move(next) | Decision::Hold(next) = decision {
+                            let entered = next.stage != before.stage || next.step != before.step;
+                            if entered && matches!(next.stage, Stage::Canary | Stage::Cutover) {
+                                prop_assert_eq!(verdict.outcome, Outcome::Pass, "entered {:?} without a pass", next.stage);
+                                prop_assert!(frozen(&p.freezes, now).is_none());
+                            }
+                            cell = next;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

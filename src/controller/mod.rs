@@ -1,0 +1,628 @@
+//! `billshadow migrate`: the migration controller. Cells (partition × region) move from the
+//! legacy stack to the modern one only when the policy's gate passes on stored evidence; every
+//! change is compare-and-set on the cell's version and leaves a hash-chained audit record.
+
+mod ledger;
+pub(crate) mod machine;
+pub(crate) mod policy;
+mod render;
+
+use anyhow::anyhow;
+use chrono::{DateTime, Utc};
+
+use crate::cli::{MigrateArgs, MigrateCommand, MigrateFormat};
+use crate::exit::{Code, Failure, Outcome, input};
+use crate::run_cmd::{runtime, stack};
+use crate::store::{Store, default_url};
+use ledger::{AuditEntry, Conflict};
+use machine::{Action, CellState, Context, Decision, Outcome as GateOutcome, Stage, Verdict};
+use policy::{CellId, Policy};
+
+/// Runs evaluated per cell for the consecutive-runs criterion.
+const EVIDENCE_RUNS: usize = 20;
+
+struct Controller {
+    store: Store,
+    policy: Policy,
+    now: DateTime<Utc>,
+    actor: String,
+}
+
+/// One cell, judged for its next step.
+pub(crate) struct Judged {
+    pub(crate) cell: CellId,
+    pub(crate) state: CellState,
+    pub(crate) target: Option<(Stage, usize)>,
+    pub(crate) verdict: Verdict,
+    pub(crate) decision: Decision,
+    pub(crate) approvals: Vec<String>,
+    pub(crate) latest: Option<machine::RunEvidence>,
+    pub(crate) streak: String,
+}
+
+pub(crate) fn run(args: MigrateArgs) -> Outcome {
+    if let MigrateCommand::Lint = args.command {
+        let policy = Policy::load(&args.policy).map_err(input)?;
+        println!(
+            "{}: ok ({} cells, canary steps {:?} %, {} freeze window(s))",
+            args.policy.display(),
+            policy.cells.len(),
+            policy
+                .canary_steps
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>(),
+            policy.freezes.len()
+        );
+        return Ok(Code::Parity);
+    }
+    let policy = Policy::load(&args.policy).map_err(input)?;
+    let now = match &args.now {
+        Some(t) => DateTime::parse_from_rfc3339(t)
+            .map_err(|_| {
+                input(anyhow!(
+                    "--now `{t}` is not an RFC 3339 time such as 2026-11-25T10:00:00Z"
+                ))
+            })?
+            .with_timezone(&Utc),
+        None => Utc::now(),
+    };
+    let actor = args
+        .actor
+        .clone()
+        .or_else(|| std::env::var("USER").ok())
+        .unwrap_or_else(|| "unknown".to_owned());
+    runtime()?.block_on(async move {
+        let store = Store::open(&default_url(args.store.as_deref()))
+            .await
+            .map_err(stack)?;
+        let controller = Controller {
+            store,
+            policy,
+            now,
+            actor,
+        };
+        let result = controller.command(args.command, args.format).await;
+        controller.store.close().await;
+        result
+    })
+}
+
+fn cell_arg(name: &str) -> Result<CellId, Failure> {
+    CellId::parse(name).ok_or_else(|| {
+        input(anyhow!(
+            "`{name}` is not a cell; write it as partition/region, e.g. p1/eu-west-1"
+        ))
+    })
+}
+
+impl Controller {
+    async fn command(&self, command: MigrateCommand, format: MigrateFormat) -> Outcome {
+        match command {
+            MigrateCommand::Lint => Ok(Code::Parity),
+            MigrateCommand::Init => {
+                let ids: Vec<CellId> = self.policy.cells.iter().map(|c| c.cell.clone()).collect();
+                let created = self.store.init_cells(&ids).await.map_err(stack)?;
+                println!(
+                    "{created} cells created in legacy; {} already existed",
+                    ids.len() - created
+                );
+                Ok(Code::Parity)
+            }
+            MigrateCommand::Status => {
+                let judged = self.judge_all().await?;
+                render::status(&judged, &self.policy, format).map_err(stack)?;
+                Ok(Code::Parity)
+            }
+            MigrateCommand::Plan => {
+                let judged = self.plan().await?;
+                render::plan(&judged, &self.policy);
+                Ok(Code::Parity)
+            }
+            MigrateCommand::Gate { cell, to, junit } => {
+                let id = cell_arg(&cell)?;
+                let j = self.judge(&id, to.as_deref()).await?;
+                let passes = matches!(j.decision, Decision::Move(_));
+                if let Some(path) = junit {
+                    render::write_junit(&path, &j, &self.policy).map_err(input)?;
+                }
+                render::gate(&j, &self.policy, format).map_err(stack)?;
+                Ok(if passes { Code::Parity } else { Code::Mismatch })
+            }
+            MigrateCommand::Advance { cell, all } => self.advance(cell, all).await,
+            MigrateCommand::Rollback { cell, reason } => {
+                let id = cell_arg(&cell)?;
+                self.act(&id, &Action::Rollback, "rollback", &reason).await
+            }
+            MigrateCommand::Hold { cell, reason } => {
+                let id = cell_arg(&cell)?;
+                self.act(&id, &Action::Hold(reason.clone()), "hold", &reason)
+                    .await
+            }
+            MigrateCommand::Release { cell } => {
+                let id = cell_arg(&cell)?;
+                self.act(&id, &Action::Release, "release", "").await
+            }
+            MigrateCommand::Approve { cell, to } => {
+                self.approve(&cell_arg(&cell)?, to.as_deref()).await
+            }
+            MigrateCommand::Routes => {
+                let states = self.store.cell_states().await.map_err(stack)?;
+                render::routes(&states, &self.policy, self.now, format).map_err(stack)?;
+                Ok(Code::Parity)
+            }
+            MigrateCommand::Audit { verify } => {
+                if verify {
+                    match self.store.verify_audit().await.map_err(stack)? {
+                        Ok(n) => {
+                            println!("audit log intact: {n} records, every hash matches");
+                            Ok(Code::Parity)
+                        }
+                        Err(problem) => {
+                            eprintln!("audit log tampered with: {problem}");
+                            Ok(Code::Mismatch)
+                        }
+                    }
+                } else {
+                    let log = self.store.audit_log().await.map_err(stack)?;
+                    println!(
+                        "{}",
+                        serde_json::to_string_pretty(&serde_json::json!({ "audit": log }))
+                            .unwrap_or_default()
+                    );
+                    Ok(Code::Parity)
+                }
+            }
+        }
+    }
+
+    async fn state(&self, id: &CellId) -> Result<CellState, Failure> {
+        let states = self.store.cell_states().await.map_err(stack)?;
+        states.get(&id.name()).cloned().ok_or_else(|| {
+            input(anyhow!("the cell {} is not in the store; is it in the policy, and did `billshadow migrate init` run?", id.name()))
+        })
+    }
+
+    /// Judges one cell for its next step (or `to`).
+    async fn judge(&self, id: &CellId, to: Option<&str>) -> Result<Judged, Failure> {
+        let cell_policy = self
+            .policy
+            .cell(id)
+            .ok_or_else(|| input(anyhow!("the cell {} is not in the policy", id.name())))?;
+        let state = self.state(id).await?;
+        let states = self.store.cell_states().await.map_err(stack)?;
+        let target = machine::next(state.stage, state.step, &self.policy);
+        if let Some(to) = to {
+            let wanted = Stage::parse(to).ok_or_else(|| {
+                input(anyhow!(
+                    "--to `{to}` is not a state (shadow, canary, cutover, decommissioned)"
+                ))
+            })?;
+            if target.is_none_or(|(stage, _)| stage != wanted) {
+                return Err(input(anyhow!(
+                    "{} is {}; its next step is {}, not {to}",
+                    id.name(),
+                    state.label(&self.policy),
+                    target.map_or("none", |(s, _)| s.as_str())
+                )));
+            }
+        }
+        let evidence = self
+            .store
+            .cell_evidence(id, EVIDENCE_RUNS, self.now.date_naive())
+            .await
+            .map_err(stack)?;
+        let verdict = machine::evaluate(
+            &self.policy.gate,
+            &evidence,
+            state.held.as_ref().map(|h| h.since),
+        );
+        let target_name = target.map_or("", |(s, _)| s.as_str());
+        let approvals: Vec<String> = self
+            .store
+            .approvers(&id.name(), target_name, &verdict.evidence_hash)
+            .await
+            .map_err(stack)?
+            .into_iter()
+            .filter(|a| *a != self.actor)
+            .collect();
+        let waiting_for = cell_policy
+            .after
+            .iter()
+            .filter(|dep| {
+                states
+                    .get(&dep.name())
+                    .is_none_or(|s| !matches!(s.stage, Stage::Cutover | Stage::Decommissioned))
+            })
+            .map(CellId::name)
+            .collect();
+        let in_flight = states
+            .iter()
+            .filter(|(name, s)| {
+                **name != id.name() && matches!(s.stage, Stage::Canary | Stage::Cutover)
+            })
+            .count();
+        let cx = Context {
+            policy: &self.policy,
+            now: self.now,
+            verdict: &verdict,
+            approvals: approvals.len() as u32,
+            waiting_for,
+            in_flight,
+        };
+        let decision = machine::decide(&state, &Action::Advance, &cx);
+        let streak = verdict
+            .criteria
+            .iter()
+            .find(|c| c.name == "consecutive_passing_runs")
+            .map(|c| c.measured.clone())
+            .unwrap_or_default();
+        Ok(Judged {
+            cell: id.clone(),
+            state,
+            target,
+            latest: evidence.into_iter().next(),
+            verdict,
+            decision,
+            approvals,
+            streak,
+        })
+    }
+
+    async fn judge_all(&self) -> Result<Vec<Judged>, Failure> {
+        let mut cells: Vec<&policy::CellPolicy> = self.policy.cells.iter().collect();
+        cells.sort_by(|a, b| (a.order, &a.cell).cmp(&(b.order, &b.cell)));
+        let mut out = Vec::new();
+        for c in cells {
+            out.push(self.judge(&c.cell, None).await?);
+        }
+        Ok(out)
+    }
+
+    /// What `advance --all` would do, in order; cells entering canary count against
+    /// `max_in_flight` for the cells after them.
+    async fn plan(&self) -> Result<Vec<Judged>, Failure> {
+        let mut judged = self.judge_all().await?;
+        let mut entering = 0;
+        for j in &mut judged {
+            if let Decision::Move(next) = &j.decision
+                && j.state.stage == Stage::Shadow
+                && next.stage == Stage::Canary
+            {
+                let in_flight = self
+                    .store
+                    .cell_states()
+                    .await
+                    .map_err(stack)?
+                    .values()
+                    .filter(|s| matches!(s.stage, Stage::Canary | Stage::Cutover))
+                    .count();
+                if in_flight + entering >= self.policy.max_in_flight {
+                    j.decision = Decision::Blocked(format!(
+                        "max_in_flight = {} would be exceeded",
+                        self.policy.max_in_flight
+                    ));
+                } else {
+                    entering += 1;
+                }
+            }
+        }
+        Ok(judged)
+    }
+
+    fn entry(
+        &self,
+        cell: &CellId,
+        action: &str,
+        from: &CellState,
+        to: &CellState,
+        reason: &str,
+        verdict: Option<&Verdict>,
+    ) -> AuditEntry {
+        AuditEntry {
+            actor: self.actor.clone(),
+            cell: cell.name(),
+            action: action.to_owned(),
+            from_state: from.label(&self.policy),
+            to_state: to.label(&self.policy),
+            reason: reason.to_owned(),
+            policy_hash: self.policy.hash.clone(),
+            evidence: verdict.map_or(serde_json::Value::Null, |v| {
+                serde_json::json!({"runs": v.runs, "evidence_hash": v.evidence_hash, "outcome": v.outcome, "criteria": v.criteria})
+            }),
+        }
+    }
+
+    /// Writes a decision: a move or a hold, CAS on the version, audited, hooked.
+    async fn apply(
+        &self,
+        j: &Judged,
+        next: &CellState,
+        action: &str,
+        reason: &str,
+    ) -> Result<(), Failure> {
+        let entry = self.entry(&j.cell, action, &j.state, next, reason, Some(&j.verdict));
+        let hook = self.policy.hook.clone();
+        let (cell, from, to) = (
+            j.cell.name(),
+            j.state.label(&self.policy),
+            next.label(&self.policy),
+        );
+        let actor = self.actor.clone();
+        let result = self
+            .store
+            .transition(
+                &j.cell.name(),
+                j.state.version,
+                next,
+                &entry,
+                async move || run_hook(&hook, &cell, &from, &to, &actor).await,
+            )
+            .await;
+        result.map_err(|e| {
+            if e.is::<Conflict>() {
+                Failure {
+                    code: Code::Mismatch,
+                    error: e,
+                }
+            } else {
+                stack(e)
+            }
+        })
+    }
+
+    async fn advance(&self, cell: Option<String>, all: bool) -> Outcome {
+        let judged = match (cell, all) {
+            (Some(c), false) => vec![self.judge(&cell_arg(&c)?, None).await?],
+            (None, true) => {
+                self.automatic_rollbacks().await?;
+                self.plan().await?
+            }
+            _ => return Err(input(anyhow!("name a cell, or pass --all"))),
+        };
+        let mut code = Code::Parity;
+        for j in &judged {
+            match &j.decision {
+                Decision::Move(next) => {
+                    self.apply(j, next, "advance", "the gate passed").await?;
+                    println!(
+                        "{}: {} → {}",
+                        j.cell.name(),
+                        j.state.label(&self.policy),
+                        next.label(&self.policy)
+                    );
+                }
+                Decision::Hold(next) => {
+                    if j.state.held.as_ref().map(|h| &h.reason)
+                        != next.held.as_ref().map(|h| &h.reason)
+                    {
+                        self.apply(
+                            j,
+                            next,
+                            "hold",
+                            &next
+                                .held
+                                .as_ref()
+                                .map(|h| h.reason.clone())
+                                .unwrap_or_default(),
+                        )
+                        .await?;
+                    }
+                    println!(
+                        "{}: held at {}: {}",
+                        j.cell.name(),
+                        j.state.stage.as_str(),
+                        next.held.as_ref().map_or("", |h| h.reason.as_str())
+                    );
+                    if !all {
+                        code = Code::Mismatch;
+                    }
+                }
+                Decision::Blocked(reason) => {
+                    println!(
+                        "{}: stays {}: {reason}",
+                        j.cell.name(),
+                        j.state.label(&self.policy)
+                    );
+                    if !all {
+                        code = Code::Mismatch;
+                    }
+                }
+            }
+        }
+        Ok(code)
+    }
+
+    /// Rolls back, automatically, every cell in canary or cutover whose newest run shows what
+    /// the policy's rollback triggers name.
+    async fn automatic_rollbacks(&self) -> Result<(), Failure> {
+        let rollback = &self.policy.rollback;
+        for c in &self.policy.cells {
+            let state = self.state(&c.cell).await?;
+            if !state.stage.modern_authoritative() {
+                continue;
+            }
+            let evidence = self
+                .store
+                .cell_evidence(&c.cell, 1, self.now.date_naive())
+                .await
+                .map_err(stack)?;
+            let Some(latest) = evidence.first() else {
+                continue;
+            };
+            let mut reasons = Vec::new();
+            if rollback.on_critical_diff
+                && let Some(critical) = self.policy.gate.critical_amount
+                && latest.largest_unwaived >= critical
+            {
+                reasons.push(format!(
+                    "run {} has an unwaived diff of {} (critical: {critical})",
+                    latest.run_id, latest.largest_unwaived
+                ));
+            }
+            if let Some(max) = rollback.max_stack_error_rate {
+                let rate = if latest.cohort == 0 {
+                    rust_decimal::Decimal::ZERO
+                } else {
+                    rust_decimal::Decimal::from(latest.errored)
+                        / rust_decimal::Decimal::from(latest.cohort)
+                };
+                if rate > max {
+                    reasons.push(format!(
+                        "run {} has a stack error rate of {} (limit {max})",
+                        latest.run_id,
+                        rate.round_dp(4)
+                    ));
+                }
+            }
+            if reasons.is_empty() {
+                continue;
+            }
+            let next = CellState {
+                stage: Stage::RolledBack,
+                step: 0,
+                held: None,
+                version: state.version,
+            };
+            let verdict = machine::evaluate(&self.policy.gate, &evidence, None);
+            let j = Judged {
+                cell: c.cell.clone(),
+                state: state.clone(),
+                target: None,
+                verdict,
+                decision: Decision::Move(next.clone()),
+                approvals: Vec::new(),
+                latest: None,
+                streak: String::new(),
+            };
+            let reason = format!("automatic rollback: {}", reasons.join("; "));
+            self.apply(&j, &next, "rollback", &reason).await?;
+            println!(
+                "{}: {} → rolled_back ({reason})",
+                c.cell.name(),
+                state.label(&self.policy)
+            );
+        }
+        Ok(())
+    }
+
+    async fn act(&self, id: &CellId, action: &Action, name: &str, reason: &str) -> Outcome {
+        let mut j = self.judge(id, None).await?;
+        let cx = Context {
+            policy: &self.policy,
+            now: self.now,
+            verdict: &j.verdict,
+            approvals: 0,
+            waiting_for: Vec::new(),
+            in_flight: 0,
+        };
+        // Release judges the step the cell is at, not the next one: the hold is on that.
+        j.decision = machine::decide(&j.state, action, &cx);
+        match &j.decision {
+            Decision::Move(next) | Decision::Hold(next) => {
+                self.apply(&j, next, name, reason).await?;
+                println!(
+                    "{}: {} → {}",
+                    id.name(),
+                    j.state.label(&self.policy),
+                    next.label(&self.policy)
+                );
+                Ok(Code::Parity)
+            }
+            Decision::Blocked(why) => {
+                println!(
+                    "{}: stays {}: {why}",
+                    id.name(),
+                    j.state.label(&self.policy)
+                );
+                Ok(Code::Mismatch)
+            }
+        }
+    }
+
+    async fn approve(&self, id: &CellId, to: Option<&str>) -> Outcome {
+        if let Some(freeze) = machine::frozen(&self.policy.freezes, self.now) {
+            println!("{}: not approved: {freeze}", id.name());
+            return Ok(Code::Mismatch);
+        }
+        let j = self.judge(id, to).await?;
+        let Some((target, _)) = j.target else {
+            return Err(input(anyhow!("{} has no next step to approve", id.name())));
+        };
+        if j.verdict.outcome != GateOutcome::Pass {
+            println!(
+                "{}: not approved: the gate does not pass on the current evidence ({})",
+                id.name(),
+                j.verdict.reasons().join("; ")
+            );
+            return Ok(Code::Mismatch);
+        }
+        self.store
+            .approve(
+                &id.name(),
+                target.as_str(),
+                &self.actor,
+                &j.verdict.evidence_hash,
+            )
+            .await
+            .map_err(stack)?;
+        let entry = self.entry(
+            id,
+            "approve",
+            &j.state,
+            &j.state,
+            &format!(
+                "approved {} on evidence {}",
+                target.as_str(),
+                &j.verdict.evidence_hash[..12]
+            ),
+            Some(&j.verdict),
+        );
+        self.store.audit(&entry).await.map_err(stack)?;
+        println!(
+            "{}: {} approved {} on the current evidence ({})",
+            id.name(),
+            self.actor,
+            target.as_str(),
+            &j.verdict.evidence_hash[..12]
+        );
+        Ok(Code::Parity)
+    }
+}
+
+/// Runs the policy's hook (argv, no shell) for a transition; its failure stops the transition.
+async fn run_hook(
+    hook: &[String],
+    cell: &str,
+    from: &str,
+    to: &str,
+    actor: &str,
+) -> Result<(), String> {
+    let Some((program, args)) = hook.split_first() else {
+        return Ok(());
+    };
+    let fill = |t: &str| {
+        t.replace("{cell}", cell)
+            .replace("{from}", from)
+            .replace("{to}", to)
+            .replace("{actor}", actor)
+    };
+    let mut command = tokio::process::Command::new(fill(program));
+    command
+        .args(args.iter().map(|a| fill(a)))
+        .kill_on_drop(true)
+        .stdin(std::process::Stdio::null());
+    let output = tokio::time::timeout(std::time::Duration::from_secs(60), command.output())
+        .await
+        .map_err(|_| format!("{program} timed out after 60 s"))?
+        .map_err(|e| format!("cannot run {program}: {e}"))?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{program} exited with {}: {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim()
+        ))
+    }
+}

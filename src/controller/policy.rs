@@ -1,0 +1,497 @@
+//! The migration policy (TOML): the cells, their order and dependencies, the canary steps, the
+//! gate, freeze windows, approvals, rollback triggers and the transition hook. Validated on
+//! load with the line and column of every error (`billshadow migrate lint`).
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+use std::path::Path;
+
+use billshadow_adapters::location::{TomlError, toml_error};
+use billshadow_comparisons::parse_decimal;
+use rust_decimal::Decimal;
+use serde::Deserialize;
+use toml::Spanned;
+
+/// One partition in one region.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+pub(crate) struct CellId {
+    pub(crate) partition: String,
+    pub(crate) region: String,
+}
+
+impl CellId {
+    pub(crate) fn name(&self) -> String {
+        format!("{}/{}", self.partition, self.region)
+    }
+
+    pub(crate) fn parse(name: &str) -> Option<CellId> {
+        let (partition, region) = name.split_once('/')?;
+        (!partition.is_empty() && !region.is_empty()).then(|| CellId {
+            partition: partition.to_owned(),
+            region: region.to_owned(),
+        })
+    }
+}
+
+/// The evidence a step needs.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Gate {
+    pub(crate) min_accounts: u64,
+    /// Share of the cell's cohort that must have been compared.
+    pub(crate) min_coverage: Decimal,
+    pub(crate) max_mismatch_rate: Decimal,
+    /// When set, the mismatch rate is judged by its upper confidence bound (Wilson score).
+    pub(crate) confidence: Option<Decimal>,
+    /// Per currency, the largest |modern − legacy| the cell may drift by in a run.
+    pub(crate) max_delta: BTreeMap<String, Decimal>,
+    /// No unwaived diff may be this large or larger.
+    pub(crate) critical_amount: Option<Decimal>,
+    pub(crate) consecutive_passing_runs: u32,
+    pub(crate) min_span_hours: u32,
+    pub(crate) max_stack_error_rate: Decimal,
+    /// Approvals (not by the initiator) needed to enter these states.
+    pub(crate) approvals: u32,
+    pub(crate) approvals_for: Vec<String>,
+}
+
+/// A freeze window: the last `days_before_month_end` and first `days_after_month_start` days of
+/// every month, in a time zone.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Freeze {
+    pub(crate) last_days: u32,
+    pub(crate) first_days: u32,
+    pub(crate) time_zone: chrono_tz::Tz,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Rollback {
+    pub(crate) on_critical_diff: bool,
+    pub(crate) max_stack_error_rate: Option<Decimal>,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct CellPolicy {
+    pub(crate) cell: CellId,
+    pub(crate) order: i64,
+    pub(crate) after: Vec<CellId>,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Policy {
+    pub(crate) cells: Vec<CellPolicy>,
+    pub(crate) max_in_flight: usize,
+    /// Canary steps, in percent of accounts (by a stable hash of the account id).
+    pub(crate) canary_steps: Vec<Decimal>,
+    pub(crate) gate: Gate,
+    pub(crate) freezes: Vec<Freeze>,
+    pub(crate) rollback: Rollback,
+    pub(crate) hook: Vec<String>,
+    /// sha-256 of the policy file, recorded with every transition.
+    pub(crate) hash: String,
+}
+
+impl Policy {
+    pub(crate) fn load(path: &Path) -> Result<Policy, TomlError> {
+        let origin = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| TomlError::io(&origin, &e))?;
+        Policy::parse(&origin, &text)
+    }
+
+    pub(crate) fn parse(origin: &str, text: &str) -> Result<Policy, TomlError> {
+        let raw: RawPolicy = toml::from_str(text).map_err(|e| toml_error(origin, text, &e))?;
+        raw.validate()
+            .map_err(|(span, message)| TomlError::at(origin, text, span, message))
+            .map(|mut p| {
+                p.hash = crate::run_cmd::sha256_hex(text.as_bytes());
+                p
+            })
+    }
+
+    pub(crate) fn cell(&self, id: &CellId) -> Option<&CellPolicy> {
+        self.cells.iter().find(|c| &c.cell == id)
+    }
+}
+
+type Invalid = (Range<usize>, String);
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPolicy {
+    #[serde(default)]
+    max_in_flight: Option<usize>,
+    #[serde(default)]
+    canary_steps: Option<Spanned<Vec<String>>>,
+    #[serde(default)]
+    hook: Vec<String>,
+    cells: Spanned<Vec<Spanned<RawCells>>>,
+    gate: Spanned<RawGate>,
+    #[serde(default)]
+    freeze: Vec<Spanned<RawFreeze>>,
+    #[serde(default)]
+    rollback: Option<RawRollback>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCells {
+    partitions: Vec<String>,
+    regions: Vec<String>,
+    #[serde(default)]
+    order: i64,
+    #[serde(default)]
+    after: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGate {
+    min_accounts: u64,
+    #[serde(default)]
+    min_coverage: Option<String>,
+    max_mismatch_rate: String,
+    confidence: Option<String>,
+    #[serde(default)]
+    max_delta: BTreeMap<String, String>,
+    critical_amount: Option<String>,
+    #[serde(default)]
+    consecutive_passing_runs: Option<u32>,
+    #[serde(default)]
+    min_span_hours: u32,
+    #[serde(default)]
+    max_stack_error_rate: Option<String>,
+    #[serde(default)]
+    approvals: u32,
+    #[serde(default)]
+    approvals_for: Option<Vec<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFreeze {
+    #[serde(default)]
+    days_before_month_end: u32,
+    #[serde(default)]
+    days_after_month_start: u32,
+    time_zone: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRollback {
+    #[serde(default)]
+    on_critical_diff: bool,
+    max_stack_error_rate: Option<String>,
+}
+
+/// Expands `p0..p3` into p0, p1, p2, p3; anything else is itself.
+fn expand(item: &str) -> Result<Vec<String>, String> {
+    let Some((a, b)) = item.split_once("..") else {
+        return Ok(vec![item.to_owned()]);
+    };
+    let split = |s: &str| {
+        let digits = s.trim_start_matches(|c: char| !c.is_ascii_digit());
+        let prefix = &s[..s.len() - digits.len()];
+        digits
+            .parse::<u32>()
+            .ok()
+            .map(|n| (prefix.to_owned(), n, digits.len()))
+    };
+    match (split(a), split(b)) {
+        (Some((pa, x, width)), Some((pb, y, _))) if pa == pb && x <= y && y - x < 10_000 => {
+            Ok((x..=y).map(|n| format!("{pa}{n:0width$}")).collect())
+        }
+        _ => Err(format!("`{item}` is not a range such as p0..p3")),
+    }
+}
+
+fn ratio(name: &str, text: &str) -> Result<Decimal, String> {
+    let v = parse_decimal(text).map_err(|e| format!("{name}: {e}"))?;
+    if v < Decimal::ZERO || v > Decimal::ONE {
+        return Err(format!("{name} = `{text}` must be between 0 and 1"));
+    }
+    Ok(v)
+}
+
+impl RawPolicy {
+    fn validate(self) -> Result<Policy, Invalid> {
+        let cells_span = self.cells.span();
+        let mut cells: Vec<CellPolicy> = Vec::new();
+        let mut pending_after: Vec<(usize, Vec<String>, Range<usize>)> = Vec::new();
+        for raw in self.cells.into_inner() {
+            let span = raw.span();
+            let raw = raw.into_inner();
+            let err = |m: String| (span.clone(), m);
+            let mut partitions = Vec::new();
+            for p in &raw.partitions {
+                partitions.extend(expand(p).map_err(err)?);
+            }
+            let mut regions = Vec::new();
+            for r in &raw.regions {
+                regions.extend(expand(r).map_err(err)?);
+            }
+            if partitions.is_empty() || regions.is_empty() {
+                return Err(err(
+                    "a [[cells]] entry needs at least one partition and one region".to_owned(),
+                ));
+            }
+            for partition in &partitions {
+                for region in &regions {
+                    let cell = CellId {
+                        partition: partition.clone(),
+                        region: region.clone(),
+                    };
+                    if cells.iter().any(|c| c.cell == cell) {
+                        return Err(err(format!("the cell {} is listed twice", cell.name())));
+                    }
+                    pending_after.push((cells.len(), raw.after.clone(), span.clone()));
+                    cells.push(CellPolicy {
+                        cell,
+                        order: raw.order,
+                        after: Vec::new(),
+                    });
+                }
+            }
+        }
+        if cells.is_empty() {
+            return Err((cells_span, "the policy has no cells".to_owned()));
+        }
+        for (index, after, span) in pending_after {
+            for name in after {
+                let id = CellId::parse(&name).ok_or_else(|| {
+                    (
+                        span.clone(),
+                        format!("after: `{name}` is not a cell (partition/region)"),
+                    )
+                })?;
+                if !cells.iter().any(|c| c.cell == id) {
+                    return Err((
+                        span.clone(),
+                        format!("after: the cell {name} is not in the policy"),
+                    ));
+                }
+                if id == cells[index].cell {
+                    return Err((
+                        span.clone(),
+                        format!("the cell {name} cannot come after itself"),
+                    ));
+                }
+                cells[index].after.push(id);
+            }
+        }
+        let canary_steps = match self.canary_steps {
+            None => vec![Decimal::ONE, Decimal::from(5), Decimal::from(25)],
+            Some(steps) => {
+                let span = steps.span();
+                let mut out: Vec<Decimal> = Vec::new();
+                for s in steps.into_inner() {
+                    let v = parse_decimal(&s)
+                        .map_err(|e| (span.clone(), format!("canary_steps: {e}")))?;
+                    if v <= Decimal::ZERO
+                        || v >= Decimal::ONE_HUNDRED
+                        || out.last().is_some_and(|l| *l >= v)
+                    {
+                        return Err((span, "canary_steps must be increasing percentages between 0 and 100 (exclusive)".to_owned()));
+                    }
+                    out.push(v);
+                }
+                out
+            }
+        };
+        let gate_span = self.gate.span();
+        let g = self.gate.into_inner();
+        let gerr = |m: String| (gate_span.clone(), format!("[gate] {m}"));
+        let mut max_delta = BTreeMap::new();
+        for (currency, value) in g.max_delta {
+            if currency
+                .parse::<billshadow_comparisons::Currency>()
+                .is_err()
+            {
+                return Err(gerr(format!(
+                    "max_delta: `{currency}` is not an ISO 4217 currency"
+                )));
+            }
+            max_delta.insert(
+                currency,
+                parse_decimal(&value).map_err(|e| gerr(format!("max_delta: {e}")))?,
+            );
+        }
+        let approvals_for = g
+            .approvals_for
+            .unwrap_or_else(|| vec!["cutover".to_owned(), "decommissioned".to_owned()]);
+        for state in &approvals_for {
+            if !matches!(state.as_str(), "canary" | "cutover" | "decommissioned") {
+                return Err(gerr(format!(
+                    "approvals_for: `{state}` is not canary, cutover or decommissioned"
+                )));
+            }
+        }
+        let gate = Gate {
+            min_accounts: g.min_accounts,
+            min_coverage: g
+                .min_coverage
+                .as_deref()
+                .map(|c| ratio("min_coverage", c))
+                .transpose()
+                .map_err(gerr)?
+                .unwrap_or(Decimal::ZERO),
+            max_mismatch_rate: ratio("max_mismatch_rate", &g.max_mismatch_rate).map_err(gerr)?,
+            confidence: g
+                .confidence
+                .as_deref()
+                .map(|c| ratio("confidence", c))
+                .transpose()
+                .map_err(gerr)?,
+            max_delta,
+            critical_amount: g
+                .critical_amount
+                .as_deref()
+                .map(parse_decimal)
+                .transpose()
+                .map_err(|e| gerr(format!("critical_amount: {e}")))?,
+            consecutive_passing_runs: g.consecutive_passing_runs.unwrap_or(1).max(1),
+            min_span_hours: g.min_span_hours,
+            max_stack_error_rate: g
+                .max_stack_error_rate
+                .as_deref()
+                .map(|r| ratio("max_stack_error_rate", r))
+                .transpose()
+                .map_err(gerr)?
+                .unwrap_or(Decimal::ZERO),
+            approvals: g.approvals,
+            approvals_for,
+        };
+        if gate
+            .confidence
+            .is_some_and(|c| !(Decimal::new(5, 1)..Decimal::ONE).contains(&c))
+        {
+            return Err(gerr(
+                "confidence must be at least 0.5 and below 1".to_owned(),
+            ));
+        }
+        let mut freezes = Vec::new();
+        for f in self.freeze {
+            let span = f.span();
+            let f = f.into_inner();
+            let time_zone: chrono_tz::Tz = f.time_zone.parse().map_err(|_| {
+                (
+                    span.clone(),
+                    format!(
+                        "`{}` is not an IANA time zone such as Europe/Dublin",
+                        f.time_zone
+                    ),
+                )
+            })?;
+            if f.days_before_month_end > 15 || f.days_after_month_start > 15 {
+                return Err((
+                    span,
+                    "a freeze covers at most 15 days at each end of a month".to_owned(),
+                ));
+            }
+            freezes.push(Freeze {
+                last_days: f.days_before_month_end,
+                first_days: f.days_after_month_start,
+                time_zone,
+            });
+        }
+        let rollback = match self.rollback {
+            None => Rollback {
+                on_critical_diff: false,
+                max_stack_error_rate: None,
+            },
+            Some(r) => Rollback {
+                on_critical_diff: r.on_critical_diff,
+                max_stack_error_rate: r
+                    .max_stack_error_rate
+                    .as_deref()
+                    .map(|x| ratio("rollback.max_stack_error_rate", x))
+                    .transpose()
+                    .map_err(|m| (cells_span.clone(), m))?,
+            },
+        };
+        Ok(Policy {
+            cells,
+            max_in_flight: self.max_in_flight.unwrap_or(2).max(1),
+            canary_steps,
+            gate,
+            freezes,
+            rollback,
+            hook: self.hook,
+            hash: String::new(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) const POLICY: &str = r#"
+max_in_flight = 2
+canary_steps = ["1", "5", "25"]
+
+[[cells]]
+partitions = ["p0..p1"]
+regions = ["us-east-1", "eu-west-1"]
+
+[[cells]]
+partitions = ["p2"]
+regions = ["us-east-1"]
+after = ["p0/us-east-1"]
+
+[gate]
+min_accounts = 100
+min_coverage = "0.9"
+max_mismatch_rate = "0.01"
+max_delta = { USD = "5.00" }
+critical_amount = "100"
+consecutive_passing_runs = 1
+approvals = 1
+
+[[freeze]]
+days_before_month_end = 2
+days_after_month_start = 3
+time_zone = "Europe/Dublin"
+"#;
+
+    fn error_of(text: &str) -> String {
+        Policy::parse("policy.toml", text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn the_sample_policy_loads() {
+        let p = Policy::parse("policy.toml", POLICY).unwrap();
+        assert_eq!(p.cells.len(), 5);
+        assert_eq!(
+            p.cells[4].after,
+            [CellId {
+                partition: "p0".into(),
+                region: "us-east-1".into()
+            }]
+        );
+        assert_eq!(p.freezes[0].time_zone, chrono_tz::Europe::Dublin);
+        assert_eq!(p.hash.len(), 64);
+    }
+
+    #[test]
+    fn errors_name_the_line() {
+        assert!(
+            error_of(&POLICY.replace("Europe/Dublin", "Europe/Atlantis"))
+                .starts_with("policy.toml:22:1: `Europe/Atlantis` is not an IANA time zone"),
+            "{}",
+            error_of(&POLICY.replace("Europe/Dublin", "Europe/Atlantis"))
+        );
+        assert!(
+            error_of(&POLICY.replace("p0/us-east-1", "p9/us-east-1"))
+                .contains("after: the cell p9/us-east-1 is not in the policy")
+        );
+        assert!(
+            error_of(&POLICY.replace("min_accounts", "min_acounts"))
+                .contains("unknown field `min_acounts`")
+        );
+        assert!(
+            error_of(&POLICY.replace("\"0.01\"", "\"1.5\""))
+                .contains("max_mismatch_rate = `1.5` must be between 0 and 1")
+        );
+        assert!(error_of(&POLICY.replace("p0..p1", "p1..p0")).contains("`p1..p0` is not a range"));
+    }
+}
