@@ -476,7 +476,7 @@ time_zone = "Europe/Dublin"
     fn errors_name_the_line() {
         assert!(
             error_of(&POLICY.replace("Europe/Dublin", "Europe/Atlantis"))
-                .starts_with("policy.toml:22:1: `Europe/Atlantis` is not an IANA time zone"),
+                .starts_with("policy.toml:23:1: `Europe/Atlantis` is not an IANA time zone"),
             "{}",
             error_of(&POLICY.replace("Europe/Dublin", "Europe/Atlantis"))
         );
