@@ -305,6 +305,9 @@ pub(crate) enum MigrateCommand {
         cell: Option<String>,
         #[arg(long, conflicts_with = "cell")]
         all: bool,
+        /// Move only if this is the cell's next step (so a repeated command never moves twice).
+        #[arg(long, conflicts_with = "all")]
+        to: Option<String>,
     },
     /// Make the legacy stack authoritative again; never blocked by a freeze.
     Rollback {

@@ -197,10 +197,12 @@ pub(crate) fn run(args: DemoArgs) -> Outcome {
     migrate(crate::cli::MigrateCommand::Advance {
         cell: None,
         all: true,
+        to: None,
     })?;
     migrate(crate::cli::MigrateCommand::Advance {
         cell: None,
         all: true,
+        to: None,
     })?;
     let seconds = started.elapsed().as_secs_f64();
     let store_arg = store.display();

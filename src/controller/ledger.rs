@@ -49,6 +49,7 @@ fn state_of(row: &sqlx::any::AnyRow) -> anyhow::Result<CellState> {
     let stage: String = row.try_get("stage")?;
     let reason: String = row.try_get("held_reason")?;
     let since: String = row.try_get("held_since")?;
+    let after_run: String = row.try_get("held_run")?;
     Ok(CellState {
         stage: Stage::parse(&stage)
             .ok_or_else(|| anyhow!("the store holds an unknown cell stage {stage}"))?,
@@ -56,6 +57,7 @@ fn state_of(row: &sqlx::any::AnyRow) -> anyhow::Result<CellState> {
         held: (!reason.is_empty()).then(|| Hold {
             reason,
             since: parse_time(&since).unwrap_or_default(),
+            after_run,
         }),
         version: row.try_get("version")?,
     })
@@ -67,8 +69,8 @@ impl Store {
         let mut created = 0;
         for cell in cells {
             let done = sqlx::query(
-                "INSERT INTO cells (cell, partition, region, stage, step, held_reason, held_since, version, updated_at) \
-                 SELECT $1, $2, $3, 'legacy', 0, '', '', 1, $4 WHERE NOT EXISTS (SELECT 1 FROM cells WHERE cell = $1)",
+                "INSERT INTO cells (cell, partition, region, stage, step, held_reason, held_since, held_run, version, updated_at) \
+                 SELECT $1, $2, $3, 'legacy', 0, '', '', '', 1, $4 WHERE NOT EXISTS (SELECT 1 FROM cells WHERE cell = $1)",
             )
             .bind(cell.name())
             .bind(cell.partition.as_str())
@@ -82,10 +84,11 @@ impl Store {
     }
 
     pub(crate) async fn cell_states(&self) -> anyhow::Result<BTreeMap<String, CellState>> {
-        let rows =
-            sqlx::query("SELECT cell, stage, step, held_reason, held_since, version FROM cells")
-                .fetch_all(self.pool())
-                .await?;
+        let rows = sqlx::query(
+            "SELECT cell, stage, step, held_reason, held_since, held_run, version FROM cells",
+        )
+        .fetch_all(self.pool())
+        .await?;
         rows.iter()
             .map(|r| Ok((r.try_get::<String, _>("cell")?, state_of(r)?)))
             .collect()
@@ -102,13 +105,13 @@ impl Store {
         hook: impl AsyncFnOnce() -> Result<(), String>,
     ) -> anyhow::Result<()> {
         let mut tx = self.pool().begin().await?;
-        let (reason, since) = match &next.held {
-            Some(h) => (h.reason.clone(), h.since.to_rfc3339()),
-            None => (String::new(), String::new()),
+        let (reason, since, after_run) = match &next.held {
+            Some(h) => (h.reason.clone(), h.since.to_rfc3339(), h.after_run.clone()),
+            None => (String::new(), String::new(), String::new()),
         };
         let updated = sqlx::query(
-            "UPDATE cells SET stage = $1, step = $2, held_reason = $3, held_since = $4, version = version + 1, updated_at = $5 \
-             WHERE cell = $6 AND version = $7",
+            "UPDATE cells SET stage = $1, step = $2, held_reason = $3, held_since = $4, held_run = $8, version = version + 1, \
+             updated_at = $5 WHERE cell = $6 AND version = $7",
         )
         .bind(next.stage.as_str())
         .bind(next.step as i64)
@@ -117,6 +120,7 @@ impl Store {
         .bind(now())
         .bind(cell)
         .bind(expected_version)
+        .bind(after_run)
         .execute(&mut *tx)
         .await?;
         if updated.rows_affected() != 1 {

@@ -73,6 +73,8 @@ pub(crate) struct CellState {
 pub(crate) struct Hold {
     pub(crate) reason: String,
     pub(crate) since: DateTime<Utc>,
+    /// The newest run when the cell was held: only a run after it can release the cell.
+    pub(crate) after_run: String,
 }
 
 impl CellState {
@@ -276,11 +278,7 @@ fn run_criteria(gate: &Gate, run: &RunEvidence) -> Vec<Criterion> {
 
 /// Judges a cell's evidence (runs newest first). `held_since`: the verdict passes only if the
 /// newest run finished after it.
-pub(crate) fn evaluate(
-    gate: &Gate,
-    runs: &[RunEvidence],
-    held_since: Option<DateTime<Utc>>,
-) -> Verdict {
+pub(crate) fn evaluate(gate: &Gate, runs: &[RunEvidence], held: Option<&Hold>) -> Verdict {
     let evidence_hash = evidence_hash(runs);
     let Some(latest) = runs.first() else {
         let c = criterion(
@@ -323,12 +321,20 @@ pub(crate) fn evaluate(
             && span_hours >= i64::from(gate.min_span_hours),
         true,
     ));
-    if let Some(since) = held_since {
+    if let Some(hold) = held {
         criteria.push(criterion(
             "fresh_evidence",
-            format!("newest run finished {}", latest.finished_at.to_rfc3339()),
-            format!("after the hold of {}", since.to_rfc3339()),
-            latest.finished_at > since,
+            format!("newest run {}", latest.run_id),
+            format!(
+                "a run newer than {} (held {})",
+                if hold.after_run.is_empty() {
+                    "none"
+                } else {
+                    &hold.after_run
+                },
+                hold.since.to_rfc3339()
+            ),
+            latest.run_id != hold.after_run,
             true,
         ));
     }
@@ -509,6 +515,7 @@ pub(crate) fn decide(cell: &CellState, action: &Action, cx: &Context<'_>) -> Dec
             held: Some(Hold {
                 reason: reason.clone(),
                 since: cx.now,
+                after_run: cx.verdict.runs.first().cloned().unwrap_or_default(),
             }),
             ..cell.clone()
         }),
@@ -560,12 +567,16 @@ pub(crate) fn decide(cell: &CellState, action: &Action, cx: &Context<'_>) -> Dec
                 Outcome::Pass => {}
                 Outcome::Fail | Outcome::Inconclusive => {
                     let reason = cx.verdict.reasons().join("; ");
-                    let since = match &cell.held {
-                        Some(h) => h.since,
-                        None => cx.now,
+                    let (since, after_run) = match &cell.held {
+                        Some(h) => (h.since, h.after_run.clone()),
+                        None => (cx.now, cx.verdict.runs.first().cloned().unwrap_or_default()),
                     };
                     return Decision::Hold(CellState {
-                        held: Some(Hold { reason, since }),
+                        held: Some(Hold {
+                            reason,
+                            since,
+                            after_run,
+                        }),
                         ..cell.clone()
                     });
                 }
@@ -691,10 +702,11 @@ time_zone = "UTC"
             held: Some(Hold {
                 reason: "x".into(),
                 since: at(10),
+                after_run: "r1".into(),
             }),
             ..state(Stage::Shadow)
         };
-        let old = evaluate(&p.gate, &[run("r1", at(9), 90, 0)], Some(at(10)));
+        let old = evaluate(&p.gate, &[run("r1", at(9), 90, 0)], held.held.as_ref());
         assert_eq!(old.outcome, Outcome::Inconclusive);
         assert!(matches!(
             decide(&held, &Action::Advance, &cx(&p, &old, at(11), 1)),
@@ -703,7 +715,7 @@ time_zone = "UTC"
         let fresh = evaluate(
             &p.gate,
             &[run("r2", at(11), 90, 0), run("r1", at(9), 90, 0)],
-            Some(at(10)),
+            held.held.as_ref(),
         );
         assert_eq!(fresh.outcome, Outcome::Pass);
         assert!(
@@ -806,7 +818,7 @@ time_zone = "UTC"
                     Event::Approve => approvals += 1,
                     Event::Act(a) => {
                         let action = match a { 0 | 1 => Action::Advance, 2 => Action::Rollback, _ => Action::Hold("manual".into()) };
-                        let verdict = evaluate(&p.gate, &runs, cell.held.as_ref().map(|h| h.since));
+                        let verdict = evaluate(&p.gate, &runs, cell.held.as_ref());
                         let before = cell.clone();
                         let decision = decide(&cell, &action, &cx(&p, &verdict, now, approvals));
                         if action == Action::Rollback && before.stage.modern_authoritative() {

@@ -129,7 +129,7 @@ impl Controller {
                 render::gate(&j, &self.policy, format).map_err(stack)?;
                 Ok(if passes { Code::Parity } else { Code::Mismatch })
             }
-            MigrateCommand::Advance { cell, all } => self.advance(cell, all).await,
+            MigrateCommand::Advance { cell, all, to } => self.advance(cell, all, to).await,
             MigrateCommand::Rollback { cell, reason } => {
                 let id = cell_arg(&cell)?;
                 self.act(&id, &Action::Rollback, "rollback", &reason).await
@@ -212,11 +212,7 @@ impl Controller {
             .cell_evidence(id, EVIDENCE_RUNS, self.now.date_naive())
             .await
             .map_err(stack)?;
-        let verdict = machine::evaluate(
-            &self.policy.gate,
-            &evidence,
-            state.held.as_ref().map(|h| h.since),
-        );
+        let verdict = machine::evaluate(&self.policy.gate, &evidence, state.held.as_ref());
         let target_name = target.map_or("", |(s, _)| s.as_str());
         let approvals: Vec<String> = self
             .store
@@ -285,6 +281,12 @@ impl Controller {
         let mut judged = self.judge_all().await?;
         let mut entering = 0;
         for j in &mut judged {
+            if j.state.stage == Stage::RolledBack {
+                j.decision = Decision::Blocked(
+                    "rolled back: advance it by name to shadow it again".to_owned(),
+                );
+                continue;
+            }
             if let Decision::Move(next) = &j.decision
                 && j.state.stage == Stage::Shadow
                 && next.stage == Stage::Canary
@@ -371,9 +373,24 @@ impl Controller {
         })
     }
 
-    async fn advance(&self, cell: Option<String>, all: bool) -> Outcome {
+    async fn advance(&self, cell: Option<String>, all: bool, to: Option<String>) -> Outcome {
         let judged = match (cell, all) {
-            (Some(c), false) => vec![self.judge(&cell_arg(&c)?, None).await?],
+            (Some(c), false) => {
+                let id = cell_arg(&c)?;
+                match self.judge(&id, to.as_deref()).await {
+                    Ok(j) => vec![j],
+                    // The cell has moved on: someone else made this step already.
+                    Err(f)
+                        if f.code == Code::Input
+                            && to.is_some()
+                            && f.error.to_string().contains("its next step is") =>
+                    {
+                        println!("{}: not moved: {}", id.name(), f.error);
+                        return Ok(Code::Mismatch);
+                    }
+                    Err(f) => return Err(f),
+                }
+            }
             (None, true) => {
                 self.automatic_rollbacks().await?;
                 self.plan().await?
@@ -384,7 +401,14 @@ impl Controller {
         for j in &judged {
             match &j.decision {
                 Decision::Move(next) => {
-                    self.apply(j, next, "advance", "the gate passed").await?;
+                    if let Err(f) = self.apply(j, next, "advance", "the gate passed").await {
+                        if f.code == Code::Mismatch {
+                            println!("{}: not moved: {:#}", j.cell.name(), f.error);
+                            code = Code::Mismatch;
+                            continue;
+                        }
+                        return Err(f);
+                    }
                     println!(
                         "{}: {} → {}",
                         j.cell.name(),

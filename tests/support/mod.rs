@@ -2,7 +2,7 @@
 
 pub(crate) mod postgres;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::Value;
@@ -95,4 +95,87 @@ pub(crate) async fn postgres_bill_lines(url: &str, rows: &[[String; 7]]) {
         q.execute(&pool).await.unwrap();
     }
     pool.close().await;
+}
+
+const LEGACY: &str = env!("CARGO_BIN_EXE_billshadow-sample-legacy");
+const MODERN: &str = env!("CARGO_BIN_EXE_billshadow-sample-modern");
+
+/// A spec for the two sample stacks; `modern_args` are extra flags of the modern service.
+pub(crate) fn write_spec(
+    dir: &Path,
+    port: u16,
+    modern_args: &str,
+    legacy_args: &str,
+    extra: &str,
+) -> PathBuf {
+    let spec = format!(
+        r#"
+[legacy]
+kind = "command"
+program = {LEGACY:?}
+args = ["--data", "data", {legacy_args} "{{account_ids}}"]
+batch_size = 50
+timeout_ms = 20000
+concurrency = 2
+
+[modern]
+kind = "http"
+url = "http://127.0.0.1:{port}/v1/accounts/{{account_id}}/bill?period_start={{period_start}}"
+format = "modern-bill.toml"
+timeout_ms = 400
+retries = 2
+backoff_ms = 5
+concurrency = 16
+start = {{ program = {MODERN:?}, args = ["--data", "data", "--listen", "127.0.0.1:{port}", "--watch-stdin", {modern_args}], ready_address = "127.0.0.1:{port}" }}
+
+[match]
+key = ["account_id", "period", "charge_code", "line_type"]
+
+[compare]
+ignore = ["description"]
+{extra}
+"#
+    );
+    let path = dir.join("spec.toml");
+    std::fs::write(&path, spec).unwrap();
+    std::fs::write(
+        dir.join("modern-bill.toml"),
+        r#"name = "sample-modern-bill"
+input = "json"
+records = "lines"
+[fields]
+account_id = "$doc.account_id"
+period_start = "period_start"
+period_end = "period_end"
+charge_code = "charge_code"
+line_type = "line_type"
+description = { column = "description", optional = true }
+quantity = { column = "quantity", optional = true }
+unit = { column = "unit", optional = true }
+unit_price = { column = "unit_price", optional = true }
+amount = "amount"
+currency = "currency"
+region = { column = "region", optional = true }
+partition = { column = "partition", optional = true }
+customer_id = { column = "customer_id", optional = true }
+"#,
+    )
+    .unwrap();
+    path
+}
+
+pub(crate) fn cohort(dir: &Path, accounts: u32) {
+    let accounts = accounts.to_string();
+    let args = [
+        "generate",
+        "cohort",
+        "--accounts",
+        &accounts,
+        "--seed",
+        "5",
+        "--out",
+        dir.to_str().unwrap(),
+    ];
+    let run = billshadow_env(&args, dir, &[]);
+    assert_eq!(run.code, 0, "{}", run.transcript());
 }

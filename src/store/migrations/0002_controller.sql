@@ -9,6 +9,7 @@ CREATE TABLE cells (
     step         BIGINT NOT NULL,           -- the canary step
     held_reason  TEXT NOT NULL,             -- '' when not held
     held_since   TEXT NOT NULL,
+    held_run     TEXT NOT NULL,             -- the newest run when held: only a newer one releases it
     version      BIGINT NOT NULL,           -- bumped by every change; writers compare-and-set it
     updated_at   TEXT NOT NULL
 );

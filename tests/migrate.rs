@@ -1,0 +1,522 @@
+//! End-to-end tests of the migration controller: real runs of the sample stacks in a real
+//! SQLite store, then `billshadow migrate` as real processes.
+
+mod support;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use chrono::{DateTime, Datelike, TimeDelta, Utc};
+use support::{Run, billshadow_env, cohort, free_port, write_spec};
+
+const POLICY: &str = r#"
+max_in_flight = 30
+canary_steps = ["1", "5"]
+
+[[cells]]
+partitions = ["p0..p3"]
+regions = ["us-east-1", "eu-west-1", "eu-central-1", "eu-west-2", "ap-northeast-1", "me-south-1"]
+
+[gate]
+min_accounts = 20
+min_coverage = "0.95"
+max_mismatch_rate = "0.05"
+critical_amount = "500"
+consecutive_passing_runs = 1
+max_stack_error_rate = "0.01"
+approvals = 1
+
+[[freeze]]
+days_before_month_end = 2
+days_after_month_start = 3
+time_zone = "UTC"
+
+[rollback]
+on_critical_diff = true
+"#;
+
+/// A time after every run of the test and outside any freeze window.
+fn open_time() -> DateTime<Utc> {
+    let mut t = Utc::now() + TimeDelta::hours(2);
+    while !(4..=26).contains(&t.day()) {
+        t += TimeDelta::days(1);
+    }
+    t
+}
+
+/// The last day of `open_time`'s month, at noon: inside the month-end freeze.
+fn frozen_time() -> DateTime<Utc> {
+    let mut t = open_time();
+    while (t + TimeDelta::days(1)).month() == t.month() {
+        t += TimeDelta::days(1);
+    }
+    t
+}
+
+struct Fixture {
+    dir: tempfile::TempDir,
+}
+
+impl Fixture {
+    /// 1,200 accounts (about 50 per cell) run once through the sample stacks.
+    fn new(extra_spec: &str) -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        cohort(dir.path(), 1200);
+        write_spec(dir.path(), free_port(), "", "", extra_spec);
+        std::fs::write(dir.path().join("policy.toml"), POLICY).unwrap();
+        let f = Fixture { dir };
+        f.run_stacks(&[]);
+        assert_eq!(f.migrate(&["init"], open_time()).code, 0);
+        f
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn run_stacks(&self, extra: &[&str]) -> Run {
+        let mut args = vec![
+            "run",
+            "--spec",
+            "spec.toml",
+            "--cohort",
+            "cohort.csv",
+            "--store",
+            "s.db",
+        ];
+        args.extend_from_slice(extra);
+        let run = billshadow_env(&args, self.path(), &[]);
+        assert!(run.code == 0 || run.code == 1, "{}", run.transcript());
+        run
+    }
+
+    fn migrate_as(&self, args: &[&str], now: DateTime<Utc>, actor: &str) -> Run {
+        let now = now.to_rfc3339();
+        let mut all = vec!["migrate"];
+        all.extend_from_slice(args);
+        all.extend([
+            "--policy",
+            "policy.toml",
+            "--store",
+            "s.db",
+            "--now",
+            &now,
+            "--as",
+            actor,
+        ]);
+        billshadow_env(&all, self.path(), &[])
+    }
+
+    fn migrate(&self, args: &[&str], now: DateTime<Utc>) -> Run {
+        self.migrate_as(args, now, "ops-bot")
+    }
+
+    fn state(&self, cell: &str) -> serde_json::Value {
+        let status = self.migrate(&["status", "--format", "json"], open_time());
+        let doc = status.json();
+        doc["cells"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["cell"] == cell)
+            .unwrap()
+            .clone()
+    }
+}
+
+const HEALTHY: &str = "p0/us-east-1";
+
+#[test]
+fn insufficient_data_holds_a_cell_and_never_passes_it() {
+    let f = Fixture::new("");
+    std::fs::write(
+        f.path().join("policy.toml"),
+        POLICY.replace("min_accounts = 20", "min_accounts = 100000"),
+    )
+    .unwrap();
+    assert_eq!(f.migrate(&["advance", HEALTHY], open_time()).code, 0); // legacy → shadow needs no gate
+    let run = f.migrate(&["advance", HEALTHY], open_time());
+    assert_eq!(run.code, 1, "{}", run.transcript());
+    assert!(
+        run.stdout.contains("held at shadow: min_accounts"),
+        "{}",
+        run.stdout
+    );
+    let cell = f.state(HEALTHY);
+    assert_eq!(cell["state"], "shadow");
+    assert!(
+        cell["held"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("min_accounts")
+    );
+    let gate = f.migrate(&["gate", HEALTHY], open_time());
+    assert_eq!(gate.code, 1, "{}", gate.transcript());
+}
+
+#[test]
+fn an_inconclusive_cell_is_held_then_passes_only_on_a_new_passing_run() {
+    let f = Fixture::new("");
+    std::fs::write(
+        f.path().join("policy.toml"),
+        POLICY.replace(
+            "consecutive_passing_runs = 1",
+            "consecutive_passing_runs = 2",
+        ),
+    )
+    .unwrap();
+    let t = open_time();
+    f.migrate(&["advance", HEALTHY], t);
+    let run = f.migrate(&["advance", HEALTHY], t);
+    assert!(
+        run.stdout.contains("consecutive_passing_runs: 1 spanning"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(f.state(HEALTHY)["verdict"], "inconclusive");
+    // Releasing without new evidence stays held.
+    assert_eq!(f.migrate(&["release", HEALTHY], t).code, 1);
+    f.run_stacks(&[]);
+    let run = f.migrate(&["advance", HEALTHY], t + TimeDelta::minutes(1));
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    assert_eq!(f.state(HEALTHY)["state"], "canary");
+    assert!(f.state(HEALTHY)["held"].is_null());
+}
+
+#[test]
+fn an_expired_waiver_in_the_evidence_blocks_the_gate() {
+    // p2/eu-west-1's proration defect, waived until the end of next year's January.
+    let waiver = r#"
+[[waiver]]
+id = "W-PRORATION"
+partition = "p2"
+region = "eu-west-1"
+reason = "modern prorates on 30-day months; fix in BILL-77"
+ticket = "BILL-77"
+owner = "billing@example.com"
+expires = "2099-01-31"
+"#;
+    let f = Fixture::new(waiver);
+    let cell = "p2/eu-west-1";
+    let t = open_time();
+    f.migrate(&["advance", cell], t);
+    let before = f.migrate(&["gate", cell], t);
+    assert_eq!(before.code, 0, "{}", before.transcript());
+    let after_expiry = "2099-02-10T12:00:00Z".parse::<DateTime<Utc>>().unwrap();
+    let gate = f.migrate(&["gate", cell], after_expiry);
+    assert_eq!(gate.code, 1, "{}", gate.transcript());
+    assert!(
+        gate.stdout.contains("FAIL no_expired_waiver") && gate.stdout.contains("W-PRORATION"),
+        "{}",
+        gate.stdout
+    );
+}
+
+/// Drives a healthy cell to its last canary step.
+fn to_last_canary(f: &Fixture) {
+    for _ in 0..3 {
+        let run = f.migrate(&["advance", HEALTHY], open_time());
+        assert_eq!(run.code, 0, "{}", run.transcript());
+    }
+    assert_eq!(f.state(HEALTHY)["label"], "canary(5%)");
+}
+
+#[test]
+fn approvals_are_tied_to_evidence_and_never_by_the_initiator() {
+    let f = Fixture::new("");
+    to_last_canary(&f);
+    let t = open_time();
+    // Without approval: blocked.
+    let run = f.migrate_as(&["advance", HEALTHY], t, "bob");
+    assert_eq!(run.code, 1);
+    assert!(run.stdout.contains("needs 1 approval(s)"), "{}", run.stdout);
+    // The initiator's own approval does not count.
+    assert_eq!(f.migrate_as(&["approve", HEALTHY], t, "bob").code, 0);
+    let run = f.migrate_as(&["advance", HEALTHY], t, "bob");
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    // Alice approves, then new evidence arrives: her approval is stale.
+    assert_eq!(f.migrate_as(&["approve", HEALTHY], t, "alice").code, 0);
+    f.run_stacks(&[]);
+    let run = f.migrate_as(&["advance", HEALTHY], t + TimeDelta::minutes(1), "bob");
+    assert_eq!(run.code, 1, "a stale approval was accepted: {}", run.stdout);
+    // Alice approves the new evidence: bob's step goes through.
+    assert_eq!(
+        f.migrate_as(&["approve", HEALTHY], t + TimeDelta::minutes(2), "alice")
+            .code,
+        0
+    );
+    let run = f.migrate_as(&["advance", HEALTHY], t + TimeDelta::minutes(3), "bob");
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    assert_eq!(f.state(HEALTHY)["state"], "cutover");
+}
+
+#[test]
+fn a_month_end_freeze_blocks_advance_and_approval_but_not_rollback() {
+    let f = Fixture::new("");
+    f.migrate(&["advance", HEALTHY], open_time());
+    f.migrate(&["advance", HEALTHY], open_time());
+    assert_eq!(f.state(HEALTHY)["state"], "canary");
+    let frozen = frozen_time();
+    let run = f.migrate(&["advance", HEALTHY], frozen);
+    assert_eq!(run.code, 1);
+    assert!(run.stdout.contains("freeze:"), "{}", run.stdout);
+    assert!(
+        f.migrate_as(&["approve", HEALTHY], frozen, "alice")
+            .stdout
+            .contains("freeze:")
+    );
+    let run = f.migrate(&["rollback", HEALTHY, "--reason", "INC-1"], frozen);
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    let routes = f.migrate(&["routes", "--format", "json"], frozen).json();
+    let route = routes["cells"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["cell"] == HEALTHY)
+        .unwrap()
+        .clone();
+    assert_eq!(route["authoritative"], "legacy");
+    assert_eq!(route["state"], "rolled_back");
+}
+
+#[test]
+fn a_critical_diff_in_canary_rolls_the_cell_back_automatically() {
+    let f = Fixture::new("");
+    f.migrate(&["advance", HEALTHY], open_time());
+    f.migrate(&["advance", HEALTHY], open_time());
+    assert_eq!(f.state(HEALTHY)["state"], "canary");
+    // The modern stack starts answering with a fixed one-dollar bill: every account is far off.
+    write_spec(f.path(), free_port(), "\"--echo\"", "", "");
+    f.run_stacks(&[]);
+    let run = f.migrate(&["advance", "--all"], open_time() + TimeDelta::minutes(5));
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    assert!(
+        run.stdout.contains(&format!(
+            "{HEALTHY}: canary(1%) → rolled_back (automatic rollback: run"
+        )),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(f.state(HEALTHY)["state"], "rolled_back");
+    let audit = f.migrate(&["audit"], open_time()).json();
+    let last = audit["audit"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .rev()
+        .find(|a| a["cell"] == HEALTHY)
+        .unwrap()
+        .clone();
+    assert_eq!(last["action"], "rollback");
+    assert!(last["reason"].as_str().unwrap().contains("critical"));
+}
+
+#[test]
+fn two_controllers_advancing_one_cell_at_once_never_both_win() {
+    let f = Fixture::new("");
+    let now = open_time().to_rfc3339();
+    for round in 0..12 {
+        // Back to shadow, then race two real processes to canary.
+        if round > 0 {
+            assert_eq!(f.migrate(&["rollback", HEALTHY], open_time()).code, 0);
+        }
+        assert_eq!(
+            f.migrate(&["advance", HEALTHY, "--to", "shadow"], open_time())
+                .code,
+            0
+        );
+        let spawn = |actor: &str| {
+            Command::new(env!("CARGO_BIN_EXE_billshadow"))
+                .args([
+                    "migrate",
+                    "advance",
+                    HEALTHY,
+                    "--to",
+                    "canary",
+                    "--policy",
+                    "policy.toml",
+                    "--store",
+                    "s.db",
+                    "--now",
+                    &now,
+                    "--as",
+                    actor,
+                ])
+                .current_dir(f.path())
+                .env("BILLSHADOW_LOG", "warn")
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        };
+        let (a, b) = (spawn("controller-a"), spawn("controller-b"));
+        let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+        let codes = [a.status.code(), b.status.code()];
+        let won = codes.iter().filter(|c| **c == Some(0)).count();
+        assert_eq!(
+            won,
+            1,
+            "round {round}: exactly one must win: {codes:?}\n{}\n{}",
+            String::from_utf8_lossy(&a.stdout),
+            String::from_utf8_lossy(&b.stdout)
+        );
+        let loser = if codes[0] == Some(0) { &b } else { &a };
+        assert_eq!(
+            loser.status.code(),
+            Some(1),
+            "{}",
+            String::from_utf8_lossy(&loser.stderr)
+        );
+        assert_eq!(f.state(HEALTHY)["label"], "canary(1%)");
+    }
+    assert_eq!(f.migrate(&["audit", "--verify"], open_time()).code, 0);
+}
+
+#[test]
+fn editing_or_deleting_an_audit_record_is_detected() {
+    let f = Fixture::new("");
+    for _ in 0..3 {
+        f.migrate(&["advance", HEALTHY], open_time());
+    }
+    let verify = f.migrate(&["audit", "--verify"], open_time());
+    assert_eq!(verify.code, 0, "{}", verify.transcript());
+    assert!(
+        verify.stdout.contains("audit log intact: 3 records"),
+        "{}",
+        verify.stdout
+    );
+
+    let db = f.path().join("s.db");
+    let exec = |sql: &str| {
+        support::runtime().block_on(async {
+            let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display()))
+                .await
+                .unwrap();
+            sqlx::query(sql).execute(&pool).await.unwrap();
+            pool.close().await;
+        })
+    };
+    exec("UPDATE audit SET actor = 'mallory' WHERE seq = 2");
+    let verify = f.migrate(&["audit", "--verify"], open_time());
+    assert_eq!(verify.code, 1);
+    assert!(
+        verify
+            .stderr
+            .contains("record 2 (advance p0/us-east-1 by mallory"),
+        "{}",
+        verify.stderr
+    );
+    exec("UPDATE audit SET actor = 'ops-bot' WHERE seq = 2");
+    assert_eq!(f.migrate(&["audit", "--verify"], open_time()).code, 0);
+    exec("DELETE FROM audit WHERE seq = 3");
+    let verify = f.migrate(&["audit", "--verify"], open_time());
+    assert_eq!(verify.code, 1);
+    assert!(
+        verify.stderr.contains("records were deleted"),
+        "{}",
+        verify.stderr
+    );
+}
+
+fn redact(text: &str) -> String {
+    let mut out = String::new();
+    for word in text.split_inclusive(|c: char| c.is_whitespace() || "\"(),<>".contains(c)) {
+        let core = word.trim_end_matches(|c: char| c.is_whitespace() || "\"(),<>".contains(c));
+        let rest = &word[core.len()..];
+        let redacted = if core.starts_with("run-") {
+            "[run]".to_owned()
+        } else if core.len() >= 12 && core.chars().all(|c| c.is_ascii_hexdigit()) {
+            "[hash]".to_owned()
+        } else if core.len() >= 20 && core.as_bytes().get(4) == Some(&b'-') && core.contains('T') {
+            "[time]".to_owned()
+        } else {
+            core.to_owned()
+        };
+        out.push_str(&redacted);
+        out.push_str(rest);
+    }
+    out
+}
+
+#[test]
+fn gate_output_in_every_format() {
+    let f = Fixture::new("");
+    let t = open_time();
+    f.migrate(&["advance", "p3/us-east-1"], t);
+    let junit = f.path().join("gate.xml");
+    let text = f.migrate(
+        &["gate", "p3/us-east-1", "--junit", junit.to_str().unwrap()],
+        t,
+    );
+    assert_eq!(text.code, 1);
+    insta::assert_snapshot!("gate_text", redact(&text.stdout));
+    let md = f.migrate(&["gate", "p3/us-east-1", "--format", "md"], t);
+    insta::assert_snapshot!("gate_md", redact(&md.stdout));
+    let json = f.migrate(&["gate", "p3/us-east-1", "--format", "json"], t);
+    let doc = json.json();
+    assert_eq!(doc["verdict"], "fail");
+    assert_eq!(doc["state"], "shadow");
+    insta::assert_snapshot!("gate_json", redact(&json.stdout));
+
+    // The JUnit file parses back and carries the numbers.
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    let parsed = roxmltree::Document::parse(&xml).unwrap();
+    let suite = parsed
+        .descendants()
+        .find(|n| n.has_tag_name("testsuite"))
+        .unwrap();
+    assert_eq!(suite.attribute("name"), Some("p3/us-east-1"));
+    let cases: Vec<_> = suite
+        .children()
+        .filter(|n| n.has_tag_name("testcase"))
+        .collect();
+    let mismatch = cases
+        .iter()
+        .find(|c| c.attribute("name") == Some("max_mismatch_rate"))
+        .unwrap();
+    let failure = mismatch
+        .children()
+        .find(|n| n.has_tag_name("failure"))
+        .unwrap();
+    let message = failure.attribute("message").unwrap();
+    assert!(
+        message.contains("needs <= 0.05") && message.contains("accounts"),
+        "{message}"
+    );
+    assert!(
+        cases
+            .iter()
+            .any(|c| c.attribute("name") == Some("min_accounts")
+                && c.children().all(|n| !n.has_tag_name("failure")))
+    );
+    insta::assert_snapshot!("gate_junit", redact(&xml));
+}
+
+#[test]
+fn lint_points_at_the_line() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("policy.toml"),
+        POLICY.replace("time_zone = \"UTC\"", "time_zone = \"Mars/Olympus\""),
+    )
+    .unwrap();
+    let run = billshadow_env(
+        &["migrate", "lint", "--policy", "policy.toml"],
+        dir.path(),
+        &[],
+    );
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr
+            .contains("policy.toml:18:1: `Mars/Olympus` is not an IANA time zone"),
+        "{}",
+        run.stderr
+    );
+    std::fs::write(dir.path().join("policy.toml"), POLICY).unwrap();
+    let run = billshadow_env(
+        &["migrate", "lint", "--policy", "policy.toml"],
+        dir.path(),
+        &[],
+    );
+    assert_eq!(run.code, 0, "{}", run.transcript());
+}
