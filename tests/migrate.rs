@@ -524,16 +524,29 @@ fn lint_points_at_the_line() {
 #[test]
 fn a_failing_hook_stops_the_transition_and_is_recorded() {
     let f = Fixture::new("");
-    std::fs::write(f.path().join("policy.toml"), format!("hook = [\"false\", \"{{cell}}\", \"{{to}}\"]\n{POLICY}")).unwrap();
+    std::fs::write(
+        f.path().join("policy.toml"),
+        format!("hook = [\"false\", \"{{cell}}\", \"{{to}}\"]\n{POLICY}"),
+    )
+    .unwrap();
     let run = f.migrate(&["advance", HEALTHY], open_time());
     assert_eq!(run.code, 3, "{}", run.transcript());
-    assert!(run.stderr.contains("the transition hook failed, so p0/us-east-1 stays legacy"), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("the transition hook failed, so p0/us-east-1 stays legacy"),
+        "{}",
+        run.stderr
+    );
     assert_eq!(f.state(HEALTHY)["state"], "legacy");
     let audit = f.migrate(&["audit"], open_time()).json();
     assert_eq!(audit["audit"][0]["action"], "advance_stopped");
     assert_eq!(f.migrate(&["audit", "--verify"], open_time()).code, 0);
 
-    std::fs::write(f.path().join("policy.toml"), format!("hook = [\"true\", \"{{cell}}\"]\n{POLICY}")).unwrap();
+    std::fs::write(
+        f.path().join("policy.toml"),
+        format!("hook = [\"true\", \"{{cell}}\"]\n{POLICY}"),
+    )
+    .unwrap();
     assert_eq!(f.migrate(&["advance", HEALTHY], open_time()).code, 0);
     assert_eq!(f.state(HEALTHY)["state"], "shadow");
 }
