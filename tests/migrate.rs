@@ -1,6 +1,7 @@
 //! End-to-end tests of the migration controller: real runs of the sample stacks in a real
 //! SQLite store, then `billshadow migrate` as real processes.
 
+#[expect(dead_code, reason = "the database helpers serve tests/run.rs")]
 mod support;
 
 use std::path::Path;
