@@ -14,6 +14,28 @@ const ENTRIES: &[(&str, &str)] = &[
         "canonical-jsonl",
         include_str!("../catalog/canonical-jsonl.toml"),
     ),
+    ("focus", include_str!("../catalog/focus.toml")),
+    (
+        "focus-effective-cost",
+        include_str!("../catalog/focus-effective-cost.toml"),
+    ),
+    (
+        "focus-list-cost",
+        include_str!("../catalog/focus-list-cost.toml"),
+    ),
+    (
+        "focus-contracted-cost",
+        include_str!("../catalog/focus-contracted-cost.toml"),
+    ),
+    ("aws-cur", include_str!("../catalog/aws-cur.toml")),
+    (
+        "aws-cur-public-cost",
+        include_str!("../catalog/aws-cur-public-cost.toml"),
+    ),
+    ("aws-cur2", include_str!("../catalog/aws-cur2.toml")),
+    ("stripe", include_str!("../catalog/stripe.toml")),
+    ("killbill", include_str!("../catalog/killbill.toml")),
+    ("lago", include_str!("../catalog/lago.toml")),
 ];
 
 /// The built-in format mappings.

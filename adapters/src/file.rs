@@ -235,18 +235,28 @@ struct Compiled<'m> {
 /// One source record, CSV or JSON.
 enum Record<'r> {
     /// A CSV row, and its text when the whole row is valid UTF-8 (checked once per row).
-    Csv(&'r csv::ByteRecord, Option<&'r str>),
+    Csv(&'r csv::ByteRecord, Option<&'r str>, &'r [String]),
     Json {
         record: &'r serde_json::Value,
         document: &'r serde_json::Value,
+        nulls: &'r [String],
     },
 }
 
 impl<'r> Record<'r> {
+    /// A source value; the mapping's null values (such as `NULL`) read as absent.
     fn get(&self, access: &Access) -> Result<Option<Cow<'r, str>>, Problem> {
+        let nulls = match self {
+            Record::Csv(_, _, nulls) | Record::Json { nulls, .. } => *nulls,
+        };
+        let value = self.get_raw(access)?;
+        Ok(value.filter(|v| nulls.is_empty() || !nulls.iter().any(|n| n == v.as_ref())))
+    }
+
+    fn get_raw(&self, access: &Access) -> Result<Option<Cow<'r, str>>, Problem> {
         match (self, access) {
             (_, Access::Absent) => Ok(None),
-            (Record::Csv(rec, text), Access::Csv(i)) => {
+            (Record::Csv(rec, text, _), Access::Csv(i)) => {
                 // The row's text sliced at the field's bounds: valid unless a field boundary
                 // splits a character, which the per-field check below then reports.
                 let range = rec.range(*i).unwrap_or(0..0);
@@ -276,7 +286,9 @@ impl<'r> Record<'r> {
                     })
             }
             (
-                Record::Json { record, document },
+                Record::Json {
+                    record, document, ..
+                },
                 Access::Json {
                     path,
                     from_document,
@@ -372,7 +384,8 @@ impl<'m> Compiled<'m> {
             let plain = field.default.is_none()
                 && field.map.is_empty()
                 && !field.upper_case
-                && !field.lower_case;
+                && !field.lower_case
+                && field.remove.is_empty();
             fields.push(CompiledField {
                 mapping: field,
                 plain,
@@ -396,7 +409,7 @@ impl<'m> Compiled<'m> {
             }
             (Attributes::List(list), _) => list
                 .iter()
-                .map(|name| (name.clone(), resolve(name)))
+                .map(|(name, column)| (name.clone(), resolve(column)))
                 .collect(),
         };
         Ok(Compiled {
@@ -688,6 +701,14 @@ fn transform<'v>(mapping: &FieldMapping, value: Cow<'v, str>) -> Cow<'v, str> {
     if let Some(mapped) = mapping.map.get(value.as_ref()) {
         value = Cow::Owned(mapped.clone());
     }
+    if !mapping.remove.is_empty() {
+        value = Cow::Owned(
+            value
+                .chars()
+                .filter(|c| !mapping.remove.contains(*c))
+                .collect(),
+        );
+    }
     if mapping.upper_case {
         value = Cow::Owned(value.to_uppercase());
     } else if mapping.lower_case {
@@ -886,7 +907,11 @@ fn read_csv(reader: impl Read, mapping: &Mapping, sink: &mut Sink<'_>) -> Result
         }
         sink.stats.records += 1;
         let line = record.position().map_or(0, |p| p.line());
-        let view = Record::Csv(&record, std::str::from_utf8(record.as_slice()).ok());
+        let view = Record::Csv(
+            &record,
+            std::str::from_utf8(record.as_slice()).ok(),
+            &mapping.null_values,
+        );
         let result = compiled.keeps(&view).and_then(|keep| {
             if !keep {
                 return Ok(false);
@@ -1111,7 +1136,11 @@ fn read_document(
     };
     for record in records {
         sink.stats.records += 1;
-        let view = Record::Json { record, document };
+        let view = Record::Json {
+            record,
+            document,
+            nulls: &mapping.null_values,
+        };
         let result = compiled.keeps(&view).and_then(|keep| {
             if !keep {
                 return Ok(false);

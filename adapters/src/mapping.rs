@@ -143,6 +143,8 @@ pub struct FieldMapping {
     pub map: BTreeMap<String, String>,
     pub upper_case: bool,
     pub lower_case: bool,
+    /// Characters removed from the value before it is read (e.g. `"$, "` for `$10,000.00`).
+    pub remove: String,
 }
 
 /// Which source columns become attributes.
@@ -151,7 +153,8 @@ pub enum Attributes {
     /// Every CSV column no field reads.
     Unmapped,
     None,
-    List(Vec<String>),
+    /// (attribute name, source column) pairs.
+    List(Vec<(String, String)>),
 }
 
 /// A validated format mapping.
@@ -170,6 +173,8 @@ pub struct Mapping {
     pub attributes: Attributes,
     pub match_key: Option<Vec<String>>,
     pub parentheses_negative: bool,
+    /// Source values that mean "no value" (e.g. `NULL`), read as empty.
+    pub null_values: Vec<String>,
     /// Column names whose presence identifies the format (for detection).
     pub signature: Vec<String>,
 }
@@ -212,6 +217,8 @@ struct RawMapping {
     #[serde(default)]
     parentheses_negative: bool,
     #[serde(default)]
+    null_values: Vec<String>,
+    #[serde(default)]
     signature: Vec<String>,
 }
 
@@ -220,6 +227,7 @@ struct RawMapping {
 enum RawAttributes {
     Policy(String),
     List(Vec<String>),
+    Renamed(BTreeMap<String, String>),
 }
 
 #[derive(Deserialize)]
@@ -250,6 +258,8 @@ struct RawSourceTable {
     #[serde(default)]
     map: BTreeMap<String, String>,
     case: Option<String>,
+    #[serde(default)]
+    remove: String,
 }
 
 #[derive(Deserialize, Clone)]
@@ -357,7 +367,10 @@ impl RawMapping {
                             ),
                         ));
                     }
-                    RawAttributes::List(list) => Attributes::List(list),
+                    RawAttributes::List(list) => {
+                        Attributes::List(list.into_iter().map(|c| (c.clone(), c)).collect())
+                    }
+                    RawAttributes::Renamed(map) => Attributes::List(map.into_iter().collect()),
                 }
             }
         };
@@ -377,6 +390,7 @@ impl RawMapping {
             attributes,
             match_key: self.match_key,
             parentheses_negative: self.parentheses_negative,
+            null_values: self.null_values,
             signature: self.signature,
         })
     }
@@ -488,6 +502,7 @@ fn validate_source(
         map: t.map,
         upper_case,
         lower_case,
+        remove: t.remove,
     })
 }
 
