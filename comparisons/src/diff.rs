@@ -94,6 +94,9 @@ impl DiffClass {
 pub enum Scope {
     Line,
     Bill,
+    /// One invoice's total, when an account's bills span several invoices with the same ids on
+    /// both sides.
+    Invoice,
     Customer,
     Account,
 }
@@ -518,6 +521,58 @@ impl<'s> Engine<'s> {
                 let diff = self.total_mismatch(account_id, bill, delta);
                 diffs.push(self.waive(diff, tally));
             }
+        }
+        self.invoice_totals(account_id, &scratch.legacy, &scratch.modern, diffs, tally);
+    }
+
+    /// Invoice totals, per currency, for accounts billed on several invoices whose ids both
+    /// sides share: a bill can balance while money moved between two of its invoices.
+    fn invoice_totals(&self, account_id: &str, l: &[Keyed], m: &[Keyed], diffs: &mut Vec<Diff>, tally: &mut Tally) {
+        let (legacy, modern) = (self.legacy, self.modern);
+        let invoice = |store: &'s LineStore, k: &Keyed| {
+            let line = store.line(k.line as usize);
+            (line.get(Field::InvoiceId), line.currency(), line.amount())
+        };
+        let mut totals: BTreeMap<(&str, Currency), (Decimal, Decimal, bool, bool)> = BTreeMap::new();
+        for (id, currency, amount) in l.iter().map(|k| invoice(legacy, k)).filter(|(id, ..)| !id.is_empty()) {
+            let t = totals.entry((id, currency)).or_default();
+            t.0 += amount;
+            t.2 = true;
+        }
+        for (id, currency, amount) in m.iter().map(|k| invoice(modern, k)).filter(|(id, ..)| !id.is_empty()) {
+            let t = totals.entry((id, currency)).or_default();
+            t.1 += amount;
+            t.3 = true;
+        }
+        let invoices: std::collections::BTreeSet<&str> = totals.keys().map(|(id, _)| *id).collect();
+        if invoices.len() < 2 {
+            return;
+        }
+        for ((id, currency), (l_total, m_total, on_legacy, on_modern)) in totals {
+            let delta = m_total - l_total;
+            if !(on_legacy && on_modern) || delta.abs() < self.config.tolerances.total.in_currency(currency) {
+                continue;
+            }
+            let diff = Diff {
+                account_id: Some(account_id.to_owned()),
+                class: DiffClass::TotalMismatch,
+                scope: Scope::Invoice,
+                charge_code: None,
+                key: BTreeMap::from([("invoice_id".to_owned(), id.to_owned())]),
+                legacy: Some(Evidence::of_total(l_total, currency)),
+                modern: Some(Evidence::of_total(m_total, currency)),
+                delta: Some(currency.present(delta)),
+                currency: Some(currency),
+                fields: vec!["total".into()],
+                waiver: None,
+                customer_id: None,
+                partition: None,
+                region: None,
+                legacy_line: None,
+                modern_line: None,
+                detail: None,
+            };
+            diffs.push(self.waive(diff, tally));
         }
     }
 
