@@ -527,19 +527,35 @@ impl<'s> Engine<'s> {
 
     /// Invoice totals, per currency, for accounts billed on several invoices whose ids both
     /// sides share: a bill can balance while money moved between two of its invoices.
-    fn invoice_totals(&self, account_id: &str, l: &[Keyed], m: &[Keyed], diffs: &mut Vec<Diff>, tally: &mut Tally) {
+    fn invoice_totals(
+        &self,
+        account_id: &str,
+        l: &[Keyed],
+        m: &[Keyed],
+        diffs: &mut Vec<Diff>,
+        tally: &mut Tally,
+    ) {
         let (legacy, modern) = (self.legacy, self.modern);
         let invoice = |store: &'s LineStore, k: &Keyed| {
             let line = store.line(k.line as usize);
             (line.get(Field::InvoiceId), line.currency(), line.amount())
         };
-        let mut totals: BTreeMap<(&str, Currency), (Decimal, Decimal, bool, bool)> = BTreeMap::new();
-        for (id, currency, amount) in l.iter().map(|k| invoice(legacy, k)).filter(|(id, ..)| !id.is_empty()) {
+        let mut totals: BTreeMap<(&str, Currency), (Decimal, Decimal, bool, bool)> =
+            BTreeMap::new();
+        for (id, currency, amount) in l
+            .iter()
+            .map(|k| invoice(legacy, k))
+            .filter(|(id, ..)| !id.is_empty())
+        {
             let t = totals.entry((id, currency)).or_default();
             t.0 += amount;
             t.2 = true;
         }
-        for (id, currency, amount) in m.iter().map(|k| invoice(modern, k)).filter(|(id, ..)| !id.is_empty()) {
+        for (id, currency, amount) in m
+            .iter()
+            .map(|k| invoice(modern, k))
+            .filter(|(id, ..)| !id.is_empty())
+        {
             let t = totals.entry((id, currency)).or_default();
             t.1 += amount;
             t.3 = true;
@@ -550,7 +566,9 @@ impl<'s> Engine<'s> {
         }
         for ((id, currency), (l_total, m_total, on_legacy, on_modern)) in totals {
             let delta = m_total - l_total;
-            if !(on_legacy && on_modern) || delta.abs() < self.config.tolerances.total.in_currency(currency) {
+            if !(on_legacy && on_modern)
+                || delta.abs() < self.config.tolerances.total.in_currency(currency)
+            {
                 continue;
             }
             let diff = Diff {

@@ -308,7 +308,10 @@ fn diff_line(diff: &Diff, p: &Paint) -> String {
             );
             parts.join(" ")
         }
-        Scope::Invoice => format!("invoice {} total", diff.key.get("invoice_id").map_or("", String::as_str)),
+        Scope::Invoice => format!(
+            "invoice {} total",
+            diff.key.get("invoice_id").map_or("", String::as_str)
+        ),
         Scope::Bill => format!(
             "bill total {}..{}",
             diff.key.get("period_start").map_or("", String::as_str),
