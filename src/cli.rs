@@ -23,6 +23,9 @@ pub(crate) enum Command {
     Show(ShowArgs),
     Demo(DemoArgs),
     Migrate(MigrateArgs),
+    Report(ReportArgs),
+    Explain(ExplainArgs),
+    Metrics(MetricsArgs),
     CheckSpec(CheckSpecArgs),
     /// List the built-in format mappings.
     Formats,
@@ -336,4 +339,76 @@ pub(crate) enum MigrateCommand {
         #[arg(long)]
         verify: bool,
     },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum ReportFormat {
+    /// A self-contained dashboard (inline CSS and SVG; no script, font or image from the network).
+    Html,
+    /// A summary for a CI step summary or a pull-request comment (at most 64 KiB).
+    Md,
+    /// The run as one JSON document (as `show --format json`).
+    Json,
+    /// One diff per line, then a summary line: for very large runs.
+    Jsonl,
+    /// Every diff, one per row.
+    Csv,
+    /// JUnit XML: a suite per cell, a case per gate criterion (with --policy).
+    Junit,
+    /// Prometheus text exposition.
+    Prom,
+}
+
+/// Render a stored run for people and for CI, from the store, never by comparing again.
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  billshadow report latest --format html --out report.html
+  billshadow report latest --format md --policy policy.toml >> \"$GITHUB_STEP_SUMMARY\"
+  billshadow report run-20261125T101500.000Z-1a2b --format csv --out diffs.csv
+  billshadow report --format prom")]
+pub(crate) struct ReportArgs {
+    /// A run id, or `latest`.
+    #[arg(default_value = "latest")]
+    pub(crate) run: String,
+    #[arg(long, value_enum, default_value_t = ReportFormat::Html)]
+    pub(crate) format: ReportFormat,
+    #[arg(long, value_name = "FILE")]
+    pub(crate) out: Option<PathBuf>,
+    #[arg(long, value_name = "URL")]
+    pub(crate) store: Option<String>,
+    /// A migration policy: adds the gate verdicts and the cells' migration states.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) policy: Option<PathBuf>,
+    /// Your own template instead of `reports/templates/dashboard.html` (or `summary.md`).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) template: Option<PathBuf>,
+}
+
+/// One account's two bills side by side, the differing fields marked, each diff with its class
+/// and delta, and a unified diff of the rendered bills.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  billshadow explain acct-000042\n  billshadow explain run-20261125T101500.000Z-1a2b acct-000042 --format json"
+)]
+pub(crate) struct ExplainArgs {
+    /// The run (default `latest`), or the account when only one value is given.
+    pub(crate) first: String,
+    /// The account.
+    pub(crate) second: Option<String>,
+    #[arg(long, value_enum, default_value_t = TableFormat::Text)]
+    pub(crate) format: TableFormat,
+    #[arg(long, value_name = "URL")]
+    pub(crate) store: Option<String>,
+}
+
+/// Serve the latest run's metrics on /metrics (Prometheus text exposition).
+#[derive(Debug, Args)]
+#[command(after_help = "Example:\n  billshadow metrics --listen 127.0.0.1:9464 --store shadow.db")]
+pub(crate) struct MetricsArgs {
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9464")]
+    pub(crate) listen: String,
+    #[arg(long, value_name = "URL")]
+    pub(crate) store: Option<String>,
+    #[arg(long, value_name = "FILE")]
+    pub(crate) policy: Option<PathBuf>,
 }

@@ -11,6 +11,7 @@ mod diff_cmd;
 mod exit;
 mod generate;
 mod output;
+mod report_cmd;
 mod run_cmd;
 mod run_report;
 mod runner;
@@ -39,6 +40,9 @@ fn main() -> ExitCode {
         cli::Command::Show(args) => run_cmd::show(args),
         cli::Command::Demo(args) => demo::run(args),
         cli::Command::Migrate(args) => controller::run(args),
+        cli::Command::Report(args) => report_cmd::report(args),
+        cli::Command::Explain(args) => report_cmd::explain(args),
+        cli::Command::Metrics(args) => report_cmd::metrics(args),
         cli::Command::Generate(cli::Generate::Cohort(args)) => sample::run_cohort(args),
         cli::Command::CheckSpec(args) => diff_cmd::check_spec(args),
         cli::Command::Formats => diff_cmd::formats(),

@@ -1,11 +1,15 @@
-//! Renderers of billshadow results: a terminal summary, JSON and JSON lines.
+//! Renderers of billshadow results: a terminal summary, JSON and JSON lines, CSV, Markdown, an
+//! HTML dashboard (minijinja templates in `reports/templates/`), Prometheus text, `explain`.
 //!
 //! Renderers only format what they are given; they never compare anything themselves.
 //! The JSON shapes are versioned (`billshadow.diff/v1`) and documented in
 //! `reports/SCHEMA.md`.
 
+pub mod explain;
 pub mod json;
+pub mod run;
 pub mod text;
+pub mod view;
 
 use serde::Serialize;
 

@@ -21,8 +21,8 @@ use policy::{CellId, Policy};
 /// Runs evaluated per cell for the consecutive-runs criterion.
 const EVIDENCE_RUNS: usize = 20;
 
-struct Controller {
-    store: Store,
+struct Controller<'a> {
+    store: &'a Store,
     policy: Policy,
     now: DateTime<Utc>,
     actor: String,
@@ -77,13 +77,13 @@ pub(crate) fn run(args: MigrateArgs) -> Outcome {
             .await
             .map_err(stack)?;
         let controller = Controller {
-            store,
+            store: &store,
             policy,
             now,
             actor,
         };
         let result = controller.command(args.command, args.format).await;
-        controller.store.close().await;
+        store.close().await;
         result
     })
 }
@@ -96,7 +96,37 @@ fn cell_arg(name: &str) -> Result<CellId, Failure> {
     })
 }
 
-impl Controller {
+/// Every cell's gate verdict for its next step, now, for reports.
+pub(crate) async fn gate_views(
+    store: &Store,
+    policy: &Policy,
+) -> anyhow::Result<Vec<billshadow_reports::view::GateView>> {
+    let controller = Controller {
+        store,
+        policy: policy.clone(),
+        now: Utc::now(),
+        actor: "report".to_owned(),
+    };
+    let states = store.cell_states().await?;
+    let mut out = Vec::new();
+    for c in &policy.cells {
+        if !states.contains_key(&c.cell.name()) {
+            continue;
+        }
+        let j = controller.judge(&c.cell, None).await.map_err(|f| f.error)?;
+        let passed = matches!(j.decision, Decision::Move(_));
+        out.push(crate::report_cmd::gate_view(
+            c.cell.name(),
+            j.target.map_or("none", |(s, _)| s.as_str()).to_owned(),
+            passed,
+            render::blocks(&j),
+            &j.verdict.criteria,
+        ));
+    }
+    Ok(out)
+}
+
+impl Controller<'_> {
     async fn command(&self, command: MigrateCommand, format: MigrateFormat) -> Outcome {
         match command {
             MigrateCommand::Lint => Ok(Code::Parity),

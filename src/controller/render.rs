@@ -13,7 +13,7 @@ use super::policy::Policy;
 use super::{Judged, machine};
 use crate::cli::MigrateFormat;
 
-fn blocks(j: &Judged) -> String {
+pub(super) fn blocks(j: &Judged) -> String {
     match &j.decision {
         Decision::Move(next) => format!("ready: → {}", next.stage.as_str()),
         Decision::Hold(next) => format!(

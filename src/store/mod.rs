@@ -6,6 +6,7 @@
 //! and `(run_id, account_id)` is the outcome's primary key, so an account is never counted
 //! twice and never half-recorded, whenever the process dies.
 
+use std::collections::BTreeMap;
 use std::sync::Once;
 
 use anyhow::{Context, anyhow, bail};
@@ -286,7 +287,7 @@ impl Store {
                     .await?;
             }
             for (seq, diff) in o.diffs.iter().enumerate() {
-                sqlx::query("INSERT INTO diffs (run_id, account_id, seq, class, failing, waiver, delta, body) VALUES ($1,$2,$3,$4,$5,$6,$7,$8)")
+                sqlx::query("INSERT INTO diffs (run_id, account_id, seq, class, failing, waiver, delta, currency, body) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9)")
                     .bind(run_id)
                     .bind(o.account_id.as_str())
                     .bind(seq as i64)
@@ -294,6 +295,7 @@ impl Store {
                     .bind(i64::from(diff.is_failing()))
                     .bind(diff.waiver.as_deref().unwrap_or(""))
                     .bind(diff.delta.map(|d| d.to_string()).unwrap_or_default())
+                    .bind(diff.currency.map(|c| c.code()).unwrap_or(""))
                     .bind(serde_json::to_string(diff)?)
                     .execute(&mut *tx)
                     .await?;
@@ -427,7 +429,7 @@ impl Store {
     pub(crate) async fn for_each_total(
         &self,
         run_id: &str,
-        mut each: impl FnMut(&str, &str, &str, Decimal, Decimal),
+        mut each: impl FnMut(&str, &str, &str, &str, Decimal, Decimal),
     ) -> anyhow::Result<()> {
         const PAGE: i64 = 5000;
         let (mut last_account, mut last_currency) = (String::new(), String::new());
@@ -451,9 +453,16 @@ impl Store {
                         format!("the store holds a total that is not a decimal: {text}")
                     })
                 };
-                let (partition, region, currency): (String, String, String) =
-                    (r.try_get(4)?, r.try_get(5)?, r.try_get(1)?);
-                each(&partition, &region, &currency, decimal(2)?, decimal(3)?);
+                let (account, partition, region, currency): (String, String, String, String) =
+                    (r.try_get(0)?, r.try_get(4)?, r.try_get(5)?, r.try_get(1)?);
+                each(
+                    &account,
+                    &partition,
+                    &region,
+                    &currency,
+                    decimal(2)?,
+                    decimal(3)?,
+                );
             }
             match rows.last() {
                 Some(r) if rows.len() as i64 == PAGE => {
@@ -494,6 +503,123 @@ impl Store {
                 Ok(serde_json::from_str(&body)?)
             })
             .collect()
+    }
+
+    /// Calls `each` with every diff of a run (JSON text), in account order, a page at a time.
+    pub(crate) async fn for_each_diff(
+        &self,
+        run_id: &str,
+        mut each: impl FnMut(&str) -> anyhow::Result<()>,
+    ) -> anyhow::Result<()> {
+        const PAGE: i64 = 5000;
+        let (mut account, mut seq) = (String::new(), -1i64);
+        loop {
+            let rows = sqlx::query(
+                "SELECT account_id, seq, body FROM diffs WHERE run_id = $1 AND (account_id > $2 OR (account_id = $2 AND seq > $3)) \
+                 ORDER BY account_id, seq LIMIT $4",
+            )
+            .bind(run_id)
+            .bind(account.as_str())
+            .bind(seq)
+            .bind(PAGE)
+            .fetch_all(&self.pool)
+            .await?;
+            for r in &rows {
+                let body: String = r.try_get(2)?;
+                each(&body)?;
+            }
+            match rows.last() {
+                Some(r) if rows.len() as i64 == PAGE => {
+                    account = r.try_get(0)?;
+                    seq = r.try_get(1)?;
+                }
+                _ => return Ok(()),
+            }
+        }
+    }
+
+    /// Per class and currency, the sum of |delta| over a run's diffs (added up in Rust, exactly).
+    pub(crate) async fn class_money(
+        &self,
+        run_id: &str,
+    ) -> anyhow::Result<BTreeMap<(String, String), Decimal>> {
+        let mut out: BTreeMap<(String, String), Decimal> = BTreeMap::new();
+        let mut after = String::new();
+        loop {
+            // Grouped by value: each distinct (class, currency, delta) once, with its count.
+            let rows = sqlx::query(
+                "SELECT class, currency, delta, COUNT(*) FROM diffs WHERE run_id = $1 AND delta <> '' AND (class || '|' || currency || '|' || delta) > $2 \
+                 GROUP BY class, currency, delta ORDER BY (class || '|' || currency || '|' || delta) LIMIT 5000",
+            )
+            .bind(run_id)
+            .bind(after.as_str())
+            .fetch_all(&self.pool)
+            .await?;
+            for r in &rows {
+                let (class, currency, delta, n): (String, String, String, i64) =
+                    (r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?);
+                let d: Decimal = delta.parse().with_context(|| {
+                    format!("the store holds a delta that is not a decimal: {delta}")
+                })?;
+                *out.entry((class.clone(), currency.clone())).or_default() +=
+                    d.abs() * Decimal::from(n);
+                after = format!("{class}|{currency}|{delta}");
+            }
+            if rows.len() < 5000 {
+                return Ok(out);
+            }
+        }
+    }
+
+    /// One account's diffs, and both its bills when they were kept.
+    pub(crate) async fn account_detail(
+        &self,
+        run_id: &str,
+        account_id: &str,
+    ) -> anyhow::Result<(Vec<serde_json::Value>, Option<(String, String)>)> {
+        let rows = sqlx::query(
+            "SELECT body FROM diffs WHERE run_id = $1 AND account_id = $2 ORDER BY seq",
+        )
+        .bind(run_id)
+        .bind(account_id)
+        .fetch_all(&self.pool)
+        .await?;
+        let diffs = rows
+            .iter()
+            .map(|r| Ok(serde_json::from_str(&r.try_get::<String, _>(0)?)?))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let sides =
+            sqlx::query("SELECT side, body FROM evidence WHERE run_id = $1 AND account_id = $2")
+                .bind(run_id)
+                .bind(account_id)
+                .fetch_all(&self.pool)
+                .await?;
+        let (mut legacy, mut modern) = (None, None);
+        for r in &sides {
+            let (side, body): (String, String) = (r.try_get(0)?, r.try_get(1)?);
+            if side == "legacy" {
+                legacy = Some(body)
+            } else {
+                modern = Some(body)
+            }
+        }
+        Ok((diffs, legacy.zip(modern)))
+    }
+
+    /// Whether the run's cohort holds the account, and its cell.
+    pub(crate) async fn cohort_cell(
+        &self,
+        run_id: &str,
+        account_id: &str,
+    ) -> anyhow::Result<Option<(String, String)>> {
+        let row = sqlx::query(
+            "SELECT partition, region FROM cohort WHERE run_id = $1 AND account_id = $2",
+        )
+        .bind(run_id)
+        .bind(account_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).transpose()
     }
 
     /// Accounts with a failing or waived diff.

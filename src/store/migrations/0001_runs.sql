@@ -66,6 +66,7 @@ CREATE TABLE diffs (
     failing     BIGINT NOT NULL,            -- 1 when neither informational nor waived
     waiver      TEXT NOT NULL,              -- the id of the waiver covering it, or ''
     delta       TEXT NOT NULL,              -- modern - legacy, or '' (currencies differ, stack error)
+    currency    TEXT NOT NULL,              -- of the delta, or ''
     body        TEXT NOT NULL,              -- the diff as in billshadow.diff/v1
     PRIMARY KEY (run_id, account_id, seq)
 );

@@ -1,0 +1,528 @@
+//! Reports of a stored run: the HTML dashboard and the Markdown summary (templates a user can
+//! read and override), CSV of diffs, Prometheus metrics and JUnit.
+
+use std::collections::BTreeMap;
+use std::io::{self, Write};
+
+use billshadow_comparisons::{Diff, DiffClass, Scope};
+use minijinja::Environment;
+use serde::Serialize;
+
+use crate::view::{CellView, RunView};
+
+/// The dashboard template shipped with billshadow.
+pub const DASHBOARD: &str = include_str!("../templates/dashboard.html");
+/// The Markdown summary template.
+pub const SUMMARY: &str = include_str!("../templates/summary.md");
+
+/// Rows listed at most in the HTML tables: a million diffs stay a few hundred KiB.
+const ROWS_MAX: usize = 200;
+/// The Markdown summary's size limit (a CI step summary or a pull-request comment).
+pub const MARKDOWN_BYTES_MAX: usize = 64 * 1024;
+
+#[derive(Serialize)]
+struct GridCell {
+    cell: String,
+    class: &'static str,
+    ratio: String,
+    at_parity: u64,
+    compared: u64,
+    errored: u64,
+    state: String,
+    trend: String,
+}
+
+#[derive(Serialize)]
+struct GridRow {
+    partition: String,
+    cells: Vec<Option<GridCell>>,
+}
+
+#[derive(Serialize)]
+struct DiffRow {
+    account: String,
+    class: &'static str,
+    what: String,
+    legacy: String,
+    modern: String,
+    delta: String,
+    waiver: String,
+    owner: String,
+    ticket: String,
+    expires: String,
+    detail: String,
+}
+
+#[derive(Serialize)]
+struct ClassRow<'a> {
+    #[serde(flatten)]
+    class: &'a crate::view::ClassView,
+    width: u64,
+}
+
+#[derive(Serialize)]
+struct CurrencyRow {
+    code: &'static str,
+    legacy_total: String,
+    modern_total: String,
+    delta_abs: String,
+}
+
+/// What the dashboard template sees.
+#[derive(Serialize)]
+struct DashboardContext<'a> {
+    run: &'a RunView,
+    s: &'a billshadow_comparisons::Summary,
+    parity_percent: String,
+    currencies: Vec<CurrencyRow>,
+    regions: Vec<String>,
+    grid: Vec<GridRow>,
+    classes: Vec<ClassRow<'a>>,
+    gates: &'a [crate::view::GateView],
+    worst: &'a [crate::view::AccountView],
+    failing: Vec<DiffRow>,
+    failing_more: usize,
+    waived: Vec<DiffRow>,
+    errors: Vec<DiffRow>,
+}
+
+/// What the Markdown template sees.
+#[derive(Serialize)]
+struct SummaryContext<'a> {
+    run: &'a RunView,
+    s: &'a billshadow_comparisons::Summary,
+    parity_percent: String,
+    cells: &'a [CellView],
+    gates: &'a [crate::view::GateView],
+    top: Vec<DiffRow>,
+    more: u64,
+}
+
+fn what(d: &Diff) -> String {
+    match d.scope {
+        Scope::Line => d.charge_code.clone().unwrap_or_default(),
+        Scope::Bill => "bill total".to_owned(),
+        Scope::Invoice => format!(
+            "invoice {}",
+            d.key.get("invoice_id").map_or("", String::as_str)
+        ),
+        Scope::Customer => format!("customer {} total", d.customer_id.as_deref().unwrap_or("")),
+        Scope::Account => "the account".to_owned(),
+    }
+}
+
+fn diff_row(d: &Diff, view: &RunView) -> DiffRow {
+    let amount = |e: &Option<billshadow_comparisons::Evidence>| {
+        e.as_ref()
+            .and_then(|e| e.fields.get("amount").cloned())
+            .unwrap_or_default()
+    };
+    let waiver = d
+        .waiver
+        .as_ref()
+        .and_then(|w| view.summary.waivers.iter().find(|u| &u.id == w));
+    DiffRow {
+        account: d
+            .account_id
+            .clone()
+            .or_else(|| d.customer_id.clone())
+            .unwrap_or_default(),
+        class: d.class.as_str(),
+        what: what(d),
+        legacy: amount(&d.legacy),
+        modern: amount(&d.modern),
+        delta: d
+            .delta
+            .map(|x| format!("{x} {}", d.currency.map(|c| c.code()).unwrap_or("")))
+            .unwrap_or_default(),
+        waiver: d.waiver.clone().unwrap_or_default(),
+        owner: waiver.map(|w| w.owner.clone()).unwrap_or_default(),
+        ticket: waiver.map(|w| w.ticket.clone()).unwrap_or_default(),
+        expires: waiver.map(|w| w.expires.clone()).unwrap_or_default(),
+        detail: d.detail.clone().unwrap_or_default(),
+    }
+}
+
+fn trend_points(trend: &[Option<String>]) -> String {
+    if trend.len() < 2 {
+        return String::new();
+    }
+    let step = 96 / (trend.len() - 1).max(1);
+    trend
+        .iter()
+        .enumerate()
+        .filter_map(|(i, r)| {
+            let ratio: rust_decimal::Decimal = r.as_deref()?.parse().ok()?;
+            let y = (rust_decimal::Decimal::ONE - ratio) * rust_decimal::Decimal::from(16);
+            Some(format!(
+                "{},{}",
+                2 + i * step,
+                (y.round_dp(1) + rust_decimal::Decimal::from(2))
+            ))
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn grid(cells: &[CellView]) -> (Vec<String>, Vec<GridRow>) {
+    let mut regions: Vec<String> = cells.iter().map(|c| c.region.clone()).collect();
+    regions.sort();
+    regions.dedup();
+    let mut partitions: Vec<String> = cells.iter().map(|c| c.partition.clone()).collect();
+    partitions.sort();
+    partitions.dedup();
+    let rows = partitions
+        .into_iter()
+        .map(|p| {
+            let cells = regions
+                .iter()
+                .map(|r| {
+                    cells
+                        .iter()
+                        .find(|c| c.partition == p && &c.region == r)
+                        .map(|c| GridCell {
+                            cell: c.cell.clone(),
+                            class: match c.parity_percent {
+                                Some(100) => "p100",
+                                Some(99) => "p99",
+                                Some(_) => "p90",
+                                None => "pnone",
+                            },
+                            ratio: c.parity_percent.map_or("—".to_owned(), |p| format!("{p}%")),
+                            at_parity: c.at_parity,
+                            compared: c.at_parity + c.mismatched,
+                            errored: c.errored,
+                            state: c.state.clone().unwrap_or_default(),
+                            trend: trend_points(&c.trend),
+                        })
+                })
+                .collect();
+            GridRow {
+                partition: p,
+                cells,
+            }
+        })
+        .collect();
+    (regions, rows)
+}
+
+fn environment(
+    template_name: &'static str,
+    source: String,
+) -> Result<Environment<'static>, minijinja::Error> {
+    let mut env = Environment::new();
+    // `.html` templates escape every value; the Markdown one escapes by hand.
+    env.add_template_owned(template_name, source)?;
+    Ok(env)
+}
+
+fn percent(view: &RunView) -> String {
+    let s = &view.summary;
+    if s.accounts_compared == 0 {
+        return "—".to_owned();
+    }
+    let p = rust_decimal::Decimal::from(s.accounts_at_parity * 100)
+        / rust_decimal::Decimal::from(s.accounts_compared);
+    format!("{}%", p.round_dp(2))
+}
+
+/// Renders the HTML dashboard with `template` (the shipped one, or a user's).
+pub fn html(view: &RunView, template: Option<String>) -> Result<String, minijinja::Error> {
+    let env = environment(
+        "dashboard.html",
+        template.unwrap_or_else(|| DASHBOARD.to_owned()),
+    )?;
+    let (regions, grid) = grid(&view.cells);
+    let failing_all: Vec<&Diff> = view
+        .diffs
+        .iter()
+        .filter(|d| d.is_failing() && d.class != DiffClass::StackError)
+        .collect();
+    let failing: Vec<DiffRow> = failing_all
+        .iter()
+        .take(ROWS_MAX)
+        .map(|d| diff_row(d, view))
+        .collect();
+    let listed_accounts: std::collections::BTreeSet<&str> = view
+        .diffs
+        .iter()
+        .filter_map(|d| d.account_id.as_deref())
+        .collect();
+    let failing_more = (view.accounts_with_diffs as usize).saturating_sub(listed_accounts.len())
+        + failing_all.len().saturating_sub(ROWS_MAX);
+    let waived: Vec<DiffRow> = view
+        .diffs
+        .iter()
+        .filter(|d| d.waiver.is_some())
+        .take(ROWS_MAX)
+        .map(|d| diff_row(d, view))
+        .collect();
+    let errors: Vec<DiffRow> = view
+        .diffs
+        .iter()
+        .filter(|d| d.class == DiffClass::StackError)
+        .take(ROWS_MAX)
+        .map(|d| diff_row(d, view))
+        .collect();
+    let widest = view
+        .classes
+        .iter()
+        .map(|c| c.count)
+        .max()
+        .unwrap_or(1)
+        .max(1);
+    let classes: Vec<ClassRow<'_>> = view
+        .classes
+        .iter()
+        .map(|c| ClassRow {
+            class: c,
+            width: (c.count * 200) / widest,
+        })
+        .collect();
+    let currencies: Vec<CurrencyRow> = view
+        .summary
+        .currencies
+        .iter()
+        .map(|(c, t)| CurrencyRow {
+            code: c.code(),
+            legacy_total: t.legacy_total.to_string(),
+            modern_total: t.modern_total.to_string(),
+            delta_abs: t.delta_abs.to_string(),
+        })
+        .collect();
+    let ctx = DashboardContext {
+        run: view,
+        s: &view.summary,
+        parity_percent: percent(view),
+        currencies,
+        regions,
+        grid,
+        classes,
+        gates: &view.gates,
+        worst: &view.worst,
+        failing,
+        failing_more,
+        waived,
+        errors,
+    };
+    env.get_template("dashboard.html")?
+        .render(minijinja::value::Serde(&ctx))
+}
+
+/// Escapes text for a Markdown table cell.
+fn md_escape(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for c in value.chars() {
+        match c {
+            '|' | '\\' | '`' | '*' | '_' | '[' | ']' | '<' | '>' | '#' => {
+                out.push('\\');
+                out.push(c);
+            }
+            '\n' | '\r' => out.push(' '),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The Markdown summary, within 64 KiB (lists shrink until it fits).
+pub fn markdown(view: &RunView, template: Option<String>) -> Result<String, minijinja::Error> {
+    let mut env = environment("summary.md", template.unwrap_or_else(|| SUMMARY.to_owned()))?;
+    env.add_filter("md", |v: String| md_escape(&v));
+    let mut rows = 20usize;
+    loop {
+        let top: Vec<DiffRow> = view
+            .diffs
+            .iter()
+            .filter(|d| d.is_failing())
+            .take(rows)
+            .map(|d| diff_row(d, view))
+            .collect();
+        let ctx = SummaryContext {
+            run: view,
+            s: &view.summary,
+            parity_percent: percent(view),
+            cells: &view.cells,
+            gates: &view.gates,
+            top,
+            more: view.accounts_with_diffs,
+        };
+        let text = env
+            .get_template("summary.md")?
+            .render(minijinja::value::Serde(&ctx))?;
+        if text.len() <= MARKDOWN_BYTES_MAX || rows == 0 {
+            return Ok(text);
+        }
+        rows /= 2;
+    }
+}
+
+/// Every diff as a CSV row.
+pub fn csv_header(out: &mut csv::Writer<&mut dyn Write>) -> csv::Result<()> {
+    out.write_record([
+        "account_id",
+        "customer_id",
+        "class",
+        "scope",
+        "charge_code",
+        "partition",
+        "region",
+        "currency",
+        "delta",
+        "legacy_amount",
+        "modern_amount",
+        "fields",
+        "waiver",
+        "legacy_line",
+        "modern_line",
+        "detail",
+    ])
+}
+
+pub fn csv_row(out: &mut csv::Writer<&mut dyn Write>, d: &Diff) -> csv::Result<()> {
+    let amount = |e: &Option<billshadow_comparisons::Evidence>| {
+        e.as_ref()
+            .and_then(|e| e.fields.get("amount").cloned())
+            .unwrap_or_default()
+    };
+    out.write_record([
+        d.account_id.clone().unwrap_or_default(),
+        d.customer_id.clone().unwrap_or_default(),
+        d.class.as_str().to_owned(),
+        format!("{:?}", d.scope).to_lowercase(),
+        d.charge_code.clone().unwrap_or_default(),
+        d.partition.clone().unwrap_or_default(),
+        d.region.clone().unwrap_or_default(),
+        d.currency.map(|c| c.code().to_owned()).unwrap_or_default(),
+        d.delta.map(|x| x.to_string()).unwrap_or_default(),
+        amount(&d.legacy),
+        amount(&d.modern),
+        d.fields.join(" "),
+        d.waiver.clone().unwrap_or_default(),
+        d.legacy_line.map(|l| l.to_string()).unwrap_or_default(),
+        d.modern_line.map(|l| l.to_string()).unwrap_or_default(),
+        d.detail.clone().unwrap_or_default(),
+    ])
+}
+
+fn label(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// Prometheus text exposition of a run, labelled by partition and region.
+pub fn prometheus(
+    out: &mut dyn Write,
+    view: &RunView,
+    states: &BTreeMap<String, String>,
+) -> io::Result<()> {
+    let run = label(&view.run_id);
+    let metric = |out: &mut dyn Write, name: &str, help: &str, kind: &str| {
+        writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}")
+    };
+    metric(
+        out,
+        "billshadow_accounts",
+        "Accounts of the run by cell and outcome.",
+        "gauge",
+    )?;
+    for c in &view.cells {
+        for (status, n) in [
+            ("parity", c.at_parity),
+            ("mismatch", c.mismatched),
+            ("stack_error", c.errored),
+        ] {
+            writeln!(
+                out,
+                "billshadow_accounts{{run=\"{run}\",partition=\"{}\",region=\"{}\",status=\"{status}\"}} {n}",
+                label(&c.partition),
+                label(&c.region)
+            )?;
+        }
+    }
+    metric(
+        out,
+        "billshadow_parity_ratio",
+        "Share of compared accounts at parity, by cell.",
+        "gauge",
+    )?;
+    for c in &view.cells {
+        if let Some(r) = &c.parity_ratio {
+            writeln!(
+                out,
+                "billshadow_parity_ratio{{run=\"{run}\",partition=\"{}\",region=\"{}\"}} {r}",
+                label(&c.partition),
+                label(&c.region)
+            )?;
+        }
+    }
+    metric(
+        out,
+        "billshadow_mismatched_accounts",
+        "Accounts with a failing diff, by cell.",
+        "gauge",
+    )?;
+    for c in &view.cells {
+        writeln!(
+            out,
+            "billshadow_mismatched_accounts{{run=\"{run}\",partition=\"{}\",region=\"{}\"}} {}",
+            label(&c.partition),
+            label(&c.region),
+            c.mismatched
+        )?;
+    }
+    metric(
+        out,
+        "billshadow_stack_errors",
+        "Accounts a stack failed for, by cell.",
+        "gauge",
+    )?;
+    for c in &view.cells {
+        writeln!(
+            out,
+            "billshadow_stack_errors{{run=\"{run}\",partition=\"{}\",region=\"{}\"}} {}",
+            label(&c.partition),
+            label(&c.region),
+            c.errored
+        )?;
+    }
+    metric(
+        out,
+        "billshadow_delta",
+        "Modern minus legacy total, by cell and currency (the exact value is in the run store).",
+        "gauge",
+    )?;
+    for c in &view.cells {
+        for (currency, d) in &c.delta {
+            writeln!(
+                out,
+                "billshadow_delta{{run=\"{run}\",partition=\"{}\",region=\"{}\",currency=\"{}\"}} {d}",
+                label(&c.partition),
+                label(&c.region),
+                label(currency)
+            )?;
+        }
+    }
+    if !states.is_empty() {
+        metric(
+            out,
+            "billshadow_cell_state",
+            "The migration state of each cell (1 for its current state).",
+            "gauge",
+        )?;
+        for c in &view.cells {
+            if let Some(state) = states.get(&c.cell) {
+                writeln!(
+                    out,
+                    "billshadow_cell_state{{partition=\"{}\",region=\"{}\",state=\"{}\"}} 1",
+                    label(&c.partition),
+                    label(&c.region),
+                    label(state)
+                )?;
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,526 @@
+//! `billshadow report`, `explain` and `metrics`: stored runs rendered for people and machines.
+//! Everything comes from the store; nothing is compared again.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::Path;
+
+use anyhow::{Context, anyhow};
+use billshadow_comparisons::{Diff, DiffClass};
+use billshadow_reports::view::{
+    AccountView, CellView, ClassView, CriterionView, GateView, RunView, bill_rows,
+};
+use rust_decimal::Decimal;
+
+use crate::cli::{ExplainArgs, MetricsArgs, ReportArgs, ReportFormat};
+use crate::controller::policy::Policy;
+use crate::exit::{Code, Outcome, input};
+use crate::output::Destination;
+use crate::run_cmd::{runtime, stack};
+use crate::run_report::RunReport;
+use crate::store::{RunRow, Store, default_url};
+
+/// Accounts whose diffs an HTML or Markdown report lists.
+const LISTED_ACCOUNTS: usize = 100;
+/// Accounts shown with both bills.
+const WORST_ACCOUNTS: usize = 10;
+/// Runs in a cell's trend line.
+const TREND_RUNS: usize = 10;
+
+pub(crate) fn report(args: ReportArgs) -> Outcome {
+    runtime()?.block_on(async {
+        let store = Store::open(&default_url(args.store.as_deref()))
+            .await
+            .map_err(stack)?;
+        let run = store.resolve(&args.run).await.map_err(input)?;
+        let policy = args
+            .policy
+            .as_deref()
+            .map(Policy::load)
+            .transpose()
+            .map_err(input)?;
+        let template = args
+            .template
+            .as_deref()
+            .map(|p| {
+                std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))
+            })
+            .transpose()
+            .map_err(input)?;
+        let mut out = Destination::open(args.out.as_deref()).map_err(input)?;
+        let result = render(
+            &store,
+            run,
+            policy.as_ref(),
+            args.format,
+            template,
+            out.writer(),
+        )
+        .await;
+        store.close().await;
+        let code = result?;
+        out.finish().map_err(input)?;
+        if let Some(path) = &args.out {
+            eprintln!("wrote {}", path.display());
+        }
+        Ok(code)
+    })
+}
+
+async fn render(
+    store: &Store,
+    run: RunRow,
+    policy: Option<&Policy>,
+    format: ReportFormat,
+    template: Option<String>,
+    out: &mut dyn Write,
+) -> Outcome {
+    let io = |e: std::io::Error| stack(anyhow!("cannot write the report: {e}"));
+    match format {
+        ReportFormat::Json => {
+            let report = RunReport::load(store, run, None).await.map_err(stack)?;
+            crate::run_cmd::write_json(out, &report).map_err(io)?;
+            Ok(crate::run_cmd::exit_code(&report))
+        }
+        ReportFormat::Jsonl => {
+            let run_id = run.id.clone();
+            let report = RunReport::load(store, run, Some(0)).await.map_err(stack)?;
+            store
+                .for_each_diff(&run_id, |body| {
+                    let mut v: serde_json::Value = serde_json::from_str(body)?;
+                    v["record"] = "diff".into();
+                    writeln!(out, "{v}")?;
+                    Ok(())
+                })
+                .await
+                .map_err(stack)?;
+            let summary = serde_json::json!({"record": "summary", "schema": billshadow_reports::json::SCHEMA, "run": report.run, "summary": report.comparison.summary, "cells": report.cells});
+            writeln!(out, "{summary}").map_err(io)?;
+            Ok(crate::run_cmd::exit_code(&report))
+        }
+        ReportFormat::Csv => {
+            let run_id = run.id.clone();
+            let report = RunReport::load(store, run, Some(0)).await.map_err(stack)?;
+            let mut writer = csv::Writer::from_writer(out);
+            billshadow_reports::run::csv_header(&mut writer).map_err(|e| stack(anyhow!(e)))?;
+            store
+                .for_each_diff(&run_id, |body| {
+                    let diff: Diff = serde_json::from_str(body)?;
+                    billshadow_reports::run::csv_row(&mut writer, &diff)?;
+                    Ok(())
+                })
+                .await
+                .map_err(stack)?;
+            writer.flush().map_err(io)?;
+            Ok(crate::run_cmd::exit_code(&report))
+        }
+        ReportFormat::Html | ReportFormat::Md | ReportFormat::Prom | ReportFormat::Junit => {
+            let (view, report) = run_view(store, run, policy).await.map_err(stack)?;
+            match format {
+                ReportFormat::Html => {
+                    let html = billshadow_reports::run::html(&view, template)
+                        .map_err(|e| input(anyhow!("the HTML template: {e:#}")))?;
+                    out.write_all(html.as_bytes()).map_err(io)?;
+                }
+                ReportFormat::Md => {
+                    let md = billshadow_reports::run::markdown(&view, template)
+                        .map_err(|e| input(anyhow!("the Markdown template: {e:#}")))?;
+                    out.write_all(md.as_bytes()).map_err(io)?;
+                }
+                ReportFormat::Prom => {
+                    let states: BTreeMap<String, String> = view
+                        .cells
+                        .iter()
+                        .filter_map(|c| c.state.clone().map(|s| (c.cell.clone(), s)))
+                        .collect();
+                    billshadow_reports::run::prometheus(out, &view, &states).map_err(io)?;
+                }
+                _ => out
+                    .write_all(junit(&view).map_err(stack)?.as_bytes())
+                    .map_err(io)?,
+            }
+            Ok(crate::run_cmd::exit_code(&report))
+        }
+    }
+}
+
+/// A JUnit report of a run: one suite per cell; with a policy, one case per gate criterion,
+/// else one case for the cell's parity.
+fn junit(view: &RunView) -> anyhow::Result<String> {
+    use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
+    let mut report = Report::new(format!("billshadow run {}", view.run_id));
+    for cell in &view.cells {
+        let mut suite = TestSuite::new(cell.cell.clone());
+        match view.gates.iter().find(|g| g.cell == cell.cell) {
+            Some(gate) => {
+                for c in &gate.criteria {
+                    let status = if c.passed {
+                        TestCaseStatus::success()
+                    } else {
+                        let mut s = TestCaseStatus::non_success(if c.inconclusive {
+                            NonSuccessKind::Error
+                        } else {
+                            NonSuccessKind::Failure
+                        });
+                        s.set_message(format!("measured {}, needs {}", c.measured, c.threshold));
+                        s
+                    };
+                    suite.add_test_case(TestCase::new(c.name.clone(), status));
+                }
+            }
+            None => {
+                let status = if cell.mismatched == 0 && cell.errored == 0 {
+                    TestCaseStatus::success()
+                } else {
+                    let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
+                    s.set_message(format!(
+                        "{} of {} accounts mismatched, {} without a verdict",
+                        cell.mismatched, cell.accounts, cell.errored
+                    ));
+                    s
+                };
+                suite.add_test_case(TestCase::new("parity", status));
+            }
+        }
+        report.add_test_suite(suite);
+    }
+    Ok(report.to_string()?)
+}
+
+/// Everything a report shows, read from the store.
+async fn run_view(
+    store: &Store,
+    run: RunRow,
+    policy: Option<&Policy>,
+) -> anyhow::Result<(RunView, RunReport)> {
+    let report = RunReport::load(store, run.clone(), Some(LISTED_ACCOUNTS)).await?;
+    let states = store.cell_states().await?;
+    let label = |name: &str| {
+        states.get(name).map(|s| {
+            let stage = match (policy, s.stage) {
+                (Some(p), crate::controller::machine::Stage::Canary) => {
+                    format!(
+                        "canary({}%)",
+                        p.canary_steps
+                            .get(s.step)
+                            .map(ToString::to_string)
+                            .unwrap_or_default()
+                    )
+                }
+                (_, stage) => stage.as_str().to_owned(),
+            };
+            if s.held.is_some() {
+                format!("{stage}, held")
+            } else {
+                stage
+            }
+        })
+    };
+
+    // Trends: the parity of each cell in the last completed runs, oldest first.
+    let mut history: Vec<RunRow> = store
+        .runs()
+        .await?
+        .into_iter()
+        .filter(|r| r.status == "completed" && r.kind == "shadow")
+        .take(TREND_RUNS)
+        .collect();
+    history.reverse();
+    let mut trends: BTreeMap<String, Vec<Option<String>>> = BTreeMap::new();
+    for (i, r) in history.iter().enumerate() {
+        let mut per_cell: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+        for o in store.outcome_counts(&r.id).await? {
+            let e = per_cell
+                .entry(format!("{}/{}", o.partition, o.region))
+                .or_default();
+            match o.status.as_str() {
+                "parity" => e.0 += o.accounts as u64,
+                "mismatch" => e.1 += o.accounts as u64,
+                _ => {}
+            }
+        }
+        for (cell, (p, m)) in per_cell {
+            let t = trends
+                .entry(cell)
+                .or_insert_with(|| vec![None; history.len()]);
+            if p + m > 0 {
+                t[i] = Some(
+                    (Decimal::from(p) / Decimal::from(p + m))
+                        .round_dp(4)
+                        .to_string(),
+                );
+            }
+        }
+    }
+
+    let cells: Vec<CellView> = report
+        .cells
+        .iter()
+        .map(|c| {
+            let ratio: Option<Decimal> = c.parity_ratio.as_deref().and_then(|r| r.parse().ok());
+            CellView {
+                cell: c.cell.clone(),
+                partition: c.partition.clone(),
+                region: c.region.clone(),
+                accounts: c.accounts,
+                at_parity: c.at_parity,
+                mismatched: c.mismatched,
+                errored: c.errored,
+                parity_ratio: c.parity_ratio.clone(),
+                parity_percent: ratio.map(|r| {
+                    (r * Decimal::ONE_HUNDRED)
+                        .floor()
+                        .to_string()
+                        .parse()
+                        .unwrap_or(0)
+                }),
+                delta: c.delta.clone(),
+                state: label(&c.cell),
+                trend: trends.get(&c.cell).cloned().unwrap_or_default(),
+            }
+        })
+        .collect();
+
+    // The worst accounts by |total delta|, with both bills.
+    let mut worst: Vec<(Decimal, String, String, String, BTreeMap<String, Decimal>)> = Vec::new();
+    let mut per_account: BTreeMap<String, (String, String, BTreeMap<String, Decimal>)> =
+        BTreeMap::new();
+    store
+        .for_each_total(
+            &report.run.id,
+            |account, partition, region, currency, legacy, modern| {
+                let delta = (modern - legacy).abs();
+                if !delta.is_zero() {
+                    let e = per_account.entry(account.to_owned()).or_insert_with(|| {
+                        (partition.to_owned(), region.to_owned(), BTreeMap::new())
+                    });
+                    e.2.insert(currency.to_owned(), delta);
+                }
+            },
+        )
+        .await?;
+    for (account, (partition, region, deltas)) in per_account {
+        let largest = deltas.values().copied().max().unwrap_or_default();
+        worst.push((largest, account, partition, region, deltas));
+        worst.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+        worst.truncate(WORST_ACCOUNTS);
+    }
+    let mut worst_views = Vec::new();
+    for (_, account, partition, region, deltas) in worst {
+        let (diffs, _) = store.account_detail(&report.run.id, &account).await?;
+        let diffs: Vec<Diff> = diffs
+            .into_iter()
+            .filter_map(|d| serde_json::from_value(d).ok())
+            .collect();
+        worst_views.push(AccountView {
+            account_id: account,
+            partition,
+            region,
+            delta: deltas
+                .into_iter()
+                .map(|(c, d)| (c, d.to_string()))
+                .collect(),
+            rows: bill_rows(&diffs),
+        });
+    }
+
+    let money = store.class_money(&report.run.id).await?;
+    let classes = report
+        .comparison
+        .summary
+        .by_class
+        .iter()
+        .map(|(class, count)| ClassView {
+            class: class.as_str().to_owned(),
+            informational: class.is_informational(),
+            count: *count,
+            money: money
+                .iter()
+                .filter(|((c, _), _)| c == class.as_str())
+                .map(|((_, cur), v)| (cur.clone(), v.to_string()))
+                .collect(),
+        })
+        .collect();
+
+    let gates = match policy {
+        Some(p) => crate::controller::gate_views(store, p).await?,
+        None => Vec::new(),
+    };
+    let view = RunView {
+        run_id: report.run.id.clone(),
+        kind: report.run.kind.clone(),
+        status: report.run.status.clone(),
+        started_at: report.run.started_at.clone(),
+        finished_at: report.run.finished_at.clone(),
+        accounts_total: report.run.accounts_total,
+        accounts_done: report.run.accounts_done,
+        summary: report.comparison.summary.clone(),
+        cells,
+        diffs: report.comparison.diffs.clone(),
+        accounts_with_diffs: report.accounts_with_diffs,
+        worst: worst_views,
+        classes,
+        gates,
+        csv_hint: format!(
+            "`billshadow report {} --format csv` lists every diff",
+            report.run.id
+        ),
+    };
+    Ok((view, report))
+}
+
+pub(crate) fn explain(args: ExplainArgs) -> Outcome {
+    let (which, account) = match (&args.first, &args.second) {
+        (run, Some(account)) => (run.clone(), account.clone()),
+        (account, None) => ("latest".to_owned(), account.clone()),
+    };
+    runtime()?.block_on(async {
+        let store = Store::open(&default_url(args.store.as_deref()))
+            .await
+            .map_err(stack)?;
+        let run = store.resolve(&which).await.map_err(input)?;
+        if store
+            .cohort_cell(&run.id, &account)
+            .await
+            .map_err(stack)?
+            .is_none()
+        {
+            return Err(input(anyhow!(
+                "the account `{account}` is not in run {}'s cohort",
+                run.id
+            )));
+        }
+        let (diffs, evidence) = store
+            .account_detail(&run.id, &account)
+            .await
+            .map_err(stack)?;
+        store.close().await;
+        let diffs: Vec<Diff> = diffs
+            .into_iter()
+            .map(serde_json::from_value)
+            .collect::<Result<_, _>>()
+            .map_err(|e| stack(anyhow!(e)))?;
+        let parse = |s: &str| serde_json::from_str::<Vec<serde_json::Value>>(s).unwrap_or_default();
+        let (legacy, modern) = evidence
+            .map(|(l, m)| (parse(&l), parse(&m)))
+            .unwrap_or_default();
+        let mut out = std::io::stdout().lock();
+        let written = match args.format {
+            crate::cli::TableFormat::Json => {
+                let doc = billshadow_reports::explain::to_json(&account, &diffs, &legacy, &modern);
+                serde_json::to_writer_pretty(&mut out, &doc)
+                    .map_err(std::io::Error::other)
+                    .and_then(|()| writeln!(out))
+            }
+            crate::cli::TableFormat::Text => {
+                use std::io::IsTerminal;
+                let color = std::io::stdout().is_terminal()
+                    && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+                if diffs.is_empty() {
+                    writeln!(
+                        out,
+                        "account {account}: at parity in run {}; nothing to explain",
+                        run.id
+                    )
+                } else {
+                    billshadow_reports::explain::write_text(
+                        &mut out, &account, &diffs, &legacy, &modern, color,
+                    )
+                }
+            }
+        };
+        written.map_err(|e| stack(anyhow!("cannot write: {e}")))?;
+        Ok(
+            if diffs
+                .iter()
+                .any(|d| d.is_failing() && d.class != DiffClass::StackError)
+            {
+                Code::Mismatch
+            } else {
+                Code::Parity
+            },
+        )
+    })
+}
+
+/// Serves the latest run's metrics on `/metrics` until stopped.
+pub(crate) fn metrics(args: MetricsArgs) -> Outcome {
+    runtime()?.block_on(async move {
+        let url = default_url(args.store.as_deref());
+        Store::open(&url).await.map_err(stack)?.close().await;
+        let listener = tokio::net::TcpListener::bind(&args.listen)
+            .await
+            .map_err(|e| input(anyhow!("cannot listen on {}: {e}", args.listen)))?;
+        eprintln!(
+            "serving the latest run's metrics on http://{}/metrics (store {url})",
+            listener.local_addr().map_err(stack)?
+        );
+        let policy = args.policy.clone();
+        let app = axum::Router::new().route(
+            "/metrics",
+            axum::routing::get(move || {
+                let (url, policy) = (url.clone(), policy.clone());
+                async move {
+                    match metrics_text(&url, policy.as_deref()).await {
+                        Ok(text) => (
+                            axum::http::StatusCode::OK,
+                            [("content-type", "text/plain; version=0.0.4")],
+                            text,
+                        ),
+                        Err(e) => (
+                            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                            [("content-type", "text/plain")],
+                            format!("{e:#}\n"),
+                        ),
+                    }
+                }
+            }),
+        );
+        axum::serve(listener, app)
+            .await
+            .map_err(|e| stack(anyhow!(e)))?;
+        Ok(Code::Parity)
+    })
+}
+
+async fn metrics_text(url: &str, policy: Option<&Path>) -> anyhow::Result<String> {
+    let store = Store::open(url).await?;
+    let run = store.resolve("latest").await?;
+    let policy = policy.map(Policy::load).transpose()?;
+    let (view, _) = run_view(&store, run, policy.as_ref()).await?;
+    store.close().await;
+    let states: BTreeMap<String, String> = view
+        .cells
+        .iter()
+        .filter_map(|c| c.state.clone().map(|s| (c.cell.clone(), s)))
+        .collect();
+    let mut out = Vec::new();
+    billshadow_reports::run::prometheus(&mut out, &view, &states)?;
+    Ok(String::from_utf8(out)?)
+}
+
+/// A gate verdict as a report shows it.
+pub(crate) fn gate_view(
+    cell: String,
+    target: String,
+    passed: bool,
+    blocks: String,
+    criteria: &[crate::controller::machine::Criterion],
+) -> GateView {
+    GateView {
+        cell,
+        target,
+        passed,
+        blocks,
+        criteria: criteria
+            .iter()
+            .map(|c| CriterionView {
+                name: c.name.to_owned(),
+                measured: c.measured.clone(),
+                threshold: c.threshold.clone(),
+                passed: c.passed,
+                inconclusive: c.inconclusive,
+            })
+            .collect(),
+    }
+}
