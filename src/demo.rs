@@ -204,6 +204,15 @@ pub(crate) fn run(args: DemoArgs) -> Outcome {
         all: true,
         to: None,
     })?;
+    let html = dir.join("report.html");
+    crate::report_cmd::report(crate::cli::ReportArgs {
+        run: "latest".to_owned(),
+        format: crate::cli::ReportFormat::Html,
+        out: Some(html.clone()),
+        store: Some(store.display().to_string()),
+        policy: Some(policy.clone()),
+        template: None,
+    })?;
     let seconds = started.elapsed().as_secs_f64();
     let store_arg = store.display();
     println!();
@@ -211,10 +220,12 @@ pub(crate) fn run(args: DemoArgs) -> Outcome {
         "demo: {} accounts shadow-run in {seconds:.1} s; the seeded defects of the modern stack show above, per partition and region.",
         args.accounts
     );
+    println!("The dashboard: {}", html.display());
     println!("Everything is in {}. To look deeper:", dir.display());
     println!("  billshadow show latest --store {store_arg}                 # this summary again");
     println!("  billshadow show latest --store {store_arg} --format json   # every diff, as JSON");
     println!("  billshadow runs --store {store_arg}");
+    println!("  billshadow explain ACCOUNT --store {store_arg}                # one account's two bills side by side");
     println!(
         "  billshadow migrate status --policy {} --store {store_arg}",
         dir.join("policy.toml").display()
