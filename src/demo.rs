@@ -225,7 +225,9 @@ pub(crate) fn run(args: DemoArgs) -> Outcome {
     println!("  billshadow show latest --store {store_arg}                 # this summary again");
     println!("  billshadow show latest --store {store_arg} --format json   # every diff, as JSON");
     println!("  billshadow runs --store {store_arg}");
-    println!("  billshadow explain ACCOUNT --store {store_arg}                # one account's two bills side by side");
+    println!(
+        "  billshadow explain ACCOUNT --store {store_arg}                # one account's two bills side by side"
+    );
     println!(
         "  billshadow migrate status --policy {} --store {store_arg}",
         dir.join("policy.toml").display()

@@ -282,44 +282,29 @@ async fn run_view(
         .collect();
 
     // The worst accounts by |total delta|, with both bills.
-    let mut worst: Vec<(Decimal, String, String, String, BTreeMap<String, Decimal>)> = Vec::new();
-    let mut per_account: BTreeMap<String, (String, String, BTreeMap<String, Decimal>)> =
-        BTreeMap::new();
-    store
-        .for_each_total(
-            &report.run.id,
-            |account, partition, region, currency, legacy, modern| {
-                let delta = (modern - legacy).abs();
-                if !delta.is_zero() {
-                    let e = per_account.entry(account.to_owned()).or_insert_with(|| {
-                        (partition.to_owned(), region.to_owned(), BTreeMap::new())
-                    });
-                    e.2.insert(currency.to_owned(), delta);
-                }
-            },
-        )
-        .await?;
-    for (account, (partition, region, deltas)) in per_account {
-        let largest = deltas.values().copied().max().unwrap_or_default();
-        worst.push((largest, account, partition, region, deltas));
-        worst.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
-        worst.truncate(WORST_ACCOUNTS);
-    }
     let mut worst_views = Vec::new();
-    for (_, account, partition, region, deltas) in worst {
+    for account in store.worst_accounts(&report.run.id, WORST_ACCOUNTS).await? {
         let (diffs, _) = store.account_detail(&report.run.id, &account).await?;
         let diffs: Vec<Diff> = diffs
             .into_iter()
             .filter_map(|d| serde_json::from_value(d).ok())
             .collect();
+        let (partition, region) = store
+            .cohort_cell(&report.run.id, &account)
+            .await?
+            .unwrap_or_default();
+        let delta = store
+            .account_totals(&report.run.id, &account)
+            .await?
+            .into_iter()
+            .filter(|(_, l, m)| l != m)
+            .map(|(c, l, m)| (c, (m - l).abs().to_string()))
+            .collect();
         worst_views.push(AccountView {
             account_id: account,
             partition,
             region,
-            delta: deltas
-                .into_iter()
-                .map(|(c, d)| (c, d.to_string()))
-                .collect(),
+            delta,
             rows: bill_rows(&diffs),
         });
     }

@@ -105,21 +105,16 @@ impl RunReport {
 
         let mut currencies: BTreeMap<String, (Decimal, Decimal)> = BTreeMap::new();
         let mut cell_delta: BTreeMap<CellKey, BTreeMap<String, Decimal>> = BTreeMap::new();
-        store
-            .for_each_total(
-                &run.id,
-                |_account, partition, region, currency, legacy, modern| {
-                    let entry = currencies.entry(currency.to_owned()).or_default();
-                    entry.0 += legacy;
-                    entry.1 += modern;
-                    *cell_delta
-                        .entry((partition.to_owned(), region.to_owned()))
-                        .or_default()
-                        .entry(currency.to_owned())
-                        .or_default() += modern - legacy;
-                },
-            )
-            .await?;
+        for (partition, region, currency, legacy, modern) in store.cell_totals(&run.id).await? {
+            let entry = currencies.entry(currency.clone()).or_default();
+            entry.0 += legacy;
+            entry.1 += modern;
+            *cell_delta
+                .entry((partition, region))
+                .or_default()
+                .entry(currency)
+                .or_default() += modern - legacy;
+        }
 
         let mut by_class: BTreeMap<DiffClass, u64> = BTreeMap::new();
         let mut waiver_hits: BTreeMap<String, u64> = BTreeMap::new();

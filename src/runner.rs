@@ -206,6 +206,8 @@ pub(crate) fn judge(
             let error = messages.join("; ");
             return AccountOutcome {
                 account_id: account.account_id.clone(),
+                partition: account.partition.clone(),
+                region: account.region.clone(),
                 status: OutcomeStatus::StackError,
                 diffs: vec![stack_error(account, &error)],
                 diffs_failing: 1,
@@ -239,6 +241,8 @@ pub(crate) fn judge(
         .then(|| (lines_json(&legacy.lines), lines_json(&modern.lines)));
     AccountOutcome {
         account_id: account.account_id.clone(),
+        partition: account.partition.clone(),
+        region: account.region.clone(),
         status,
         diffs_failing: s.diffs_failing,
         waived: s.waived,

@@ -393,6 +393,19 @@ fn markdown_csv_and_explain_snapshots() {
             .unwrap()
             .contains("--- legacy")
     );
+    let show = run_in(d, &["show", "latest", "--store", "s.db", "--limit", "3"]);
+    let text: String = show
+        .stdout
+        .lines()
+        .map(|l| {
+            if l.starts_with("billshadow run ") {
+                "billshadow run [run] ([redacted])\n".to_owned()
+            } else {
+                format!("{l}\n")
+            }
+        })
+        .collect();
+    insta::assert_snapshot!("show_text", text);
     let missing = run_in(d, &["explain", "nobody", "--store", "s.db"]);
     assert_eq!(missing.code, 2);
     assert!(

@@ -320,8 +320,7 @@ impl Store {
                 }
             }
             let totals = sqlx::query(
-                "SELECT t.currency, t.legacy_total, t.modern_total FROM totals t JOIN cohort c ON c.run_id = t.run_id AND c.account_id = t.account_id \
-                 WHERE t.run_id = $1 AND c.partition = $2 AND c.region = $3",
+                "SELECT currency, legacy_total, modern_total FROM cell_totals WHERE run_id = $1 AND partition = $2 AND region = $3",
             )
             .bind(&run_id)
             .bind(cell.partition.as_str())

@@ -43,6 +43,9 @@ impl OutcomeStatus {
 #[derive(Debug, Clone)]
 pub(crate) struct AccountOutcome {
     pub(crate) account_id: String,
+    /// The account's cell, from the cohort: totals are also added up per cell as they are stored.
+    pub(crate) partition: String,
+    pub(crate) region: String,
     pub(crate) status: OutcomeStatus,
     pub(crate) diffs: Vec<Diff>,
     pub(crate) diffs_failing: u64,
@@ -259,7 +262,7 @@ impl Store {
         for o in outcomes {
             sqlx::query(
                 "INSERT INTO outcomes (run_id, account_id, status, diffs_failing, waived, lines_legacy, lines_modern, \
-                 lines_matched, lines_mismatched, retries, error, finished_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12)",
+                 lines_matched, lines_mismatched, retries, error, finished_at, delta_order) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13)",
             )
             .bind(run_id)
             .bind(o.account_id.as_str())
@@ -273,6 +276,7 @@ impl Store {
             .bind(o.retries as i64)
             .bind(o.error.as_str())
             .bind(finished_at.as_str())
+            .bind(delta_order(&o.totals))
             .execute(&mut *tx)
             .await
             .with_context(|| format!("cannot record the outcome of {}", o.account_id))?;
@@ -312,8 +316,106 @@ impl Store {
                 }
             }
         }
+        let mut cells: BTreeMap<(&str, &str, Currency), (Decimal, Decimal)> = BTreeMap::new();
+        for o in outcomes {
+            for (currency, legacy, modern) in &o.totals {
+                let e = cells
+                    .entry((o.partition.as_str(), o.region.as_str(), *currency))
+                    .or_default();
+                e.0 += *legacy;
+                e.1 += *modern;
+            }
+        }
+        for ((partition, region, currency), (legacy, modern)) in cells {
+            let existing = sqlx::query(
+                "SELECT legacy_total, modern_total FROM cell_totals WHERE run_id = $1 AND partition = $2 AND region = $3 AND currency = $4",
+            )
+            .bind(run_id)
+            .bind(partition)
+            .bind(region)
+            .bind(currency.code())
+            .fetch_optional(&mut *tx)
+            .await?;
+            let (l, m) = match existing {
+                Some(r) => (
+                    r.try_get::<String, _>(0)?.parse::<Decimal>()? + legacy,
+                    r.try_get::<String, _>(1)?.parse::<Decimal>()? + modern,
+                ),
+                None => (legacy, modern),
+            };
+            sqlx::query(
+                "INSERT INTO cell_totals (run_id, partition, region, currency, legacy_total, modern_total) VALUES ($1,$2,$3,$4,$5,$6) \
+                 ON CONFLICT (run_id, partition, region, currency) DO UPDATE SET legacy_total = $5, modern_total = $6",
+            )
+            .bind(run_id)
+            .bind(partition)
+            .bind(region)
+            .bind(currency.code())
+            .bind(l.to_string())
+            .bind(m.to_string())
+            .execute(&mut *tx)
+            .await?;
+        }
         tx.commit().await?;
         Ok(())
+    }
+
+    /// Per cell and currency, the run's legacy and modern totals (added up as outcomes were stored).
+    pub(crate) async fn cell_totals(
+        &self,
+        run_id: &str,
+    ) -> anyhow::Result<Vec<(String, String, String, Decimal, Decimal)>> {
+        let rows = sqlx::query("SELECT partition, region, currency, legacy_total, modern_total FROM cell_totals WHERE run_id = $1")
+            .bind(run_id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let (l, m): (String, String) = (r.try_get(3)?, r.try_get(4)?);
+                Ok((
+                    r.try_get(0)?,
+                    r.try_get(1)?,
+                    r.try_get(2)?,
+                    l.parse()?,
+                    m.parse()?,
+                ))
+            })
+            .collect()
+    }
+
+    /// The accounts with the largest |total delta| (by their ordering key), largest first.
+    pub(crate) async fn worst_accounts(
+        &self,
+        run_id: &str,
+        limit: usize,
+    ) -> anyhow::Result<Vec<String>> {
+        let rows = sqlx::query("SELECT account_id FROM outcomes WHERE run_id = $1 AND delta_order > 0 ORDER BY delta_order DESC, account_id LIMIT $2")
+            .bind(run_id)
+            .bind(limit as i64)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| Ok(r.try_get::<String, _>(0)?))
+            .collect()
+    }
+
+    /// One account's totals per currency.
+    pub(crate) async fn account_totals(
+        &self,
+        run_id: &str,
+        account_id: &str,
+    ) -> anyhow::Result<Vec<(String, Decimal, Decimal)>> {
+        let rows = sqlx::query("SELECT currency, legacy_total, modern_total FROM totals WHERE run_id = $1 AND account_id = $2")
+            .bind(run_id)
+            .bind(account_id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let (l, m): (String, String) = (r.try_get(1)?, r.try_get(2)?);
+                Ok((r.try_get(0)?, l.parse()?, m.parse()?))
+            })
+            .collect()
     }
 
     pub(crate) async fn set_status(&self, run_id: &str, status: &str) -> anyhow::Result<()> {
@@ -424,56 +526,6 @@ impl Store {
             .collect()
     }
 
-    /// Calls `each` with (partition, region, currency, legacy total, modern total) of every
-    /// account, a page at a time. Sums of amounts are done in Rust, exactly, never in SQL.
-    pub(crate) async fn for_each_total(
-        &self,
-        run_id: &str,
-        mut each: impl FnMut(&str, &str, &str, &str, Decimal, Decimal),
-    ) -> anyhow::Result<()> {
-        const PAGE: i64 = 5000;
-        let (mut last_account, mut last_currency) = (String::new(), String::new());
-        loop {
-            let rows = sqlx::query(
-                "SELECT t.account_id, t.currency, t.legacy_total, t.modern_total, c.partition, c.region FROM totals t \
-                 JOIN cohort c ON c.run_id = t.run_id AND c.account_id = t.account_id \
-                 WHERE t.run_id = $1 AND (t.account_id > $2 OR (t.account_id = $2 AND t.currency > $3)) \
-                 ORDER BY t.account_id, t.currency LIMIT $4",
-            )
-            .bind(run_id)
-            .bind(last_account.as_str())
-            .bind(last_currency.as_str())
-            .bind(PAGE)
-            .fetch_all(&self.pool)
-            .await?;
-            for r in &rows {
-                let decimal = |i: usize| -> anyhow::Result<Decimal> {
-                    let text: String = r.try_get(i)?;
-                    text.parse().with_context(|| {
-                        format!("the store holds a total that is not a decimal: {text}")
-                    })
-                };
-                let (account, partition, region, currency): (String, String, String, String) =
-                    (r.try_get(0)?, r.try_get(4)?, r.try_get(5)?, r.try_get(1)?);
-                each(
-                    &account,
-                    &partition,
-                    &region,
-                    &currency,
-                    decimal(2)?,
-                    decimal(3)?,
-                );
-            }
-            match rows.last() {
-                Some(r) if rows.len() as i64 == PAGE => {
-                    last_account = r.try_get(0)?;
-                    last_currency = r.try_get(1)?;
-                }
-                _ => return Ok(()),
-            }
-        }
-    }
-
     /// The diffs of a run as JSON, in account order: all of them, or those of the first
     /// `accounts` accounts that have a failing or waived diff.
     pub(crate) async fn diffs(
@@ -505,70 +557,46 @@ impl Store {
             .collect()
     }
 
-    /// Calls `each` with every diff of a run (JSON text), in account order, a page at a time.
+    /// Calls `each` with every diff of a run (JSON text), in account order, streamed.
     pub(crate) async fn for_each_diff(
         &self,
         run_id: &str,
         mut each: impl FnMut(&str) -> anyhow::Result<()>,
     ) -> anyhow::Result<()> {
-        const PAGE: i64 = 5000;
-        let (mut account, mut seq) = (String::new(), -1i64);
-        loop {
-            let rows = sqlx::query(
-                "SELECT account_id, seq, body FROM diffs WHERE run_id = $1 AND (account_id > $2 OR (account_id = $2 AND seq > $3)) \
-                 ORDER BY account_id, seq LIMIT $4",
-            )
-            .bind(run_id)
-            .bind(account.as_str())
-            .bind(seq)
-            .bind(PAGE)
-            .fetch_all(&self.pool)
-            .await?;
-            for r in &rows {
-                let body: String = r.try_get(2)?;
-                each(&body)?;
-            }
-            match rows.last() {
-                Some(r) if rows.len() as i64 == PAGE => {
-                    account = r.try_get(0)?;
-                    seq = r.try_get(1)?;
-                }
-                _ => return Ok(()),
-            }
+        use futures_util::TryStreamExt;
+        let mut rows =
+            sqlx::query("SELECT body FROM diffs WHERE run_id = $1 ORDER BY account_id, seq")
+                .bind(run_id)
+                .fetch(&self.pool);
+        while let Some(r) = rows.try_next().await? {
+            let body: String = r.try_get(0)?;
+            each(&body)?;
         }
+        Ok(())
     }
 
-    /// Per class and currency, the sum of |delta| over a run's diffs (added up in Rust, exactly).
+    /// Per class and currency, the sum of |delta| over a run's diffs (added up in Rust, exactly:
+    /// the store only groups equal deltas).
     pub(crate) async fn class_money(
         &self,
         run_id: &str,
     ) -> anyhow::Result<BTreeMap<(String, String), Decimal>> {
+        use futures_util::TryStreamExt;
         let mut out: BTreeMap<(String, String), Decimal> = BTreeMap::new();
-        let mut after = String::new();
-        loop {
-            // Grouped by value: each distinct (class, currency, delta) once, with its count.
-            let rows = sqlx::query(
-                "SELECT class, currency, delta, COUNT(*) FROM diffs WHERE run_id = $1 AND delta <> '' AND (class || '|' || currency || '|' || delta) > $2 \
-                 GROUP BY class, currency, delta ORDER BY (class || '|' || currency || '|' || delta) LIMIT 5000",
-            )
-            .bind(run_id)
-            .bind(after.as_str())
-            .fetch_all(&self.pool)
-            .await?;
-            for r in &rows {
-                let (class, currency, delta, n): (String, String, String, i64) =
-                    (r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?);
-                let d: Decimal = delta.parse().with_context(|| {
-                    format!("the store holds a delta that is not a decimal: {delta}")
-                })?;
-                *out.entry((class.clone(), currency.clone())).or_default() +=
-                    d.abs() * Decimal::from(n);
-                after = format!("{class}|{currency}|{delta}");
-            }
-            if rows.len() < 5000 {
-                return Ok(out);
-            }
+        let mut rows = sqlx::query(
+            "SELECT class, currency, delta, COUNT(*) FROM diffs WHERE run_id = $1 AND delta <> '' GROUP BY class, currency, delta",
+        )
+        .bind(run_id)
+        .fetch(&self.pool);
+        while let Some(r) = rows.try_next().await? {
+            let (class, currency, delta, n): (String, String, String, i64) =
+                (r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?);
+            let d: Decimal = delta.parse().with_context(|| {
+                format!("the store holds a delta that is not a decimal: {delta}")
+            })?;
+            *out.entry((class, currency)).or_default() += d.abs() * Decimal::from(n);
         }
+        Ok(out)
     }
 
     /// One account's diffs, and both its bills when they were kept.
@@ -698,6 +726,20 @@ async fn insert_cohort_chunk(
         }
     })?;
     Ok(())
+}
+
+/// An ordering key for "the worst accounts": the largest |modern − legacy| of the account, in
+/// ten-thousandths of a unit, truncated. Only ever compared with itself, never summed or shown.
+fn delta_order(totals: &[(Currency, Decimal, Decimal)]) -> i64 {
+    let largest = totals
+        .iter()
+        .map(|(_, l, m)| (*m - *l).abs())
+        .max()
+        .unwrap_or_default();
+    (largest * Decimal::from(10_000))
+        .trunc()
+        .try_into()
+        .unwrap_or(i64::MAX)
 }
 
 /// The classes that never fail, as an SQL condition on `class`.

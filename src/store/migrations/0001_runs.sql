@@ -46,7 +46,20 @@ CREATE TABLE outcomes (
     retries           BIGINT NOT NULL,
     error             TEXT NOT NULL,
     finished_at       TEXT NOT NULL,
+    delta_order       BIGINT NOT NULL,      -- |largest total delta| x 10^4, truncated: an ordering key only
     PRIMARY KEY (run_id, account_id)
+);
+
+-- Per cell and currency, the run's totals, added up exactly as outcomes are stored (one writer
+-- per run), so reading a run back never walks every account.
+CREATE TABLE cell_totals (
+    run_id        TEXT NOT NULL,
+    partition     TEXT NOT NULL,
+    region        TEXT NOT NULL,
+    currency      TEXT NOT NULL,
+    legacy_total  TEXT NOT NULL,
+    modern_total  TEXT NOT NULL,
+    PRIMARY KEY (run_id, partition, region, currency)
 );
 
 CREATE TABLE totals (
