@@ -14,29 +14,7 @@ use crate::cli::{DemoArgs, RunArgs, TableFormat};
 use crate::exit::{Code, Outcome, input};
 
 /// The format mapping of the modern sample's responses, written beside the spec.
-const MODERN_MAPPING: &str = r#"# How to read the modern sample stack's response: one JSON document per account,
-# its line items under `lines`, the account id at the top.
-name = "sample-modern-bill"
-description = "the modern sample stack's bill response"
-input = "json"
-records = "lines"
-
-[fields]
-account_id = "$doc.account_id"
-period_start = "period_start"
-period_end = "period_end"
-charge_code = "charge_code"
-line_type = "line_type"
-description = { column = "description", optional = true }
-quantity = { column = "quantity", optional = true }
-unit = { column = "unit", optional = true }
-unit_price = { column = "unit_price", optional = true }
-amount = "amount"
-currency = "currency"
-region = { column = "region", optional = true }
-partition = { column = "partition", optional = true }
-customer_id = { column = "customer_id", optional = true }
-"#;
+const MODERN_MAPPING: &str = include_str!("../examples/stacks/modern-bill.toml");
 
 /// The demo's migration policy: every cell of the sample, a gate the healthy cells pass on one
 /// run, and the mismatching ones do not.

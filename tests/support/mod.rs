@@ -140,25 +140,7 @@ ignore = ["description"]
     std::fs::write(&path, spec).unwrap();
     std::fs::write(
         dir.join("modern-bill.toml"),
-        r#"name = "sample-modern-bill"
-input = "json"
-records = "lines"
-[fields]
-account_id = "$doc.account_id"
-period_start = "period_start"
-period_end = "period_end"
-charge_code = "charge_code"
-line_type = "line_type"
-description = { column = "description", optional = true }
-quantity = { column = "quantity", optional = true }
-unit = { column = "unit", optional = true }
-unit_price = { column = "unit_price", optional = true }
-amount = "amount"
-currency = "currency"
-region = { column = "region", optional = true }
-partition = { column = "partition", optional = true }
-customer_id = { column = "customer_id", optional = true }
-"#,
+        include_str!("../../examples/stacks/modern-bill.toml"),
     )
     .unwrap();
     path
