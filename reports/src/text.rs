@@ -282,7 +282,7 @@ fn write_diffs(
             out,
             "{}",
             p.dim(&format!(
-                "… and {} more accounts with diffs (use --format json or jsonl for all)",
+                "… and {} more accounts with diffs (use --format json for all)",
                 thousands(rest as u64)
             ))
         )?;
