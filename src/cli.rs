@@ -308,7 +308,8 @@ pub(crate) enum MigrateCommand {
         cell: Option<String>,
         #[arg(long, conflicts_with = "cell")]
         all: bool,
-        /// Move only if this is the cell's next step (so a repeated command never moves twice).
+        /// Move only if this is the cell's next step (so a repeated command never moves twice):
+        /// shadow, canary (the first step), canary:PERCENT, cutover, decommissioned.
         #[arg(long, conflicts_with = "all")]
         to: Option<String>,
     },

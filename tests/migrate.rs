@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 use chrono::{DateTime, Datelike, TimeDelta, Utc};
-use support::{Run, billshadow_env, cohort, free_port, write_spec};
+use support::{Run, billshadow_env, cohort, free_port, redact, write_spec};
 
 const POLICY: &str = r#"
 max_in_flight = 30
@@ -417,26 +417,6 @@ fn editing_or_deleting_an_audit_record_is_detected() {
         "{}",
         verify.stderr
     );
-}
-
-fn redact(text: &str) -> String {
-    let mut out = String::new();
-    for word in text.split_inclusive(|c: char| c.is_whitespace() || "\"(),<>".contains(c)) {
-        let core = word.trim_end_matches(|c: char| c.is_whitespace() || "\"(),<>".contains(c));
-        let rest = &word[core.len()..];
-        let redacted = if core.starts_with("run-") {
-            "[run]".to_owned()
-        } else if core.len() >= 12 && core.chars().all(|c| c.is_ascii_hexdigit()) {
-            "[hash]".to_owned()
-        } else if core.len() >= 20 && core.as_bytes().get(4) == Some(&b'-') && core.contains('T') {
-            "[time]".to_owned()
-        } else {
-            core.to_owned()
-        };
-        out.push_str(&redacted);
-        out.push_str(rest);
-    }
-    out
 }
 
 #[test]

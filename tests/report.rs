@@ -7,7 +7,7 @@ mod support;
 use std::path::Path;
 use std::process::Command;
 
-use support::{Run, billshadow_env, cohort, free_port, write_spec};
+use support::{Run, billshadow_env, cohort, free_port, redact, write_spec};
 
 const POLICY: &str = r#"
 [[cells]]
@@ -317,20 +317,6 @@ fn junit_of_a_run_parses_back_with_the_numbers() {
             && message.contains("needs <= 0.05"),
         "{message}"
     );
-}
-
-fn redact(text: &str) -> String {
-    let mut out = String::new();
-    for part in text.split_inclusive(|c: char| c.is_whitespace() || "`\"(),|".contains(c)) {
-        let core = part.trim_end_matches(|c: char| c.is_whitespace() || "`\"(),|".contains(c));
-        out.push_str(if core.starts_with("run-") {
-            "[run]"
-        } else {
-            core
-        });
-        out.push_str(&part[core.len()..]);
-    }
-    out
 }
 
 #[test]

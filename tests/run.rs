@@ -205,7 +205,7 @@ fn a_flaky_stack_loses_no_account_and_says_how_many_have_no_verdict() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     cohort(d, 1000);
-    let faults = "\"--echo\", \"--fail-rate\", \"0.1\", \"--slow-rate\", \"0.03\", \"--slow-ms\", \"1200\", \"--malformed-rate\", \"0.02\", \"--crash-after\", \"900\"";
+    let faults = "\"--echo\", \"--fail-rate\", \"0.1\", \"--slow-rate\", \"0.03\", \"--slow-ms\", \"3000\", \"--malformed-rate\", \"0.02\", \"--crash-after\", \"900\"";
     write_spec(d, free_port(), faults, "\"--echo\",", "");
     let run = billshadow(
         &[

@@ -223,17 +223,42 @@ impl Controller<'_> {
         let states = self.store.cell_states().await.map_err(stack)?;
         let target = machine::next(state.stage, state.step, &self.policy);
         if let Some(to) = to {
-            let wanted = Stage::parse(to).ok_or_else(|| {
-                input(anyhow!(
-                    "--to `{to}` is not a state (shadow, canary, cutover, decommissioned)"
-                ))
+            // `canary` is the first canary step; `canary:5` the step of 5 %.
+            let (name, percent) = to.split_once(':').map_or((to, None), |(n, p)| (n, Some(p)));
+            let wanted = Stage::parse(name).ok_or_else(|| {
+                input(anyhow!("--to `{to}` is not a state (shadow, canary, canary:PERCENT, cutover, decommissioned)"))
             })?;
-            if target.is_none_or(|(stage, _)| stage != wanted) {
+            let wanted_step = match (wanted, percent) {
+                (Stage::Canary, Some(p)) => {
+                    let p: rust_decimal::Decimal = p
+                        .parse()
+                        .map_err(|_| input(anyhow!("--to `{to}`: `{p}` is not a percentage")))?;
+                    self.policy
+                        .canary_steps
+                        .iter()
+                        .position(|s| *s == p)
+                        .ok_or_else(|| {
+                            input(anyhow!(
+                                "--to `{to}`: the policy has no canary step of {p} %"
+                            ))
+                        })?
+                }
+                _ => 0,
+            };
+            if target.is_none_or(|(stage, step)| stage != wanted || step != wanted_step) {
+                let next = target.map_or("none".to_owned(), |(s, step)| {
+                    CellState {
+                        stage: s,
+                        step,
+                        held: None,
+                        version: 0,
+                    }
+                    .label(&self.policy)
+                });
                 return Err(input(anyhow!(
-                    "{} is {}; its next step is {}, not {to}",
+                    "{} is {}; its next step is {next}, not {to}",
                     id.name(),
-                    state.label(&self.policy),
-                    target.map_or("none", |(s, _)| s.as_str())
+                    state.label(&self.policy)
                 )));
             }
         }

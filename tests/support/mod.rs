@@ -122,7 +122,7 @@ concurrency = 2
 kind = "http"
 url = "http://127.0.0.1:{port}/v1/accounts/{{account_id}}/bill?period_start={{period_start}}"
 format = "modern-bill.toml"
-timeout_ms = 400
+timeout_ms = 2000
 retries = 2
 backoff_ms = 5
 concurrency = 16
@@ -160,4 +160,25 @@ pub(crate) fn cohort(dir: &Path, accounts: u32) {
     ];
     let run = billshadow_env(&args, dir, &[]);
     assert_eq!(run.code, 0, "{}", run.transcript());
+}
+
+/// Run ids, hashes and times replaced by placeholders, for snapshots.
+pub(crate) fn redact(text: &str) -> String {
+    let mut out = String::new();
+    for word in text.split_inclusive(|c: char| c.is_whitespace() || "\"(),<>`|".contains(c)) {
+        let core = word.trim_end_matches(|c: char| c.is_whitespace() || "\"(),<>`|".contains(c));
+        let rest = &word[core.len()..];
+        let redacted = if core.starts_with("run-") {
+            "[run]".to_owned()
+        } else if core.len() >= 12 && core.chars().all(|c| c.is_ascii_hexdigit()) {
+            "[hash]".to_owned()
+        } else if core.len() >= 20 && core.as_bytes().get(4) == Some(&b'-') && core.contains('T') {
+            "[time]".to_owned()
+        } else {
+            core.to_owned()
+        };
+        out.push_str(&redacted);
+        out.push_str(rest);
+    }
+    out
 }
