@@ -1,6 +1,10 @@
 //! End-to-end tests of shadow runs: the real binary, the sample stacks as real child processes
 //! and a real HTTP service on 127.0.0.1, real SQLite files and a real PostgreSQL server.
 
+#[expect(
+    dead_code,
+    reason = "the snapshot helper serves tests/migrate.rs and tests/report.rs"
+)]
 mod support;
 
 use std::path::Path;

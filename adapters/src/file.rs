@@ -17,7 +17,7 @@ use chrono::{Datelike, NaiveDate};
 use rust_decimal::Decimal;
 
 use crate::mapping::{
-    Attributes, Condition, DateFormat, FieldMapping, InputKind, Mapping, Source, Target,
+    Attributes, Condition, DateFormat, FieldMapping, InputKind, Mapping, Scale, Source, Target,
 };
 
 /// The largest single field accepted, in bytes.
@@ -230,6 +230,10 @@ struct Compiled<'m> {
     /// (name, access) of the columns kept as attributes.
     attributes: Vec<(String, Access)>,
     parentheses_negative: bool,
+    /// The mapping's name, and whether its records are JSON (where a value can be missing
+    /// from one record only, so an error names the format as a missing CSV column does).
+    format: &'m str,
+    json: bool,
 }
 
 /// One source record, CSV or JSON.
@@ -418,7 +422,22 @@ impl<'m> Compiled<'m> {
             keep: mapping.keep.iter().map(condition).collect(),
             attributes,
             parentheses_negative: mapping.parentheses_negative,
+            format: &mapping.name,
+            json: header.is_none(),
         })
+    }
+
+    /// Why a required value is empty: in JSON, the record lacks the path the format reads.
+    fn empty(&self, target: Target, expected: &str) -> String {
+        if self.json {
+            format!(
+                "no value; the `{}` format reads the required field `{}` here, expected {expected}",
+                self.format,
+                target.name()
+            )
+        } else {
+            format!("empty value; expected {expected}")
+        }
     }
 }
 
@@ -473,6 +492,8 @@ impl Compiled<'_> {
         let mut amount = None;
         let mut currency = None;
         let mut line_type = LineType::Usage;
+        // Amount, quantity and unit price read in minor units: (field, value, column).
+        let mut in_minor: [Option<(&CompiledField<'_>, Decimal, usize)>; 3] = [None; 3];
         for field in &self.fields {
             let (value, column) = Compiled::source_value(field, record)?;
             let value = if field.plain {
@@ -489,7 +510,7 @@ impl Compiled<'_> {
                 Target::Currency => {
                     if value.is_empty() {
                         return Err(fault(
-                            "empty value; expected an ISO 4217 currency code".to_owned(),
+                            self.empty(Target::Currency, "an ISO 4217 currency code"),
                         ));
                     }
                     currency = Some(match &scratch.currency_memo {
@@ -514,7 +535,7 @@ impl Compiled<'_> {
                     if value.is_empty() {
                         if f == Field::Amount {
                             return Err(fault(
-                                "empty value; expected an amount such as 12.50".to_owned(),
+                                self.empty(field.mapping.target, "an amount such as 12.50"),
                             ));
                         }
                         continue;
@@ -524,9 +545,24 @@ impl Compiled<'_> {
                             Some(c) => holds(c, record)?,
                             None => false,
                         };
+                    let (factor, in_minor_units) = match &field.mapping.scale {
+                        Some(Scale::Factor(factor)) => (Some(*factor), false),
+                        Some(Scale::Minor { .. }) => (None, true),
+                        None => (None, false),
+                    };
                     let (parsed, changed) = self
-                        .decimal(value, f == Field::Amount, field.mapping.scale, negate)
+                        .decimal(value, f == Field::Amount && !in_minor_units, factor, negate)
                         .map_err(|e| fault(e.to_string()))?;
+                    if in_minor_units {
+                        // Scaled once the record's currency is known, after this loop.
+                        let slot = match f {
+                            Field::Amount => 0,
+                            Field::Quantity => 1,
+                            _ => 2,
+                        };
+                        in_minor[slot] = Some((field, parsed, column));
+                        continue;
+                    }
                     let out = &mut scratch.text[f as usize];
                     if changed {
                         use std::fmt::Write as _;
@@ -542,7 +578,7 @@ impl Compiled<'_> {
                     if value.is_empty() {
                         if matches!(f, Field::PeriodStart | Field::PeriodEnd) {
                             return Err(fault(
-                                "empty value; expected a date (YYYY-MM-DD)".to_owned(),
+                                self.empty(field.mapping.target, "a date (YYYY-MM-DD)"),
                             ));
                         }
                         continue;
@@ -554,6 +590,7 @@ impl Compiled<'_> {
                             value,
                             &field.mapping.date_format,
                             field.mapping.shift_days,
+                            field.mapping.exclusive_end,
                             memo_date,
                         )
                         .map_err(fault)?;
@@ -564,11 +601,35 @@ impl Compiled<'_> {
                 }
                 Target::Text(f) => {
                     if value.is_empty() && matches!(f, Field::AccountId | Field::ChargeCode) {
-                        return Err(fault(format!("empty value; `{}` is required", f.name())));
+                        return Err(fault(if self.json {
+                            self.empty(field.mapping.target, "a value")
+                        } else {
+                            format!("empty value; `{}` is required", f.name())
+                        }));
                     }
                     scratch.text[f as usize].push_str(value);
                 }
             }
+        }
+        if let Some(currency) = currency {
+            for (field, value, column) in in_minor.into_iter().flatten() {
+                let units =
+                    from_minor_units(field.mapping, value, currency).map_err(|e| Problem {
+                        column: field.access.get(column).and_then(column_ref),
+                        message: e.to_string(),
+                    })?;
+                let f = field.mapping.target;
+                if f == Target::Text(Field::Amount) {
+                    amount = Some(units);
+                }
+                if let Target::Text(f) = f {
+                    use std::fmt::Write as _;
+                    let _ = write!(scratch.text[f as usize], "{units}");
+                }
+            }
+        }
+        for field in self.fields.iter().filter(|f| f.mapping.exclusive_end) {
+            clamp_end(field.mapping.target, &mut scratch.text);
         }
         if !self.attributes.is_empty() {
             let mut pairs: Vec<(&str, Cow<'_, str>)> = Vec::with_capacity(self.attributes.len());
@@ -661,6 +722,45 @@ impl Compiled<'_> {
     }
 }
 
+/// A value written in minor units of `currency`, in units: 1000 USD cents → 10.00, 1000 JPY
+/// → 1000, 1000 BHD fils → 1.000 (or by the mapping's exponent for that currency).
+fn from_minor_units(
+    mapping: &FieldMapping,
+    value: Decimal,
+    currency: Currency,
+) -> Result<Decimal, DecimalError> {
+    let exponent = match &mapping.scale {
+        Some(Scale::Minor { exponents }) => exponents.get(currency.code()).copied(),
+        _ => None,
+    }
+    .unwrap_or_else(|| currency.minor_unit_exponent());
+    let units = value
+        .checked_mul(Decimal::new(1, exponent))
+        .ok_or_else(|| DecimalError::OutOfRange(value.to_string()))?;
+    if mapping.target == Target::Text(Field::Amount)
+        && units.abs() >= billshadow_comparisons::money::AMOUNT_ABS_LIMIT
+    {
+        return Err(DecimalError::OutOfRange(value.to_string()));
+    }
+    Ok(units)
+}
+
+/// An end read as exclusive never falls before the start it ends: a charge at one instant
+/// (Stripe's one-off items, Kill Bill's fixed items) has its start and end equal, and the day
+/// before its end would precede its start.
+fn clamp_end(target: Target, text: &mut [String; Field::COUNT]) {
+    let (start, end) = match target {
+        Target::Text(Field::PeriodEnd) => (Field::PeriodStart, Field::PeriodEnd),
+        Target::Text(Field::UsageEnd) => (Field::UsageStart, Field::UsageEnd),
+        _ => return,
+    };
+    // Both are YYYY-MM-DD here, so text order is date order.
+    if !text[start as usize].is_empty() && text[end as usize] < text[start as usize] {
+        let start = text[start as usize].clone();
+        text[end as usize] = start;
+    }
+}
+
 impl Target {
     fn is_date_field(self) -> bool {
         matches!(
@@ -717,41 +817,61 @@ fn transform<'v>(mapping: &FieldMapping, value: Cow<'v, str>) -> Cow<'v, str> {
     value
 }
 
-/// Writes a date as `YYYY-MM-DD`.
+/// Writes a date as `YYYY-MM-DD`; an exclusive end bound at midnight becomes the day before.
 fn write_date(
     value: &str,
     format: &DateFormat,
     shift_days: i64,
+    exclusive_end: bool,
     out: &mut String,
 ) -> Result<(), String> {
     let value = value.trim_ascii();
-    let date = match format {
+    let (date, midnight) = match format {
         DateFormat::Iso => {
             let date_part = value.get(..10).unwrap_or(value);
             let rest = value.get(10..).unwrap_or("");
             if !rest.is_empty() && !rest.starts_with(['T', ' ']) {
                 return Err(format!("`{value}` is not a date; expected YYYY-MM-DD"));
             }
-            parse_iso_date(date_part)
-                .ok_or_else(|| format!("`{value}` is not a date; expected YYYY-MM-DD"))?
+            let date = parse_iso_date(date_part)
+                .ok_or_else(|| format!("`{value}` is not a date; expected YYYY-MM-DD"))?;
+            (date, iso_time_is_midnight(rest))
         }
-        DateFormat::Pattern(p) => NaiveDate::parse_from_str(value, p)
-            .or_else(|_| chrono::NaiveDateTime::parse_from_str(value, p).map(|dt| dt.date()))
-            .or_else(|_| chrono::DateTime::parse_from_str(value, p).map(|dt| dt.naive_utc().date()))
-            .map_err(|e| format!("`{value}` does not match the date format `{p}`: {e}"))?,
+        DateFormat::Pattern(p) => {
+            let midnight = chrono::NaiveTime::MIN;
+            NaiveDate::parse_from_str(value, p)
+                .map(|d| (d, true))
+                .or_else(|_| {
+                    chrono::NaiveDateTime::parse_from_str(value, p)
+                        .map(|dt| (dt.date(), dt.time() == midnight))
+                })
+                .or_else(|_| {
+                    chrono::DateTime::parse_from_str(value, p).map(|dt| {
+                        let utc = dt.naive_utc();
+                        (utc.date(), utc.time() == midnight)
+                    })
+                })
+                .map_err(|e| format!("`{value}` does not match the date format `{p}`: {e}"))?
+        }
         DateFormat::UnixSeconds | DateFormat::UnixMillis => {
             let n: i64 = value
                 .parse()
                 .map_err(|_| format!("`{value}` is not a Unix timestamp"))?;
-            let seconds = if matches!(format, DateFormat::UnixMillis) {
-                n.div_euclid(1000)
+            let per_second = if matches!(format, DateFormat::UnixMillis) {
+                1000
             } else {
-                n
+                1
             };
-            chrono::DateTime::from_timestamp(seconds, 0)
+            let date = chrono::DateTime::from_timestamp(n.div_euclid(per_second), 0)
                 .ok_or_else(|| format!("`{value}` is out of the range of dates"))?
-                .date_naive()
+                .date_naive();
+            (date, n.rem_euclid(86_400 * per_second) == 0)
         }
+    };
+    let shift_days = if exclusive_end && midnight {
+        -1
+    } else {
+        shift_days
     };
     let date = date
         .checked_add_signed(chrono::TimeDelta::days(shift_days))
@@ -767,6 +887,16 @@ fn write_date(
         date.day()
     );
     Ok(())
+}
+
+/// Whether the time after an ISO date (`""`, `T00:00:00Z`, ` 00:00:00.000+02:00` …) is
+/// midnight: a date alone is.
+fn iso_time_is_midnight(rest: &str) -> bool {
+    let time = rest.get(1..).unwrap_or("");
+    let time = time
+        .find(['Z', 'z', '+', '-'])
+        .map_or(time, |end| &time[..end]);
+    time.bytes().all(|b| matches!(b, b'0' | b':' | b'.'))
 }
 
 /// `YYYY-MM-DD` with a real calendar date.
@@ -831,6 +961,18 @@ fn read_csv(reader: impl Read, mapping: &Mapping, sink: &mut Sink<'_>) -> Result
         origin: origin.clone(),
         source,
     };
+    let mut reader = BufReader::with_capacity(1 << 16, reader);
+    // The csv crate reports a record of a CRLF file one line early (it starts the record at
+    // the `\n` left from the previous `\r\n`: BurntSushi/rust-csv#395). Exports keep one line
+    // ending throughout, so the first one found says which to correct for.
+    let crlf_offset = {
+        let head = reader.fill_buf().map_err(io_error)?;
+        let crlf = head
+            .iter()
+            .position(|b| *b == b'\n')
+            .is_some_and(|i| i > 0 && head[i - 1] == b'\r');
+        u64::from(crlf)
+    };
     let mut csv = csv::ReaderBuilder::new()
         .delimiter(mapping.delimiter)
         .has_headers(true)
@@ -839,7 +981,7 @@ fn read_csv(reader: impl Read, mapping: &Mapping, sink: &mut Sink<'_>) -> Result
         .from_reader(reader);
     let header_record = match csv.byte_headers() {
         Ok(h) => h.clone(),
-        Err(e) => return Err(csv_error(&origin, e, None)),
+        Err(e) => return Err(csv_error(&origin, e, 0)),
     };
     let expected_header = || {
         let names: Vec<&str> = mapping
@@ -893,7 +1035,7 @@ fn read_csv(reader: impl Read, mapping: &Mapping, sink: &mut Sink<'_>) -> Result
                 }
                 let line = e.position().map_or(0, |p| p.line());
                 let raw = String::from_utf8_lossy(record.as_slice()).into_owned();
-                let row = match csv_error(&origin, e, Some(&header)) {
+                let row = match csv_error(&origin, e, crlf_offset) {
                     ReadError::Row(row) => *row,
                     other => return Err(other),
                 };
@@ -906,7 +1048,7 @@ fn read_csv(reader: impl Read, mapping: &Mapping, sink: &mut Sink<'_>) -> Result
             }
         }
         sink.stats.records += 1;
-        let line = record.position().map_or(0, |p| p.line());
+        let line = record.position().map_or(0, |p| p.line()) + crlf_offset;
         let view = Record::Csv(
             &record,
             std::str::from_utf8(record.as_slice()).ok(),
@@ -935,8 +1077,10 @@ fn read_csv(reader: impl Read, mapping: &Mapping, sink: &mut Sink<'_>) -> Result
     Ok(())
 }
 
-fn csv_error(origin: &str, error: csv::Error, header: Option<&[String]>) -> ReadError {
-    let line = error.position().map_or(1, |p| p.line());
+/// A csv crate error as a located row error; `line_offset` corrects a data row's line in a
+/// CRLF file.
+fn csv_error(origin: &str, error: csv::Error, line_offset: u64) -> ReadError {
+    let line = error.position().map_or(1, |p| p.line() + line_offset);
     let message = match error.kind() {
         csv::ErrorKind::UnequalLengths {
             expected_len, len, ..
@@ -951,7 +1095,6 @@ fn csv_error(origin: &str, error: csv::Error, header: Option<&[String]>) -> Read
         }
         _ => error.to_string(),
     };
-    let _ = header;
     match error.into_kind() {
         csv::ErrorKind::Io(source) => ReadError::Io {
             origin: origin.to_owned(),
@@ -1170,13 +1313,216 @@ mod tests {
 
     fn check_date(value: &str, format: DateFormat, shift: i64, expected: Result<&str, &str>) {
         let mut out = String::new();
-        let got = write_date(value, &format, shift, &mut out).map(|()| out.as_str().to_owned());
+        let got =
+            write_date(value, &format, shift, false, &mut out).map(|()| out.as_str().to_owned());
         match expected {
             Ok(e) => assert_eq!(got.as_deref(), Ok(e), "{value}"),
             Err(fragment) => assert!(
                 got.as_ref().is_err_and(|m| m.contains(fragment)),
                 "{value}: {got:?}"
             ),
+        }
+    }
+
+    /// Reads `input` through a mapping made of `fields` (TOML lines under `[fields]`, after
+    /// `head`, lines above it) and renders each line as `field=value` pairs for `shown`.
+    fn read(input_kind: &str, head: &str, fields: &str, input: &str, shown: &[Field]) -> String {
+        let toml = format!("name = \"t\"\ninput = \"{input_kind}\"\n{head}\n[fields]\n{fields}");
+        let mapping = match Mapping::from_toml("t.toml", &toml) {
+            Ok(m) => m,
+            Err(e) => return format!("mapping error: {e}"),
+        };
+        match read_from("in", input.as_bytes(), 0, &mapping, ReadOptions::default()) {
+            Err(e) => format!("read error: {e}"),
+            Ok((store, _)) => store
+                .lines()
+                .map(|line| {
+                    let mut out: Vec<String> = shown
+                        .iter()
+                        .map(|f| format!("{}={}", f.name(), line.get(*f)))
+                        .collect();
+                    out.extend(line.attributes().map(|(n, v)| format!("@{n}={v}")));
+                    out.join(" ")
+                })
+                .collect::<Vec<_>>()
+                .join("\n"),
+        }
+    }
+
+    const CSV_FIELDS: &str = r#"
+account_id = "acct"
+period_start = "start"
+period_end = "end"
+charge_code = "sku"
+currency = "cur"
+"#;
+
+    fn check_amount(amount: &str, cur: &str, raw: &str, expected: &str) {
+        let fields = format!("{CSV_FIELDS}amount = {amount}");
+        let input = format!("acct,start,end,sku,cur,raw\na,2026-10-01,2026-10-31,s,{cur},{raw}\n");
+        let got = read(
+            "csv",
+            "attributes = \"none\"",
+            &fields,
+            &input,
+            &[Field::Amount],
+        );
+        assert_eq!(got, expected, "{amount} {cur} {raw}");
+    }
+
+    #[test]
+    fn amounts_in_the_minor_unit_of_their_own_currency() {
+        let minor = r#"{ column = "raw", scale = "minor" }"#;
+        check_amount(minor, "USD", "1000", "amount=10.00");
+        check_amount(minor, "JPY", "1000", "amount=1000");
+        check_amount(minor, "BHD", "1005", "amount=1.005");
+        check_amount(minor, "EUR", "-250", "amount=-2.50");
+        // Stripe counts ISK in hundredths although ISO 4217 gives it no decimals.
+        let isk = r#"{ column = "raw", scale = "minor", minor_units = { ISK = 2 } }"#;
+        check_amount(isk, "ISK", "50000", "amount=500.00");
+        check_amount(isk, "USD", "50000", "amount=500.00");
+        check_amount(minor, "ISK", "500", "amount=500");
+        check_amount(
+            minor,
+            "USD",
+            "12.5x",
+            "read error: in, line 2, column 6 (`raw`): `12.5x` is not a decimal number (expected digits with an optional `.`, sign and exponent, such as 12.50 or -1.5E+2)",
+        );
+        let bad = r#"{ column = "raw", scale = "minor", minor_units = { isk = 2 } }"#;
+        assert!(check_error(bad).contains("minor_units: `isk` is not an ISO 4217 currency code"));
+        let bad = r#"{ column = "raw", scale = "cents", minor_units = { ISK = 2 } }"#;
+        assert!(check_error(bad).contains("`minor_units` goes with `scale = \"minor\"` only"));
+    }
+
+    fn check_error(amount: &str) -> String {
+        let fields = format!("{CSV_FIELDS}amount = {amount}");
+        read("csv", "", &fields, "x\n", &[])
+    }
+
+    #[test]
+    fn null_values_read_as_empty() {
+        let fields = format!(
+            "{CSV_FIELDS}amount = \"raw\"\nregion = {{ column = \"region\", default = \"global\" }}"
+        );
+        let input = "acct,start,end,sku,cur,raw,region,note\na,2026-10-01,2026-10-31,s,USD,1,NULL,NULL\na,2026-10-01,2026-10-31,s,USD,2,,x\n";
+        let got = read(
+            "csv",
+            "null_values = [\"NULL\"]",
+            &fields,
+            input,
+            &[Field::Region],
+        );
+        assert_eq!(got, "region=global\nregion=global @note=x");
+        let got = read("csv", "", &fields, input, &[Field::Region]);
+        assert_eq!(got, "region=NULL @note=NULL\nregion=global @note=x");
+    }
+
+    #[test]
+    fn characters_removed_before_reading() {
+        let amount = r#"{ column = "raw", remove = "$, " }"#;
+        check_amount(amount, "USD", "\"$10,000.50 \"", "amount=10000.50");
+        check_amount(
+            "\"raw\"",
+            "USD",
+            "\"$10,000.50\"",
+            "read error: in, line 2, column 6 (`raw`): `$10,000.50` is not a decimal number (expected digits with an optional `.`, sign and exponent, such as 12.50 or -1.5E+2)",
+        );
+    }
+
+    #[test]
+    fn attributes_renamed() {
+        let fields = format!("{CSV_FIELDS}amount = \"raw\"");
+        let input = "acct,start,end,sku,cur,raw,lineItem/ResourceId,other\na,2026-10-01,2026-10-31,s,USD,1,i-1,z\n";
+        let head = "attributes = { resource = \"lineItem/ResourceId\" }";
+        assert_eq!(read("csv", head, &fields, input, &[]), "@resource=i-1");
+        let head = "attributes = [\"other\"]";
+        assert_eq!(read("csv", head, &fields, input, &[]), "@other=z");
+    }
+
+    fn check_end(end: &str, start: &str, format: &str, expected: &str) {
+        let fields = format!(
+            "account_id = \"acct\"\ncharge_code = \"sku\"\ncurrency = {{ constant = \"USD\" }}\namount = {{ constant = \"1\" }}\nperiod_start = {{ column = \"start\", date_format = \"{format}\" }}\nperiod_end = {{ column = \"end\", date_format = \"{format}\", exclusive_end = true }}"
+        );
+        let input = format!("acct,sku,start,end\na,s,{start},{end}\n");
+        let got = read(
+            "csv",
+            "",
+            &fields,
+            &input,
+            &[Field::PeriodStart, Field::PeriodEnd],
+        );
+        assert_eq!(got, expected, "{start} {end} {format}");
+    }
+
+    #[test]
+    fn exclusive_ends() {
+        let month = "period_start=2026-10-01 period_end=2026-10-31";
+        check_end("2026-11-01", "2026-10-01", "iso", month);
+        check_end("2026-11-01T00:00:00Z", "2026-10-01T00:00:00Z", "iso", month);
+        check_end("2026-11-01T00:00:00.000+02:00", "2026-10-01", "iso", month);
+        check_end("2026-11-01 00:00:00", "2026-10-01", "iso", month);
+        check_end("2026-10-31T23:59:59Z", "2026-10-01", "iso", month);
+        check_end("2026-10-31T12:00:00Z", "2026-10-01", "iso", month);
+        // A charge at one instant: its end equals its start, and stays on that day.
+        let day = "period_start=2026-10-15 period_end=2026-10-15";
+        check_end("2026-10-15", "2026-10-15", "iso", day);
+        check_end("2026-10-15T00:00:00Z", "2026-10-15T00:00:00Z", "iso", day);
+        // Unix seconds: 2026-11-01T00:00:00Z is 1793491200.
+        check_end("1793491200", "1790812800", "unix", month);
+        check_end("1793491199", "1790812800", "unix", month);
+        check_end("1793491200000", "1790812800000", "unix_ms", month);
+        check_end("1792065600", "1792065600", "unix", day);
+        check_end("11/01/2026", "10/01/2026", "%m/%d/%Y", month);
+    }
+
+    #[test]
+    fn exclusive_end_is_for_ends_only() {
+        let fields = format!(
+            "{CSV_FIELDS}amount = {{ column = \"raw\" }}\nusage_start = {{ column = \"u\", exclusive_end = true }}"
+        );
+        assert!(
+            read("csv", "", &fields, "x\n", &[])
+                .contains("`exclusive_end` applies to period_end and usage_end only"),
+        );
+        let fields = CSV_FIELDS.replace(
+            "period_end = \"end\"",
+            "period_end = { column = \"end\", exclusive_end = true, shift_days = -1 }",
+        );
+        let fields = format!("{fields}amount = \"raw\"");
+        assert!(
+            read("csv", "", &fields, "x\n", &[])
+                .contains("give `exclusive_end` or `shift_days`, not both")
+        );
+    }
+
+    #[test]
+    fn rows_of_a_crlf_file_are_located_on_their_own_line() {
+        let fields = format!("{CSV_FIELDS}amount = \"raw\"");
+        for (ending, name) in [("\n", "lf"), ("\r\n", "crlf")] {
+            let input = [
+                "acct,start,end,sku,cur,raw",
+                "a,2026-10-01,2026-10-31,s,USD,1",
+                "a,2026-10-01,2026-10-31,s,USD,x",
+                "",
+            ]
+            .join(ending);
+            let got = read("csv", "", &fields, &input, &[]);
+            assert!(
+                got.starts_with("read error: in, line 3, column 6 (`raw`)"),
+                "{name}: {got}"
+            );
+            let input = [
+                "acct,start,end,sku,cur,raw",
+                "a,2026-10-01,2026-10-31,s,USD,1",
+                "a,2026-10-01",
+                "",
+            ]
+            .join(ending);
+            let got = read("csv", "", &fields, &input, &[]);
+            assert!(
+                got.starts_with("read error: in, line 3: the row has 2 fields"),
+                "{name}: {got}"
+            );
         }
     }
 

@@ -124,6 +124,18 @@ pub struct Condition {
     pub empty: bool,
 }
 
+/// How a decimal is scaled on the way in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scale {
+    /// Multiplied by a fixed factor: cents → units is 0.01.
+    Factor(Decimal),
+    /// Written in the minor unit of the record's own currency (Stripe's and Lago's amounts:
+    /// cents for USD, yen for JPY, fils for BHD): divided by 10 to the power of its ISO 4217
+    /// exponent, or of `exponents[code]` where the source departs from ISO 4217 (Stripe counts
+    /// ISK in hundredths).
+    Minor { exponents: BTreeMap<String, u32> },
+}
+
 /// How one canonical field is fed.
 #[derive(Debug, Clone)]
 pub struct FieldMapping {
@@ -132,13 +144,18 @@ pub struct FieldMapping {
     /// An absent column is allowed (the field is then empty or `default`).
     pub optional: bool,
     pub default: Option<String>,
-    /// Multiplies a decimal: cents → units is 0.01.
-    pub scale: Option<Decimal>,
+    /// How a decimal is scaled: cents → units is a factor of 0.01.
+    pub scale: Option<Scale>,
     pub negate: bool,
     pub negate_if: Option<Condition>,
     pub date_format: DateFormat,
     /// Days added to a date, e.g. -1 to turn an exclusive period end into an inclusive one.
     pub shift_days: i64,
+    /// The value is an exclusive end bound (a subscription period ending at the next one's
+    /// start): the last day it covers is the day before when it falls at midnight (a date
+    /// alone counts as midnight), its own day otherwise, and never before the start it ends
+    /// (a charge at one instant has its start and end equal).
+    pub exclusive_end: bool,
     /// Value translations, applied before validation (e.g. `Usage` → `usage`).
     pub map: BTreeMap<String, String>,
     pub upper_case: bool,
@@ -249,12 +266,16 @@ struct RawSourceTable {
     optional: bool,
     default: Option<String>,
     scale: Option<String>,
+    /// Per-currency exponents for `scale = "minor"` where the source departs from ISO 4217.
+    minor_units: Option<BTreeMap<String, u32>>,
     #[serde(default)]
     negate: bool,
     negate_if: Option<RawCondition>,
     date_format: Option<String>,
     #[serde(default)]
     shift_days: i64,
+    #[serde(default)]
+    exclusive_end: bool,
     #[serde(default)]
     map: BTreeMap<String, String>,
     case: Option<String>,
@@ -411,7 +432,7 @@ fn validate_source(
     raw: RawSource,
     span: std::ops::Range<usize>,
 ) -> Result<FieldMapping, Invalid> {
-    let t = match raw {
+    let mut t = match raw {
         RawSource::Column(c) => RawSourceTable {
             column: Some(c),
             ..RawSourceTable::default()
@@ -447,13 +468,19 @@ fn validate_source(
         None => None,
         Some(_) if !target.is_decimal() => return Err(err("`scale` applies to amount, quantity and unit_price only".to_owned())),
         Some("units") => None,
-        Some("cents") => Some(Decimal::new(1, 2)),
-        Some("micros") => Some(Decimal::new(1, 6)),
-        Some("nanos") => Some(Decimal::new(1, 9)),
-        Some(other) => Some(billshadow_comparisons::parse_decimal(other).map_err(|_| {
-            err(format!("scale `{other}` is not \"units\", \"cents\", \"micros\", \"nanos\" or a decimal multiplier"))
-        })?),
+        Some("cents") => Some(Scale::Factor(Decimal::new(1, 2))),
+        Some("micros") => Some(Scale::Factor(Decimal::new(1, 6))),
+        Some("nanos") => Some(Scale::Factor(Decimal::new(1, 9))),
+        Some("minor") => Some(Scale::Minor { exponents: minor_units(t.minor_units.take(), &err)? }),
+        Some(other) => Some(Scale::Factor(billshadow_comparisons::parse_decimal(other).map_err(|_| {
+            err(format!("scale `{other}` is not \"units\", \"cents\", \"micros\", \"nanos\", \"minor\" or a decimal multiplier"))
+        })?)),
     };
+    if t.minor_units.is_some() {
+        return Err(err(
+            "`minor_units` goes with `scale = \"minor\"` only".to_owned()
+        ));
+    }
     if (t.negate || t.negate_if.is_some()) && !target.is_decimal() {
         return Err(err(
             "`negate` applies to amount, quantity and unit_price only".to_owned(),
@@ -478,6 +505,18 @@ fn validate_source(
     if t.shift_days != 0 && !target.is_date() {
         return Err(err("`shift_days` applies to dates only".to_owned()));
     }
+    if t.exclusive_end {
+        if !matches!(target, Target::Text(Field::PeriodEnd | Field::UsageEnd)) {
+            return Err(err(
+                "`exclusive_end` applies to period_end and usage_end only".to_owned(),
+            ));
+        }
+        if t.shift_days != 0 {
+            return Err(err(
+                "give `exclusive_end` or `shift_days`, not both: `exclusive_end` already moves a midnight bound to the day before".to_owned(),
+            ));
+        }
+    }
     let (upper_case, lower_case) = match t.case.as_deref() {
         None => (false, false),
         Some("upper") => (true, false),
@@ -499,11 +538,30 @@ fn validate_source(
         negate_if,
         date_format,
         shift_days: t.shift_days,
+        exclusive_end: t.exclusive_end,
         map: t.map,
         upper_case,
         lower_case,
         remove: t.remove,
     })
+}
+
+/// Validates `minor_units`: ISO 4217 codes (upper case) and exponents a decimal can hold.
+fn minor_units(
+    raw: Option<BTreeMap<String, u32>>,
+    err: &dyn Fn(String) -> Invalid,
+) -> Result<BTreeMap<String, u32>, Invalid> {
+    let exponents = raw.unwrap_or_default();
+    for (code, exponent) in &exponents {
+        code.parse::<billshadow_comparisons::Currency>()
+            .map_err(|e| err(format!("minor_units: {e}")))?;
+        if *exponent > 9 {
+            return Err(err(format!(
+                "minor_units: {code} = {exponent}; expected an exponent from 0 to 9"
+            )));
+        }
+    }
+    Ok(exponents)
 }
 
 #[cfg(test)]
@@ -532,7 +590,7 @@ currency = { constant = "USD" }
         assert_eq!(m.fields.len(), 6);
         assert_eq!(
             m.field(Target::Text(Field::Amount)).unwrap().scale,
-            Some(Decimal::new(1, 2))
+            Some(Scale::Factor(Decimal::new(1, 2)))
         );
         assert_eq!(m.attributes, Attributes::Unmapped);
     }
