@@ -289,7 +289,7 @@ pub(crate) fn check_spec(args: CheckSpecArgs) -> Outcome {
 pub(crate) fn formats() -> Outcome {
     let catalog = Catalog::builtin().map_err(input)?;
     for mapping in catalog.mappings() {
-        println!("{:<18} {}", mapping.name, mapping.description);
+        println!("{:<22} {}", mapping.name, mapping.description);
     }
     Ok(Code::Parity)
 }

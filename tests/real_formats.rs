@@ -206,8 +206,7 @@ fn the_focus_sample_loads_whole_with_totals_per_account_and_sub_account() {
     for d in missing {
         let amount = -amount(&d["delta"]);
         let account = d["account_id"].as_str().unwrap().to_owned();
-        // The sample writes NULL for a row without a sub-account; billshadow reads it as empty.
-        let sub_account = d["partition"].as_str().unwrap_or("NULL").to_owned();
+        let sub_account = d["partition"].as_str().unwrap().to_owned();
         *per_account.entry(account).or_default() += amount;
         *per_sub_account.entry(sub_account).or_default() += amount;
     }

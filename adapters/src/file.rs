@@ -493,7 +493,7 @@ impl Compiled<'_> {
         let mut currency = None;
         let mut line_type = LineType::Usage;
         // Amount, quantity and unit price read in minor units: (field, value, column).
-        let mut in_minor: [Option<(&CompiledField<'_>, Decimal, usize)>; 3] = [None; 3];
+        let mut in_minor: [InMinorUnits<'_, '_>; 3] = [None; 3];
         for field in &self.fields {
             let (value, column) = Compiled::source_value(field, record)?;
             let value = if field.plain {
@@ -611,22 +611,10 @@ impl Compiled<'_> {
                 }
             }
         }
-        if let Some(currency) = currency {
-            for (field, value, column) in in_minor.into_iter().flatten() {
-                let units =
-                    from_minor_units(field.mapping, value, currency).map_err(|e| Problem {
-                        column: field.access.get(column).and_then(column_ref),
-                        message: e.to_string(),
-                    })?;
-                let f = field.mapping.target;
-                if f == Target::Text(Field::Amount) {
-                    amount = Some(units);
-                }
-                if let Target::Text(f) = f {
-                    use std::fmt::Write as _;
-                    let _ = write!(scratch.text[f as usize], "{units}");
-                }
-            }
+        if let Some(currency) = currency
+            && let Some(units) = write_minor_units(&in_minor, currency, &mut scratch.text)?
+        {
+            amount = Some(units);
         }
         for field in self.fields.iter().filter(|f| f.mapping.exclusive_end) {
             clamp_end(field.mapping.target, &mut scratch.text);
@@ -720,6 +708,33 @@ impl Compiled<'_> {
         }
         Ok((d, changed))
     }
+}
+
+/// A field read in minor units: the field, its value as written, the column it came from.
+type InMinorUnits<'a, 'm> = Option<(&'a CompiledField<'m>, Decimal, usize)>;
+
+/// Writes the fields read in minor units once the record's currency is known; returns the
+/// amount when it is one of them.
+fn write_minor_units(
+    in_minor: &[InMinorUnits<'_, '_>],
+    currency: Currency,
+    text: &mut [String; Field::COUNT],
+) -> Result<Option<Decimal>, Problem> {
+    let mut amount = None;
+    for (field, value, column) in in_minor.iter().flatten() {
+        let units = from_minor_units(field.mapping, *value, currency).map_err(|e| Problem {
+            column: field.access.get(*column).and_then(column_ref),
+            message: e.to_string(),
+        })?;
+        if let Target::Text(f) = field.mapping.target {
+            use std::fmt::Write as _;
+            let _ = write!(text[f as usize], "{units}");
+            if f == Field::Amount {
+                amount = Some(units);
+            }
+        }
+    }
+    Ok(amount)
 }
 
 /// A value written in minor units of `currency`, in units: 1000 USD cents → 10.00, 1000 JPY

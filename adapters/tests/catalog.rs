@@ -181,7 +181,7 @@ fn the_focus_sample_fills_73_sub_accounts_as_partitions() {
     let store = read(&path, "focus");
     assert_eq!(store.len(), 1000);
     let sub_accounts = column_values(&path, "SubAccountId");
-    assert_eq!(sub_accounts.len(), 72, "and one row with none");
+    assert_eq!(sub_accounts.len(), 73);
     assert_eq!(field_values(&store, Field::Partition), sub_accounts);
     assert_eq!(
         field_values(&store, Field::Region),
@@ -301,14 +301,19 @@ fn kill_bill_items_end_inclusive_and_lago_fees_scale_by_currency() {
 }
 
 #[test]
-fn every_catalog_entry_is_documented() {
+fn every_catalog_entry_has_a_section_in_the_readme() {
     let readme =
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("catalog/README.md"))
             .unwrap();
+    let headed: BTreeSet<&str> = readme
+        .lines()
+        .filter_map(|l| l.strip_prefix("## "))
+        .flat_map(|l| l.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-')))
+        .collect();
     for name in catalog().names() {
         assert!(
-            readme.contains(&format!("`{name}`")) || readme.contains(&format!("## {name}")),
-            "adapters/catalog/README.md does not mention `{name}`"
+            headed.contains(name),
+            "adapters/catalog/README.md has no section for `{name}`"
         );
     }
 }
