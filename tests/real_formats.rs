@@ -4,6 +4,10 @@
 //! README.md there); expected figures are computed here from the raw files, independently of
 //! billshadow.
 
+#[path = "fixtures/cur2_name.rs"]
+mod cur2;
+use cur2::cur2_name;
+
 #[expect(dead_code, reason = "the database helpers serve tests/run.rs")]
 mod support;
 
@@ -131,28 +135,6 @@ fn list_cost_against_public_on_demand_cost_differs_below_a_cent_only() {
         assert_eq!(d["class"], "sub_minor_unit", "{d}");
         assert!(amount(&d["delta"]).abs() < Decimal::new(1, 6), "{d}");
     }
-}
-
-/// CUR 2.0's name for a legacy CUR column: `lineItem/UnblendedCost` → `line_item_unblended_cost`.
-fn cur2_name(legacy: &str) -> String {
-    let mut out = String::new();
-    let mut previous_lower = false;
-    for c in legacy.chars() {
-        if c == '/' {
-            out.push('_');
-            previous_lower = false;
-        } else if c.is_ascii_uppercase() {
-            if previous_lower {
-                out.push('_');
-            }
-            out.push(c.to_ascii_lowercase());
-            previous_lower = false;
-        } else {
-            out.push(c);
-            previous_lower = c.is_ascii_lowercase() || c.is_ascii_digit();
-        }
-    }
-    out
 }
 
 #[test]

@@ -461,72 +461,41 @@ fn bad_set_ups_fail_before_any_work_starts() {
         assert_eq!(runs.json()["runs"], serde_json::json!([]));
     };
 
-    std::fs::write(
-        d.join("bad-cohort.csv"),
-        "account_id,partition,region\na,p0,us-east-1\n",
-    )
-    .unwrap();
-    let run = billshadow(
-        &[
-            "run",
-            "--spec",
-            "spec.toml",
-            "--cohort",
-            "bad-cohort.csv",
-            "--store",
-            "s.db",
-        ],
-        d,
-    );
-    assert_eq!(run.code, 2, "{}", run.transcript());
-    assert!(
-        run.stderr
-            .contains("bad-cohort.csv: the cohort has no `period_start` column"),
-        "{}",
-        run.stderr
-    );
-
-    std::fs::write(d.join("bad-cohort.csv"), "account_id,partition,region,period_start,period_end\na,p0,us-east-1,2026-10-01,31/10/2026\n").unwrap();
-    let run = billshadow(
-        &[
-            "run",
-            "--spec",
-            "spec.toml",
-            "--cohort",
-            "bad-cohort.csv",
-            "--store",
-            "s.db",
-        ],
-        d,
-    );
-    assert_eq!(run.code, 2);
-    assert!(
-        run.stderr.contains(
-            "bad-cohort.csv, line 2, column 5 (`period_end`): `31/10/2026` is not a date"
+    let bad_cohorts = [
+        (
+            "account_id,partition,region\na,p0,us-east-1\n",
+            "bad-cohort.csv: the cohort has no `period_start` column",
         ),
-        "{}",
-        run.stderr
-    );
-
-    std::fs::write(d.join("bad-cohort.csv"), "account_id,partition,region,period_start,period_end\na,p0,us-east-1,2026-10-01,2026-10-31\na,p1,us-east-1,2026-10-01,2026-10-31\n").unwrap();
-    let run = billshadow(
-        &[
-            "run",
-            "--spec",
-            "spec.toml",
-            "--cohort",
-            "bad-cohort.csv",
-            "--store",
-            "s.db",
-        ],
-        d,
-    );
-    assert_eq!(run.code, 2, "{}", run.transcript());
-    assert!(
-        run.stderr.contains("the cohort lists an account twice"),
-        "{}",
-        run.stderr
-    );
+        (
+            "account_id,partition,region,period_start,period_end\na,p0,us-east-1,2026-10-01,31/10/2026\n",
+            "bad-cohort.csv, line 2, column 5 (`period_end`): `31/10/2026` is not a date",
+        ),
+        (
+            "account_id,partition,region,period_start,period_end\na,p0,us-east-1,2026-10-01,2026-10-31\na,p1,us-east-1,2026-10-01,2026-10-31\n",
+            "the cohort lists an account twice",
+        ),
+    ];
+    for (cohort, expected) in bad_cohorts {
+        std::fs::write(d.join("bad-cohort.csv"), cohort).unwrap();
+        let run = billshadow(
+            &[
+                "run",
+                "--spec",
+                "spec.toml",
+                "--cohort",
+                "bad-cohort.csv",
+                "--store",
+                "s.db",
+            ],
+            d,
+        );
+        assert_eq!(run.code, 2, "{}", run.transcript());
+        assert!(
+            run.stderr.contains(expected),
+            "expected {expected:?} in {}",
+            run.stderr
+        );
+    }
 
     // A stack nobody listens for.
     let spec = std::fs::read_to_string(d.join("spec.toml")).unwrap();

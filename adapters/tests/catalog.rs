@@ -3,6 +3,10 @@
 //! columns, amounts in units whatever the source's minor unit, inclusive period ends).
 //! The samples are the project's fixtures (`tests/fixtures/`, with their licenses).
 
+#[path = "../../tests/fixtures/cur2_name.rs"]
+mod cur2;
+use cur2::cur2_name;
+
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
@@ -75,28 +79,6 @@ fn write_jsonl(dir: &Path, name: &str, documents: &[Value]) -> PathBuf {
     let text: String = documents.iter().map(|d| format!("{d}\n")).collect();
     std::fs::write(&path, text).unwrap();
     path
-}
-
-/// The CUR 2.0 header of a legacy CUR column: `lineItem/UnblendedCost` → `line_item_unblended_cost`.
-fn cur2_name(legacy: &str) -> String {
-    let mut out = String::new();
-    let mut previous_lower = false;
-    for c in legacy.chars() {
-        if c == '/' {
-            out.push('_');
-            previous_lower = false;
-        } else if c.is_ascii_uppercase() {
-            if previous_lower {
-                out.push('_');
-            }
-            out.push(c.to_ascii_lowercase());
-            previous_lower = false;
-        } else {
-            out.push(c);
-            previous_lower = c.is_ascii_lowercase() || c.is_ascii_digit();
-        }
-    }
-    out
 }
 
 fn check_detect(catalog: &Catalog, path: &Path, expected: Option<&str>) {
