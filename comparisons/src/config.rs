@@ -180,6 +180,8 @@ pub struct Ignored {
     pub unit_price: bool,
     pub unit: bool,
     pub description: bool,
+    /// The account's customer (payer): left out when one side's export does not carry it.
+    pub customer_id: bool,
     /// Every extra column.
     pub all_attributes: bool,
     /// Extra columns by name.
@@ -194,6 +196,7 @@ impl Ignored {
             "unit_price" => self.unit_price = true,
             "unit" => self.unit = true,
             "description" => self.description = true,
+            "customer_id" => self.customer_id = true,
             "attributes" => self.all_attributes = true,
             _ => match name.strip_prefix("attributes.").filter(|a| !a.is_empty()) {
                 Some(attr) => self.attributes.push(attr.to_owned()),
@@ -211,7 +214,7 @@ impl Ignored {
 /// A field that cannot be ignored.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "`{0}` cannot be ignored (expected quantity, unit_price, unit, description, attributes or attributes.NAME; amounts and currencies are always compared)"
+    "`{0}` cannot be ignored (expected quantity, unit_price, unit, description, customer_id, attributes or attributes.NAME; amounts and currencies are always compared)"
 )]
 pub struct IgnoreError(pub String);
 

@@ -13,6 +13,7 @@ use rustc_hash::FxHashMap;
 use crate::config::{CompareConfig, KeyField};
 use crate::model::{Field, Line, LineStore};
 use crate::money::Currency;
+use crate::pairing::{Pairing, pair_group};
 use crate::summary::{Summary, Tally};
 
 /// The stable names of the kinds of difference.
@@ -28,6 +29,8 @@ pub enum DiffClass {
     QuantityMismatch,
     UnitPriceMismatch,
     TotalMismatch,
+    /// The account is billed to another customer (payer) on one side.
+    CustomerChanged,
     StackError,
     /// Informational: the amounts differ by less than one minor unit.
     SubMinorUnit,
@@ -39,7 +42,7 @@ pub enum DiffClass {
 }
 
 impl DiffClass {
-    pub const ALL: [DiffClass; 11] = [
+    pub const ALL: [DiffClass; 12] = [
         DiffClass::MissingInModern,
         DiffClass::MissingInLegacy,
         DiffClass::CurrencyMismatch,
@@ -47,6 +50,7 @@ impl DiffClass {
         DiffClass::QuantityMismatch,
         DiffClass::UnitPriceMismatch,
         DiffClass::TotalMismatch,
+        DiffClass::CustomerChanged,
         DiffClass::StackError,
         DiffClass::SubMinorUnit,
         DiffClass::WithinTolerance,
@@ -62,6 +66,7 @@ impl DiffClass {
             DiffClass::QuantityMismatch => "quantity_mismatch",
             DiffClass::UnitPriceMismatch => "unit_price_mismatch",
             DiffClass::TotalMismatch => "total_mismatch",
+            DiffClass::CustomerChanged => "customer_changed",
             DiffClass::StackError => "stack_error",
             DiffClass::SubMinorUnit => "sub_minor_unit",
             DiffClass::WithinTolerance => "within_tolerance",
@@ -367,9 +372,28 @@ struct BillTotal<'s> {
     currency: Currency,
     legacy: Decimal,
     modern: Decimal,
-    customer_id: &'s str,
-    partition: &'s str,
-    region: &'s str,
+    /// Customer, partition and region of the first line of each side.
+    legacy_meta: Option<[&'s str; 3]>,
+    modern_meta: Option<[&'s str; 3]>,
+}
+
+impl BillTotal<'_> {
+    /// Customer, partition and region as both sides agree on them: a value one side gives
+    /// and the other contradicts is no one's, so a waiver scoped to it does not apply.
+    fn meta(&self, i: usize) -> Option<String> {
+        agreed(
+            self.legacy_meta.map(|m| m[i]),
+            self.modern_meta.map(|m| m[i]),
+        )
+    }
+}
+
+fn agreed(legacy: Option<&str>, modern: Option<&str>) -> Option<String> {
+    match (legacy, modern) {
+        (Some(a), Some(b)) if a != b => None,
+        (Some(a), _) | (None, Some(a)) => non_empty(a),
+        (None, None) => None,
+    }
 }
 
 impl<'s> Engine<'s> {
@@ -425,11 +449,11 @@ impl<'s> Engine<'s> {
         let mut bills: Vec<BillTotal<'s>> = Vec::new();
         for k in &scratch.legacy {
             let line = legacy.line(k.line as usize);
-            bill_of(&mut bills, &line).legacy += line.amount();
+            bill_of(&mut bills, &line, true).legacy += line.amount();
         }
         for k in &scratch.modern {
             let line = modern.line(k.line as usize);
-            bill_of(&mut bills, &line).modern += line.amount();
+            bill_of(&mut bills, &line, false).modern += line.amount();
         }
 
         let first_diff = diffs.len();
@@ -451,11 +475,16 @@ impl<'s> Engine<'s> {
             } else {
                 mi
             };
+            scratch.group_l.clear();
+            scratch.group_l.extend(l[li..l_end].iter().map(|k| k.line));
+            scratch.group_m.clear();
+            scratch.group_m.extend(m[mi..m_end].iter().map(|k| k.line));
             pair_group(
                 legacy,
-                &l[li..l_end],
+                &scratch.group_l,
                 modern,
-                &m[mi..m_end],
+                &scratch.group_m,
+                &self.config.ignored,
                 &mut scratch.pairs,
             );
             for pairing in &scratch.pairs {
@@ -504,25 +533,116 @@ impl<'s> Engine<'s> {
             .or_else(|| modern_ids.first().map(|&i| modern.line(i as usize)))
             .map(|line| line.get(Field::AccountId))
             .unwrap_or_default();
+        let mut flagged_bills = Vec::with_capacity(bills.len());
         for bill in &bills {
             tally.add_currency_totals(bill.currency, bill.legacy, bill.modern);
             let delta = bill.modern - bill.legacy;
             let flagged = delta.abs() >= self.config.tolerances.total.in_currency(bill.currency);
-            if !bill.customer_id.is_empty() && self.config.customer_totals {
-                tally.add_customer_bill(
-                    bill.customer_id,
-                    bill.currency,
-                    bill.legacy,
-                    bill.modern,
-                    flagged,
-                );
-            }
+            flagged_bills.push(flagged);
             if flagged {
                 let diff = self.total_mismatch(account_id, bill, delta);
                 diffs.push(self.waive(diff, tally));
             }
         }
+        if self.config.customer_totals {
+            self.add_customer_totals(&bills, &flagged_bills, scratch, tally);
+        }
+        if !legacy_ids.is_empty() && !modern_ids.is_empty() && !self.config.ignored.customer_id {
+            if let Some(diff) = self.customer_changed(account_id, scratch) {
+                diffs.push(self.waive(diff, tally));
+            }
+        }
         self.invoice_totals(account_id, &scratch.legacy, &scratch.modern, diffs, tally);
+    }
+
+    /// Each side's lines counted to that side's own customer: an account that moved from one
+    /// customer to another changes both customers' totals.
+    fn add_customer_totals(
+        &self,
+        bills: &[BillTotal<'_>],
+        flagged: &[bool],
+        scratch: &Scratch,
+        tally: &mut Tally,
+    ) {
+        // (customer, currency, legacy?, flagged) → amount; an account has few of them.
+        let mut sums: Vec<(&str, Currency, bool, bool, Decimal)> = Vec::new();
+        let sides = [
+            (self.legacy, &scratch.legacy, true),
+            (self.modern, &scratch.modern, false),
+        ];
+        for (store, lines, is_legacy) in sides {
+            for k in lines {
+                let line = store.line(k.line as usize);
+                let customer = line.get(Field::CustomerId);
+                if customer.is_empty() {
+                    continue;
+                }
+                let (start, end, currency) = (
+                    line.get(Field::PeriodStart),
+                    line.get(Field::PeriodEnd),
+                    line.currency(),
+                );
+                let bill_flagged = bills
+                    .iter()
+                    .position(|b| {
+                        b.period_start == start && b.period_end == end && b.currency == currency
+                    })
+                    .is_some_and(|i| flagged[i]);
+                match sums.iter_mut().find(|s| {
+                    s.0 == customer && s.1 == currency && s.2 == is_legacy && s.3 == bill_flagged
+                }) {
+                    Some(s) => s.4 += line.amount(),
+                    None => sums.push((customer, currency, is_legacy, bill_flagged, line.amount())),
+                }
+            }
+        }
+        for (customer, currency, is_legacy, bill_flagged, amount) in sums {
+            tally.add_customer_amount(customer, currency, is_legacy, bill_flagged, amount);
+        }
+    }
+
+    /// The account's customer on each side, when the two differ.
+    fn customer_changed(&self, account_id: &str, scratch: &Scratch) -> Option<Diff> {
+        let customers = |store: &'s LineStore, lines: &[Keyed]| {
+            let mut ids: Vec<&'s str> = lines
+                .iter()
+                .map(|k| store.line(k.line as usize).get(Field::CustomerId))
+                .collect();
+            ids.sort_unstable();
+            ids.dedup();
+            ids.retain(|c| !c.is_empty());
+            ids
+        };
+        let (l, m) = (
+            customers(self.legacy, &scratch.legacy),
+            customers(self.modern, &scratch.modern),
+        );
+        if l == m {
+            return None;
+        }
+        let evidence = |ids: &[&str]| Evidence {
+            fields: BTreeMap::from([("customer_id".to_owned(), ids.join(", "))]),
+            attributes: BTreeMap::new(),
+        };
+        Some(Diff {
+            account_id: Some(account_id.to_owned()),
+            class: DiffClass::CustomerChanged,
+            scope: Scope::Account,
+            charge_code: None,
+            key: BTreeMap::new(),
+            legacy: Some(evidence(&l)),
+            modern: Some(evidence(&m)),
+            delta: None,
+            currency: None,
+            fields: vec!["customer_id".into()],
+            waiver: None,
+            customer_id: None,
+            partition: None,
+            region: None,
+            legacy_line: None,
+            modern_line: None,
+            detail: None,
+        })
     }
 
     /// Invoice totals, per currency, for accounts billed on several invoices whose ids both
@@ -654,6 +774,10 @@ impl<'s> Engine<'s> {
         let mut diff = self.line_diff(a, class);
         diff.modern = Some(Evidence::of_line(b));
         diff.modern_line = Some(b.source_line());
+        let both = |field: Field| agreed(Some(a.get(field)), Some(b.get(field)));
+        diff.customer_id = both(Field::CustomerId);
+        diff.partition = both(Field::Partition);
+        diff.region = both(Field::Region);
         diff.delta = (!currency_differs).then(|| currency.present(delta));
         diff.fields = fields;
         Some(diff)
@@ -721,9 +845,9 @@ impl<'s> Engine<'s> {
             currency: Some(bill.currency),
             fields: vec!["total".into()],
             waiver: None,
-            customer_id: non_empty(bill.customer_id),
-            partition: non_empty(bill.partition),
-            region: non_empty(bill.region),
+            customer_id: bill.meta(0),
+            partition: bill.meta(1),
+            region: bill.meta(2),
             legacy_line: None,
             modern_line: None,
             detail: None,
@@ -735,7 +859,8 @@ impl<'s> Engine<'s> {
     fn customer_diffs(&self, tally: &mut Tally) -> Vec<Diff> {
         let mut out = Vec::new();
         for ((customer, currency), acc) in tally.customers_sorted() {
-            if acc.unflagged_delta.abs() < self.config.tolerances.total.in_currency(currency) {
+            let unflagged_delta = acc.unflagged_modern - acc.unflagged_legacy;
+            if unflagged_delta.abs() < self.config.tolerances.total.in_currency(currency) {
                 continue;
             }
             let diff = Diff {
@@ -744,9 +869,11 @@ impl<'s> Engine<'s> {
                 scope: Scope::Customer,
                 charge_code: None,
                 key: BTreeMap::new(),
-                legacy: Some(Evidence::of_total(acc.legacy, currency)),
-                modern: Some(Evidence::of_total(acc.modern, currency)),
-                delta: Some(currency.present(acc.unflagged_delta)),
+                // What the evidence shows adds up to the delta exactly: the customer's bills
+                // that no total_mismatch already reports.
+                legacy: Some(Evidence::of_total(acc.unflagged_legacy, currency)),
+                modern: Some(Evidence::of_total(acc.unflagged_modern, currency)),
+                delta: Some(currency.present(unflagged_delta)),
                 currency: Some(currency),
                 fields: vec!["total".into()],
                 waiver: None,
@@ -755,7 +882,14 @@ impl<'s> Engine<'s> {
                 region: None,
                 legacy_line: None,
                 modern_line: None,
-                detail: None,
+                detail: (acc.unflagged_legacy != acc.legacy || acc.unflagged_modern != acc.modern)
+                    .then(|| {
+                        format!(
+                            "the customer's bills not reported as total_mismatch; all its bills: legacy {}, modern {}",
+                            currency.present(acc.legacy),
+                            currency.present(acc.modern)
+                        )
+                    }),
             };
             out.push(self.waive(diff, tally));
         }
@@ -792,10 +926,16 @@ impl<'s> Engine<'s> {
 struct Scratch {
     legacy: Vec<Keyed>,
     modern: Vec<Keyed>,
+    group_l: Vec<u32>,
+    group_m: Vec<u32>,
     pairs: Vec<Pairing>,
 }
 
-fn bill_of<'a, 's>(bills: &'a mut Vec<BillTotal<'s>>, line: &Line<'s>) -> &'a mut BillTotal<'s> {
+fn bill_of<'a, 's>(
+    bills: &'a mut Vec<BillTotal<'s>>,
+    line: &Line<'s>,
+    is_legacy: bool,
+) -> &'a mut BillTotal<'s> {
     let (start, end, currency) = (
         line.get(Field::PeriodStart),
         line.get(Field::PeriodEnd),
@@ -811,13 +951,25 @@ fn bill_of<'a, 's>(bills: &'a mut Vec<BillTotal<'s>>, line: &Line<'s>) -> &'a mu
             currency,
             legacy: Decimal::ZERO,
             modern: Decimal::ZERO,
-            customer_id: line.get(Field::CustomerId),
-            partition: line.get(Field::Partition),
-            region: line.get(Field::Region),
+            legacy_meta: None,
+            modern_meta: None,
         });
         bills.len() - 1
     });
-    &mut bills[index]
+    let bill = &mut bills[index];
+    let meta = if is_legacy {
+        &mut bill.legacy_meta
+    } else {
+        &mut bill.modern_meta
+    };
+    meta.get_or_insert_with(|| {
+        [
+            line.get(Field::CustomerId),
+            line.get(Field::Partition),
+            line.get(Field::Region),
+        ]
+    });
+    bill
 }
 
 fn non_empty(s: &str) -> Option<String> {
@@ -942,141 +1094,6 @@ fn attribute_differences(
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Pairing {
-    Both(u32, u32),
-    LegacyOnly(u32),
-    ModernOnly(u32),
-}
-
-/// The largest group (legacy lines × modern lines with one key) paired optimally; larger
-/// groups are paired in amount order, which is optimal when both sides have as many lines.
-const OPTIMAL_PAIRING_CELLS_MAX: usize = 1 << 20;
-
-/// Pairs the lines of one key group so that the total absolute amount difference is
-/// smallest. Both slices are sorted by amount. Equal amounts are paired first (this never
-/// makes the total worse), the rest by an order-preserving assignment.
-pub(crate) fn pair_group(
-    legacy: &LineStore,
-    l: &[Keyed],
-    modern: &LineStore,
-    m: &[Keyed],
-    out: &mut Vec<Pairing>,
-) {
-    out.clear();
-    match (l, m) {
-        ([a], [b]) => return out.push(Pairing::Both(a.line, b.line)),
-        ([a], []) => return out.push(Pairing::LegacyOnly(a.line)),
-        ([], [b]) => return out.push(Pairing::ModernOnly(b.line)),
-        _ => {}
-    }
-    let l: Vec<u32> = l.iter().map(|k| k.line).collect();
-    let m: Vec<u32> = m.iter().map(|k| k.line).collect();
-    let amount_l = |i: u32| legacy.line(i as usize).amount();
-    let amount_m = |i: u32| modern.line(i as usize).amount();
-    // Equal amounts first: a merge over both sorted lists.
-    let (mut rest_l, mut rest_m) = (Vec::new(), Vec::new());
-    let (mut i, mut j) = (0, 0);
-    while i < l.len() && j < m.len() {
-        match amount_l(l[i]).cmp(&amount_m(m[j])) {
-            Ordering::Equal => {
-                out.push(Pairing::Both(l[i], m[j]));
-                (i, j) = (i + 1, j + 1);
-            }
-            Ordering::Less => {
-                rest_l.push(l[i]);
-                i += 1;
-            }
-            Ordering::Greater => {
-                rest_m.push(m[j]);
-                j += 1;
-            }
-        }
-    }
-    rest_l.extend_from_slice(&l[i..]);
-    rest_m.extend_from_slice(&m[j..]);
-    if rest_l.len() == rest_m.len() || rest_l.is_empty() || rest_m.is_empty() {
-        let n = rest_l.len().min(rest_m.len());
-        out.extend(
-            rest_l
-                .iter()
-                .zip(&rest_m)
-                .map(|(a, b)| Pairing::Both(*a, *b)),
-        );
-        out.extend(rest_l[n..].iter().map(|a| Pairing::LegacyOnly(*a)));
-        out.extend(rest_m[n..].iter().map(|b| Pairing::ModernOnly(*b)));
-        return;
-    }
-    let la: Vec<Decimal> = rest_l.iter().map(|&i| amount_l(i)).collect();
-    let ma: Vec<Decimal> = rest_m.iter().map(|&i| amount_m(i)).collect();
-    let chosen = if la.len() * ma.len() <= OPTIMAL_PAIRING_CELLS_MAX {
-        assign_sorted(&la, &ma)
-    } else {
-        (0..la.len().min(ma.len())).map(|k| (k, k)).collect()
-    };
-    let mut used_l = vec![false; rest_l.len()];
-    let mut used_m = vec![false; rest_m.len()];
-    for (a, b) in chosen {
-        used_l[a] = true;
-        used_m[b] = true;
-        out.push(Pairing::Both(rest_l[a], rest_m[b]));
-    }
-    out.extend(
-        rest_l
-            .iter()
-            .zip(&used_l)
-            .filter(|(_, u)| !**u)
-            .map(|(a, _)| Pairing::LegacyOnly(*a)),
-    );
-    out.extend(
-        rest_m
-            .iter()
-            .zip(&used_m)
-            .filter(|(_, u)| !**u)
-            .map(|(b, _)| Pairing::ModernOnly(*b)),
-    );
-}
-
-/// Minimum-cost matching of the shorter sorted list into the longer one, preserving order
-/// (optimal in one dimension): `cost[i][j]` is the best pairing of the first `j` of the
-/// short list within the first `i` of the long list.
-fn assign_sorted(a: &[Decimal], b: &[Decimal]) -> Vec<(usize, usize)> {
-    let swap = a.len() < b.len();
-    let (long, short) = if swap { (b, a) } else { (a, b) };
-    let (n, m) = (long.len(), short.len());
-    let width = m + 1;
-    let mut cost: Vec<Option<Decimal>> = vec![None; (n + 1) * width];
-    let mut take = vec![false; (n + 1) * width];
-    for i in 0..=n {
-        cost[i * width] = Some(Decimal::ZERO);
-    }
-    for i in 1..=n {
-        for j in 1..=m.min(i) {
-            let skip = cost[(i - 1) * width + j];
-            let pair =
-                cost[(i - 1) * width + j - 1].map(|c| c + (long[i - 1] - short[j - 1]).abs());
-            let (best, took) = match (skip, pair) {
-                (Some(s), Some(p)) if s < p => (Some(s), false),
-                (_, Some(p)) => (Some(p), true),
-                (s, None) => (s, false),
-            };
-            cost[i * width + j] = best;
-            take[i * width + j] = took;
-        }
-    }
-    let mut pairs = Vec::with_capacity(m);
-    let (mut i, mut j) = (n, m);
-    while j > 0 {
-        if take[i * width + j] {
-            pairs.push(if swap { (j - 1, i - 1) } else { (i - 1, j - 1) });
-            j -= 1;
-        }
-        i -= 1;
-    }
-    pairs.reverse();
-    pairs
-}
-
 fn waiver_covers(waiver: &crate::config::Waiver, diff: &Diff) -> bool {
     let glob_ok = |pattern: &Option<glob::Pattern>, value: &Option<String>| match pattern {
         None => true,
@@ -1096,24 +1113,6 @@ fn waiver_covers(waiver: &crate::config::Waiver, diff: &Diff) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn dec(s: &str) -> Decimal {
-        s.parse().unwrap()
-    }
-
-    fn check_assign(a: &[&str], b: &[&str], expected: &[(usize, usize)]) {
-        let a: Vec<Decimal> = a.iter().map(|s| dec(s)).collect();
-        let b: Vec<Decimal> = b.iter().map(|s| dec(s)).collect();
-        assert_eq!(assign_sorted(&a, &b), expected);
-    }
-
-    #[test]
-    fn assignment_picks_the_closest_subset() {
-        check_assign(&["10", "20", "30"], &["21"], &[(1, 0)]);
-        check_assign(&["21"], &["10", "20", "30"], &[(0, 1)]);
-        check_assign(&["1", "5", "9"], &["4", "10"], &[(1, 0), (2, 1)]);
-        check_assign(&["1", "2"], &["1.5"], &[(1, 0)]);
-    }
 
     #[test]
     fn class_names_are_stable() {

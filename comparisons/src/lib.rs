@@ -7,6 +7,7 @@ pub mod config;
 pub mod diff;
 pub mod model;
 pub mod money;
+mod pairing;
 pub mod summary;
 
 pub use config::{CompareConfig, Ignored, KeyField, Tolerance, Tolerances, Waiver};

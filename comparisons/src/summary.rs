@@ -65,8 +65,9 @@ pub struct Summary {
 pub(crate) struct CustomerTotals {
     pub(crate) legacy: Decimal,
     pub(crate) modern: Decimal,
-    /// The delta of the customer's bills that were not themselves a total mismatch.
-    pub(crate) unflagged_delta: Decimal,
+    /// The customer's bills that were not themselves a total mismatch, per side.
+    pub(crate) unflagged_legacy: Decimal,
+    pub(crate) unflagged_modern: Decimal,
 }
 
 /// Counters gathered while comparing; merged across threads, then finished.
@@ -140,22 +141,31 @@ impl Tally {
         entry.1 += modern;
     }
 
-    pub(crate) fn add_customer_bill(
+    /// Adds one side's amount to a customer's total: each side counts toward its own
+    /// customer ids.
+    pub(crate) fn add_customer_amount(
         &mut self,
         customer: &str,
         currency: Currency,
-        legacy: Decimal,
-        modern: Decimal,
+        is_legacy: bool,
         flagged: bool,
+        amount: Decimal,
     ) {
         let entry = self
             .customers
             .entry((customer.to_owned(), currency))
             .or_default();
-        entry.legacy += legacy;
-        entry.modern += modern;
-        if !flagged {
-            entry.unflagged_delta += modern - legacy;
+        match (is_legacy, flagged) {
+            (true, false) => {
+                entry.legacy += amount;
+                entry.unflagged_legacy += amount;
+            }
+            (true, true) => entry.legacy += amount,
+            (false, false) => {
+                entry.modern += amount;
+                entry.unflagged_modern += amount;
+            }
+            (false, true) => entry.modern += amount,
         }
     }
 
@@ -198,7 +208,8 @@ impl Tally {
             let mine = self.customers.entry(key).or_default();
             mine.legacy += theirs.legacy;
             mine.modern += theirs.modern;
-            mine.unflagged_delta += theirs.unflagged_delta;
+            mine.unflagged_legacy += theirs.unflagged_legacy;
+            mine.unflagged_modern += theirs.unflagged_modern;
         }
     }
 

@@ -1,0 +1,555 @@
+//! Which legacy line is compared with which modern line, within one key group.
+//!
+//! Several lines can share a match key (two storage lines of one account and period, say).
+//! The pairing minimises the whole difference, lexicographically: the total absolute amount
+//! difference first, then currency mismatches, quantity mismatches, unit-price mismatches and
+//! the cosmetic fields. Every line of the shorter side is paired; the rest are missing lines.
+//!
+//! It must never depend on the order lines arrive in, nor on which side is called legacy:
+//! lines are first put in a canonical order by content, and the side that plays the rows of
+//! the assignment is chosen by count, then by content — never by name.
+//!
+//! Small groups get an exact lexicographic assignment (the Hungarian method over an ordered
+//! cost group). Large groups are paired exactly by amount with memory linear in the group:
+//! equal amounts first (this never makes the total worse), then an order-preserving assignment
+//! of the rest (optimal in one dimension) by divide and conquer over a banded recurrence.
+
+use std::cmp::Ordering;
+
+use rust_decimal::Decimal;
+
+use crate::config::Ignored;
+use crate::model::{Field, LineStore};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Pairing {
+    Both(u32, u32),
+    LegacyOnly(u32),
+    ModernOnly(u32),
+}
+
+/// The largest rows × columns a group is given the exact lexicographic assignment for
+/// (its work grows as rows² × columns).
+const LEXICOGRAPHIC_CELLS_MAX: usize = 1 << 14;
+
+/// The largest short × long block paired by a full table; larger ones are split in halves.
+const TABLE_CELLS_MAX: usize = 1 << 16;
+
+/// A number as compared: its value when it parses, else its text (absent is empty text).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Num<'s> {
+    Value(Decimal),
+    Text(&'s str),
+}
+
+impl<'s> Num<'s> {
+    fn of(text: &'s str) -> Num<'s> {
+        match crate::money::parse_decimal(text) {
+            Ok(value) => Num::Value(value),
+            Err(_) => Num::Text(text),
+        }
+    }
+}
+
+/// What the pairing looks at in one line, in the order lines are sorted by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Facts<'s> {
+    amount: Decimal,
+    currency: &'static str,
+    quantity: Num<'s>,
+    unit_price: Num<'s>,
+    unit: &'s str,
+    description: &'s str,
+    attributes: &'s str,
+}
+
+impl<'s> Facts<'s> {
+    fn of(store: &'s LineStore, line: u32) -> Facts<'s> {
+        let line = store.line(line as usize);
+        Facts {
+            amount: line.amount(),
+            currency: line.currency().code(),
+            quantity: Num::of(line.get(Field::Quantity)),
+            unit_price: Num::of(line.get(Field::UnitPrice)),
+            unit: line.get(Field::Unit),
+            description: line.get(Field::Description),
+            attributes: line.get(Field::Attributes),
+        }
+    }
+}
+
+/// The difference between two paired lines, ordered lexicographically in the order the
+/// pairing minimises. Componentwise addition makes it an ordered group, which is all the
+/// assignment needs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
+struct Cost {
+    amount: Decimal,
+    currency: i64,
+    quantity: i64,
+    unit_price: i64,
+    cosmetic: i64,
+}
+
+impl std::ops::Add for Cost {
+    type Output = Cost;
+    fn add(self, o: Cost) -> Cost {
+        Cost {
+            amount: self.amount + o.amount,
+            currency: self.currency + o.currency,
+            quantity: self.quantity + o.quantity,
+            unit_price: self.unit_price + o.unit_price,
+            cosmetic: self.cosmetic + o.cosmetic,
+        }
+    }
+}
+
+impl std::ops::Sub for Cost {
+    type Output = Cost;
+    fn sub(self, o: Cost) -> Cost {
+        Cost {
+            amount: self.amount - o.amount,
+            currency: self.currency - o.currency,
+            quantity: self.quantity - o.quantity,
+            unit_price: self.unit_price - o.unit_price,
+            cosmetic: self.cosmetic - o.cosmetic,
+        }
+    }
+}
+
+impl Cost {
+    /// Above any real assignment: amounts are below 10^18, so a group's total is far below.
+    fn infinite() -> Cost {
+        Cost {
+            amount: Decimal::from_i128_with_scale(10i128.pow(27), 0),
+            ..Cost::default()
+        }
+    }
+
+    fn between(a: &Facts<'_>, b: &Facts<'_>, ignored: &Ignored) -> Cost {
+        let differs = |x: bool| i64::from(x);
+        Cost {
+            amount: (a.amount - b.amount).abs(),
+            currency: differs(a.currency != b.currency),
+            quantity: differs(!ignored.quantity && a.quantity != b.quantity),
+            unit_price: differs(!ignored.unit_price && a.unit_price != b.unit_price),
+            cosmetic: differs(!ignored.unit && a.unit != b.unit)
+                + differs(!ignored.description && a.description != b.description)
+                + differs(!ignored.all_attributes && a.attributes != b.attributes),
+        }
+    }
+}
+
+/// Pairs the lines of one key group (line indices into each side's store).
+pub(crate) fn pair_group(
+    legacy: &LineStore,
+    l: &[u32],
+    modern: &LineStore,
+    m: &[u32],
+    ignored: &Ignored,
+    out: &mut Vec<Pairing>,
+) {
+    out.clear();
+    match (l, m) {
+        ([a], [b]) => return out.push(Pairing::Both(*a, *b)),
+        _ if m.is_empty() => return out.extend(l.iter().map(|a| Pairing::LegacyOnly(*a))),
+        _ if l.is_empty() => return out.extend(m.iter().map(|b| Pairing::ModernOnly(*b))),
+        _ => {}
+    }
+    let (l, m) = (sorted(legacy, l), sorted(modern, m));
+    // The rows are the shorter side; on equal counts, the one smaller by content. Either
+    // way the choice does not depend on which side is legacy.
+    let legacy_rows = match l.len().cmp(&m.len()) {
+        Ordering::Less => true,
+        Ordering::Greater => false,
+        Ordering::Equal => l.iter().map(|x| &x.0).le(m.iter().map(|x| &x.0)),
+    };
+    let (rows, cols) = if legacy_rows { (&l, &m) } else { (&m, &l) };
+    let pairs = if rows.len() * cols.len() <= LEXICOGRAPHIC_CELLS_MAX {
+        lexicographic(rows, cols, ignored)
+    } else {
+        by_amount(rows, cols, ignored)
+    };
+    let mut row_used = vec![false; rows.len()];
+    let mut col_used = vec![false; cols.len()];
+    for (r, c) in pairs {
+        row_used[r] = true;
+        col_used[c] = true;
+        let (a, b) = (rows[r].1, cols[c].1);
+        out.push(if legacy_rows {
+            Pairing::Both(a, b)
+        } else {
+            Pairing::Both(b, a)
+        });
+    }
+    let unpaired = |lines: &[(Facts<'_>, u32)], used: &[bool]| -> Vec<u32> {
+        lines
+            .iter()
+            .zip(used)
+            .filter(|(_, u)| !**u)
+            .map(|(x, _)| x.1)
+            .collect()
+    };
+    let (rest_rows, rest_cols) = (unpaired(rows, &row_used), unpaired(cols, &col_used));
+    let (rest_l, rest_m) = if legacy_rows {
+        (rest_rows, rest_cols)
+    } else {
+        (rest_cols, rest_rows)
+    };
+    out.extend(rest_l.into_iter().map(Pairing::LegacyOnly));
+    out.extend(rest_m.into_iter().map(Pairing::ModernOnly));
+}
+
+type Sorted<'s> = Vec<(Facts<'s>, u32)>;
+
+/// One side's lines of a group in canonical order: by what is compared, then by every other
+/// field (so that which of two lines is paired never depends on where they were in the
+/// file), then by position.
+fn sorted<'s>(store: &'s LineStore, ids: &[u32]) -> Sorted<'s> {
+    let mut lines: Sorted<'s> = ids.iter().map(|&i| (Facts::of(store, i), i)).collect();
+    lines.sort_unstable_by(|a, b| {
+        a.0.cmp(&b.0).then_with(|| {
+            let (x, y) = (store.line(a.1 as usize), store.line(b.1 as usize));
+            Field::ALL
+                .iter()
+                .map(|f| x.get(*f).cmp(y.get(*f)))
+                .find(|o| o.is_ne())
+                .unwrap_or(Ordering::Equal)
+                .then(a.1.cmp(&b.1))
+        })
+    });
+    lines
+}
+
+/// The exact minimum-cost assignment of every row to a distinct column (rows ≤ columns), by
+/// the Hungarian method with potentials. Returns (row, column) pairs.
+fn lexicographic(rows: &Sorted<'_>, cols: &Sorted<'_>, ignored: &Ignored) -> Vec<(usize, usize)> {
+    let (n, m) = (rows.len(), cols.len());
+    debug_assert!(n <= m);
+    let cost: Vec<Cost> = rows
+        .iter()
+        .flat_map(|r| cols.iter().map(move |c| Cost::between(&r.0, &c.0, ignored)))
+        .collect();
+    let at = |i: usize, j: usize| cost[(i - 1) * m + (j - 1)];
+    // One-based, column 0 is the virtual start; `owner[j]` is the row holding column j.
+    let mut u = vec![Cost::default(); n + 1];
+    let mut v = vec![Cost::default(); m + 1];
+    let mut owner = vec![0usize; m + 1];
+    let mut way = vec![0usize; m + 1];
+    for i in 1..=n {
+        owner[0] = i;
+        let mut j0 = 0;
+        let mut min_v = vec![Cost::infinite(); m + 1];
+        let mut used = vec![false; m + 1];
+        loop {
+            used[j0] = true;
+            let i0 = owner[j0];
+            let mut delta = Cost::infinite();
+            let mut j1 = 0;
+            for j in 1..=m {
+                if used[j] {
+                    continue;
+                }
+                let reduced = at(i0, j) - u[i0] - v[j];
+                if reduced < min_v[j] {
+                    min_v[j] = reduced;
+                    way[j] = j0;
+                }
+                if min_v[j] < delta {
+                    delta = min_v[j];
+                    j1 = j;
+                }
+            }
+            for j in 0..=m {
+                if used[j] {
+                    u[owner[j]] = u[owner[j]] + delta;
+                    v[j] = v[j] - delta;
+                } else {
+                    min_v[j] = min_v[j] - delta;
+                }
+            }
+            j0 = j1;
+            if owner[j0] == 0 {
+                break;
+            }
+        }
+        loop {
+            let j1 = way[j0];
+            owner[j0] = owner[j1];
+            j0 = j1;
+            if j0 == 0 {
+                break;
+            }
+        }
+    }
+    let mut pairs: Vec<(usize, usize)> = (1..=m)
+        .filter(|&j| owner[j] != 0)
+        .map(|j| (owner[j] - 1, j - 1))
+        .collect();
+    pairs.sort_unstable();
+    pairs
+}
+
+/// Exact by amount for any group size, with memory linear in the group: equal amounts are
+/// paired first (within an amount, identical lines first), then the rest in amount order.
+fn by_amount(rows: &Sorted<'_>, cols: &Sorted<'_>, ignored: &Ignored) -> Vec<(usize, usize)> {
+    let mut pairs = Vec::new();
+    let (mut rest_r, mut rest_c) = (Vec::new(), Vec::new());
+    let (mut i, mut j) = (0, 0);
+    while i < rows.len() || j < cols.len() {
+        let order = match (rows.get(i), cols.get(j)) {
+            (Some(r), Some(c)) => r.0.amount.cmp(&c.0.amount),
+            (Some(_), None) => Ordering::Less,
+            _ => Ordering::Greater,
+        };
+        match order {
+            Ordering::Less => {
+                rest_r.push(i);
+                i += 1;
+            }
+            Ordering::Greater => {
+                rest_c.push(j);
+                j += 1;
+            }
+            Ordering::Equal => {
+                let amount = rows[i].0.amount;
+                let i_end = i + rows[i..]
+                    .iter()
+                    .take_while(|r| r.0.amount == amount)
+                    .count();
+                let j_end = j + cols[j..]
+                    .iter()
+                    .take_while(|c| c.0.amount == amount)
+                    .count();
+                let block = pair_equal_amounts(&rows[i..i_end], &cols[j..j_end], ignored);
+                let (mut used_r, mut used_c) = (vec![false; i_end - i], vec![false; j_end - j]);
+                for (a, b) in block {
+                    used_r[a] = true;
+                    used_c[b] = true;
+                    pairs.push((i + a, j + b));
+                }
+                rest_r.extend((i..i_end).filter(|k| !used_r[k - i]));
+                rest_c.extend((j..j_end).filter(|k| !used_c[k - j]));
+                (i, j) = (i_end, j_end);
+            }
+        }
+    }
+    let r_amounts: Vec<Decimal> = rest_r.iter().map(|&k| rows[k].0.amount).collect();
+    let c_amounts: Vec<Decimal> = rest_c.iter().map(|&k| cols[k].0.amount).collect();
+    let rest = if r_amounts.len() <= c_amounts.len() {
+        let mut chosen = Vec::new();
+        assign_in_order(&c_amounts, &r_amounts, 0, 0, &mut chosen);
+        chosen
+            .into_iter()
+            .map(|(c, r)| (rest_r[r], rest_c[c]))
+            .collect::<Vec<_>>()
+    } else {
+        let mut chosen = Vec::new();
+        assign_in_order(&r_amounts, &c_amounts, 0, 0, &mut chosen);
+        chosen
+            .into_iter()
+            .map(|(r, c)| (rest_r[r], rest_c[c]))
+            .collect()
+    };
+    pairs.extend(rest);
+    pairs.sort_unstable();
+    pairs
+}
+
+/// Lines of one amount on both sides: exactly by the other fields when the block is small,
+/// else identical lines first and the rest in content order.
+fn pair_equal_amounts(
+    rows: &[(Facts<'_>, u32)],
+    cols: &[(Facts<'_>, u32)],
+    ignored: &Ignored,
+) -> Vec<(usize, usize)> {
+    let (n, m) = (rows.len(), cols.len());
+    if n * m <= LEXICOGRAPHIC_CELLS_MAX {
+        let (r, c) = (rows.to_vec(), cols.to_vec());
+        return if n <= m {
+            lexicographic(&r, &c, ignored)
+        } else {
+            lexicographic(&c, &r, ignored)
+                .into_iter()
+                .map(|(b, a)| (a, b))
+                .collect()
+        };
+    }
+    let mut pairs = Vec::new();
+    let (mut rest_r, mut rest_c) = (Vec::new(), Vec::new());
+    let (mut i, mut j) = (0, 0);
+    while i < n && j < m {
+        match rows[i].0.cmp(&cols[j].0) {
+            Ordering::Equal => {
+                pairs.push((i, j));
+                (i, j) = (i + 1, j + 1);
+            }
+            Ordering::Less => {
+                rest_r.push(i);
+                i += 1;
+            }
+            Ordering::Greater => {
+                rest_c.push(j);
+                j += 1;
+            }
+        }
+    }
+    rest_r.extend(i..n);
+    rest_c.extend(j..m);
+    pairs.extend(rest_r.into_iter().zip(rest_c));
+    pairs
+}
+
+/// Pairs every element of `short` with a distinct element of `long`, both sorted, keeping
+/// their order (which is optimal for absolute differences on a line), so that the total
+/// absolute difference is smallest. Appends (long index, short index) pairs, offset by
+/// `long_at` and `short_at`. Memory is linear: a large block is split at the middle of
+/// `short` where the best costs of both halves meet (Hirschberg's method).
+fn assign_in_order(
+    long: &[Decimal],
+    short: &[Decimal],
+    long_at: usize,
+    short_at: usize,
+    out: &mut Vec<(usize, usize)>,
+) {
+    let (n, m) = (long.len(), short.len());
+    if m == 0 {
+        return;
+    }
+    if n == m {
+        out.extend((0..m).map(|k| (long_at + k, short_at + k)));
+        return;
+    }
+    if m * (n - m + 1) <= TABLE_CELLS_MAX {
+        out.extend(
+            assign_by_table(long, short)
+                .into_iter()
+                .map(|(i, j)| (long_at + i, short_at + j)),
+        );
+        return;
+    }
+    let (half, slack) = (m / 2, n - m);
+    let head = prefix_costs(long, &short[..half], slack);
+    let reversed = |v: &[Decimal]| v.iter().rev().copied().collect::<Vec<_>>();
+    let tail = prefix_costs(&reversed(long), &reversed(&short[half..]), slack);
+    // head[k]: short[..half] within long[..half + k]; tail[k]: short[half..] within the last
+    // m - half + k. Split where the two meet most cheaply (the first such place).
+    let split = (0..=slack)
+        .min_by_key(|&k| head[k] + tail[slack - k])
+        .map_or(half, |k| half + k);
+    assign_in_order(&long[..split], &short[..half], long_at, short_at, out);
+    assign_in_order(
+        &long[split..],
+        &short[half..],
+        long_at + split,
+        short_at + half,
+        out,
+    );
+}
+
+/// The smallest cost of pairing all of `short` in order within `long[..short.len() + k]`,
+/// for k in 0..=slack. One band of the table at a time: memory is linear.
+fn prefix_costs(long: &[Decimal], short: &[Decimal], slack: usize) -> Vec<Decimal> {
+    let width = slack + 1;
+    let mut row = vec![Some(Decimal::ZERO); width];
+    let mut next: Vec<Option<Decimal>> = vec![None; width];
+    for (j, s) in short.iter().enumerate() {
+        for k in 0..width {
+            let i = j + 1 + k;
+            if i > long.len() {
+                next[k] = None;
+                continue;
+            }
+            let skip = if k > 0 { next[k - 1] } else { None };
+            let pair = row[k].map(|c: Decimal| c + (long[i - 1] - *s).abs());
+            next[k] = match (skip, pair) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+        }
+        std::mem::swap(&mut row, &mut next);
+    }
+    row.into_iter()
+        .map(|c| c.unwrap_or_else(|| Cost::infinite().amount))
+        .collect()
+}
+
+/// The same assignment by a full table with its choices kept, for blocks small enough.
+fn assign_by_table(long: &[Decimal], short: &[Decimal]) -> Vec<(usize, usize)> {
+    let (n, m) = (long.len(), short.len());
+    let band = n - m + 1;
+    // cost[j][k]: short[..j] paired within long[..j + k]; k in 0..band.
+    let mut cost = vec![Decimal::ZERO; (m + 1) * band];
+    let mut take = vec![false; (m + 1) * band];
+    for j in 1..=m {
+        for k in 0..band {
+            let i = j + k;
+            let pair = cost[(j - 1) * band + k] + (long[i - 1] - short[j - 1]).abs();
+            let (best, took) = if k > 0 {
+                let skip = cost[j * band + k - 1];
+                if skip < pair {
+                    (skip, false)
+                } else {
+                    (pair, true)
+                }
+            } else {
+                (pair, true)
+            };
+            cost[j * band + k] = best;
+            take[j * band + k] = took;
+        }
+    }
+    let mut pairs = Vec::with_capacity(m);
+    let (mut j, mut k) = (m, band - 1);
+    while j > 0 {
+        if take[j * band + k] {
+            pairs.push((j + k - 1, j - 1));
+            j -= 1;
+        } else {
+            k -= 1;
+        }
+    }
+    pairs.reverse();
+    pairs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dec(s: &str) -> Decimal {
+        s.parse().unwrap()
+    }
+
+    fn check_order(long: &[&str], short: &[&str], expected: &[(usize, usize)]) {
+        let long: Vec<Decimal> = long.iter().map(|s| dec(s)).collect();
+        let short: Vec<Decimal> = short.iter().map(|s| dec(s)).collect();
+        let mut got = Vec::new();
+        assign_in_order(&long, &short, 0, 0, &mut got);
+        assert_eq!(got, expected);
+    }
+
+    #[test]
+    fn assignment_picks_the_closest_subset() {
+        check_order(&["10", "20", "30"], &["21"], &[(1, 0)]);
+        check_order(&["1", "5", "9"], &["4", "10"], &[(1, 0), (2, 1)]);
+        check_order(&["1", "2"], &["1.5"], &[(1, 0)]);
+    }
+
+    #[test]
+    fn large_blocks_split_in_halves_agree_with_the_table() {
+        // Long enough to be split several times; the table answer is the reference.
+        let long: Vec<Decimal> = (0..700).map(|k| Decimal::new(k * 37 % 1000, 1)).collect();
+        let mut long = long;
+        long.sort();
+        let mut short: Vec<Decimal> = (0..300).map(|k| Decimal::new(k * 53 % 997, 1)).collect();
+        short.sort();
+        let cost = |pairs: &[(usize, usize)]| -> Decimal {
+            pairs.iter().map(|&(i, j)| (long[i] - short[j]).abs()).sum()
+        };
+        let mut split = Vec::new();
+        assign_in_order(&long, &short, 0, 0, &mut split);
+        let table = assign_by_table(&long, &short);
+        assert_eq!(split.len(), short.len());
+        assert_eq!(cost(&split), cost(&table));
+    }
+}
