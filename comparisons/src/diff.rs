@@ -749,11 +749,15 @@ impl<'s> Engine<'s> {
             return None;
         }
         let currency = a.currency();
-        let tolerance = self
-            .config
-            .tolerances
-            .for_line(a.get(Field::ChargeCode), a.line_type())
-            .in_currency(currency);
+        // The tighter of the two sides' tolerances, so that naming the sides the other way
+        // round never loosens a comparison.
+        let tolerance_of = |line: &Line<'_>| {
+            self.config
+                .tolerances
+                .for_line(line.get(Field::ChargeCode), line.line_type())
+                .in_currency(currency)
+        };
+        let tolerance = tolerance_of(a).min(tolerance_of(b));
         let class = if currency_differs {
             DiffClass::CurrencyMismatch
         } else if delta.abs() >= tolerance {
@@ -779,6 +783,8 @@ impl<'s> Engine<'s> {
         diff.partition = both(Field::Partition);
         diff.region = both(Field::Region);
         diff.delta = (!currency_differs).then(|| currency.present(delta));
+        // Two currencies: the diff is in neither.
+        diff.currency = (!currency_differs).then_some(currency);
         diff.fields = fields;
         Some(diff)
     }
