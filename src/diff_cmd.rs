@@ -5,7 +5,6 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, anyhow};
 use billshadow_adapters::{Catalog, FormatRef, Mapping, ReadOptions, ReadStats};
-use billshadow_comparisons::config::parse_key_names;
 use billshadow_comparisons::{KeyField, LineStore, compare_with_threads};
 use billshadow_reports::{Inputs, SideInput};
 use chrono::NaiveDate;
@@ -46,10 +45,10 @@ pub(crate) fn run(args: DiffArgs) -> Outcome {
         &spec.modern,
         &catalog,
     )?;
-    let default_key = match &legacy.mapping.match_key {
-        Some(names) => Some(parse_key_names(names.iter().map(String::as_str)).map_err(input)?),
-        None => None,
-    };
+    // Before reading: a spec that cannot say how lines are matched is refused at once.
+    let config = spec
+        .config(today, &legacy.mapping, &modern.mapping)
+        .map_err(input)?;
 
     let ((legacy_store, legacy_stats, legacy_bad), (modern_store, modern_stats, modern_bad)) =
         std::thread::scope(|scope| {
@@ -63,15 +62,19 @@ pub(crate) fn run(args: DiffArgs) -> Outcome {
     let (modern_store, modern_stats) = (modern_store?, modern_stats);
     let quarantined = write_quarantine(&args.quarantine, &legacy_bad, &modern_bad)?;
 
-    let mut config = spec.config(today, default_key);
-    if config.key.is_empty() {
-        config.key = KeyField::default_key();
-    }
     let threads = args
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    let comparison = compare_with_threads(&legacy_store, &modern_store, &config, threads);
+    let mut comparison = compare_with_threads(&legacy_store, &modern_store, &config, threads);
     drop((legacy_store, modern_store));
+    // Rows left out make the comparison incomplete, whatever the compared rows say.
+    for stats in [&legacy_stats, &modern_stats] {
+        comparison.summary.leave_out(
+            stats.bad_rows,
+            stats.bad_rows_money.iter().map(|(c, a)| (*c, *a)),
+            stats.bad_rows_unpriced,
+        );
+    }
 
     let inputs = Inputs {
         legacy: side_input(&legacy, &legacy_stats),
@@ -114,11 +117,17 @@ pub(crate) fn run(args: DiffArgs) -> Outcome {
             comparison.summary.diffs_failing
         );
     }
-    Ok(if comparison.at_parity() {
-        Code::Parity
-    } else {
-        Code::Mismatch
-    })
+    Ok(verdict_code(comparison.summary.verdict))
+}
+
+/// The exit code of a diff's verdict: rows left out (incomplete) are an input problem that
+/// prevented a verdict, never a pass.
+fn verdict_code(verdict: &str) -> Code {
+    match verdict {
+        "parity" => Code::Parity,
+        "mismatch" => Code::Mismatch,
+        _ => Code::Input,
+    }
 }
 
 fn resolve_side(

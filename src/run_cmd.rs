@@ -7,7 +7,7 @@ use std::sync::Arc;
 use anyhow::{Context, anyhow};
 use billshadow_adapters::Catalog;
 use billshadow_adapters::live::{Stack, StackConfig, StartedStack};
-use billshadow_comparisons::{CompareConfig, KeyField};
+use billshadow_comparisons::CompareConfig;
 use sha2::{Digest, Sha256};
 
 use crate::cli::{RunArgs, RunsArgs, ShowArgs, TableFormat};
@@ -89,19 +89,9 @@ fn prepare(
             .resolve("modern", &catalog)
             .map_err(|e| input(anyhow!(e)))?
     };
-    let default_key = legacy
-        .mapping
-        .match_key
-        .as_ref()
-        .map(|names| {
-            billshadow_comparisons::config::parse_key_names(names.iter().map(String::as_str))
-        })
-        .transpose()
+    let mut config = spec
+        .config(as_of, &legacy.mapping, &modern.mapping)
         .map_err(input)?;
-    let mut config = spec.config(as_of, default_key);
-    if config.key.is_empty() {
-        config.key = KeyField::default_key();
-    }
     // Customers span accounts; a run compares one account at a time.
     config.customer_totals = false;
     Ok(Prepared {

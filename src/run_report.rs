@@ -198,6 +198,9 @@ impl RunReport {
             waived,
             diffs_failing: failing,
             waivers,
+            rows_quarantined: 0,
+            quarantined_money: BTreeMap::new(),
+            rows_quarantined_unpriced: 0,
         };
         Ok(RunReport {
             run,

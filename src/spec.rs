@@ -219,19 +219,24 @@ impl Spec {
     }
 
     /// The engine's configuration; `key` overrides the spec's (a format's default key).
+    /// What the engine is told. The match key is the spec's `[match]`, else the default key
+    /// both sides' formats agree on (a format without one uses the canonical default): one
+    /// key for both sides, so naming them the other way round never changes a result.
     pub(crate) fn config(
         &self,
         today: NaiveDate,
-        default_key: Option<Vec<KeyField>>,
-    ) -> CompareConfig {
+        legacy: &billshadow_adapters::Mapping,
+        modern: &billshadow_adapters::Mapping,
+    ) -> anyhow::Result<CompareConfig> {
         let mut config = CompareConfig::new(today);
-        if let Some(key) = self.key.clone().or(default_key) {
-            config.key = key;
-        }
+        config.key = match &self.key {
+            Some(key) if !key.is_empty() => key.clone(),
+            _ => agreed_key(legacy, modern)?,
+        };
         config.tolerances = self.tolerances.clone();
         config.ignored = self.ignored.clone();
         config.waivers = self.waivers.clone();
-        config
+        Ok(config)
     }
 
     /// The spec used when none is given: defaults everywhere.
@@ -245,6 +250,41 @@ impl Spec {
             modern: SideSpec::default(),
         }
     }
+}
+
+/// The default match key of a format: its own, else the canonical one.
+fn format_key(mapping: &billshadow_adapters::Mapping) -> anyhow::Result<Vec<KeyField>> {
+    match &mapping.match_key {
+        Some(names) => parse_key_names(names.iter().map(String::as_str))
+            .map_err(|e| anyhow::anyhow!("format `{}`: match_key: {e}", mapping.name)),
+        None => Ok(KeyField::default_key()),
+    }
+}
+
+/// The key both formats default to, or an error asking for `[match]` when they differ.
+fn agreed_key(
+    legacy: &billshadow_adapters::Mapping,
+    modern: &billshadow_adapters::Mapping,
+) -> anyhow::Result<Vec<KeyField>> {
+    let (l, m) = (format_key(legacy)?, format_key(modern)?);
+    if l == m {
+        return Ok(l);
+    }
+    let names = |key: &[KeyField]| {
+        key.iter()
+            .map(|k| format!("\"{}\"", k.name()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    anyhow::bail!(
+        "the two formats match lines by different keys: `{}` (legacy) by [{}], `{}` (modern) by [{}]; \
+         say which key both sides use in the spec, e.g.\n\n[match]\nkey = [{}]",
+        legacy.name,
+        names(&l),
+        modern.name,
+        names(&m),
+        names(&l),
+    )
 }
 
 #[derive(Deserialize)]

@@ -485,7 +485,9 @@ fn bad_rows_within_the_allowance_are_quarantined_and_counted() {
         ],
         dir.path(),
     );
-    assert_eq!(run.code, 0, "{}", run.transcript());
+    // Rows left out: never a pass.
+    assert_eq!(run.code, 2, "{}", run.transcript());
+    assert!(run.stdout.contains("INCOMPLETE"), "{}", run.stdout);
     assert!(run.stdout.contains("incomplete: 2 legacy and 0 modern rows were quarantined (see billshadow-quarantine.jsonl)"), "{}", run.stdout);
     let quarantine =
         std::fs::read_to_string(dir.path().join("billshadow-quarantine.jsonl")).unwrap();
@@ -788,4 +790,152 @@ fn golden_cases() {
             case.display()
         );
     }
+}
+
+#[test]
+fn quarantined_money_makes_the_verdict_incomplete_in_every_format() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = row("a", "x", "1.00", "USD");
+    write(dir.path(), "modern.csv", format!("{HEADER}\n{good}\n"));
+    // A 1,000.00 line whose period is unreadable, and a quoted field with the delimiter in it.
+    let bad = "b,2026-13-01,2026-10-31,\"big, one\",usage,,,1000.00,USD";
+    write(
+        dir.path(),
+        "legacy.csv",
+        format!("{HEADER}\n{good}\n{bad}\n"),
+    );
+    let args = ["--max-bad-rows", "5"];
+    let (code, doc) = diff_json(dir.path(), "legacy.csv", "modern.csv", &args);
+    assert_eq!(code, 2, "{doc}");
+    assert_eq!(doc["summary"]["verdict"], "incomplete");
+    assert_eq!(doc["summary"]["rows_quarantined"], 1);
+    assert_eq!(doc["summary"]["quarantined_money"]["USD"], "1000.00");
+
+    let run = billshadow(
+        &[
+            "diff",
+            "--legacy",
+            "legacy.csv",
+            "--modern",
+            "modern.csv",
+            "--format",
+            "jsonl",
+            "--max-bad-rows",
+            "5",
+        ],
+        dir.path(),
+    );
+    assert_eq!(run.code, 2, "{}", run.transcript());
+    let last: Value = serde_json::from_str(run.stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(last["summary"]["verdict"], "incomplete");
+    assert_eq!(last["summary"]["quarantined_money"]["USD"], "1000.00");
+
+    let run = billshadow(
+        &[
+            "diff",
+            "--legacy",
+            "legacy.csv",
+            "--modern",
+            "modern.csv",
+            "--max-bad-rows",
+            "5",
+        ],
+        dir.path(),
+    );
+    assert_eq!(run.code, 2, "{}", run.transcript());
+    assert!(run.stdout.contains("INCOMPLETE"), "{}", run.stdout);
+    assert!(!run.stdout.contains("PARITY"), "{}", run.stdout);
+    assert!(run.stdout.contains("1000.00 USD"), "{}", run.stdout);
+
+    // The quarantine keeps the row as it was read, delimiters and quotes included.
+    let quarantine =
+        std::fs::read_to_string(dir.path().join("billshadow-quarantine.jsonl")).unwrap();
+    let record: Value = serde_json::from_str(quarantine.lines().next().unwrap()).unwrap();
+    assert_eq!(record["record"], bad);
+
+    // Swapped, the same verdict and exit code.
+    let (code, doc) = diff_json(dir.path(), "modern.csv", "legacy.csv", &args);
+    assert_eq!(code, 2, "{doc}");
+    assert_eq!(doc["summary"]["verdict"], "incomplete");
+}
+
+#[test]
+fn formats_with_different_default_keys_need_one_match_key() {
+    let dir = tempfile::tempdir().unwrap();
+    // A mapping of the canonical columns whose default key leaves out the charge code.
+    let canonical = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("adapters/catalog/canonical.toml"),
+    )
+    .unwrap();
+    let coarse = canonical.replacen(
+        "name = \"canonical\"",
+        "name = \"coarse\"\nmatch_key = [\"account_id\", \"period\"]",
+        1,
+    );
+    write(dir.path(), "coarse.toml", coarse);
+    write(
+        dir.path(),
+        "legacy.csv",
+        format!("{HEADER}\n{}\n", row("a", "x", "1.00", "USD")),
+    );
+    write(
+        dir.path(),
+        "modern.csv",
+        format!("{HEADER}\n{}\n", row("a", "y", "1.00", "USD")),
+    );
+    for (l, lf, m, mf) in [
+        ("legacy.csv", "canonical", "modern.csv", "coarse.toml"),
+        ("modern.csv", "coarse.toml", "legacy.csv", "canonical"),
+    ] {
+        let run = billshadow(
+            &[
+                "diff",
+                "--legacy",
+                l,
+                "--legacy-format",
+                lf,
+                "--modern",
+                m,
+                "--modern-format",
+                mf,
+            ],
+            dir.path(),
+        );
+        assert_eq!(run.code, 2, "{}", run.transcript());
+        assert!(run.stderr.contains("[match]"), "{}", run.stderr);
+    }
+    // With one key named, both directions give one verdict.
+    write(
+        dir.path(),
+        "spec.toml",
+        "[match]\nkey = [\"account_id\", \"period\"]\n",
+    );
+    let mut codes = Vec::new();
+    for (l, lf, m, mf) in [
+        ("legacy.csv", "canonical", "modern.csv", "coarse.toml"),
+        ("modern.csv", "coarse.toml", "legacy.csv", "canonical"),
+    ] {
+        let run = billshadow(
+            &[
+                "diff",
+                "--spec",
+                "spec.toml",
+                "--legacy",
+                l,
+                "--legacy-format",
+                lf,
+                "--modern",
+                m,
+                "--modern-format",
+                mf,
+            ],
+            dir.path(),
+        );
+        codes.push(run.code);
+    }
+    assert_eq!(
+        codes,
+        [0, 0],
+        "paired by account and period, the amounts agree"
+    );
 }

@@ -106,6 +106,11 @@ pub struct ReadStats {
     pub filtered: u64,
     /// Records quarantined.
     pub bad_rows: u64,
+    /// The money of the quarantined records whose amount and currency could still be read,
+    /// per currency code: what the comparison left out.
+    pub bad_rows_money: std::collections::BTreeMap<Currency, Decimal>,
+    /// Quarantined records whose amount or currency could not be read.
+    pub bad_rows_unpriced: u64,
 }
 
 /// Reads a file through a mapping.
@@ -158,11 +163,23 @@ struct Sink<'q> {
 
 impl Sink<'_> {
     /// Records a bad row: fails at once without an allowance, else quarantines it.
-    fn bad_row(&mut self, error: RowError, raw: &str) -> Result<(), ReadError> {
+    /// `money`: the row's amount and currency, when they could be read.
+    fn bad_row(
+        &mut self,
+        error: RowError,
+        raw: &str,
+        money: Option<(Currency, rust_decimal::Decimal)>,
+    ) -> Result<(), ReadError> {
         if self.options.max_bad_rows == 0 {
             return Err(ReadError::Row(Box::new(error)));
         }
         self.stats.bad_rows += 1;
+        match money {
+            Some((currency, amount)) => {
+                *self.stats.bad_rows_money.entry(currency).or_default() += amount;
+            }
+            None => self.stats.bad_rows_unpriced += 1,
+        }
         if let Some(q) = self.options.quarantine.as_mut() {
             let record = serde_json::json!({
                 "file": error.origin, "line": error.line, "column": error.column,
@@ -486,6 +503,27 @@ impl Compiled<'_> {
     }
 
     fn convert(&self, record: &Record<'_>, scratch: &mut Scratch) -> Result<Converted, Problem> {
+        self.convert_fields(record, scratch, false)
+    }
+
+    /// The amount and currency of a record that could not be converted whole, when those two
+    /// can be read: the money a quarantine leaves out.
+    fn money(
+        &self,
+        record: &Record<'_>,
+        scratch: &mut Scratch,
+    ) -> Option<(Currency, rust_decimal::Decimal)> {
+        self.convert_fields(record, scratch, true)
+            .ok()
+            .map(|c| (c.currency, c.amount))
+    }
+
+    fn convert_fields(
+        &self,
+        record: &Record<'_>,
+        scratch: &mut Scratch,
+        only_money: bool,
+    ) -> Result<Converted, Problem> {
         for text in &mut scratch.text {
             text.clear();
         }
@@ -495,6 +533,14 @@ impl Compiled<'_> {
         // Amount, quantity and unit price read in minor units: (field, value, column).
         let mut in_minor: [InMinorUnits<'_, '_>; 3] = [None; 3];
         for field in &self.fields {
+            if only_money
+                && !matches!(
+                    field.mapping.target,
+                    Target::Currency | Target::Text(Field::Amount)
+                )
+            {
+                continue;
+            }
             let (value, column) = Compiled::source_value(field, record)?;
             let value = if field.plain {
                 value
@@ -619,7 +665,7 @@ impl Compiled<'_> {
         for field in self.fields.iter().filter(|f| f.mapping.exclusive_end) {
             clamp_end(field.mapping.target, &mut scratch.text);
         }
-        if !self.attributes.is_empty() {
+        if !only_money && !self.attributes.is_empty() {
             let mut pairs: Vec<(&str, Cow<'_, str>)> = Vec::with_capacity(self.attributes.len());
             for (name, access) in &self.attributes {
                 if let Some(v) = record.get(access)? {
@@ -1049,13 +1095,13 @@ fn read_csv(reader: impl Read, mapping: &Mapping, sink: &mut Sink<'_>) -> Result
                     return Err(io_error(source));
                 }
                 let line = e.position().map_or(0, |p| p.line());
-                let raw = String::from_utf8_lossy(record.as_slice()).into_owned();
+                let raw = as_read(&record, mapping.delimiter);
                 let row = match csv_error(&origin, e, crlf_offset) {
                     ReadError::Row(row) => *row,
                     other => return Err(other),
                 };
                 sink.stats.records += 1;
-                sink.bad_row(row, &raw)?;
+                sink.bad_row(row, &raw, None)?;
                 // The reader resynchronises at the next record; a field-count error does
                 // not leave it mid-record.
                 let _ = line;
@@ -1080,16 +1126,35 @@ fn read_csv(reader: impl Read, mapping: &Mapping, sink: &mut Sink<'_>) -> Result
             Ok(true) => {}
             Ok(false) => sink.stats.filtered += 1,
             Err(problem) => {
-                let raw = record
-                    .iter()
-                    .map(|f| String::from_utf8_lossy(f))
-                    .collect::<Vec<_>>()
-                    .join(",");
-                sink.bad_row(locate(&origin, line, problem, Some(&header)), &raw)?;
+                let raw = as_read(&record, mapping.delimiter);
+                let money = compiled.money(&view, &mut scratch);
+                sink.bad_row(locate(&origin, line, problem, Some(&header)), &raw, money)?;
             }
         }
     }
     Ok(())
+}
+
+/// A CSV record as it was read: its fields with the file's delimiter, quoted where they
+/// need it, so the quarantined row reads back as the same fields.
+fn as_read(record: &csv::ByteRecord, delimiter: u8) -> String {
+    let mut writer = csv::WriterBuilder::new()
+        .delimiter(delimiter)
+        .terminator(csv::Terminator::Any(b'\n'))
+        .from_writer(Vec::new());
+    let written = writer
+        .write_byte_record(record)
+        .ok()
+        .and_then(|()| writer.into_inner().ok());
+    match written {
+        Some(mut bytes) => {
+            if bytes.last() == Some(&b'\n') {
+                bytes.pop();
+            }
+            String::from_utf8_lossy(&bytes).into_owned()
+        }
+        None => String::from_utf8_lossy(record.as_slice()).into_owned(),
+    }
 }
 
 /// A csv crate error as a located row error; `line_offset` corrects a data row's line in a
@@ -1177,7 +1242,7 @@ fn read_jsonl(reader: impl Read, mapping: &Mapping, sink: &mut Sink<'_>) -> Resu
                     message: format!("not valid JSON: {e}"),
                 };
                 sink.stats.records += 1;
-                sink.bad_row(row, &raw)?;
+                sink.bad_row(row, &raw, None)?;
                 continue;
             }
         };
@@ -1287,7 +1352,7 @@ fn read_document(
                         column_name: Some(path.clone()),
                         message: format!("expected an array of line items at `{path}`"),
                     };
-                    return sink.bad_row(row, raw);
+                    return sink.bad_row(row, raw, None);
                 }
             }
         }
@@ -1315,7 +1380,8 @@ fn read_document(
                 } else {
                     raw.to_owned()
                 };
-                sink.bad_row(locate(&origin, line, problem, None), &raw)?;
+                let money = compiled.money(&view, scratch);
+                sink.bad_row(locate(&origin, line, problem, None), &raw, money)?;
             }
         }
     }

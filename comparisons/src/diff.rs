@@ -190,9 +190,9 @@ pub struct Comparison {
 }
 
 impl Comparison {
-    /// True when no failing diff remains.
+    /// True when the verdict is parity: no failing diff, nothing left out.
     pub fn at_parity(&self) -> bool {
-        self.summary.diffs_failing == 0
+        self.summary.is_parity()
     }
 }
 

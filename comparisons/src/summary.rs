@@ -36,7 +36,8 @@ pub struct WaiverUse {
 /// What a comparison found, in numbers.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Summary {
-    /// `parity` or `mismatch`.
+    /// `parity`, `mismatch` or `incomplete`. `parity` only when every account in scope was
+    /// compared and no row was left out; `mismatch` whenever a failing diff is known.
     pub verdict: &'static str,
     pub accounts_compared: u64,
     pub accounts_at_parity: u64,
@@ -58,6 +59,35 @@ pub struct Summary {
     /// Diffs that fail: not informational, not waived.
     pub diffs_failing: u64,
     pub waivers: Vec<WaiverUse>,
+    /// Rows read but left out of the comparison (quarantined by `--max-bad-rows`).
+    pub rows_quarantined: u64,
+    /// Their money per currency, where a row's amount and currency could still be read.
+    pub quarantined_money: BTreeMap<Currency, Decimal>,
+    /// Quarantined rows whose amount or currency could not be read.
+    pub rows_quarantined_unpriced: u64,
+}
+
+impl Summary {
+    /// Records rows left out of the comparison: the verdict can no longer be parity.
+    pub fn leave_out(
+        &mut self,
+        rows: u64,
+        money: impl IntoIterator<Item = (Currency, Decimal)>,
+        unpriced: u64,
+    ) {
+        self.rows_quarantined += rows;
+        for (currency, amount) in money {
+            *self.quarantined_money.entry(currency).or_default() += amount;
+        }
+        self.rows_quarantined_unpriced += unpriced;
+        if self.rows_quarantined > 0 && self.verdict == "parity" {
+            self.verdict = "incomplete";
+        }
+    }
+
+    pub fn is_parity(&self) -> bool {
+        self.verdict == "parity"
+    }
 }
 
 /// Per-customer totals in one currency.
@@ -252,6 +282,9 @@ impl Tally {
                 .collect(),
             waived: self.waived,
             diffs_failing: self.diffs_failing,
+            rows_quarantined: 0,
+            quarantined_money: BTreeMap::new(),
+            rows_quarantined_unpriced: 0,
             waivers: config
                 .waivers
                 .iter()

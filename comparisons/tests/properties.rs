@@ -53,14 +53,16 @@ fn gen_line_with(
         prop::option::of(0u16..50),
         customer,
     )
-        .prop_map(|(account, charge, currency, amount_e4, quantity, customer)| Gen {
-            account,
-            charge,
-            currency,
-            amount_e4,
-            quantity,
-            customer,
-        })
+        .prop_map(
+            |(account, charge, currency, amount_e4, quantity, customer)| Gen {
+                account,
+                charge,
+                currency,
+                amount_e4,
+                quantity,
+                customer,
+            },
+        )
 }
 
 /// Each account bills in one currency and to one customer (those of its first generated

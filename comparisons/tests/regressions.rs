@@ -9,7 +9,15 @@ use rust_decimal::Decimal;
 
 /// A line as the tests write it: (account, customer, charge code, amount, currency, quantity,
 /// unit price).
-type Row<'a> = (&'a str, &'a str, &'a str, &'a str, &'a str, &'a str, &'a str);
+type Row<'a> = (
+    &'a str,
+    &'a str,
+    &'a str,
+    &'a str,
+    &'a str,
+    &'a str,
+    &'a str,
+);
 
 fn store(rows: &[Row<'_>]) -> LineStore {
     let mut store = LineStore::new();
@@ -54,7 +62,12 @@ fn check_every_order(legacy: &[Row<'_>], modern: &[Row<'_>], expected: &[(DiffCl
         let forward = compare(&store(legacy), &store(&m), &config());
         assert_eq!(classes(&forward), expected, "{:#?}", forward.diffs);
         let backward = compare(&store(&m), &store(legacy), &config());
-        assert_eq!(classes(&backward), expected, "swapped: {:#?}", backward.diffs);
+        assert_eq!(
+            classes(&backward),
+            expected,
+            "swapped: {:#?}",
+            backward.diffs
+        );
     }
 }
 
@@ -126,9 +139,20 @@ fn large_duplicate_key_groups_are_still_paired_exactly() {
     let (legacy, modern) = (rows(&legacy_amounts), rows(&modern_amounts));
     let forward = compare(&store(&legacy), &store(&modern), &config());
     let by_class = classes(&forward);
-    assert!(by_class.contains(&(DiffClass::SubMinorUnit, 1000)), "{by_class:?}");
-    assert!(by_class.contains(&(DiffClass::MissingInModern, 100)), "{by_class:?}");
-    assert!(!by_class.iter().any(|(c, _)| *c == DiffClass::AmountMismatch), "{by_class:?}");
+    assert!(
+        by_class.contains(&(DiffClass::SubMinorUnit, 1000)),
+        "{by_class:?}"
+    );
+    assert!(
+        by_class.contains(&(DiffClass::MissingInModern, 100)),
+        "{by_class:?}"
+    );
+    assert!(
+        !by_class
+            .iter()
+            .any(|(c, _)| *c == DiffClass::AmountMismatch),
+        "{by_class:?}"
+    );
     let missing: Vec<&str> = forward
         .diffs
         .iter()
@@ -136,7 +160,11 @@ fn large_duplicate_key_groups_are_still_paired_exactly() {
         .map(|d| d.legacy.as_ref().unwrap().fields["amount"].as_str())
         .collect();
     assert_eq!(missing.len(), 100);
-    assert!(missing.iter().all(|a| a.parse::<Decimal>().unwrap() <= Decimal::from(100)));
+    assert!(
+        missing
+            .iter()
+            .all(|a| a.parse::<Decimal>().unwrap() <= Decimal::from(100))
+    );
     let backward = compare(&store(&modern), &store(&legacy), &config());
     assert!(classes(&backward).contains(&(DiffClass::MissingInLegacy, 100)));
     assert_eq!(forward.summary.verdict, backward.summary.verdict);

@@ -109,17 +109,36 @@ pub fn write(
     let s = &comparison.summary;
     writeln!(out, "{}", p.bold(&header.title))?;
     writeln!(out)?;
-    let verdict = if s.diffs_failing == 0 {
-        p.green("PARITY")
-    } else {
-        p.red(&format!(
+    let verdict = match s.verdict {
+        "parity" => p.green("PARITY"),
+        "mismatch" => p.red(&format!(
             "MISMATCH ({} failing diffs)",
             thousands(s.diffs_failing)
-        ))
+        )),
+        _ => p.yellow("INCOMPLETE (not every line was compared)"),
     };
     writeln!(out, "  verdict    {verdict}")?;
     for warning in &header.warnings {
         writeln!(out, "             {}", p.yellow(warning))?;
+    }
+    if s.rows_quarantined > 0 {
+        let mut money: Vec<String> = s
+            .quarantined_money
+            .iter()
+            .map(|(c, a)| format!("{} {}", c.present(*a), c.code()))
+            .collect();
+        if s.rows_quarantined_unpriced > 0 {
+            money.push(format!(
+                "{} rows with no readable amount",
+                thousands(s.rows_quarantined_unpriced)
+            ));
+        }
+        let line = format!(
+            "{} rows left out of the comparison: {}",
+            thousands(s.rows_quarantined),
+            money.join(" · ")
+        );
+        writeln!(out, "             {}", p.yellow(&line))?;
     }
     if s.accounts_errored > 0 {
         let line = format!(
