@@ -770,6 +770,23 @@ fn golden_cases() {
             run.transcript()
         );
         let doc = run.json();
+        // Naming the sides the other way round never changes the verdict or the exit code.
+        let swapped: Vec<&str> = args
+            .iter()
+            .map(|a| match *a {
+                "legacy.csv" => "modern.csv",
+                "modern.csv" => "legacy.csv",
+                other => other,
+            })
+            .collect();
+        let back = billshadow(&swapped, &case);
+        assert_eq!(back.code, run.code, "{}: swapped", case.display());
+        assert_eq!(
+            back.json()["summary"]["verdict"],
+            doc["summary"]["verdict"],
+            "{}: swapped",
+            case.display()
+        );
         let actual =
             serde_json::json!({"exit": run.code, "summary": doc["summary"], "diffs": doc["diffs"]});
         let expected_path = case.join("expected.json");

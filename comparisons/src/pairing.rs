@@ -552,4 +552,70 @@ mod tests {
         assert_eq!(split.len(), short.len());
         assert_eq!(cost(&split), cost(&table));
     }
+
+    fn group(amounts: &[i64]) -> LineStore {
+        let mut store = LineStore::new();
+        for (i, a) in amounts.iter().enumerate() {
+            let amount = Decimal::new(*a, 2);
+            let text_amount = amount.to_string();
+            let mut text = [""; Field::COUNT];
+            text[Field::AccountId as usize] = "a";
+            text[Field::Amount as usize] = &text_amount;
+            store
+                .push(crate::model::NewLine {
+                    text,
+                    amount,
+                    line_type: crate::model::LineType::Usage,
+                    currency: "USD".parse().unwrap(),
+                    source_line: i as u32 + 2,
+                })
+                .unwrap();
+        }
+        store
+    }
+
+    #[test]
+    fn large_groups_with_ties_are_exact_by_amount() {
+        // Groups past the lexicographic size, with many equal amounts: the total amount
+        // difference equals the plain order-preserving table's over the sorted amounts.
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = |modulo: u64| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % modulo) as i64
+        };
+        for (n, m) in [(130, 150), (200, 90), (400, 399)] {
+            let l: Vec<i64> = (0..n).map(|_| next(60) * 25).collect();
+            let r: Vec<i64> = (0..m).map(|_| next(60) * 25 + next(3)).collect();
+            let (ls, rs) = (group(&l), group(&r));
+            let ids = |k: usize| (0..k as u32).collect::<Vec<_>>();
+            let mut out = Vec::new();
+            pair_group(&ls, &ids(n), &rs, &ids(m), &Ignored::default(), &mut out);
+            let got: Decimal = out
+                .iter()
+                .filter_map(|p| match p {
+                    Pairing::Both(a, b) => {
+                        Some((ls.line(*a as usize).amount() - rs.line(*b as usize).amount()).abs())
+                    }
+                    _ => None,
+                })
+                .sum();
+            let paired = out
+                .iter()
+                .filter(|p| matches!(p, Pairing::Both(..)))
+                .count();
+            assert_eq!(paired, n.min(m));
+            let mut a: Vec<Decimal> = l.iter().map(|x| Decimal::new(*x, 2)).collect();
+            let mut b: Vec<Decimal> = r.iter().map(|x| Decimal::new(*x, 2)).collect();
+            a.sort();
+            b.sort();
+            let (long, short) = if a.len() >= b.len() { (a, b) } else { (b, a) };
+            let best: Decimal = assign_by_table(&long, &short)
+                .into_iter()
+                .map(|(i, j)| (long[i] - short[j]).abs())
+                .sum();
+            assert_eq!(got, best, "{n} x {m}");
+        }
+    }
 }
