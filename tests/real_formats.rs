@@ -244,6 +244,8 @@ fn every_focus_specification_example_loads() {
             "focus",
             "--modern",
             f,
+            "--modern-format",
+            "focus",
         ]);
         assert_eq!(run.code, 2, "{f}: {}", run.transcript());
         let why = if saas {
@@ -448,6 +450,8 @@ fn a_missing_or_renamed_required_column_names_the_column_and_the_format() {
             "field `amount_cents`: no value; the `lago` format reads the required field `amount` here",
         ),
     ];
+    let spec = repo().join("tests/fixtures/formats/ignore-description.toml");
+    let spec = spec.to_str().unwrap();
     for (file, format, message) in cases {
         let run = billshadow(&[
             "diff",
@@ -459,6 +463,8 @@ fn a_missing_or_renamed_required_column_names_the_column_and_the_format() {
             CUR_FOCUS,
             "--modern-format",
             "focus",
+            "--spec",
+            spec,
         ]);
         assert_eq!(run.code, 2, "{}", run.transcript());
         assert!(run.stderr.contains(message), "{}", run.stderr);

@@ -742,6 +742,10 @@ impl<'s> Engine<'s> {
         if !ignored.description && a.get(Field::Description) != b.get(Field::Description) {
             fields.push("description".into());
         }
+        // Only when the match key leaves it out can the two charge codes differ.
+        if a.get(Field::ChargeCode) != b.get(Field::ChargeCode) {
+            fields.push("charge_code".into());
+        }
         if !ignored.all_attributes && a.get(Field::Attributes) != b.get(Field::Attributes) {
             attribute_differences(a, b, ignored, &mut fields);
         }
@@ -779,6 +783,7 @@ impl<'s> Engine<'s> {
         diff.modern = Some(Evidence::of_line(b));
         diff.modern_line = Some(b.source_line());
         let both = |field: Field| agreed(Some(a.get(field)), Some(b.get(field)));
+        diff.charge_code = both(Field::ChargeCode);
         diff.customer_id = both(Field::CustomerId);
         diff.partition = both(Field::Partition);
         diff.region = both(Field::Region);
