@@ -609,3 +609,62 @@ fn calibration_replays_legacy_twice_and_finds_no_noise_in_a_deterministic_stack(
     let runs = billshadow(&["runs", "--store", "c.db", "--format", "json"], d).json();
     assert_eq!(runs["runs"][0]["kind"], "calibration");
 }
+
+/// Issue 9, item 12, on PostgreSQL: a command that only reads migrated whatever database it was
+/// pointed at, creating the run store's tables in it.
+#[test]
+fn read_only_commands_never_migrate_a_postgres_database_that_is_not_a_store() {
+    let pg = Postgres::start();
+    pg.create_database("other");
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(
+        d.join("policy.toml"),
+        "[[cells]]\npartitions = [\"p0\"]\nregions = [\"us-east-1\"]\n\n[gate]\nmin_accounts = 5\nmax_mismatch_rate = \"0.05\"\nconsecutive_passing_runs = 1\n",
+    )
+    .unwrap();
+    let url = pg.url("other");
+    for args in [
+        vec!["show", "latest", "--store", &url],
+        vec!["runs", "--store", &url],
+        vec!["report", "--format", "md", "--store", &url],
+        vec![
+            "migrate",
+            "status",
+            "--policy",
+            "policy.toml",
+            "--store",
+            &url,
+        ],
+        vec![
+            "migrate",
+            "advance",
+            "--all",
+            "--policy",
+            "policy.toml",
+            "--store",
+            &url,
+        ],
+    ] {
+        let run = billshadow(&args, d);
+        assert_eq!(run.code, 2, "{args:?}: {}", run.transcript());
+        assert!(
+            run.stderr
+                .contains("is a database but not a billshadow run store"),
+            "{args:?}: {}",
+            run.stderr
+        );
+    }
+    let tables: i64 = support::runtime().block_on(async {
+        let pool = sqlx::PgPool::connect(&url).await.unwrap();
+        let (n,): (i64,) = sqlx::query_as(
+            "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = 'public'",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        pool.close().await;
+        n
+    });
+    assert_eq!(tables, 0, "nothing was created in the database");
+}
