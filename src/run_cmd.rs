@@ -552,18 +552,23 @@ pub(crate) fn runs(args: RunsArgs) -> Outcome {
             TableFormat::Text => {
                 let mut r = writeln!(
                     out,
-                    "{:<34} {:<18} {:<11} {:<10} {:>9} {:>9} {:>9}  started",
+                    "{:<34} {:<18} {:<11} {:<20} {:>9} {:>9} {:>9}  started",
                     "run", "kind", "status", "verdict", "compared", "done", "accounts"
                 );
                 for l in &listed {
+                    // A mismatch is known, and the run is incomplete too: say both.
+                    let verdict = match (l.verdict, &l.incomplete) {
+                        ("mismatch", Some(_)) => "MISMATCH, INCOMPLETE".to_owned(),
+                        (v, _) => v.to_uppercase(),
+                    };
                     r = r.and_then(|()| {
                         writeln!(
                             out,
-                            "{:<34} {:<18} {:<11} {:<10} {:>9} {:>9} {:>9}  {}",
+                            "{:<34} {:<18} {:<11} {:<20} {:>9} {:>9} {:>9}  {}",
                             l.run.id,
                             l.label,
                             l.run.status,
-                            l.verdict.to_uppercase(),
+                            verdict,
                             l.accounts_compared,
                             l.run.accounts_done,
                             l.run.accounts_total,
