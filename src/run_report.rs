@@ -215,10 +215,17 @@ impl RunReport {
             diffs.push(diff);
         }
 
+        if i64::try_from(cohort_total).ok() != Some(run.accounts_total) {
+            anyhow::bail!(
+                "run {} records {} accounts but the store holds {cohort_total} in its cohort",
+                run.id,
+                run.accounts_total
+            );
+        }
         let done = at_parity + mismatched + errored;
         let completeness = Completeness::new(
             &run.status,
-            cohort_total.max(u64::try_from(run.accounts_total).unwrap_or(0)),
+            cohort_total,
             done,
             at_parity + mismatched,
             errored,
