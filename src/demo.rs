@@ -161,7 +161,7 @@ pub(crate) fn run(args: DemoArgs) -> Outcome {
         policy.display()
     );
     let migrate = |command: crate::cli::MigrateCommand| {
-        crate::controller::run(crate::cli::MigrateArgs {
+        crate::migrate(crate::cli::MigrateArgs {
             command,
             policy: policy.clone(),
             store: Some(store.display().to_string()),

@@ -24,6 +24,14 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+/// `migrate`: the controller opens the store with `Store::open`, which grants the access this
+/// subcommand needs: `init` creates the store, the commands that change cells need one that
+/// exists, and `status`, `plan`, `gate`, `routes` and `audit` only read it.
+pub(crate) fn migrate(args: cli::MigrateArgs) -> exit::Outcome {
+    store::set_default_access(store::Access::for_migrate(&args.command));
+    controller::run(args)
+}
+
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_env("BILLSHADOW_LOG")
@@ -39,7 +47,7 @@ fn main() -> ExitCode {
         cli::Command::Runs(args) => run_cmd::runs(args),
         cli::Command::Show(args) => run_cmd::show(args),
         cli::Command::Demo(args) => demo::run(args),
-        cli::Command::Migrate(args) => controller::run(args),
+        cli::Command::Migrate(args) => migrate(args),
         cli::Command::Report(args) => report_cmd::report(args),
         cli::Command::Explain(args) => report_cmd::explain(args),
         cli::Command::Metrics(args) => report_cmd::metrics(args),

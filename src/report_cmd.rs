@@ -8,7 +8,7 @@ use std::path::Path;
 use anyhow::{Context, anyhow};
 use billshadow_comparisons::{Diff, DiffClass};
 use billshadow_reports::view::{
-    AccountView, CellView, ClassView, CriterionView, GateView, RunView, bill_rows,
+    AccountView, CellView, ClassView, CriterionView, GateView, RunView, WorstAccounts, bill_rows,
 };
 use rust_decimal::Decimal;
 
@@ -18,18 +18,18 @@ use crate::exit::{Code, Outcome, input};
 use crate::output::Destination;
 use crate::run_cmd::{runtime, stack};
 use crate::run_report::RunReport;
-use crate::store::{RunRow, Store, default_url};
+use crate::store::{Access, RunRow, Store, default_url};
 
 /// Accounts whose diffs an HTML or Markdown report lists.
 const LISTED_ACCOUNTS: usize = 100;
-/// Accounts shown with both bills.
+/// Accounts shown with both bills, per currency.
 const WORST_ACCOUNTS: usize = 10;
 /// Runs in a cell's trend line.
 const TREND_RUNS: usize = 10;
 
 pub(crate) fn report(args: ReportArgs) -> Outcome {
     runtime()?.block_on(async {
-        let store = Store::open(&default_url(args.store.as_deref()))
+        let store = Store::open_with(&default_url(args.store.as_deref()), Access::ReadOnly)
             .await
             .map_err(stack)?;
         let run = store.resolve(&args.run).await.map_err(input)?;
@@ -87,14 +87,24 @@ async fn render(
             let report = RunReport::load(store, run, Some(0)).await.map_err(stack)?;
             store
                 .for_each_diff(&run_id, |body| {
-                    let mut v: serde_json::Value = serde_json::from_str(body)?;
+                    let mut v: serde_json::Value =
+                        serde_json::from_str(body).context("a stored diff does not read back")?;
                     v["record"] = "diff".into();
                     writeln!(out, "{v}")?;
                     Ok(())
                 })
                 .await
                 .map_err(stack)?;
-            let summary = serde_json::json!({"record": "summary", "schema": billshadow_reports::json::SCHEMA, "run": report.run, "summary": report.comparison.summary, "cells": report.cells});
+            let summary = serde_json::json!({
+                "record": "summary",
+                "schema": billshadow_reports::json::SCHEMA,
+                "run": report.run,
+                "run_label": billshadow_reports::view::kind_label(&report.run.kind),
+                "completeness": report.completeness,
+                "incomplete": report.completeness.describe(),
+                "summary": report.comparison.summary,
+                "cells": report.cells,
+            });
             writeln!(out, "{summary}").map_err(io)?;
             Ok(crate::run_cmd::exit_code(&report))
         }
@@ -105,7 +115,8 @@ async fn render(
             billshadow_reports::run::csv_header(&mut writer).map_err(|e| stack(anyhow!(e)))?;
             store
                 .for_each_diff(&run_id, |body| {
-                    let diff: Diff = serde_json::from_str(body)?;
+                    let diff: Diff =
+                        serde_json::from_str(body).context("a stored diff does not read back")?;
                     billshadow_reports::run::csv_row(&mut writer, &diff)?;
                     Ok(())
                 })
@@ -144,11 +155,33 @@ async fn render(
     }
 }
 
-/// A JUnit report of a run: one suite per cell; with a policy, one case per gate criterion,
-/// else one case for the cell's parity.
+/// A JUnit report of a run: a `run` suite whose `complete` case fails for an incomplete run,
+/// then one suite per cell; with a policy, one case per gate criterion, else one case for the
+/// cell's parity (failing when accounts mismatched, errored or are pending).
 fn junit(view: &RunView) -> anyhow::Result<String> {
     use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
-    let mut report = Report::new(format!("billshadow run {}", view.run_id));
+    let mut report = Report::new(format!(
+        "billshadow {} run {}",
+        view.kind_label, view.run_id
+    ));
+    let mut run_suite = TestSuite::new("run");
+    let complete = match &view.incomplete {
+        None => TestCaseStatus::success(),
+        Some(incomplete) => {
+            let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
+            s.set_message(incomplete.clone());
+            s
+        }
+    };
+    run_suite.add_test_case(TestCase::new("complete", complete));
+    if view.kind == "calibration" {
+        let mut s = TestCaseStatus::skipped();
+        s.set_message(
+            "calibration (A/A): the legacy stack replayed twice; no verdict on the modern stack",
+        );
+        run_suite.add_test_case(TestCase::new("calibration (A/A)", s));
+    }
+    report.add_test_suite(run_suite);
     for cell in &view.cells {
         let mut suite = TestSuite::new(cell.cell.clone());
         match view.gates.iter().find(|g| g.cell == cell.cell) {
@@ -169,13 +202,13 @@ fn junit(view: &RunView) -> anyhow::Result<String> {
                 }
             }
             None => {
-                let status = if cell.mismatched == 0 && cell.errored == 0 {
+                let status = if cell.mismatched == 0 && cell.errored == 0 && cell.pending == 0 {
                     TestCaseStatus::success()
                 } else {
                     let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
                     s.set_message(format!(
-                        "{} of {} accounts mismatched, {} without a verdict",
-                        cell.mismatched, cell.accounts, cell.errored
+                        "{} of {} accounts mismatched, {} without a verdict, {} pending",
+                        cell.mismatched, cell.cohort, cell.errored, cell.pending
                     ));
                     s
                 };
@@ -199,13 +232,11 @@ async fn run_view(
         states.get(name).map(|s| {
             let stage = match (policy, s.stage) {
                 (Some(p), crate::controller::machine::Stage::Canary) => {
-                    format!(
-                        "canary({}%)",
-                        p.canary_steps
-                            .get(s.step)
-                            .map(ToString::to_string)
-                            .unwrap_or_default()
-                    )
+                    match p.canary_steps.get(s.step) {
+                        Some(percent) => format!("canary({percent}%)"),
+                        // The policy given is not the one the cell moved under: say so.
+                        None => format!("canary(step {}, not in this policy)", s.step + 1),
+                    }
                 }
                 (_, stage) => stage.as_str().to_owned(),
             };
@@ -236,7 +267,11 @@ async fn run_view(
             match o.status.as_str() {
                 "parity" => e.0 += o.accounts as u64,
                 "mismatch" => e.1 += o.accounts as u64,
-                _ => {}
+                "stack_error" => {}
+                other => anyhow::bail!(
+                    "the store holds an unknown outcome status `{other}` in run {}",
+                    r.id
+                ),
             }
         }
         for (cell, (p, m)) in per_cell {
@@ -257,23 +292,21 @@ async fn run_view(
         .cells
         .iter()
         .map(|c| {
-            let ratio: Option<Decimal> = c.parity_ratio.as_deref().and_then(|r| r.parse().ok());
+            let compared = c.at_parity + c.mismatched;
             CellView {
                 cell: c.cell.clone(),
                 partition: c.partition.clone(),
                 region: c.region.clone(),
+                cohort: c.cohort,
+                pending: c.pending,
                 accounts: c.accounts,
                 at_parity: c.at_parity,
                 mismatched: c.mismatched,
                 errored: c.errored,
                 parity_ratio: c.parity_ratio.clone(),
-                parity_percent: ratio.map(|r| {
-                    (r * Decimal::ONE_HUNDRED)
-                        .floor()
-                        .to_string()
-                        .parse()
-                        .unwrap_or(0)
-                }),
+                // A whole percent, rounded down (so 99.99 % is not shown as 100 %).
+                parity_percent: (compared > 0)
+                    .then(|| u32::try_from(c.at_parity * 100 / compared).unwrap_or(100)),
                 delta: c.delta.clone(),
                 state: label(&c.cell),
                 trend: trends.get(&c.cell).cloned().unwrap_or_default(),
@@ -281,31 +314,41 @@ async fn run_view(
         })
         .collect();
 
-    // The worst accounts by |total delta|, with both bills.
+    // Per currency, the accounts whose total differs most in it, with both bills.
     let mut worst_views = Vec::new();
-    for account in store.worst_accounts(&report.run.id, WORST_ACCOUNTS).await? {
-        let (diffs, _) = store.account_detail(&report.run.id, &account).await?;
-        let diffs: Vec<Diff> = diffs
-            .into_iter()
-            .filter_map(|d| serde_json::from_value(d).ok())
-            .collect();
-        let (partition, region) = store
-            .cohort_cell(&report.run.id, &account)
-            .await?
-            .unwrap_or_default();
-        let delta = store
-            .account_totals(&report.run.id, &account)
-            .await?
-            .into_iter()
-            .filter(|(_, l, m)| l != m)
-            .map(|(c, l, m)| (c, (m - l).abs().to_string()))
-            .collect();
-        worst_views.push(AccountView {
-            account_id: account,
-            partition,
-            region,
-            delta,
-            rows: bill_rows(&diffs),
+    for (currency, accounts) in store
+        .worst_accounts_by_currency(&report.run.id, WORST_ACCOUNTS)
+        .await?
+    {
+        let mut views = Vec::with_capacity(accounts.len());
+        for (account, delta) in accounts {
+            let (diffs, _) = store.account_detail(&report.run.id, &account).await?;
+            let diffs: Vec<Diff> = diffs
+                .into_iter()
+                .map(serde_json::from_value)
+                .collect::<Result<_, _>>()
+                .with_context(|| format!("a stored diff of {account} does not read back"))?;
+            let (partition, region) = store
+                .cohort_cell(&report.run.id, &account)
+                .await?
+                .with_context(|| {
+                    format!(
+                        "{account} has an outcome in run {} but is not in its cohort",
+                        report.run.id
+                    )
+                })?;
+            views.push(AccountView {
+                account_id: account,
+                partition,
+                region,
+                delta: delta.to_string(),
+                currency: currency.clone(),
+                rows: bill_rows(&diffs),
+            });
+        }
+        worst_views.push(WorstAccounts {
+            currency,
+            accounts: views,
         });
     }
 
@@ -334,15 +377,17 @@ async fn run_view(
     let view = RunView {
         run_id: report.run.id.clone(),
         kind: report.run.kind.clone(),
+        kind_label: billshadow_reports::view::kind_label(&report.run.kind),
         status: report.run.status.clone(),
         started_at: report.run.started_at.clone(),
         finished_at: report.run.finished_at.clone(),
         accounts_total: report.run.accounts_total,
         accounts_done: report.run.accounts_done,
+        completeness: report.completeness.clone(),
+        incomplete: report.completeness.describe(),
         summary: report.comparison.summary.clone(),
         cells,
         diffs: report.comparison.diffs.clone(),
-        accounts_with_diffs: report.accounts_with_diffs,
         worst: worst_views,
         classes,
         gates,
@@ -360,7 +405,7 @@ pub(crate) fn explain(args: ExplainArgs) -> Outcome {
         (account, None) => ("latest".to_owned(), account.clone()),
     };
     runtime()?.block_on(async {
-        let store = Store::open(&default_url(args.store.as_deref()))
+        let store = Store::open_with(&default_url(args.store.as_deref()), Access::ReadOnly)
             .await
             .map_err(stack)?;
         let run = store.resolve(&which).await.map_err(input)?;
@@ -384,11 +429,17 @@ pub(crate) fn explain(args: ExplainArgs) -> Outcome {
             .into_iter()
             .map(serde_json::from_value)
             .collect::<Result<_, _>>()
-            .map_err(|e| stack(anyhow!(e)))?;
-        let parse = |s: &str| serde_json::from_str::<Vec<serde_json::Value>>(s).unwrap_or_default();
-        let (legacy, modern) = evidence
-            .map(|(l, m)| (parse(&l), parse(&m)))
-            .unwrap_or_default();
+            .with_context(|| format!("a stored diff of {account} does not read back"))
+            .map_err(stack)?;
+        let parse = |side: &str, s: &str| {
+            serde_json::from_str::<Vec<serde_json::Value>>(s)
+                .with_context(|| format!("the stored {side} bill of {account} does not read back"))
+                .map_err(stack)
+        };
+        let (legacy, modern) = match evidence {
+            Some((l, m)) => (parse("legacy", &l)?, parse("modern", &m)?),
+            None => (Vec::new(), Vec::new()),
+        };
         let mut out = std::io::stdout().lock();
         let written = match args.format {
             crate::cli::TableFormat::Json => {
@@ -432,7 +483,11 @@ pub(crate) fn explain(args: ExplainArgs) -> Outcome {
 pub(crate) fn metrics(args: MetricsArgs) -> Outcome {
     runtime()?.block_on(async move {
         let url = default_url(args.store.as_deref());
-        Store::open(&url).await.map_err(stack)?.close().await;
+        Store::open_with(&url, Access::ReadOnly)
+            .await
+            .map_err(stack)?
+            .close()
+            .await;
         let listener = tokio::net::TcpListener::bind(&args.listen)
             .await
             .map_err(|e| input(anyhow!("cannot listen on {}: {e}", args.listen)))?;
@@ -469,7 +524,7 @@ pub(crate) fn metrics(args: MetricsArgs) -> Outcome {
 }
 
 async fn metrics_text(url: &str, policy: Option<&Path>) -> anyhow::Result<String> {
-    let store = Store::open(url).await?;
+    let store = Store::open_with(url, Access::ReadOnly).await?;
     let run = store.resolve("latest").await?;
     let policy = policy.map(Policy::load).transpose()?;
     let (view, _) = run_view(&store, run, policy.as_ref()).await?;

@@ -15,13 +15,20 @@ use crate::exit::{Code, Failure, Outcome, input};
 use crate::run_report::RunReport;
 use crate::runner::{RunnerOptions, execute};
 use crate::spec::Spec;
-use crate::store::{NewRun, Store, default_url};
+use crate::store::{Access, NewRun, Store, default_url};
 
-/// A stack or store failure that prevents a verdict: exit code 3.
+/// A stack or store failure that prevents a verdict: exit code 3. A store that does not
+/// exist, is not a database or is not a run store was misnamed rather than failing: exit
+/// code 2, whichever command meets it.
 pub(crate) fn stack(error: impl Into<anyhow::Error>) -> Failure {
+    let error = error.into();
     Failure {
-        code: Code::Stack,
-        error: error.into(),
+        code: if crate::store::is_open_error(&error) {
+            Code::Input
+        } else {
+            Code::Stack
+        },
+        error,
     }
 }
 
@@ -161,10 +168,19 @@ async fn run_async(args: RunArgs) -> Outcome {
     let store_url = default_url(args.store.as_deref());
     let (run_id, prepared, resumed) = match &args.resume {
         Some(which) => {
-            let store = Store::open(&store_url).await.map_err(stack)?;
+            let store = Store::open_with(&store_url, Access::ReadOnly)
+                .await
+                .map_err(stack)?;
             let run = store.resolve(which).await.map_err(input)?;
             let text = store.spec_text(&run.id).await.map_err(stack)?;
-            let as_of = chrono::NaiveDate::parse_from_str(&run.as_of, "%Y-%m-%d").unwrap_or(as_of);
+            let as_of = chrono::NaiveDate::parse_from_str(&run.as_of, "%Y-%m-%d")
+                .with_context(|| {
+                    format!(
+                        "run {} has an as-of date `{}` that is not a date (YYYY-MM-DD)",
+                        run.id, run.as_of
+                    )
+                })
+                .map_err(stack)?;
             let prepared = prepare(
                 Path::new(&run.spec_path),
                 text,
@@ -201,9 +217,17 @@ async fn run_async(args: RunArgs) -> Outcome {
     };
 
     let (started, legacy, modern) = connect(&prepared, args.calibrate).await?;
-    let store = Store::open(&store_url).await.map_err(stack)?;
+    // A new run may create the store; a resumed one needs the store it was started in.
+    let access = if resumed {
+        Access::Write
+    } else {
+        Access::Create
+    };
+    let store = Store::open_with(&store_url, access).await.map_err(stack)?;
     if let Some(path) = &cohort {
-        let cohort_bytes = std::fs::read(path).unwrap_or_default();
+        let cohort_bytes = std::fs::read(path)
+            .with_context(|| format!("cannot read {}", path.display()))
+            .map_err(input)?;
         let new = NewRun {
             id: &run_id,
             kind: if args.calibrate {
@@ -284,12 +308,13 @@ fn diff_limit(format: TableFormat, limit: usize) -> Option<usize> {
     }
 }
 
-/// 1 when mismatches are known, else 3 when some accounts have no verdict, else 0.
+/// 1 when mismatches are known, else 3 when the run is incomplete (accounts pending or
+/// without a verdict, or the run did not complete), else 0.
 pub(crate) fn exit_code(report: &RunReport) -> Code {
     let s = &report.comparison.summary;
     if s.accounts_mismatched > 0 {
         Code::Mismatch
-    } else if s.accounts_errored > 0 || report.accounts_pending() > 0 {
+    } else if !report.completeness.complete || s.verdict != "parity" {
         Code::Stack
     } else {
         Code::Parity
@@ -317,6 +342,9 @@ pub(crate) fn write_json(out: &mut dyn Write, report: &RunReport) -> std::io::Re
     let doc = serde_json::json!({
         "schema": billshadow_reports::json::SCHEMA,
         "run": report.run,
+        "run_label": billshadow_reports::view::kind_label(&report.run.kind),
+        "completeness": report.completeness,
+        "incomplete": report.completeness.describe(),
         "summary": report.comparison.summary,
         "cells": report.cells,
         "retries": report.retries,
@@ -337,19 +365,30 @@ pub(crate) fn write_text(
     let mut warnings = Vec::new();
     if report.accounts_pending() > 0 {
         warnings.push(format!(
-            "incomplete: {} of {} accounts have no outcome yet (status {}); finish with `billshadow run --resume {}`",
+            "{} of {} accounts have no outcome yet (status {}); finish with `billshadow run --resume {}`",
             report.accounts_pending(),
-            run.accounts_total,
+            report.completeness.accounts_total,
             run.status,
             run.id
         ));
     }
+    if run.kind == "calibration" {
+        warnings.push(
+            "calibration (A/A): the legacy stack replayed twice; this says nothing about the modern stack"
+                .to_owned(),
+        );
+    }
     let header = billshadow_reports::text::Header {
         title: format!(
             "billshadow run {} ({}, {}, started {} by {})",
-            run.id, run.kind, run.status, run.started_at, run.started_by
+            run.id,
+            billshadow_reports::view::kind_label(&run.kind),
+            run.status,
+            run.started_at,
+            run.started_by
         ),
         warnings,
+        incomplete: report.completeness.describe(),
     };
     let color = std::io::stdout().is_terminal()
         && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
@@ -373,8 +412,8 @@ pub(crate) fn write_text(
     writeln!(out)?;
     writeln!(
         out,
-        "  {:<28} {:>8} {:>8} {:>10} {:>8} {:>8}  delta",
-        "cell", "accounts", "parity", "mismatched", "errors", "ratio"
+        "  {:<28} {:>8} {:>8} {:>10} {:>8} {:>8} {:>8}  delta",
+        "cell", "accounts", "parity", "mismatched", "errors", "pending", "ratio"
     )?;
     for c in &report.cells {
         let delta: Vec<String> = c
@@ -388,12 +427,13 @@ pub(crate) fn write_text(
             .collect();
         writeln!(
             out,
-            "  {:<28} {:>8} {:>8} {:>10} {:>8} {:>8}  {}",
+            "  {:<28} {:>8} {:>8} {:>10} {:>8} {:>8} {:>8}  {}",
             c.cell,
-            c.accounts,
+            c.cohort,
             c.at_parity,
             c.mismatched,
             c.errored,
+            c.pending,
             c.parity_ratio.as_deref().unwrap_or("-"),
             if delta.is_empty() {
                 "0".to_owned()
@@ -435,37 +475,94 @@ fn write_noise(out: &mut dyn Write, report: &RunReport) -> std::io::Result<()> {
     Ok(())
 }
 
+/// A run as `runs` lists it: the stored row, its kind as reports name it, and its verdict with
+/// done / total.
+#[derive(serde::Serialize)]
+struct RunListing {
+    #[serde(flatten)]
+    run: crate::store::RunRow,
+    label: String,
+    verdict: &'static str,
+    accounts_pending: u64,
+    accounts_compared: u64,
+    accounts_mismatched: u64,
+    accounts_errored: u64,
+    /// `INCOMPLETE: …` for an incomplete run, else null.
+    incomplete: Option<String>,
+}
+
 pub(crate) fn runs(args: RunsArgs) -> Outcome {
     runtime()?.block_on(async {
-        let store = Store::open(&default_url(args.store.as_deref()))
+        let store = Store::open_with(&default_url(args.store.as_deref()), Access::ReadOnly)
             .await
             .map_err(stack)?;
         let runs = store.runs().await.map_err(stack)?;
+        let counts = store.outcome_status_counts().await.map_err(stack)?;
         store.close().await;
+        let mut listed = Vec::with_capacity(runs.len());
+        for run in runs {
+            let empty = std::collections::BTreeMap::new();
+            let by_status = counts.get(&run.id).unwrap_or(&empty);
+            if let Some(other) = by_status
+                .keys()
+                .find(|s| !["parity", "mismatch", "stack_error"].contains(&s.as_str()))
+            {
+                return Err(stack(anyhow!(
+                    "the store holds an unknown outcome status `{other}` in run {}",
+                    run.id
+                )));
+            }
+            let n = |status: &str| by_status.get(status).copied().unwrap_or(0);
+            let (parity, mismatched, errored) = (n("parity"), n("mismatch"), n("stack_error"));
+            let completeness = billshadow_reports::view::Completeness::new(
+                &run.status,
+                u64::try_from(run.accounts_total).unwrap_or(0),
+                parity + mismatched + errored,
+                parity + mismatched,
+                errored,
+            );
+            listed.push(RunListing {
+                label: billshadow_reports::view::kind_label(&run.kind),
+                verdict: crate::run_report::verdict(mismatched, &completeness),
+                accounts_pending: completeness.accounts_pending,
+                accounts_compared: completeness.accounts_compared,
+                accounts_mismatched: mismatched,
+                accounts_errored: errored,
+                incomplete: completeness.describe(),
+                run,
+            });
+        }
         let mut out = std::io::stdout().lock();
         let written = match args.format {
             TableFormat::Json => {
-                serde_json::to_writer_pretty(&mut out, &serde_json::json!({ "runs": runs }))
+                serde_json::to_writer_pretty(&mut out, &serde_json::json!({ "runs": listed }))
                     .map_err(std::io::Error::other)
                     .and_then(|()| writeln!(out))
             }
             TableFormat::Text => {
                 let mut r = writeln!(
                     out,
-                    "{:<34} {:<12} {:<11} {:>9} {:>9}  started",
-                    "run", "kind", "status", "done", "accounts"
+                    "{:<34} {:<18} {:<11} {:<20} {:>9} {:>9} {:>9}  started",
+                    "run", "kind", "status", "verdict", "compared", "done", "accounts"
                 );
-                for run in &runs {
+                for l in &listed {
+                    // A mismatch is known, and the run is incomplete too: say both.
+                    let verdict = match (l.verdict, &l.incomplete) {
+                        ("mismatch", Some(_)) => "MISMATCH, INCOMPLETE".to_owned(),
+                        (v, _) => v.to_uppercase(),
+                    };
                     r = r.and_then(|()| {
                         writeln!(
                             out,
-                            "{:<34} {:<12} {:<11} {:>9} {:>9}  {}",
-                            run.id,
-                            run.kind,
-                            run.status,
-                            run.accounts_done,
-                            run.accounts_total,
-                            run.started_at
+                            "{:<34} {:<18} {:<11} {:<20} {:>9} {:>9} {:>9}  {}",
+                            l.run.id,
+                            l.label,
+                            l.run.status,
+                            verdict,
+                            l.accounts_compared,
+                            l.run.accounts_done,
+                            l.run.accounts_total,
+                            l.run.started_at
                         )
                     });
                 }
@@ -479,7 +576,7 @@ pub(crate) fn runs(args: RunsArgs) -> Outcome {
 
 pub(crate) fn show(args: ShowArgs) -> Outcome {
     runtime()?.block_on(async {
-        let store = Store::open(&default_url(args.store.as_deref()))
+        let store = Store::open_with(&default_url(args.store.as_deref()), Access::ReadOnly)
             .await
             .map_err(stack)?;
         let run = store.resolve(&args.run).await.map_err(input)?;

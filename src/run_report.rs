@@ -7,6 +7,7 @@ use anyhow::Context;
 use billshadow_comparisons::{
     Comparison, Currency, CurrencyTotals, Diff, DiffClass, Summary, WaiverUse,
 };
+use billshadow_reports::view::Completeness;
 use rust_decimal::Decimal;
 use serde::Serialize;
 
@@ -18,6 +19,11 @@ pub(crate) struct CellStats {
     pub(crate) cell: String,
     pub(crate) partition: String,
     pub(crate) region: String,
+    /// Accounts of the cell in the run's cohort.
+    pub(crate) cohort: u64,
+    /// Accounts of the cell with no outcome yet.
+    pub(crate) pending: u64,
+    /// Accounts of the cell with an outcome.
     pub(crate) accounts: u64,
     pub(crate) at_parity: u64,
     pub(crate) mismatched: u64,
@@ -37,8 +43,25 @@ pub(crate) struct RunReport {
     pub(crate) comparison: Comparison,
     pub(crate) cells: Vec<CellStats>,
     pub(crate) retries: u64,
-    /// Accounts with a failing or waived diff, whether or not their diffs were read back.
+    /// Accounts with a failing or waived diff, whether or not their diffs were read back:
+    /// mismatched + at parity thanks to waivers + stack errors, from the same outcome counts
+    /// as the summary.
     pub(crate) accounts_with_diffs: u64,
+    /// How much of the cohort has a verdict.
+    pub(crate) completeness: Completeness,
+}
+
+/// The verdict of a stored run: `mismatch` as soon as one account is mismatched (that much
+/// is known whatever the rest says), else `parity` only for a complete run, else
+/// `incomplete`.
+pub(crate) fn verdict(mismatched: u64, completeness: &Completeness) -> &'static str {
+    if mismatched > 0 {
+        "mismatch"
+    } else if completeness.complete {
+        "parity"
+    } else {
+        "incomplete"
+    }
 }
 
 fn new_cell(partition: &str, region: &str) -> CellStats {
@@ -46,6 +69,8 @@ fn new_cell(partition: &str, region: &str) -> CellStats {
         cell: format!("{partition}/{region}"),
         partition: partition.to_owned(),
         region: region.to_owned(),
+        cohort: 0,
+        pending: 0,
         accounts: 0,
         at_parity: 0,
         mismatched: 0,
@@ -91,16 +116,34 @@ impl RunReport {
                     mismatched += n;
                     cell.mismatched += n;
                 }
-                _ => {
+                "stack_error" => {
                     errored += n;
                     cell.errored += n;
                 }
+                other => anyhow::bail!(
+                    "the store holds an unknown outcome status `{other}` for {n} accounts of run {} in {}/{}",
+                    run.id,
+                    o.partition,
+                    o.region
+                ),
             }
             lines_legacy += o.lines_legacy as u64;
             lines_modern += o.lines_modern as u64;
             lines_matched += o.lines_matched as u64;
             lines_mismatched += o.lines_mismatched as u64;
             retries += o.retries as u64;
+        }
+
+        let mut cohort_total = 0u64;
+        for (partition, region, n) in store.cohort_counts(&run.id).await? {
+            let cell = cells
+                .entry((partition.clone(), region.clone()))
+                .or_insert_with(|| new_cell(&partition, &region));
+            cell.cohort = n;
+            cohort_total += n;
+        }
+        for cell in cells.values_mut() {
+            cell.pending = cell.cohort.saturating_sub(cell.accounts);
         }
 
         let mut currencies: BTreeMap<String, (Decimal, Decimal)> = BTreeMap::new();
@@ -167,21 +210,29 @@ impl RunReport {
 
         let mut diffs = Vec::new();
         for body in store.diffs(&run.id, diff_accounts).await? {
-            let diff: Diff =
-                serde_json::from_value(body).context("a stored diff does not read back")?;
+            let diff: Diff = serde_json::from_value(body)
+                .with_context(|| format!("a stored diff of run {} does not read back", run.id))?;
             diffs.push(diff);
         }
-        let accounts_with_diffs = store.accounts_with_diffs(&run.id).await?;
 
-        let waivers = waiver_uses(store, &run, &waiver_hits).await;
+        if i64::try_from(cohort_total).ok() != Some(run.accounts_total) {
+            anyhow::bail!(
+                "run {} records {} accounts but the store holds {cohort_total} in its cohort",
+                run.id,
+                run.accounts_total
+            );
+        }
+        let done = at_parity + mismatched + errored;
+        let completeness = Completeness::new(
+            &run.status,
+            cohort_total,
+            done,
+            at_parity + mismatched,
+            errored,
+        );
+        let waivers = waiver_uses(store, &run, &waiver_hits).await?;
         let summary = Summary {
-            verdict: if mismatched > 0 {
-                "mismatch"
-            } else if errored > 0 {
-                "incomplete"
-            } else {
-                "parity"
-            },
+            verdict: verdict(mismatched, &completeness),
             accounts_compared: at_parity + mismatched,
             accounts_at_parity: at_parity,
             accounts_mismatched: mismatched,
@@ -207,27 +258,54 @@ impl RunReport {
             comparison: Comparison { summary, diffs },
             cells: cells.into_values().collect(),
             retries,
-            accounts_with_diffs,
+            accounts_with_diffs: mismatched + waived_accounts + errored,
+            completeness,
         })
     }
 
     /// Accounts with no outcome yet.
-    pub(crate) fn accounts_pending(&self) -> i64 {
-        self.run.accounts_total - self.run.accounts_done
+    pub(crate) fn accounts_pending(&self) -> u64 {
+        self.completeness.accounts_pending
     }
 }
 
-/// The spec's waivers, with how often each waived a diff in this run.
-async fn waiver_uses(store: &Store, run: &RunRow, hits: &BTreeMap<String, u64>) -> Vec<WaiverUse> {
-    let Ok(text) = store.spec_text(&run.id).await else {
-        return Vec::new();
-    };
-    let Ok(spec) = crate::spec::Spec::parse(std::path::Path::new(&run.spec_path), &text) else {
-        return Vec::new();
-    };
-    let today = chrono::NaiveDate::parse_from_str(&run.as_of, "%Y-%m-%d")
-        .unwrap_or_else(|_| chrono::Utc::now().date_naive());
-    spec.waivers
+/// The spec's waivers, with how often each waived a diff in this run. A spec or date that
+/// does not read back is an error: a report without its waivers would hide evidence.
+async fn waiver_uses(
+    store: &Store,
+    run: &RunRow,
+    hits: &BTreeMap<String, u64>,
+) -> anyhow::Result<Vec<WaiverUse>> {
+    let text = store
+        .spec_text(&run.id)
+        .await
+        .with_context(|| format!("cannot read the spec of run {}", run.id))?;
+    let spec = crate::spec::Spec::parse(std::path::Path::new(&run.spec_path), &text).with_context(
+        || {
+            format!(
+                "the spec stored with run {} does not parse, so its waivers are unknown",
+                run.id
+            )
+        },
+    )?;
+    let today = chrono::NaiveDate::parse_from_str(&run.as_of, "%Y-%m-%d").with_context(|| {
+        format!(
+            "run {} has an as-of date `{}` that is not a date (YYYY-MM-DD)",
+            run.id, run.as_of
+        )
+    })?;
+    let unknown: Vec<&String> = hits
+        .keys()
+        .filter(|id| !spec.waivers.iter().any(|w| &w.id == *id))
+        .collect();
+    if !unknown.is_empty() {
+        anyhow::bail!(
+            "run {} has diffs waived by {unknown:?}, which its stored spec does not list",
+            run.id
+        );
+    }
+    Ok(spec
+        .waivers
         .iter()
         .map(|w| WaiverUse {
             id: w.id.clone(),
@@ -239,5 +317,5 @@ async fn waiver_uses(store: &Store, run: &RunRow, hits: &BTreeMap<String, u64>) 
             waived: hits.get(&w.id).copied().unwrap_or(0),
             matched_while_expired: 0,
         })
-        .collect()
+        .collect())
 }

@@ -301,7 +301,9 @@ fn junit_of_a_run_parses_back_with_the_numbers() {
         .descendants()
         .filter(|n| n.has_tag_name("testsuite"))
         .collect();
-    assert_eq!(suites.len(), 24);
+    // The `run` suite (is the run complete?), then one per cell.
+    assert_eq!(suites.len(), 25);
+    assert_eq!(suites[0].attribute("name"), Some("run"));
     let broken = suites
         .iter()
         .find(|s| s.attribute("name") == Some("p0/me-south-1"))
@@ -400,5 +402,764 @@ fn markdown_csv_and_explain_snapshots() {
             .contains("the account `nobody` is not in run"),
         "{}",
         missing.stderr
+    );
+}
+
+/// `report RUN --format FORMAT` to standard output.
+fn report(d: &Path, run: &str, format: &str) -> Run {
+    run_in(d, &["report", run, "--store", "s.db", "--format", format])
+}
+
+/// The failures (and errors) of a JUnit document, as (suite, case, message).
+fn junit_failures(xml: &str) -> Vec<(String, String, String)> {
+    let doc = roxmltree::Document::parse(xml).unwrap();
+    doc.descendants()
+        .filter(|n| n.has_tag_name("failure") || n.has_tag_name("error"))
+        .map(|n| {
+            let case = n.parent().unwrap();
+            let suite = case.parent().unwrap();
+            (
+                suite.attribute("name").unwrap_or("").to_owned(),
+                case.attribute("name").unwrap_or("").to_owned(),
+                n.attribute("message").unwrap_or("").to_owned(),
+            )
+        })
+        .collect()
+}
+
+fn promtool_passes(text: &str, d: &Path) {
+    std::fs::write(d.join("check.prom"), text).unwrap();
+    let check = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::fs::File::open(d.join("check.prom")).unwrap())
+        .output()
+        .expect("promtool runs (from the OS package prometheus, installed by .ci/run)");
+    assert!(
+        check.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&check.stdout),
+        String::from_utf8_lossy(&check.stderr)
+    );
+}
+
+/// Issue 9, item 7: with 512 of 5,386 accounts done, every report said parity.
+#[test]
+fn an_interrupted_run_is_incomplete_in_every_format_and_never_parity() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    cohort(d, 1000);
+    // Both stacks bill the same (echo): every account that is compared is at parity. The
+    // modern stack is slow, so the run is interrupted with most accounts pending.
+    write_spec(
+        d,
+        free_port(),
+        "\"--echo\", \"--slow-rate\", \"1\", \"--slow-ms\", \"100\",",
+        "\"--echo\",",
+        "",
+    );
+    let mut child = Command::new(env!("CARGO_BIN_EXE_billshadow"))
+        .args([
+            "run",
+            "--spec",
+            "spec.toml",
+            "--cohort",
+            "cohort.csv",
+            "--store",
+            "s.db",
+            "--no-progress",
+            "--concurrency",
+            "64",
+        ])
+        .current_dir(d)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    // Outcomes stored so far, read from the SQLite file itself.
+    let outcomes = || -> u64 {
+        support::runtime().block_on(async {
+            let url = format!("sqlite://{}?mode=ro", d.join("s.db").display());
+            let Ok(pool) = sqlx::SqlitePool::connect(&url).await else {
+                return 0;
+            };
+            let n: Result<(i64,), _> = sqlx::query_as("SELECT COUNT(*) FROM outcomes")
+                .fetch_one(&pool)
+                .await;
+            pool.close().await;
+            n.map_or(0, |n| n.0 as u64)
+        })
+    };
+    loop {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        if outcomes() >= 100 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the run made no progress"
+        );
+    }
+    // Ctrl-C: the run finishes what is in flight and stops as `interrupted`.
+    let kill = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let status = child.wait().unwrap();
+    assert!(
+        matches!(status.code(), Some(3 | 130)),
+        "an interrupted run never exits 0: {status:?}"
+    );
+
+    let json = run_in(
+        d,
+        &["show", "latest", "--store", "s.db", "--format", "json"],
+    );
+    assert_eq!(json.code, 3, "{}", json.transcript());
+    let doc = json.json();
+    assert_eq!(doc["run"]["status"], "interrupted");
+    let (done, compared) = (
+        doc["run"]["accounts_done"].as_u64().unwrap(),
+        doc["summary"]["accounts_compared"].as_u64().unwrap(),
+    );
+    assert!((100..1000).contains(&done), "{done} accounts done");
+    assert_eq!(
+        doc["summary"]["accounts_mismatched"], 0,
+        "echo stacks agree"
+    );
+    assert_eq!(
+        doc["summary"]["accounts_at_parity"].as_u64(),
+        Some(compared)
+    );
+    assert_eq!(doc["summary"]["verdict"], "incomplete");
+    let c = &doc["completeness"];
+    assert_eq!(c["complete"], false);
+    assert_eq!(c["accounts_total"], 1000);
+    assert_eq!(c["accounts_done"].as_u64(), Some(done));
+    assert_eq!(c["accounts_pending"].as_u64(), Some(1000 - done));
+    let incomplete = format!("INCOMPLETE: {compared} of 1,000 accounts compared");
+    assert!(
+        doc["incomplete"].as_str().unwrap().starts_with(&incomplete),
+        "{}",
+        doc["incomplete"]
+    );
+    let pending_in_cells: u64 = doc["cells"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["pending"].as_u64().unwrap())
+        .sum();
+    assert_eq!(pending_in_cells, 1000 - done);
+
+    let text = run_in(d, &["show", "latest", "--store", "s.db"]);
+    assert_eq!(text.code, 3, "{}", text.transcript());
+    assert!(text.stdout.contains(&incomplete), "{}", text.stdout);
+    assert!(!text.stdout.contains("PARITY"), "{}", text.stdout);
+
+    let runs = run_in(d, &["runs", "--store", "s.db"]);
+    assert_eq!(runs.code, 0, "{}", runs.transcript());
+    let line = runs.stdout.lines().nth(1).unwrap();
+    assert!(
+        line.contains("INCOMPLETE") && line.contains(&format!("{done}")) && line.contains("1000"),
+        "{line}"
+    );
+    let listed = &run_in(d, &["runs", "--store", "s.db", "--format", "json"]).json()["runs"][0];
+    assert_eq!(listed["verdict"], "incomplete");
+    assert_eq!(listed["accounts_pending"].as_u64(), Some(1000 - done));
+
+    let md = report(d, "latest", "md");
+    assert_eq!(md.code, 3, "{}", md.transcript());
+    assert!(md.stdout.contains("⛔ incomplete"), "{}", md.stdout);
+    assert!(md.stdout.contains(&incomplete), "{}", md.stdout);
+    assert!(!md.stdout.contains("✅ parity"), "{}", md.stdout);
+
+    let html = report(d, "latest", "html");
+    assert_eq!(html.code, 3, "{}", html.transcript());
+    assert!(html.stdout.contains("INCOMPLETE</b>"), "the verdict");
+    assert!(html.stdout.contains(&incomplete), "the banner");
+    assert!(!html.stdout.contains("PARITY"));
+
+    let json = report(d, "latest", "json");
+    assert_eq!(json.code, 3);
+    assert_eq!(json.json()["summary"]["verdict"], "incomplete");
+
+    let jsonl = report(d, "latest", "jsonl");
+    assert_eq!(jsonl.code, 3);
+    let last: serde_json::Value =
+        serde_json::from_str(jsonl.stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(last["record"], "summary");
+    assert_eq!(last["summary"]["verdict"], "incomplete");
+    assert_eq!(
+        last["completeness"]["accounts_pending"].as_u64(),
+        Some(1000 - done)
+    );
+
+    let junit = report(d, "latest", "junit");
+    assert_eq!(junit.code, 3);
+    let failures = junit_failures(&junit.stdout);
+    assert!(
+        failures.iter().any(|(suite, case, message)| suite == "run"
+            && case == "complete"
+            && message.starts_with(&incomplete)),
+        "{failures:?}"
+    );
+    assert!(
+        failures
+            .iter()
+            .any(|(_, case, m)| case == "parity" && m.contains("pending")),
+        "the cells with pending accounts fail: {failures:?}"
+    );
+
+    let prom = report(d, "latest", "prom");
+    assert_eq!(prom.code, 3);
+    assert!(
+        prom.stdout.contains("verdict=\"incomplete\"} 1")
+            && prom.stdout.contains("verdict=\"parity\"} 0"),
+        "{}",
+        prom.stdout
+    );
+    assert!(
+        prom.stdout
+            .contains(&format!("state=\"pending\"}} {}", 1000 - done)),
+        "{}",
+        prom.stdout
+    );
+    let pending: u64 = prom
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("billshadow_pending_accounts{"))
+        .map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
+        .sum();
+    assert_eq!(pending, 1000 - done);
+    promtool_passes(&prom.stdout, d);
+
+    assert_eq!(report(d, "latest", "csv").code, 3);
+}
+
+/// Issue 9, item 8: a calibration (A/A) run became `latest`, and its reports said parity.
+#[test]
+fn latest_is_the_latest_shadow_run_and_a_calibration_run_is_labelled_in_every_format() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    cohort(d, 100);
+    write_spec(d, free_port(), "", "", "");
+    let args = [
+        "run",
+        "--spec",
+        "spec.toml",
+        "--cohort",
+        "cohort.csv",
+        "--store",
+        "s.db",
+    ];
+    let shadow = run_in(d, &args);
+    assert!(shadow.code <= 1, "{}", shadow.transcript());
+    let mut calibrate = args.to_vec();
+    calibrate.push("--calibrate");
+    let calibration = run_in(d, &calibrate);
+    assert_eq!(calibration.code, 0, "{}", calibration.transcript());
+
+    let runs = run_in(d, &["runs", "--store", "s.db", "--format", "json"]).json();
+    let (cal_id, shadow_id) = (
+        runs["runs"][0]["id"].as_str().unwrap().to_owned(),
+        runs["runs"][1]["id"].as_str().unwrap().to_owned(),
+    );
+    assert_eq!(runs["runs"][0]["kind"], "calibration");
+    assert_eq!(runs["runs"][0]["label"], "calibration (A/A)");
+    assert_eq!(runs["runs"][1]["kind"], "shadow");
+    let text = run_in(d, &["runs", "--store", "s.db"]).stdout;
+    assert!(text.contains("calibration (A/A)"), "{text}");
+
+    // `latest` is the shadow run, in `show`, `report` and `explain`.
+    let show = run_in(
+        d,
+        &["show", "latest", "--store", "s.db", "--format", "json"],
+    )
+    .json();
+    assert_eq!(show["run"]["id"], shadow_id.as_str());
+    for format in ["md", "html", "junit", "prom"] {
+        let out = report(d, "latest", format);
+        assert!(
+            out.stdout.contains(&shadow_id) && !out.stdout.contains(&cal_id),
+            "{format}: {}",
+            out.transcript()
+        );
+        assert!(
+            !out.stdout.contains("calibration (A/A)")
+                && !out.stdout.contains("calibration (A&#x2f;A)"),
+            "{format}"
+        );
+    }
+
+    // Addressed by its id, the calibration run says what it is everywhere.
+    let label = "calibration (A/A)";
+    let text = run_in(d, &["show", &cal_id, "--store", "s.db"]);
+    assert_eq!(text.code, 0, "{}", text.transcript());
+    assert!(text.stdout.contains(label), "{}", text.stdout);
+    let json = run_in(d, &["show", &cal_id, "--store", "s.db", "--format", "json"]).json();
+    assert_eq!(json["run_label"], label);
+    assert_eq!(report(d, &cal_id, "json").json()["run_label"], label);
+    let jsonl = report(d, &cal_id, "jsonl").stdout;
+    let last: serde_json::Value = serde_json::from_str(jsonl.lines().last().unwrap()).unwrap();
+    assert_eq!(last["run_label"], label);
+    let md = report(d, &cal_id, "md").stdout;
+    assert!(
+        md.lines()
+            .next()
+            .unwrap()
+            .contains(&format!("billshadow {label} run")),
+        "{md}"
+    );
+    let html = report(d, &cal_id, "html").stdout;
+    // (HTML escapes the slash.)
+    assert!(
+        html.contains("<h1>billshadow — calibration (A&#x2f;A) run"),
+        "{html}"
+    );
+    assert!(html.contains("id=\"calibration\""));
+    let junit = report(d, &cal_id, "junit").stdout;
+    let doc = roxmltree::Document::parse(&junit).unwrap();
+    assert!(
+        doc.root_element()
+            .attribute("name")
+            .unwrap()
+            .contains(label),
+        "{junit}"
+    );
+    let prom = report(d, &cal_id, "prom").stdout;
+    assert!(prom.contains(&format!("kind=\"{label}\"")), "{prom}");
+    promtool_passes(&prom, d);
+}
+
+/// A billshadow run under `args` whose exit code is returned, killed after `seconds` (a
+/// command that should have failed at once must not serve or hang).
+fn exit_within(d: &Path, args: &[&str], seconds: u64) -> (Option<i32>, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_billshadow"))
+        .args(args)
+        .current_dir(d)
+        .env_remove("BILLSHADOW_STORE")
+        .env("BILLSHADOW_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(seconds);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut stderr = String::new();
+            std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+            return (status.code(), stderr);
+        }
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            return (None, String::new());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// Issue 9, item 12: `show latest` with a misspelt `--store` created an empty database, and a
+/// file that is not a database hung 30 s.
+#[test]
+fn read_only_commands_never_create_a_store_and_fail_at_once_on_a_misnamed_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("policy.toml"), POLICY).unwrap();
+    std::fs::write(
+        d.join("notes.db"),
+        "these are notes, not a database\n".repeat(100),
+    )
+    .unwrap();
+    // A SQLite database of something else: no run store's schema.
+    support::runtime().block_on(async {
+        let url = format!("sqlite://{}?mode=rwc", d.join("other.db").display());
+        let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+        sqlx::query("CREATE TABLE invoices (id TEXT)")
+            .execute(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+    });
+    let tables = |path: &Path| -> Vec<String> {
+        support::runtime().block_on(async {
+            let url = format!("sqlite://{}?mode=ro", path.display());
+            let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+            let rows: Vec<(String,)> =
+                sqlx::query_as("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+                    .fetch_all(&pool)
+                    .await
+                    .unwrap();
+            pool.close().await;
+            rows.into_iter().map(|r| r.0).collect()
+        })
+    };
+    let port = free_port().to_string();
+    let listen = format!("127.0.0.1:{port}");
+    for store in ["misspelt.db", "notes.db", "other.db"] {
+        let commands: Vec<Vec<&str>> = vec![
+            vec!["show", "latest", "--store", store],
+            vec!["runs", "--store", store],
+            vec!["report", "latest", "--format", "md", "--store", store],
+            vec!["explain", "acct-0000001", "--store", store],
+            vec!["metrics", "--listen", &listen, "--store", store],
+            vec![
+                "migrate",
+                "status",
+                "--policy",
+                "policy.toml",
+                "--store",
+                store,
+            ],
+            vec![
+                "migrate",
+                "plan",
+                "--policy",
+                "policy.toml",
+                "--store",
+                store,
+            ],
+            vec![
+                "migrate",
+                "gate",
+                "p0/us-east-1",
+                "--policy",
+                "policy.toml",
+                "--store",
+                store,
+            ],
+            vec![
+                "migrate",
+                "routes",
+                "--policy",
+                "policy.toml",
+                "--store",
+                store,
+            ],
+            vec![
+                "migrate",
+                "audit",
+                "--policy",
+                "policy.toml",
+                "--store",
+                store,
+            ],
+            // Commands that write need a store that exists, too.
+            vec![
+                "migrate",
+                "advance",
+                "--all",
+                "--policy",
+                "policy.toml",
+                "--store",
+                store,
+            ],
+            vec![
+                "migrate",
+                "hold",
+                "p0/us-east-1",
+                "--reason",
+                "x",
+                "--policy",
+                "policy.toml",
+                "--store",
+                store,
+            ],
+            vec!["run", "--resume", "latest", "--store", store],
+        ];
+        for args in commands {
+            let started = std::time::Instant::now();
+            let (code, stderr) = exit_within(d, &args, 20);
+            assert_eq!(code, Some(2), "{args:?}: {stderr}");
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(5),
+                "{args:?} took {:?}",
+                started.elapsed()
+            );
+            assert!(
+                stderr.contains(&format!("the run store {store} ")),
+                "{args:?}: {stderr}"
+            );
+            let expected = match store {
+                "misspelt.db" => "does not exist",
+                "notes.db" => "is not a SQLite database",
+                _ => "not a billshadow run store",
+            };
+            assert!(stderr.contains(expected), "{args:?}: {stderr}");
+        }
+    }
+    assert!(!d.join("misspelt.db").exists(), "no store was created");
+    assert!(!d.join("misspelt.db-wal").exists());
+    assert_eq!(
+        tables(&d.join("other.db")),
+        ["invoices"],
+        "nothing was migrated"
+    );
+    assert!(
+        std::fs::read_to_string(d.join("notes.db"))
+            .unwrap()
+            .starts_with("these are notes"),
+        "untouched"
+    );
+
+    // The commands that start something create the store.
+    let init = run_in(
+        d,
+        &[
+            "migrate",
+            "init",
+            "--policy",
+            "policy.toml",
+            "--store",
+            "new.db",
+        ],
+    );
+    assert_eq!(init.code, 0, "{}", init.transcript());
+    let status = run_in(
+        d,
+        &[
+            "migrate",
+            "status",
+            "--policy",
+            "policy.toml",
+            "--store",
+            "new.db",
+        ],
+    );
+    assert_eq!(status.code, 0, "{}", status.transcript());
+    let show = run_in(d, &["show", "--store", "new.db"]);
+    assert_eq!(show.code, 2, "{}", show.transcript());
+    assert!(show.stderr.contains("has no runs yet"), "{}", show.stderr);
+}
+
+/// Issue 9, item 14: the HTML said "and 2520 more accounts with diffs" when 2,451 accounts
+/// mismatched in all.
+#[test]
+fn every_more_accounts_count_agrees_with_the_summary() {
+    let dir = stored_run();
+    let d = dir.path();
+    let show = run_in(
+        d,
+        &["show", "latest", "--store", "s.db", "--format", "json"],
+    )
+    .json();
+    let mismatched = show["summary"]["accounts_mismatched"].as_u64().unwrap();
+    assert!(mismatched > 0);
+
+    // The accounts listed in a table: its rows' first cell, without the stack errors.
+    fn listed(rows: &str, row_start: &str, cell_end: &str) -> std::collections::BTreeSet<String> {
+        rows.split(row_start)
+            .skip(1)
+            .filter(|r| !r.contains("stack_error"))
+            .map(|r| r.split(cell_end).next().unwrap().trim().to_owned())
+            .collect()
+    }
+    fn number_after(text: &str, marker: &str) -> Option<u64> {
+        let at = text.find(marker)? + marker.len();
+        text[at..]
+            .split(|c: char| !c.is_ascii_digit())
+            .next()?
+            .parse()
+            .ok()
+    }
+
+    let html = report(d, "latest", "html").stdout;
+    let table = &html[html.find("<h2>Failing diffs</h2>").unwrap()..];
+    let table = &table[..table.find("</table>").unwrap()];
+    let shown = listed(table, "<tr><td>", "</td>");
+    let count = &html[html.find("id=\"failing-count\"").unwrap()..];
+    let count = &count[..count.find("</p>").unwrap()];
+    let more = number_after(count, "and ").unwrap_or(0);
+    assert_eq!(more, mismatched - shown.len() as u64, "{count}");
+    assert!(
+        count.contains(&format!("({mismatched} in all)"))
+            || count.contains(&format!("{mismatched} mismatched accounts in all")),
+        "{count}"
+    );
+
+    let md = report(d, "latest", "md").stdout;
+    let top = &md[md.find("### Top diffs").unwrap()..];
+    let shown = listed(top, "\n| ", " |");
+    let shown: std::collections::BTreeSet<String> =
+        shown.into_iter().filter(|a| a != "account").collect();
+    let more = number_after(top, "… and ").unwrap_or(0);
+    assert_eq!(more, mismatched - shown.len() as u64, "{top}");
+    assert!(
+        top.contains(&format!("({mismatched} in all)"))
+            || top.contains(&format!("{mismatched} mismatched accounts in all")),
+        "{top}"
+    );
+
+    // The text report's "more accounts with diffs" counts the accounts it groups diffs by:
+    // mismatched, at parity thanks to waivers, or without a verdict.
+    let s = &show["summary"];
+    let with_diffs = s["accounts_mismatched"].as_u64().unwrap()
+        + s["accounts_waived"].as_u64().unwrap()
+        + s["accounts_errored"].as_u64().unwrap();
+    let text = run_in(d, &["show", "latest", "--store", "s.db", "--limit", "3"]).stdout;
+    if with_diffs > 3 {
+        assert!(
+            text.contains(&format!(
+                "… and {} more accounts with diffs",
+                with_diffs - 3
+            )),
+            "{text}"
+        );
+    }
+}
+
+/// Issue 9, item 13: "worst accounts" ranked 8,239 JPY above 56 EUR.
+#[test]
+fn worst_accounts_are_ranked_within_one_currency_never_across() {
+    use rust_decimal::Decimal;
+    let dir = stored_run();
+    let d = dir.path();
+    // What the store holds, ranked here per currency, exactly.
+    let totals: Vec<(String, String, String, String)> = support::runtime().block_on(async {
+        let url = format!("sqlite://{}?mode=ro", d.join("s.db").display());
+        let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+        let rows =
+            sqlx::query_as("SELECT account_id, currency, legacy_total, modern_total FROM totals")
+                .fetch_all(&pool)
+                .await
+                .unwrap();
+        pool.close().await;
+        rows
+    });
+    let mut expected: std::collections::BTreeMap<String, Vec<(Decimal, String)>> =
+        std::collections::BTreeMap::new();
+    for (account, currency, legacy, modern) in totals {
+        let delta = (modern.parse::<Decimal>().unwrap() - legacy.parse::<Decimal>().unwrap()).abs();
+        if !delta.is_zero() {
+            expected.entry(currency).or_default().push((delta, account));
+        }
+    }
+    assert!(
+        expected.len() >= 2,
+        "the run has diffs in several currencies: {expected:?}"
+    );
+    let html = report(d, "latest", "html").stdout;
+    for (currency, mut accounts) in expected {
+        accounts.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+        accounts.truncate(10);
+        let marker = format!("<h3 class=\"worst\" id=\"worst-{currency}\">");
+        let section = &html[html
+            .find(&marker)
+            .unwrap_or_else(|| panic!("no worst accounts in {currency}"))..];
+        let section = &section[marker.len()..];
+        let section = &section[..section
+            .find("<h3 class=\"worst\"")
+            .or_else(|| section.find("<h2>"))
+            .unwrap()];
+        let shown: Vec<(String, String)> = section
+            .split("<summary><b>")
+            .skip(1)
+            .map(|s| {
+                let account = s.split("</b>").next().unwrap().to_owned();
+                let delta = s
+                    .split("— Δ ")
+                    .nth(1)
+                    .unwrap()
+                    .split("</summary>")
+                    .next()
+                    .unwrap()
+                    .trim()
+                    .to_owned();
+                (account, delta)
+            })
+            .collect();
+        let want: Vec<(String, String)> = accounts
+            .iter()
+            .map(|(delta, account)| (account.clone(), format!("{delta} {currency}")))
+            .collect();
+        assert_eq!(shown, want, "{currency}");
+    }
+}
+
+/// Issue 9, item 10 (reports): a stored spec, diff, bill or status that did not read back
+/// was skipped, and the report went out without that evidence.
+#[test]
+fn evidence_that_does_not_read_back_fails_the_report_instead_of_being_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    cohort(d, 100);
+    write_spec(d, free_port(), "", "", "");
+    let run = run_in(
+        d,
+        &[
+            "run",
+            "--spec",
+            "spec.toml",
+            "--cohort",
+            "cohort.csv",
+            "--store",
+            "s.db",
+        ],
+    );
+    assert_eq!(run.code, 1, "{}", run.transcript());
+    let sql = |statement: &str| {
+        support::runtime().block_on(async {
+            let url = format!("sqlite://{}", d.join("s.db").display());
+            let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+            let done = sqlx::query(statement).execute(&pool).await.unwrap();
+            pool.close().await;
+            assert!(done.rows_affected() > 0, "{statement}");
+        })
+    };
+    let fails = |args: &[&str], expected: &str| {
+        let out = run_in(d, args);
+        assert_eq!(out.code, 3, "{args:?}: {}", out.transcript());
+        assert!(out.stderr.contains(expected), "{args:?}: {}", out.stderr);
+        assert!(
+            out.stdout.is_empty(),
+            "{args:?} printed a report: {}",
+            out.stdout
+        );
+    };
+
+    // The spec: its waivers would be missing.
+    sql("UPDATE runs SET spec_text = spec_text || '\n[compare' ");
+    for format in ["json", "md", "html"] {
+        fails(
+            &["report", "--store", "s.db", "--format", format],
+            "the spec stored with run",
+        );
+    }
+    fails(&["show", "--store", "s.db"], "does not parse");
+    sql("UPDATE runs SET spec_text = substr(spec_text, 1, length(spec_text) - 9)");
+    assert_eq!(run_in(d, &["show", "--store", "s.db"]).code, 1);
+
+    // A stored bill: `explain` would show an empty one.
+    let account: String = support::runtime().block_on(async {
+        let url = format!("sqlite://{}?mode=ro", d.join("s.db").display());
+        let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+        let (account,): (String,) =
+            sqlx::query_as("SELECT account_id FROM evidence ORDER BY account_id LIMIT 1")
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+        pool.close().await;
+        account
+    });
+    sql(&format!(
+        "UPDATE evidence SET body = '[{{\"amount\": ' WHERE account_id = '{account}' AND side = 'modern'"
+    ));
+    fails(
+        &["explain", &account, "--store", "s.db"],
+        &format!("the stored modern bill of {account} does not read back"),
+    );
+
+    // An outcome status nobody knows: it was counted as a stack error.
+    sql(&format!(
+        "UPDATE outcomes SET status = 'maybe' WHERE account_id = '{account}'"
+    ));
+    fails(
+        &["show", "--store", "s.db", "--format", "json"],
+        "unknown outcome status `maybe`",
+    );
+    fails(
+        &["runs", "--store", "s.db"],
+        "unknown outcome status `maybe`",
     );
 }

@@ -28,6 +28,8 @@ struct GridCell {
     at_parity: u64,
     compared: u64,
     errored: u64,
+    pending: u64,
+    cohort: u64,
     state: String,
     trend: String,
 }
@@ -79,9 +81,10 @@ struct DashboardContext<'a> {
     grid: Vec<GridRow>,
     classes: Vec<ClassRow<'a>>,
     gates: &'a [crate::view::GateView],
-    worst: &'a [crate::view::AccountView],
+    worst: &'a [crate::view::WorstAccounts],
     failing: Vec<DiffRow>,
-    failing_more: usize,
+    /// Mismatched accounts (`s.accounts_mismatched`, the summary's count) not in `failing`.
+    failing_more: u64,
     waived: Vec<DiffRow>,
     errors: Vec<DiffRow>,
 }
@@ -95,7 +98,22 @@ struct SummaryContext<'a> {
     cells: &'a [CellView],
     gates: &'a [crate::view::GateView],
     top: Vec<DiffRow>,
+    /// Mismatched accounts (`s.accounts_mismatched`, the summary's count) not in `top`.
     more: u64,
+}
+
+/// Mismatched accounts not among those `rows` list: every "and N more" counts from the
+/// summary's `accounts_mismatched`, the store's count of accounts whose outcome is a mismatch
+/// (one with a failing diff other than a stack error).
+fn mismatched_not_listed(view: &RunView, rows: &[DiffRow]) -> u64 {
+    let listed: std::collections::BTreeSet<&str> = rows
+        .iter()
+        .filter(|r| r.class != DiffClass::StackError.as_str() && r.waiver.is_empty())
+        .map(|r| r.account.as_str())
+        .collect();
+    view.summary
+        .accounts_mismatched
+        .saturating_sub(listed.len() as u64)
 }
 
 fn what(d: &Diff) -> String {
@@ -192,6 +210,8 @@ fn grid(cells: &[CellView]) -> (Vec<String>, Vec<GridRow>) {
                             at_parity: c.at_parity,
                             compared: c.at_parity + c.mismatched,
                             errored: c.errored,
+                            pending: c.pending,
+                            cohort: c.cohort,
                             state: c.state.clone().unwrap_or_default(),
                             trend: trend_points(&c.trend),
                         })
@@ -243,13 +263,7 @@ pub fn html(view: &RunView, template: Option<String>) -> Result<String, minijinj
         .take(ROWS_MAX)
         .map(|d| diff_row(d, view))
         .collect();
-    let listed_accounts: std::collections::BTreeSet<&str> = view
-        .diffs
-        .iter()
-        .filter_map(|d| d.account_id.as_deref())
-        .collect();
-    let failing_more = (view.accounts_with_diffs as usize).saturating_sub(listed_accounts.len())
-        + failing_all.len().saturating_sub(ROWS_MAX);
+    let failing_more = mismatched_not_listed(view, &failing);
     let waived: Vec<DiffRow> = view
         .diffs
         .iter()
@@ -338,6 +352,7 @@ pub fn markdown(view: &RunView, template: Option<String>) -> Result<String, mini
             .take(rows)
             .map(|d| diff_row(d, view))
             .collect();
+        let more = mismatched_not_listed(view, &top);
         let ctx = SummaryContext {
             run: view,
             s: &view.summary,
@@ -345,7 +360,7 @@ pub fn markdown(view: &RunView, template: Option<String>) -> Result<String, mini
             cells: &view.cells,
             gates: &view.gates,
             top,
-            more: view.accounts_with_diffs,
+            more,
         };
         let text = env
             .get_template("summary.md")?
@@ -424,8 +439,67 @@ pub fn prometheus(
     };
     metric(
         out,
+        "billshadow_run_verdict",
+        "The run's verdict (1 for its current one): parity only when every account of the cohort was compared.",
+        "gauge",
+    )?;
+    let kind = label(&view.kind_label);
+    for verdict in ["parity", "mismatch", "incomplete"] {
+        writeln!(
+            out,
+            "billshadow_run_verdict{{run=\"{run}\",kind=\"{kind}\",verdict=\"{verdict}\"}} {}",
+            u8::from(view.summary.verdict == verdict)
+        )?;
+    }
+    metric(
+        out,
+        "billshadow_run_complete",
+        "1 when the run finished and every account of its cohort has a verdict, else 0.",
+        "gauge",
+    )?;
+    writeln!(
+        out,
+        "billshadow_run_complete{{run=\"{run}\",kind=\"{kind}\"}} {}",
+        u8::from(view.completeness.complete)
+    )?;
+    metric(
+        out,
+        "billshadow_run_accounts",
+        "Accounts of the run's cohort: total, done (with an outcome), compared, errored, pending (no outcome yet).",
+        "gauge",
+    )?;
+    let c = &view.completeness;
+    for (state, n) in [
+        ("total", c.accounts_total),
+        ("done", c.accounts_done),
+        ("compared", c.accounts_compared),
+        ("errored", c.accounts_errored),
+        ("pending", c.accounts_pending),
+    ] {
+        writeln!(
+            out,
+            "billshadow_run_accounts{{run=\"{run}\",state=\"{state}\"}} {n}"
+        )?;
+    }
+    metric(
+        out,
+        "billshadow_pending_accounts",
+        "Accounts of the cohort with no outcome yet, by cell.",
+        "gauge",
+    )?;
+    for c in &view.cells {
+        writeln!(
+            out,
+            "billshadow_pending_accounts{{run=\"{run}\",partition=\"{}\",region=\"{}\"}} {}",
+            label(&c.partition),
+            label(&c.region),
+            c.pending
+        )?;
+    }
+    metric(
+        out,
         "billshadow_accounts",
-        "Accounts of the run by cell and outcome.",
+        "Accounts of the run by cell and outcome (pending: no outcome yet).",
         "gauge",
     )?;
     for c in &view.cells {
@@ -433,6 +507,7 @@ pub fn prometheus(
             ("parity", c.at_parity),
             ("mismatch", c.mismatched),
             ("stack_error", c.errored),
+            ("pending", c.pending),
         ] {
             writeln!(
                 out,

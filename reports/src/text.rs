@@ -67,6 +67,9 @@ impl Paint {
 pub struct Header {
     pub title: String,
     pub warnings: Vec<String>,
+    /// For an incomplete stored run, `Completeness::describe()`: shown on the verdict line,
+    /// which then never says PARITY.
+    pub incomplete: Option<String>,
 }
 
 impl Header {
@@ -94,7 +97,11 @@ impl Header {
                     .unwrap_or_default(),
             ));
         }
-        Header { title, warnings }
+        Header {
+            title,
+            warnings,
+            incomplete: None,
+        }
     }
 }
 
@@ -109,13 +116,22 @@ pub fn write(
     let s = &comparison.summary;
     writeln!(out, "{}", p.bold(&header.title))?;
     writeln!(out)?;
-    let verdict = match s.verdict {
-        "parity" => p.green("PARITY"),
-        "mismatch" => p.red(&format!(
+    // PARITY only when the summary says so and nothing fails; an incomplete comparison says
+    // so on the verdict line, with done / total.
+    let incomplete = header.incomplete.as_deref().map(|i| p.yellow(i));
+    let verdict = if s.diffs_failing > 0 || s.verdict == "mismatch" {
+        let mismatch = p.red(&format!(
             "MISMATCH ({} failing diffs)",
             thousands(s.diffs_failing)
-        )),
-        _ => p.yellow("INCOMPLETE (not every line was compared)"),
+        ));
+        match incomplete {
+            Some(i) => format!("{mismatch} · {i}"),
+            None => mismatch,
+        }
+    } else if s.verdict == "parity" && incomplete.is_none() {
+        p.green("PARITY")
+    } else {
+        incomplete.unwrap_or_else(|| p.yellow(&s.verdict.to_uppercase()))
     };
     writeln!(out, "  verdict    {verdict}")?;
     for warning in &header.warnings {

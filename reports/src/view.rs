@@ -6,24 +6,95 @@ use std::collections::BTreeMap;
 use billshadow_comparisons::{Diff, Summary};
 use serde::Serialize;
 
+/// What a run of this kind is, as every report names it: `shadow`, or `calibration (A/A)` for
+/// a run that replays the legacy stack twice (its parity says nothing about the modern stack).
+pub fn kind_label(kind: &str) -> String {
+    match kind {
+        "calibration" => "calibration (A/A)".to_owned(),
+        other => other.to_owned(),
+    }
+}
+
+/// How much of a run's cohort has a verdict. A run is complete only when it finished
+/// (`completed`), every account of its cohort has an outcome and no outcome is a stack error;
+/// an incomplete run is never at parity, whatever its compared accounts say.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Completeness {
+    pub complete: bool,
+    /// The run's status: `running`, `completed`, `interrupted` or `failed`.
+    pub status: String,
+    /// Accounts in the run's cohort.
+    pub accounts_total: u64,
+    /// Accounts with an outcome (compared, or a stack failed for them).
+    pub accounts_done: u64,
+    /// Accounts with a verdict: at parity or mismatched.
+    pub accounts_compared: u64,
+    /// Accounts a stack failed for (`stack_error`): no verdict.
+    pub accounts_errored: u64,
+    /// Accounts with no outcome yet.
+    pub accounts_pending: u64,
+}
+
+impl Completeness {
+    pub fn new(
+        status: &str,
+        accounts_total: u64,
+        accounts_done: u64,
+        accounts_compared: u64,
+        accounts_errored: u64,
+    ) -> Completeness {
+        let accounts_pending = accounts_total.saturating_sub(accounts_done);
+        Completeness {
+            complete: status == "completed" && accounts_pending == 0 && accounts_errored == 0,
+            status: status.to_owned(),
+            accounts_total,
+            accounts_done,
+            accounts_compared,
+            accounts_errored,
+            accounts_pending,
+        }
+    }
+
+    /// `INCOMPLETE: 512 of 5,386 accounts compared (4,874 pending, 0 stack errors; run
+    /// interrupted)`, or nothing for a complete run.
+    pub fn describe(&self) -> Option<String> {
+        (!self.complete).then(|| {
+            format!(
+                "INCOMPLETE: {} of {} accounts compared ({} pending, {} stack errors; run {})",
+                crate::thousands(self.accounts_compared),
+                crate::thousands(self.accounts_total),
+                crate::thousands(self.accounts_pending),
+                crate::thousands(self.accounts_errored),
+                self.status
+            )
+        })
+    }
+}
+
 /// A stored run, ready to render.
 #[derive(Debug, Clone, Serialize)]
 pub struct RunView {
     pub run_id: String,
     pub kind: String,
+    /// `shadow` or `calibration (A/A)` (`kind_label`).
+    pub kind_label: String,
     pub status: String,
     pub started_at: String,
     pub finished_at: Option<String>,
     pub accounts_total: i64,
     pub accounts_done: i64,
+    /// How much of the cohort has a verdict; `summary.verdict` is `incomplete` (or
+    /// `mismatch`) unless it is complete.
+    pub completeness: Completeness,
+    /// `completeness.describe()`: the line every format shows for an incomplete run.
+    pub incomplete: Option<String>,
     pub summary: Summary,
     pub cells: Vec<CellView>,
     /// The first diffs (of the first accounts with failing or waived diffs).
     pub diffs: Vec<Diff>,
-    /// How many accounts have failing or waived diffs, listed or not.
-    pub accounts_with_diffs: u64,
-    /// The accounts with the largest |total delta|, with both bills.
-    pub worst: Vec<AccountView>,
+    /// Per currency (never across currencies), the accounts whose total differs most in it,
+    /// with both bills.
+    pub worst: Vec<WorstAccounts>,
     /// Per class: count and sum of |delta| per currency.
     pub classes: Vec<ClassView>,
     /// Gate verdicts per cell, when a policy was given.
@@ -32,12 +103,24 @@ pub struct RunView {
     pub csv_hint: String,
 }
 
+/// The accounts whose total differs most in one currency, largest |Δ| first.
+#[derive(Debug, Clone, Serialize)]
+pub struct WorstAccounts {
+    pub currency: String,
+    pub accounts: Vec<AccountView>,
+}
+
 /// One partition in one region.
 #[derive(Debug, Clone, Serialize)]
 pub struct CellView {
     pub cell: String,
     pub partition: String,
     pub region: String,
+    /// Accounts of the cell in the run's cohort.
+    pub cohort: u64,
+    /// Accounts of the cell with no outcome yet.
+    pub pending: u64,
+    /// Accounts of the cell with an outcome.
     pub accounts: u64,
     pub at_parity: u64,
     pub mismatched: u64,
@@ -59,8 +142,9 @@ pub struct AccountView {
     pub account_id: String,
     pub partition: String,
     pub region: String,
-    /// |modern − legacy| per currency.
-    pub delta: BTreeMap<String, String>,
+    /// |modern − legacy| of the total in the currency it is ranked in.
+    pub delta: String,
+    pub currency: String,
     pub rows: Vec<BillRow>,
 }
 

@@ -8,10 +8,11 @@
 
 use std::collections::BTreeMap;
 use std::sync::Once;
+use std::sync::atomic::{AtomicU8, Ordering};
 
 use anyhow::{Context, anyhow, bail};
 use billshadow_adapters::live::AccountRequest;
-use billshadow_comparisons::{Currency, Diff};
+use billshadow_comparisons::{Currency, Diff, DiffClass};
 use rust_decimal::Decimal;
 use sqlx::any::AnyPoolOptions;
 use sqlx::{AnyPool, Row};
@@ -108,20 +109,150 @@ pub(crate) fn default_url(flag: Option<&str>) -> String {
         .unwrap_or_else(|| "billshadow.db".to_owned())
 }
 
-fn normalise_url(url: &str) -> String {
-    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        url.to_owned()
-    } else if let Some(rest) = url.strip_prefix("sqlite://") {
-        if rest.contains('?') {
-            url.to_owned()
-        } else {
-            format!("sqlite://{rest}?mode=rwc")
+/// What a command may do to the run store. Only the commands that start something create a
+/// store (`run`, `demo`, `migrate init`); the others need one that exists, and the commands
+/// that only read open it read-only and never migrate it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Access {
+    /// Read only: no file is created, no migration runs, no transaction can write.
+    ReadOnly,
+    /// Read and write an existing store (migrated to this version if it is older).
+    Write,
+    /// Create the store if it does not exist, then as `Write`.
+    Create,
+}
+
+impl Access {
+    /// What each `migrate` subcommand needs.
+    pub(crate) fn for_migrate(command: &crate::cli::MigrateCommand) -> Access {
+        use crate::cli::MigrateCommand as M;
+        match command {
+            M::Init => Access::Create,
+            M::Lint | M::Status | M::Plan | M::Gate { .. } | M::Routes | M::Audit { .. } => {
+                Access::ReadOnly
+            }
+            M::Advance { .. }
+            | M::Rollback { .. }
+            | M::Approve { .. }
+            | M::Hold { .. }
+            | M::Release { .. } => Access::Write,
         }
-    } else if url.contains("://") {
-        url.to_owned()
-    } else {
-        format!("sqlite://{url}?mode=rwc")
     }
+
+    fn code(self) -> u8 {
+        match self {
+            Access::ReadOnly => 0,
+            Access::Write => 1,
+            Access::Create => 2,
+        }
+    }
+
+    fn from_code(code: u8) -> Access {
+        match code {
+            1 => Access::Write,
+            2 => Access::Create,
+            _ => Access::ReadOnly,
+        }
+    }
+}
+
+/// The access `Store::open` grants: read-only unless the command being run said otherwise
+/// (`main` sets it for each `migrate` subcommand, whose controller calls `Store::open`).
+static DEFAULT_ACCESS: AtomicU8 = AtomicU8::new(0);
+
+pub(crate) fn set_default_access(access: Access) {
+    DEFAULT_ACCESS.store(access.code(), Ordering::SeqCst);
+}
+
+/// Why a store could not be opened when the fault is in what was named: a store that does not
+/// exist, a file that is not a database, a database that is not a run store. A usage error
+/// (exit 2), whichever command meets it.
+#[derive(Debug, thiserror::Error)]
+#[error("the run store {url} {problem}")]
+pub(crate) struct OpenError {
+    url: String,
+    problem: String,
+}
+
+impl OpenError {
+    fn error(url: &str, problem: impl Into<String>) -> anyhow::Error {
+        anyhow::Error::new(OpenError {
+            url: url.to_owned(),
+            problem: problem.into(),
+        })
+    }
+}
+
+/// Whether an error is a store that does not exist or is not a store (not a failure of one).
+pub(crate) fn is_open_error(error: &anyhow::Error) -> bool {
+    error.chain().any(|e| e.is::<OpenError>())
+}
+
+/// The file of a SQLite store, and the URL's other query parameters.
+fn sqlite_file(url: &str) -> Option<(String, Vec<String>)> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return None;
+    }
+    let rest = match url.strip_prefix("sqlite://") {
+        Some(rest) => rest,
+        None if url.contains("://") => return None,
+        None => url.strip_prefix("sqlite:").unwrap_or(url),
+    };
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let params = query
+        .split('&')
+        .filter(|p| !p.is_empty() && !p.starts_with("mode="))
+        .map(str::to_owned)
+        .collect();
+    Some((path.to_owned(), params))
+}
+
+/// A SQLite file's header.
+const SQLITE_MAGIC: &[u8; 16] = b"SQLite format 3\0";
+
+/// Checks, without opening it, that a SQLite store's file can be what `access` needs: it
+/// exists (unless it may be created) and is a SQLite database. Whether it holds a database.
+fn check_sqlite_file(url: &str, path: &str, access: Access) -> anyhow::Result<bool> {
+    use std::io::Read;
+    let mut file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if access == Access::Create {
+                return Ok(false);
+            }
+            return Err(OpenError::error(
+                url,
+                "does not exist (`billshadow run`, `demo` and `migrate init` create one; is --store or BILLSHADOW_STORE misspelt?)",
+            ));
+        }
+        Err(e) => return Err(OpenError::error(url, format!("cannot be read: {e}"))),
+    };
+    if file.metadata().is_ok_and(|m| m.is_dir()) {
+        return Err(OpenError::error(url, "is a directory, not a SQLite file"));
+    }
+    let mut header = [0u8; 16];
+    let mut read = 0;
+    while read < header.len() {
+        match file.read(&mut header[read..]) {
+            Ok(0) => break,
+            Ok(n) => read += n,
+            Err(e) => return Err(OpenError::error(url, format!("cannot be read: {e}"))),
+        }
+    }
+    if read == 0 {
+        // SQLite takes an empty file for an empty database; only a creator may fill it.
+        if access == Access::Create {
+            return Ok(false);
+        }
+        return Err(OpenError::error(
+            url,
+            "is an empty file, not a billshadow run store",
+        ));
+    }
+    if read < header.len() || &header != SQLITE_MAGIC {
+        return Err(OpenError::error(url, "is not a SQLite database"));
+    }
+    Ok(true)
 }
 
 pub(crate) fn now() -> String {
@@ -129,26 +260,64 @@ pub(crate) fn now() -> String {
 }
 
 impl Store {
-    /// Opens (creating a SQLite file if needed) and migrates the store.
+    /// Opens the store with the access the running command was given (read-only unless
+    /// `set_default_access` said otherwise).
     pub(crate) async fn open(url: &str) -> anyhow::Result<Store> {
+        let access = Access::from_code(DEFAULT_ACCESS.load(Ordering::SeqCst));
+        Store::open_with(url, access).await
+    }
+
+    /// Opens the store. `Create` makes a SQLite file if needed and migrates; `Write` needs a
+    /// run store that exists (and migrates it if older); `ReadOnly` needs one at this
+    /// version, opens SQLite with `mode=ro` and PostgreSQL with read-only transactions, and
+    /// never migrates. A store that does not exist, a file that is not a SQLite database and a
+    /// database without the run store's schema fail at once with an `OpenError`.
+    pub(crate) async fn open_with(url: &str, access: Access) -> anyhow::Result<Store> {
         DRIVERS.call_once(sqlx::any::install_default_drivers);
-        let full = normalise_url(url);
-        let sqlite = full.starts_with("sqlite:");
+        // A database already there must be a run store, whatever the access.
+        let (full, sqlite, existing) = match sqlite_file(url) {
+            Some((path, params)) => {
+                let existing = check_sqlite_file(url, &path, access)?;
+                let mode = match access {
+                    Access::ReadOnly => "ro",
+                    Access::Write => "rw",
+                    Access::Create => "rwc",
+                };
+                let mut full = format!("sqlite://{path}?mode={mode}");
+                for p in params {
+                    full.push('&');
+                    full.push_str(&p);
+                }
+                (full, true, existing)
+            }
+            None => (url.to_owned(), false, access != Access::Create),
+        };
+        let read_only = access == Access::ReadOnly;
         let pool = AnyPoolOptions::new()
             .max_connections(if sqlite { 4 } else { 8 })
+            .acquire_timeout(std::time::Duration::from_secs(10))
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if sqlite {
                         // WAL lets readers work during a run; a busy timeout lets two
                         // processes share the file; NORMAL sync is safe against a crash of
-                        // the process (not of the machine's power).
-                        for pragma in [
-                            "PRAGMA journal_mode = WAL",
-                            "PRAGMA synchronous = NORMAL",
-                            "PRAGMA busy_timeout = 10000",
-                        ] {
+                        // the process (not of the machine's power). A reader changes nothing.
+                        let pragmas: &[&str] = if read_only {
+                            &["PRAGMA busy_timeout = 10000", "PRAGMA query_only = ON"]
+                        } else {
+                            &[
+                                "PRAGMA journal_mode = WAL",
+                                "PRAGMA synchronous = NORMAL",
+                                "PRAGMA busy_timeout = 10000",
+                            ]
+                        };
+                        for pragma in pragmas {
                             sqlx::query(pragma).execute(&mut *conn).await?;
                         }
+                    } else if read_only {
+                        sqlx::query("SET default_transaction_read_only = on")
+                            .execute(&mut *conn)
+                            .await?;
                     }
                     Ok(())
                 })
@@ -156,14 +325,67 @@ impl Store {
             .connect(&full)
             .await
             .with_context(|| format!("cannot open the run store {url}"))?;
-        MIGRATOR
-            .run(&pool)
-            .await
-            .with_context(|| format!("cannot migrate the run store {url}"))?;
-        Ok(Store {
+        let store = Store {
             pool,
             url: url.to_owned(),
-        })
+        };
+        if existing {
+            if let Err(e) = store.check_schema(access).await {
+                store.pool.close().await;
+                return Err(e);
+            }
+        }
+        if access != Access::ReadOnly {
+            MIGRATOR
+                .run(&store.pool)
+                .await
+                .with_context(|| format!("cannot migrate the run store {url}"))?;
+        }
+        Ok(store)
+    }
+
+    /// That the database holds a run store: its migrations table, and (to read it without
+    /// migrating) every migration this version knows.
+    async fn check_schema(&self, access: Access) -> anyhow::Result<()> {
+        let rows = sqlx::query("SELECT version FROM _sqlx_migrations WHERE success = TRUE")
+            .fetch_all(&self.pool)
+            .await;
+        let rows = match rows {
+            Ok(rows) => rows,
+            Err(sqlx::Error::Database(e)) => {
+                return Err(OpenError::error(
+                    &self.url,
+                    format!(
+                        "is a database but not a billshadow run store (no schema: {}); `billshadow run` or `migrate init` creates a store",
+                        e.message()
+                    ),
+                ));
+            }
+            Err(e) => {
+                return Err(anyhow!(e))
+                    .with_context(|| format!("cannot read the run store {}", self.url));
+            }
+        };
+        let applied: Vec<i64> = rows
+            .iter()
+            .map(|r| r.try_get::<i64, _>(0))
+            .collect::<Result<_, _>>()
+            .with_context(|| format!("cannot read the run store {}'s schema", self.url))?;
+        if access == Access::ReadOnly {
+            if let Some(missing) = MIGRATOR
+                .iter()
+                .find(|m| !m.migration_type.is_down_migration() && !applied.contains(&m.version))
+            {
+                return Err(OpenError::error(
+                    &self.url,
+                    format!(
+                        "has an older schema (migration {} `{}` not applied); a command that writes (`billshadow run`, `migrate init`) upgrades it",
+                        missing.version, missing.description
+                    ),
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// Records a run and its cohort, streamed from `cohort` in chunks, in one transaction: a
@@ -235,7 +457,7 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         rows.iter()
-            .map(|r| Ok((r.try_get::<i64, _>(6)?, account_of_row(r))))
+            .map(|r| Ok((r.try_get::<i64, _>(6)?, account_of_row(r)?)))
             .collect()
     }
 
@@ -383,39 +605,58 @@ impl Store {
             .collect()
     }
 
-    /// The accounts with the largest |total delta| (by their ordering key), largest first.
-    pub(crate) async fn worst_accounts(
+    /// Per currency, the `limit` accounts whose total differs most in that currency (largest
+    /// |modern − legacy| first, then by account id). Money is only ever compared within one
+    /// currency; the differing totals are streamed and compared exactly.
+    pub(crate) async fn worst_accounts_by_currency(
         &self,
         run_id: &str,
         limit: usize,
-    ) -> anyhow::Result<Vec<String>> {
-        let rows = sqlx::query("SELECT account_id FROM outcomes WHERE run_id = $1 AND delta_order > 0 ORDER BY delta_order DESC, account_id LIMIT $2")
-            .bind(run_id)
-            .bind(limit as i64)
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter()
-            .map(|r| Ok(r.try_get::<String, _>(0)?))
-            .collect()
-    }
-
-    /// One account's totals per currency.
-    pub(crate) async fn account_totals(
-        &self,
-        run_id: &str,
-        account_id: &str,
-    ) -> anyhow::Result<Vec<(String, Decimal, Decimal)>> {
-        let rows = sqlx::query("SELECT currency, legacy_total, modern_total FROM totals WHERE run_id = $1 AND account_id = $2")
-            .bind(run_id)
-            .bind(account_id)
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter()
-            .map(|r| {
-                let (l, m): (String, String) = (r.try_get(1)?, r.try_get(2)?);
-                Ok((r.try_get(0)?, l.parse()?, m.parse()?))
+    ) -> anyhow::Result<BTreeMap<String, Vec<(String, Decimal)>>> {
+        use futures_util::TryStreamExt;
+        use std::cmp::Reverse;
+        use std::collections::BinaryHeap;
+        // A min-heap of the best `limit` so far per currency (largest |Δ|, then smallest
+        // account id): the weakest on top.
+        type Ranked = Reverse<(Decimal, Reverse<String>)>;
+        let mut heaps: BTreeMap<String, BinaryHeap<Ranked>> = BTreeMap::new();
+        let mut rows = sqlx::query(
+            "SELECT account_id, currency, legacy_total, modern_total FROM totals WHERE run_id = $1 AND legacy_total <> modern_total",
+        )
+        .bind(run_id)
+        .fetch(&self.pool);
+        while let Some(r) = rows.try_next().await? {
+            let (account, currency, l, m): (String, String, String, String) =
+                (r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?);
+            let parse = |v: &str| {
+                v.parse::<Decimal>().with_context(|| {
+                    format!("the store holds a total of {account} that is not a decimal: {v}")
+                })
+            };
+            let delta = (parse(&m)? - parse(&l)?).abs();
+            if delta.is_zero() || limit == 0 {
+                continue;
+            }
+            let heap = heaps.entry(currency).or_default();
+            let entry = Reverse((delta, Reverse(account)));
+            if heap.len() < limit {
+                heap.push(entry);
+            } else if heap.peek().is_some_and(|weakest| entry < *weakest) {
+                heap.pop();
+                heap.push(entry);
+            }
+        }
+        Ok(heaps
+            .into_iter()
+            .map(|(currency, heap)| {
+                let mut accounts: Vec<(String, Decimal)> = heap
+                    .into_iter()
+                    .map(|Reverse((delta, Reverse(account)))| (account, delta))
+                    .collect();
+                accounts.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+                (currency, accounts)
             })
-            .collect()
+            .collect())
     }
 
     pub(crate) async fn set_status(&self, run_id: &str, status: &str) -> anyhow::Result<()> {
@@ -444,23 +685,62 @@ impl Store {
         rows.iter().map(run_of_row).collect()
     }
 
-    /// A run by id, or the newest for `latest`.
+    /// A run by id, or for `latest` the newest shadow run: a calibration (A/A) run replays
+    /// the legacy stack twice and says nothing about the modern one, so it is only ever read
+    /// by its id.
     pub(crate) async fn resolve(&self, which: &str) -> anyhow::Result<RunRow> {
         let runs = self.runs().await?;
         if runs.is_empty() {
             bail!("the store {} has no runs yet", self.url);
         }
-        let found = if which == "latest" {
-            runs.into_iter().next()
-        } else {
-            runs.into_iter().find(|r| r.id == which)
-        };
-        found.ok_or_else(|| {
+        if which == "latest" {
+            let calibrations = runs.iter().filter(|r| r.kind != "shadow").count();
+            return runs.into_iter().find(|r| r.kind == "shadow").ok_or_else(|| {
+                anyhow!(
+                    "the store {} has no shadow run yet, only {calibrations} calibration (A/A) run(s); name one by its id (see `billshadow runs`)",
+                    self.url
+                )
+            });
+        }
+        runs.into_iter().find(|r| r.id == which).ok_or_else(|| {
             anyhow!(
                 "no run `{which}` in the store {} (see `billshadow runs`)",
                 self.url
             )
         })
+    }
+
+    /// Per run, its outcomes counted by status (`parity`, `mismatch`, `stack_error`).
+    pub(crate) async fn outcome_status_counts(
+        &self,
+    ) -> anyhow::Result<BTreeMap<String, BTreeMap<String, u64>>> {
+        let rows =
+            sqlx::query("SELECT run_id, status, COUNT(*) FROM outcomes GROUP BY run_id, status")
+                .fetch_all(&self.pool)
+                .await?;
+        let mut out: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
+        for r in &rows {
+            let (run, status, n): (String, String, i64) =
+                (r.try_get(0)?, r.try_get(1)?, r.try_get(2)?);
+            out.entry(run).or_default().insert(status, n as u64);
+        }
+        Ok(out)
+    }
+
+    /// A run's cohort counted per cell: how many accounts each cell has to compare.
+    pub(crate) async fn cohort_counts(
+        &self,
+        run_id: &str,
+    ) -> anyhow::Result<Vec<(String, String, u64)>> {
+        let rows = sqlx::query(
+            "SELECT partition, region, COUNT(*) FROM cohort WHERE run_id = $1 GROUP BY partition, region ORDER BY partition, region",
+        )
+        .bind(run_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get::<i64, _>(2)? as u64)))
+            .collect()
     }
 
     pub(crate) async fn spec_text(&self, run_id: &str) -> anyhow::Result<String> {
@@ -540,8 +820,9 @@ impl Store {
             Some(n) => {
                 sqlx::query(&format!(
                     "SELECT body FROM diffs WHERE run_id = $1 AND account_id IN \
-                     (SELECT DISTINCT account_id FROM diffs WHERE run_id = $1 AND {NOT_INFORMATIONAL} ORDER BY account_id LIMIT $2) \
-                     ORDER BY account_id, seq"
+                     (SELECT DISTINCT account_id FROM diffs WHERE run_id = $1 AND {} ORDER BY account_id LIMIT $2) \
+                     ORDER BY account_id, seq",
+                    not_informational()
                 ))
                 .bind(run_id)
                 .bind(n as i64)
@@ -650,17 +931,6 @@ impl Store {
         row.map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).transpose()
     }
 
-    /// Accounts with a failing or waived diff.
-    pub(crate) async fn accounts_with_diffs(&self, run_id: &str) -> anyhow::Result<u64> {
-        let row = sqlx::query(&format!(
-            "SELECT COUNT(DISTINCT account_id) FROM diffs WHERE run_id = $1 AND {NOT_INFORMATIONAL}"
-        ))
-        .bind(run_id)
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(row.try_get::<i64, _>(0)? as u64)
-    }
-
     pub(crate) fn pool(&self) -> &AnyPool {
         &self.pool
     }
@@ -728,8 +998,10 @@ async fn insert_cohort_chunk(
     Ok(())
 }
 
-/// An ordering key for "the worst accounts": the largest |modern − legacy| of the account, in
-/// ten-thousandths of a unit, truncated. Only ever compared with itself, never summed or shown.
+/// The outcome's `delta_order` column: the largest |modern − legacy| of the account, in
+/// ten-thousandths of a unit, truncated, whatever its currency. Never summed, shown or used to
+/// rank accounts (that would compare yen with euros): reports rank within one currency
+/// (`worst_accounts_by_currency`).
 fn delta_order(totals: &[(Currency, Decimal, Decimal)]) -> i64 {
     let largest = totals
         .iter()
@@ -742,9 +1014,16 @@ fn delta_order(totals: &[(Currency, Decimal, Decimal)]) -> i64 {
         .unwrap_or(i64::MAX)
 }
 
-/// The classes that never fail, as an SQL condition on `class`.
-const NOT_INFORMATIONAL: &str =
-    "class NOT IN ('sub_minor_unit', 'within_tolerance', 'description_changed')";
+/// The classes that never fail, as an SQL condition on `class` (from `DiffClass::ALL`, so a
+/// new class is never missed).
+fn not_informational() -> String {
+    let names: Vec<String> = DiffClass::ALL
+        .into_iter()
+        .filter(|c| c.is_informational())
+        .map(|c| format!("'{}'", c.as_str()))
+        .collect();
+    format!("class NOT IN ({})", names.join(", "))
+}
 
 /// Outcomes of one cell with one status, added up.
 #[derive(Debug, Clone)]
@@ -772,16 +1051,15 @@ pub(crate) struct DiffCount {
     pub(crate) count: i64,
 }
 
-fn account_of_row(r: &sqlx::any::AnyRow) -> AccountRequest {
-    let get = |i: usize| r.try_get::<String, _>(i).unwrap_or_default();
-    AccountRequest {
-        account_id: get(0),
-        customer_id: get(1),
-        partition: get(2),
-        region: get(3),
-        period_start: get(4),
-        period_end: get(5),
-    }
+fn account_of_row(r: &sqlx::any::AnyRow) -> anyhow::Result<AccountRequest> {
+    Ok(AccountRequest {
+        account_id: r.try_get(0)?,
+        customer_id: r.try_get(1)?,
+        partition: r.try_get(2)?,
+        region: r.try_get(3)?,
+        period_start: r.try_get(4)?,
+        period_end: r.try_get(5)?,
+    })
 }
 
 fn run_of_row(r: &sqlx::any::AnyRow) -> anyhow::Result<RunRow> {
