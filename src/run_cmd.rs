@@ -174,7 +174,15 @@ async fn run_async(args: RunArgs) -> Outcome {
             let store = Store::open(&store_url).await.map_err(stack)?;
             let run = store.resolve(which).await.map_err(input)?;
             let text = store.spec_text(&run.id).await.map_err(stack)?;
-            let as_of = chrono::NaiveDate::parse_from_str(&run.as_of, "%Y-%m-%d").unwrap_or(as_of);
+            // The date its waivers are judged against: never silently today's instead.
+            let as_of = chrono::NaiveDate::parse_from_str(&run.as_of, "%Y-%m-%d")
+                .with_context(|| {
+                    format!(
+                        "run {}: its stored as_of date `{}` does not parse",
+                        run.id, run.as_of
+                    )
+                })
+                .map_err(stack)?;
             let prepared = prepare(
                 Path::new(&run.spec_path),
                 text,
@@ -213,7 +221,9 @@ async fn run_async(args: RunArgs) -> Outcome {
     let (started, legacy, modern) = connect(&prepared, args.calibrate).await?;
     let store = Store::open(&store_url).await.map_err(stack)?;
     if let Some(path) = &cohort {
-        let cohort_bytes = std::fs::read(path).unwrap_or_default();
+        let cohort_bytes = std::fs::read(path)
+            .with_context(|| format!("cannot read {}", path.display()))
+            .map_err(input)?;
         let new = NewRun {
             id: &run_id,
             kind: if args.calibrate {

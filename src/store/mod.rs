@@ -235,7 +235,7 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         rows.iter()
-            .map(|r| Ok((r.try_get::<i64, _>(6)?, account_of_row(r))))
+            .map(|r| Ok((r.try_get::<i64, _>(6)?, account_of_row(r)?)))
             .collect()
     }
 
@@ -772,16 +772,19 @@ pub(crate) struct DiffCount {
     pub(crate) count: i64,
 }
 
-fn account_of_row(r: &sqlx::any::AnyRow) -> AccountRequest {
-    let get = |i: usize| r.try_get::<String, _>(i).unwrap_or_default();
-    AccountRequest {
-        account_id: get(0),
-        customer_id: get(1),
-        partition: get(2),
-        region: get(3),
-        period_start: get(4),
-        period_end: get(5),
-    }
+fn account_of_row(r: &sqlx::any::AnyRow) -> anyhow::Result<AccountRequest> {
+    let get = |i: usize| {
+        r.try_get::<String, _>(i)
+            .with_context(|| format!("a cohort row's column {i} cannot be read"))
+    };
+    Ok(AccountRequest {
+        account_id: get(0)?,
+        customer_id: get(1)?,
+        partition: get(2)?,
+        region: get(3)?,
+        period_start: get(4)?,
+        period_end: get(5)?,
+    })
 }
 
 fn run_of_row(r: &sqlx::any::AnyRow) -> anyhow::Result<RunRow> {
