@@ -245,6 +245,21 @@ fn run_criteria(gate: &Gate, run: &RunEvidence) -> Vec<Criterion> {
             false,
         ));
     }
+    if !gate.max_delta.is_empty() {
+        // Drift in a currency the policy sets no limit for cannot be judged against another
+        // currency's: the cell is held.
+        for (currency, delta) in &run.delta {
+            if !delta.is_zero() && !gate.max_delta.contains_key(currency) {
+                out.push(criterion(
+                    "max_delta",
+                    format!("{} {currency}", delta.abs()),
+                    format!("a max_delta in {currency} (the policy has none)"),
+                    false,
+                    true,
+                ));
+            }
+        }
+    }
     if let Some(critical) = &gate.critical_amount {
         out.extend(critical_criteria(critical, run));
     }
@@ -848,6 +863,23 @@ time_zone = "UTC"
             Decision::Hold(_)
         ));
         assert_eq!(with(&[("JPY", 1)]).outcome, Outcome::Inconclusive);
+    }
+
+    #[test]
+    fn drift_in_a_currency_without_a_max_delta_holds() {
+        let text = "[[cells]]\npartitions = [\"p0\"]\nregions = [\"r\"]\n[gate]\nmin_accounts = 10\nmax_mismatch_rate = \"0.1\"\nmax_delta = { EUR = \"5.00\" }\n";
+        let p = Policy::parse("p.toml", text).unwrap();
+        let with = |delta: &[(&str, i64)]| {
+            let mut r = run("r1", at(9), 90, 0);
+            r.delta = delta
+                .iter()
+                .map(|(c, d)| ((*c).to_owned(), Decimal::new(*d, 0)))
+                .collect();
+            evaluate(&p.gate, &[r], None).outcome
+        };
+        assert_eq!(with(&[("EUR", -4), ("JPY", 0)]), Outcome::Pass);
+        assert_eq!(with(&[("EUR", 6)]), Outcome::Fail);
+        assert_eq!(with(&[("EUR", 1), ("JPY", 3)]), Outcome::Inconclusive);
     }
 
     #[test]
