@@ -540,8 +540,9 @@ impl Store {
             Some(n) => {
                 sqlx::query(&format!(
                     "SELECT body FROM diffs WHERE run_id = $1 AND account_id IN \
-                     (SELECT DISTINCT account_id FROM diffs WHERE run_id = $1 AND {NOT_INFORMATIONAL} ORDER BY account_id LIMIT $2) \
-                     ORDER BY account_id, seq"
+                     (SELECT DISTINCT account_id FROM diffs WHERE run_id = $1 AND {} ORDER BY account_id LIMIT $2) \
+                     ORDER BY account_id, seq",
+                    *NOT_INFORMATIONAL
                 ))
                 .bind(run_id)
                 .bind(n as i64)
@@ -653,7 +654,8 @@ impl Store {
     /// Accounts with a failing or waived diff.
     pub(crate) async fn accounts_with_diffs(&self, run_id: &str) -> anyhow::Result<u64> {
         let row = sqlx::query(&format!(
-            "SELECT COUNT(DISTINCT account_id) FROM diffs WHERE run_id = $1 AND {NOT_INFORMATIONAL}"
+            "SELECT COUNT(DISTINCT account_id) FROM diffs WHERE run_id = $1 AND {}",
+            *NOT_INFORMATIONAL
         ))
         .bind(run_id)
         .fetch_one(&self.pool)
@@ -742,9 +744,16 @@ fn delta_order(totals: &[(Currency, Decimal, Decimal)]) -> i64 {
         .unwrap_or(i64::MAX)
 }
 
-/// The classes that never fail, as an SQL condition on `class`.
-const NOT_INFORMATIONAL: &str =
-    "class NOT IN ('sub_minor_unit', 'within_tolerance', 'description_changed')";
+/// The classes that never fail, as an SQL condition on `class`: derived from the engine's
+/// classes, so a class added there is classified here without a second list to keep.
+static NOT_INFORMATIONAL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    let informational: Vec<String> = billshadow_comparisons::DiffClass::ALL
+        .iter()
+        .filter(|c| c.is_informational())
+        .map(|c| format!("'{}'", c.as_str()))
+        .collect();
+    format!("class NOT IN ({})", informational.join(", "))
+});
 
 /// Outcomes of one cell with one status, added up.
 #[derive(Debug, Clone)]
