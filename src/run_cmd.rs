@@ -183,12 +183,17 @@ async fn run_async(args: RunArgs) -> Outcome {
                     )
                 })
                 .map_err(stack)?;
-            let prepared = prepare(
-                Path::new(&run.spec_path),
-                text,
-                as_of,
-                run.kind == "calibration",
-            )?;
+            let calibration = match run.kind.as_str() {
+                "shadow" => false,
+                "calibration" => true,
+                other => {
+                    return Err(stack(anyhow!(
+                        "run {}: its stored kind `{other}` is neither shadow nor calibration",
+                        run.id
+                    )));
+                }
+            };
+            let prepared = prepare(Path::new(&run.spec_path), text, as_of, calibration)?;
             store.close().await;
             (run.id, prepared, true)
         }

@@ -151,7 +151,7 @@ fn a_run_killed_with_sigkill_resumes_with_every_account_exactly_once() {
         ])
         .current_dir(d)
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(d.join("killed.stderr")).unwrap())
         .spawn()
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -165,7 +165,11 @@ fn a_run_killed_with_sigkill_resumes_with_every_account_exactly_once() {
             assert!(done < 2000, "the run finished before it could be killed");
             break;
         }
-        assert!(Instant::now() < deadline, "the run made no progress");
+        assert!(
+            Instant::now() < deadline,
+            "the run made no progress: {}",
+            std::fs::read_to_string(d.join("killed.stderr")).unwrap_or_default()
+        );
     }
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
