@@ -173,20 +173,26 @@ async fn run_async(args: RunArgs) -> Outcome {
                 .map_err(stack)?;
             let run = store.resolve(which).await.map_err(input)?;
             let text = store.spec_text(&run.id).await.map_err(stack)?;
+            // The date its waivers are judged against: never silently today's instead.
             let as_of = chrono::NaiveDate::parse_from_str(&run.as_of, "%Y-%m-%d")
                 .with_context(|| {
                     format!(
-                        "run {} has an as-of date `{}` that is not a date (YYYY-MM-DD)",
+                        "run {}: its stored as_of date `{}` does not parse",
                         run.id, run.as_of
                     )
                 })
                 .map_err(stack)?;
-            let prepared = prepare(
-                Path::new(&run.spec_path),
-                text,
-                as_of,
-                run.kind == "calibration",
-            )?;
+            let calibration = match run.kind.as_str() {
+                "shadow" => false,
+                "calibration" => true,
+                other => {
+                    return Err(stack(anyhow!(
+                        "run {}: its stored kind `{other}` is neither shadow nor calibration",
+                        run.id
+                    )));
+                }
+            };
+            let prepared = prepare(Path::new(&run.spec_path), text, as_of, calibration)?;
             store.close().await;
             (run.id, prepared, true)
         }

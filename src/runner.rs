@@ -68,12 +68,17 @@ pub(crate) async fn execute(
         let mut interrupted = false;
         let ctrl_c = tokio::signal::ctrl_c();
         tokio::pin!(ctrl_c);
+        let batch_key = {
+            let (legacy, modern) = (legacy.clone(), modern.clone());
+            move |a: &AccountRequest| (legacy.batch_key(a), modern.batch_key(a))
+        };
         let mut pages = Pages {
             store,
             run_id,
             after: -1,
             buffer: std::collections::VecDeque::new(),
             done: false,
+            key: &batch_key,
         };
         loop {
             while tasks.len() < batches_in_flight && !interrupted {
@@ -125,35 +130,60 @@ pub(crate) async fn execute(
     })
 }
 
+/// What accounts must share to be in one batch: each stack's batch key (for a batched
+/// command, every template value other than the id list).
+type BatchKey = (Vec<String>, Vec<String>);
+
 /// The accounts still to do, read from the store a page at a time.
 struct Pages<'a> {
     store: &'a Store,
     run_id: &'a str,
-    /// The cohort position of the last account handed out.
+    /// The cohort position of the last account read from the store.
     after: i64,
-    buffer: std::collections::VecDeque<AccountRequest>,
+    /// Accounts read but not handed out yet, with their batch keys.
+    buffer: std::collections::VecDeque<(BatchKey, AccountRequest)>,
     done: bool,
+    key: &'a (dyn Fn(&AccountRequest) -> BatchKey + Sync),
 }
 
 /// Accounts read from the store per page.
 const PAGE_SIZE: usize = 2000;
 
 impl Pages<'_> {
+    /// Up to `size` pending accounts that share their batch key: a batch never mixes periods
+    /// (or any other value a stack renders once per batch). The buffer holds at most two pages.
     async fn next_batch(&mut self, size: usize) -> anyhow::Result<Vec<AccountRequest>> {
-        if self.buffer.len() < size && !self.done {
+        let page_size = PAGE_SIZE.max(size);
+        if self.buffer.len() < page_size && !self.done {
             let page = self
                 .store
-                .pending_page(self.run_id, self.after, PAGE_SIZE.max(size))
+                .pending_page(self.run_id, self.after, page_size)
                 .await?;
             self.done = page.is_empty();
             if let Some((position, _)) = page.last() {
                 self.after = *position;
             }
-            self.buffer
-                .extend(page.into_iter().map(|(_, account)| account));
+            let key = self.key;
+            self.buffer.extend(
+                page.into_iter()
+                    .map(|(_, account)| (key(&account), account)),
+            );
         }
-        let n = size.min(self.buffer.len());
-        Ok(self.buffer.drain(..n).collect())
+        let Some((key, _)) = self.buffer.front() else {
+            return Ok(Vec::new());
+        };
+        let key = key.clone();
+        let mut batch = Vec::with_capacity(size.min(self.buffer.len()));
+        let mut rest = std::collections::VecDeque::with_capacity(self.buffer.len());
+        for (k, account) in self.buffer.drain(..) {
+            if batch.len() < size && k == key {
+                batch.push(account);
+            } else {
+                rest.push_back((k, account));
+            }
+        }
+        self.buffer = rest;
+        Ok(batch)
     }
 }
 

@@ -22,7 +22,7 @@ regions = ["us-east-1", "eu-west-1", "eu-central-1", "eu-west-2", "ap-northeast-
 min_accounts = 20
 min_coverage = "0.95"
 max_mismatch_rate = "0.05"
-critical_amount = "500"
+critical_amount = { USD = "500", EUR = "460", GBP = "395", JPY = "75000", BHD = "188" }
 consecutive_passing_runs = 1
 max_stack_error_rate = "0.01"
 approvals = 1
@@ -126,6 +126,21 @@ impl Fixture {
 }
 
 const HEALTHY: &str = "p0/us-east-1";
+
+impl Fixture {
+    /// Runs SQL on the run store, as someone with access to the database could.
+    fn exec(&self, sql: &str) {
+        let db = self.path().join("s.db");
+        support::runtime().block_on(async {
+            let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display()))
+                .await
+                .unwrap();
+            let done = sqlx::query(sql).execute(&pool).await.unwrap();
+            assert!(done.rows_affected() > 0, "{sql} changed nothing");
+            pool.close().await;
+        })
+    }
+}
 
 #[test]
 fn insufficient_data_holds_a_cell_and_never_passes_it() {
@@ -530,4 +545,151 @@ fn a_failing_hook_stops_the_transition_and_is_recorded() {
     .unwrap();
     assert_eq!(f.migrate(&["advance", HEALTHY], open_time()).code, 0);
     assert_eq!(f.state(HEALTHY)["state"], "shadow");
+}
+
+const W_PRORATION: &str = r#"
+[[waiver]]
+id = "W-PRORATION"
+partition = "p2"
+region = "eu-west-1"
+reason = "modern prorates on 30-day months; fix in BILL-77"
+ticket = "BILL-77"
+owner = "billing@example.com"
+expires = "2099-01-31"
+"#;
+
+#[test]
+fn a_stored_spec_that_does_not_parse_holds_the_gate_instead_of_hiding_an_expired_waiver() {
+    let f = Fixture::new(W_PRORATION);
+    let cell = "p2/eu-west-1";
+    assert_eq!(f.migrate(&["advance", cell], open_time()).code, 0);
+    // The spec the run stored is damaged: whether its waiver has expired cannot be known.
+    f.exec("UPDATE runs SET spec_text = '[legacy' || spec_text");
+    let after_expiry = "2099-02-10T12:00:00Z".parse::<DateTime<Utc>>().unwrap();
+    let gate = f.migrate(&["gate", cell], after_expiry);
+    assert_eq!(gate.code, 1, "{}", gate.transcript());
+    assert!(
+        gate.stdout.contains("wait evidence")
+            && gate.stdout.contains("its stored spec does not parse")
+            && gate.stdout.contains("W-PRORATION"),
+        "{}",
+        gate.stdout
+    );
+    let json = f
+        .migrate(&["gate", cell, "--format", "json"], open_time())
+        .json();
+    assert_eq!(json["verdict"], "inconclusive", "{json}");
+    // Advancing holds the cell with the reason; a rollback stays possible.
+    let advance = f.migrate(&["advance", cell], open_time());
+    assert_eq!(advance.code, 1, "{}", advance.transcript());
+    assert!(
+        advance
+            .stdout
+            .contains("held at shadow: evidence: cannot be read"),
+        "{}",
+        advance.stdout
+    );
+    assert_eq!(f.state(cell)["state"], "shadow");
+}
+
+#[test]
+fn an_unknown_stored_status_holds_the_gate() {
+    let f = Fixture::new("");
+    assert_eq!(f.migrate(&["advance", HEALTHY], open_time()).code, 0);
+    assert_eq!(f.migrate(&["gate", HEALTHY], open_time()).code, 0);
+    f.exec(
+        "UPDATE outcomes SET status = 'PARITY' WHERE account_id = (SELECT o.account_id FROM outcomes o \
+         JOIN cohort c ON c.run_id = o.run_id AND c.account_id = o.account_id \
+         WHERE c.partition = 'p0' AND c.region = 'us-east-1' ORDER BY o.account_id LIMIT 1)",
+    );
+    let gate = f.migrate(&["gate", HEALTHY], open_time());
+    assert_eq!(gate.code, 1, "{}", gate.transcript());
+    assert!(
+        gate.stdout
+            .contains("1 of its outcomes have the unknown status `PARITY` in the store"),
+        "{}",
+        gate.stdout
+    );
+    // A run whose status was mangled does not drop out of the evidence unseen.
+    f.exec("UPDATE outcomes SET status = 'parity' WHERE status = 'PARITY'");
+    assert_eq!(f.migrate(&["gate", HEALTHY], open_time()).code, 0);
+    f.exec("UPDATE runs SET status = 'complete'");
+    let gate = f.migrate(&["gate", HEALTHY], open_time());
+    assert_eq!(gate.code, 1, "{}", gate.transcript());
+    assert!(
+        gate.stdout.contains("unknown status `complete`"),
+        "{}",
+        gate.stdout
+    );
+}
+
+#[test]
+fn a_critical_amount_applies_to_its_own_currency_and_a_currency_without_one_holds() {
+    let f = Fixture::new("");
+    // Only a EUR threshold; p1/ap-northeast-1 bills in JPY and mismatches (all-units tiers).
+    let eur_only = POLICY
+        .replace(
+            r#"critical_amount = { USD = "500", EUR = "460", GBP = "395", JPY = "75000", BHD = "188" }"#,
+            r#"critical_amount = { EUR = "90.00" }"#,
+        )
+        .replace(r#"max_mismatch_rate = "0.05""#, r#"max_mismatch_rate = "1""#);
+    assert_ne!(eur_only, POLICY);
+    std::fs::write(f.path().join("policy.toml"), eur_only).unwrap();
+    let yen = "p1/ap-northeast-1";
+    assert_eq!(f.migrate(&["advance", yen], open_time()).code, 0);
+    let gate = f.migrate(&["gate", yen, "--format", "json"], open_time());
+    assert_eq!(gate.code, 1, "{}", gate.transcript());
+    let doc = gate.json();
+    assert_eq!(doc["verdict"], "inconclusive", "{doc}");
+    let critical: Vec<&serde_json::Value> = doc["criteria"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["name"] == "critical_diff")
+        .collect();
+    assert_eq!(critical.len(), 1, "{critical:?}");
+    assert!(
+        critical[0]["measured"].as_str().unwrap().ends_with(" JPY")
+            && critical[0]["threshold"] == "a critical_amount in JPY (the policy has none)"
+            && critical[0]["inconclusive"] == true,
+        "{critical:?}"
+    );
+    // A EUR cell with diffs is judged against the EUR threshold, and passes under it.
+    let euro = "p2/eu-west-1";
+    assert_eq!(f.migrate(&["advance", euro], open_time()).code, 0);
+    let gate = f.migrate(&["gate", euro, "--format", "json"], open_time());
+    let doc = gate.json();
+    let c = doc["criteria"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "critical_diff")
+        .unwrap()
+        .clone();
+    assert!(c["measured"].as_str().unwrap().ends_with(" EUR"), "{c}");
+    assert_eq!(c["threshold"], "< 90.00 EUR");
+    assert_eq!(c["passed"], true, "{c}");
+    assert_eq!(gate.code, 0, "{}", gate.transcript());
+
+    // A threshold without a currency is refused where it is written.
+    std::fs::write(
+        f.path().join("policy.toml"),
+        POLICY.replace(
+            r#"critical_amount = { USD = "500", EUR = "460", GBP = "395", JPY = "75000", BHD = "188" }"#,
+            r#"critical_amount = "500""#,
+        ),
+    )
+    .unwrap();
+    let lint = billshadow_env(
+        &["migrate", "lint", "--policy", "policy.toml"],
+        f.path(),
+        &[],
+    );
+    assert_eq!(lint.code, 2, "{}", lint.transcript());
+    assert!(
+        lint.stderr
+            .contains("policy.toml:13:19: [gate] critical_amount: `500` has no currency"),
+        "{}",
+        lint.stderr
+    );
 }

@@ -33,6 +33,15 @@ fn verdict_of(doc: &Value) -> Value {
     serde_json::json!({"summary": doc["summary"], "cells": doc["cells"], "diffs": doc["diffs"]})
 }
 
+/// Waits until nothing accepts connections on 127.0.0.1:`port`.
+fn wait_until_closed(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+        assert!(Instant::now() < deadline, "port {port} is still taken");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 #[test]
 fn a_shadow_run_finds_the_seeded_defects_cell_by_cell() {
     let dir = tempfile::tempdir().unwrap();
@@ -121,9 +130,10 @@ fn a_run_killed_with_sigkill_resumes_with_every_account_exactly_once() {
     let d = dir.path();
     cohort(d, 2000);
     // Slow enough that the kill lands mid-run.
+    let port = free_port();
     write_spec(
         d,
-        free_port(),
+        port,
         "\"--slow-rate\", \"1\", \"--slow-ms\", \"15\"",
         "",
         "",
@@ -141,7 +151,7 @@ fn a_run_killed_with_sigkill_resumes_with_every_account_exactly_once() {
         ])
         .current_dir(d)
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(d.join("killed.stderr")).unwrap())
         .spawn()
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -160,7 +170,11 @@ fn a_run_killed_with_sigkill_resumes_with_every_account_exactly_once() {
             assert!(done < 2000, "the run finished before it could be killed");
             break;
         }
-        assert!(Instant::now() < deadline, "the run made no progress");
+        assert!(
+            Instant::now() < deadline,
+            "the run made no progress: {}",
+            std::fs::read_to_string(d.join("killed.stderr")).unwrap_or_default()
+        );
     }
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
@@ -171,8 +185,9 @@ fn a_run_killed_with_sigkill_resumes_with_every_account_exactly_once() {
     );
     let done_at_kill = runs["runs"][0]["accounts_done"].as_u64().unwrap();
 
-    // The orphaned modern stack stops by itself when its stdin closes; wait for its port.
-    std::thread::sleep(Duration::from_millis(300));
+    // The orphaned modern stack stops by itself when its stdin closes; wait for its port
+    // (a resume refuses to start a stack on an address something still answers on).
+    wait_until_closed(port);
     let resumed = billshadow(&["run", "--resume", "latest", "--store", "killed.db"], d);
     assert_eq!(resumed.code, 1, "{}", resumed.transcript());
     assert!(
@@ -667,4 +682,162 @@ fn read_only_commands_never_migrate_a_postgres_database_that_is_not_a_store() {
         n
     });
     assert_eq!(tables, 0, "nothing was created in the database");
+}
+
+/// A command stack that bills each account it is given for the period it was asked for, and
+/// logs every invocation (`PERIOD_START ACCOUNT…`).
+const PERIOD_STACK: &str = r#"log=$1; start=$2; end=$3; shift 3
+echo "$start $*" >> "$log"
+echo "account_id,period_start,period_end,charge_code,line_type,amount,currency"
+for a in "$@"; do
+  case "$start" in 2026-10-*) amount=10.00 ;; *) amount=20.00 ;; esac
+  echo "$a,$start,$end,plan,recurring,$amount,USD"
+done
+"#;
+
+#[test]
+fn a_cohort_mixing_periods_bills_each_account_for_its_own_period() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("period-stack.sh"), PERIOD_STACK).unwrap();
+    let mut cohort =
+        String::from("account_id,customer_id,partition,region,period_start,period_end\n");
+    let mut periods = std::collections::BTreeMap::new();
+    for i in 0..10 {
+        let (start, end) = if i % 2 == 0 {
+            ("2026-10-01", "2026-10-31")
+        } else {
+            ("2026-11-01", "2026-11-30")
+        };
+        cohort.push_str(&format!("acct-{i},c{i},p0,us-east-1,{start},{end}\n"));
+        periods.insert(format!("acct-{i}"), start.to_owned());
+    }
+    std::fs::write(d.join("cohort.csv"), cohort).unwrap();
+    // Legacy bills a batch per invocation, modern one account per invocation: the same
+    // billing either way.
+    std::fs::write(
+        d.join("spec.toml"),
+        r#"
+[legacy]
+kind = "command"
+program = "sh"
+args = ["period-stack.sh", "legacy.log", "{period_start}", "{period_end}", "{account_ids}"]
+batch_size = 4
+
+[modern]
+kind = "command"
+program = "sh"
+args = ["period-stack.sh", "modern.log", "{period_start}", "{period_end}", "{account_id}"]
+
+[match]
+key = ["account_id", "period", "charge_code", "line_type"]
+"#,
+    )
+    .unwrap();
+    let run = billshadow(
+        &[
+            "run",
+            "--spec",
+            "spec.toml",
+            "--cohort",
+            "cohort.csv",
+            "--store",
+            "s.db",
+        ],
+        d,
+    );
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    let doc = show(d, "s.db");
+    assert_eq!(
+        doc["summary"]["accounts_at_parity"], 10,
+        "{}",
+        doc["summary"]
+    );
+    // Every legacy invocation was for one period, that of each account it billed.
+    let log = std::fs::read_to_string(d.join("legacy.log")).unwrap();
+    let mut billed = 0;
+    for line in log.lines() {
+        let mut words = line.split(' ');
+        let start = words.next().unwrap();
+        for account in words {
+            assert_eq!(
+                periods[account], start,
+                "{account} billed for {start}: {log}"
+            );
+            billed += 1;
+        }
+    }
+    assert_eq!(billed, 10, "{log}");
+    assert!(log.lines().count() < 10, "batches were used: {log}");
+}
+
+#[test]
+fn a_leftover_server_on_the_ready_address_is_refused_not_compared() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    hostile_cohort(d);
+    let port = free_port();
+    write_spec(d, port, "\"--echo\"", "\"--echo\",", "");
+    // A server from an earlier run still answers on the port the spec's stack would use.
+    let address = format!("127.0.0.1:{port}");
+    let mut leftover = Command::new(MODERN)
+        .args(["--data", "data", "--listen", &address, "--echo"])
+        .current_dir(d)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "the leftover server never listened"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let run = billshadow(
+        &[
+            "run",
+            "--spec",
+            "spec.toml",
+            "--cohort",
+            "cohort.csv",
+            "--store",
+            "s.db",
+        ],
+        d,
+    );
+    leftover.kill().unwrap();
+    leftover.wait().unwrap();
+    assert_eq!(run.code, 3, "{}", run.transcript());
+    assert!(
+        run.stderr.contains(&format!(
+            "cannot start the modern stack: {address} is already taken"
+        )),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stdout.contains("PARITY"), "{}", run.stdout);
+    let runs = billshadow(&["runs", "--store", "s.db", "--format", "json"], d);
+    assert_eq!(
+        runs.json()["runs"],
+        serde_json::json!([]),
+        "no run was recorded"
+    );
+
+    // With the address free, the same spec runs.
+    wait_until_closed(port);
+    let run = billshadow(
+        &[
+            "run",
+            "--spec",
+            "spec.toml",
+            "--cohort",
+            "cohort.csv",
+            "--store",
+            "s.db",
+        ],
+        d,
+    );
+    assert_eq!(run.code, 0, "{}", run.transcript());
 }

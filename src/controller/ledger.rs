@@ -45,20 +45,30 @@ fn parse_time(s: &str) -> Option<DateTime<Utc>> {
         .map(|t| t.with_timezone(&Utc))
 }
 
-fn state_of(row: &sqlx::any::AnyRow) -> anyhow::Result<CellState> {
+fn state_of(cell: &str, row: &sqlx::any::AnyRow) -> anyhow::Result<CellState> {
     let stage: String = row.try_get("stage")?;
     let reason: String = row.try_get("held_reason")?;
     let since: String = row.try_get("held_since")?;
     let after_run: String = row.try_get("held_run")?;
-    Ok(CellState {
-        stage: Stage::parse(&stage)
-            .ok_or_else(|| anyhow!("the store holds an unknown cell stage {stage}"))?,
-        step: row.try_get::<i64, _>("step")? as usize,
-        held: (!reason.is_empty()).then(|| Hold {
+    let step: i64 = row.try_get("step")?;
+    let held = if reason.is_empty() {
+        None
+    } else {
+        Some(Hold {
             reason,
-            since: parse_time(&since).unwrap_or_default(),
+            since: parse_time(&since).with_context(|| {
+                format!("the cell {cell} is held since `{since}`, which is not a time")
+            })?,
             after_run,
-        }),
+        })
+    };
+    Ok(CellState {
+        stage: Stage::parse(&stage).ok_or_else(|| {
+            anyhow!("the cell {cell} has the unknown stage `{stage}` in the store")
+        })?,
+        step: usize::try_from(step)
+            .with_context(|| format!("the cell {cell} has the step {step} in the store"))?,
+        held,
         version: row.try_get("version")?,
     })
 }
@@ -90,7 +100,11 @@ impl Store {
         .fetch_all(self.pool())
         .await?;
         rows.iter()
-            .map(|r| Ok((r.try_get::<String, _>("cell")?, state_of(r)?)))
+            .map(|r| {
+                let cell: String = r.try_get("cell")?;
+                let state = state_of(&cell, r)?;
+                Ok((cell, state))
+            })
             .collect()
     }
 
@@ -214,6 +228,11 @@ impl Store {
                 )));
             }
             let evidence: String = r.try_get(9)?;
+            let Ok(evidence) = serde_json::from_str(&evidence) else {
+                return Ok(Err(format!(
+                    "record {seq} was edited: its evidence is not JSON"
+                )));
+            };
             let entry = AuditEntry {
                 actor: r.try_get(2)?,
                 cell: r.try_get(3)?,
@@ -222,8 +241,7 @@ impl Store {
                 to_state: r.try_get(6)?,
                 reason: r.try_get(7)?,
                 policy_hash: r.try_get(8)?,
-                evidence: serde_json::from_str(&evidence)
-                    .unwrap_or(serde_json::Value::String(evidence.clone())),
+                evidence,
             };
             let at: String = r.try_get(1)?;
             let stored_prev: String = r.try_get(10)?;
@@ -262,12 +280,34 @@ impl Store {
     }
 
     /// What the newest completed shadow runs (up to `limit`) say about one cell, newest first.
+    ///
+    /// Every stored value the gate depends on is decoded strictly: a run status or kind, an
+    /// outcome status, a total, a delta, a waiver or a spec that does not decode is an error
+    /// naming the run, never a default (the controller then holds the cell).
     pub(crate) async fn cell_evidence(
         &self,
         cell: &CellId,
         limit: usize,
         today: chrono::NaiveDate,
     ) -> anyhow::Result<Vec<RunEvidence>> {
+        // A run whose status or kind was mangled would drop out of the evidence unseen,
+        // leaving older runs to pass the gate.
+        let unknown = sqlx::query(
+            "SELECT DISTINCT r.id, r.status, r.kind FROM runs r JOIN cohort c ON c.run_id = r.id \
+             WHERE c.partition = $1 AND c.region = $2 \
+             AND (r.status NOT IN ('running', 'completed', 'interrupted', 'failed') OR r.kind NOT IN ('shadow', 'calibration'))",
+        )
+        .bind(cell.partition.as_str())
+        .bind(cell.region.as_str())
+        .fetch_all(self.pool())
+        .await?;
+        if let Some(r) = unknown.first() {
+            let (id, status, kind): (String, String, String) =
+                (r.try_get(0)?, r.try_get(1)?, r.try_get(2)?);
+            anyhow::bail!(
+                "run {id} has the unknown status `{status}` or kind `{kind}` in the store"
+            );
+        }
         let runs = sqlx::query(
             "SELECT r.id, r.started_at, r.finished_at, r.spec_path, r.spec_text, COUNT(*) FROM runs r JOIN cohort c ON c.run_id = r.id \
              WHERE r.status = 'completed' AND r.kind = 'shadow' AND c.partition = $1 AND c.region = $2 \
@@ -281,94 +321,139 @@ impl Store {
         let mut out = Vec::new();
         for r in &runs {
             let run_id: String = r.try_get(0)?;
-            let started: String = r.try_get(1)?;
-            let finished: Option<String> = r.try_get(2)?;
-            let (spec_path, spec_text): (String, String) = (r.try_get(3)?, r.try_get(4)?);
-            let mut e = RunEvidence {
-                run_id: run_id.clone(),
-                started_at: parse_time(&started).context("a run's start time does not parse")?,
-                finished_at: finished
-                    .as_deref()
-                    .and_then(parse_time)
-                    .context("a completed run has no finish time")?,
-                cohort: r.try_get::<i64, _>(5)? as u64,
-                compared: 0,
-                mismatched: 0,
-                errored: 0,
-                delta: BTreeMap::new(),
-                largest_unwaived: Decimal::ZERO,
-                expired_waivers: Vec::new(),
-            };
-            let statuses = sqlx::query(
-                "SELECT o.status, COUNT(*) FROM outcomes o JOIN cohort c ON c.run_id = o.run_id AND c.account_id = o.account_id \
-                 WHERE o.run_id = $1 AND c.partition = $2 AND c.region = $3 GROUP BY o.status",
-            )
-            .bind(&run_id)
-            .bind(cell.partition.as_str())
-            .bind(cell.region.as_str())
-            .fetch_all(self.pool())
-            .await?;
-            for s in &statuses {
-                let (status, n): (String, i64) = (s.try_get(0)?, s.try_get(1)?);
-                match status.as_str() {
-                    "parity" => e.compared += n as u64,
-                    "mismatch" => {
-                        e.compared += n as u64;
-                        e.mismatched += n as u64;
-                    }
-                    _ => e.errored += n as u64,
-                }
-            }
-            let totals = sqlx::query(
-                "SELECT currency, legacy_total, modern_total FROM cell_totals WHERE run_id = $1 AND partition = $2 AND region = $3",
-            )
-            .bind(&run_id)
-            .bind(cell.partition.as_str())
-            .bind(cell.region.as_str())
-            .fetch_all(self.pool())
-            .await?;
-            for t in &totals {
-                let (currency, l, m): (String, String, String) =
-                    (t.try_get(0)?, t.try_get(1)?, t.try_get(2)?);
-                let (l, m): (Decimal, Decimal) = (l.parse()?, m.parse()?);
-                *e.delta.entry(currency).or_default() += m - l;
-            }
-            let diffs = sqlx::query(
-                "SELECT d.delta, d.waiver, d.failing FROM diffs d JOIN cohort c ON c.run_id = d.run_id AND c.account_id = d.account_id \
-                 WHERE d.run_id = $1 AND c.partition = $2 AND c.region = $3 AND (d.failing = 1 OR d.waiver <> '')",
-            )
-            .bind(&run_id)
-            .bind(cell.partition.as_str())
-            .bind(cell.region.as_str())
-            .fetch_all(self.pool())
-            .await?;
-            let mut waivers_used = std::collections::BTreeSet::new();
-            for d in &diffs {
-                let (delta, waiver, failing): (String, String, i64) =
-                    (d.try_get(0)?, d.try_get(1)?, d.try_get(2)?);
-                if failing == 1
-                    && let Ok(v) = delta.parse::<Decimal>()
-                {
-                    e.largest_unwaived = e.largest_unwaived.max(v.abs());
-                }
-                if !waiver.is_empty() {
-                    waivers_used.insert(waiver);
-                }
-            }
-            if !waivers_used.is_empty()
-                && let Ok(spec) =
-                    crate::spec::Spec::parse(std::path::Path::new(&spec_path), &spec_text)
-            {
-                e.expired_waivers = spec
-                    .waivers
-                    .iter()
-                    .filter(|w| waivers_used.contains(&w.id) && w.is_expired(today))
-                    .map(|w| w.id.clone())
-                    .collect();
-            }
+            let e = self
+                .run_evidence(cell, r, today)
+                .await
+                .with_context(|| format!("run {run_id}"))?;
             out.push(e);
         }
         Ok(out)
+    }
+
+    async fn run_evidence(
+        &self,
+        cell: &CellId,
+        r: &sqlx::any::AnyRow,
+        today: chrono::NaiveDate,
+    ) -> anyhow::Result<RunEvidence> {
+        let run_id: String = r.try_get(0)?;
+        let started: String = r.try_get(1)?;
+        let finished: Option<String> = r.try_get(2)?;
+        let (spec_path, spec_text): (String, String) = (r.try_get(3)?, r.try_get(4)?);
+        let mut e = RunEvidence {
+            run_id: run_id.clone(),
+            started_at: parse_time(&started)
+                .with_context(|| format!("its start time `{started}` does not parse"))?,
+            finished_at: finished
+                .as_deref()
+                .and_then(parse_time)
+                .context("it is completed but has no finish time")?,
+            cohort: u64::try_from(r.try_get::<i64, _>(5)?)?,
+            compared: 0,
+            mismatched: 0,
+            errored: 0,
+            delta: BTreeMap::new(),
+            largest_unwaived: BTreeMap::new(),
+            expired_waivers: Vec::new(),
+        };
+        let statuses = sqlx::query(
+            "SELECT o.status, COUNT(*) FROM outcomes o JOIN cohort c ON c.run_id = o.run_id AND c.account_id = o.account_id \
+             WHERE o.run_id = $1 AND c.partition = $2 AND c.region = $3 GROUP BY o.status",
+        )
+        .bind(&run_id)
+        .bind(cell.partition.as_str())
+        .bind(cell.region.as_str())
+        .fetch_all(self.pool())
+        .await?;
+        for s in &statuses {
+            let (status, n): (String, i64) = (s.try_get(0)?, s.try_get(1)?);
+            let n = u64::try_from(n)?;
+            match status.as_str() {
+                "parity" => e.compared += n,
+                "mismatch" => {
+                    e.compared += n;
+                    e.mismatched += n;
+                }
+                "stack_error" => e.errored += n,
+                other => anyhow::bail!(
+                    "{n} of its outcomes have the unknown status `{other}` in the store"
+                ),
+            }
+        }
+        let totals = sqlx::query(
+            "SELECT currency, legacy_total, modern_total FROM cell_totals WHERE run_id = $1 AND partition = $2 AND region = $3",
+        )
+        .bind(&run_id)
+        .bind(cell.partition.as_str())
+        .bind(cell.region.as_str())
+        .fetch_all(self.pool())
+        .await?;
+        for t in &totals {
+            let (currency, l, m): (String, String, String) =
+                (t.try_get(0)?, t.try_get(1)?, t.try_get(2)?);
+            let amount = |text: &str| {
+                text.parse::<Decimal>()
+                    .with_context(|| format!("its {currency} total `{text}` is not a decimal"))
+            };
+            let (l, m) = (amount(&l)?, amount(&m)?);
+            *e.delta.entry(currency).or_default() += m - l;
+        }
+        let diffs = sqlx::query(
+            "SELECT d.delta, d.currency, d.waiver, d.failing, d.account_id FROM diffs d \
+             JOIN cohort c ON c.run_id = d.run_id AND c.account_id = d.account_id \
+             WHERE d.run_id = $1 AND c.partition = $2 AND c.region = $3 AND (d.failing <> 0 OR d.waiver <> '')",
+        )
+        .bind(&run_id)
+        .bind(cell.partition.as_str())
+        .bind(cell.region.as_str())
+        .fetch_all(self.pool())
+        .await?;
+        let mut waivers_used = std::collections::BTreeSet::new();
+        for d in &diffs {
+            let (delta, currency, waiver, failing, account): (String, String, String, i64, String) = (
+                d.try_get(0)?,
+                d.try_get(1)?,
+                d.try_get(2)?,
+                d.try_get(3)?,
+                d.try_get(4)?,
+            );
+            match failing {
+                0 => {}
+                1 if delta.is_empty() => {} // No amount: a currency mismatch, a stack error.
+                1 => {
+                    let v: Decimal = delta.parse().with_context(|| {
+                        format!("a diff of {account} has the delta `{delta}`, not a decimal")
+                    })?;
+                    if currency.is_empty() {
+                        anyhow::bail!("a diff of {account} has the delta {delta} but no currency");
+                    }
+                    let largest = e.largest_unwaived.entry(currency).or_default();
+                    *largest = (*largest).max(v.abs());
+                }
+                other => anyhow::bail!("a diff of {account} has the failing flag {other}"),
+            }
+            if !waiver.is_empty() {
+                waivers_used.insert(waiver);
+            }
+        }
+        if !waivers_used.is_empty() {
+            let spec = crate::spec::Spec::parse(std::path::Path::new(&spec_path), &spec_text)
+                .map_err(|err| {
+                    anyhow!(
+                        "its stored spec does not parse, so the waivers its diffs use ({}) cannot be checked for expiry: {err}",
+                        waivers_used.iter().cloned().collect::<Vec<_>>().join(", ")
+                    )
+                })?;
+            for id in &waivers_used {
+                let waiver = spec.waivers.iter().find(|w| &w.id == id).ok_or_else(|| {
+                    anyhow!("its diffs use the waiver {id}, which its stored spec does not define")
+                })?;
+                if waiver.is_expired(today) {
+                    e.expired_waivers.push(id.clone());
+                }
+            }
+        }
+        Ok(e)
     }
 }
 

@@ -135,8 +135,8 @@ pub(crate) struct RunEvidence {
     pub(crate) errored: u64,
     /// Per currency, modern − legacy over the cell's accounts.
     pub(crate) delta: BTreeMap<String, Decimal>,
-    /// The largest |delta| of an unwaived failing diff.
-    pub(crate) largest_unwaived: Decimal,
+    /// Per currency, the largest |delta| of an unwaived failing diff.
+    pub(crate) largest_unwaived: BTreeMap<String, Decimal>,
     /// Waivers the run relied on that have expired since.
     pub(crate) expired_waivers: Vec<String>,
 }
@@ -245,14 +245,23 @@ fn run_criteria(gate: &Gate, run: &RunEvidence) -> Vec<Criterion> {
             false,
         ));
     }
-    if let Some(critical) = gate.critical_amount {
-        out.push(criterion(
-            "critical_diff",
-            format!("largest unwaived diff {}", run.largest_unwaived),
-            format!("< {critical}"),
-            run.largest_unwaived < critical,
-            false,
-        ));
+    if !gate.max_delta.is_empty() {
+        // Drift in a currency the policy sets no limit for cannot be judged against another
+        // currency's: the cell is held.
+        for (currency, delta) in &run.delta {
+            if !delta.is_zero() && !gate.max_delta.contains_key(currency) {
+                out.push(criterion(
+                    "max_delta",
+                    format!("{} {currency}", delta.abs()),
+                    format!("a max_delta in {currency} (the policy has none)"),
+                    false,
+                    true,
+                ));
+            }
+        }
+    }
+    if let Some(critical) = &gate.critical_amount {
+        out.extend(critical_criteria(critical, run));
     }
     let error_rate = ratio(run.errored, run.cohort);
     out.push(criterion(
@@ -274,6 +283,58 @@ fn run_criteria(gate: &Gate, run: &RunEvidence) -> Vec<Criterion> {
         false,
     ));
     out
+}
+
+/// The critical-diff criteria: one per currency with an unwaived diff, each judged against
+/// that currency's threshold only. A currency the policy has no threshold for cannot be
+/// judged: inconclusive (the cell is held), never a pass. Amounts in different currencies are
+/// never compared.
+fn critical_criteria(critical: &BTreeMap<String, Decimal>, run: &RunEvidence) -> Vec<Criterion> {
+    if run.largest_unwaived.is_empty() {
+        let thresholds: Vec<String> = critical.iter().map(|(c, a)| format!("< {a} {c}")).collect();
+        return vec![criterion(
+            "critical_diff",
+            "no unwaived diff with an amount".to_owned(),
+            thresholds.join(", "),
+            true,
+            false,
+        )];
+    }
+    run.largest_unwaived
+        .iter()
+        .map(|(currency, largest)| match critical.get(currency) {
+            Some(max) => criterion(
+                "critical_diff",
+                format!("largest unwaived diff {largest} {currency}"),
+                format!("< {max} {currency}"),
+                largest < max,
+                false,
+            ),
+            None => criterion(
+                "critical_diff",
+                format!("largest unwaived diff {largest} {currency}"),
+                format!("a critical_amount in {currency} (the policy has none)"),
+                false,
+                true,
+            ),
+        })
+        .collect()
+}
+
+/// Judges evidence that could not be read: held, with the reason, never passed.
+pub(crate) fn unreadable(reason: &str) -> Verdict {
+    Verdict {
+        outcome: Outcome::Inconclusive,
+        criteria: vec![criterion(
+            "evidence",
+            format!("cannot be read: {reason}"),
+            "readable stored runs".to_owned(),
+            false,
+            true,
+        )],
+        runs: Vec::new(),
+        evidence_hash: evidence_hash(&[]),
+    }
 }
 
 /// Judges a cell's evidence (runs newest first). `held_since`: the verdict passes only if the
@@ -613,7 +674,7 @@ regions = ["r"]
 min_accounts = 10
 min_coverage = "0.5"
 max_mismatch_rate = "0.1"
-critical_amount = "100"
+critical_amount = { EUR = "90.00" }
 approvals = 1
 [[freeze]]
 days_before_month_end = 2
@@ -641,7 +702,7 @@ time_zone = "UTC"
             mismatched,
             errored: 0,
             delta: BTreeMap::new(),
-            largest_unwaived: Decimal::ZERO,
+            largest_unwaived: BTreeMap::new(),
             expired_waivers: Vec::new(),
         }
     }
@@ -768,6 +829,72 @@ time_zone = "UTC"
         assert!(
             matches!(decide(&last_canary, &Action::Advance, &cx(&p, &v, at(10), 1)), Decision::Move(s) if s.stage == Stage::Cutover)
         );
+    }
+
+    #[test]
+    fn critical_amounts_are_judged_per_currency_and_a_currency_without_one_holds() {
+        let p = policy();
+        let with = |diffs: &[(&str, i64)]| {
+            let mut r = run("r1", at(9), 90, 0);
+            r.largest_unwaived = diffs
+                .iter()
+                .map(|(c, d)| ((*c).to_owned(), Decimal::new(*d, 2)))
+                .collect();
+            evaluate(&p.gate, &[r], None)
+        };
+        assert_eq!(with(&[]).outcome, Outcome::Pass);
+        assert_eq!(with(&[("EUR", 8999)]).outcome, Outcome::Pass);
+        assert_eq!(with(&[("EUR", 9000)]).outcome, Outcome::Fail);
+        // 5,000 JPY is not judged against 90 EUR, either way: held.
+        let yen = with(&[("EUR", 100), ("JPY", 500_000)]);
+        assert_eq!(yen.outcome, Outcome::Inconclusive);
+        let c = yen
+            .criteria
+            .iter()
+            .find(|c| c.name == "critical_diff" && c.measured.ends_with("JPY"))
+            .unwrap();
+        assert!(c.inconclusive && !c.passed, "{c:?}");
+        assert!(matches!(
+            decide(
+                &state(Stage::Shadow),
+                &Action::Advance,
+                &cx(&p, &yen, at(10), 1)
+            ),
+            Decision::Hold(_)
+        ));
+        assert_eq!(with(&[("JPY", 1)]).outcome, Outcome::Inconclusive);
+    }
+
+    #[test]
+    fn drift_in_a_currency_without_a_max_delta_holds() {
+        let text = "[[cells]]\npartitions = [\"p0\"]\nregions = [\"r\"]\n[gate]\nmin_accounts = 10\nmax_mismatch_rate = \"0.1\"\nmax_delta = { EUR = \"5.00\" }\n";
+        let p = Policy::parse("p.toml", text).unwrap();
+        let with = |delta: &[(&str, i64)]| {
+            let mut r = run("r1", at(9), 90, 0);
+            r.delta = delta
+                .iter()
+                .map(|(c, d)| ((*c).to_owned(), Decimal::new(*d, 0)))
+                .collect();
+            evaluate(&p.gate, &[r], None).outcome
+        };
+        assert_eq!(with(&[("EUR", -4), ("JPY", 0)]), Outcome::Pass);
+        assert_eq!(with(&[("EUR", 6)]), Outcome::Fail);
+        assert_eq!(with(&[("EUR", 1), ("JPY", 3)]), Outcome::Inconclusive);
+    }
+
+    #[test]
+    fn unreadable_evidence_holds() {
+        let p = policy();
+        let v = unreadable("run r1: its stored spec does not parse");
+        assert_eq!(v.outcome, Outcome::Inconclusive);
+        assert!(matches!(
+            decide(
+                &state(Stage::Shadow),
+                &Action::Advance,
+                &cx(&p, &v, at(10), 1)
+            ),
+            Decision::Hold(_)
+        ));
     }
 
     #[test]

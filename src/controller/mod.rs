@@ -262,12 +262,19 @@ impl Controller<'_> {
                 )));
             }
         }
-        let evidence = self
+        // Evidence that cannot be read holds the cell, with the reason; it never passes, and
+        // a rollback (which needs no gate) stays possible.
+        let (evidence, verdict) = match self
             .store
             .cell_evidence(id, EVIDENCE_RUNS, self.now.date_naive())
             .await
-            .map_err(stack)?;
-        let verdict = machine::evaluate(&self.policy.gate, &evidence, state.held.as_ref());
+        {
+            Ok(evidence) => {
+                let verdict = machine::evaluate(&self.policy.gate, &evidence, state.held.as_ref());
+                (evidence, verdict)
+            }
+            Err(e) => (Vec::new(), machine::unreadable(&format!("{e:#}"))),
+        };
         let target_name = target.map_or("", |(s, _)| s.as_str());
         let approvals: Vec<String> = self
             .store
@@ -521,23 +528,40 @@ impl Controller<'_> {
             if !state.stage.modern_authoritative() {
                 continue;
             }
-            let evidence = self
+            let evidence = match self
                 .store
                 .cell_evidence(&c.cell, 1, self.now.date_naive())
                 .await
-                .map_err(stack)?;
+            {
+                Ok(evidence) => evidence,
+                Err(e) => {
+                    // Not rolled back on unreadable evidence; the gate holds the cell below.
+                    println!(
+                        "{}: cannot check the rollback triggers: the evidence cannot be read: {e:#}",
+                        c.cell.name()
+                    );
+                    continue;
+                }
+            };
             let Some(latest) = evidence.first() else {
                 continue;
             };
             let mut reasons = Vec::new();
             if rollback.on_critical_diff
-                && let Some(critical) = self.policy.gate.critical_amount
-                && latest.largest_unwaived >= critical
+                && let Some(critical) = &self.policy.gate.critical_amount
             {
-                reasons.push(format!(
-                    "run {} has an unwaived diff of {} (critical: {critical})",
-                    latest.run_id, latest.largest_unwaived
-                ));
+                // Each currency against its own threshold; a currency without one holds the
+                // gate but does not trigger a rollback.
+                for (currency, largest) in &latest.largest_unwaived {
+                    if let Some(max) = critical.get(currency)
+                        && largest >= max
+                    {
+                        reasons.push(format!(
+                            "run {} has an unwaived diff of {largest} {currency} (critical: {max} {currency})",
+                            latest.run_id
+                        ));
+                    }
+                }
             }
             if let Some(max) = rollback.max_stack_error_rate {
                 let rate = if latest.cohort == 0 {

@@ -44,8 +44,10 @@ pub(crate) struct Gate {
     pub(crate) confidence: Option<Decimal>,
     /// Per currency, the largest |modern − legacy| the cell may drift by in a run.
     pub(crate) max_delta: BTreeMap<String, Decimal>,
-    /// No unwaived diff may be this large or larger.
-    pub(crate) critical_amount: Option<Decimal>,
+    /// Per currency, no unwaived diff may be this large or larger. An unwaived diff in a
+    /// currency the table does not list cannot be judged: the gate holds (never passes).
+    /// `None`: the policy has no critical-diff criterion.
+    pub(crate) critical_amount: Option<BTreeMap<String, Decimal>>,
     pub(crate) consecutive_passing_runs: u32,
     pub(crate) min_span_hours: u32,
     pub(crate) max_stack_error_rate: Decimal,
@@ -152,7 +154,7 @@ struct RawGate {
     confidence: Option<String>,
     #[serde(default)]
     max_delta: BTreeMap<String, String>,
-    critical_amount: Option<String>,
+    critical_amount: Option<Spanned<toml::Value>>,
     #[serde(default)]
     consecutive_passing_runs: Option<u32>,
     #[serde(default)]
@@ -210,6 +212,54 @@ fn ratio(name: &str, text: &str) -> Result<Decimal, String> {
         return Err(format!("{name} = `{text}` must be between 0 and 1"));
     }
     Ok(v)
+}
+
+/// `critical_amount = { USD = "100.00", EUR = "90.00" }`: one threshold per currency. A bare
+/// number has no currency, and amounts in different currencies are never compared: it is an
+/// error, located on the setting.
+fn critical_amount(raw: Spanned<toml::Value>) -> Result<BTreeMap<String, Decimal>, Invalid> {
+    let span = raw.span();
+    let err = |m: String| (span.clone(), format!("[gate] critical_amount: {m}"));
+    let table = match raw.into_inner() {
+        toml::Value::Table(t) => t,
+        toml::Value::String(s) => {
+            return Err(err(format!(
+                "`{s}` has no currency; thresholds on money are per currency, e.g. critical_amount = {{ USD = \"{s}\" }}"
+            )));
+        }
+        other => {
+            return Err(err(format!(
+                "expected a table of amounts per currency, e.g. {{ USD = \"100.00\", EUR = \"90.00\" }}, not {}",
+                other.type_str()
+            )));
+        }
+    };
+    let mut out = BTreeMap::new();
+    for (currency, value) in table {
+        if currency
+            .parse::<billshadow_comparisons::Currency>()
+            .is_err()
+        {
+            return Err(err(format!("`{currency}` is not an ISO 4217 currency")));
+        }
+        let text = value.as_str().ok_or_else(|| {
+            err(format!(
+                "{currency}: write the amount as a string, e.g. \"100.00\""
+            ))
+        })?;
+        let amount = parse_decimal(text).map_err(|e| err(format!("{currency}: {e}")))?;
+        if amount <= Decimal::ZERO {
+            return Err(err(format!("{currency} = `{text}` must be above zero")));
+        }
+        out.insert(currency, amount);
+    }
+    if out.is_empty() {
+        return Err(err(
+            "the table is empty; name at least one currency, or leave critical_amount out"
+                .to_owned(),
+        ));
+    }
+    Ok(out)
 }
 
 impl RawPolicy {
@@ -300,6 +350,7 @@ impl RawPolicy {
         let gate_span = self.gate.span();
         let g = self.gate.into_inner();
         let gerr = |m: String| (gate_span.clone(), format!("[gate] {m}"));
+        let critical_amount = g.critical_amount.map(critical_amount).transpose()?;
         let mut max_delta = BTreeMap::new();
         for (currency, value) in g.max_delta {
             if currency
@@ -342,12 +393,7 @@ impl RawPolicy {
                 .transpose()
                 .map_err(gerr)?,
             max_delta,
-            critical_amount: g
-                .critical_amount
-                .as_deref()
-                .map(parse_decimal)
-                .transpose()
-                .map_err(|e| gerr(format!("critical_amount: {e}")))?,
+            critical_amount,
             consecutive_passing_runs: g.consecutive_passing_runs.unwrap_or(1).max(1),
             min_span_hours: g.min_span_hours,
             max_stack_error_rate: g
@@ -443,7 +489,7 @@ min_accounts = 100
 min_coverage = "0.9"
 max_mismatch_rate = "0.01"
 max_delta = { USD = "5.00" }
-critical_amount = "100"
+critical_amount = { USD = "100.00", EUR = "90.00" }
 consecutive_passing_runs = 1
 approvals = 1
 
@@ -493,5 +539,30 @@ time_zone = "Europe/Dublin"
                 .contains("max_mismatch_rate = `1.5` must be between 0 and 1")
         );
         assert!(error_of(&POLICY.replace("p0..p1", "p1..p0")).contains("`p1..p0` is not a range"));
+    }
+
+    #[test]
+    fn a_critical_amount_without_a_currency_is_rejected_where_it_is_written() {
+        let p = Policy::parse("policy.toml", POLICY).unwrap();
+        let critical = p.gate.critical_amount.unwrap();
+        assert_eq!(critical["EUR"], Decimal::new(9000, 2));
+        assert_eq!(critical.len(), 2);
+        let bare = POLICY.replace(
+            r#"critical_amount = { USD = "100.00", EUR = "90.00" }"#,
+            r#"critical_amount = "100""#,
+        );
+        let e = error_of(&bare);
+        assert!(
+            e.starts_with("policy.toml:19:19: [gate] critical_amount: `100` has no currency"),
+            "{e}"
+        );
+        assert!(
+            error_of(&POLICY.replace("EUR = \"90.00\" }", "EURO = \"90.00\" }"))
+                .contains("critical_amount: `EURO` is not an ISO 4217 currency")
+        );
+        assert!(
+            error_of(&POLICY.replace("EUR = \"90.00\" }", "EUR = 90 }"))
+                .contains("EUR: write the amount as a string")
+        );
     }
 }

@@ -1052,13 +1052,17 @@ pub(crate) struct DiffCount {
 }
 
 fn account_of_row(r: &sqlx::any::AnyRow) -> anyhow::Result<AccountRequest> {
+    let get = |i: usize| {
+        r.try_get::<String, _>(i)
+            .with_context(|| format!("a cohort row's column {i} cannot be read"))
+    };
     Ok(AccountRequest {
-        account_id: r.try_get(0)?,
-        customer_id: r.try_get(1)?,
-        partition: r.try_get(2)?,
-        region: r.try_get(3)?,
-        period_start: r.try_get(4)?,
-        period_end: r.try_get(5)?,
+        account_id: get(0)?,
+        customer_id: get(1)?,
+        partition: get(2)?,
+        region: get(3)?,
+        period_start: get(4)?,
+        period_end: get(5)?,
     })
 }
 

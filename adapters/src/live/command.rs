@@ -36,24 +36,70 @@ impl CommandStack {
         }
     }
 
+    /// The values an invocation renders once for all its accounts: those of every variable
+    /// of every argument but `{account_ids}`. Accounts share an invocation only when these
+    /// are equal, so each account is billed for its own period, customer and cell.
+    pub(crate) fn invocation_key(&self, account: &AccountRequest) -> Vec<String> {
+        self.config
+            .args
+            .iter()
+            .filter(|arg| !arg.is_account_list())
+            .flat_map(|arg| arg.variables())
+            .map(|v| account.variable(v).to_owned())
+            .collect()
+    }
+
+    /// One invocation's argv; every account of `batch` has the same `invocation_key`.
     fn argv(&self, batch: &[AccountRequest]) -> Vec<String> {
         let mut argv = Vec::new();
         for arg in &self.config.args {
             if arg.is_account_list() {
                 argv.extend(batch.iter().map(|a| a.account_id.clone()));
             } else {
-                // Per-batch values (the period) are the same for every account of a batch.
                 argv.push(arg.render(&batch[0], Escape::None));
             }
         }
         argv
     }
 
+    /// Bills for `batch`, in order: one invocation per group of accounts that share their
+    /// invocation key (a batch mixing periods is split, never billed for its first account's).
     pub(crate) async fn fetch(
         &self,
         batch: &[AccountRequest],
         stack: &StackConfig,
     ) -> Vec<FetchResult> {
+        let mut groups: Vec<(Vec<String>, Vec<usize>)> = Vec::new();
+        for (i, account) in batch.iter().enumerate() {
+            let key = self.invocation_key(account);
+            match groups.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, members)) => members.push(i),
+                None => groups.push((key, vec![i])),
+            }
+        }
+        let mut out: Vec<Option<FetchResult>> = (0..batch.len()).map(|_| None).collect();
+        for (_, members) in groups {
+            let group: Vec<AccountRequest> = members.iter().map(|&i| batch[i].clone()).collect();
+            for (i, result) in members
+                .into_iter()
+                .zip(self.fetch_group(&group, stack).await)
+            {
+                out[i] = Some(result);
+            }
+        }
+        out.into_iter()
+            .map(|r| {
+                r.unwrap_or_else(|| {
+                    Err(StackFailure {
+                        message: "the invocation gave no result for this account".to_owned(),
+                        retries: 0,
+                    })
+                })
+            })
+            .collect()
+    }
+
+    async fn fetch_group(&self, batch: &[AccountRequest], stack: &StackConfig) -> Vec<FetchResult> {
         if batch.is_empty() {
             return Vec::new();
         }

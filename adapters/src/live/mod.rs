@@ -147,6 +147,16 @@ impl Stack {
         }
     }
 
+    /// What accounts must share to be fetched in one batch: for a batched command, the values
+    /// of every template variable other than the id list (the period, the cell …); empty for
+    /// stacks asked one account at a time.
+    pub fn batch_key(&self, account: &AccountRequest) -> Vec<String> {
+        match &self.inner {
+            Inner::Command(c) if self.batch_size() > 1 => c.invocation_key(account),
+            _ => Vec::new(),
+        }
+    }
+
     pub fn config(&self) -> &StackConfig {
         &self.config
     }

@@ -1,5 +1,9 @@
 //! Starting a stack locally for the duration of a run: spawn it (argv, no shell), wait until
 //! it answers, stop it at the end (it is killed when the handle drops, whatever happens).
+//!
+//! The ready address must be free before the stack starts: if anything already accepts
+//! connections there, `start` refuses (a leftover server would otherwise be the one the run
+//! compares), and a stack that exits while the address answers is a failure too.
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -34,6 +38,17 @@ impl StartConfig {
         } else {
             self.program.clone()
         };
+        if let Some(address) = &self.ready_address {
+            // Whatever answers on the address once the stack is "ready" is what the run talks
+            // to: a leftover server there would be shadow-compared instead of this stack.
+            let probe = tokio::net::TcpStream::connect(address.as_str());
+            if let Ok(Ok(_)) = tokio::time::timeout(Duration::from_secs(2), probe).await {
+                return Err(format!(
+                    "{address} is already taken: another process accepts connections there, so {} cannot be the one that answers; stop that process or choose another address",
+                    program.display()
+                ));
+            }
+        }
         let mut child = tokio::process::Command::new(&program)
             .args(&self.args)
             .current_dir(&self.working_dir)
@@ -57,6 +72,15 @@ impl StartConfig {
                     .await
                     .is_ok()
                 {
+                    // Only our process may be what answers: had it died (say, unable to bind
+                    // the address), the answer came from another one.
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    if let Ok(Some(status)) = child.try_wait() {
+                        return Err(format!(
+                            "{} exited with {status} while something else accepted connections on {address}",
+                            program.display()
+                        ));
+                    }
                     break;
                 }
                 if tokio::time::Instant::now() >= deadline {

@@ -127,6 +127,14 @@ impl Template {
         matches!(self.segments.as_slice(), [Segment::Variable(v)] if v == "account_ids")
     }
 
+    /// The variables the template uses, in order (with repeats).
+    pub fn variables(&self) -> impl Iterator<Item = &str> {
+        self.segments.iter().filter_map(|s| match s {
+            Segment::Variable(v) => Some(v.as_str()),
+            Segment::Literal(_) => None,
+        })
+    }
+
     pub fn uses(&self, variable: &str) -> bool {
         self.segments
             .iter()
