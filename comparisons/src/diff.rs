@@ -447,13 +447,31 @@ impl<'s> Engine<'s> {
         );
 
         let mut bills: Vec<BillTotal<'s>> = Vec::new();
-        for k in &scratch.legacy {
-            let line = legacy.line(k.line as usize);
-            bill_of(&mut bills, &line, true).legacy += line.amount();
-        }
-        for k in &scratch.modern {
-            let line = modern.line(k.line as usize);
-            bill_of(&mut bills, &line, false).modern += line.amount();
+        // Each line's customer, read while its amount is: lines are scattered in memory, so
+        // each is visited once here.
+        let mut customers: Vec<CustomerLine<'s>> = Vec::new();
+        for (store, lines, is_legacy) in [
+            (legacy, &scratch.legacy, true),
+            (modern, &scratch.modern, false),
+        ] {
+            for k in lines {
+                let line = store.line(k.line as usize);
+                let bill = bill_of(&mut bills, &line, is_legacy);
+                if is_legacy {
+                    bills[bill].legacy += line.amount();
+                } else {
+                    bills[bill].modern += line.amount();
+                }
+                let customer = line.get(Field::CustomerId);
+                if !customer.is_empty() {
+                    customers.push(CustomerLine {
+                        customer,
+                        bill,
+                        is_legacy,
+                        amount: line.amount(),
+                    });
+                }
+            }
         }
 
         let first_diff = diffs.len();
@@ -545,104 +563,14 @@ impl<'s> Engine<'s> {
             }
         }
         if self.config.customer_totals {
-            self.add_customer_totals(&bills, &flagged_bills, scratch, tally);
+            add_customer_totals(&bills, &flagged_bills, &customers, tally);
         }
         if !legacy_ids.is_empty() && !modern_ids.is_empty() && !self.config.ignored.customer_id {
-            if let Some(diff) = self.customer_changed(account_id, scratch) {
+            if let Some(diff) = customer_changed(account_id, &customers) {
                 diffs.push(self.waive(diff, tally));
             }
         }
         self.invoice_totals(account_id, &scratch.legacy, &scratch.modern, diffs, tally);
-    }
-
-    /// Each side's lines counted to that side's own customer: an account that moved from one
-    /// customer to another changes both customers' totals.
-    fn add_customer_totals(
-        &self,
-        bills: &[BillTotal<'_>],
-        flagged: &[bool],
-        scratch: &Scratch,
-        tally: &mut Tally,
-    ) {
-        // (customer, currency, legacy?, flagged) → amount; an account has few of them.
-        let mut sums: Vec<(&str, Currency, bool, bool, Decimal)> = Vec::new();
-        let sides = [
-            (self.legacy, &scratch.legacy, true),
-            (self.modern, &scratch.modern, false),
-        ];
-        for (store, lines, is_legacy) in sides {
-            for k in lines {
-                let line = store.line(k.line as usize);
-                let customer = line.get(Field::CustomerId);
-                if customer.is_empty() {
-                    continue;
-                }
-                let (start, end, currency) = (
-                    line.get(Field::PeriodStart),
-                    line.get(Field::PeriodEnd),
-                    line.currency(),
-                );
-                let bill_flagged = bills
-                    .iter()
-                    .position(|b| {
-                        b.period_start == start && b.period_end == end && b.currency == currency
-                    })
-                    .is_some_and(|i| flagged[i]);
-                match sums.iter_mut().find(|s| {
-                    s.0 == customer && s.1 == currency && s.2 == is_legacy && s.3 == bill_flagged
-                }) {
-                    Some(s) => s.4 += line.amount(),
-                    None => sums.push((customer, currency, is_legacy, bill_flagged, line.amount())),
-                }
-            }
-        }
-        for (customer, currency, is_legacy, bill_flagged, amount) in sums {
-            tally.add_customer_amount(customer, currency, is_legacy, bill_flagged, amount);
-        }
-    }
-
-    /// The account's customer on each side, when the two differ.
-    fn customer_changed(&self, account_id: &str, scratch: &Scratch) -> Option<Diff> {
-        let customers = |store: &'s LineStore, lines: &[Keyed]| {
-            let mut ids: Vec<&'s str> = lines
-                .iter()
-                .map(|k| store.line(k.line as usize).get(Field::CustomerId))
-                .collect();
-            ids.sort_unstable();
-            ids.dedup();
-            ids.retain(|c| !c.is_empty());
-            ids
-        };
-        let (l, m) = (
-            customers(self.legacy, &scratch.legacy),
-            customers(self.modern, &scratch.modern),
-        );
-        if l == m {
-            return None;
-        }
-        let evidence = |ids: &[&str]| Evidence {
-            fields: BTreeMap::from([("customer_id".to_owned(), ids.join(", "))]),
-            attributes: BTreeMap::new(),
-        };
-        Some(Diff {
-            account_id: Some(account_id.to_owned()),
-            class: DiffClass::CustomerChanged,
-            scope: Scope::Account,
-            charge_code: None,
-            key: BTreeMap::new(),
-            legacy: Some(evidence(&l)),
-            modern: Some(evidence(&m)),
-            delta: None,
-            currency: None,
-            fields: vec!["customer_id".into()],
-            waiver: None,
-            customer_id: None,
-            partition: None,
-            region: None,
-            legacy_line: None,
-            modern_line: None,
-            detail: None,
-        })
     }
 
     /// Invoice totals, per currency, for accounts billed on several invoices whose ids both
@@ -933,6 +861,89 @@ impl<'s> Engine<'s> {
     }
 }
 
+/// One line's customer, side, bill and amount, for the account's customer checks.
+struct CustomerLine<'s> {
+    customer: &'s str,
+    /// Index into the account's bills.
+    bill: usize,
+    is_legacy: bool,
+    amount: Decimal,
+}
+
+/// Each side's lines counted to that side's own customer: an account that moved from one
+/// customer to another changes both customers' totals.
+fn add_customer_totals(
+    bills: &[BillTotal<'_>],
+    flagged: &[bool],
+    customers: &[CustomerLine<'_>],
+    tally: &mut Tally,
+) {
+    // (customer, currency, legacy?, flagged) → amount; an account has few of them.
+    let mut sums: Vec<(&str, Currency, bool, bool, Decimal)> = Vec::new();
+    for c in customers {
+        let (currency, bill_flagged) = (bills[c.bill].currency, flagged[c.bill]);
+        match sums.iter_mut().find(|s| {
+            s.0 == c.customer && s.1 == currency && s.2 == c.is_legacy && s.3 == bill_flagged
+        }) {
+            Some(s) => s.4 += c.amount,
+            None => sums.push((c.customer, currency, c.is_legacy, bill_flagged, c.amount)),
+        }
+    }
+    for (customer, currency, is_legacy, bill_flagged, amount) in sums {
+        tally.add_customer_amount(customer, currency, is_legacy, bill_flagged, amount);
+    }
+}
+
+/// The account's customers on each side (ids on its lines), when the two sides differ.
+fn customer_changed(account_id: &str, customers: &[CustomerLine<'_>]) -> Option<Diff> {
+    let side = |is_legacy: bool| customers.iter().filter(move |c| c.is_legacy == is_legacy);
+    // The usual case: one customer per side.
+    let only = |is_legacy: bool| {
+        let first = side(is_legacy).next().map(|c| c.customer);
+        side(is_legacy)
+            .all(|c| Some(c.customer) == first)
+            .then_some(first)
+    };
+    if let (Some(l), Some(m)) = (only(true), only(false))
+        && l == m
+    {
+        return None;
+    }
+    let ids = |is_legacy: bool| {
+        let mut ids: Vec<&str> = side(is_legacy).map(|c| c.customer).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids
+    };
+    let (l, m) = (ids(true), ids(false));
+    if l == m {
+        return None;
+    }
+    let evidence = |ids: &[&str]| Evidence {
+        fields: BTreeMap::from([("customer_id".to_owned(), ids.join(", "))]),
+        attributes: BTreeMap::new(),
+    };
+    Some(Diff {
+        account_id: Some(account_id.to_owned()),
+        class: DiffClass::CustomerChanged,
+        scope: Scope::Account,
+        charge_code: None,
+        key: BTreeMap::new(),
+        legacy: Some(evidence(&l)),
+        modern: Some(evidence(&m)),
+        delta: None,
+        currency: None,
+        fields: vec!["customer_id".into()],
+        waiver: None,
+        customer_id: None,
+        partition: None,
+        region: None,
+        legacy_line: None,
+        modern_line: None,
+        detail: None,
+    })
+}
+
 #[derive(Default)]
 struct Scratch {
     legacy: Vec<Keyed>,
@@ -942,11 +953,8 @@ struct Scratch {
     pairs: Vec<Pairing>,
 }
 
-fn bill_of<'a, 's>(
-    bills: &'a mut Vec<BillTotal<'s>>,
-    line: &Line<'s>,
-    is_legacy: bool,
-) -> &'a mut BillTotal<'s> {
+/// The index of the line's bill (period and currency) among the account's bills.
+fn bill_of<'s>(bills: &mut Vec<BillTotal<'s>>, line: &Line<'s>, is_legacy: bool) -> usize {
     let (start, end, currency) = (
         line.get(Field::PeriodStart),
         line.get(Field::PeriodEnd),
@@ -980,7 +988,7 @@ fn bill_of<'a, 's>(
             line.get(Field::Region),
         ]
     });
-    bill
+    index
 }
 
 fn non_empty(s: &str) -> Option<String> {
