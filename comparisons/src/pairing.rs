@@ -155,6 +155,15 @@ pub(crate) fn pair_group(
         _ if l.is_empty() => return out.extend(m.iter().map(|b| Pairing::ModernOnly(*b))),
         _ => {}
     }
+    // The common case: both sides list the same lines in the same order. Pairing them as
+    // they come costs nothing, and so no other pairing can do better.
+    if l.len() == m.len()
+        && l.iter()
+            .zip(m)
+            .all(|(&a, &b)| identical(legacy, a, modern, b))
+    {
+        return out.extend(l.iter().zip(m).map(|(a, b)| Pairing::Both(*a, *b)));
+    }
     let (l, m) = (sorted(legacy, l), sorted(modern, m));
     // The rows are the shorter side; on equal counts, the one smaller by content. Either
     // way the choice does not depend on which side is legacy.
@@ -197,6 +206,23 @@ pub(crate) fn pair_group(
     };
     out.extend(rest_l.into_iter().map(Pairing::LegacyOnly));
     out.extend(rest_m.into_iter().map(Pairing::ModernOnly));
+}
+
+/// Two lines whose compared fields are the same bytes.
+fn identical(legacy: &LineStore, a: u32, modern: &LineStore, b: u32) -> bool {
+    let (a, b) = (legacy.line(a as usize), modern.line(b as usize));
+    a.amount() == b.amount()
+        && a.currency() == b.currency()
+        && [
+            Field::Quantity,
+            Field::UnitPrice,
+            Field::Unit,
+            Field::Description,
+            Field::Attributes,
+            Field::ChargeCode,
+        ]
+        .iter()
+        .all(|f| a.get(*f) == b.get(*f))
 }
 
 type Sorted<'s> = Vec<(Facts<'s>, u32)>;
