@@ -1060,9 +1060,10 @@ fn a_stack_down_for_good_stops_the_run_with_its_accounts_pending_then_resume_fin
 /// Every request a test server saw: the account asked for, and when.
 type RequestLog = std::sync::Arc<std::sync::Mutex<Vec<(String, Instant)>>>;
 
-/// A modern stack that answers every account's first request with 429 and `Retry-After: 1`,
-/// and bills it (one echo line) the second time; it logs when each request came.
-fn rate_limited_stack() -> (u16, RequestLog) {
+/// A modern stack that bills every account one echo line, `delay` after it was asked, and logs
+/// when each request came; with `rate_limited`, it first answers each account with 429 and
+/// `Retry-After: 1`.
+fn test_stack(rate_limited: bool, delay: Duration) -> (u16, RequestLog) {
     use std::io::{BufRead, BufReader, Write};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -1095,7 +1096,8 @@ fn rate_limited_stack() -> (u16, RequestLog) {
                 log.push((account.clone(), Instant::now()));
                 first
             };
-            let response = if first {
+            std::thread::sleep(delay);
+            let response = if rate_limited && first {
                 "HTTP/1.1 429 Too Many Requests\r\nRetry-After: 1\r\nContent-Length: 4\r\nConnection: close\r\n\r\nslow".to_owned()
             } else {
                 let body = serde_json::json!({"account_id": account, "lines": [{
@@ -1127,7 +1129,7 @@ fn a_429_with_retry_after_is_honoured() {
     )
     .unwrap();
     std::fs::create_dir_all(d.join("data")).unwrap();
-    let (port, log) = rate_limited_stack();
+    let (port, log) = test_stack(true, Duration::ZERO);
     write_spec(d, port, "", "\"--echo\",", "");
     let spec = std::fs::read_to_string(d.join("spec.toml")).unwrap();
     let spec = spec
@@ -1312,4 +1314,58 @@ fn sigterm_mid_run_exits_130_with_the_run_interrupted_and_resume_finishes_it() {
     assert_eq!(doc["run"]["status"], "completed");
     assert_eq!(doc["run"]["accounts_done"], 1000);
     assert_eq!(doc["summary"]["accounts_errored"], 0);
+}
+
+#[test]
+fn a_failed_store_stops_the_stacks_being_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let accounts = 6000;
+    let mut cohort =
+        String::from("account_id,customer_id,partition,region,period_start,period_end\n");
+    for i in 0..accounts {
+        cohort.push_str(&format!("a{i},,p0,us-east-1,2026-10-01,2026-10-31\n"));
+    }
+    std::fs::write(d.join("cohort.csv"), cohort).unwrap();
+    std::fs::create_dir_all(d.join("data")).unwrap();
+    // About 200 accounts a second: all of them would take half a minute.
+    let (port, log) = test_stack(false, Duration::from_millis(5));
+    write_spec(d, port, "", "\"--echo\",", "");
+    let spec = std::fs::read_to_string(d.join("spec.toml")).unwrap();
+    let spec = spec
+        .lines()
+        .filter(|l| !l.starts_with("start ="))
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(d.join("spec.toml"), spec).unwrap();
+    let mut run = spawn_run(d, "s.db", "store");
+    wait_for_progress(d, "s.db", 100, "store");
+    // From now on every outcome the store is given fails to be written.
+    support::runtime().block_on(async {
+        let url = format!("sqlite://{}", d.join("s.db").display());
+        let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+        sqlx::query(
+            "CREATE TRIGGER broken BEFORE INSERT ON outcomes BEGIN SELECT RAISE(ABORT, 'the disk is gone'); END",
+        )
+        .execute(&pool)
+        .await
+        .unwrap();
+        pool.close().await;
+    });
+    let broken = log.lock().unwrap().len();
+    let code = wait_code(&mut run, 30, d, "store");
+    let stderr = std::fs::read_to_string(d.join("store.stderr")).unwrap();
+    assert_eq!(code, 3, "{stderr}");
+    assert!(stderr.contains("the disk is gone"), "{stderr}");
+    assert!(stderr.contains("resume with --resume"), "{stderr}");
+    // Once the store failed, nothing more was asked than what was in flight or queued.
+    // (Requests sent before the run ended may still wait in the test server's backlog.)
+    std::thread::sleep(Duration::from_millis(500));
+    let served = log.lock().unwrap().len();
+    assert!(
+        served < broken + 1000,
+        "{served} of {accounts} accounts were asked for, {broken} when the store broke: {stderr}"
+    );
+    let runs = billshadow(&["runs", "--store", "s.db", "--format", "json"], d).json();
+    assert_eq!(runs["runs"][0]["status"], "failed");
 }
