@@ -143,6 +143,9 @@ pub(crate) struct RunArgs {
     /// Finish an interrupted run (an id, or `latest`) instead of starting one.
     #[arg(long, value_name = "RUN", conflicts_with_all = ["spec", "cohort", "calibrate"])]
     pub(crate) resume: Option<String>,
+    /// With --resume: also redo the accounts whose outcome is `stack_error`, replacing it.
+    #[arg(long)]
+    pub(crate) retry_errors: bool,
     /// Replay the legacy stack twice and report the fields that differ (noise).
     #[arg(long)]
     pub(crate) calibrate: bool,

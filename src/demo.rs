@@ -147,6 +147,7 @@ pub(crate) fn run(args: DemoArgs) -> Outcome {
         store: Some(store.display().to_string()),
         concurrency: 512,
         resume: None,
+        retry_errors: false,
         calibrate: false,
         as_of: None,
         format: TableFormat::Text,

@@ -1,6 +1,7 @@
 //! Exit codes, for every command: 0 parity / gate passes, 1 mismatches beyond tolerance /
 //! gate blocked, 2 usage, configuration or input error, 3 a stack or store failure
-//! prevented a verdict.
+//! prevented a verdict (for `run`, also a stack that stayed down), 130 interrupted by Ctrl-C
+//! or SIGTERM (the run can be resumed).
 
 use std::process::ExitCode;
 
@@ -10,6 +11,7 @@ pub(crate) enum Code {
     Mismatch = 1,
     Input = 2,
     Stack = 3,
+    Interrupted = 130,
 }
 
 impl From<Code> for ExitCode {

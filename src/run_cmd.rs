@@ -165,6 +165,11 @@ async fn run_async(args: RunArgs) -> Outcome {
             .map_err(|_| input(anyhow!("--as-of `{d}` is not a date (YYYY-MM-DD)")))?,
         None => chrono::Utc::now().date_naive(),
     };
+    if args.retry_errors && args.resume.is_none() {
+        return Err(input(anyhow!(
+            "--retry-errors redoes the stack errors of a stored run: it needs --resume RUN"
+        )));
+    }
     let store_url = default_url(args.store.as_deref());
     let (run_id, prepared, resumed) = match &args.resume {
         Some(which) => {
@@ -254,7 +259,10 @@ async fn run_async(args: RunArgs) -> Outcome {
     } else {
         store.set_status(&run_id, "running").await.map_err(stack)?;
     }
-    let pending = store.pending_count(&run_id).await.map_err(stack)?;
+    let pending = store
+        .pending_count(&run_id, args.retry_errors)
+        .await
+        .map_err(stack)?;
     let total = store.resolve(&run_id).await.map_err(stack)?.accounts_total as u64;
     eprintln!(
         "{} {run_id}: {} of {total} accounts to do (store {store_url})",
@@ -268,6 +276,7 @@ async fn run_async(args: RunArgs) -> Outcome {
         progress: !args.no_progress,
         total,
         pending,
+        retry_errors: args.retry_errors,
     };
     let result = execute(
         &store,
@@ -290,7 +299,7 @@ async fn run_async(args: RunArgs) -> Outcome {
             ))));
         }
     };
-    let status = if tally.interrupted {
+    let status = if tally.interrupted || tally.stack_down.is_some() {
         "interrupted"
     } else {
         "completed"
@@ -303,6 +312,17 @@ async fn run_async(args: RunArgs) -> Outcome {
         .map_err(stack)?;
     store.close().await;
     print_report(&report, args.format, args.limit, args.calibrate)?;
+    if let Some(why) = &tally.stack_down {
+        // Exit 3: a stack failure prevented a verdict; nothing was turned into one.
+        eprintln!(
+            "error: {why}; run {run_id} stopped with {} accounts pending: resume with --resume {run_id} once it is back",
+            report.accounts_pending()
+        );
+        return Ok(Code::Stack);
+    }
+    if tally.interrupted {
+        return Ok(Code::Interrupted);
+    }
     Ok(exit_code(&report))
 }
 

@@ -5,16 +5,22 @@
 //! limit (in the adapters), the queue to the store writer, the size of a store transaction.
 //! Killing the process at any moment loses at most the outcomes not yet committed; those
 //! accounts have no outcome and a resume does them again.
+//!
+//! The run stops early, leaving what is not done pending, on Ctrl-C or SIGTERM (what is in
+//! flight is finished), when a stack stays down past its outage limit (an account whose
+//! stack is down gets no outcome; what is in flight is abandoned) and when the store fails
+//! (the writer tells the producer at once: nothing more is asked of the stacks).
 
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use billshadow_adapters::live::{AccountRequest, FetchResult, Stack};
 use billshadow_comparisons::{CompareConfig, Diff, DiffClass, Evidence, Scope, compare};
 use rust_decimal::Decimal;
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinSet;
 
 use crate::store::{AccountOutcome, OutcomeStatus, Store};
@@ -33,17 +39,72 @@ pub(crate) struct RunnerOptions {
     /// Accounts in the run, and how many of them have no outcome yet.
     pub(crate) total: u64,
     pub(crate) pending: u64,
+    /// `--retry-errors`: accounts whose outcome is `stack_error` are done again, their
+    /// outcome replaced.
+    pub(crate) retry_errors: bool,
 }
 
 /// What the runner did in this process.
 #[derive(Debug, Default)]
 pub(crate) struct RunTally {
     pub(crate) accounts: u64,
+    /// Stopped by Ctrl-C or SIGTERM.
     pub(crate) interrupted: bool,
+    /// Stopped because a stack stayed down past its outage limit: why.
+    pub(crate) stack_down: Option<String>,
 }
 
-/// Runs `pending` accounts of `run_id`; returns when all are stored, or on Ctrl-C once what is
-/// in flight is stored.
+/// Why the producer must stop sending work, set by whoever finds out.
+#[derive(Default)]
+struct Stop {
+    store_failed: AtomicBool,
+    stack_down: Mutex<Option<String>>,
+    notify: Notify,
+}
+
+impl Stop {
+    fn store_failed(&self) {
+        self.store_failed.store(true, Ordering::SeqCst);
+        self.notify.notify_one();
+    }
+
+    fn stack_down(&self, why: &str) {
+        let mut down = self.stack_down.lock().unwrap_or_else(|e| e.into_inner());
+        if down.is_none() {
+            *down = Some(why.to_owned());
+        }
+        drop(down);
+        self.notify.notify_one();
+    }
+
+    fn down(&self) -> Option<String> {
+        self.stack_down
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Nothing more may be asked of the stacks, and what is in flight is abandoned.
+    fn abandon(&self) -> bool {
+        self.store_failed.load(Ordering::SeqCst) || self.down().is_some()
+    }
+}
+
+/// Resolves on SIGTERM (never where there is no such signal, or it cannot be watched).
+async fn terminated() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            term.recv().await;
+            return;
+        }
+    }
+    std::future::pending::<()>().await;
+}
+
+/// Runs `pending` accounts of `run_id`; returns when all are stored, on Ctrl-C or SIGTERM
+/// once what is in flight is stored, or once a stack stayed down past its outage limit.
 pub(crate) async fn execute(
     store: &Store,
     run_id: &str,
@@ -59,15 +120,28 @@ pub(crate) async fn execute(
     let done_before = total - pending;
     let progress = Progress::new(options.progress, total, done_before);
 
+    let stop = Arc::new(Stop::default());
+    let retry_errors = options.retry_errors;
     let writer = {
-        let progress = progress.clone();
-        async move { write_outcomes(store, run_id, receiver, progress).await }
+        let (progress, stop) = (progress.clone(), stop.clone());
+        async move {
+            let written = write_outcomes(store, run_id, receiver, progress, retry_errors).await;
+            if written.is_err() {
+                // Stop asking the stacks at once: nothing more can be stored.
+                stop.store_failed();
+            }
+            written
+        }
     };
+    let producer_stop = stop.clone();
     let producer = async move {
+        let stop = producer_stop;
         let mut tasks = JoinSet::new();
         let mut interrupted = false;
         let ctrl_c = tokio::signal::ctrl_c();
         tokio::pin!(ctrl_c);
+        let term = terminated();
+        tokio::pin!(term);
         let batch_key = {
             let (legacy, modern) = (legacy.clone(), modern.clone());
             move |a: &AccountRequest| (legacy.batch_key(a), modern.batch_key(a))
@@ -79,22 +153,37 @@ pub(crate) async fn execute(
             buffer: std::collections::VecDeque::new(),
             done: false,
             key: &batch_key,
+            redo_errors: retry_errors,
         };
         loop {
-            while tasks.len() < batches_in_flight && !interrupted {
+            if stop.abandon() {
+                tasks.abort_all();
+                break;
+            }
+            while tasks.len() < batches_in_flight && !interrupted && !stop.abandon() {
                 let batch = pages.next_batch(batch_size).await?;
                 if batch.is_empty() {
                     break;
                 }
-                let (legacy, modern, config, sender) = (
+                let (legacy, modern, config, sender, stop) = (
                     legacy.clone(),
                     modern.clone(),
                     config.clone(),
                     sender.clone(),
+                    stop.clone(),
                 );
                 tasks.spawn(async move {
                     let (l, m) = tokio::join!(legacy.fetch(&batch), modern.fetch(&batch));
                     for ((account, l), m) in batch.iter().zip(l).zip(m) {
+                        // A stack down past its limit gives no verdict: the account stays
+                        // pending, and the run stops.
+                        if let Some(down) = [&l, &m]
+                            .into_iter()
+                            .find_map(|r| r.as_ref().err().filter(|f| f.outage))
+                        {
+                            stop.stack_down(&down.message);
+                            continue;
+                        }
                         let outcome = judge(account, l, m, &config);
                         if sender.send(outcome).await.is_err() {
                             return; // The writer failed; the run stops.
@@ -107,17 +196,25 @@ pub(crate) async fn execute(
             }
             tokio::select! {
                 joined = tasks.join_next() => {
-                    if let Some(Err(e)) = joined {
+                    if let Some(Err(e)) = joined.filter(|j| j.as_ref().is_err_and(|e| !e.is_cancelled())) {
                         tracing::error!("a batch task failed: {e}");
                     }
                 }
+                () = stop.notify.notified() => {}
                 _ = &mut ctrl_c, if !interrupted => {
                     interrupted = true;
                     eprintln!("interrupted: finishing the accounts in flight, then stopping (resume with --resume {run_id})");
                 }
+                () = &mut term, if !interrupted => {
+                    interrupted = true;
+                    eprintln!("terminated (SIGTERM): finishing the accounts in flight, then stopping (resume with --resume {run_id})");
+                }
             }
         }
         drop(sender);
+        // Abandoned tasks (a stack down, the store failed) end here, before the writer is
+        // awaited for the last time.
+        while tasks.join_next().await.is_some() {}
         Ok::<_, anyhow::Error>(interrupted)
     };
     let (written, interrupted) = tokio::join!(writer, producer);
@@ -127,6 +224,7 @@ pub(crate) async fn execute(
     Ok(RunTally {
         accounts,
         interrupted,
+        stack_down: stop.down(),
     })
 }
 
@@ -144,6 +242,8 @@ struct Pages<'a> {
     buffer: std::collections::VecDeque<(BatchKey, AccountRequest)>,
     done: bool,
     key: &'a (dyn Fn(&AccountRequest) -> BatchKey + Sync),
+    /// Accounts with a `stack_error` outcome are to do again (`--retry-errors`).
+    redo_errors: bool,
 }
 
 /// Accounts read from the store per page.
@@ -157,7 +257,7 @@ impl Pages<'_> {
         if self.buffer.len() < page_size && !self.done {
             let page = self
                 .store
-                .pending_page(self.run_id, self.after, page_size)
+                .pending_page(self.run_id, self.after, page_size, self.redo_errors)
                 .await?;
             self.done = page.is_empty();
             if let Some((position, _)) = page.last() {
@@ -192,6 +292,7 @@ async fn write_outcomes(
     run_id: &str,
     mut receiver: mpsc::Receiver<AccountOutcome>,
     progress: Progress,
+    replace_errors: bool,
 ) -> anyhow::Result<u64> {
     let mut written = 0u64;
     let mut batch = Vec::with_capacity(WRITE_BATCH_MAX);
@@ -206,7 +307,7 @@ async fn write_outcomes(
                 Ok(None) | Err(_) => break,
             }
         }
-        store.record(run_id, &batch).await?;
+        store.record(run_id, &batch, replace_errors).await?;
         written += batch.len() as u64;
         progress.add(&batch);
         batch.clear();

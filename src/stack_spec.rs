@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use billshadow_adapters::live::{
-    CommandConfig, HttpConfig, SqlConfig, StackConfig, StackKind, StartConfig, Template,
+    CommandConfig, HttpConfig, Resilience, SqlConfig, StackConfig, StackKind, StartConfig, Template,
 };
 use billshadow_adapters::{Catalog, Mapping};
 
@@ -20,6 +20,7 @@ pub(crate) struct LiveSpec {
     concurrency: usize,
     rate_per_second: u32,
     timeout: Duration,
+    resilience: Resilience,
     base: PathBuf,
     pub(crate) start: Option<StartConfig>,
 }
@@ -36,8 +37,6 @@ enum LiveKind {
         url: Template,
         body: Option<Template>,
         headers: Vec<(String, String, String)>,
-        retries: u32,
-        backoff: Duration,
     },
     Sql {
         dsn_env: String,
@@ -137,8 +136,6 @@ impl LiveSpec {
                     url,
                     body,
                     headers,
-                    retries: raw.retries.unwrap_or(3).min(10),
-                    backoff: Duration::from_millis(raw.backoff_ms.unwrap_or(100)),
                 }
             }
             "sql" => {
@@ -173,7 +170,23 @@ impl LiveSpec {
             _ => "canonical-jsonl",
         };
         let _ = side;
+        let defaults = Resilience::default();
+        let millis =
+            |value: Option<u64>, default: Duration| value.map_or(default, Duration::from_millis);
+        let resilience = Resilience {
+            retries: raw.retries.unwrap_or(defaults.retries).min(10),
+            backoff: millis(raw.backoff_ms, defaults.backoff),
+            backoff_max: millis(raw.backoff_max_ms, defaults.backoff_max),
+            breaker_failures: raw
+                .breaker_failures
+                .unwrap_or(defaults.breaker_failures)
+                .max(1),
+            probe_interval: millis(raw.probe_ms, defaults.probe_interval)
+                .max(Duration::from_millis(1)),
+            outage_max: millis(raw.outage_max_ms, defaults.outage_max),
+        };
         Ok(Some(LiveSpec {
+            resilience,
             kind: live_kind,
             format: raw.format.unwrap_or_else(|| default_format.to_owned()),
             concurrency: raw.concurrency.unwrap_or(16).clamp(1, 1024),
@@ -215,8 +228,6 @@ impl LiveSpec {
                 url,
                 body,
                 headers,
-                retries,
-                backoff,
             } => {
                 let mut resolved = Vec::new();
                 for (name, var, prefix) in headers {
@@ -228,8 +239,6 @@ impl LiveSpec {
                     body: body.clone(),
                     headers: resolved,
                     timeout: self.timeout,
-                    retries: *retries,
-                    backoff: *backoff,
                 })
             }
             LiveKind::Sql {
@@ -249,6 +258,7 @@ impl LiveSpec {
             mapping,
             concurrency: self.concurrency,
             rate_per_second: self.rate_per_second,
+            resilience: self.resilience.clone(),
         })
     }
 }

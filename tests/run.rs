@@ -231,6 +231,16 @@ fn a_flaky_stack_loses_no_account_and_says_how_many_have_no_verdict() {
     cohort(d, 1000);
     let faults = "\"--echo\", \"--fail-rate\", \"0.1\", \"--slow-rate\", \"0.03\", \"--slow-ms\", \"3000\", \"--malformed-rate\", \"0.02\", \"--crash-after\", \"900\"";
     write_spec(d, free_port(), faults, "\"--echo\",", "");
+    // The crash is an outage: waited out for 1.5 s, then the run stops.
+    let spec = std::fs::read_to_string(d.join("spec.toml")).unwrap();
+    std::fs::write(
+        d.join("spec.toml"),
+        spec.replace(
+            "retries = 2",
+            "retries = 2\nprobe_ms = 100\noutage_max_ms = 1500",
+        ),
+    )
+    .unwrap();
     let run = billshadow(
         &[
             "run",
@@ -243,15 +253,25 @@ fn a_flaky_stack_loses_no_account_and_says_how_many_have_no_verdict() {
         ],
         d,
     );
-    // Every compared account is at parity (both stacks echo); some have no verdict.
+    // Every compared account is at parity (both stacks echo); some have no verdict (broken
+    // answers), the rest are pending since the stack crashed for good.
     assert_eq!(run.code, 3, "{}", run.transcript());
+    assert!(
+        run.stderr
+            .contains("the modern stack has been down for more than 1.5 s"),
+        "{}",
+        run.stderr
+    );
     let doc = show(d, "flaky.db");
+    assert_eq!(doc["run"]["status"], "interrupted");
     let s = &doc["summary"];
     let (compared, errored) = (
         s["accounts_compared"].as_u64().unwrap(),
         s["accounts_errored"].as_u64().unwrap(),
     );
-    assert_eq!(compared + errored, 1000, "{s}");
+    let pending = doc["completeness"]["accounts_pending"].as_u64().unwrap();
+    assert_eq!(compared + errored + pending, 1000, "{s}");
+    assert!(pending > 0, "{}", doc["completeness"]);
     assert_eq!(s["accounts_mismatched"], 0);
     assert!(errored > 0 && compared > 500, "{s}");
     assert_eq!(s["by_class"]["stack_error"].as_u64().unwrap(), errored);
@@ -279,8 +299,8 @@ fn a_flaky_stack_loses_no_account_and_says_how_many_have_no_verdict() {
         "malformed answers: {details:?}"
     );
     assert!(
-        details.iter().any(|m| m.contains("request failed")),
-        "the crash: {details:?}"
+        !details.iter().any(|m| m.contains("request failed")),
+        "the crash is no verdict: {details:?}"
     );
 }
 
@@ -846,4 +866,512 @@ fn a_leftover_server_on_the_ready_address_is_refused_not_compared() {
         d,
     );
     assert_eq!(run.code, 0, "{}", run.transcript());
+}
+
+/// Issue 11: the spec without `start` for the modern stack (the test runs it, to kill and
+/// restart it), with the outage settings given.
+fn outage_spec(dir: &Path, port: u16, outage: &str) {
+    write_spec(dir, port, "", "", "");
+    let spec = std::fs::read_to_string(dir.join("spec.toml")).unwrap();
+    let spec = spec
+        .lines()
+        .filter(|l| !l.starts_with("start ="))
+        .collect::<Vec<_>>()
+        .join("\n")
+        .replace("retries = 2", &format!("retries = 2\n{outage}"));
+    std::fs::write(dir.join("spec.toml"), spec).unwrap();
+}
+
+/// The sample modern stack on 127.0.0.1:`port`, once it accepts connections.
+fn start_modern(dir: &Path, port: u16, args: &[&str]) -> std::process::Child {
+    let address = format!("127.0.0.1:{port}");
+    let child = Command::new(MODERN)
+        .args(["--data", "data", "--listen", &address])
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "the modern stack never listened");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child
+}
+
+/// `billshadow run` in the background, its stderr kept in `name.stderr`.
+fn spawn_run(dir: &Path, store: &str, name: &str) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_billshadow"))
+        .args([
+            "run",
+            "--spec",
+            "spec.toml",
+            "--cohort",
+            "cohort.csv",
+            "--store",
+            store,
+            "--no-progress",
+        ])
+        .current_dir(dir)
+        .env("BILLSHADOW_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.join(format!("{name}.stderr"))).unwrap())
+        .spawn()
+        .unwrap()
+}
+
+/// Waits until the run in `store` has at least `done` outcomes; returns how many it has.
+fn wait_for_progress(dir: &Path, store: &str, done: u64, name: &str) -> u64 {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        std::thread::sleep(Duration::from_millis(50));
+        let runs = billshadow(&["runs", "--store", store, "--format", "json"], dir);
+        let now = if runs.code == 0 {
+            runs.json()["runs"][0]["accounts_done"]
+                .as_u64()
+                .unwrap_or(0)
+        } else {
+            0
+        };
+        if now >= done {
+            return now;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the run made no progress: {}",
+            std::fs::read_to_string(dir.join(format!("{name}.stderr"))).unwrap_or_default()
+        );
+    }
+}
+
+/// Exit code of a child, waiting at most `seconds`.
+fn wait_code(child: &mut std::process::Child, seconds: u64, dir: &Path, name: &str) -> i32 {
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status.code().unwrap_or(-1);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!(
+                "the run did not end within {seconds} s: {}",
+                std::fs::read_to_string(dir.join(format!("{name}.stderr"))).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_modern_stack_restarted_mid_run_is_waited_out_with_no_stack_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    cohort(d, 1000);
+    let port = free_port();
+    outage_spec(d, port, "breaker_failures = 3\nprobe_ms = 100");
+    let slow = ["--slow-rate", "1", "--slow-ms", "30"];
+    let mut modern = start_modern(d, port, &slow);
+    let mut run = spawn_run(d, "s.db", "restart");
+    let done = wait_for_progress(d, "s.db", 100, "restart");
+    assert!(done < 1000, "the run finished before the stack was killed");
+    modern.kill().unwrap();
+    modern.wait().unwrap();
+    std::thread::sleep(Duration::from_secs(5));
+    let mut modern = start_modern(d, port, &slow);
+    let code = wait_code(&mut run, 60, d, "restart");
+    modern.kill().unwrap();
+    modern.wait().unwrap();
+    let stderr = std::fs::read_to_string(d.join("restart.stderr")).unwrap();
+    assert_eq!(
+        code, 1,
+        "the seeded defects, every account compared: {stderr}"
+    );
+    assert!(stderr.contains("answers again"), "{stderr}");
+    let doc = show(d, "s.db");
+    assert_eq!(doc["run"]["status"], "completed");
+    assert_eq!(
+        doc["summary"]["accounts_compared"], 1000,
+        "{}",
+        doc["summary"]
+    );
+    assert_eq!(doc["summary"]["accounts_errored"], 0, "{}", doc["summary"]);
+    assert!(doc["retries"].as_u64().unwrap() > 0, "{}", doc["retries"]);
+}
+
+#[test]
+fn a_stack_down_for_good_stops_the_run_with_its_accounts_pending_then_resume_finishes_it_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    cohort(d, 1000);
+    let port = free_port();
+    outage_spec(
+        d,
+        port,
+        "breaker_failures = 3\nprobe_ms = 100\noutage_max_ms = 1500",
+    );
+    let slow = ["--slow-rate", "1", "--slow-ms", "30"];
+    let mut modern = start_modern(d, port, &slow);
+    let started = Instant::now();
+    let mut run = spawn_run(d, "s.db", "down");
+    wait_for_progress(d, "s.db", 100, "down");
+    modern.kill().unwrap();
+    modern.wait().unwrap();
+    let killed = Instant::now();
+    let code = wait_code(&mut run, 30, d, "down");
+    let stderr = std::fs::read_to_string(d.join("down.stderr")).unwrap();
+    assert_eq!(code, 3, "{stderr}");
+    assert!(
+        killed.elapsed() >= Duration::from_millis(1400),
+        "the outage was waited out first ({:?} after the kill, {:?} in all)",
+        killed.elapsed(),
+        started.elapsed()
+    );
+    assert!(
+        stderr.contains("the modern stack has been down for more than 1.5 s"),
+        "{stderr}"
+    );
+    let doc = show(d, "s.db");
+    assert_eq!(doc["run"]["status"], "interrupted");
+    let s = &doc["summary"];
+    assert_eq!(s["accounts_errored"], 0, "no outage became a verdict: {s}");
+    let done = doc["run"]["accounts_done"].as_u64().unwrap();
+    assert!(done < 1000, "accounts are left pending: {done}");
+    assert!(
+        stderr.contains(&format!("{} accounts pending", 1000 - done)),
+        "{stderr}"
+    );
+
+    let mut modern = start_modern(d, port, &[]);
+    let resumed = billshadow(&["run", "--resume", "latest", "--store", "s.db"], d);
+    modern.kill().unwrap();
+    modern.wait().unwrap();
+    assert_eq!(resumed.code, 1, "{}", resumed.transcript());
+    assert!(
+        resumed
+            .stderr
+            .contains(&format!("{} of 1000 accounts to do", 1000 - done)),
+        "{}",
+        resumed.stderr
+    );
+    let doc = show(d, "s.db");
+    assert_eq!(doc["run"]["status"], "completed");
+    assert_eq!(doc["run"]["accounts_done"], 1000);
+    assert_eq!(doc["summary"]["accounts_compared"], 1000);
+    assert_eq!(doc["summary"]["accounts_errored"], 0);
+}
+
+/// Every request a test server saw: the account asked for, and when.
+type RequestLog = std::sync::Arc<std::sync::Mutex<Vec<(String, Instant)>>>;
+
+/// A modern stack that bills every account one echo line, `delay` after it was asked, and logs
+/// when each request came; with `rate_limited`, it first answers each account with 429 and
+/// `Retry-After: 1`.
+fn test_stack(rate_limited: bool, delay: Duration) -> (u16, RequestLog) {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::<(String, Instant)>::new()));
+    let seen = log.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut request_line = String::new();
+            if reader.read_line(&mut request_line).is_err() {
+                continue;
+            }
+            loop {
+                let mut header = String::new();
+                if reader.read_line(&mut header).unwrap_or(0) == 0 || header == "\r\n" {
+                    break;
+                }
+            }
+            let path = request_line.split(' ').nth(1).unwrap_or("").to_owned();
+            let account = path
+                .trim_start_matches("/v1/accounts/")
+                .split('/')
+                .next()
+                .unwrap_or("")
+                .to_owned();
+            let first = {
+                let mut log = seen.lock().unwrap();
+                let first = !log.iter().any(|(a, _)| *a == account);
+                log.push((account.clone(), Instant::now()));
+                first
+            };
+            std::thread::sleep(delay);
+            let response = if rate_limited && first {
+                "HTTP/1.1 429 Too Many Requests\r\nRetry-After: 1\r\nContent-Length: 4\r\nConnection: close\r\n\r\nslow".to_owned()
+            } else {
+                let body = serde_json::json!({"account_id": account, "lines": [{
+                    "period_start": "2026-10-01", "period_end": "2026-10-31", "charge_code": "echo",
+                    "line_type": "fee", "amount": "1.00", "currency": "USD",
+                    "partition": "p0", "region": "us-east-1"}]})
+                .to_string();
+                format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                )
+            };
+            let _ = stream.write_all(response.as_bytes());
+        }
+    });
+    (port, log)
+}
+
+#[test]
+fn a_429_with_retry_after_is_honoured() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(
+        d.join("cohort.csv"),
+        "account_id,customer_id,partition,region,period_start,period_end\n\
+         a1,,p0,us-east-1,2026-10-01,2026-10-31\n\
+         a2,,p0,us-east-1,2026-10-01,2026-10-31\n\
+         a3,,p0,us-east-1,2026-10-01,2026-10-31\n",
+    )
+    .unwrap();
+    std::fs::create_dir_all(d.join("data")).unwrap();
+    let (port, log) = test_stack(true, Duration::ZERO);
+    write_spec(d, port, "", "\"--echo\",", "");
+    let spec = std::fs::read_to_string(d.join("spec.toml")).unwrap();
+    let spec = spec
+        .lines()
+        .filter(|l| !l.starts_with("start ="))
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(d.join("spec.toml"), spec).unwrap();
+    let run = billshadow(
+        &[
+            "run",
+            "--spec",
+            "spec.toml",
+            "--cohort",
+            "cohort.csv",
+            "--store",
+            "s.db",
+        ],
+        d,
+    );
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    let log = log.lock().unwrap().clone();
+    for account in ["a1", "a2", "a3"] {
+        let times: Vec<Instant> = log
+            .iter()
+            .filter(|(a, _)| a == account)
+            .map(|(_, t)| *t)
+            .collect();
+        assert_eq!(times.len(), 2, "{account}: asked twice: {log:?}");
+        let waited = times[1] - times[0];
+        assert!(
+            waited >= Duration::from_millis(950),
+            "{account}: retried after {waited:?}, not after Retry-After: 1"
+        );
+    }
+    let doc = show(d, "s.db");
+    assert_eq!(doc["summary"]["accounts_at_parity"], 3);
+    assert_eq!(doc["retries"], 3);
+}
+
+#[test]
+fn retry_errors_turns_stack_errors_into_verdicts_and_replaces_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    hostile_cohort(d);
+    let port = free_port();
+    outage_spec(d, port, "");
+    let spec = std::fs::read_to_string(d.join("spec.toml")).unwrap();
+    let spec = spec.replace(
+        "args = [\"--data\", \"data\",  \"{account_ids}\"]",
+        "args = [\"--data\", \"data\", \"--echo\", \"{account_ids}\"]",
+    );
+    assert!(spec.contains("\"--echo\", \"{account_ids}\""), "{spec}");
+    std::fs::write(d.join("spec.toml"), spec).unwrap();
+    // Both stacks echo; the modern one first answers half its requests with broken JSON.
+    let mut modern = start_modern(
+        d,
+        port,
+        &["--echo", "--malformed-rate", "0.5", "--seed", "3"],
+    );
+    let run = billshadow(
+        &[
+            "run",
+            "--spec",
+            "spec.toml",
+            "--cohort",
+            "cohort.csv",
+            "--store",
+            "s.db",
+        ],
+        d,
+    );
+    modern.kill().unwrap();
+    modern.wait().unwrap();
+    assert_eq!(run.code, 3, "{}", run.transcript());
+    let before = show(d, "s.db");
+    let errored = before["summary"]["accounts_errored"].as_u64().unwrap();
+    assert!(errored > 0, "{}", before["summary"]);
+
+    // A plain resume has nothing left to do; --retry-errors redoes the stack errors only.
+    let mut modern = start_modern(d, port, &["--echo"]);
+    let plain = billshadow(&["run", "--resume", "latest", "--store", "s.db"], d);
+    assert_eq!(plain.code, 3, "{}", plain.transcript());
+    assert!(
+        plain
+            .stderr
+            .contains(&format!("0 of {} accounts to do", HOSTILE.len())),
+        "{}",
+        plain.stderr
+    );
+    let again = billshadow(
+        &[
+            "run",
+            "--resume",
+            "latest",
+            "--retry-errors",
+            "--store",
+            "s.db",
+        ],
+        d,
+    );
+    modern.kill().unwrap();
+    modern.wait().unwrap();
+    assert_eq!(again.code, 0, "{}", again.transcript());
+    assert!(
+        again
+            .stderr
+            .contains(&format!("{errored} of {} accounts to do", HOSTILE.len())),
+        "{}",
+        again.stderr
+    );
+    let after = show(d, "s.db");
+    let s = &after["summary"];
+    assert_eq!(s["accounts_errored"], 0, "{s}");
+    assert_eq!(s["accounts_at_parity"], HOSTILE.len(), "{s}");
+    assert_eq!(after["run"]["accounts_done"], HOSTILE.len());
+    assert!(s["by_class"].get("stack_error").is_none(), "{s}");
+    // The totals added up per cell as outcomes were stored hold every account once.
+    let total = format!("{}.00", HOSTILE.len());
+    assert_eq!(s["currencies"]["USD"]["legacy_total"], total, "{s}");
+    assert_eq!(s["currencies"]["USD"]["modern_total"], total, "{s}");
+    // --retry-errors needs --resume.
+    let bad = billshadow(
+        &[
+            "run",
+            "--spec",
+            "spec.toml",
+            "--cohort",
+            "cohort.csv",
+            "--retry-errors",
+        ],
+        d,
+    );
+    assert_eq!(bad.code, 2, "{}", bad.transcript());
+    assert!(
+        bad.stderr.contains("it needs --resume RUN"),
+        "{}",
+        bad.stderr
+    );
+}
+
+#[test]
+fn sigterm_mid_run_exits_130_with_the_run_interrupted_and_resume_finishes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    cohort(d, 1000);
+    let port = free_port();
+    write_spec(
+        d,
+        port,
+        "\"--slow-rate\", \"1\", \"--slow-ms\", \"15\"",
+        "",
+        "",
+    );
+    let mut run = spawn_run(d, "s.db", "term");
+    wait_for_progress(d, "s.db", 100, "term");
+    let killed = Command::new("kill")
+        .args(["-TERM", &run.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let code = wait_code(&mut run, 30, d, "term");
+    let stderr = std::fs::read_to_string(d.join("term.stderr")).unwrap();
+    assert_eq!(code, 130, "{stderr}");
+    assert!(stderr.contains("terminated (SIGTERM)"), "{stderr}");
+    let runs = billshadow(&["runs", "--store", "s.db", "--format", "json"], d).json();
+    assert_eq!(runs["runs"][0]["status"], "interrupted");
+    let done = runs["runs"][0]["accounts_done"].as_u64().unwrap();
+    assert!(done < 1000, "{done}");
+
+    wait_until_closed(port);
+    let resumed = billshadow(&["run", "--resume", "latest", "--store", "s.db"], d);
+    assert_eq!(resumed.code, 1, "{}", resumed.transcript());
+    assert!(
+        resumed
+            .stderr
+            .contains(&format!("{} of 1000 accounts to do", 1000 - done)),
+        "{}",
+        resumed.stderr
+    );
+    let doc = show(d, "s.db");
+    assert_eq!(doc["run"]["status"], "completed");
+    assert_eq!(doc["run"]["accounts_done"], 1000);
+    assert_eq!(doc["summary"]["accounts_errored"], 0);
+}
+
+#[test]
+fn a_failed_store_stops_the_stacks_being_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let accounts = 6000;
+    let mut cohort =
+        String::from("account_id,customer_id,partition,region,period_start,period_end\n");
+    for i in 0..accounts {
+        cohort.push_str(&format!("a{i},,p0,us-east-1,2026-10-01,2026-10-31\n"));
+    }
+    std::fs::write(d.join("cohort.csv"), cohort).unwrap();
+    std::fs::create_dir_all(d.join("data")).unwrap();
+    // About 200 accounts a second: all of them would take half a minute.
+    let (port, log) = test_stack(false, Duration::from_millis(5));
+    write_spec(d, port, "", "\"--echo\",", "");
+    let spec = std::fs::read_to_string(d.join("spec.toml")).unwrap();
+    let spec = spec
+        .lines()
+        .filter(|l| !l.starts_with("start ="))
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(d.join("spec.toml"), spec).unwrap();
+    let mut run = spawn_run(d, "s.db", "store");
+    wait_for_progress(d, "s.db", 100, "store");
+    // From now on every outcome the store is given fails to be written.
+    support::runtime().block_on(async {
+        let url = format!("sqlite://{}", d.join("s.db").display());
+        let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+        sqlx::query(
+            "CREATE TRIGGER broken BEFORE INSERT ON outcomes BEGIN SELECT RAISE(ABORT, 'the disk is gone'); END",
+        )
+        .execute(&pool)
+        .await
+        .unwrap();
+        pool.close().await;
+    });
+    let broken = log.lock().unwrap().len();
+    let code = wait_code(&mut run, 30, d, "store");
+    let stderr = std::fs::read_to_string(d.join("store.stderr")).unwrap();
+    assert_eq!(code, 3, "{stderr}");
+    assert!(stderr.contains("the disk is gone"), "{stderr}");
+    assert!(stderr.contains("resume with --resume"), "{stderr}");
+    // Once the store failed, nothing more was asked than what was in flight or queued.
+    // (Requests sent before the run ended may still wait in the test server's backlog.)
+    std::thread::sleep(Duration::from_millis(500));
+    let served = log.lock().unwrap().len();
+    assert!(
+        served < broken + 1000,
+        "{served} of {accounts} accounts were asked for, {broken} when the store broke: {stderr}"
+    );
+    let runs = billshadow(&["runs", "--store", "s.db", "--format", "json"], d).json();
+    assert_eq!(runs["runs"][0]["status"], "failed");
 }

@@ -436,21 +436,24 @@ impl Store {
         Ok(position as u64)
     }
 
-    /// Up to `limit` accounts of a run that have no outcome yet, after cohort position
-    /// `after` (exclusive), in cohort order, with their positions: a run pages through its
-    /// cohort, so its memory does not grow with the cohort.
+    /// Up to `limit` accounts of a run that have no outcome yet (with `redo_errors`, or
+    /// whose outcome is `stack_error`), after cohort position `after` (exclusive), in cohort
+    /// order, with their positions: a run pages through its cohort, so its memory does not
+    /// grow with the cohort.
     pub(crate) async fn pending_page(
         &self,
         run_id: &str,
         after: i64,
         limit: usize,
+        redo_errors: bool,
     ) -> anyhow::Result<Vec<(i64, AccountRequest)>> {
-        let rows = sqlx::query(
+        let rows = sqlx::query(&format!(
             "SELECT c.account_id, c.customer_id, c.partition, c.region, c.period_start, c.period_end, c.position FROM cohort c \
              WHERE c.run_id = $1 AND c.position > $2 \
-             AND NOT EXISTS (SELECT 1 FROM outcomes o WHERE o.run_id = c.run_id AND o.account_id = c.account_id) \
+             AND NOT EXISTS (SELECT 1 FROM outcomes o WHERE o.run_id = c.run_id AND o.account_id = c.account_id{}) \
              ORDER BY c.position LIMIT $3",
-        )
+            kept_outcomes(redo_errors)
+        ))
         .bind(run_id)
         .bind(after)
         .bind(limit as i64)
@@ -461,27 +464,80 @@ impl Store {
             .collect()
     }
 
-    /// How many accounts of a run have no outcome yet.
-    pub(crate) async fn pending_count(&self, run_id: &str) -> anyhow::Result<u64> {
-        let row = sqlx::query(
+    /// How many accounts of a run have no outcome yet (with `redo_errors`, or a
+    /// `stack_error` one).
+    pub(crate) async fn pending_count(
+        &self,
+        run_id: &str,
+        redo_errors: bool,
+    ) -> anyhow::Result<u64> {
+        let row = sqlx::query(&format!(
             "SELECT COUNT(*) FROM cohort c WHERE c.run_id = $1 \
-             AND NOT EXISTS (SELECT 1 FROM outcomes o WHERE o.run_id = c.run_id AND o.account_id = c.account_id)",
-        )
+             AND NOT EXISTS (SELECT 1 FROM outcomes o WHERE o.run_id = c.run_id AND o.account_id = c.account_id{})",
+            kept_outcomes(redo_errors)
+        ))
         .bind(run_id)
         .fetch_one(&self.pool)
         .await?;
         Ok(row.try_get::<i64, _>(0)? as u64)
     }
 
-    /// Records outcomes, all or none.
+    /// Records outcomes, all or none. With `replace_errors`, an account's `stack_error`
+    /// outcome is replaced in the same transaction: its rows are deleted and its totals taken
+    /// out of its cell's before the new outcome goes in, so an account never has two outcomes
+    /// and the cell totals stay exact. Any other existing outcome fails the transaction.
     pub(crate) async fn record(
         &self,
         run_id: &str,
         outcomes: &[AccountOutcome],
+        replace_errors: bool,
     ) -> anyhow::Result<()> {
         let mut tx = self.pool.begin().await?;
         let finished_at = now();
+        // Per cell and currency code: what this transaction adds to the cell's totals.
+        let mut cells: BTreeMap<(&str, &str, String), (Decimal, Decimal)> = BTreeMap::new();
         for o in outcomes {
+            if replace_errors {
+                let replaced = sqlx::query(
+                    "SELECT status FROM outcomes WHERE run_id = $1 AND account_id = $2",
+                )
+                .bind(run_id)
+                .bind(o.account_id.as_str())
+                .fetch_optional(&mut *tx)
+                .await?;
+                if let Some(row) = replaced {
+                    let status: String = row.try_get(0)?;
+                    if status != OutcomeStatus::StackError.as_str() {
+                        bail!(
+                            "{} already has a `{status}` outcome in run {run_id}; only a stack_error is redone",
+                            o.account_id
+                        );
+                    }
+                    let totals = sqlx::query(
+                        "SELECT currency, legacy_total, modern_total FROM totals WHERE run_id = $1 AND account_id = $2",
+                    )
+                    .bind(run_id)
+                    .bind(o.account_id.as_str())
+                    .fetch_all(&mut *tx)
+                    .await?;
+                    for t in &totals {
+                        let e = cells
+                            .entry((o.partition.as_str(), o.region.as_str(), t.try_get(0)?))
+                            .or_default();
+                        e.0 -= t.try_get::<String, _>(1)?.parse::<Decimal>()?;
+                        e.1 -= t.try_get::<String, _>(2)?.parse::<Decimal>()?;
+                    }
+                    for table in ["totals", "diffs", "evidence", "outcomes"] {
+                        sqlx::query(&format!(
+                            "DELETE FROM {table} WHERE run_id = $1 AND account_id = $2"
+                        ))
+                        .bind(run_id)
+                        .bind(o.account_id.as_str())
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                }
+            }
             sqlx::query(
                 "INSERT INTO outcomes (run_id, account_id, status, diffs_failing, waived, lines_legacy, lines_modern, \
                  lines_matched, lines_mismatched, retries, error, finished_at, delta_order) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13)",
@@ -538,11 +594,14 @@ impl Store {
                 }
             }
         }
-        let mut cells: BTreeMap<(&str, &str, Currency), (Decimal, Decimal)> = BTreeMap::new();
         for o in outcomes {
             for (currency, legacy, modern) in &o.totals {
                 let e = cells
-                    .entry((o.partition.as_str(), o.region.as_str(), *currency))
+                    .entry((
+                        o.partition.as_str(),
+                        o.region.as_str(),
+                        currency.code().to_owned(),
+                    ))
                     .or_default();
                 e.0 += *legacy;
                 e.1 += *modern;
@@ -555,7 +614,7 @@ impl Store {
             .bind(run_id)
             .bind(partition)
             .bind(region)
-            .bind(currency.code())
+            .bind(currency.as_str())
             .fetch_optional(&mut *tx)
             .await?;
             let (l, m) = match existing {
@@ -572,7 +631,7 @@ impl Store {
             .bind(run_id)
             .bind(partition)
             .bind(region)
-            .bind(currency.code())
+            .bind(currency.as_str())
             .bind(l.to_string())
             .bind(m.to_string())
             .execute(&mut *tx)
@@ -1002,6 +1061,16 @@ async fn insert_cohort_chunk(
 /// ten-thousandths of a unit, truncated, whatever its currency. Never summed, shown or used to
 /// rank accounts (that would compare yen with euros): reports rank within one currency
 /// (`worst_accounts_by_currency`).
+/// The condition on an outcome that keeps its account out of the work still to do: any
+/// outcome, or with `redo_errors` any but a `stack_error`.
+fn kept_outcomes(redo_errors: bool) -> &'static str {
+    if redo_errors {
+        " AND o.status <> 'stack_error'"
+    } else {
+        ""
+    }
+}
+
 fn delta_order(totals: &[(Currency, Decimal, Decimal)]) -> i64 {
     let largest = totals
         .iter()

@@ -1,10 +1,14 @@
 //! The command adapter: one program invocation per account, or per batch when an argument is
-//! `{account_ids}`. Arguments are separate argv entries; no shell ever sees them.
+//! `{account_ids}`. Arguments are separate argv entries; no shell ever sees them. A timeout is
+//! transient (retried, counted by the circuit breaker); a non-zero exit or output that does
+//! not parse is the program's answer, final for the invocation's accounts.
 
 use std::process::Stdio;
 
 use tokio::io::AsyncReadExt;
 
+use super::limit::Limiter;
+use super::resilience::{Attempt, Breaker, retrying};
 use super::template::Escape;
 use super::{
     AccountRequest, CommandConfig, FetchResult, Fetched, OUTPUT_BYTES_MAX, StackConfig,
@@ -68,6 +72,8 @@ impl CommandStack {
         &self,
         batch: &[AccountRequest],
         stack: &StackConfig,
+        limit: &Limiter,
+        breaker: &Breaker,
     ) -> Vec<FetchResult> {
         let mut groups: Vec<(Vec<String>, Vec<usize>)> = Vec::new();
         for (i, account) in batch.iter().enumerate() {
@@ -82,7 +88,7 @@ impl CommandStack {
             let group: Vec<AccountRequest> = members.iter().map(|&i| batch[i].clone()).collect();
             for (i, result) in members
                 .into_iter()
-                .zip(self.fetch_group(&group, stack).await)
+                .zip(self.fetch_group(&group, stack, limit, breaker).await)
             {
                 out[i] = Some(result);
             }
@@ -93,30 +99,34 @@ impl CommandStack {
                     Err(StackFailure {
                         message: "the invocation gave no result for this account".to_owned(),
                         retries: 0,
+                        outage: false,
                     })
                 })
             })
             .collect()
     }
 
-    async fn fetch_group(&self, batch: &[AccountRequest], stack: &StackConfig) -> Vec<FetchResult> {
+    async fn fetch_group(
+        &self,
+        batch: &[AccountRequest],
+        stack: &StackConfig,
+        limit: &Limiter,
+        breaker: &Breaker,
+    ) -> Vec<FetchResult> {
         if batch.is_empty() {
             return Vec::new();
         }
-        match self.run(batch, stack).await {
-            Ok(stores) => stores
+        let result = retrying(breaker, || async {
+            let _permit = limit.acquire().await;
+            self.run(batch, stack).await
+        })
+        .await;
+        match result {
+            Ok((stores, retries)) => stores
                 .into_iter()
-                .map(|lines| Ok(Fetched { lines, retries: 0 }))
+                .map(|lines| Ok(Fetched { lines, retries }))
                 .collect(),
-            Err(message) => batch
-                .iter()
-                .map(|_| {
-                    Err(StackFailure {
-                        message: message.clone(),
-                        retries: 0,
-                    })
-                })
-                .collect(),
+            Err(failure) => batch.iter().map(|_| Err(failure.clone())).collect(),
         }
     }
 
@@ -124,7 +134,19 @@ impl CommandStack {
         &self,
         batch: &[AccountRequest],
         stack: &StackConfig,
-    ) -> Result<Vec<billshadow_comparisons::LineStore>, String> {
+    ) -> Attempt<Vec<billshadow_comparisons::LineStore>> {
+        match self.invoke(batch, stack).await {
+            Ok(stores) => Attempt::Done(stores),
+            Err(Invocation::TimedOut(message)) => Attempt::transient(message),
+            Err(Invocation::Failed(message)) => Attempt::Fail(message),
+        }
+    }
+
+    async fn invoke(
+        &self,
+        batch: &[AccountRequest],
+        stack: &StackConfig,
+    ) -> Result<Vec<billshadow_comparisons::LineStore>, Invocation> {
         let program = if self.config.program.components().count() > 1 {
             self.config.working_dir.join(&self.config.program)
         } else {
@@ -138,9 +160,10 @@ impl CommandStack {
             .stderr(Stdio::piped())
             .kill_on_drop(true)
             .spawn()
-            .map_err(|e| format!("cannot start {}: {e}", program.display()))?;
-        let mut stdout = child.stdout.take().ok_or("no stdout pipe")?;
-        let mut stderr = child.stderr.take().ok_or("no stderr pipe")?;
+            .map_err(|e| Invocation::Failed(format!("cannot start {}: {e}", program.display())))?;
+        let no_pipe = || Invocation::Failed("no pipe to the program".to_owned());
+        let mut stdout = child.stdout.take().ok_or_else(no_pipe)?;
+        let mut stderr = child.stderr.take().ok_or_else(no_pipe)?;
         let work = async {
             let mut out = Vec::new();
             let mut err = Vec::new();
@@ -156,28 +179,34 @@ impl CommandStack {
             Ok::<_, String>((status, out, err))
         };
         let (status, out, err) = match tokio::time::timeout(self.config.timeout, work).await {
-            Ok(result) => result?,
+            Ok(result) => result.map_err(Invocation::Failed)?,
             Err(_) => {
-                return Err(format!(
+                return Err(Invocation::TimedOut(format!(
                     "timed out after {} ms",
                     self.config.timeout.as_millis()
-                ));
+                )));
             }
         };
         if !status.success() {
-            return Err(format!(
+            return Err(Invocation::Failed(format!(
                 "{} exited with {status}: {}",
                 program.display(),
                 tail(&err)
-            ));
+            )));
         }
         if out.len() > OUTPUT_BYTES_MAX {
-            return Err(format!(
+            return Err(Invocation::Failed(format!(
                 "its output is larger than {OUTPUT_BYTES_MAX} bytes"
-            ));
+            )));
         }
         let origin = format!("{} stack output", stack.side);
-        let store = parse_output(&origin, &out, &stack.mapping)?;
+        let store = parse_output(&origin, &out, &stack.mapping).map_err(Invocation::Failed)?;
         Ok(split(store, batch))
     }
+}
+
+/// Why an invocation gave no bills: a timeout may pass; anything else is the program's answer.
+enum Invocation {
+    TimedOut(String),
+    Failed(String),
 }

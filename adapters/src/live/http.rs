@@ -1,25 +1,18 @@
-//! The HTTP adapter: one request per account, retried with exponential backoff and jitter on
-//! timeouts and 5xx answers only; any other failure is final for the account.
-
-use std::time::Duration;
+//! The HTTP adapter: one request per account. Refused or reset connections, timeouts, HTTP
+//! 429 and 5xx are transient (retried with capped exponential backoff and jitter, at least as
+//! long as the stack's `Retry-After` asks, and counted by the stack's circuit breaker); any
+//! other failure is final for the account.
 
 use super::limit::Limiter;
+use super::resilience::{Attempt, Breaker, parse_retry_after, retrying};
 use super::template::Escape;
 use super::{
-    AccountRequest, FetchResult, Fetched, HttpConfig, OUTPUT_BYTES_MAX, StackConfig, StackFailure,
-    parse_output,
+    AccountRequest, FetchResult, Fetched, HttpConfig, OUTPUT_BYTES_MAX, StackConfig, parse_output,
 };
 
 pub(crate) struct HttpStack {
     config: HttpConfig,
     client: reqwest::Client,
-}
-
-/// One attempt's outcome.
-enum Attempt {
-    Done(Vec<u8>),
-    Retry(String),
-    Fail(String),
 }
 
 impl HttpStack {
@@ -62,38 +55,37 @@ impl HttpStack {
         account: &AccountRequest,
         stack: &StackConfig,
         limit: &Limiter,
+        breaker: &Breaker,
     ) -> FetchResult {
-        let mut retries = 0;
-        loop {
-            let attempt = {
+        let (lines, retries) = retrying(breaker, || async {
+            let body = {
                 let _permit = limit.acquire().await;
                 self.attempt(account).await
             };
-            match attempt {
+            match body {
                 Attempt::Done(body) => {
                     let origin =
                         format!("{} stack response for {}", stack.side, account.account_id);
-                    return match parse_output(&origin, &body, &stack.mapping) {
-                        Ok(lines) => Ok(Fetched { lines, retries }),
-                        Err(message) => Err(StackFailure { message, retries }),
-                    };
+                    match parse_output(&origin, &body, &stack.mapping) {
+                        Ok(lines) => Attempt::Done(lines),
+                        Err(message) => Attempt::Fail(message),
+                    }
                 }
-                Attempt::Fail(message) => return Err(StackFailure { message, retries }),
-                Attempt::Retry(message) if retries >= self.config.retries => {
-                    return Err(StackFailure {
-                        message: format!("{message} (after {retries} retries)"),
-                        retries,
-                    });
-                }
-                Attempt::Retry(_) => {
-                    tokio::time::sleep(backoff(self.config.backoff, retries)).await;
-                    retries += 1;
-                }
+                Attempt::Fail(m) => Attempt::Fail(m),
+                Attempt::Transient {
+                    message,
+                    retry_after,
+                } => Attempt::Transient {
+                    message,
+                    retry_after,
+                },
             }
-        }
+        })
+        .await?;
+        Ok(Fetched { lines, retries })
     }
 
-    async fn attempt(&self, account: &AccountRequest) -> Attempt {
+    async fn attempt(&self, account: &AccountRequest) -> Attempt<Vec<u8>> {
         let url = self.config.url.render(account, Escape::Url);
         let mut request = self.client.request(self.config.method.clone(), &url);
         for (name, value) in &self.config.headers {
@@ -107,28 +99,44 @@ impl HttpStack {
         let response = match request.send().await {
             Ok(r) => r,
             Err(e) if e.is_timeout() => {
-                return Attempt::Retry(format!(
+                return Attempt::transient(format!(
                     "timed out after {} ms",
                     self.config.timeout.as_millis()
                 ));
             }
-            Err(e) => return Attempt::Fail(format!("request failed: {}", without_url(&e))),
+            // A request that cannot be built or redirects badly will never work.
+            Err(e) if e.is_builder() || e.is_redirect() => {
+                return Attempt::Fail(format!("request failed: {}", without_url(&e)));
+            }
+            // Refused, reset, closed mid-request: the stack may be restarting.
+            Err(e) => return Attempt::transient(format!("request failed: {}", without_url(&e))),
         };
         let status = response.status();
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_retry_after);
         let body = match read_body(response).await {
             Ok(b) => b,
             Err(e) if e.is_timeout() => {
-                return Attempt::Retry(format!(
+                return Attempt::transient(format!(
                     "timed out after {} ms",
                     self.config.timeout.as_millis()
                 ));
             }
             Err(e) => {
-                return Attempt::Fail(format!("cannot read the response: {}", without_url(&e)));
+                return Attempt::transient(format!(
+                    "cannot read the response: {}",
+                    without_url(&e)
+                ));
             }
         };
-        if status.is_server_error() {
-            return Attempt::Retry(format!("HTTP {status}: {}", snippet(&body)));
+        if status.is_server_error() || status == reqwest::StatusCode::TOO_MANY_REQUESTS {
+            return Attempt::Transient {
+                message: format!("HTTP {status}: {}", snippet(&body)),
+                retry_after,
+            };
         }
         if !status.is_success() {
             return Attempt::Fail(format!("HTTP {status}: {}", snippet(&body)));
@@ -144,12 +152,6 @@ impl HttpStack {
 
 async fn read_body(response: reqwest::Response) -> Result<Vec<u8>, reqwest::Error> {
     Ok(response.bytes().await?.to_vec())
-}
-
-/// Exponential backoff with ±50 % jitter: base × 2^retry.
-fn backoff(base: Duration, retry: u32) -> Duration {
-    let exponential = base.saturating_mul(1u32 << retry.min(16));
-    exponential.mul_f64(0.5 + fastrand::f64())
 }
 
 /// The error without its URL (which may carry an account id the log should not repeat).

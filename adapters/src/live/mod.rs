@@ -3,16 +3,18 @@
 //! - `command`: a program run with argument templates (separate argv entries, never a shell);
 //!   its stdout is read through a format mapping; non-zero exit is a stack error with the tail of
 //!   its stderr.
-//! - `http`: a request per account; the response body is read through a format mapping;
-//!   timeouts, and retries with exponential backoff and jitter on timeouts and 5xx only.
+//! - `http`: a request per account; the response body is read through a format mapping.
 //! - `sql`: a query with bound parameters against a DSN taken from an environment variable.
 //!
-//! Every stack has a cap on work in flight and an optional rate limit. Adapters only read or
-//! compute: nothing here writes to a stack's ledger.
+//! Every stack has a cap on work in flight, an optional rate limit, and a circuit breaker;
+//! transient failures (refused or reset connections, timeouts, HTTP 429 and 5xx) are retried
+//! with capped exponential backoff and jitter (`resilience`). Adapters only read or compute:
+//! nothing here writes to a stack's ledger.
 
 mod command;
 mod http;
 mod limit;
+mod resilience;
 mod sql;
 mod start;
 pub mod template;
@@ -26,6 +28,7 @@ use billshadow_comparisons::LineStore;
 use crate::mapping::Mapping;
 use crate::{ReadOptions, read_from};
 
+pub use resilience::{Resilience, UNCHARGED_FAILURES_MAX};
 pub use start::{StartConfig, StartedStack};
 pub use template::{AccountRequest, Escape, Template, TemplateError};
 
@@ -40,6 +43,9 @@ pub const STDERR_TAIL_BYTES: usize = 2048;
 pub struct StackFailure {
     pub message: String,
     pub retries: u32,
+    /// The stack stayed down past its `outage_max`: no verdict for the account, which stays
+    /// pending, and the run stops.
+    pub outage: bool,
 }
 
 /// One account's bill as a stack computed it.
@@ -72,8 +78,6 @@ pub struct HttpConfig {
     /// Header name and value; values come from environment variables, read once at start.
     pub headers: Vec<(String, String)>,
     pub timeout: Duration,
-    pub retries: u32,
-    pub backoff: Duration,
 }
 
 /// An SQL stack.
@@ -105,12 +109,15 @@ pub struct StackConfig {
     pub concurrency: usize,
     /// Requests per second at most; 0 for no limit.
     pub rate_per_second: u32,
+    /// Retries, backoff and the circuit breaker.
+    pub resilience: Resilience,
 }
 
 /// A stack ready to be asked for bills.
 pub struct Stack {
     config: StackConfig,
     limit: limit::Limiter,
+    breaker: resilience::Breaker,
     inner: Inner,
 }
 
@@ -132,9 +139,11 @@ impl Stack {
             }
         };
         let limit = limit::Limiter::new(config.concurrency, config.rate_per_second);
+        let breaker = resilience::Breaker::new(&config.side, config.resilience.clone());
         Ok(Stack {
             config,
             limit,
+            breaker,
             inner,
         })
     }
@@ -174,8 +183,8 @@ impl Stack {
     pub async fn fetch(self: &Arc<Self>, batch: &[AccountRequest]) -> Vec<FetchResult> {
         match &self.inner {
             Inner::Command(c) => {
-                let _permit = self.limit.acquire().await;
-                c.fetch(batch, &self.config).await
+                c.fetch(batch, &self.config, &self.limit, &self.breaker)
+                    .await
             }
             Inner::Http(h) => {
                 let tasks: Vec<_> = batch
@@ -187,7 +196,8 @@ impl Stack {
                             let Inner::Http(h) = &stack.inner else {
                                 unreachable!("an http stack")
                             };
-                            h.fetch(&account, &stack.config, &stack.limit).await
+                            h.fetch(&account, &stack.config, &stack.limit, &stack.breaker)
+                                .await
                         })
                     })
                     .collect();
@@ -198,6 +208,7 @@ impl Stack {
                         Err(StackFailure {
                             message: format!("the request task failed: {e}"),
                             retries: 0,
+                            outage: false,
                         })
                     }));
                 }
@@ -206,8 +217,12 @@ impl Stack {
             Inner::Sql(s) => {
                 let mut out = Vec::with_capacity(batch.len());
                 for account in batch {
-                    let _permit = self.limit.acquire().await;
-                    out.push(s.fetch(account, &self.config).await);
+                    let result = resilience::retrying(&self.breaker, || async {
+                        let _permit = self.limit.acquire().await;
+                        s.attempt(account, &self.config).await
+                    })
+                    .await;
+                    out.push(result.map(|(lines, retries)| Fetched { lines, retries }));
                 }
                 out
             }

@@ -1,6 +1,10 @@
 //! The SQL adapter: a query with bound parameters (never spliced into the SQL text) against
 //! SQLite or PostgreSQL, its rows read through a format mapping.
 //!
+//! A lost connection (I/O errors, an exhausted pool, PostgreSQL's connection and shutdown
+//! errors) and a timeout are transient: retried and counted by the circuit breaker; any other
+//! error is final for the account.
+//!
 //! Columns must come back as text or integers: a decimal column is cast to text in the query
 //! (`amount::text` in PostgreSQL), so no amount ever passes through a float.
 
@@ -9,10 +13,9 @@ use std::sync::Once;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{Column, Row};
 
+use super::resilience::Attempt;
 use super::template::Escape;
-use super::{
-    AccountRequest, FetchResult, Fetched, SqlConfig, StackConfig, StackFailure, parse_output,
-};
+use super::{AccountRequest, SqlConfig, StackConfig, parse_output};
 use crate::mapping::InputKind;
 
 pub(crate) struct SqlStack {
@@ -42,11 +45,11 @@ impl SqlStack {
             .map_err(|e| format!("the database does not answer: {e}"))
     }
 
-    pub(crate) async fn fetch(&self, account: &AccountRequest, stack: &StackConfig) -> FetchResult {
-        let failure = |message: String| StackFailure {
-            message,
-            retries: 0,
-        };
+    pub(crate) async fn attempt(
+        &self,
+        account: &AccountRequest,
+        stack: &StackConfig,
+    ) -> Attempt<billshadow_comparisons::LineStore> {
         let mut query = sqlx::query(&self.config.query);
         for param in &self.config.params {
             query = query.bind(param.render(account, Escape::None));
@@ -54,19 +57,39 @@ impl SqlStack {
         let rows =
             match tokio::time::timeout(self.config.timeout, query.fetch_all(&self.pool)).await {
                 Ok(Ok(rows)) => rows,
-                Ok(Err(e)) => return Err(failure(format!("the query failed: {e}"))),
+                Ok(Err(e)) if is_transient(&e) => {
+                    return Attempt::transient(format!("the query failed: {e}"));
+                }
+                Ok(Err(e)) => return Attempt::Fail(format!("the query failed: {e}")),
                 Err(_) => {
-                    return Err(failure(format!(
+                    return Attempt::transient(format!(
                         "the query timed out after {} ms",
                         self.config.timeout.as_millis()
-                    )));
+                    ));
                 }
             };
-        let text = rows_as_text(&rows, stack.mapping.input).map_err(failure)?;
+        let text = match rows_as_text(&rows, stack.mapping.input) {
+            Ok(text) => text,
+            Err(message) => return Attempt::Fail(message),
+        };
         let origin = format!("{} stack rows for {}", stack.side, account.account_id);
-        parse_output(&origin, text.as_bytes(), &stack.mapping)
-            .map(|lines| Fetched { lines, retries: 0 })
-            .map_err(failure)
+        match parse_output(&origin, text.as_bytes(), &stack.mapping) {
+            Ok(lines) => Attempt::Done(lines),
+            Err(message) => Attempt::Fail(message),
+        }
+    }
+}
+
+/// A failure of the connection rather than of the query: the database may be restarting.
+fn is_transient(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::Protocol(_) => true,
+        // SQLSTATE classes 08 (connection exception), 53 (insufficient resources) and
+        // 57P (operator intervention: shutdown, crash, cannot connect now).
+        sqlx::Error::Database(e) => e
+            .code()
+            .is_some_and(|c| c.starts_with("08") || c.starts_with("53") || c.starts_with("57P")),
+        _ => false,
     }
 }
 
