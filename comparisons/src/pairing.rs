@@ -173,7 +173,18 @@ pub(crate) fn pair_group(
         Ordering::Equal => l.iter().map(|x| &x.0).le(m.iter().map(|x| &x.0)),
     };
     let (rows, cols) = if legacy_rows { (&l, &m) } else { (&m, &l) };
-    let pairs = if rows.len() * cols.len() <= LEXICOGRAPHIC_CELLS_MAX {
+    let cost = |r: usize, c: usize| Cost::between(&rows[r].0, &cols[c].0, ignored);
+    let pairs = if rows.len() == 1 {
+        // One row: the cheapest column, the first of equals.
+        let best = (0..cols.len()).min_by_key(|&c| cost(0, c)).unwrap_or(0);
+        vec![(0, best)]
+    } else if rows.len() == 2 && cols.len() == 2 {
+        if cost(0, 1) + cost(1, 0) < cost(0, 0) + cost(1, 1) {
+            vec![(0, 1), (1, 0)]
+        } else {
+            vec![(0, 0), (1, 1)]
+        }
+    } else if rows.len() * cols.len() <= LEXICOGRAPHIC_CELLS_MAX {
         lexicographic(rows, cols, ignored)
     } else {
         by_amount(rows, cols, ignored)
@@ -211,11 +222,13 @@ pub(crate) fn pair_group(
 /// Two lines whose compared fields are the same bytes.
 fn identical(legacy: &LineStore, a: u32, modern: &LineStore, b: u32) -> bool {
     let (a, b) = (legacy.line(a as usize), modern.line(b as usize));
+    let same_number = |f: Field| {
+        let (x, y) = (a.get(f), b.get(f));
+        x == y || Num::of(x) == Num::of(y)
+    };
     a.amount() == b.amount()
         && a.currency() == b.currency()
         && [
-            Field::Quantity,
-            Field::UnitPrice,
             Field::Unit,
             Field::Description,
             Field::Attributes,
@@ -223,6 +236,8 @@ fn identical(legacy: &LineStore, a: u32, modern: &LineStore, b: u32) -> bool {
         ]
         .iter()
         .all(|f| a.get(*f) == b.get(*f))
+        && same_number(Field::Quantity)
+        && same_number(Field::UnitPrice)
 }
 
 type Sorted<'s> = Vec<(Facts<'s>, u32)>;
