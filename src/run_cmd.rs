@@ -17,20 +17,9 @@ use crate::runner::{RunnerOptions, execute};
 use crate::spec::Spec;
 use crate::store::{Access, NewRun, Store, default_url};
 
-/// A stack or store failure that prevents a verdict: exit code 3. A store that does not
-/// exist, is not a database or is not a run store was misnamed rather than failing: exit
-/// code 2, whichever command meets it.
-pub(crate) fn stack(error: impl Into<anyhow::Error>) -> Failure {
-    let error = error.into();
-    Failure {
-        code: if crate::store::is_open_error(&error) {
-            Code::Input
-        } else {
-            Code::Stack
-        },
-        error,
-    }
-}
+/// A stack or store failure that prevents a verdict: exit code 3, unless the error's type
+/// says otherwise (`exit.rs`).
+pub(crate) use crate::exit::stack;
 
 pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
     tokio::runtime::Builder::new_multi_thread()
@@ -218,7 +207,7 @@ async fn run_async(args: RunArgs) -> Outcome {
             .cohort
             .clone()
             .ok_or_else(|| input(anyhow!("a run needs --cohort FILE")))?;
-        crate::cohort::check(&path).map_err(input)?;
+        crate::cohort::check(&path, prepared.spec.cohort).map_err(input)?;
         Some(path)
     };
 
@@ -249,7 +238,7 @@ async fn run_async(args: RunArgs) -> Outcome {
             cohort_hash: &sha256_hex(&cohort_bytes),
             as_of: &prepared.config.today.to_string(),
         };
-        let accounts = crate::cohort::open(path).map_err(input)?;
+        let accounts = crate::cohort::open(path, prepared.spec.cohort).map_err(input)?;
         store.create_run(&new, accounts).await.map_err(input)?;
     } else {
         store.set_status(&run_id, "running").await.map_err(stack)?;

@@ -426,7 +426,7 @@ fn bad_inputs_exit_2_and_name_file_line_and_column() {
         (
             "duplicate column",
             format!("{HEADER},amount\n").into(),
-            "legacy.csv, line 1: the column `amount` appears twice in the header",
+            "legacy.csv, line 1, column 10: the column `amount` appears twice in the header (first at column 8)",
         ),
     ];
     for (name, contents, expected) in cases {

@@ -2,7 +2,7 @@
 //! legacy stack to the modern one only when the policy's gate passes on stored evidence; every
 //! change is compare-and-set on the cell's version and leaves a hash-chained audit record.
 
-mod ledger;
+pub(crate) mod ledger;
 pub(crate) mod machine;
 pub(crate) mod policy;
 mod render;
@@ -15,6 +15,11 @@ use crate::exit::{Code, Failure, Outcome, input};
 use crate::run_cmd::{runtime, stack};
 use crate::store::{Store, default_url};
 use ledger::{AuditEntry, Conflict};
+
+/// `--to` names a step that is not the cell's next one (someone else may have made it).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub(crate) struct NotNextStep(String);
 use machine::{Action, CellState, Context, Decision, Outcome as GateOutcome, Stage, Verdict};
 use policy::{CellId, Policy};
 
@@ -255,11 +260,11 @@ impl Controller<'_> {
                     }
                     .label(&self.policy)
                 });
-                return Err(input(anyhow!(
+                return Err(input(NotNextStep(format!(
                     "{} is {}; its next step is {next}, not {to}",
                     id.name(),
                     state.label(&self.policy)
-                )));
+                ))));
             }
         }
         // Evidence that cannot be read holds the cell, with the reason; it never passes, and
@@ -442,11 +447,7 @@ impl Controller<'_> {
                 match self.judge(&id, to.as_deref()).await {
                     Ok(j) => vec![j],
                     // The cell has moved on: someone else made this step already.
-                    Err(f)
-                        if f.code == Code::Input
-                            && to.is_some()
-                            && f.error.to_string().contains("its next step is") =>
-                    {
+                    Err(f) if to.is_some() && f.error.chain().any(|e| e.is::<NotNextStep>()) => {
                         println!("{}: not moved: {}", id.name(), f.error);
                         return Ok(Code::Mismatch);
                     }
