@@ -3,11 +3,13 @@
 //! prevented a verdict.
 //!
 //! The code an error maps to is decided here, by the error's type ([`code_of`]): an error
-//! type that says what went wrong (a located input error, a store that is not a store, a
-//! store that failed, a lost compare-and-set) maps to its code wherever it is met. The
-//! helpers a call site uses ([`input`], [`stack`]) only give the code of errors no type
-//! decides (plain messages). Nothing here matches on message text. A report cut short by
-//! a closed pipe (`billshadow … | head`) is not an error: [`finish`] ends quietly.
+//! type that says what went wrong (a store that is not a store, a store that failed, a
+//! database error, a lost compare-and-set, a step that is not the cell's next) maps to its
+//! code wherever it is met. The helpers a call site uses ([`input`], [`stack`]) only give
+//! the code of errors no type decides (plain messages, and TOML or read errors, whose code
+//! depends on whether the text came from the user's file or from the store). Nothing here
+//! matches on message text. A report cut short by a closed pipe (`billshadow … | head`) is
+//! not an error: [`finish`] ends quietly.
 
 use std::process::ExitCode;
 
@@ -36,19 +38,15 @@ pub(crate) struct Failure {
 /// a deciding type wins), or `None` for errors no type decides.
 pub(crate) fn code_of(error: &anyhow::Error) -> Option<Code> {
     error.chain().find_map(|cause| {
-        if cause.is::<crate::store::OpenError>()
-            || cause.is::<billshadow_adapters::TomlError>()
-            || cause.is::<crate::controller::NotNextStep>()
-        {
-            Some(Code::Input)
-        } else if cause.is::<billshadow_adapters::ReadError>() {
-            // A file that cannot be read is named wrong or unreadable: input, like its rows.
+        if cause.is::<crate::store::OpenError>() || cause.is::<crate::controller::NotNextStep>() {
             Some(Code::Input)
         } else if cause.is::<crate::store::StoreFailure>() || cause.is::<sqlx::Error>() {
             Some(Code::Stack)
         } else if cause.is::<crate::controller::ledger::Conflict>() {
             Some(Code::Mismatch)
         } else {
+            // A TOML or read error depends on where the text came from: a file the user named
+            // (input) or the store (a stored spec that does not read back: store failure).
             None
         }
     })

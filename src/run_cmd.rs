@@ -329,7 +329,7 @@ fn print_report(
     };
     match written {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        other => other.map_err(|e| stack(anyhow!("cannot write the report: {e}"))),
+        other => other.map_err(|e| stack(anyhow::Error::new(e).context("cannot write the report"))),
     }
 }
 
@@ -564,7 +564,7 @@ pub(crate) fn runs(args: RunsArgs) -> Outcome {
                 r
             }
         };
-        written.map_err(|e| stack(anyhow!("cannot write: {e}")))?;
+        written.map_err(|e| stack(anyhow::Error::new(e).context("cannot write")))?;
         Ok(Code::Parity)
     })
 }

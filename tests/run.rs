@@ -326,6 +326,95 @@ fn assert_all_intact(doc: &Value, dir: &Path) {
     assert!(!dir.join("CANARY").exists(), "a command was executed");
 }
 
+/// Unmounts what a test mounted, even when the test fails.
+struct Mounted(std::path::PathBuf);
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+fn mount(args: &[&str], target: &Path) -> Option<Mounted> {
+    std::fs::create_dir_all(target).unwrap();
+    let ok = Command::new("mount")
+        .args(args)
+        .arg(target)
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    ok.then(|| Mounted(target.to_path_buf()))
+}
+
+/// Issue 11, item 5: a store that cannot be written (read-only, full, in a folder that cannot
+/// be created) fails the run at once with exit 3, naming the store, instead of a pool that
+/// times out. The read-only and full cases need `mount` (a read-only bind mount: root ignores
+/// file permissions; a 256 KiB tmpfs filled up); without it only the folder case runs.
+#[test]
+fn a_store_that_cannot_be_written_fails_at_once_and_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    cohort(d, 20);
+    write_spec(d, free_port(), "", "", "");
+    let run = |store: &str| {
+        let started = Instant::now();
+        let out = billshadow(
+            &[
+                "run",
+                "--spec",
+                "spec.toml",
+                "--cohort",
+                "cohort.csv",
+                "--store",
+                store,
+            ],
+            d,
+        );
+        (out, started.elapsed())
+    };
+    let (first, _) = run("s.db");
+    assert_eq!(first.code, 1, "{}", first.transcript());
+
+    // /proc takes no new folders, whoever asks.
+    let mut stores = vec![std::path::PathBuf::from(
+        "/proc/billshadow-no-such-folder/s.db",
+    )];
+    let ro = d.join("ro");
+    let full = d.join("full");
+    std::fs::create_dir_all(d.join("ro-src")).unwrap();
+    std::fs::copy(d.join("s.db"), d.join("ro-src/s.db")).unwrap();
+    let _ro = mount(
+        &["--bind", "-o", "ro", d.join("ro-src").to_str().unwrap()],
+        &ro,
+    );
+    let _full = mount(&["-t", "tmpfs", "-o", "size=256k", "tmpfs"], &full);
+    if _ro.is_some() {
+        stores.push(ro.join("s.db"));
+        stores.push(ro.join("new.db"));
+    }
+    if _full.is_some() {
+        let _ = std::fs::write(full.join("fill"), vec![0u8; 1 << 20]);
+        stores.push(full.join("new.db"));
+    }
+    for store in &stores {
+        let store = store.to_str().unwrap();
+        let (out, took) = run(store);
+        assert_eq!(out.code, 3, "{store}: {}", out.transcript());
+        assert!(
+            out.stderr.contains(&format!("the run store {store}")),
+            "{store}: {}",
+            out.transcript()
+        );
+        assert!(
+            !out.stderr.contains("pool timed out"),
+            "{}",
+            out.transcript()
+        );
+        assert!(took < Duration::from_secs(8), "{store}: took {took:?}");
+    }
+    eprintln!("stores tested: {stores:?}");
+}
+
 /// Values a stack would read as something else are refused when the cohort is read, with the
 /// cohort's line and column, before any stack is started or asked.
 #[test]
