@@ -659,3 +659,39 @@ pub fn prometheus(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{csv_cell, md_escape};
+
+    #[test]
+    fn csv_cells_a_spreadsheet_would_run_are_text() {
+        for (value, written) in [
+            ("=HYPERLINK(\"http://x\")", "'=HYPERLINK(\"http://x\")"),
+            ("+1+2", "'+1+2"),
+            ("-1+2", "'-1+2"),
+            ("@SUM(A1)", "'@SUM(A1)"),
+            ("\tx", "'\tx"),
+            ("\rx", "'\rx"),
+            ("-", "'-"),
+            ("-12.50", "-12.50"),
+            ("-0.00", "-0.00"),
+            ("12.50", "12.50"),
+            ("acct-1", "acct-1"),
+            ("", ""),
+        ] {
+            assert_eq!(csv_cell(value.to_owned()), written, "{value:?}");
+        }
+    }
+
+    #[test]
+    fn markdown_breaks_mentions_and_links() {
+        assert_eq!(md_escape("@team"), "@&#8203;team");
+        assert_eq!(md_escape("https://x.io"), "https:&#8203;//x.io");
+        assert_eq!(md_escape("WWW.x.io"), "WWW&#8203;.x.io");
+        assert_eq!(md_escape("<http://x>"), "\\<http:&#8203;//x\\>");
+        assert_eq!(md_escape("a|b"), "a\\|b");
+        assert_eq!(md_escape("&#64;team"), "&amp;\\#64;team");
+        assert_eq!(md_escape("a\u{1b}[2Jb\nc"), "a\\[2Jb c");
+    }
+}
