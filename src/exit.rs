@@ -96,6 +96,32 @@ pub(crate) fn is_broken_pipe(error: &anyhow::Error) -> bool {
     })
 }
 
+/// Writes one line of a command's output to stdout. A closed pipe (`| head`) ends the process
+/// quietly with exit code 0: what was written stays written. Any other write error ends it
+/// with exit code 3. (`println!` would panic on a closed pipe.)
+pub(crate) fn print_line(args: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_fmt(args).and_then(|()| out.write_all(b"\n")) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("error: cannot write to stdout: {e}");
+        std::process::exit(Code::Stack as i32);
+    }
+}
+
+/// `println!` for command output, through [`print_line`].
+#[macro_export]
+macro_rules! outln {
+    () => {
+        $crate::exit::print_line(format_args!(""))
+    };
+    ($($arg:tt)*) => {
+        $crate::exit::print_line(format_args!($($arg)*))
+    };
+}
+
 /// The process's exit: the outcome's code; a failure is printed (control characters from
 /// data escaped) with its code, except a closed pipe, which ends quietly with what was
 /// written so far and exit code 0 (a command that knows its verdict by then returns it).

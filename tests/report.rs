@@ -327,6 +327,38 @@ fn a_closed_pipe_ends_the_output_quietly() {
             );
         }
     }
+    // Commands that print line by line, with the pipe closed before they write at all.
+    for args in [
+        &["formats"][..],
+        &[
+            "migrate",
+            "status",
+            "--policy",
+            "policy.toml",
+            "--store",
+            "s.db",
+        ][..],
+        &["runs", "--store", "s.db"][..],
+    ] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_billshadow"))
+            .args(args)
+            .current_dir(d)
+            .env_remove("BILLSHADOW_STORE")
+            .env("BILLSHADOW_LOG", "warn")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            matches!(out.status.code(), Some(0 | 1)),
+            "{args:?}: {:?} {stderr}",
+            out.status
+        );
+        assert!(stderr.is_empty(), "{args:?}: {stderr}");
+    }
 }
 
 #[test]

@@ -48,7 +48,7 @@ pub(crate) struct Judged {
 pub(crate) fn run(args: MigrateArgs) -> Outcome {
     if let MigrateCommand::Lint = args.command {
         let policy = Policy::load(&args.policy).map_err(input)?;
-        println!(
+        crate::outln!(
             "{}: ok ({} cells, canary steps {:?} %, {} freeze window(s))",
             args.policy.display(),
             policy.cells.len(),
@@ -138,7 +138,7 @@ impl Controller<'_> {
             MigrateCommand::Init => {
                 let ids: Vec<CellId> = self.policy.cells.iter().map(|c| c.cell.clone()).collect();
                 let created = self.store.init_cells(&ids).await.map_err(stack)?;
-                println!(
+                crate::outln!(
                     "{created} cells created in legacy; {} already existed",
                     ids.len() - created
                 );
@@ -190,7 +190,7 @@ impl Controller<'_> {
                 if verify {
                     match self.store.verify_audit().await.map_err(stack)? {
                         Ok(n) => {
-                            println!("audit log intact: {n} records, every hash matches");
+                            crate::outln!("audit log intact: {n} records, every hash matches");
                             Ok(Code::Parity)
                         }
                         Err(problem) => {
@@ -200,7 +200,7 @@ impl Controller<'_> {
                     }
                 } else {
                     let log = self.store.audit_log().await.map_err(stack)?;
-                    println!(
+                    crate::outln!(
                         "{}",
                         serde_json::to_string_pretty(&serde_json::json!({ "audit": log }))
                             .unwrap_or_default()
@@ -448,7 +448,7 @@ impl Controller<'_> {
                     Ok(j) => vec![j],
                     // The cell has moved on: someone else made this step already.
                     Err(f) if to.is_some() && f.error.chain().any(|e| e.is::<NotNextStep>()) => {
-                        println!("{}: not moved: {}", id.name(), f.error);
+                        crate::outln!("{}: not moved: {}", id.name(), f.error);
                         return Ok(Code::Mismatch);
                     }
                     Err(f) => return Err(f),
@@ -466,13 +466,13 @@ impl Controller<'_> {
                 Decision::Move(next) => {
                     if let Err(f) = self.apply(j, next, "advance", "the gate passed").await {
                         if f.code == Code::Mismatch {
-                            println!("{}: not moved: {:#}", j.cell.name(), f.error);
+                            crate::outln!("{}: not moved: {:#}", j.cell.name(), f.error);
                             code = Code::Mismatch;
                             continue;
                         }
                         return Err(f);
                     }
-                    println!(
+                    crate::outln!(
                         "{}: {} → {}",
                         j.cell.name(),
                         j.state.label(&self.policy),
@@ -495,7 +495,7 @@ impl Controller<'_> {
                         )
                         .await?;
                     }
-                    println!(
+                    crate::outln!(
                         "{}: held at {}: {}",
                         j.cell.name(),
                         j.state.stage.as_str(),
@@ -506,7 +506,7 @@ impl Controller<'_> {
                     }
                 }
                 Decision::Blocked(reason) => {
-                    println!(
+                    crate::outln!(
                         "{}: stays {}: {reason}",
                         j.cell.name(),
                         j.state.label(&self.policy)
@@ -537,7 +537,7 @@ impl Controller<'_> {
                 Ok(evidence) => evidence,
                 Err(e) => {
                     // Not rolled back on unreadable evidence; the gate holds the cell below.
-                    println!(
+                    crate::outln!(
                         "{}: cannot check the rollback triggers: the evidence cannot be read: {e:#}",
                         c.cell.name()
                     );
@@ -601,7 +601,7 @@ impl Controller<'_> {
             };
             let reason = format!("automatic rollback: {}", reasons.join("; "));
             self.apply(&j, &next, "rollback", &reason).await?;
-            println!(
+            crate::outln!(
                 "{}: {} → rolled_back ({reason})",
                 c.cell.name(),
                 state.label(&self.policy)
@@ -625,7 +625,7 @@ impl Controller<'_> {
         match &j.decision {
             Decision::Move(next) | Decision::Hold(next) => {
                 self.apply(&j, next, name, reason).await?;
-                println!(
+                crate::outln!(
                     "{}: {} → {}",
                     id.name(),
                     j.state.label(&self.policy),
@@ -634,7 +634,7 @@ impl Controller<'_> {
                 Ok(Code::Parity)
             }
             Decision::Blocked(why) => {
-                println!(
+                crate::outln!(
                     "{}: stays {}: {why}",
                     id.name(),
                     j.state.label(&self.policy)
@@ -646,7 +646,7 @@ impl Controller<'_> {
 
     async fn approve(&self, id: &CellId, to: Option<&str>) -> Outcome {
         if let Some(freeze) = machine::frozen(&self.policy.freezes, self.now) {
-            println!("{}: not approved: {freeze}", id.name());
+            crate::outln!("{}: not approved: {freeze}", id.name());
             return Ok(Code::Mismatch);
         }
         let j = self.judge(id, to).await?;
@@ -654,7 +654,7 @@ impl Controller<'_> {
             return Err(input(anyhow!("{} has no next step to approve", id.name())));
         };
         if j.verdict.outcome != GateOutcome::Pass {
-            println!(
+            crate::outln!(
                 "{}: not approved: the gate does not pass on the current evidence ({})",
                 id.name(),
                 j.verdict.reasons().join("; ")
@@ -683,7 +683,7 @@ impl Controller<'_> {
             Some(&j.verdict),
         );
         self.store.audit(&entry).await.map_err(stack)?;
-        println!(
+        crate::outln!(
             "{}: {} approved {} on the current evidence ({})",
             id.name(),
             self.actor,
