@@ -14,7 +14,7 @@ use crate::cli::{MigrateArgs, MigrateCommand, MigrateFormat};
 use crate::exit::{Code, Failure, Outcome, input};
 use crate::run_cmd::{runtime, stack};
 use crate::store::{Store, default_url};
-use ledger::{AuditEntry, Conflict};
+use ledger::AuditEntry;
 
 /// `--to` names a step that is not the cell's next one (someone else may have made it).
 #[derive(Debug, thiserror::Error)]
@@ -428,16 +428,8 @@ impl Controller<'_> {
                 async move || run_hook(&hook, &cell, &from, &to, &actor).await,
             )
             .await;
-        result.map_err(|e| {
-            if e.is::<Conflict>() {
-                Failure {
-                    code: Code::Mismatch,
-                    error: e,
-                }
-            } else {
-                stack(e)
-            }
-        })
+        // A lost compare-and-set (`Conflict`) is exit code 1 by its type (`exit.rs`).
+        result.map_err(stack)
     }
 
     async fn advance(&self, cell: Option<String>, all: bool, to: Option<String>) -> Outcome {
