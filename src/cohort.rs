@@ -131,17 +131,18 @@ impl CohortReader {
         let origin = &self.origin;
         let record = record.map_err(|e| {
             let line = e.position().map_or(1, |p| self.lines.line_at(p.byte()));
-            let message = match e.kind() {
-                csv::ErrorKind::Utf8 { err, .. } => format!(
-                    "column {}: invalid UTF-8; expected UTF-8 text",
+            match e.kind() {
+                csv::ErrorKind::Utf8 { err, .. } => anyhow!(
+                    "{origin}, line {line}, column {}: invalid UTF-8; expected UTF-8 text",
                     err.field() + 1
                 ),
                 csv::ErrorKind::UnequalLengths {
                     expected_len, len, ..
-                } => format!("the row has {len} fields; the header has {expected_len}"),
-                _ => e.to_string(),
-            };
-            anyhow!("{origin}, line {line}: {message}")
+                } => anyhow!(
+                    "{origin}, line {line}: the row has {len} fields; the header has {expected_len}"
+                ),
+                _ => anyhow!("{origin}, line {line}: {e}"),
+            }
         })?;
         let line = record
             .position()

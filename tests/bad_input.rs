@@ -119,7 +119,7 @@ fn corpus() -> Vec<(&'static str, Cmd, Vec<u8>, &'static str)> {
         ("cohort: bad date", RunCohort, cohort("acct-2,,p0,us-east-1,2026-10-01,31/10/2026\n").into(), "cohort.csv, line 3, column 6 (`period_end`): `31/10/2026` is not a date"),
         ("cohort: unpadded date", RunCohort, cohort("acct-2,,p0,us-east-1,2026-10-1,2026-10-31\n").into(), "cohort.csv, line 3, column 5 (`period_start`): `2026-10-1` is not a date"),
         ("cohort: period end before start", RunCohort, cohort("acct-2,,p0,us-east-1,2026-10-31,2026-10-01\n").into(), "cohort.csv, line 3, column 6 (`period_end`): 2026-10-01 is before period_start 2026-10-31"),
-        ("cohort: invalid UTF-8", RunCohort, [cohort("").into_bytes(), b"acct-\xff,,p0,us-east-1,2026-10-01,2026-10-31\n".to_vec()].concat(), "cohort.csv, line 3: column 1: invalid UTF-8"),
+        ("cohort: invalid UTF-8", RunCohort, [cohort("").into_bytes(), b"acct-\xff,,p0,us-east-1,2026-10-01,2026-10-31\n".to_vec()].concat(), "cohort.csv, line 3, column 1: invalid UTF-8"),
         ("cohort: CR-only line ends", RunCohort, format!("{COHORT_HEADER}\r{GOOD_ACCOUNT}\r\racct-2,,p0,us-east-1,2026-10-01,nope\r").into(), "cohort.csv, line 4, column 6 (`period_end`)"),
         ("cohort: LF then CRLF", RunCohort, format!("{COHORT_HEADER}\n{GOOD_ACCOUNT}\r\nacct-2,,p0,us-east-1,2026-10-01,nope\r\n").into(), "cohort.csv, line 3, column 6 (`period_end`)"),
         // Specs read by `run`.

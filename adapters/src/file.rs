@@ -1190,10 +1190,7 @@ fn csv_error(origin: &str, error: csv::Error, lines: &Lines) -> ReadError {
         } => {
             format!("the row has {len} fields; expected {expected_len}, as many as the header")
         }
-        csv::ErrorKind::Utf8 { err, .. } => {
-            let _ = err;
-            "invalid UTF-8; expected UTF-8 text".to_owned()
-        }
+        csv::ErrorKind::Utf8 { .. } => "invalid UTF-8; expected UTF-8 text".to_owned(),
         _ => error.to_string(),
     };
     match error.into_kind() {
