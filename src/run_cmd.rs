@@ -239,7 +239,12 @@ async fn run_async(args: RunArgs) -> Outcome {
             as_of: &prepared.config.today.to_string(),
         };
         let accounts = crate::cohort::open(path, prepared.spec.cohort).map_err(input)?;
-        store.create_run(&new, accounts).await.map_err(input)?;
+        // A cohort error is input (2); a database error (a disk that fills) is the store's
+        // failure (3, by its type), named.
+        store
+            .create_run(&new, accounts)
+            .await
+            .map_err(|e| input(crate::store::name_failure(e, &store_url)))?;
     } else {
         store.set_status(&run_id, "running").await.map_err(stack)?;
     }

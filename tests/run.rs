@@ -413,6 +413,53 @@ fn a_store_that_cannot_be_written_fails_at_once_and_is_named() {
         assert!(took < Duration::from_secs(8), "{store}: took {took:?}");
     }
     eprintln!("stores tested: {stores:?}");
+
+    // A disk that fills while the run and its cohort are recorded: the store's failure (3),
+    // named, not an input error.
+    let full = d.join("fills");
+    if let Some(_fills) = mount(&["-t", "tmpfs", "-o", "size=400k", "tmpfs"], &full) {
+        let big = billshadow(
+            &[
+                "generate",
+                "cohort",
+                "--accounts",
+                "20000",
+                "--seed",
+                "5",
+                "--out",
+                "big",
+            ],
+            d,
+        );
+        assert_eq!(big.code, 0, "{}", big.transcript());
+        let store = full.join("s.db");
+        let store = store.to_str().unwrap();
+        let started = Instant::now();
+        let out = billshadow(
+            &[
+                "run",
+                "--spec",
+                "spec.toml",
+                "--cohort",
+                "big/cohort.csv",
+                "--store",
+                store,
+            ],
+            d,
+        );
+        assert_eq!(out.code, 3, "{}", out.transcript());
+        assert!(
+            out.stderr
+                .contains(&format!("the run store {store} failed")),
+            "{}",
+            out.transcript()
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(8),
+            "{:?}",
+            started.elapsed()
+        );
+    }
 }
 
 /// Values a stack would read as something else are refused when the cohort is read, with the

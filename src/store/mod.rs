@@ -211,6 +211,19 @@ fn sqlite_file(url: &str) -> Option<(String, Vec<String>)> {
     Some((path.to_owned(), params))
 }
 
+/// A database error (full disk, read-only file, lost server) as the `StoreFailure` of the store
+/// at `url`; other errors (a cohort's) as they are.
+pub(crate) fn name_failure(error: anyhow::Error, url: &str) -> anyhow::Error {
+    if error.chain().any(|e| e.is::<sqlx::Error>()) {
+        anyhow::Error::new(StoreFailure {
+            url: url.to_owned(),
+            problem: format!("failed: {error:#}"),
+        })
+    } else {
+        error
+    }
+}
+
 /// Every connection's settings. SQLite: WAL lets readers work during a run; a busy timeout
 /// lets two processes share the file; NORMAL sync is safe against a crash of the process (not
 /// of the machine's power); a reader changes nothing. PostgreSQL: a reader's transactions are
