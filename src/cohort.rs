@@ -5,6 +5,7 @@
 use std::path::Path;
 
 use anyhow::{Context, anyhow, bail};
+use billshadow_adapters::lines::{LineCounter, Lines};
 use billshadow_adapters::live::AccountRequest;
 
 const REQUIRED: [&str; 5] = [
@@ -15,22 +16,37 @@ const REQUIRED: [&str; 5] = [
     "period_end",
 ];
 
+/// The longest cohort value accepted, in bytes.
+pub(crate) const VALUE_BYTES_MAX: usize = 256;
+
+/// What a cohort's values may look like (the spec's `[cohort]` table).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Rules {
+    /// Values may start with `-` (refused by default: a stack's argv parser reads such a value
+    /// as an option, and `--echo` switched a whole batch into another mode).
+    pub(crate) allow_leading_dash: bool,
+}
+
 /// A cohort file read row by row: memory does not grow with the cohort.
 pub(crate) struct CohortReader {
     origin: String,
-    records: csv::StringRecordsIntoIter<std::fs::File>,
+    records: csv::StringRecordsIntoIter<LineCounter<std::fs::File>>,
+    lines: Lines,
     index: Vec<usize>,
     customer: Option<usize>,
+    rules: Rules,
     rows: u64,
 }
 
 /// Opens a cohort and checks its header.
-pub(crate) fn open(path: &Path) -> anyhow::Result<CohortReader> {
+pub(crate) fn open(path: &Path, rules: Rules) -> anyhow::Result<CohortReader> {
     let origin = path.display().to_string();
+    let file =
+        std::fs::File::open(path).with_context(|| format!("cannot read the cohort {origin}"))?;
+    let (counter, lines) = LineCounter::new(file);
     let mut reader = csv::ReaderBuilder::new()
         .flexible(false)
-        .from_path(path)
-        .with_context(|| format!("cannot read the cohort {origin}"))?;
+        .from_reader(counter);
     let header: Vec<String> = reader
         .headers()
         .with_context(|| format!("{origin}, line 1: cannot read the header"))?
@@ -43,6 +59,15 @@ pub(crate) fn open(path: &Path) -> anyhow::Result<CohortReader> {
             REQUIRED.join(", ")
         );
     }
+    for (i, name) in header.iter().enumerate() {
+        if let Some(first) = header[..i].iter().position(|h| h == name) {
+            bail!(
+                "{origin}, line 1, column {}: the column `{name}` appears twice in the header (first at column {})",
+                i + 1,
+                first + 1
+            );
+        }
+    }
     let column = |name: &str| header.iter().position(|h| h == name);
     let mut index = Vec::new();
     for name in REQUIRED {
@@ -54,8 +79,10 @@ pub(crate) fn open(path: &Path) -> anyhow::Result<CohortReader> {
     Ok(CohortReader {
         origin,
         records: reader.into_records(),
+        lines,
         index,
         customer,
+        rules,
         rows: 0,
     })
 }
@@ -70,6 +97,32 @@ impl Iterator for CohortReader {
     }
 }
 
+/// Why a cohort value may not reach a stack, if it may not.
+fn refuse(value: &str, rules: Rules) -> Option<String> {
+    if value.len() > VALUE_BYTES_MAX {
+        return Some(format!(
+            "the value is {} bytes long; at most {VALUE_BYTES_MAX} are accepted",
+            value.len()
+        ));
+    }
+    if let Some(c) = value.chars().find(|c| c.is_control()) {
+        return Some(format!(
+            "`{}` contains the control character U+{:04X}; control characters (NUL, tab, line ends, escapes) are refused",
+            billshadow_reports::clean(value),
+            c as u32
+        ));
+    }
+    if value != value.trim() {
+        return Some(format!("`{value}` starts or ends with white space"));
+    }
+    if value.starts_with('-') && !rules.allow_leading_dash {
+        return Some(format!(
+            "`{value}` starts with `-`, which a stack's command line would read as an option; set `allow_leading_dash = true` under `[cohort]` in the spec to accept it"
+        ));
+    }
+    None
+}
+
 impl CohortReader {
     fn account(
         &self,
@@ -77,10 +130,23 @@ impl CohortReader {
     ) -> anyhow::Result<AccountRequest> {
         let origin = &self.origin;
         let record = record.map_err(|e| {
-            let line = e.position().map_or(0, |p| p.line());
-            anyhow!("{origin}, line {line}: {e}")
+            let line = e.position().map_or(1, |p| self.lines.line_at(p.byte()));
+            match e.kind() {
+                csv::ErrorKind::Utf8 { err, .. } => anyhow!(
+                    "{origin}, line {line}, column {}: invalid UTF-8; expected UTF-8 text",
+                    err.field() + 1
+                ),
+                csv::ErrorKind::UnequalLengths {
+                    expected_len, len, ..
+                } => anyhow!(
+                    "{origin}, line {line}: the row has {len} fields; the header has {expected_len}"
+                ),
+                _ => anyhow!("{origin}, line {line}: {e}"),
+            }
         })?;
-        let line = record.position().map_or(0, |p| p.line());
+        let line = record
+            .position()
+            .map_or(0, |p| self.lines.line_at(p.byte()));
         let field = |i: usize| record.get(i).unwrap_or("").to_owned();
         let index = &self.index;
         for (name, i) in REQUIRED.iter().zip(index) {
@@ -91,6 +157,19 @@ impl CohortReader {
                 );
             }
         }
+        let mut checked: Vec<(&str, usize)> = vec![
+            ("account_id", index[0]),
+            ("partition", index[1]),
+            ("region", index[2]),
+        ];
+        if let Some(i) = self.customer {
+            checked.push(("customer_id", i));
+        }
+        for (name, i) in checked {
+            if let Some(why) = refuse(record.get(i).unwrap_or(""), self.rules) {
+                bail!("{origin}, line {line}, column {} (`{name}`): {why}", i + 1);
+            }
+        }
         let account = AccountRequest {
             account_id: field(index[0]),
             customer_id: self.customer.map(field).unwrap_or_default(),
@@ -99,25 +178,36 @@ impl CohortReader {
             period_start: field(index[3]),
             period_end: field(index[4]),
         };
+        let mut dates = Vec::new();
         for (name, i, value) in [
             ("period_start", index[3], &account.period_start),
             ("period_end", index[4], &account.period_end),
         ] {
-            if chrono::NaiveDate::parse_from_str(value, "%Y-%m-%d").is_err() {
-                bail!(
-                    "{origin}, line {line}, column {} (`{name}`): `{value}` is not a date; expected YYYY-MM-DD",
-                    i + 1
-                );
+            match chrono::NaiveDate::parse_from_str(value, "%Y-%m-%d") {
+                Ok(date) if value.len() == 10 => dates.push(date),
+                _ => bail!(
+                    "{origin}, line {line}, column {} (`{name}`): `{}` is not a date; expected YYYY-MM-DD",
+                    i + 1,
+                    billshadow_reports::clean(value)
+                ),
             }
+        }
+        if dates[1] < dates[0] {
+            bail!(
+                "{origin}, line {line}, column {} (`period_end`): {} is before period_start {}",
+                index[4] + 1,
+                account.period_end,
+                account.period_start
+            );
         }
         Ok(account)
     }
 }
 
 /// Reads the whole cohort once to check every row, before any work starts; returns its size.
-pub(crate) fn check(path: &Path) -> anyhow::Result<u64> {
+pub(crate) fn check(path: &Path, rules: Rules) -> anyhow::Result<u64> {
     let mut rows = 0;
-    for account in open(path)? {
+    for account in open(path, rules)? {
         account?;
         rows += 1;
     }

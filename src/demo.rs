@@ -159,8 +159,8 @@ pub(crate) fn run(args: DemoArgs) -> Outcome {
     std::fs::write(&policy, DEMO_POLICY)
         .with_context(|| format!("cannot write {}", policy.display()))
         .map_err(input)?;
-    println!();
-    println!(
+    crate::outln!();
+    crate::outln!(
         "demo: the migration controller over this run ({}):",
         policy.display()
     );
@@ -197,24 +197,28 @@ pub(crate) fn run(args: DemoArgs) -> Outcome {
     })?;
     let seconds = started.elapsed().as_secs_f64();
     let store_arg = store.display();
-    println!();
-    println!(
+    crate::outln!();
+    crate::outln!(
         "demo: {} accounts shadow-run in {seconds:.1} s; the seeded defects of the modern stack show above, per partition and region.",
         args.accounts
     );
-    println!("The dashboard: {}", html.display());
-    println!("Everything is in {}. To look deeper:", dir.display());
-    println!("  billshadow show latest --store {store_arg}                 # this summary again");
-    println!("  billshadow show latest --store {store_arg} --format json   # every diff, as JSON");
-    println!("  billshadow runs --store {store_arg}");
-    println!(
+    crate::outln!("The dashboard: {}", html.display());
+    crate::outln!("Everything is in {}. To look deeper:", dir.display());
+    crate::outln!(
+        "  billshadow show latest --store {store_arg}                 # this summary again"
+    );
+    crate::outln!(
+        "  billshadow show latest --store {store_arg} --format json   # every diff, as JSON"
+    );
+    crate::outln!("  billshadow runs --store {store_arg}");
+    crate::outln!(
         "  billshadow explain ACCOUNT --store {store_arg}                # one account's two bills side by side"
     );
-    println!(
+    crate::outln!(
         "  billshadow migrate status --policy {} --store {store_arg}",
         dir.join("policy.toml").display()
     );
-    println!(
+    crate::outln!(
         "  billshadow run --spec {} --cohort {} --store {store_arg}   # run it again",
         dir.join("spec.toml").display(),
         dir.join("cohort.csv").display()

@@ -272,17 +272,17 @@ pub(crate) fn check_spec(args: CheckSpecArgs) -> Outcome {
         .filter(|w| w.is_expired(today))
         .map(|w| w.id.as_str())
         .collect();
-    println!("{}: ok", args.file.display());
-    println!("  match key   {}", key.join(", "));
+    crate::outln!("{}: ok", args.file.display());
+    crate::outln!("  match key   {}", key.join(", "));
     let t = &spec.tolerances;
-    println!(
+    crate::outln!(
         "  tolerance   {} per line by default, {} line-type and {} charge-code overrides; totals {}",
         t.default,
         t.by_line_type.len(),
         t.by_charge_code.len(),
         t.total
     );
-    println!(
+    crate::outln!(
         "  waivers     {} ({} expired{})",
         spec.waivers.len(),
         expired.len(),
@@ -298,7 +298,7 @@ pub(crate) fn check_spec(args: CheckSpecArgs) -> Outcome {
 pub(crate) fn formats() -> Outcome {
     let catalog = Catalog::builtin().map_err(input)?;
     for mapping in catalog.mappings() {
-        println!("{:<22} {}", mapping.name, mapping.description);
+        crate::outln!("{:<22} {}", mapping.name, mapping.description);
     }
     Ok(Code::Parity)
 }

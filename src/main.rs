@@ -56,11 +56,5 @@ fn main() -> ExitCode {
         cli::Command::Formats => diff_cmd::formats(),
         cli::Command::Generate(cli::Generate::Pair(args)) => generate::run_pair(args),
     };
-    match result {
-        Ok(code) => code.into(),
-        Err(failure) => {
-            eprintln!("error: {:#}", failure.error);
-            failure.code.into()
-        }
-    }
+    exit::finish(result)
 }

@@ -75,7 +75,7 @@ async fn render(
     template: Option<String>,
     out: &mut dyn Write,
 ) -> Outcome {
-    let io = |e: std::io::Error| stack(anyhow!("cannot write the report: {e}"));
+    let io = |e: std::io::Error| stack(anyhow::Error::new(e).context("cannot write the report"));
     match format {
         ReportFormat::Json => {
             let report = RunReport::load(store, run, None).await.map_err(stack)?;
@@ -465,7 +465,7 @@ pub(crate) fn explain(args: ExplainArgs) -> Outcome {
                 }
             }
         };
-        written.map_err(|e| stack(anyhow!("cannot write: {e}")))?;
+        written.map_err(|e| stack(anyhow::Error::new(e).context("cannot write")))?;
         Ok(
             if diffs
                 .iter()

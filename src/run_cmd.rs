@@ -17,20 +17,9 @@ use crate::runner::{RunnerOptions, execute};
 use crate::spec::Spec;
 use crate::store::{Access, NewRun, Store, default_url};
 
-/// A stack or store failure that prevents a verdict: exit code 3. A store that does not
-/// exist, is not a database or is not a run store was misnamed rather than failing: exit
-/// code 2, whichever command meets it.
-pub(crate) fn stack(error: impl Into<anyhow::Error>) -> Failure {
-    let error = error.into();
-    Failure {
-        code: if crate::store::is_open_error(&error) {
-            Code::Input
-        } else {
-            Code::Stack
-        },
-        error,
-    }
-}
+/// A stack or store failure that prevents a verdict: exit code 3, unless the error's type
+/// says otherwise (`exit.rs`).
+pub(crate) use crate::exit::stack;
 
 pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
     tokio::runtime::Builder::new_multi_thread()
@@ -223,7 +212,7 @@ async fn run_async(args: RunArgs) -> Outcome {
             .cohort
             .clone()
             .ok_or_else(|| input(anyhow!("a run needs --cohort FILE")))?;
-        crate::cohort::check(&path).map_err(input)?;
+        crate::cohort::check(&path, prepared.spec.cohort).map_err(input)?;
         Some(path)
     };
 
@@ -254,8 +243,13 @@ async fn run_async(args: RunArgs) -> Outcome {
             cohort_hash: &sha256_hex(&cohort_bytes),
             as_of: &prepared.config.today.to_string(),
         };
-        let accounts = crate::cohort::open(path).map_err(input)?;
-        store.create_run(&new, accounts).await.map_err(input)?;
+        let accounts = crate::cohort::open(path, prepared.spec.cohort).map_err(input)?;
+        // A cohort error is input (2); a database error (a disk that fills) is the store's
+        // failure (3, by its type), named.
+        store
+            .create_run(&new, accounts)
+            .await
+            .map_err(|e| input(crate::store::name_failure(e, &store_url)))?;
     } else {
         store.set_status(&run_id, "running").await.map_err(stack)?;
     }
@@ -360,7 +354,7 @@ fn print_report(
     };
     match written {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        other => other.map_err(|e| stack(anyhow!("cannot write the report: {e}"))),
+        other => other.map_err(|e| stack(anyhow::Error::new(e).context("cannot write the report"))),
     }
 }
 
@@ -595,7 +589,7 @@ pub(crate) fn runs(args: RunsArgs) -> Outcome {
                 r
             }
         };
-        written.map_err(|e| stack(anyhow!("cannot write: {e}")))?;
+        written.map_err(|e| stack(anyhow::Error::new(e).context("cannot write")))?;
         Ok(Code::Parity)
     })
 }

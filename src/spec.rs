@@ -25,6 +25,8 @@ pub(crate) struct Spec {
     pub(crate) waivers: Vec<Waiver>,
     pub(crate) legacy: SideSpec,
     pub(crate) modern: SideSpec,
+    /// `[cohort]`: what a cohort's values may look like.
+    pub(crate) cohort: crate::cohort::Rules,
 }
 
 /// What the spec says about one side; paths are resolved against the spec's folder.
@@ -215,6 +217,9 @@ impl Spec {
             waivers,
             legacy,
             modern,
+            cohort: crate::cohort::Rules {
+                allow_leading_dash: raw.cohort.is_some_and(|c| c.allow_leading_dash),
+            },
         })
     }
 
@@ -248,6 +253,7 @@ impl Spec {
             waivers: Vec::new(),
             legacy: SideSpec::default(),
             modern: SideSpec::default(),
+            cohort: crate::cohort::Rules::default(),
         }
     }
 }
@@ -297,6 +303,16 @@ struct RawSpec {
     tolerance: Option<RawTolerances>,
     #[serde(default)]
     waiver: Vec<Spanned<RawWaiver>>,
+    cohort: Option<RawCohort>,
+}
+
+/// `[cohort]`: `allow_leading_dash = true` lets cohort values start with `-` (refused by
+/// default: a stack's argv parser would read such an id as an option).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCohort {
+    #[serde(default)]
+    allow_leading_dash: bool,
 }
 
 /// One side of the spec: a file (`format`, `path`) or a live stack (`kind` and its settings).

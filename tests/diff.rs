@@ -426,12 +426,51 @@ fn bad_inputs_exit_2_and_name_file_line_and_column() {
         (
             "duplicate column",
             format!("{HEADER},amount\n").into(),
-            "legacy.csv, line 1: the column `amount` appears twice in the header",
+            "legacy.csv, line 1, column 10: the column `amount` appears twice in the header (first at column 8)",
         ),
     ];
     for (name, contents, expected) in cases {
         check_bad_input(name, &contents, expected);
     }
+}
+
+/// Issue 11, item 4: control characters from data (an OSC hyperlink, a CSI that clears the
+/// screen, the one-byte C1 CSI) are written as visible escapes by the text report, never raw.
+#[test]
+fn control_characters_from_data_are_escaped_in_text_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let charge = "x\u{1b}]8;;http://evil\u{7}click\u{1b}]8;;\u{7}\u{1b}[2J\u{9b}31m";
+    write(
+        dir.path(),
+        "legacy.csv",
+        format!("{HEADER}\n{}\n", row("a\u{1b}[1A", charge, "1.00", "USD")),
+    );
+    write(
+        dir.path(),
+        "modern.csv",
+        format!("{HEADER}\n{}\n", row("a\u{1b}[1A", charge, "2.00", "USD")),
+    );
+    let run = billshadow(
+        &["diff", "--legacy", "legacy.csv", "--modern", "modern.csv"],
+        dir.path(),
+    );
+    assert_eq!(run.code, 1, "{}", run.transcript());
+    assert!(!run.stdout.contains('\u{1b}'), "raw ESC: {:?}", run.stdout);
+    assert!(
+        !run.stdout.contains('\u{9b}'),
+        "raw C1 CSI: {:?}",
+        run.stdout
+    );
+    assert!(!run.stdout.contains('\u{7}'), "raw BEL: {:?}", run.stdout);
+    assert!(
+        run.stdout.contains("x\\u{1b}]8;;http://evil\\u{7}click"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("a\\u{1b}[1A"), "{}", run.stdout);
+    // JSON keeps the values exact.
+    let (_, doc) = diff_json(dir.path(), "legacy.csv", "modern.csv", &[]);
+    assert_eq!(doc["diffs"][0]["charge_code"], charge);
 }
 
 #[test]

@@ -206,6 +206,161 @@ fn an_account_id_that_is_a_script_is_shown_as_text() {
     assert!(!dom.contains("<script"), "no script element was created");
 }
 
+/// Issue 11, item 4: values from data never act in the tools reports are opened in. A CSV
+/// cell that a spreadsheet would run as a formula starts with a single quote (amounts stay
+/// numbers); Markdown breaks `@` mentions and autolinks; JSON keeps every value exact.
+#[test]
+fn formulas_mentions_and_links_from_data_are_neutralised_in_csv_and_markdown() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let formula = "=HYPERLINK(\"http://evil.example/x\",\"click\")";
+    let mut w = csv::Writer::from_path(d.join("cohort.csv")).unwrap();
+    w.write_record([
+        "account_id",
+        "partition",
+        "region",
+        "period_start",
+        "period_end",
+    ])
+    .unwrap();
+    for id in [formula, "@team", "+1+2", "plain"] {
+        w.write_record([id, "p0", "us-east-1", "2026-10-01", "2026-10-31"])
+            .unwrap();
+    }
+    w.flush().unwrap();
+    std::fs::create_dir_all(d.join("data")).unwrap();
+    // Legacy bills one dollar per id, modern fails for every account: every id has a diff.
+    write_spec(
+        d,
+        free_port(),
+        "\"--echo\", \"--fail-rate\", \"1\"",
+        "\"--echo\",",
+        "",
+    );
+    let run = run_in(
+        d,
+        &[
+            "run",
+            "--spec",
+            "spec.toml",
+            "--cohort",
+            "cohort.csv",
+            "--store",
+            "s.db",
+        ],
+    );
+    assert_eq!(run.code, 3, "{}", run.transcript());
+
+    let csv_out = run_in(d, &["report", "--store", "s.db", "--format", "csv"]);
+    assert_eq!(csv_out.code, 3, "{}", csv_out.transcript());
+    let mut reader = csv::Reader::from_reader(csv_out.stdout.as_bytes());
+    let ids: Vec<String> = reader.records().map(|r| r.unwrap()[0].to_owned()).collect();
+    assert!(ids.contains(&format!("'{formula}")), "{ids:?}");
+    assert!(ids.contains(&"'@team".to_owned()), "{ids:?}");
+    assert!(ids.contains(&"'+1+2".to_owned()), "{ids:?}");
+    assert!(ids.contains(&"plain".to_owned()), "{ids:?}");
+    let mut reader = csv::Reader::from_reader(csv_out.stdout.as_bytes());
+    for record in reader.records() {
+        for cell in record.unwrap().iter() {
+            let risky = cell.starts_with(['=', '+', '@', '\t', '\r'])
+                || (cell.starts_with('-') && cell.parse::<f64>().is_err());
+            assert!(!risky, "a cell a spreadsheet would run: {cell:?}");
+        }
+    }
+
+    let md = run_in(d, &["report", "--store", "s.db", "--format", "md"]);
+    assert!(md.stdout.contains("@&#8203;team"), "{}", md.stdout);
+    assert!(!md.stdout.contains("@team"), "a mention: {}", md.stdout);
+    assert!(!md.stdout.contains("http://"), "an autolink: {}", md.stdout);
+    assert!(
+        md.stdout.contains("http:&#8203;//evil.example"),
+        "{}",
+        md.stdout
+    );
+
+    let json = run_in(d, &["report", "--store", "s.db", "--format", "json"]);
+    let doc: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    let text = doc.to_string();
+    assert!(text.contains("\"account_id\":\"@team\""), "{text}");
+    assert!(text.contains("HYPERLINK"), "{text}");
+    assert!(!text.contains("'@team"), "JSON stays exact: {text}");
+}
+
+/// Issue 11, item 6: `billshadow … | head` ends quietly with what was written so far: no
+/// error message, and the verdict's code or 0, never 2 or 3.
+#[test]
+fn a_closed_pipe_ends_the_output_quietly() {
+    use std::io::Read;
+    let dir = stored_run();
+    let d = dir.path();
+    for format in ["json", "jsonl", "csv", "md"] {
+        let args = ["report", "--store", "s.db", "--format", format];
+        let whole = run_in(d, &args);
+        let mut child = Command::new(env!("CARGO_BIN_EXE_billshadow"))
+            .args(args)
+            .current_dir(d)
+            .env_remove("BILLSHADOW_STORE")
+            .env("BILLSHADOW_LOG", "warn")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdout = child.stdout.take().unwrap();
+        let mut head = [0u8; 8];
+        stdout.read_exact(&mut head).unwrap();
+        drop(stdout);
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.code() == Some(0) || out.status.code() == Some(whole.code),
+            "{format}: {:?} (whole output: {}) {stderr}",
+            out.status,
+            whole.code
+        );
+        assert!(stderr.is_empty(), "{format}: {stderr}");
+        if format == "json" || format == "jsonl" {
+            // Larger than a pipe's buffer: the pipe was closed before the end.
+            assert!(
+                whole.stdout.len() > 128 << 10,
+                "{format}: {}",
+                whole.stdout.len()
+            );
+        }
+    }
+    // Commands that print line by line, with the pipe closed before they write at all.
+    for args in [
+        &["formats"][..],
+        &[
+            "migrate",
+            "status",
+            "--policy",
+            "policy.toml",
+            "--store",
+            "s.db",
+        ][..],
+        &["runs", "--store", "s.db"][..],
+    ] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_billshadow"))
+            .args(args)
+            .current_dir(d)
+            .env_remove("BILLSHADOW_STORE")
+            .env("BILLSHADOW_LOG", "warn")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            matches!(out.status.code(), Some(0 | 1)),
+            "{args:?}: {:?} {stderr}",
+            out.status
+        );
+        assert!(stderr.is_empty(), "{args:?}: {stderr}");
+    }
+}
+
 #[test]
 fn prometheus_output_passes_promtool() {
     let dir = stored_run();

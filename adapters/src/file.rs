@@ -16,6 +16,7 @@ use billshadow_comparisons::{Currency, Field, LineStore, LineType, parse_decimal
 use chrono::{Datelike, NaiveDate};
 use rust_decimal::Decimal;
 
+use crate::lines::{LineCounter, Lines};
 use crate::mapping::{
     Attributes, Condition, DateFormat, FieldMapping, InputKind, Mapping, Scale, Source, Target,
 };
@@ -73,8 +74,16 @@ pub enum ReadError {
         field: String,
         header: String,
     },
-    #[error("{origin}, line 1: the column `{column}` appears twice in the header")]
-    DuplicateColumn { origin: String, column: String },
+    #[error(
+        "{origin}, line 1, column {index}: the column `{column}` appears twice in the header (first at column {first})"
+    )]
+    DuplicateColumn {
+        origin: String,
+        column: String,
+        /// 1-based, the repeat and the first.
+        index: usize,
+        first: usize,
+    },
     #[error("{0}")]
     Row(Box<RowError>),
     #[error("{origin}: more than {limit} bad rows (see the quarantine file); the first: {first}")]
@@ -665,6 +674,23 @@ impl Compiled<'_> {
         for field in self.fields.iter().filter(|f| f.mapping.exclusive_end) {
             clamp_end(field.mapping.target, &mut scratch.text);
         }
+        // Both are YYYY-MM-DD here, so text order is date order.
+        let (start, end) = (
+            &scratch.text[Field::PeriodStart as usize],
+            &scratch.text[Field::PeriodEnd as usize],
+        );
+        if !start.is_empty() && !end.is_empty() && end < start {
+            let column = self
+                .fields
+                .iter()
+                .find(|f| f.mapping.target == Target::Text(Field::PeriodEnd))
+                .and_then(|f| f.access.first())
+                .and_then(column_ref);
+            return Err(Problem {
+                column,
+                message: format!("period_end {end} is before period_start {start}"),
+            });
+        }
         if !only_money && !self.attributes.is_empty() {
             let mut pairs: Vec<(&str, Cow<'_, str>)> = Vec::with_capacity(self.attributes.len());
             for (name, access) in &self.attributes {
@@ -1022,18 +1048,10 @@ fn read_csv(reader: impl Read, mapping: &Mapping, sink: &mut Sink<'_>) -> Result
         origin: origin.clone(),
         source,
     };
-    let mut reader = BufReader::with_capacity(1 << 16, reader);
-    // The csv crate reports a record of a CRLF file one line early (it starts the record at
-    // the `\n` left from the previous `\r\n`: BurntSushi/rust-csv#395). Exports keep one line
-    // ending throughout, so the first one found says which to correct for.
-    let crlf_offset = {
-        let head = reader.fill_buf().map_err(io_error)?;
-        let crlf = head
-            .iter()
-            .position(|b| *b == b'\n')
-            .is_some_and(|i| i > 0 && head[i - 1] == b'\r');
-        u64::from(crlf)
-    };
+    let reader = BufReader::with_capacity(1 << 16, reader);
+    // A record's line from its byte offset: right with LF, CRLF, CR alone, a file switching
+    // between them and blank lines (`lines.rs`).
+    let (reader, lines) = LineCounter::new(reader);
     let mut csv = csv::ReaderBuilder::new()
         .delimiter(mapping.delimiter)
         .has_headers(true)
@@ -1042,7 +1060,7 @@ fn read_csv(reader: impl Read, mapping: &Mapping, sink: &mut Sink<'_>) -> Result
         .from_reader(reader);
     let header_record = match csv.byte_headers() {
         Ok(h) => h.clone(),
-        Err(e) => return Err(csv_error(&origin, e, 0)),
+        Err(e) => return Err(csv_error(&origin, e, &lines)),
     };
     let expected_header = || {
         let names: Vec<&str> = mapping
@@ -1072,10 +1090,12 @@ fn read_csv(reader: impl Read, mapping: &Mapping, sink: &mut Sink<'_>) -> Result
             }))
         })?;
         let name = name.trim_start_matches('\u{feff}').trim().to_owned();
-        if header.contains(&name) {
+        if let Some(first) = header.iter().position(|h| *h == name) {
             return Err(ReadError::DuplicateColumn {
                 origin: origin.clone(),
                 column: name,
+                index: i + 1,
+                first: first + 1,
             });
         }
         header.push(name);
@@ -1096,7 +1116,7 @@ fn read_csv(reader: impl Read, mapping: &Mapping, sink: &mut Sink<'_>) -> Result
                 }
                 let line = e.position().map_or(0, |p| p.line());
                 let raw = as_read(&record, mapping.delimiter);
-                let row = match csv_error(&origin, e, crlf_offset) {
+                let row = match csv_error(&origin, e, &lines) {
                     ReadError::Row(row) => *row,
                     other => return Err(other),
                 };
@@ -1109,7 +1129,7 @@ fn read_csv(reader: impl Read, mapping: &Mapping, sink: &mut Sink<'_>) -> Result
             }
         }
         sink.stats.records += 1;
-        let line = record.position().map_or(0, |p| p.line()) + crlf_offset;
+        let line = record.position().map_or(0, |p| lines.line_at(p.byte()));
         let view = Record::Csv(
             &record,
             std::str::from_utf8(record.as_slice()).ok(),
@@ -1157,22 +1177,20 @@ fn as_read(record: &csv::ByteRecord, delimiter: u8) -> String {
     }
 }
 
-/// A csv crate error as a located row error; `line_offset` corrects a data row's line in a
-/// CRLF file.
-fn csv_error(origin: &str, error: csv::Error, line_offset: u64) -> ReadError {
-    let line = error.position().map_or(1, |p| p.line() + line_offset);
+/// A csv crate error as a located row error.
+fn csv_error(origin: &str, error: csv::Error, lines: &Lines) -> ReadError {
+    let line = error.position().map_or(1, |p| lines.line_at(p.byte()));
+    let column = match error.kind() {
+        csv::ErrorKind::Utf8 { err, .. } => Some(err.field() + 1),
+        _ => None,
+    };
     let message = match error.kind() {
         csv::ErrorKind::UnequalLengths {
             expected_len, len, ..
         } => {
             format!("the row has {len} fields; expected {expected_len}, as many as the header")
         }
-        csv::ErrorKind::Utf8 { err, .. } => {
-            format!(
-                "invalid UTF-8 in field {}; expected UTF-8 text",
-                err.field() + 1
-            )
-        }
+        csv::ErrorKind::Utf8 { .. } => "invalid UTF-8; expected UTF-8 text".to_owned(),
         _ => error.to_string(),
     };
     match error.into_kind() {
@@ -1183,7 +1201,7 @@ fn csv_error(origin: &str, error: csv::Error, line_offset: u64) -> ReadError {
         _ => ReadError::Row(Box::new(RowError {
             origin: origin.to_owned(),
             line,
-            column: None,
+            column,
             column_name: None,
             message,
         })),

@@ -4,6 +4,8 @@
 use std::io::{self, Write};
 
 use billshadow_comparisons::Diff;
+
+use crate::clean;
 use serde_json::Value;
 
 /// The fields a rendered bill line shows, in order.
@@ -71,7 +73,8 @@ pub fn write_text(
             color,
             "1",
             &format!(
-                "account {account}: {} legacy lines, {} modern lines, {} diffs",
+                "account {}: {} legacy lines, {} modern lines, {} diffs",
+                clean(account),
                 legacy.len(),
                 modern.len(),
                 diffs.len()
@@ -96,15 +99,18 @@ pub fn write_text(
         writeln!(out)?;
         writeln!(
             out,
-            "  {class}  {what}  {}{delta}{}",
-            key.join(" "),
-            d.waiver
-                .as_deref()
-                .map(|w| format!("  (waived by {w})"))
-                .unwrap_or_default()
+            "  {class}  {}  {}{delta}{}",
+            clean(&what),
+            clean(&key.join(" ")),
+            clean(
+                &d.waiver
+                    .as_deref()
+                    .map(|w| format!("  (waived by {w})"))
+                    .unwrap_or_default()
+            )
         )?;
         if let Some(detail) = &d.detail {
-            writeln!(out, "    {detail}")?;
+            writeln!(out, "    {}", clean(detail))?;
         }
         let empty = std::collections::BTreeMap::new();
         let l = d.legacy.as_ref().map_or(&empty, |e| &e.fields);
@@ -121,9 +127,9 @@ pub fn write_text(
             let differs = d.fields.iter().any(|f| f == name);
             let row = format!(
                 "    {:<14} {:>22} {:>22}{}",
-                name,
-                a,
-                b,
+                clean(name),
+                clean(a),
+                clean(b),
                 if differs { "  ←" } else { "" }
             );
             writeln!(
@@ -144,6 +150,7 @@ pub fn write_text(
         writeln!(out, "  (identical when rendered)")?;
     }
     for line in diff.lines() {
+        let line = &*clean(line);
         let colored = match line.chars().next() {
             Some('-') if !line.starts_with("---") => paint(color, "31", line),
             Some('+') if !line.starts_with("+++") => paint(color, "32", line),

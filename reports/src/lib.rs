@@ -34,6 +34,32 @@ pub struct Inputs {
     pub quarantine: Option<String>,
 }
 
+/// Text from data made safe for a terminal: every control character (C0 but the line feed in
+/// multi-line text, DEL, C1 such as the one-byte CSI and OSC) and every bidirectional override
+/// is written as a visible escape (`\u{1b}`), so no value can move the cursor, set the
+/// window title, write a hyperlink or reorder what is shown. Other text is returned as it is.
+pub fn clean(value: &str) -> std::borrow::Cow<'_, str> {
+    let unsafe_char =
+        |c: char| c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+    if !value.chars().any(unsafe_char) {
+        return std::borrow::Cow::Borrowed(value);
+    }
+    let mut out = String::with_capacity(value.len() + 8);
+    for c in value.chars() {
+        if unsafe_char(c) {
+            out.push_str(&format!("\\u{{{:x}}}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+/// [`clean`] for text of several lines: line feeds are kept.
+pub fn clean_lines(value: &str) -> String {
+    value.split('\n').map(clean).collect::<Vec<_>>().join("\n")
+}
+
 /// Formats an integer with thousands separators: 1234567 → 1,234,567.
 pub fn thousands(n: u64) -> String {
     let digits = n.to_string();
@@ -49,6 +75,17 @@ pub fn thousands(n: u64) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn clean() {
+        assert_eq!(super::clean("acct-1"), "acct-1");
+        assert_eq!(
+            super::clean("a\u{1b}]0;owned\u{7}b\u{9b}2J\r"),
+            "a\\u{1b}]0;owned\\u{7}b\\u{9b}2J\\u{d}"
+        );
+        assert_eq!(super::clean("x\u{202e}y"), "x\\u{202e}y");
+        assert_eq!(super::clean_lines("a\nb\u{1b}"), "a\nb\\u{1b}");
+    }
+
     #[test]
     fn thousands() {
         for (n, s) in [

@@ -323,18 +323,43 @@ pub fn html(view: &RunView, template: Option<String>) -> Result<String, minijinj
         .render(minijinja::value::Serde(&ctx))
 }
 
-/// Escapes text for a Markdown table cell.
-fn md_escape(value: &str) -> String {
+/// Escapes text for a Markdown table cell: table and inline syntax is backslash-escaped, line
+/// ends become spaces, control characters are dropped, `&` is written `&amp;` (so no entity in
+/// data turns into `@` or `<`), and a zero-width space (`&#8203;`) follows every `@` and breaks
+/// every `://` and `www.`, so no `@team` is a mention and no URL or e-mail address becomes a
+/// link (GitHub's autolinks and mentions; angle-bracket autolinks are escaped with `\<`).
+pub fn md_escape(value: &str) -> String {
+    const ZWSP: &str = "&#8203;";
     let mut out = String::with_capacity(value.len());
-    for c in value.chars() {
+    let mut rest = value;
+    while let Some(c) = rest.chars().next() {
+        let after = &rest[c.len_utf8()..];
         match c {
-            '|' | '\\' | '`' | '*' | '_' | '[' | ']' | '<' | '>' | '#' => {
+            '|' | '\\' | '`' | '*' | '_' | '[' | ']' | '<' | '>' | '#' | '~' | '!' => {
                 out.push('\\');
                 out.push(c);
             }
-            '\n' | '\r' => out.push(' '),
+            '&' => out.push_str("&amp;"),
+            '@' => {
+                out.push('@');
+                out.push_str(ZWSP);
+            }
+            ':' if after.starts_with("//") => {
+                out.push(':');
+                out.push_str(ZWSP);
+            }
+            'w' | 'W' if rest.len() >= 4 && rest[..4].eq_ignore_ascii_case("www.") => {
+                out.push_str(&rest[..3]);
+                out.push_str(ZWSP);
+                out.push('.');
+                rest = &rest[4..];
+                continue;
+            }
+            '\n' | '\r' | '\t' => out.push(' '),
+            c if c.is_control() => {}
             c => out.push(c),
         }
+        rest = after;
     }
     out
 }
@@ -394,30 +419,63 @@ pub fn csv_header(out: &mut csv::Writer<&mut dyn Write>) -> csv::Result<()> {
     ])
 }
 
+/// Neutralises a CSV cell a spreadsheet would run as a formula (OWASP "CSV injection"): a
+/// value starting with `=`, `+`, `-`, `@`, a tab or a carriage return gets a leading single
+/// quote, so it is shown as text. A plain decimal (`-12.50`, `-0.00`: an optional minus sign,
+/// digits, an optional fraction) is a number, not a formula, and is written as it is.
+pub fn csv_cell(value: String) -> String {
+    let risky = matches!(
+        value.as_bytes().first(),
+        Some(b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r')
+    );
+    if risky && !plain_decimal(&value) {
+        let mut quoted = String::with_capacity(value.len() + 1);
+        quoted.push('\'');
+        quoted.push_str(&value);
+        quoted
+    } else {
+        value
+    }
+}
+
+/// `-?digits(.digits)?`: how the store writes an amount or a delta.
+fn plain_decimal(value: &str) -> bool {
+    let digits = value.strip_prefix('-').unwrap_or(value);
+    let (whole, fraction) = match digits.split_once('.') {
+        Some((w, f)) => (w, Some(f)),
+        None => (digits, None),
+    };
+    let all_digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    all_digits(whole) && fraction.is_none_or(all_digits)
+}
+
 pub fn csv_row(out: &mut csv::Writer<&mut dyn Write>, d: &Diff) -> csv::Result<()> {
     let amount = |e: &Option<billshadow_comparisons::Evidence>| {
         e.as_ref()
             .and_then(|e| e.fields.get("amount").cloned())
             .unwrap_or_default()
     };
-    out.write_record([
-        d.account_id.clone().unwrap_or_default(),
-        d.customer_id.clone().unwrap_or_default(),
-        d.class.as_str().to_owned(),
-        format!("{:?}", d.scope).to_lowercase(),
-        d.charge_code.clone().unwrap_or_default(),
-        d.partition.clone().unwrap_or_default(),
-        d.region.clone().unwrap_or_default(),
-        d.currency.map(|c| c.code().to_owned()).unwrap_or_default(),
-        d.delta.map(|x| x.to_string()).unwrap_or_default(),
-        amount(&d.legacy),
-        amount(&d.modern),
-        d.fields.join(" "),
-        d.waiver.clone().unwrap_or_default(),
-        d.legacy_line.map(|l| l.to_string()).unwrap_or_default(),
-        d.modern_line.map(|l| l.to_string()).unwrap_or_default(),
-        d.detail.clone().unwrap_or_default(),
-    ])
+    out.write_record(
+        [
+            d.account_id.clone().unwrap_or_default(),
+            d.customer_id.clone().unwrap_or_default(),
+            d.class.as_str().to_owned(),
+            format!("{:?}", d.scope).to_lowercase(),
+            d.charge_code.clone().unwrap_or_default(),
+            d.partition.clone().unwrap_or_default(),
+            d.region.clone().unwrap_or_default(),
+            d.currency.map(|c| c.code().to_owned()).unwrap_or_default(),
+            d.delta.map(|x| x.to_string()).unwrap_or_default(),
+            amount(&d.legacy),
+            amount(&d.modern),
+            d.fields.join(" "),
+            d.waiver.clone().unwrap_or_default(),
+            d.legacy_line.map(|l| l.to_string()).unwrap_or_default(),
+            d.modern_line.map(|l| l.to_string()).unwrap_or_default(),
+            d.detail.clone().unwrap_or_default(),
+        ]
+        .map(csv_cell),
+    )
 }
 
 fn label(value: &str) -> String {
@@ -600,4 +658,40 @@ pub fn prometheus(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{csv_cell, md_escape};
+
+    #[test]
+    fn csv_cells_a_spreadsheet_would_run_are_text() {
+        for (value, written) in [
+            ("=HYPERLINK(\"http://x\")", "'=HYPERLINK(\"http://x\")"),
+            ("+1+2", "'+1+2"),
+            ("-1+2", "'-1+2"),
+            ("@SUM(A1)", "'@SUM(A1)"),
+            ("\tx", "'\tx"),
+            ("\rx", "'\rx"),
+            ("-", "'-"),
+            ("-12.50", "-12.50"),
+            ("-0.00", "-0.00"),
+            ("12.50", "12.50"),
+            ("acct-1", "acct-1"),
+            ("", ""),
+        ] {
+            assert_eq!(csv_cell(value.to_owned()), written, "{value:?}");
+        }
+    }
+
+    #[test]
+    fn markdown_breaks_mentions_and_links() {
+        assert_eq!(md_escape("@team"), "@&#8203;team");
+        assert_eq!(md_escape("https://x.io"), "https:&#8203;//x.io");
+        assert_eq!(md_escape("WWW.x.io"), "WWW&#8203;.x.io");
+        assert_eq!(md_escape("<http://x>"), "\\<http:&#8203;//x\\>");
+        assert_eq!(md_escape("a|b"), "a\\|b");
+        assert_eq!(md_escape("&#64;team"), "&amp;\\#64;team");
+        assert_eq!(md_escape("a\u{1b}[2Jb\nc"), "a\\[2Jb c");
+    }
 }

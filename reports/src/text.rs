@@ -5,6 +5,7 @@ use std::io::{self, Write};
 
 use billshadow_comparisons::{Comparison, Diff, DiffClass, Scope};
 
+use crate::clean;
 use crate::{Inputs, thousands};
 
 /// How the text report looks.
@@ -114,7 +115,7 @@ pub fn write(
 ) -> io::Result<()> {
     let p = Paint { on: options.color };
     let s = &comparison.summary;
-    writeln!(out, "{}", p.bold(&header.title))?;
+    writeln!(out, "{}", p.bold(&clean(&header.title)))?;
     writeln!(out)?;
     // PARITY only when the summary says so and nothing fails; an incomplete comparison says
     // so on the verdict line, with done / total.
@@ -135,7 +136,7 @@ pub fn write(
     };
     writeln!(out, "  verdict    {verdict}")?;
     for warning in &header.warnings {
-        writeln!(out, "             {}", p.yellow(warning))?;
+        writeln!(out, "             {}", p.yellow(&clean(warning)))?;
     }
     if s.rows_quarantined > 0 {
         let mut money: Vec<String> = s
@@ -252,7 +253,7 @@ pub fn write(
                     String::new()
                 }
             );
-            writeln!(out, "  {}", p.yellow(&line))?;
+            writeln!(out, "  {}", p.yellow(&clean(&line)))?;
         }
     }
     write_diffs(out, comparison, options, &p)
@@ -292,7 +293,7 @@ fn write_diffs(
         } else {
             p.red(&format!("({failing} failing)"))
         };
-        writeln!(out, "{} {note}", p.bold(owner))?;
+        writeln!(out, "{} {note}", p.bold(&clean(owner)))?;
         for diff in diffs.iter().take(options.diffs_per_account_max) {
             writeln!(out, "  {}", diff_line(diff, p))?;
         }
@@ -377,10 +378,11 @@ fn diff_line(diff: &Diff, p: &Paint) -> String {
         .map(|w| format!("  waived by {w}"))
         .unwrap_or_default();
     format!(
-        "{class:<30} {what}  legacy {}  modern {}  Δ {delta} {currency}  [{}]{}",
-        amount(&diff.legacy),
-        amount(&diff.modern),
-        diff.fields.join(", "),
-        p.dim(&waiver)
+        "{class:<30} {}  legacy {}  modern {}  Δ {delta} {currency}  [{}]{}",
+        clean(&what),
+        clean(&amount(&diff.legacy)),
+        clean(&amount(&diff.modern)),
+        clean(&diff.fields.join(", ")),
+        p.dim(&clean(&waiver))
     )
 }

@@ -2,7 +2,7 @@
 //! legacy stack to the modern one only when the policy's gate passes on stored evidence; every
 //! change is compare-and-set on the cell's version and leaves a hash-chained audit record.
 
-mod ledger;
+pub(crate) mod ledger;
 pub(crate) mod machine;
 pub(crate) mod policy;
 mod render;
@@ -14,7 +14,12 @@ use crate::cli::{MigrateArgs, MigrateCommand, MigrateFormat};
 use crate::exit::{Code, Failure, Outcome, input};
 use crate::run_cmd::{runtime, stack};
 use crate::store::{Store, default_url};
-use ledger::{AuditEntry, Conflict};
+use ledger::AuditEntry;
+
+/// `--to` names a step that is not the cell's next one (someone else may have made it).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub(crate) struct NotNextStep(String);
 use machine::{Action, CellState, Context, Decision, Outcome as GateOutcome, Stage, Verdict};
 use policy::{CellId, Policy};
 
@@ -43,7 +48,7 @@ pub(crate) struct Judged {
 pub(crate) fn run(args: MigrateArgs) -> Outcome {
     if let MigrateCommand::Lint = args.command {
         let policy = Policy::load(&args.policy).map_err(input)?;
-        println!(
+        crate::outln!(
             "{}: ok ({} cells, canary steps {:?} %, {} freeze window(s))",
             args.policy.display(),
             policy.cells.len(),
@@ -133,7 +138,7 @@ impl Controller<'_> {
             MigrateCommand::Init => {
                 let ids: Vec<CellId> = self.policy.cells.iter().map(|c| c.cell.clone()).collect();
                 let created = self.store.init_cells(&ids).await.map_err(stack)?;
-                println!(
+                crate::outln!(
                     "{created} cells created in legacy; {} already existed",
                     ids.len() - created
                 );
@@ -185,7 +190,7 @@ impl Controller<'_> {
                 if verify {
                     match self.store.verify_audit().await.map_err(stack)? {
                         Ok(n) => {
-                            println!("audit log intact: {n} records, every hash matches");
+                            crate::outln!("audit log intact: {n} records, every hash matches");
                             Ok(Code::Parity)
                         }
                         Err(problem) => {
@@ -195,7 +200,7 @@ impl Controller<'_> {
                     }
                 } else {
                     let log = self.store.audit_log().await.map_err(stack)?;
-                    println!(
+                    crate::outln!(
                         "{}",
                         serde_json::to_string_pretty(&serde_json::json!({ "audit": log }))
                             .unwrap_or_default()
@@ -255,11 +260,11 @@ impl Controller<'_> {
                     }
                     .label(&self.policy)
                 });
-                return Err(input(anyhow!(
+                return Err(input(NotNextStep(format!(
                     "{} is {}; its next step is {next}, not {to}",
                     id.name(),
                     state.label(&self.policy)
-                )));
+                ))));
             }
         }
         // Evidence that cannot be read holds the cell, with the reason; it never passes, and
@@ -423,16 +428,8 @@ impl Controller<'_> {
                 async move || run_hook(&hook, &cell, &from, &to, &actor).await,
             )
             .await;
-        result.map_err(|e| {
-            if e.is::<Conflict>() {
-                Failure {
-                    code: Code::Mismatch,
-                    error: e,
-                }
-            } else {
-                stack(e)
-            }
-        })
+        // A lost compare-and-set (`Conflict`) is exit code 1 by its type (`exit.rs`).
+        result.map_err(stack)
     }
 
     async fn advance(&self, cell: Option<String>, all: bool, to: Option<String>) -> Outcome {
@@ -442,12 +439,8 @@ impl Controller<'_> {
                 match self.judge(&id, to.as_deref()).await {
                     Ok(j) => vec![j],
                     // The cell has moved on: someone else made this step already.
-                    Err(f)
-                        if f.code == Code::Input
-                            && to.is_some()
-                            && f.error.to_string().contains("its next step is") =>
-                    {
-                        println!("{}: not moved: {}", id.name(), f.error);
+                    Err(f) if to.is_some() && f.error.chain().any(|e| e.is::<NotNextStep>()) => {
+                        crate::outln!("{}: not moved: {}", id.name(), f.error);
                         return Ok(Code::Mismatch);
                     }
                     Err(f) => return Err(f),
@@ -465,13 +458,13 @@ impl Controller<'_> {
                 Decision::Move(next) => {
                     if let Err(f) = self.apply(j, next, "advance", "the gate passed").await {
                         if f.code == Code::Mismatch {
-                            println!("{}: not moved: {:#}", j.cell.name(), f.error);
+                            crate::outln!("{}: not moved: {:#}", j.cell.name(), f.error);
                             code = Code::Mismatch;
                             continue;
                         }
                         return Err(f);
                     }
-                    println!(
+                    crate::outln!(
                         "{}: {} → {}",
                         j.cell.name(),
                         j.state.label(&self.policy),
@@ -494,7 +487,7 @@ impl Controller<'_> {
                         )
                         .await?;
                     }
-                    println!(
+                    crate::outln!(
                         "{}: held at {}: {}",
                         j.cell.name(),
                         j.state.stage.as_str(),
@@ -505,7 +498,7 @@ impl Controller<'_> {
                     }
                 }
                 Decision::Blocked(reason) => {
-                    println!(
+                    crate::outln!(
                         "{}: stays {}: {reason}",
                         j.cell.name(),
                         j.state.label(&self.policy)
@@ -536,7 +529,7 @@ impl Controller<'_> {
                 Ok(evidence) => evidence,
                 Err(e) => {
                     // Not rolled back on unreadable evidence; the gate holds the cell below.
-                    println!(
+                    crate::outln!(
                         "{}: cannot check the rollback triggers: the evidence cannot be read: {e:#}",
                         c.cell.name()
                     );
@@ -600,7 +593,7 @@ impl Controller<'_> {
             };
             let reason = format!("automatic rollback: {}", reasons.join("; "));
             self.apply(&j, &next, "rollback", &reason).await?;
-            println!(
+            crate::outln!(
                 "{}: {} → rolled_back ({reason})",
                 c.cell.name(),
                 state.label(&self.policy)
@@ -624,7 +617,7 @@ impl Controller<'_> {
         match &j.decision {
             Decision::Move(next) | Decision::Hold(next) => {
                 self.apply(&j, next, name, reason).await?;
-                println!(
+                crate::outln!(
                     "{}: {} → {}",
                     id.name(),
                     j.state.label(&self.policy),
@@ -633,7 +626,7 @@ impl Controller<'_> {
                 Ok(Code::Parity)
             }
             Decision::Blocked(why) => {
-                println!(
+                crate::outln!(
                     "{}: stays {}: {why}",
                     id.name(),
                     j.state.label(&self.policy)
@@ -645,7 +638,7 @@ impl Controller<'_> {
 
     async fn approve(&self, id: &CellId, to: Option<&str>) -> Outcome {
         if let Some(freeze) = machine::frozen(&self.policy.freezes, self.now) {
-            println!("{}: not approved: {freeze}", id.name());
+            crate::outln!("{}: not approved: {freeze}", id.name());
             return Ok(Code::Mismatch);
         }
         let j = self.judge(id, to).await?;
@@ -653,7 +646,7 @@ impl Controller<'_> {
             return Err(input(anyhow!("{} has no next step to approve", id.name())));
         };
         if j.verdict.outcome != GateOutcome::Pass {
-            println!(
+            crate::outln!(
                 "{}: not approved: the gate does not pass on the current evidence ({})",
                 id.name(),
                 j.verdict.reasons().join("; ")
@@ -682,7 +675,7 @@ impl Controller<'_> {
             Some(&j.verdict),
         );
         self.store.audit(&entry).await.map_err(stack)?;
-        println!(
+        crate::outln!(
             "{}: {} approved {} on the current evidence ({})",
             id.name(),
             self.actor,

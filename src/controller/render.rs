@@ -133,7 +133,7 @@ pub(super) fn plan(judged: &[Judged], policy: &Policy) {
             ),
             Decision::Blocked(reason) => format!("nothing: {reason}"),
         };
-        println!("{:<22} {line}", j.cell.name());
+        crate::outln!("{:<22} {line}", j.cell.name());
     }
 }
 

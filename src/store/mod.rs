@@ -175,7 +175,7 @@ pub(crate) struct OpenError {
 }
 
 impl OpenError {
-    fn error(url: &str, problem: impl Into<String>) -> anyhow::Error {
+    pub(crate) fn error(url: &str, problem: impl Into<String>) -> anyhow::Error {
         anyhow::Error::new(OpenError {
             url: url.to_owned(),
             problem: problem.into(),
@@ -183,9 +183,13 @@ impl OpenError {
     }
 }
 
-/// Whether an error is a store that does not exist or is not a store (not a failure of one).
-pub(crate) fn is_open_error(error: &anyhow::Error) -> bool {
-    error.chain().any(|e| e.is::<OpenError>())
+/// A store that exists but cannot do what the command needs: read-only, full, gone.
+/// Exit code 3, naming the store.
+#[derive(Debug, thiserror::Error)]
+#[error("the run store {url} {problem}")]
+pub(crate) struct StoreFailure {
+    pub(crate) url: String,
+    pub(crate) problem: String,
 }
 
 /// The file of a SQLite store, and the URL's other query parameters.
@@ -205,6 +209,49 @@ fn sqlite_file(url: &str) -> Option<(String, Vec<String>)> {
         .map(str::to_owned)
         .collect();
     Some((path.to_owned(), params))
+}
+
+/// A database error (full disk, read-only file, lost server) as the `StoreFailure` of the store
+/// at `url`; other errors (a cohort's) as they are.
+pub(crate) fn name_failure(error: anyhow::Error, url: &str) -> anyhow::Error {
+    if error.chain().any(|e| e.is::<sqlx::Error>()) {
+        anyhow::Error::new(StoreFailure {
+            url: url.to_owned(),
+            problem: format!("failed: {error:#}"),
+        })
+    } else {
+        error
+    }
+}
+
+/// Every connection's settings. SQLite: WAL lets readers work during a run; a busy timeout
+/// lets two processes share the file; NORMAL sync is safe against a crash of the process (not
+/// of the machine's power); a reader changes nothing. PostgreSQL: a reader's transactions are
+/// read-only.
+async fn prepare_connection(
+    conn: &mut sqlx::AnyConnection,
+    sqlite: bool,
+    read_only: bool,
+) -> Result<(), sqlx::Error> {
+    if sqlite {
+        let pragmas: &[&str] = if read_only {
+            &["PRAGMA busy_timeout = 10000", "PRAGMA query_only = ON"]
+        } else {
+            &[
+                "PRAGMA journal_mode = WAL",
+                "PRAGMA synchronous = NORMAL",
+                "PRAGMA busy_timeout = 10000",
+            ]
+        };
+        for pragma in pragmas {
+            sqlx::query(pragma).execute(&mut *conn).await?;
+        }
+    } else if read_only {
+        sqlx::query("SET default_transaction_read_only = on")
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
 }
 
 /// A SQLite file's header.
@@ -293,34 +340,47 @@ impl Store {
             None => (url.to_owned(), false, access != Access::Create),
         };
         let read_only = access == Access::ReadOnly;
+        // One connection first, prepared as the pool's are and, for a writer, made to take
+        // the write lock: a read-only, full or unreachable store fails here at once, named
+        // (the pool would retry a failing connection until its acquire timeout).
+        let probe = async {
+            let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&full).await?;
+            prepare_connection(&mut conn, sqlite, read_only).await?;
+            if sqlite && !read_only && existing {
+                // A write rolled back: a read-only file, folder or mount refuses it.
+                let version: i64 = sqlx::query("PRAGMA user_version")
+                    .fetch_one(&mut conn)
+                    .await?
+                    .try_get(0)?;
+                sqlx::query("BEGIN IMMEDIATE").execute(&mut conn).await?;
+                let wrote = sqlx::query(&format!("PRAGMA user_version = {version}"))
+                    .execute(&mut conn)
+                    .await;
+                sqlx::query("ROLLBACK").execute(&mut conn).await?;
+                wrote?;
+            }
+            sqlx::Connection::close(conn).await
+        };
+        match tokio::time::timeout(std::time::Duration::from_secs(10), probe).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                return Err(anyhow::Error::new(StoreFailure {
+                    url: url.to_owned(),
+                    problem: format!("cannot be opened for this command: {e}"),
+                }));
+            }
+            Err(_) => {
+                return Err(anyhow::Error::new(StoreFailure {
+                    url: url.to_owned(),
+                    problem: "did not answer within 10 s".to_owned(),
+                }));
+            }
+        }
         let pool = AnyPoolOptions::new()
             .max_connections(if sqlite { 4 } else { 8 })
             .acquire_timeout(std::time::Duration::from_secs(10))
             .after_connect(move |conn, _| {
-                Box::pin(async move {
-                    if sqlite {
-                        // WAL lets readers work during a run; a busy timeout lets two
-                        // processes share the file; NORMAL sync is safe against a crash of
-                        // the process (not of the machine's power). A reader changes nothing.
-                        let pragmas: &[&str] = if read_only {
-                            &["PRAGMA busy_timeout = 10000", "PRAGMA query_only = ON"]
-                        } else {
-                            &[
-                                "PRAGMA journal_mode = WAL",
-                                "PRAGMA synchronous = NORMAL",
-                                "PRAGMA busy_timeout = 10000",
-                            ]
-                        };
-                        for pragma in pragmas {
-                            sqlx::query(pragma).execute(&mut *conn).await?;
-                        }
-                    } else if read_only {
-                        sqlx::query("SET default_transaction_read_only = on")
-                            .execute(&mut *conn)
-                            .await?;
-                    }
-                    Ok(())
-                })
+                Box::pin(async move { prepare_connection(conn, sqlite, read_only).await })
             })
             .connect(&full)
             .await
