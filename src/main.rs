@@ -10,6 +10,7 @@ mod demo;
 mod diff_cmd;
 mod exit;
 mod generate;
+mod metrics_server;
 mod output;
 mod report_cmd;
 mod run_cmd;
@@ -59,7 +60,9 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code.into(),
         Err(failure) => {
-            eprintln!("error: {:#}", failure.error);
+            // The one boundary every error passes: no URL password leaves.
+            let message = format!("{:#}", failure.error);
+            eprintln!("error: {}", billshadow_adapters::redact::urls(&message));
             failure.code.into()
         }
     }

@@ -316,6 +316,8 @@ pub(crate) struct RawSide {
     pub(crate) headers: BTreeMap<String, RawHeader>,
     pub(crate) retries: Option<u32>,
     pub(crate) backoff_ms: Option<u64>,
+    pub(crate) max_response_bytes: Option<u64>,
+    pub(crate) ca_file: Option<String>,
     pub(crate) dsn_env: Option<String>,
     pub(crate) query: Option<String>,
     pub(crate) params: Option<Vec<String>>,

@@ -5,10 +5,15 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use billshadow_adapters::live::OUTPUT_BYTES_MAX;
 use billshadow_adapters::live::{
     CommandConfig, HttpConfig, SqlConfig, StackConfig, StackKind, StartConfig, Template,
 };
-use billshadow_adapters::{Catalog, Mapping};
+use billshadow_adapters::{Catalog, Mapping, redact};
+
+/// The largest HTTP response body read for one account unless the spec says otherwise
+/// (`max_response_bytes`); a longer body is cut there and the account is a stack error.
+const RESPONSE_BYTES_DEFAULT: usize = 8 * 1024 * 1024;
 
 use crate::spec::RawSide;
 
@@ -38,6 +43,8 @@ enum LiveKind {
         headers: Vec<(String, String, String)>,
         retries: u32,
         backoff: Duration,
+        max_response_bytes: usize,
+        ca_file: Option<PathBuf>,
     },
     Sql {
         dsn_env: String,
@@ -84,6 +91,10 @@ impl LiveSpec {
             }
         };
         not_for("path", raw.path.is_some())?;
+        if kind != "http" {
+            not_for("max_response_bytes", raw.max_response_bytes.is_some())?;
+            not_for("ca_file", raw.ca_file.is_some())?;
+        }
         let live_kind = match kind.as_str() {
             "command" => {
                 not_for("url", raw.url.is_some())?;
@@ -139,6 +150,13 @@ impl LiveSpec {
                     headers,
                     retries: raw.retries.unwrap_or(3).min(10),
                     backoff: Duration::from_millis(raw.backoff_ms.unwrap_or(100)),
+                    max_response_bytes: match raw.max_response_bytes {
+                        None => RESPONSE_BYTES_DEFAULT,
+                        Some(0) => return Err("`max_response_bytes` must be above 0".to_owned()),
+                        Some(n) => usize::try_from(n.min(OUTPUT_BYTES_MAX as u64))
+                            .unwrap_or(OUTPUT_BYTES_MAX),
+                    },
+                    ca_file: raw.ca_file.map(|f| base.join(f)),
                 }
             }
             "sql" => {
@@ -198,6 +216,8 @@ impl LiveSpec {
             std::env::var(name)
                 .map_err(|_| format!("[{side}]: the environment variable {name} is not set"))
         };
+        // Values that must never leave: masked in every failure message of this stack.
+        let mut secrets = Vec::new();
         let kind = match &self.kind {
             LiveKind::Command {
                 program,
@@ -217,10 +237,15 @@ impl LiveSpec {
                 headers,
                 retries,
                 backoff,
+                max_response_bytes,
+                ca_file,
             } => {
                 let mut resolved = Vec::new();
                 for (name, var, prefix) in headers {
-                    resolved.push((name.clone(), format!("{prefix}{}", env(var)?)));
+                    let value = env(var)?;
+                    secrets.push(value.clone());
+                    secrets.push(format!("{prefix}{value}"));
+                    resolved.push((name.clone(), format!("{prefix}{value}")));
                 }
                 StackKind::Http(HttpConfig {
                     method: method.clone(),
@@ -230,6 +255,8 @@ impl LiveSpec {
                     timeout: self.timeout,
                     retries: *retries,
                     backoff: *backoff,
+                    max_response_bytes: *max_response_bytes,
+                    ca_file: ca_file.clone(),
                 })
             }
             LiveKind::Sql {
@@ -237,7 +264,11 @@ impl LiveSpec {
                 query,
                 params,
             } => StackKind::Sql(SqlConfig {
-                dsn: env(dsn_env)?,
+                dsn: {
+                    let dsn = env(dsn_env)?;
+                    secrets.extend(redact::url_password(&dsn));
+                    dsn
+                },
                 query: query.clone(),
                 params: params.clone(),
                 timeout: self.timeout,
@@ -249,6 +280,7 @@ impl LiveSpec {
             mapping,
             concurrency: self.concurrency,
             rate_per_second: self.rate_per_second,
+            secrets,
         })
     }
 }

@@ -10,6 +10,7 @@ pub mod file;
 pub mod live;
 pub mod location;
 pub mod mapping;
+pub mod redact;
 
 pub use catalog::{Catalog, FormatRef};
 pub use file::{ReadError, ReadOptions, ReadStats, RowError, read_from, read_path};
