@@ -23,6 +23,10 @@ use crate::mapping::{
 /// The largest single field accepted, in bytes.
 pub const FIELD_BYTES_MAX: usize = 64 * 1024;
 
+/// The most a reader pre-allocates for the lines it will hold, whatever the file's size: the
+/// store grows past it as lines come, never on the strength of a size alone.
+pub const PREALLOCATE_BYTES_MAX: usize = 64 * 1024 * 1024;
+
 /// The largest JSON line or document accepted, in bytes.
 pub const JSON_DOCUMENT_BYTES_MAX: usize = 64 * 1024 * 1024;
 
@@ -136,11 +140,12 @@ pub fn read_from(
     mapping: &Mapping,
     options: ReadOptions<'_>,
 ) -> Result<(LineStore, ReadStats), ReadError> {
-    // Canonical CSV keeps nearly all its bytes as text; a store sized to the file never
-    // has to double.
+    // Canonical CSV keeps nearly all its bytes as text; a store sized to the file (up to a
+    // bound: a size is a hint, not a promise) rarely has to double.
+    let preallocate = size_hint.min(PREALLOCATE_BYTES_MAX);
     let mut sink = Sink {
         origin: origin.to_owned(),
-        store: LineStore::with_capacity(size_hint.min(1 << 34), size_hint / 64),
+        store: LineStore::with_capacity(preallocate, preallocate / 64),
         stats: ReadStats::default(),
         options,
         first_bad: None,
@@ -1039,7 +1044,7 @@ fn read_csv(reader: impl Read, mapping: &Mapping, sink: &mut Sink<'_>) -> Result
         .has_headers(true)
         .flexible(false)
         .buffer_capacity(1 << 16)
-        .from_reader(reader);
+        .from_reader(crate::guard::CsvGuard::new(reader, mapping.delimiter));
     let header_record = match csv.byte_headers() {
         Ok(h) => h.clone(),
         Err(e) => return Err(csv_error(&origin, e, 0)),
@@ -1092,6 +1097,9 @@ fn read_csv(reader: impl Read, mapping: &Mapping, sink: &mut Sink<'_>) -> Result
                     let csv::ErrorKind::Io(source) = e.into_kind() else {
                         unreachable!()
                     };
+                    if let Some(found) = crate::guard::too_long(&source) {
+                        return Err(too_long(&origin, found, Some(header.as_slice())));
+                    }
                     return Err(io_error(source));
                 }
                 let line = e.position().map_or(0, |p| p.line());
@@ -1176,9 +1184,12 @@ fn csv_error(origin: &str, error: csv::Error, line_offset: u64) -> ReadError {
         _ => error.to_string(),
     };
     match error.into_kind() {
-        csv::ErrorKind::Io(source) => ReadError::Io {
-            origin: origin.to_owned(),
-            source,
+        csv::ErrorKind::Io(source) => match crate::guard::too_long(&source) {
+            Some(found) => too_long(origin, found, None),
+            None => ReadError::Io {
+                origin: origin.to_owned(),
+                source,
+            },
         },
         _ => ReadError::Row(Box::new(RowError {
             origin: origin.to_owned(),
@@ -1188,6 +1199,20 @@ fn csv_error(origin: &str, error: csv::Error, line_offset: u64) -> ReadError {
             message,
         })),
     }
+}
+
+/// A field or record the guard refused while reading, located (by its header name too when
+/// the header is known).
+fn too_long(origin: &str, found: &crate::guard::TooLong, header: Option<&[String]>) -> ReadError {
+    ReadError::Row(Box::new(RowError {
+        origin: origin.to_owned(),
+        line: found.line,
+        column: found.column,
+        column_name: found
+            .column
+            .and_then(|c| header.and_then(|h| h.get(c - 1)).cloned()),
+        message: found.message.clone(),
+    }))
 }
 
 fn read_jsonl(reader: impl Read, mapping: &Mapping, sink: &mut Sink<'_>) -> Result<(), ReadError> {

@@ -7,6 +7,7 @@
 
 pub mod catalog;
 pub mod file;
+pub mod guard;
 pub mod live;
 pub mod location;
 pub mod mapping;
