@@ -190,6 +190,7 @@ fn an_endless_http_body_is_cut_at_the_limit_in_bounded_memory() {
         &[],
     );
     assert_eq!(run.code, 3, "{}", run.transcript());
+    eprintln!("endless body: peak memory {} KiB", peak / 1024);
     assert!(peak > 0, "no memory sample");
     assert!(peak < 100 * MIB, "peak memory {} MiB", peak / MIB);
     let shown = billshadow_env(
@@ -276,6 +277,7 @@ fn a_huge_csv_field_is_refused_where_it_is_before_it_is_buffered() {
         "{}",
         run.stderr
     );
+    eprintln!("huge field: peak memory {} KiB", peak / 1024);
     assert!(peak < 100 * MIB, "peak memory {} MiB", peak / MIB);
 }
 
@@ -389,6 +391,11 @@ fn a_thousand_concurrent_scrapes_are_answered_in_bounded_memory_and_slow_headers
     let first = &answers[0].1;
     assert!(answers.iter().all(|(_, b)| b == first), "answers differ");
     let after = vm_hwm(server.id()).unwrap();
+    eprintln!(
+        "metrics server: slow client cut after {waited:?}; peak memory {} KiB before the scrapes, {} KiB after",
+        before / 1024,
+        after / 1024
+    );
     let _ = server.kill();
     let _ = server.wait();
     assert!(
