@@ -632,3 +632,101 @@ fn a_tls_postgres_store_works_with_verify_full_and_a_ca_file() {
     let refused = billshadow_env(&["runs", "--store", &untrusted], d, &[]);
     assert_ne!(refused.code, 0, "{}", refused.transcript());
 }
+
+/// An HTTPS stack (`openssl s_server -WWW` serving bill files) whose certificate a throwaway
+/// CA signed: trusted with the spec's `ca_file`, refused without it.
+#[test]
+fn an_https_stack_is_trusted_through_the_specs_ca_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let certs = d.join("certs");
+    std::fs::create_dir(&certs).unwrap();
+    let ca = support::postgres::certificates(&certs);
+    let www = d.join("www");
+    std::fs::create_dir_all(www.join("bill")).unwrap();
+    write_cohort(d, 3);
+    for i in 0..3 {
+        let account = format!("acct-{i:04}");
+        std::fs::write(
+            www.join("bill").join(&account),
+            format!("{{\"account_id\":\"{account}\",\"period_start\":\"2026-10-01\",\"period_end\":\"2026-10-31\",\"charge_code\":\"x\",\"amount\":\"1.00\",\"currency\":\"USD\"}}\n"),
+        )
+        .unwrap();
+    }
+    let port = free_port();
+    let mut server = Command::new("openssl")
+        .args(["s_server", "-quiet", "-WWW", "-accept"])
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("-cert")
+        .arg(certs.join("server.crt"))
+        .arg("-key")
+        .arg(certs.join("server.key"))
+        .current_dir(&www)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "openssl s_server does not listen"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let spec = |ca_file: &str| {
+        let side = |name: &str| {
+            format!(
+                "[{name}]\nkind = \"http\"\nurl = \"https://localhost:{port}/bill/{{account_id}}\"\ntimeout_ms = 5000\nretries = 0\nconcurrency = 1\n{ca_file}\n"
+            )
+        };
+        std::fs::write(
+            d.join("spec.toml"),
+            format!("{}{}", side("legacy"), side("modern")),
+        )
+        .unwrap();
+    };
+    let run = |store: &str| {
+        billshadow_env(
+            &[
+                "run",
+                "--spec",
+                "spec.toml",
+                "--cohort",
+                "cohort.csv",
+                "--store",
+                store,
+            ],
+            d,
+            &[("SSL_CERT_FILE", "/nonexistent")],
+        )
+    };
+    spec(&format!("ca_file = {:?}", ca.display().to_string()));
+    let trusted = run("trusted.db");
+    spec("");
+    let untrusted = run("untrusted.db");
+    let _ = server.kill();
+    let _ = server.wait();
+    assert_eq!(trusted.code, 0, "{}", trusted.transcript());
+    assert_eq!(untrusted.code, 3, "{}", untrusted.transcript());
+    let shown = billshadow_env(
+        &[
+            "show",
+            "latest",
+            "--store",
+            "untrusted.db",
+            "--format",
+            "json",
+        ],
+        d,
+        &[],
+    );
+    // Every account failed to connect: the server's certificate is not trusted.
+    assert_eq!(
+        shown.json()["summary"]["accounts_errored"],
+        3,
+        "{}",
+        shown.stdout
+    );
+}

@@ -251,7 +251,7 @@ pub(crate) fn self_signed_ca(path: &Path) {
 
 /// A CA (`ca.crt`) and a server certificate for `localhost` and 127.0.0.1 it signed
 /// (`server.crt`, `server.key`) in `folder`; the CA's path.
-fn certificates(folder: &Path) -> PathBuf {
+pub(crate) fn certificates(folder: &Path) -> PathBuf {
     let at = |name: &str| folder.join(name).display().to_string();
     let ca = folder.join("ca.crt");
     self_signed_ca(&ca);
