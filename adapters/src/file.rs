@@ -1039,16 +1039,28 @@ fn read_csv(reader: impl Read, mapping: &Mapping, sink: &mut Sink<'_>) -> Result
             .is_some_and(|i| i > 0 && head[i - 1] == b'\r');
         u64::from(crlf)
     };
+    let record_start = crate::guard::record_start();
     let mut csv = csv::ReaderBuilder::new()
         .delimiter(mapping.delimiter)
         .has_headers(true)
         .flexible(false)
         .buffer_capacity(1 << 16)
-        .from_reader(crate::guard::CsvGuard::new(reader, mapping.delimiter));
+        .from_reader(crate::guard::CsvGuard::new(
+            reader,
+            mapping.delimiter,
+            std::rc::Rc::clone(&record_start),
+        ));
     let header_record = match csv.byte_headers() {
         Ok(h) => h.clone(),
         Err(e) => return Err(csv_error(&origin, e, 0)),
     };
+    // The guard follows a record byte by byte only once it grows long; it learns where each
+    // record starts from here.
+    let next_record = |csv: &csv::Reader<_>| {
+        let p = csv.position();
+        record_start.set((p.byte(), p.line() + crlf_offset));
+    };
+    next_record(&csv);
     let expected_header = || {
         let names: Vec<&str> = mapping
             .fields
@@ -1089,7 +1101,9 @@ fn read_csv(reader: impl Read, mapping: &Mapping, sink: &mut Sink<'_>) -> Result
     let mut scratch = Scratch::new();
     let mut record = csv::ByteRecord::new();
     loop {
-        match csv.read_byte_record(&mut record) {
+        let read = csv.read_byte_record(&mut record);
+        next_record(&csv);
+        match read {
             Ok(false) => break,
             Ok(true) => {}
             Err(e) => {
