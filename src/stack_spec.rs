@@ -11,11 +11,11 @@ use billshadow_adapters::live::{
 };
 use billshadow_adapters::{Catalog, Mapping, redact};
 
+use crate::spec::RawSide;
+
 /// The largest HTTP response body read for one account unless the spec says otherwise
 /// (`max_response_bytes`); a longer body is cut there and the account is a stack error.
 const RESPONSE_BYTES_DEFAULT: usize = 8 * 1024 * 1024;
-
-use crate::spec::RawSide;
 
 /// A live stack as the spec describes it.
 #[derive(Debug, Clone)]
