@@ -567,10 +567,37 @@ fn no_password_or_token_leaves_a_run_on_a_password_protected_postgres() {
     assert_eq!(status, 503, "{body}");
     assert!(body.contains("postgres://postgres:***@"), "{body}");
     outputs.push(format!("== metrics {status}\n{body}\n{server_stderr}"));
+    // An SQL stack whose DSN (from the environment) carries a wrong password.
+    let dsn = pg.url("store").replace(PASSWORD, "Dsn-Secret-99");
+    std::fs::write(
+        d.join("sql.toml"),
+        format!(
+            "[legacy]\nkind = \"sql\"\ndsn_env = \"LEGACY_DSN\"\nquery = \"SELECT 1\"\n\n[modern]\nkind = \"http\"\nurl = \"http://127.0.0.1:{echo}/bill/{{account_id}}\"\n"
+        ),
+    )
+    .unwrap();
+    let sql = record(
+        &mut outputs,
+        "sql stack",
+        billshadow_env(
+            &[
+                "run",
+                "--spec",
+                "sql.toml",
+                "--cohort",
+                "cohort.csv",
+                "--store",
+                &store,
+            ],
+            d,
+            &[("LEGACY_DSN", &dsn)],
+        ),
+    );
+    assert_eq!(sql.code, 3, "{}", sql.transcript());
     outputs.push(format!("== store tables\n{}", dump(&store)));
 
     let everything = outputs.join("\n");
-    for secret in [PASSWORD, TOKEN, "Wrong-Secret-1"] {
+    for secret in [PASSWORD, TOKEN, "Wrong-Secret-1", "Dsn-Secret-99"] {
         let hits: Vec<&str> = everything.lines().filter(|l| l.contains(secret)).collect();
         assert!(hits.is_empty(), "{secret} leaked: {hits:#?}");
     }
