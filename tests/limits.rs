@@ -308,7 +308,19 @@ fn metrics_server(dir: &Path, store: &str, env: &[(&str, &str)]) -> (Child, u16)
 }
 
 fn get(port: u16, path: &str) -> (u16, String) {
-    let mut socket = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    // Retried a while: with a low open-files limit (1,024) a thousand sockets at once can
+    // run out of descriptors for a moment.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut socket = loop {
+        match TcpStream::connect(("127.0.0.1", port)) {
+            Ok(s) => break s,
+            Err(e) if Instant::now() < deadline => {
+                let _ = e;
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(e) => panic!("cannot connect to the metrics server: {e}"),
+        }
+    };
     socket
         .set_read_timeout(Some(Duration::from_secs(30)))
         .unwrap();
