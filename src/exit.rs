@@ -132,7 +132,9 @@ pub(crate) fn finish(outcome: Outcome) -> ExitCode {
         Ok(code) => code.into(),
         Err(failure) if is_broken_pipe(&failure.error) => ExitCode::SUCCESS,
         Err(failure) => {
-            let message = format!("{:#}", failure.error);
+            // The one boundary every error passes: no URL password leaves, no control
+            // character from data reaches the terminal.
+            let message = billshadow_adapters::redact::urls(&format!("{:#}", failure.error));
             eprintln!("error: {}", billshadow_reports::clean_lines(&message));
             failure.code.into()
         }

@@ -10,6 +10,7 @@ mod demo;
 mod diff_cmd;
 mod exit;
 mod generate;
+mod metrics_server;
 mod output;
 mod report_cmd;
 mod run_cmd;

@@ -479,56 +479,34 @@ pub(crate) fn explain(args: ExplainArgs) -> Outcome {
     })
 }
 
-/// Serves the latest run's metrics on `/metrics` until stopped.
+/// Serves the latest run's metrics on `/metrics` (and `/healthz`) until stopped, over one
+/// read-only store pool opened here for the server's life (`metrics_server`).
 pub(crate) fn metrics(args: MetricsArgs) -> Outcome {
     runtime()?.block_on(async move {
         let url = default_url(args.store.as_deref());
-        Store::open_with(&url, Access::ReadOnly)
+        let store = Store::open_with(&url, Access::ReadOnly)
             .await
-            .map_err(stack)?
-            .close()
-            .await;
+            .map_err(stack)?;
         let listener = tokio::net::TcpListener::bind(&args.listen)
             .await
             .map_err(|e| input(anyhow!("cannot listen on {}: {e}", args.listen)))?;
         eprintln!(
-            "serving the latest run's metrics on http://{}/metrics (store {url})",
-            listener.local_addr().map_err(stack)?
+            "serving the latest run's metrics on http://{}/metrics (store {})",
+            listener.local_addr().map_err(stack)?,
+            store.url
         );
-        let policy = args.policy.clone();
-        let app = axum::Router::new().route(
-            "/metrics",
-            axum::routing::get(move || {
-                let (url, policy) = (url.clone(), policy.clone());
-                async move {
-                    match metrics_text(&url, policy.as_deref()).await {
-                        Ok(text) => (
-                            axum::http::StatusCode::OK,
-                            [("content-type", "text/plain; version=0.0.4")],
-                            text,
-                        ),
-                        Err(e) => (
-                            axum::http::StatusCode::SERVICE_UNAVAILABLE,
-                            [("content-type", "text/plain")],
-                            format!("{e:#}\n"),
-                        ),
-                    }
-                }
-            }),
-        );
-        axum::serve(listener, app)
+        crate::metrics_server::serve(listener, store, args.policy.clone())
             .await
-            .map_err(|e| stack(anyhow!(e)))?;
+            .map_err(stack)?;
         Ok(Code::Parity)
     })
 }
 
-async fn metrics_text(url: &str, policy: Option<&Path>) -> anyhow::Result<String> {
-    let store = Store::open_with(url, Access::ReadOnly).await?;
+/// The latest run's Prometheus exposition, read from `store`.
+pub(crate) async fn metrics_text(store: &Store, policy: Option<&Path>) -> anyhow::Result<String> {
     let run = store.resolve("latest").await?;
     let policy = policy.map(Policy::load).transpose()?;
-    let (view, _) = run_view(&store, run, policy.as_ref()).await?;
-    store.close().await;
+    let (view, _) = run_view(store, run, policy.as_ref()).await?;
     let states: BTreeMap<String, String> = view
         .cells
         .iter()

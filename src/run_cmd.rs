@@ -259,9 +259,10 @@ async fn run_async(args: RunArgs) -> Outcome {
         .map_err(stack)?;
     let total = store.resolve(&run_id).await.map_err(stack)?.accounts_total as u64;
     eprintln!(
-        "{} {run_id}: {} of {total} accounts to do (store {store_url})",
+        "{} {run_id}: {} of {total} accounts to do (store {})",
         if resumed { "resuming" } else { "run" },
-        pending
+        pending,
+        store.url
     );
     tracing::info!(run = %run_id, pending, total, "run started");
 

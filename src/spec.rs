@@ -336,6 +336,8 @@ pub(crate) struct RawSide {
     pub(crate) breaker_failures: Option<u32>,
     pub(crate) probe_ms: Option<u64>,
     pub(crate) outage_max_ms: Option<u64>,
+    pub(crate) max_response_bytes: Option<u64>,
+    pub(crate) ca_file: Option<String>,
     pub(crate) dsn_env: Option<String>,
     pub(crate) query: Option<String>,
     pub(crate) params: Option<Vec<String>>,

@@ -5,12 +5,17 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use billshadow_adapters::live::OUTPUT_BYTES_MAX;
 use billshadow_adapters::live::{
     CommandConfig, HttpConfig, Resilience, SqlConfig, StackConfig, StackKind, StartConfig, Template,
 };
-use billshadow_adapters::{Catalog, Mapping};
+use billshadow_adapters::{Catalog, Mapping, redact};
 
 use crate::spec::RawSide;
+
+/// The largest HTTP response body read for one account unless the spec says otherwise
+/// (`max_response_bytes`); a longer body is cut there and the account is a stack error.
+const RESPONSE_BYTES_DEFAULT: usize = 8 * 1024 * 1024;
 
 /// A live stack as the spec describes it.
 #[derive(Debug, Clone)]
@@ -37,6 +42,8 @@ enum LiveKind {
         url: Template,
         body: Option<Template>,
         headers: Vec<(String, String, String)>,
+        max_response_bytes: usize,
+        ca_file: Option<PathBuf>,
     },
     Sql {
         dsn_env: String,
@@ -83,6 +90,10 @@ impl LiveSpec {
             }
         };
         not_for("path", raw.path.is_some())?;
+        if kind != "http" {
+            not_for("max_response_bytes", raw.max_response_bytes.is_some())?;
+            not_for("ca_file", raw.ca_file.is_some())?;
+        }
         let live_kind = match kind.as_str() {
             "command" => {
                 not_for("url", raw.url.is_some())?;
@@ -136,6 +147,13 @@ impl LiveSpec {
                     url,
                     body,
                     headers,
+                    max_response_bytes: match raw.max_response_bytes {
+                        None => RESPONSE_BYTES_DEFAULT,
+                        Some(0) => return Err("`max_response_bytes` must be above 0".to_owned()),
+                        Some(n) => usize::try_from(n.min(OUTPUT_BYTES_MAX as u64))
+                            .unwrap_or(OUTPUT_BYTES_MAX),
+                    },
+                    ca_file: raw.ca_file.map(|f| base.join(f)),
                 }
             }
             "sql" => {
@@ -211,6 +229,8 @@ impl LiveSpec {
             std::env::var(name)
                 .map_err(|_| format!("[{side}]: the environment variable {name} is not set"))
         };
+        // Values that must never leave: masked in every failure message of this stack.
+        let mut secrets = Vec::new();
         let kind = match &self.kind {
             LiveKind::Command {
                 program,
@@ -228,10 +248,15 @@ impl LiveSpec {
                 url,
                 body,
                 headers,
+                max_response_bytes,
+                ca_file,
             } => {
                 let mut resolved = Vec::new();
                 for (name, var, prefix) in headers {
-                    resolved.push((name.clone(), format!("{prefix}{}", env(var)?)));
+                    let value = env(var)?;
+                    secrets.push(value.clone());
+                    secrets.push(format!("{prefix}{value}"));
+                    resolved.push((name.clone(), format!("{prefix}{value}")));
                 }
                 StackKind::Http(HttpConfig {
                     method: method.clone(),
@@ -239,6 +264,8 @@ impl LiveSpec {
                     body: body.clone(),
                     headers: resolved,
                     timeout: self.timeout,
+                    max_response_bytes: *max_response_bytes,
+                    ca_file: ca_file.clone(),
                 })
             }
             LiveKind::Sql {
@@ -246,7 +273,11 @@ impl LiveSpec {
                 query,
                 params,
             } => StackKind::Sql(SqlConfig {
-                dsn: env(dsn_env)?,
+                dsn: {
+                    let dsn = env(dsn_env)?;
+                    secrets.extend(redact::url_password(&dsn));
+                    dsn
+                },
                 query: query.clone(),
                 params: params.clone(),
                 timeout: self.timeout,
@@ -259,6 +290,7 @@ impl LiveSpec {
             concurrency: self.concurrency,
             rate_per_second: self.rate_per_second,
             resilience: self.resilience.clone(),
+            secrets,
         })
     }
 }

@@ -397,7 +397,7 @@ fn bad_inputs_exit_2_and_name_file_line_and_column() {
                 row("a", &"x".repeat(10 << 20), "1.00", "USD")
             )
             .into(),
-            "legacy.csv, line 2, column 4 (`charge_code`): the field is 10485760 bytes long; the limit is 65536",
+            "legacy.csv, line 2, column 4 (`charge_code`): the field is longer than 65536 bytes (the limit); refused while reading",
         ),
         (
             "invalid UTF-8",

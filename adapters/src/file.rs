@@ -24,6 +24,10 @@ use crate::mapping::{
 /// The largest single field accepted, in bytes.
 pub const FIELD_BYTES_MAX: usize = 64 * 1024;
 
+/// The most a reader pre-allocates for the lines it will hold, whatever the file's size: the
+/// store grows past it as lines come, never on the strength of a size alone.
+pub const PREALLOCATE_BYTES_MAX: usize = 64 * 1024 * 1024;
+
 /// The largest JSON line or document accepted, in bytes.
 pub const JSON_DOCUMENT_BYTES_MAX: usize = 64 * 1024 * 1024;
 
@@ -145,11 +149,12 @@ pub fn read_from(
     mapping: &Mapping,
     options: ReadOptions<'_>,
 ) -> Result<(LineStore, ReadStats), ReadError> {
-    // Canonical CSV keeps nearly all its bytes as text; a store sized to the file never
-    // has to double.
+    // Canonical CSV keeps nearly all its bytes as text; a store sized to the file (up to a
+    // bound: a size is a hint, not a promise) rarely has to double.
+    let preallocate = size_hint.min(PREALLOCATE_BYTES_MAX);
     let mut sink = Sink {
         origin: origin.to_owned(),
-        store: LineStore::with_capacity(size_hint.min(1 << 34), size_hint / 64),
+        store: LineStore::with_capacity(preallocate, preallocate / 64),
         stats: ReadStats::default(),
         options,
         first_bad: None,
@@ -1052,16 +1057,28 @@ fn read_csv(reader: impl Read, mapping: &Mapping, sink: &mut Sink<'_>) -> Result
     // A record's line from its byte offset: right with LF, CRLF, CR alone, a file switching
     // between them and blank lines (`lines.rs`).
     let (reader, lines) = LineCounter::new(reader);
+    let record_start = crate::guard::record_start();
     let mut csv = csv::ReaderBuilder::new()
         .delimiter(mapping.delimiter)
         .has_headers(true)
         .flexible(false)
         .buffer_capacity(1 << 16)
-        .from_reader(reader);
+        .from_reader(crate::guard::CsvGuard::new(
+            reader,
+            mapping.delimiter,
+            std::rc::Rc::clone(&record_start),
+        ));
     let header_record = match csv.byte_headers() {
         Ok(h) => h.clone(),
         Err(e) => return Err(csv_error(&origin, e, &lines)),
     };
+    // The guard follows a record byte by byte only once it grows long; it learns where each
+    // record starts from here.
+    let next_record = |csv: &csv::Reader<_>| {
+        let p = csv.position();
+        record_start.set((p.byte(), lines.line_at(p.byte())));
+    };
+    next_record(&csv);
     let expected_header = || {
         let names: Vec<&str> = mapping
             .fields
@@ -1104,7 +1121,9 @@ fn read_csv(reader: impl Read, mapping: &Mapping, sink: &mut Sink<'_>) -> Result
     let mut scratch = Scratch::new();
     let mut record = csv::ByteRecord::new();
     loop {
-        match csv.read_byte_record(&mut record) {
+        let read = csv.read_byte_record(&mut record);
+        next_record(&csv);
+        match read {
             Ok(false) => break,
             Ok(true) => {}
             Err(e) => {
@@ -1112,6 +1131,9 @@ fn read_csv(reader: impl Read, mapping: &Mapping, sink: &mut Sink<'_>) -> Result
                     let csv::ErrorKind::Io(source) = e.into_kind() else {
                         unreachable!()
                     };
+                    if let Some(found) = crate::guard::too_long(&source) {
+                        return Err(too_long(&origin, found, Some(header.as_slice())));
+                    }
                     return Err(io_error(source));
                 }
                 let line = e.position().map_or(0, |p| p.line());
@@ -1194,9 +1216,12 @@ fn csv_error(origin: &str, error: csv::Error, lines: &Lines) -> ReadError {
         _ => error.to_string(),
     };
     match error.into_kind() {
-        csv::ErrorKind::Io(source) => ReadError::Io {
-            origin: origin.to_owned(),
-            source,
+        csv::ErrorKind::Io(source) => match crate::guard::too_long(&source) {
+            Some(found) => too_long(origin, found, None),
+            None => ReadError::Io {
+                origin: origin.to_owned(),
+                source,
+            },
         },
         _ => ReadError::Row(Box::new(RowError {
             origin: origin.to_owned(),
@@ -1206,6 +1231,20 @@ fn csv_error(origin: &str, error: csv::Error, lines: &Lines) -> ReadError {
             message,
         })),
     }
+}
+
+/// A field or record the guard refused while reading, located (by its header name too when
+/// the header is known).
+fn too_long(origin: &str, found: &crate::guard::TooLong, header: Option<&[String]>) -> ReadError {
+    ReadError::Row(Box::new(RowError {
+        origin: origin.to_owned(),
+        line: found.line,
+        column: found.column,
+        column_name: found
+            .column
+            .and_then(|c| header.and_then(|h| h.get(c - 1)).cloned()),
+        message: found.message.clone(),
+    }))
 }
 
 fn read_jsonl(reader: impl Read, mapping: &Mapping, sink: &mut Sink<'_>) -> Result<(), ReadError> {

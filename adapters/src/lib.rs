@@ -7,10 +7,12 @@
 
 pub mod catalog;
 pub mod file;
+pub mod guard;
 pub mod lines;
 pub mod live;
 pub mod location;
 pub mod mapping;
+pub mod redact;
 
 pub use catalog::{Catalog, FormatRef};
 pub use file::{ReadError, ReadOptions, ReadStats, RowError, read_from, read_path};

@@ -95,6 +95,7 @@ pub(crate) struct NewRun<'a> {
 
 pub(crate) struct Store {
     pool: AnyPool,
+    /// The store's URL as messages show it, its password masked (`redact::urls`).
     pub(crate) url: String,
 }
 
@@ -321,10 +322,12 @@ impl Store {
     /// database without the run store's schema fail at once with an `OpenError`.
     pub(crate) async fn open_with(url: &str, access: Access) -> anyhow::Result<Store> {
         DRIVERS.call_once(sqlx::any::install_default_drivers);
+        // The URL as every message shows it: its password masked.
+        let shown = billshadow_adapters::redact::urls(url);
         // A database already there must be a run store, whatever the access.
         let (full, sqlite, existing) = match sqlite_file(url) {
             Some((path, params)) => {
-                let existing = check_sqlite_file(url, &path, access)?;
+                let existing = check_sqlite_file(&shown, &path, access)?;
                 let mode = match access {
                     Access::ReadOnly => "ro",
                     Access::Write => "rw",
@@ -384,11 +387,9 @@ impl Store {
             })
             .connect(&full)
             .await
-            .with_context(|| format!("cannot open the run store {url}"))?;
-        let store = Store {
-            pool,
-            url: url.to_owned(),
-        };
+            .map_err(|e| anyhow!(billshadow_adapters::redact::urls(&e.to_string())))
+            .with_context(|| format!("cannot open the run store {shown}"))?;
+        let store = Store { pool, url: shown };
         if existing {
             if let Err(e) = store.check_schema(access).await {
                 store.pool.close().await;
@@ -399,7 +400,7 @@ impl Store {
             MIGRATOR
                 .run(&store.pool)
                 .await
-                .with_context(|| format!("cannot migrate the run store {url}"))?;
+                .with_context(|| format!("cannot migrate the run store {}", store.url))?;
         }
         Ok(store)
     }

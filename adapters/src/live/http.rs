@@ -17,7 +17,11 @@ pub(crate) struct HttpStack {
 
 impl HttpStack {
     pub(crate) fn new(config: HttpConfig, concurrency: usize) -> Result<HttpStack, String> {
-        let client = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder();
+        for root in trusted_roots(config.ca_file.as_deref())? {
+            builder = builder.add_root_certificate(root);
+        }
+        let client = builder
             .timeout(config.timeout)
             .connect_timeout(config.timeout)
             .pool_max_idle_per_host(concurrency.max(1))
@@ -117,15 +121,20 @@ impl HttpStack {
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(parse_retry_after);
-        let body = match read_body(response).await {
+        let body = match read_body(response, self.config.max_response_bytes).await {
             Ok(b) => b,
-            Err(e) if e.is_timeout() => {
+            Err(BodyError::TooLarge(limit)) => {
+                return Attempt::Fail(format!(
+                    "the response is larger than the limit of {limit} bytes (max_response_bytes); it was cut there"
+                ));
+            }
+            Err(BodyError::Read(e)) if e.is_timeout() => {
                 return Attempt::transient(format!(
                     "timed out after {} ms",
                     self.config.timeout.as_millis()
                 ));
             }
-            Err(e) => {
+            Err(BodyError::Read(e)) => {
                 return Attempt::transient(format!(
                     "cannot read the response: {}",
                     without_url(&e)
@@ -141,18 +150,79 @@ impl HttpStack {
         if !status.is_success() {
             return Attempt::Fail(format!("HTTP {status}: {}", snippet(&body)));
         }
-        if body.len() > OUTPUT_BYTES_MAX {
-            return Attempt::Fail(format!(
-                "the response is larger than {OUTPUT_BYTES_MAX} bytes"
-            ));
-        }
         Attempt::Done(body)
     }
 }
 
-async fn read_body(response: reqwest::Response) -> Result<Vec<u8>, reqwest::Error> {
-    Ok(response.bytes().await?.to_vec())
+enum BodyError {
+    Read(reqwest::Error),
+    /// Longer than the limit, which it names.
+    TooLarge(usize),
 }
+
+/// The body, read chunk by chunk and refused as soon as it would pass `limit` bytes (a
+/// declared `content-length` above it is refused before any byte is read), so an endless or
+/// huge answer never costs more than `limit` bytes of memory.
+async fn read_body(mut response: reqwest::Response, limit: usize) -> Result<Vec<u8>, BodyError> {
+    let limit = limit.min(OUTPUT_BYTES_MAX);
+    if response
+        .content_length()
+        .is_some_and(|declared| declared > limit as u64)
+    {
+        return Err(BodyError::TooLarge(limit));
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(BodyError::Read)? {
+        if body.len() + chunk.len() > limit {
+            return Err(BodyError::TooLarge(limit));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// Certificates trusted besides reqwest's built-in roots: the system's bundle when there is
+/// one (`SSL_CERT_FILE`, else the usual distribution paths) and the spec's `ca_file`.
+fn trusted_roots(ca_file: Option<&std::path::Path>) -> Result<Vec<reqwest::Certificate>, String> {
+    let mut roots = Vec::new();
+    let system = std::env::var_os("SSL_CERT_FILE")
+        .map(std::path::PathBuf::from)
+        .into_iter()
+        .chain(SYSTEM_BUNDLES.iter().map(std::path::PathBuf::from))
+        .find(|p| p.is_file());
+    if let Some(bundle) = system {
+        if let Ok(pem) = std::fs::read(&bundle) {
+            // A system bundle that does not parse is skipped, not fatal: the built-in roots stay.
+            roots.extend(reqwest::Certificate::from_pem_bundle(&pem).unwrap_or_default());
+        }
+    }
+    if let Some(path) = ca_file {
+        let pem = std::fs::read(path)
+            .map_err(|e| format!("cannot read the CA file {}: {e}", path.display()))?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+            format!(
+                "the CA file {} is not PEM certificates: {e}",
+                path.display()
+            )
+        })?;
+        if certs.is_empty() {
+            return Err(format!(
+                "the CA file {} holds no certificate",
+                path.display()
+            ));
+        }
+        roots.extend(certs);
+    }
+    Ok(roots)
+}
+
+/// Where distributions keep the system's CA bundle.
+const SYSTEM_BUNDLES: &[&str] = &[
+    "/etc/ssl/certs/ca-certificates.crt",
+    "/etc/pki/tls/certs/ca-bundle.crt",
+    "/etc/ssl/ca-bundle.pem",
+    "/etc/ssl/cert.pem",
+];
 
 /// The error without its URL (which may carry an account id the log should not repeat).
 fn without_url(error: &reqwest::Error) -> String {

@@ -78,6 +78,11 @@ pub struct HttpConfig {
     /// Header name and value; values come from environment variables, read once at start.
     pub headers: Vec<(String, String)>,
     pub timeout: Duration,
+    /// The largest response body read for one account: the body is read as a stream and cut
+    /// there, the account becoming a stack error naming the limit.
+    pub max_response_bytes: usize,
+    /// An extra CA certificate (PEM) to trust besides the built-in and system roots.
+    pub ca_file: Option<PathBuf>,
 }
 
 /// An SQL stack.
@@ -111,6 +116,9 @@ pub struct StackConfig {
     pub rate_per_second: u32,
     /// Retries, backoff and the circuit breaker.
     pub resilience: Resilience,
+    /// Values that must never leave (header values from the environment, a DSN's password):
+    /// masked in every failure message before it is stored or shown (`crate::redact`).
+    pub secrets: Vec<String>,
 }
 
 /// A stack ready to be asked for bills.
@@ -133,10 +141,15 @@ impl Stack {
     pub async fn build(config: StackConfig) -> Result<Stack, String> {
         let inner = match &config.kind {
             StackKind::Command(c) => Inner::Command(command::CommandStack::new(c.clone())),
-            StackKind::Http(h) => Inner::Http(http::HttpStack::new(h.clone(), config.concurrency)?),
-            StackKind::Sql(s) => {
-                Inner::Sql(sql::SqlStack::connect(s.clone(), config.concurrency).await?)
-            }
+            StackKind::Http(h) => Inner::Http(
+                http::HttpStack::new(h.clone(), config.concurrency)
+                    .map_err(|e| crate::redact::text(&e, &config.secrets))?,
+            ),
+            StackKind::Sql(s) => Inner::Sql(
+                sql::SqlStack::connect(s.clone(), config.concurrency)
+                    .await
+                    .map_err(|e| crate::redact::text(&e, &config.secrets))?,
+            ),
         };
         let limit = limit::Limiter::new(config.concurrency, config.rate_per_second);
         let breaker = resilience::Breaker::new(&config.side, config.resilience.clone());
@@ -172,15 +185,27 @@ impl Stack {
 
     /// Checks that the stack answers at all, before any work starts.
     pub async fn preflight(&self) -> Result<(), String> {
-        match &self.inner {
+        let result = match &self.inner {
             Inner::Command(c) => c.preflight(),
             Inner::Http(h) => h.preflight().await,
             Inner::Sql(s) => s.preflight().await,
-        }
+        };
+        result.map_err(|e| crate::redact::text(&e, &self.config.secrets))
     }
 
-    /// Bills for a batch of accounts, one result per account, in order.
+    /// Bills for a batch of accounts, one result per account, in order; a failure's message
+    /// has every configured secret and URL password masked.
     pub async fn fetch(self: &Arc<Self>, batch: &[AccountRequest]) -> Vec<FetchResult> {
+        let mut results = self.fetch_raw(batch).await;
+        for result in &mut results {
+            if let Err(failure) = result {
+                failure.message = crate::redact::text(&failure.message, &self.config.secrets);
+            }
+        }
+        results
+    }
+
+    async fn fetch_raw(self: &Arc<Self>, batch: &[AccountRequest]) -> Vec<FetchResult> {
         match &self.inner {
             Inner::Command(c) => {
                 c.fetch(batch, &self.config, &self.limit, &self.breaker)

@@ -1,0 +1,127 @@
+//! The `metrics --listen` server: bounded whatever its clients do.
+//!
+//! - One read-only store pool for the server's life: a scrape never opens, checks or
+//!   migrates a store.
+//! - At most `MAX_CONNECTIONS` connections at once; further clients wait in the listen
+//!   backlog, never in memory. Each connection lives at most `CONNECTION_LIFETIME`.
+//! - A request's headers must arrive within `HEADER_READ_TIMEOUT` (a slow-header client is
+//!   disconnected), in at most `MAX_HEADER_BUFFER` bytes.
+//! - One rendering at a time; scrapes arriving within `RENDER_REUSE` of a rendering share it.
+//!   So memory is one rendered exposition plus a small buffer per open connection.
+//! - `/healthz` answers `ok` without touching the store; a `/metrics` failure is a 503 whose
+//!   body has every URL password masked.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::sync::{Mutex, Semaphore};
+
+use crate::store::Store;
+
+/// Connections served at once.
+pub(crate) const MAX_CONNECTIONS: usize = 128;
+/// How long a client may take to send a request's headers.
+pub(crate) const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long one connection may stay open (keep-alive included).
+const CONNECTION_LIFETIME: Duration = Duration::from_secs(60);
+/// The read buffer of a connection, and so the largest request head.
+const MAX_HEADER_BUFFER: usize = 16 * 1024;
+/// How long a rendered exposition is reused by the scrapes that follow it.
+const RENDER_REUSE: Duration = Duration::from_secs(1);
+
+/// A rendering: the exposition, or the (masked) error a 503 shows.
+type Rendered = Result<Arc<str>, Arc<str>>;
+
+struct Shared {
+    store: Store,
+    policy: Option<PathBuf>,
+    /// The last rendering: when, and the text or the (masked) error.
+    last: Mutex<Option<(Instant, Rendered)>>,
+}
+
+/// Serves until the listener fails.
+pub(crate) async fn serve(
+    listener: tokio::net::TcpListener,
+    store: Store,
+    policy: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    let shared = Arc::new(Shared {
+        store,
+        policy,
+        last: Mutex::new(None),
+    });
+    let app = axum::Router::new()
+        .route("/healthz", axum::routing::get(|| async { "ok\n" }))
+        .route(
+            "/metrics",
+            axum::routing::get(move || {
+                let shared = Arc::clone(&shared);
+                async move { scrape(&shared).await }
+            }),
+        );
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    loop {
+        // A slot first: a client beyond the limit waits in the kernel's backlog.
+        let slot = Arc::clone(&slots).acquire_owned().await?;
+        let socket = match listener.accept().await {
+            Ok((socket, _)) => socket,
+            Err(e) => {
+                // Out of file descriptors and the like: wait a little rather than spin.
+                tracing::warn!("accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        tokio::spawn(async move {
+            let connection = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_READ_TIMEOUT)
+                .max_buf_size(MAX_HEADER_BUFFER)
+                .serve_connection(TokioIo::new(socket), service);
+            let _ = tokio::time::timeout(CONNECTION_LIFETIME, connection).await;
+            drop(slot);
+        });
+    }
+}
+
+async fn scrape(shared: &Shared) -> axum::response::Response {
+    let result = {
+        let mut last = shared.last.lock().await;
+        match &*last {
+            Some((at, result)) if at.elapsed() < RENDER_REUSE => result.clone(),
+            _ => {
+                let result =
+                    match crate::report_cmd::metrics_text(&shared.store, shared.policy.as_deref())
+                        .await
+                    {
+                        Ok(text) => Ok(Arc::from(text)),
+                        Err(e) => Err(Arc::from(format!(
+                            "{}\n",
+                            billshadow_adapters::redact::urls(&format!("{e:#}"))
+                        ))),
+                    };
+                *last = Some((Instant::now(), result.clone()));
+                result
+            }
+        }
+    };
+    match result {
+        Ok(text) => (
+            StatusCode::OK,
+            [("content-type", "text/plain; version=0.0.4")],
+            text.to_string(),
+        )
+            .into_response(),
+        Err(message) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [("content-type", "text/plain")],
+            message.to_string(),
+        )
+            .into_response(),
+    }
+}
