@@ -50,9 +50,20 @@ impl<R: Read> Read for LineCounter<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
         let mut b = self.breaks.borrow_mut();
-        for (i, byte) in buf[..n].iter().enumerate() {
+        // Only line ends matter: jump from one to the next (most bytes are neither).
+        let mut last: Option<usize> = None;
+        for i in memchr::memchr2_iter(b'\n', b'\r', &buf[..n]) {
+            let follows = match last {
+                Some(l) => i == l + 1,
+                None => i == 0,
+            };
+            if !follows {
+                // Other bytes came between: a `\n` here is no CRLF's.
+                b.after_cr = false;
+            }
+            last = Some(i);
             let at = b.offset + i as u64;
-            match byte {
+            match buf[i] {
                 b'\n' if b.after_cr => {
                     // The `\n` of a CRLF: the next line starts after it.
                     if let Some(last) = b.ahead.back_mut() {
@@ -61,12 +72,14 @@ impl<R: Read> Read for LineCounter<R> {
                     b.after_cr = false;
                 }
                 b'\n' => b.ahead.push_back((at, at + 1)),
-                b'\r' => {
+                _ => {
                     b.ahead.push_back((at, at + 1));
                     b.after_cr = true;
                 }
-                _ => b.after_cr = false,
             }
+        }
+        if n > 0 && last != Some(n - 1) {
+            b.after_cr = false;
         }
         b.offset += n as u64;
         Ok(n)
