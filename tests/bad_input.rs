@@ -82,7 +82,7 @@ fn corpus() -> Vec<(&'static str, Cmd, Vec<u8>, &'static str)> {
         ("empty period start", DiffFile, file("a,,2026-10-31,y,usage,,,1.00,USD\n").into(), "legacy.csv, line 3, column 2 (`period_start`): empty value"),
         ("period end before start", DiffFile, file("a,2026-10-31,2026-10-01,y,usage,,,1.00,USD\n").into(), "legacy.csv, line 3, column 3 (`period_end`): period_end 2026-10-01 is before period_start 2026-10-31"),
         ("empty account", DiffFile, file(",2026-10-01,2026-10-31,y,usage,,,1.00,USD\n").into(), "legacy.csv, line 3, column 1 (`account_id`): empty value"),
-        ("field over 64 KiB", DiffFile, file(&format!("a,2026-10-01,2026-10-31,{},usage,,,1.00,USD\n", "x".repeat(4 << 20))).into(), "legacy.csv, line 3, column 4 (`charge_code`): the field is 4194304 bytes long; the limit is 65536"),
+        ("field over 64 KiB", DiffFile, file(&format!("a,2026-10-01,2026-10-31,{},usage,,,1.00,USD\n", "x".repeat(4 << 20))).into(), "legacy.csv, line 3, column 4 (`charge_code`): the field is longer than 65536 bytes (the limit); refused while reading"),
         ("unterminated quote", DiffFile, file("a,2026-10-01,2026-10-31,\"x,usage,,,1.00,USD\n").into(), "legacy.csv, line 3"),
         ("CR-only line ends", DiffFile, format!("{HEADER}\r{GOOD_ROW}\ra,2026-10-01,2026-10-31,y,usage,,,oops,USD\r").into(), "legacy.csv, line 3, column 8 (`amount`)"),
         ("LF then CRLF", DiffFile, format!("{HEADER}\n{GOOD_ROW}\r\n{GOOD_ROW}\r\na,2026-10-01,2026-10-31,y,usage,,,oops,USD\r\n").into(), "legacy.csv, line 4, column 8 (`amount`)"),

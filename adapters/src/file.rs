@@ -1076,7 +1076,7 @@ fn read_csv(reader: impl Read, mapping: &Mapping, sink: &mut Sink<'_>) -> Result
     // record starts from here.
     let next_record = |csv: &csv::Reader<_>| {
         let p = csv.position();
-        record_start.set((p.byte(), lines.line_at(p.byte())));
+        record_start.set((p.byte(), lines.peek_line_at(p.byte())));
     };
     next_record(&csv);
     let expected_header = || {

@@ -87,6 +87,21 @@ impl<R: Read> Read for LineCounter<R> {
 }
 
 impl Lines {
+    /// The line `line_at` would give for `offset`, without moving past it: for a look ahead
+    /// at where the next record starts.
+    pub fn peek_line_at(&self, offset: u64) -> u64 {
+        let b = self.0.borrow();
+        let (mut at, mut passed) = (offset, b.passed);
+        for &(begins, next) in &b.ahead {
+            if begins > at {
+                break;
+            }
+            passed += 1;
+            at = at.max(next);
+        }
+        passed + 1
+    }
+
     /// The 1-based line of the record the csv crate places at `offset`: the csv crate places
     /// a record where it started looking for it, which may be a CRLF's `\n` or blank lines
     /// before it, so line ends right at `offset` are skipped. Offsets must be asked in
