@@ -229,11 +229,12 @@ fn formulas_mentions_and_links_from_data_are_neutralised_in_csv_and_markdown() {
     }
     w.flush().unwrap();
     std::fs::create_dir_all(d.join("data")).unwrap();
-    // Legacy bills one dollar per id, modern fails for every account: every id has a diff.
+    // Legacy bills one dollar per id, modern answers every account with a bill that does not
+    // parse (a final failure, not an outage to wait out): every id has a diff.
     write_spec(
         d,
         free_port(),
-        "\"--echo\", \"--fail-rate\", \"1\"",
+        "\"--echo\", \"--malformed-rate\", \"1\"",
         "\"--echo\",",
         "",
     );
