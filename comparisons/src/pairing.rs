@@ -376,22 +376,19 @@ fn by_amount(rows: &Sorted<'_>, cols: &Sorted<'_>, ignored: &Ignored) -> Vec<(us
     }
     let r_amounts: Vec<Decimal> = rest_r.iter().map(|&k| rows[k].0.amount).collect();
     let c_amounts: Vec<Decimal> = rest_c.iter().map(|&k| cols[k].0.amount).collect();
-    let rest = if r_amounts.len() <= c_amounts.len() {
-        let mut chosen = Vec::new();
-        assign_in_order(&c_amounts, &r_amounts, 0, 0, &mut chosen);
-        chosen
-            .into_iter()
-            .map(|(c, r)| (rest_r[r], rest_c[c]))
-            .collect::<Vec<_>>()
+    // The longer list is the one lines are skipped in.
+    let swap = r_amounts.len() > c_amounts.len();
+    let (long, short) = if swap {
+        (&r_amounts, &c_amounts)
     } else {
-        let mut chosen = Vec::new();
-        assign_in_order(&r_amounts, &c_amounts, 0, 0, &mut chosen);
-        chosen
-            .into_iter()
-            .map(|(r, c)| (rest_r[r], rest_c[c]))
-            .collect()
+        (&c_amounts, &r_amounts)
     };
-    pairs.extend(rest);
+    let mut chosen = Vec::new();
+    assign_in_order(long, short, 0, 0, &mut chosen);
+    pairs.extend(chosen.into_iter().map(|(l, s)| {
+        let (r, c) = if swap { (l, s) } else { (s, l) };
+        (rest_r[r], rest_c[c])
+    }));
     pairs.sort_unstable();
     pairs
 }
