@@ -343,8 +343,27 @@ fn get(port: u16, path: &str) -> (u16, String) {
     (status, body)
 }
 
+/// Raises this test process's soft open-files limit to its hard limit, as servers do: a
+/// thousand client sockets at once must not starve the tests running beside them of
+/// descriptors (a soft limit of 1,024 is common).
+fn raise_open_files_limit() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: both calls get a valid pointer to an `rlimit` owned by this frame.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
+        {
+            limit.rlim_cur = limit.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        }
+    }
+}
+
 #[test]
 fn a_thousand_concurrent_scrapes_are_answered_in_bounded_memory_and_slow_headers_are_cut() {
+    raise_open_files_limit();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     write_cohort(d, 20);
