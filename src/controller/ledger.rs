@@ -10,8 +10,8 @@ use sqlx::Row;
 
 use super::machine::{CellState, Hold, RunEvidence, Stage};
 use super::policy::CellId;
-use crate::run_cmd::sha256_hex;
 use crate::store::{Store, now};
+use crate::support::sha256_hex;
 
 /// A write lost to another controller.
 #[derive(Debug, thiserror::Error)]

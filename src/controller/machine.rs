@@ -415,7 +415,7 @@ pub(crate) fn evaluate(gate: &Gate, runs: &[RunEvidence], held: Option<&Hold>) -
 }
 
 fn evidence_hash(runs: &[RunEvidence]) -> String {
-    crate::run_cmd::sha256_hex(serde_json::to_string(runs).unwrap_or_default().as_bytes())
+    crate::support::sha256_hex(serde_json::to_string(runs).unwrap_or_default().as_bytes())
 }
 
 fn ratio(part: u64, whole: u64) -> Decimal {

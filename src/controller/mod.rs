@@ -10,10 +10,12 @@ mod render;
 use anyhow::anyhow;
 use chrono::{DateTime, Utc};
 
-use crate::cli::{MigrateArgs, MigrateCommand, MigrateFormat};
+use crate::args::{MigrateArgs, MigrateCommand, MigrateFormat};
+use crate::exit::stack;
 use crate::exit::{Code, Failure, Outcome, input};
-use crate::run_cmd::{runtime, stack};
 use crate::store::{Store, default_url};
+use crate::support::runtime;
+use billshadow_reports::view::{CriterionView, GateView};
 use ledger::AuditEntry;
 
 /// `--to` names a step that is not the cell's next one (someone else may have made it).
@@ -120,7 +122,7 @@ pub(crate) async fn gate_views(
         }
         let j = controller.judge(&c.cell, None).await.map_err(|f| f.error)?;
         let passed = matches!(j.decision, Decision::Move(_));
-        out.push(crate::report_cmd::gate_view(
+        out.push(gate_view(
             c.cell.name(),
             j.target.map_or("none", |(s, _)| s.as_str()).to_owned(),
             passed,
@@ -720,5 +722,30 @@ async fn run_hook(
             output.status,
             String::from_utf8_lossy(&output.stderr).trim()
         ))
+    }
+}
+/// A gate verdict as a report shows it.
+pub(crate) fn gate_view(
+    cell: String,
+    target: String,
+    passed: bool,
+    blocks: String,
+    criteria: &[crate::controller::machine::Criterion],
+) -> GateView {
+    GateView {
+        cell,
+        target,
+        passed,
+        blocks,
+        criteria: criteria
+            .iter()
+            .map(|c| CriterionView {
+                name: c.name.to_owned(),
+                measured: c.measured.clone(),
+                threshold: c.threshold.clone(),
+                passed: c.passed,
+                inconclusive: c.inconclusive,
+            })
+            .collect(),
     }
 }

@@ -104,7 +104,7 @@ impl Policy {
         raw.validate()
             .map_err(|(span, message)| TomlError::at(origin, text, span, message))
             .map(|mut p| {
-                p.hash = crate::run_cmd::sha256_hex(text.as_bytes());
+                p.hash = crate::support::sha256_hex(text.as_bytes());
                 p
             })
     }

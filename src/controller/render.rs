@@ -11,7 +11,7 @@ use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
 use super::machine::{CellState, Decision, Stage};
 use super::policy::Policy;
 use super::{Judged, machine};
-use crate::cli::MigrateFormat;
+use crate::args::MigrateFormat;
 
 pub(super) fn blocks(j: &Judged) -> String {
     match &j.decision {

@@ -125,8 +125,8 @@ pub(crate) enum Access {
 
 impl Access {
     /// What each `migrate` subcommand needs.
-    pub(crate) fn for_migrate(command: &crate::cli::MigrateCommand) -> Access {
-        use crate::cli::MigrateCommand as M;
+    pub(crate) fn for_migrate(command: &crate::args::MigrateCommand) -> Access {
+        use crate::args::MigrateCommand as M;
         match command {
             M::Init => Access::Create,
             M::Lint | M::Status | M::Plan | M::Gate { .. } | M::Routes | M::Audit { .. } => {

@@ -12,7 +12,7 @@ use anyhow::Context;
 use billshadow_adapters::live::AccountRequest;
 use rust_decimal::Decimal;
 
-use crate::cli::CohortArgs;
+use crate::args::CohortArgs;
 use crate::exit::{Code, Outcome, input};
 
 pub(crate) const PERIOD_START: &str = "2026-10-01";
@@ -174,6 +174,6 @@ pub(crate) fn write_cohort(
     write("accounts.csv", &accounts_csv)?;
     write("usage.csv", &usage_csv)?;
     write("pricebook.toml", PRICEBOOK)?;
-    crate::cohort::write(&dir.join("cohort.csv"), &cohort)?;
+    crate::run::cohort::write(&dir.join("cohort.csv"), &cohort)?;
     Ok(cohort)
 }

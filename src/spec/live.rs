@@ -11,7 +11,7 @@ use billshadow_adapters::live::{
 };
 use billshadow_adapters::{Catalog, Mapping, redact};
 
-use crate::spec::RawSide;
+use super::raw::RawSide;
 
 /// The largest HTTP response body read for one account unless the spec says otherwise
 /// (`max_response_bytes`); a longer body is cut there and the account is a stack error.

@@ -96,9 +96,7 @@ async fn scrape(shared: &Shared) -> axum::response::Response {
             Some((at, result)) if at.elapsed() < RENDER_REUSE => result.clone(),
             _ => {
                 let result =
-                    match crate::report_cmd::metrics_text(&shared.store, shared.policy.as_deref())
-                        .await
-                    {
+                    match super::metrics_text(&shared.store, shared.policy.as_deref()).await {
                         Ok(text) => Ok(Arc::from(text)),
                         Err(e) => Err(Arc::from(format!(
                             "{}\n",

@@ -4,34 +4,22 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::support::{runtime, sha256_hex};
 use anyhow::{Context, anyhow};
 use billshadow_adapters::Catalog;
 use billshadow_adapters::live::{Stack, StackConfig, StartedStack};
 use billshadow_comparisons::CompareConfig;
-use sha2::{Digest, Sha256};
 
-use crate::cli::{RunArgs, RunsArgs, ShowArgs, TableFormat};
+use crate::args::{RunArgs, RunsArgs, ShowArgs, TableFormat};
 use crate::exit::{Code, Failure, Outcome, input};
-use crate::run_report::RunReport;
-use crate::runner::{RunnerOptions, execute};
+use crate::run::report::RunReport;
+use crate::run::runner::{RunnerOptions, execute};
 use crate::spec::Spec;
 use crate::store::{Access, NewRun, Store, default_url};
 
 /// A stack or store failure that prevents a verdict: exit code 3, unless the error's type
 /// says otherwise (`exit.rs`).
 pub(crate) use crate::exit::stack;
-
-pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(stack)
-}
-
-pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
-    let digest = Sha256::digest(bytes);
-    digest.iter().map(|b| format!("{b:02x}")).collect()
-}
 
 fn run_id() -> String {
     let now = chrono::Utc::now();
@@ -64,7 +52,7 @@ fn prepare(
         spec_path: &Path,
         name: &str,
         side: &'a crate::spec::SideSpec,
-    ) -> Result<&'a crate::stack_spec::LiveSpec, Failure> {
+    ) -> Result<&'a crate::spec::live::LiveSpec, Failure> {
         side.live.as_ref().ok_or_else(|| {
             input(anyhow!(
                 "{}: [{name}] is not a live stack; a run needs `kind = \"command\"`, `\"http\"` or `\"sql\"` on both sides",
@@ -212,7 +200,7 @@ async fn run_async(args: RunArgs) -> Outcome {
             .cohort
             .clone()
             .ok_or_else(|| input(anyhow!("a run needs --cohort FILE")))?;
-        crate::cohort::check(&path, prepared.spec.cohort).map_err(input)?;
+        crate::run::cohort::check(&path, prepared.spec.cohort).map_err(input)?;
         Some(path)
     };
 
@@ -243,7 +231,7 @@ async fn run_async(args: RunArgs) -> Outcome {
             cohort_hash: &sha256_hex(&cohort_bytes),
             as_of: &prepared.config.today.to_string(),
         };
-        let accounts = crate::cohort::open(path, prepared.spec.cohort).map_err(input)?;
+        let accounts = crate::run::cohort::open(path, prepared.spec.cohort).map_err(input)?;
         // A cohort error is input (2); a database error (a disk that fills) is the store's
         // failure (3, by its type), named.
         store
@@ -306,7 +294,7 @@ async fn run_async(args: RunArgs) -> Outcome {
         .await
         .map_err(stack)?;
     store.close().await;
-    print_report(&report, args.format, args.limit, args.calibrate)?;
+    crate::report::summary::print(&report, args.format, args.limit, args.calibrate)?;
     if let Some(why) = &tally.stack_down {
         // Exit 3: a stack failure prevented a verdict; nothing was turned into one.
         eprintln!(
@@ -318,7 +306,7 @@ async fn run_async(args: RunArgs) -> Outcome {
     if tally.interrupted {
         return Ok(Code::Interrupted);
     }
-    Ok(exit_code(&report))
+    Ok(crate::report::summary::exit_code(&report))
 }
 
 /// The text report lists the first accounts' diffs only; JSON has them all.
@@ -327,173 +315,6 @@ fn diff_limit(format: TableFormat, limit: usize) -> Option<usize> {
         TableFormat::Text => Some(limit),
         TableFormat::Json => None,
     }
-}
-
-/// 1 when mismatches are known, else 3 when the run is incomplete (accounts pending or
-/// without a verdict, or the run did not complete), else 0.
-pub(crate) fn exit_code(report: &RunReport) -> Code {
-    let s = &report.comparison.summary;
-    if s.accounts_mismatched > 0 {
-        Code::Mismatch
-    } else if !report.completeness.complete || s.verdict != "parity" {
-        Code::Stack
-    } else {
-        Code::Parity
-    }
-}
-
-fn print_report(
-    report: &RunReport,
-    format: TableFormat,
-    limit: usize,
-    calibrate: bool,
-) -> Result<(), Failure> {
-    let mut out = std::io::stdout().lock();
-    let written = match format {
-        TableFormat::Json => write_json(&mut out, report),
-        TableFormat::Text => write_text(&mut out, report, limit, calibrate),
-    };
-    match written {
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        other => other.map_err(|e| stack(anyhow::Error::new(e).context("cannot write the report"))),
-    }
-}
-
-pub(crate) fn write_json(out: &mut dyn Write, report: &RunReport) -> std::io::Result<()> {
-    let doc = serde_json::json!({
-        "schema": billshadow_reports::json::SCHEMA,
-        "run": report.run,
-        "run_label": billshadow_reports::view::kind_label(&report.run.kind),
-        "completeness": report.completeness,
-        "incomplete": report.completeness.describe(),
-        "summary": report.comparison.summary,
-        "cells": report.cells,
-        "retries": report.retries,
-        "diffs": report.comparison.diffs,
-    });
-    serde_json::to_writer_pretty(&mut *out, &doc)?;
-    writeln!(out)
-}
-
-pub(crate) fn write_text(
-    out: &mut dyn Write,
-    report: &RunReport,
-    limit: usize,
-    calibrate: bool,
-) -> std::io::Result<()> {
-    use std::io::IsTerminal;
-    let run = &report.run;
-    let mut warnings = Vec::new();
-    if report.accounts_pending() > 0 {
-        warnings.push(format!(
-            "{} of {} accounts have no outcome yet (status {}); finish with `billshadow run --resume {}`",
-            report.accounts_pending(),
-            report.completeness.accounts_total,
-            run.status,
-            run.id
-        ));
-    }
-    if run.kind == "calibration" {
-        warnings.push(
-            "calibration (A/A): the legacy stack replayed twice; this says nothing about the modern stack"
-                .to_owned(),
-        );
-    }
-    let header = billshadow_reports::text::Header {
-        title: format!(
-            "billshadow run {} ({}, {}, started {} by {})",
-            run.id,
-            billshadow_reports::view::kind_label(&run.kind),
-            run.status,
-            run.started_at,
-            run.started_by
-        ),
-        warnings,
-        incomplete: report.completeness.describe(),
-    };
-    let color = std::io::stdout().is_terminal()
-        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
-    let options = billshadow_reports::text::TextOptions {
-        color,
-        accounts_shown_max: limit,
-        accounts_with_diffs: Some(report.accounts_with_diffs as usize),
-        ..Default::default()
-    };
-    billshadow_reports::text::write(out, &header, &report.comparison, options)?;
-    if report.retries > 0 {
-        writeln!(
-            out,
-            "\n  retries    {} requests were retried",
-            billshadow_reports::thousands(report.retries)
-        )?;
-    }
-    if calibrate {
-        write_noise(out, report)?;
-    }
-    writeln!(out)?;
-    writeln!(
-        out,
-        "  {:<28} {:>8} {:>8} {:>10} {:>8} {:>8} {:>8}  delta",
-        "cell", "accounts", "parity", "mismatched", "errors", "pending", "ratio"
-    )?;
-    for c in &report.cells {
-        let delta: Vec<String> = c
-            .delta
-            .iter()
-            .filter(|(_, d)| {
-                d.parse::<rust_decimal::Decimal>()
-                    .is_ok_and(|d| !d.is_zero())
-            })
-            .map(|(cur, d)| format!("{d} {cur}"))
-            .collect();
-        writeln!(
-            out,
-            "  {:<28} {:>8} {:>8} {:>10} {:>8} {:>8} {:>8}  {}",
-            c.cell,
-            c.cohort,
-            c.at_parity,
-            c.mismatched,
-            c.errored,
-            c.pending,
-            c.parity_ratio.as_deref().unwrap_or("-"),
-            if delta.is_empty() {
-                "0".to_owned()
-            } else {
-                delta.join(", ")
-            }
-        )?;
-    }
-    Ok(())
-}
-
-/// For a calibration run: which fields differ between two replays of the same stack.
-fn write_noise(out: &mut dyn Write, report: &RunReport) -> std::io::Result<()> {
-    let mut fields: std::collections::BTreeMap<&str, u64> = std::collections::BTreeMap::new();
-    for d in &report.comparison.diffs {
-        for f in &d.fields {
-            *fields.entry(f.as_str()).or_default() += 1;
-        }
-    }
-    writeln!(out)?;
-    if fields.is_empty() {
-        writeln!(
-            out,
-            "  calibration: two replays of the legacy stack agree on every field; nothing is nondeterministic"
-        )?;
-    } else {
-        writeln!(
-            out,
-            "  calibration: fields that differ between two replays of the legacy stack (nondeterministic):"
-        )?;
-        for (field, n) in &fields {
-            writeln!(out, "    {field:<24} {n} diffs")?;
-        }
-        writeln!(
-            out,
-            "  add the cosmetic ones to `[compare] ignore` in the spec; amounts cannot be ignored"
-        )?;
-    }
-    Ok(())
 }
 
 /// A run as `runs` lists it: the stored row, its kind as reports name it, and its verdict with
@@ -544,7 +365,7 @@ pub(crate) fn runs(args: RunsArgs) -> Outcome {
             );
             listed.push(RunListing {
                 label: billshadow_reports::view::kind_label(&run.kind),
-                verdict: crate::run_report::verdict(mismatched, &completeness),
+                verdict: crate::run::report::verdict(mismatched, &completeness),
                 accounts_pending: completeness.accounts_pending,
                 accounts_compared: completeness.accounts_compared,
                 accounts_mismatched: mismatched,
@@ -606,7 +427,7 @@ pub(crate) fn show(args: ShowArgs) -> Outcome {
             .await
             .map_err(stack)?;
         store.close().await;
-        print_report(&report, args.format, args.limit, calibrate)?;
-        Ok(exit_code(&report))
+        crate::report::summary::print(&report, args.format, args.limit, calibrate)?;
+        Ok(crate::report::summary::exit_code(&report))
     })
 }

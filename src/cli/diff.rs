@@ -9,7 +9,7 @@ use billshadow_comparisons::{KeyField, LineStore, compare_with_threads};
 use billshadow_reports::{Inputs, SideInput};
 use chrono::NaiveDate;
 
-use crate::cli::{CheckSpecArgs, DiffArgs, OutputFormat};
+use crate::args::{CheckSpecArgs, DiffArgs, OutputFormat};
 use crate::exit::{Code, Outcome, input};
 use crate::output::Destination;
 use crate::spec::Spec;

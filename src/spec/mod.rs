@@ -3,18 +3,20 @@
 //!
 //! Every error names the spec file, and the line and column of the offending value.
 
-use std::collections::BTreeMap;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use billshadow_adapters::location::{TomlError, toml_error};
-use billshadow_comparisons::config::{
-    Ignored, KeyField, Tolerance, Tolerances, Waiver, parse_key_names,
-};
+use billshadow_comparisons::config::{Ignored, KeyField, Tolerances, Waiver, parse_key_names};
 use billshadow_comparisons::{CompareConfig, DiffClass, LineType, parse_decimal};
 use chrono::NaiveDate;
-use serde::Deserialize;
 use toml::Spanned;
+
+use self::live::LiveSpec;
+use self::raw::{RawSide, RawSpec};
+
+pub(crate) mod live;
+mod raw;
 
 /// A loaded, validated spec.
 #[derive(Debug, Clone)]
@@ -26,7 +28,7 @@ pub(crate) struct Spec {
     pub(crate) legacy: SideSpec,
     pub(crate) modern: SideSpec,
     /// `[cohort]`: what a cohort's values may look like.
-    pub(crate) cohort: crate::cohort::Rules,
+    pub(crate) cohort: crate::run::cohort::Rules,
 }
 
 /// What the spec says about one side; paths are resolved against the spec's folder.
@@ -35,7 +37,7 @@ pub(crate) struct SideSpec {
     pub(crate) format: Option<String>,
     pub(crate) path: Option<PathBuf>,
     /// A live stack (`kind = "command" | "http" | "sql"`), for shadow runs.
-    pub(crate) live: Option<crate::stack_spec::LiveSpec>,
+    pub(crate) live: Option<LiveSpec>,
 }
 
 impl Spec {
@@ -69,7 +71,7 @@ impl Spec {
                 }
             });
             let path = raw.path.clone().map(|p| base.join(p));
-            let live = crate::stack_spec::LiveSpec::from_raw(name, raw, &base)
+            let live = LiveSpec::from_raw(name, raw, &base)
                 .map_err(|m| at(span, format!("[{name}]: {m}")))?;
             Ok(SideSpec { format, path, live })
         };
@@ -217,7 +219,7 @@ impl Spec {
             waivers,
             legacy,
             modern,
-            cohort: crate::cohort::Rules {
+            cohort: crate::run::cohort::Rules {
                 allow_leading_dash: raw.cohort.is_some_and(|c| c.allow_leading_dash),
             },
         })
@@ -253,7 +255,7 @@ impl Spec {
             waivers: Vec::new(),
             legacy: SideSpec::default(),
             modern: SideSpec::default(),
-            cohort: crate::cohort::Rules::default(),
+            cohort: crate::run::cohort::Rules::default(),
         }
     }
 }
@@ -291,142 +293,6 @@ fn agreed_key(
         names(&m),
         names(&l),
     )
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawSpec {
-    legacy: Option<Spanned<RawSide>>,
-    modern: Option<Spanned<RawSide>>,
-    r#match: Option<RawMatch>,
-    compare: Option<RawCompare>,
-    tolerance: Option<RawTolerances>,
-    #[serde(default)]
-    waiver: Vec<Spanned<RawWaiver>>,
-    cohort: Option<RawCohort>,
-}
-
-/// `[cohort]`: `allow_leading_dash = true` lets cohort values start with `-` (refused by
-/// default: a stack's argv parser would read such an id as an option).
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawCohort {
-    #[serde(default)]
-    allow_leading_dash: bool,
-}
-
-/// One side of the spec: a file (`format`, `path`) or a live stack (`kind` and its settings).
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RawSide {
-    pub(crate) kind: Option<String>,
-    pub(crate) format: Option<String>,
-    pub(crate) path: Option<String>,
-    pub(crate) program: Option<String>,
-    pub(crate) args: Option<Vec<String>>,
-    pub(crate) batch_size: Option<usize>,
-    pub(crate) method: Option<String>,
-    pub(crate) url: Option<String>,
-    pub(crate) body: Option<String>,
-    #[serde(default)]
-    pub(crate) headers: BTreeMap<String, RawHeader>,
-    pub(crate) retries: Option<u32>,
-    pub(crate) backoff_ms: Option<u64>,
-    pub(crate) backoff_max_ms: Option<u64>,
-    pub(crate) breaker_failures: Option<u32>,
-    pub(crate) probe_ms: Option<u64>,
-    pub(crate) outage_max_ms: Option<u64>,
-    pub(crate) max_response_bytes: Option<u64>,
-    pub(crate) ca_file: Option<String>,
-    pub(crate) dsn_env: Option<String>,
-    pub(crate) query: Option<String>,
-    pub(crate) params: Option<Vec<String>>,
-    pub(crate) timeout_ms: Option<u64>,
-    pub(crate) concurrency: Option<usize>,
-    pub(crate) rate_per_second: Option<u32>,
-    pub(crate) start: Option<RawStart>,
-}
-
-/// A header whose value comes from an environment variable (never from the spec itself).
-#[derive(Deserialize, Clone)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RawHeader {
-    pub(crate) env: String,
-    #[serde(default)]
-    pub(crate) prefix: String,
-}
-
-/// How to start a stack for the duration of a run.
-#[derive(Deserialize, Clone)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RawStart {
-    pub(crate) program: String,
-    #[serde(default)]
-    pub(crate) args: Vec<String>,
-    pub(crate) ready_address: Option<String>,
-    pub(crate) ready_timeout_ms: Option<u64>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawMatch {
-    key: Option<Spanned<Vec<String>>>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawCompare {
-    #[serde(default)]
-    ignore: Vec<Spanned<String>>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawTolerances {
-    default: Option<Spanned<RawTolerance>>,
-    total: Option<Spanned<RawTolerance>>,
-    #[serde(default)]
-    line_type: BTreeMap<String, Spanned<RawTolerance>>,
-    #[serde(default)]
-    charge_code: BTreeMap<String, Spanned<RawTolerance>>,
-}
-
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum RawTolerance {
-    Amount(String),
-    MinorUnits { minor_units: u32 },
-}
-
-impl RawTolerance {
-    fn validate(self) -> Result<Tolerance, String> {
-        match self {
-            RawTolerance::MinorUnits { minor_units } => Ok(Tolerance::MinorUnits(minor_units)),
-            RawTolerance::Amount(a) => {
-                let value = parse_decimal(&a).map_err(|e| format!("tolerance: {e}"))?;
-                if value.is_sign_negative() {
-                    return Err(format!("tolerance `{a}` is negative"));
-                }
-                Ok(Tolerance::Amount(value))
-            }
-        }
-    }
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawWaiver {
-    id: String,
-    class: Option<String>,
-    charge_code: Option<String>,
-    account_id: Option<String>,
-    partition: Option<String>,
-    region: Option<String>,
-    max_delta: Option<String>,
-    reason: String,
-    ticket: String,
-    owner: String,
-    expires: String,
 }
 
 #[cfg(test)]

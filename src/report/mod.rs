@@ -1,24 +1,25 @@
-//! `billshadow report`, `explain` and `metrics`: stored runs rendered for people and machines.
-//! Everything comes from the store; nothing is compared again.
+//! Stored runs as reports: the views HTML, Markdown, JUnit, CSV, JSON and Prometheus render,
+//! read from the store. Nothing is compared again.
+
+pub(crate) mod metrics_server;
+pub(crate) mod summary;
 
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
 
 use anyhow::{Context, anyhow};
-use billshadow_comparisons::{Diff, DiffClass};
+use billshadow_comparisons::Diff;
 use billshadow_reports::view::{
-    AccountView, CellView, ClassView, CriterionView, GateView, RunView, WorstAccounts, bill_rows,
+    AccountView, CellView, ClassView, RunView, WorstAccounts, bill_rows,
 };
 use rust_decimal::Decimal;
 
-use crate::cli::{ExplainArgs, MetricsArgs, ReportArgs, ReportFormat};
+use crate::args::ReportFormat;
 use crate::controller::policy::Policy;
-use crate::exit::{Code, Outcome, input};
-use crate::output::Destination;
-use crate::run_cmd::{runtime, stack};
-use crate::run_report::RunReport;
-use crate::store::{Access, RunRow, Store, default_url};
+use crate::exit::{Outcome, input, stack};
+use crate::run::report::RunReport;
+use crate::store::{RunRow, Store};
 
 /// Accounts whose diffs an HTML or Markdown report lists.
 const LISTED_ACCOUNTS: usize = 100;
@@ -27,47 +28,7 @@ const WORST_ACCOUNTS: usize = 10;
 /// Runs in a cell's trend line.
 const TREND_RUNS: usize = 10;
 
-pub(crate) fn report(args: ReportArgs) -> Outcome {
-    runtime()?.block_on(async {
-        let store = Store::open_with(&default_url(args.store.as_deref()), Access::ReadOnly)
-            .await
-            .map_err(stack)?;
-        let run = store.resolve(&args.run).await.map_err(input)?;
-        let policy = args
-            .policy
-            .as_deref()
-            .map(Policy::load)
-            .transpose()
-            .map_err(input)?;
-        let template = args
-            .template
-            .as_deref()
-            .map(|p| {
-                std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))
-            })
-            .transpose()
-            .map_err(input)?;
-        let mut out = Destination::open(args.out.as_deref()).map_err(input)?;
-        let result = render(
-            &store,
-            run,
-            policy.as_ref(),
-            args.format,
-            template,
-            out.writer(),
-        )
-        .await;
-        store.close().await;
-        let code = result?;
-        out.finish().map_err(input)?;
-        if let Some(path) = &args.out {
-            eprintln!("wrote {}", path.display());
-        }
-        Ok(code)
-    })
-}
-
-async fn render(
+pub(crate) async fn render(
     store: &Store,
     run: RunRow,
     policy: Option<&Policy>,
@@ -79,8 +40,8 @@ async fn render(
     match format {
         ReportFormat::Json => {
             let report = RunReport::load(store, run, None).await.map_err(stack)?;
-            crate::run_cmd::write_json(out, &report).map_err(io)?;
-            Ok(crate::run_cmd::exit_code(&report))
+            summary::write_json(out, &report).map_err(io)?;
+            Ok(summary::exit_code(&report))
         }
         ReportFormat::Jsonl => {
             let run_id = run.id.clone();
@@ -106,7 +67,7 @@ async fn render(
                 "cells": report.cells,
             });
             writeln!(out, "{summary}").map_err(io)?;
-            Ok(crate::run_cmd::exit_code(&report))
+            Ok(summary::exit_code(&report))
         }
         ReportFormat::Csv => {
             let run_id = run.id.clone();
@@ -123,7 +84,7 @@ async fn render(
                 .await
                 .map_err(stack)?;
             writer.flush().map_err(io)?;
-            Ok(crate::run_cmd::exit_code(&report))
+            Ok(summary::exit_code(&report))
         }
         ReportFormat::Html | ReportFormat::Md | ReportFormat::Prom | ReportFormat::Junit => {
             let (view, report) = run_view(store, run, policy).await.map_err(stack)?;
@@ -150,7 +111,7 @@ async fn render(
                     .write_all(junit(&view).map_err(stack)?.as_bytes())
                     .map_err(io)?,
             }
-            Ok(crate::run_cmd::exit_code(&report))
+            Ok(summary::exit_code(&report))
         }
     }
 }
@@ -399,109 +360,6 @@ async fn run_view(
     Ok((view, report))
 }
 
-pub(crate) fn explain(args: ExplainArgs) -> Outcome {
-    let (which, account) = match (&args.first, &args.second) {
-        (run, Some(account)) => (run.clone(), account.clone()),
-        (account, None) => ("latest".to_owned(), account.clone()),
-    };
-    runtime()?.block_on(async {
-        let store = Store::open_with(&default_url(args.store.as_deref()), Access::ReadOnly)
-            .await
-            .map_err(stack)?;
-        let run = store.resolve(&which).await.map_err(input)?;
-        if store
-            .cohort_cell(&run.id, &account)
-            .await
-            .map_err(stack)?
-            .is_none()
-        {
-            return Err(input(anyhow!(
-                "the account `{account}` is not in run {}'s cohort",
-                run.id
-            )));
-        }
-        let (diffs, evidence) = store
-            .account_detail(&run.id, &account)
-            .await
-            .map_err(stack)?;
-        store.close().await;
-        let diffs: Vec<Diff> = diffs
-            .into_iter()
-            .map(serde_json::from_value)
-            .collect::<Result<_, _>>()
-            .with_context(|| format!("a stored diff of {account} does not read back"))
-            .map_err(stack)?;
-        let parse = |side: &str, s: &str| {
-            serde_json::from_str::<Vec<serde_json::Value>>(s)
-                .with_context(|| format!("the stored {side} bill of {account} does not read back"))
-                .map_err(stack)
-        };
-        let (legacy, modern) = match evidence {
-            Some((l, m)) => (parse("legacy", &l)?, parse("modern", &m)?),
-            None => (Vec::new(), Vec::new()),
-        };
-        let mut out = std::io::stdout().lock();
-        let written = match args.format {
-            crate::cli::TableFormat::Json => {
-                let doc = billshadow_reports::explain::to_json(&account, &diffs, &legacy, &modern);
-                serde_json::to_writer_pretty(&mut out, &doc)
-                    .map_err(std::io::Error::other)
-                    .and_then(|()| writeln!(out))
-            }
-            crate::cli::TableFormat::Text => {
-                use std::io::IsTerminal;
-                let color = std::io::stdout().is_terminal()
-                    && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
-                if diffs.is_empty() {
-                    writeln!(
-                        out,
-                        "account {account}: at parity in run {}; nothing to explain",
-                        run.id
-                    )
-                } else {
-                    billshadow_reports::explain::write_text(
-                        &mut out, &account, &diffs, &legacy, &modern, color,
-                    )
-                }
-            }
-        };
-        written.map_err(|e| stack(anyhow::Error::new(e).context("cannot write")))?;
-        Ok(
-            if diffs
-                .iter()
-                .any(|d| d.is_failing() && d.class != DiffClass::StackError)
-            {
-                Code::Mismatch
-            } else {
-                Code::Parity
-            },
-        )
-    })
-}
-
-/// Serves the latest run's metrics on `/metrics` (and `/healthz`) until stopped, over one
-/// read-only store pool opened here for the server's life (`metrics_server`).
-pub(crate) fn metrics(args: MetricsArgs) -> Outcome {
-    runtime()?.block_on(async move {
-        let url = default_url(args.store.as_deref());
-        let store = Store::open_with(&url, Access::ReadOnly)
-            .await
-            .map_err(stack)?;
-        let listener = tokio::net::TcpListener::bind(&args.listen)
-            .await
-            .map_err(|e| input(anyhow!("cannot listen on {}: {e}", args.listen)))?;
-        eprintln!(
-            "serving the latest run's metrics on http://{}/metrics (store {})",
-            listener.local_addr().map_err(stack)?,
-            store.url
-        );
-        crate::metrics_server::serve(listener, store, args.policy.clone())
-            .await
-            .map_err(stack)?;
-        Ok(Code::Parity)
-    })
-}
-
 /// The latest run's Prometheus exposition, read from `store`.
 pub(crate) async fn metrics_text(store: &Store, policy: Option<&Path>) -> anyhow::Result<String> {
     let run = store.resolve("latest").await?;
@@ -515,30 +373,4 @@ pub(crate) async fn metrics_text(store: &Store, policy: Option<&Path>) -> anyhow
     let mut out = Vec::new();
     billshadow_reports::run::prometheus(&mut out, &view, &states)?;
     Ok(String::from_utf8(out)?)
-}
-
-/// A gate verdict as a report shows it.
-pub(crate) fn gate_view(
-    cell: String,
-    target: String,
-    passed: bool,
-    blocks: String,
-    criteria: &[crate::controller::machine::Criterion],
-) -> GateView {
-    GateView {
-        cell,
-        target,
-        passed,
-        blocks,
-        criteria: criteria
-            .iter()
-            .map(|c| CriterionView {
-                name: c.name.to_owned(),
-                measured: c.measured.clone(),
-                threshold: c.threshold.clone(),
-                passed: c.passed,
-                inconclusive: c.inconclusive,
-            })
-            .collect(),
-    }
 }

@@ -12,7 +12,7 @@ use anyhow::Context;
 use rust_decimal::{Decimal, RoundingStrategy};
 use serde::Serialize;
 
-use crate::cli::PairArgs;
+use crate::args::PairArgs;
 use crate::exit::{Code, Outcome, input};
 
 const PERIOD_START: &str = "2026-10-01";

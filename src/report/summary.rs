@@ -1,0 +1,175 @@
+//! A run's summary as the `run` and `show` commands print it: text for people, JSON for
+//! machines, and the exit code its verdict maps to.
+
+use std::io::Write;
+
+use crate::args::TableFormat;
+use crate::exit::{Code, Failure, stack};
+use crate::run::report::RunReport;
+
+/// 1 when mismatches are known, else 3 when the run is incomplete (accounts pending or
+/// without a verdict, or the run did not complete), else 0.
+pub(crate) fn exit_code(report: &RunReport) -> Code {
+    let s = &report.comparison.summary;
+    if s.accounts_mismatched > 0 {
+        Code::Mismatch
+    } else if !report.completeness.complete || s.verdict != "parity" {
+        Code::Stack
+    } else {
+        Code::Parity
+    }
+}
+
+pub(crate) fn print(
+    report: &RunReport,
+    format: TableFormat,
+    limit: usize,
+    calibrate: bool,
+) -> Result<(), Failure> {
+    let mut out = std::io::stdout().lock();
+    let written = match format {
+        TableFormat::Json => write_json(&mut out, report),
+        TableFormat::Text => write_text(&mut out, report, limit, calibrate),
+    };
+    match written {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other.map_err(|e| stack(anyhow::Error::new(e).context("cannot write the report"))),
+    }
+}
+
+pub(crate) fn write_json(out: &mut dyn Write, report: &RunReport) -> std::io::Result<()> {
+    let doc = serde_json::json!({
+        "schema": billshadow_reports::json::SCHEMA,
+        "run": report.run,
+        "run_label": billshadow_reports::view::kind_label(&report.run.kind),
+        "completeness": report.completeness,
+        "incomplete": report.completeness.describe(),
+        "summary": report.comparison.summary,
+        "cells": report.cells,
+        "retries": report.retries,
+        "diffs": report.comparison.diffs,
+    });
+    serde_json::to_writer_pretty(&mut *out, &doc)?;
+    writeln!(out)
+}
+
+pub(crate) fn write_text(
+    out: &mut dyn Write,
+    report: &RunReport,
+    limit: usize,
+    calibrate: bool,
+) -> std::io::Result<()> {
+    use std::io::IsTerminal;
+    let run = &report.run;
+    let mut warnings = Vec::new();
+    if report.accounts_pending() > 0 {
+        warnings.push(format!(
+            "{} of {} accounts have no outcome yet (status {}); finish with `billshadow run --resume {}`",
+            report.accounts_pending(),
+            report.completeness.accounts_total,
+            run.status,
+            run.id
+        ));
+    }
+    if run.kind == "calibration" {
+        warnings.push(
+            "calibration (A/A): the legacy stack replayed twice; this says nothing about the modern stack"
+                .to_owned(),
+        );
+    }
+    let header = billshadow_reports::text::Header {
+        title: format!(
+            "billshadow run {} ({}, {}, started {} by {})",
+            run.id,
+            billshadow_reports::view::kind_label(&run.kind),
+            run.status,
+            run.started_at,
+            run.started_by
+        ),
+        warnings,
+        incomplete: report.completeness.describe(),
+    };
+    let color = std::io::stdout().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let options = billshadow_reports::text::TextOptions {
+        color,
+        accounts_shown_max: limit,
+        accounts_with_diffs: Some(report.accounts_with_diffs as usize),
+        ..Default::default()
+    };
+    billshadow_reports::text::write(out, &header, &report.comparison, options)?;
+    if report.retries > 0 {
+        writeln!(
+            out,
+            "\n  retries    {} requests were retried",
+            billshadow_reports::thousands(report.retries)
+        )?;
+    }
+    if calibrate {
+        write_noise(out, report)?;
+    }
+    writeln!(out)?;
+    writeln!(
+        out,
+        "  {:<28} {:>8} {:>8} {:>10} {:>8} {:>8} {:>8}  delta",
+        "cell", "accounts", "parity", "mismatched", "errors", "pending", "ratio"
+    )?;
+    for c in &report.cells {
+        let delta: Vec<String> = c
+            .delta
+            .iter()
+            .filter(|(_, d)| {
+                d.parse::<rust_decimal::Decimal>()
+                    .is_ok_and(|d| !d.is_zero())
+            })
+            .map(|(cur, d)| format!("{d} {cur}"))
+            .collect();
+        writeln!(
+            out,
+            "  {:<28} {:>8} {:>8} {:>10} {:>8} {:>8} {:>8}  {}",
+            c.cell,
+            c.cohort,
+            c.at_parity,
+            c.mismatched,
+            c.errored,
+            c.pending,
+            c.parity_ratio.as_deref().unwrap_or("-"),
+            if delta.is_empty() {
+                "0".to_owned()
+            } else {
+                delta.join(", ")
+            }
+        )?;
+    }
+    Ok(())
+}
+
+/// For a calibration run: which fields differ between two replays of the same stack.
+fn write_noise(out: &mut dyn Write, report: &RunReport) -> std::io::Result<()> {
+    let mut fields: std::collections::BTreeMap<&str, u64> = std::collections::BTreeMap::new();
+    for d in &report.comparison.diffs {
+        for f in &d.fields {
+            *fields.entry(f.as_str()).or_default() += 1;
+        }
+    }
+    writeln!(out)?;
+    if fields.is_empty() {
+        writeln!(
+            out,
+            "  calibration: two replays of the legacy stack agree on every field; nothing is nondeterministic"
+        )?;
+    } else {
+        writeln!(
+            out,
+            "  calibration: fields that differ between two replays of the legacy stack (nondeterministic):"
+        )?;
+        for (field, n) in &fields {
+            writeln!(out, "    {field:<24} {n} diffs")?;
+        }
+        writeln!(
+            out,
+            "  add the cosmetic ones to `[compare] ignore` in the spec; amounts cannot be ignored"
+        )?;
+    }
+    Ok(())
+}

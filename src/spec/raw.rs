@@ -1,0 +1,144 @@
+//! The spec file as written: the TOML structures serde reads, before validation.
+
+use std::collections::BTreeMap;
+
+use billshadow_comparisons::config::Tolerance;
+use billshadow_comparisons::parse_decimal;
+use serde::Deserialize;
+use toml::Spanned;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSpec {
+    pub(crate) legacy: Option<Spanned<RawSide>>,
+    pub(crate) modern: Option<Spanned<RawSide>>,
+    pub(crate) r#match: Option<RawMatch>,
+    pub(crate) compare: Option<RawCompare>,
+    pub(crate) tolerance: Option<RawTolerances>,
+    #[serde(default)]
+    pub(crate) waiver: Vec<Spanned<RawWaiver>>,
+    pub(crate) cohort: Option<RawCohort>,
+}
+
+/// `[cohort]`: `allow_leading_dash = true` lets cohort values start with `-` (refused by
+/// default: a stack's argv parser would read such an id as an option).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawCohort {
+    #[serde(default)]
+    pub(crate) allow_leading_dash: bool,
+}
+
+/// One side of the spec: a file (`format`, `path`) or a live stack (`kind` and its settings).
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSide {
+    pub(crate) kind: Option<String>,
+    pub(crate) format: Option<String>,
+    pub(crate) path: Option<String>,
+    pub(crate) program: Option<String>,
+    pub(crate) args: Option<Vec<String>>,
+    pub(crate) batch_size: Option<usize>,
+    pub(crate) method: Option<String>,
+    pub(crate) url: Option<String>,
+    pub(crate) body: Option<String>,
+    #[serde(default)]
+    pub(crate) headers: BTreeMap<String, RawHeader>,
+    pub(crate) retries: Option<u32>,
+    pub(crate) backoff_ms: Option<u64>,
+    pub(crate) backoff_max_ms: Option<u64>,
+    pub(crate) breaker_failures: Option<u32>,
+    pub(crate) probe_ms: Option<u64>,
+    pub(crate) outage_max_ms: Option<u64>,
+    pub(crate) max_response_bytes: Option<u64>,
+    pub(crate) ca_file: Option<String>,
+    pub(crate) dsn_env: Option<String>,
+    pub(crate) query: Option<String>,
+    pub(crate) params: Option<Vec<String>>,
+    pub(crate) timeout_ms: Option<u64>,
+    pub(crate) concurrency: Option<usize>,
+    pub(crate) rate_per_second: Option<u32>,
+    pub(crate) start: Option<RawStart>,
+}
+
+/// A header whose value comes from an environment variable (never from the spec itself).
+#[derive(Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawHeader {
+    pub(crate) env: String,
+    #[serde(default)]
+    pub(crate) prefix: String,
+}
+
+/// How to start a stack for the duration of a run.
+#[derive(Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawStart {
+    pub(crate) program: String,
+    #[serde(default)]
+    pub(crate) args: Vec<String>,
+    pub(crate) ready_address: Option<String>,
+    pub(crate) ready_timeout_ms: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawMatch {
+    pub(crate) key: Option<Spanned<Vec<String>>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawCompare {
+    #[serde(default)]
+    pub(crate) ignore: Vec<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawTolerances {
+    pub(crate) default: Option<Spanned<RawTolerance>>,
+    pub(crate) total: Option<Spanned<RawTolerance>>,
+    #[serde(default)]
+    pub(crate) line_type: BTreeMap<String, Spanned<RawTolerance>>,
+    #[serde(default)]
+    pub(crate) charge_code: BTreeMap<String, Spanned<RawTolerance>>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+pub(crate) enum RawTolerance {
+    Amount(String),
+    MinorUnits { minor_units: u32 },
+}
+
+impl RawTolerance {
+    pub(crate) fn validate(self) -> Result<Tolerance, String> {
+        match self {
+            RawTolerance::MinorUnits { minor_units } => Ok(Tolerance::MinorUnits(minor_units)),
+            RawTolerance::Amount(a) => {
+                let value = parse_decimal(&a).map_err(|e| format!("tolerance: {e}"))?;
+                if value.is_sign_negative() {
+                    return Err(format!("tolerance `{a}` is negative"));
+                }
+                Ok(Tolerance::Amount(value))
+            }
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawWaiver {
+    pub(crate) id: String,
+    pub(crate) class: Option<String>,
+    pub(crate) charge_code: Option<String>,
+    pub(crate) account_id: Option<String>,
+    pub(crate) partition: Option<String>,
+    pub(crate) region: Option<String>,
+    pub(crate) max_delta: Option<String>,
+    pub(crate) reason: String,
+    pub(crate) ticket: String,
+    pub(crate) owner: String,
+    pub(crate) expires: String,
+}
