@@ -3,13 +3,14 @@
 //! prevented a verdict (for `run`, also a stack that stayed down), 130 interrupted by Ctrl-C
 //! or SIGTERM (the run can be resumed).
 //!
-//! The code an error maps to is decided here, by the error's type ([`code_of`]): an error
-//! type that says what went wrong (a store that is not a store, a store that failed, a
-//! database error, a lost compare-and-set, a step that is not the cell's next) maps to its
-//! code wherever it is met. The helpers a call site uses ([`input`], [`stack`]) only give
-//! the code of errors no type decides (plain messages, and TOML or read errors, whose code
-//! depends on whether the text came from the user's file or from the store). Nothing here
-//! matches on message text. A report cut short by a closed pipe (`billshadow … | head`) is
+//! The code an error maps to is decided here, by the error's type ([`code_of`]), wherever it
+//! is met: an error type says what went wrong (input the user gave: [`InputError`], a TOML
+//! error, a store that is not a store; a failure: [`Unavailable`], a store that failed, a
+//! database error; a lost compare-and-set: [`Conflict`]). Functions that read what the user
+//! wrote return their errors as input errors ([`input`], `usage!`), functions that talk to
+//! stacks, the store or the output as failures ([`unavailable`], `failed!`); commands only
+//! propagate them with `?` (`Failure: From<anyhow::Error>`). An error no type decides exits
+//! 3, never 0. Nothing here matches on message text. A report cut short by a closed pipe (`billshadow … | head`) is
 //! not an error: [`finish`] ends quietly.
 
 use std::process::ExitCode;
@@ -29,51 +30,137 @@ impl From<Code> for ExitCode {
     }
 }
 
-/// An error with the exit code it maps to.
+/// A usage, configuration or input error: something the user named, passed or wrote is
+/// wrong (exit code 2). Wraps the error it describes; prints as it does.
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub(crate) struct InputError(pub(crate) anyhow::Error);
+
+/// A stack, the store or the output failed and prevented a verdict (exit code 3). Wraps the
+/// error it describes; prints as it does.
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub(crate) struct Unavailable(pub(crate) anyhow::Error);
+
+/// Why a store could not be opened when the fault is in what was named: a store that does not
+/// exist, a file that is not a database, a database that is not a run store, a run that is not
+/// in it. A usage error (exit 2), whichever command meets it.
+#[derive(Debug, thiserror::Error)]
+#[error("the run store {url} {problem}")]
+pub(crate) struct OpenError {
+    pub(crate) url: String,
+    pub(crate) problem: String,
+}
+
+impl OpenError {
+    pub(crate) fn error(url: &str, problem: impl Into<String>) -> anyhow::Error {
+        anyhow::Error::new(OpenError {
+            url: url.to_owned(),
+            problem: problem.into(),
+        })
+    }
+}
+
+/// A store that exists but cannot do what the command needs: read-only, full, gone.
+/// Exit code 3, naming the store.
+#[derive(Debug, thiserror::Error)]
+#[error("the run store {url} {problem}")]
+pub(crate) struct StoreFailure {
+    pub(crate) url: String,
+    pub(crate) problem: String,
+}
+
+/// A controller's write lost to another controller (a compare-and-set that failed): exit 1.
+#[derive(Debug, thiserror::Error)]
+#[error("conflict: {0}")]
+pub(crate) struct Conflict(pub(crate) String);
+
+/// `--to` names a step that is not the cell's next one (someone else may have made it): exit 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub(crate) struct NotNextStep(pub(crate) String);
+
+/// An error with the exit code its type decides ([`code_of`]).
 #[derive(Debug)]
 pub(crate) struct Failure {
     pub(crate) code: Code,
     pub(crate) error: anyhow::Error,
 }
 
-/// The exit code an error's type decides, looking through its causes (the first cause with
-/// a deciding type wins), or `None` for errors no type decides.
+/// The code of an error no type decides: an error nothing classified is a failure that
+/// prevented a verdict, never a pass.
+const UNCLASSIFIED: Code = Code::Stack;
+
+/// The exit code an error's type decides, looking through its causes and contexts (the
+/// outermost deciding type wins), or `None` for errors no type decides.
 pub(crate) fn code_of(error: &anyhow::Error) -> Option<Code> {
     error.chain().find_map(|cause| {
-        if cause.is::<crate::store::OpenError>() || cause.is::<crate::controller::NotNextStep>() {
+        if cause.is::<InputError>()
+            || cause.is::<OpenError>()
+            || cause.is::<NotNextStep>()
+            || cause.is::<billshadow_adapters::location::TomlError>()
+        {
             Some(Code::Input)
-        } else if cause.is::<crate::store::StoreFailure>() || cause.is::<sqlx::Error>() {
+        } else if cause.is::<Unavailable>()
+            || cause.is::<StoreFailure>()
+            || cause.is::<sqlx::Error>()
+        {
             Some(Code::Stack)
-        } else if cause.is::<crate::controller::ledger::Conflict>() {
+        } else if cause.is::<Conflict>() {
             Some(Code::Mismatch)
         } else {
-            // A TOML or read error depends on where the text came from: a file the user named
-            // (input) or the store (a stored spec that does not read back: store failure).
             None
         }
     })
 }
 
-/// An error at a call site where, unless its type says otherwise, it is a usage,
-/// configuration or input error: exit code 2.
-pub(crate) fn input(error: impl Into<anyhow::Error>) -> Failure {
-    let error = error.into();
-    Failure {
-        code: code_of(&error).unwrap_or(Code::Input),
-        error,
+impl<E: Into<anyhow::Error>> From<E> for Failure {
+    fn from(error: E) -> Failure {
+        let error = error.into();
+        Failure {
+            code: code_of(&error).unwrap_or(UNCLASSIFIED),
+            error,
+        }
     }
 }
 
-/// An error at a call site where, unless its type says otherwise, a stack or the store
-/// failed and prevented a verdict: exit code 3. (A store that does not exist, is not a
-/// database or is not a run store was misnamed rather than failing: its type, `OpenError`,
-/// makes it exit code 2, whichever command meets it.)
-pub(crate) fn stack(error: impl Into<anyhow::Error>) -> Failure {
+/// Marks an error as a usage, configuration or input error (exit 2), for the functions that
+/// read what the user wrote. An error whose own type already decides keeps it (a store that
+/// failed while a cohort was read is still a store failure).
+pub(crate) fn input(error: impl Into<anyhow::Error>) -> anyhow::Error {
     let error = error.into();
-    Failure {
-        code: code_of(&error).unwrap_or(Code::Stack),
-        error,
+    if code_of(&error).is_some() {
+        error
+    } else {
+        anyhow::Error::new(InputError(error))
     }
+}
+
+/// Marks an error as a failure of a stack, the store or the output (exit 3). An error whose
+/// own type already decides keeps it (a store that is not a store is still a usage error).
+pub(crate) fn unavailable(error: impl Into<anyhow::Error>) -> anyhow::Error {
+    let error = error.into();
+    if code_of(&error).is_some() {
+        error
+    } else {
+        anyhow::Error::new(Unavailable(error))
+    }
+}
+
+/// A usage or input error from a message: `Err(usage!("--as-of `{d}` is not a date"))?`.
+#[macro_export]
+macro_rules! usage {
+    ($($arg:tt)*) => {
+        $crate::exit::input(anyhow::anyhow!($($arg)*))
+    };
+}
+
+/// A stack, store or output failure from a message.
+#[macro_export]
+macro_rules! failed {
+    ($($arg:tt)*) => {
+        $crate::exit::unavailable(anyhow::anyhow!($($arg)*))
+    };
 }
 
 pub(crate) type Outcome = Result<Code, Failure>;
@@ -147,17 +234,27 @@ mod tests {
 
     #[test]
     fn types_decide_the_code_whatever_the_call_site() {
-        let open = crate::store::OpenError::error("sqlite:x.db", "does not exist");
-        assert_eq!(stack(open).code, Code::Input);
-        let failed = anyhow::Error::new(crate::store::StoreFailure {
+        let code = |e: anyhow::Error| Failure::from(e).code;
+        assert_eq!(
+            code(OpenError::error("sqlite:x.db", "does not exist")),
+            Code::Input
+        );
+        let failed = anyhow::Error::new(StoreFailure {
             url: "sqlite:x.db".to_owned(),
             problem: "is read-only".to_owned(),
         });
-        assert_eq!(input(failed).code, Code::Stack);
-        assert_eq!(input(anyhow::anyhow!("plain")).code, Code::Input);
-        assert_eq!(stack(anyhow::anyhow!("plain")).code, Code::Stack);
-        let conflict = anyhow::Error::new(crate::controller::ledger::Conflict("x".to_owned()));
-        assert_eq!(stack(conflict).code, Code::Mismatch);
+        assert_eq!(code(failed), Code::Stack);
+        // Context added on the way up changes nothing.
+        let wrapped = anyhow::Error::new(Conflict("x".to_owned())).context("cannot advance p1/eu");
+        assert_eq!(code(wrapped), Code::Mismatch);
+        assert_eq!(code(crate::usage!("plain")), Code::Input);
+        assert_eq!(code(crate::failed!("plain")), Code::Stack);
+        assert_eq!(
+            code(input(crate::failed!("a failure stays a failure"))),
+            Code::Stack
+        );
+        // An error nothing classified never passes.
+        assert_eq!(code(anyhow::anyhow!("plain")), Code::Stack);
     }
 
     #[test]

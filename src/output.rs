@@ -17,7 +17,12 @@ pub(crate) enum Destination {
 }
 
 impl Destination {
+    /// Opens the destination the user named; its errors are input errors.
     pub(crate) fn open(out: Option<&Path>) -> anyhow::Result<Destination> {
+        Self::create(out).map_err(crate::exit::input)
+    }
+
+    fn create(out: Option<&Path>) -> anyhow::Result<Destination> {
         match out {
             None => Ok(Destination::Stdout(BufWriter::new(io::stdout()))),
             Some(target) => {
@@ -46,7 +51,13 @@ impl Destination {
     }
 
     /// Flushes, and for a file moves it into place.
+    /// Flushes and moves the file into place; its errors are input errors (the path the user
+    /// named cannot take the report).
     pub(crate) fn finish(self) -> anyhow::Result<()> {
+        self.complete().map_err(crate::exit::input)
+    }
+
+    fn complete(self) -> anyhow::Result<()> {
         match self {
             Destination::Stdout(mut w) => match w.flush() {
                 // A closed pipe (`| head`) is the reader's choice, not a failure.

@@ -2,14 +2,14 @@
 
 use sha2::{Digest, Sha256};
 
-use crate::exit::{Failure, stack};
+use crate::exit::Failure;
 
 /// The multi-threaded runtime a command's async work runs on.
 pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .map_err(stack)
+        .map_err(Failure::from)
 }
 
 /// The SHA-256 of some bytes, in lowercase hex.

@@ -21,14 +21,14 @@ struct Side {
 }
 
 pub(crate) fn run(args: DiffArgs) -> Outcome {
-    let catalog = Catalog::builtin().map_err(input)?;
+    let catalog = Catalog::builtin()?;
     let spec = match &args.spec {
-        Some(path) => Spec::load(path).map_err(input)?,
+        Some(path) => Spec::load(path)?,
         None => Spec::empty(),
     };
     let today = match &args.as_of {
         Some(d) => NaiveDate::parse_from_str(d, "%Y-%m-%d")
-            .map_err(|_| input(anyhow!("--as-of `{d}` is not a date (YYYY-MM-DD)")))?,
+            .map_err(|_| crate::usage!("--as-of `{d}` is not a date (YYYY-MM-DD)"))?,
         None => chrono::Utc::now().date_naive(),
     };
     let legacy = resolve_side(
@@ -81,7 +81,7 @@ pub(crate) fn run(args: DiffArgs) -> Outcome {
         modern: side_input(&modern, &modern_stats),
         quarantine: quarantined.then(|| args.quarantine.display().to_string()),
     };
-    let mut out = Destination::open(args.out.as_deref()).map_err(input)?;
+    let mut out = Destination::open(args.out.as_deref())?;
     let color = out.is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let written = match args.format {
         OutputFormat::Text => {
@@ -108,7 +108,7 @@ pub(crate) fn run(args: DiffArgs) -> Outcome {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
         other => other.context("cannot write the report").map_err(input)?,
     }
-    out.finish().map_err(input)?;
+    out.finish()?;
     if let Some(path) = &args.out {
         eprintln!(
             "{}: {} ({} failing diffs)",
@@ -138,15 +138,14 @@ fn resolve_side(
     catalog: &Catalog,
 ) -> Result<Side, crate::exit::Failure> {
     let path = path.cloned().or_else(|| spec.path.clone()).ok_or_else(|| {
-        input(anyhow!(
-            "no {name} file: pass --{name} PATH or set `path` under [{name}] in the spec"
-        ))
+        crate::usage!("no {name} file: pass --{name} PATH or set `path` under [{name}] in the spec")
     })?;
     if !path.is_file() {
-        return Err(input(anyhow!(
+        return Err(crate::usage!(
             "the {name} file {} does not exist or is not a file",
             path.display()
-        )));
+        )
+        .into());
     }
     let format = format
         .map(str::to_owned)
@@ -202,7 +201,7 @@ fn read_side(side: &Side, max_bad_rows: u64) -> SideRead {
     };
     match billshadow_adapters::read_path(&side.path, &side.mapping, options) {
         Ok((store, stats)) => (Ok(store), stats, quarantine),
-        Err(e) => (Err(input(e)), ReadStats::default(), quarantine),
+        Err(e) => (Err(input(e).into()), ReadStats::default(), quarantine),
     }
 }
 
@@ -238,24 +237,25 @@ fn side_input(side: &Side, stats: &ReadStats) -> SideInput {
 }
 
 pub(crate) fn check_spec(args: CheckSpecArgs) -> Outcome {
-    let spec = Spec::load(&args.file).map_err(input)?;
-    let catalog = Catalog::builtin().map_err(input)?;
+    let spec = Spec::load(&args.file)?;
+    let catalog = Catalog::builtin()?;
     for (name, side) in [("legacy", &spec.legacy), ("modern", &spec.modern)] {
         if let Some(format) = &side.format
             && format != "auto"
             && catalog.get(format).is_none()
         {
             Mapping::from_file(Path::new(format))
-                .map_err(|e| input(anyhow!("[{name}] format: {e}")))?;
+                .map_err(|e| crate::usage!("[{name}] format: {e}"))?;
         }
         if let Some(path) = &side.path
             && !path.is_file()
         {
-            return Err(input(anyhow!(
+            return Err(crate::usage!(
                 "{}: [{name}] path {} does not exist",
                 args.file.display(),
                 path.display()
-            )));
+            )
+            .into());
         }
     }
     let key: Vec<String> = spec
@@ -296,7 +296,7 @@ pub(crate) fn check_spec(args: CheckSpecArgs) -> Outcome {
 }
 
 pub(crate) fn formats() -> Outcome {
-    let catalog = Catalog::builtin().map_err(input)?;
+    let catalog = Catalog::builtin()?;
     for mapping in catalog.mappings() {
         crate::outln!("{:<22} {}", mapping.name, mapping.description);
     }

@@ -3,13 +3,12 @@
 
 use std::io::Write;
 
-use anyhow::{Context, anyhow};
+use anyhow::Context;
 use billshadow_comparisons::{Diff, DiffClass};
 
 use crate::args::{ExplainArgs, MetricsArgs, ReportArgs};
 use crate::controller::policy::Policy;
-use crate::exit::stack;
-use crate::exit::{Code, Outcome, input};
+use crate::exit::{Code, Outcome, input, unavailable};
 use crate::output::Destination;
 use crate::report::render;
 use crate::store::{Access, Store, default_url};
@@ -17,10 +16,8 @@ use crate::support::runtime;
 
 pub(crate) fn report(args: ReportArgs) -> Outcome {
     runtime()?.block_on(async {
-        let store = Store::open_with(&default_url(args.store.as_deref()), Access::ReadOnly)
-            .await
-            .map_err(stack)?;
-        let run = store.resolve(&args.run).await.map_err(input)?;
+        let store = Store::open_with(&default_url(args.store.as_deref()), Access::ReadOnly).await?;
+        let run = store.resolve(&args.run).await?;
         let policy = args
             .policy
             .as_deref()
@@ -35,7 +32,7 @@ pub(crate) fn report(args: ReportArgs) -> Outcome {
             })
             .transpose()
             .map_err(input)?;
-        let mut out = Destination::open(args.out.as_deref()).map_err(input)?;
+        let mut out = Destination::open(args.out.as_deref())?;
         let result = render(
             &store,
             run,
@@ -47,7 +44,7 @@ pub(crate) fn report(args: ReportArgs) -> Outcome {
         .await;
         store.close().await;
         let code = result?;
-        out.finish().map_err(input)?;
+        out.finish()?;
         if let Some(path) = &args.out {
             eprintln!("wrote {}", path.display());
         }
@@ -60,79 +57,74 @@ pub(crate) fn explain(args: ExplainArgs) -> Outcome {
         (run, Some(account)) => (run.clone(), account.clone()),
         (account, None) => ("latest".to_owned(), account.clone()),
     };
-    runtime()?.block_on(async {
-        let store = Store::open_with(&default_url(args.store.as_deref()), Access::ReadOnly)
-            .await
-            .map_err(stack)?;
-        let run = store.resolve(&which).await.map_err(input)?;
-        if store
-            .cohort_cell(&run.id, &account)
-            .await
-            .map_err(stack)?
-            .is_none()
-        {
-            return Err(input(anyhow!(
-                "the account `{account}` is not in run {}'s cohort",
-                run.id
-            )));
-        }
-        let (diffs, evidence) = store
-            .account_detail(&run.id, &account)
-            .await
-            .map_err(stack)?;
-        store.close().await;
-        let diffs: Vec<Diff> = diffs
-            .into_iter()
-            .map(serde_json::from_value)
-            .collect::<Result<_, _>>()
-            .with_context(|| format!("a stored diff of {account} does not read back"))
-            .map_err(stack)?;
-        let parse = |side: &str, s: &str| {
-            serde_json::from_str::<Vec<serde_json::Value>>(s)
-                .with_context(|| format!("the stored {side} bill of {account} does not read back"))
-                .map_err(stack)
-        };
-        let (legacy, modern) = match evidence {
-            Some((l, m)) => (parse("legacy", &l)?, parse("modern", &m)?),
-            None => (Vec::new(), Vec::new()),
-        };
-        let mut out = std::io::stdout().lock();
-        let written = match args.format {
-            crate::args::TableFormat::Json => {
-                let doc = billshadow_reports::explain::to_json(&account, &diffs, &legacy, &modern);
-                serde_json::to_writer_pretty(&mut out, &doc)
-                    .map_err(std::io::Error::other)
-                    .and_then(|()| writeln!(out))
+    runtime()?
+        .block_on(async {
+            let store =
+                Store::open_with(&default_url(args.store.as_deref()), Access::ReadOnly).await?;
+            let run = store.resolve(&which).await?;
+            if store.cohort_cell(&run.id, &account).await?.is_none() {
+                return Err(crate::usage!(
+                    "the account `{account}` is not in run {}'s cohort",
+                    run.id
+                ));
             }
-            crate::args::TableFormat::Text => {
-                use std::io::IsTerminal;
-                let color = std::io::stdout().is_terminal()
-                    && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
-                if diffs.is_empty() {
-                    writeln!(
-                        out,
-                        "account {account}: at parity in run {}; nothing to explain",
-                        run.id
-                    )
-                } else {
-                    billshadow_reports::explain::write_text(
-                        &mut out, &account, &diffs, &legacy, &modern, color,
-                    )
+            let (diffs, evidence) = store.account_detail(&run.id, &account).await?;
+            store.close().await;
+            let diffs: Vec<Diff> = diffs
+                .into_iter()
+                .map(serde_json::from_value)
+                .collect::<Result<_, _>>()
+                .with_context(|| format!("a stored diff of {account} does not read back"))?;
+            let parse = |side: &str, s: &str| {
+                serde_json::from_str::<Vec<serde_json::Value>>(s)
+                    .with_context(|| {
+                        format!("the stored {side} bill of {account} does not read back")
+                    })
+                    .map_err(unavailable)
+            };
+            let (legacy, modern) = match evidence {
+                Some((l, m)) => (parse("legacy", &l)?, parse("modern", &m)?),
+                None => (Vec::new(), Vec::new()),
+            };
+            let mut out = std::io::stdout().lock();
+            let written = match args.format {
+                crate::args::TableFormat::Json => {
+                    let doc =
+                        billshadow_reports::explain::to_json(&account, &diffs, &legacy, &modern);
+                    serde_json::to_writer_pretty(&mut out, &doc)
+                        .map_err(std::io::Error::other)
+                        .and_then(|()| writeln!(out))
                 }
-            }
-        };
-        written.map_err(|e| stack(anyhow::Error::new(e).context("cannot write")))?;
-        Ok(
-            if diffs
-                .iter()
-                .any(|d| d.is_failing() && d.class != DiffClass::StackError)
-            {
-                Code::Mismatch
-            } else {
-                Code::Parity
-            },
-        )
-    })
+                crate::args::TableFormat::Text => {
+                    use std::io::IsTerminal;
+                    let color = std::io::stdout().is_terminal()
+                        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+                    if diffs.is_empty() {
+                        writeln!(
+                            out,
+                            "account {account}: at parity in run {}; nothing to explain",
+                            run.id
+                        )
+                    } else {
+                        billshadow_reports::explain::write_text(
+                            &mut out, &account, &diffs, &legacy, &modern, color,
+                        )
+                    }
+                }
+            };
+            written.map_err(|e| unavailable(anyhow::Error::new(e).context("cannot write")))?;
+            Ok(
+                if diffs
+                    .iter()
+                    .any(|d| d.is_failing() && d.class != DiffClass::StackError)
+                {
+                    Code::Mismatch
+                } else {
+                    Code::Parity
+                },
+            )
+        })
+        .map_err(Into::into)
 }
 
 /// Serves the latest run's metrics on `/metrics` (and `/healthz`) until stopped, over one
@@ -140,20 +132,16 @@ pub(crate) fn explain(args: ExplainArgs) -> Outcome {
 pub(crate) fn metrics(args: MetricsArgs) -> Outcome {
     runtime()?.block_on(async move {
         let url = default_url(args.store.as_deref());
-        let store = Store::open_with(&url, Access::ReadOnly)
-            .await
-            .map_err(stack)?;
+        let store = Store::open_with(&url, Access::ReadOnly).await?;
         let listener = tokio::net::TcpListener::bind(&args.listen)
             .await
-            .map_err(|e| input(anyhow!("cannot listen on {}: {e}", args.listen)))?;
+            .map_err(|e| crate::usage!("cannot listen on {}: {e}", args.listen))?;
         eprintln!(
             "serving the latest run's metrics on http://{}/metrics (store {})",
-            listener.local_addr().map_err(stack)?,
+            listener.local_addr()?,
             store.url
         );
-        crate::report::metrics_server::serve(listener, store, args.policy.clone())
-            .await
-            .map_err(stack)?;
+        crate::report::metrics_server::serve(listener, store, args.policy.clone()).await?;
         Ok(Code::Parity)
     })
 }

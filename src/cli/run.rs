@@ -5,13 +5,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::support::{runtime, sha256_hex};
-use anyhow::{Context, anyhow};
+use anyhow::Context;
 use billshadow_adapters::Catalog;
 use billshadow_adapters::live::{Stack, StackConfig, StartedStack};
 use billshadow_comparisons::CompareConfig;
 
 use crate::args::{RunArgs, RunsArgs, ShowArgs, TableFormat};
-use crate::exit::{Code, Failure, Outcome, input};
+use crate::exit::{Code, Failure, Outcome, input, unavailable};
 use crate::run::report::RunReport;
 use crate::run::runner::{RunnerOptions, execute};
 use crate::spec::Spec;
@@ -19,7 +19,6 @@ use crate::store::{Access, NewRun, Store, default_url};
 
 /// A stack or store failure that prevents a verdict: exit code 3, unless the error's type
 /// says otherwise (`exit.rs`).
-pub(crate) use crate::exit::stack;
 
 fn run_id() -> String {
     let now = chrono::Utc::now();
@@ -46,24 +45,24 @@ fn prepare(
     as_of: chrono::NaiveDate,
     calibrate: bool,
 ) -> Result<Prepared, Failure> {
-    let spec = Spec::parse(spec_path, &spec_text).map_err(input)?;
-    let catalog = Catalog::builtin().map_err(input)?;
+    let spec = Spec::parse(spec_path, &spec_text)?;
+    let catalog = Catalog::builtin()?;
     fn live<'a>(
         spec_path: &Path,
         name: &str,
         side: &'a crate::spec::SideSpec,
     ) -> Result<&'a crate::spec::live::LiveSpec, Failure> {
         side.live.as_ref().ok_or_else(|| {
-            input(anyhow!(
+            crate::usage!(
                 "{}: [{name}] is not a live stack; a run needs `kind = \"command\"`, `\"http\"` or `\"sql\"` on both sides",
                 spec_path.display()
-            ))
-        })
+            )
+        }).map_err(Into::into)
     }
     let legacy_live = live(spec_path, "legacy", &spec.legacy)?;
     let legacy = legacy_live
         .resolve("legacy", &catalog)
-        .map_err(|e| input(anyhow!(e)))?;
+        .map_err(|e| crate::usage!(e))?;
     let modern = if calibrate {
         let mut again = legacy.clone();
         again.side = "legacy (second replay)".to_owned();
@@ -71,7 +70,7 @@ fn prepare(
     } else {
         live(spec_path, "modern", &spec.modern)?
             .resolve("modern", &catalog)
-            .map_err(|e| input(anyhow!(e)))?
+            .map_err(|e| crate::usage!(e))?
     };
     let mut config = spec
         .config(as_of, &legacy.mapping, &modern.mapping)
@@ -107,28 +106,28 @@ async fn connect(
             let process = start
                 .start()
                 .await
-                .map_err(|e| stack(anyhow!("cannot start the {name} stack: {e}")))?;
+                .map_err(|e| crate::failed!("cannot start the {name} stack: {e}"))?;
             started.push(process);
         }
     }
     let legacy = Arc::new(
         Stack::build(prepared.legacy.clone())
             .await
-            .map_err(|e| stack(anyhow!("legacy stack: {e}")))?,
+            .map_err(|e| crate::failed!("legacy stack: {e}"))?,
     );
     let modern = Arc::new(
         Stack::build(prepared.modern.clone())
             .await
-            .map_err(|e| stack(anyhow!("modern stack: {e}")))?,
+            .map_err(|e| crate::failed!("modern stack: {e}"))?,
     );
     legacy
         .preflight()
         .await
-        .map_err(|e| stack(anyhow!("the legacy stack is unreachable: {e}")))?;
+        .map_err(|e| crate::failed!("the legacy stack is unreachable: {e}"))?;
     modern
         .preflight()
         .await
-        .map_err(|e| stack(anyhow!("the modern stack is unreachable: {e}")))?;
+        .map_err(|e| crate::failed!("the modern stack is unreachable: {e}"))?;
     Ok((started, legacy, modern))
 }
 
@@ -139,39 +138,38 @@ pub(crate) fn run(args: RunArgs) -> Outcome {
 async fn run_async(args: RunArgs) -> Outcome {
     let as_of = match &args.as_of {
         Some(d) => chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d")
-            .map_err(|_| input(anyhow!("--as-of `{d}` is not a date (YYYY-MM-DD)")))?,
+            .map_err(|_| crate::usage!("--as-of `{d}` is not a date (YYYY-MM-DD)"))?,
         None => chrono::Utc::now().date_naive(),
     };
     if args.retry_errors && args.resume.is_none() {
-        return Err(input(anyhow!(
+        return Err(crate::usage!(
             "--retry-errors redoes the stack errors of a stored run: it needs --resume RUN"
-        )));
+        )
+        .into());
     }
     let store_url = default_url(args.store.as_deref());
     let (run_id, prepared, resumed) = match &args.resume {
         Some(which) => {
-            let store = Store::open_with(&store_url, Access::ReadOnly)
-                .await
-                .map_err(stack)?;
-            let run = store.resolve(which).await.map_err(input)?;
-            let text = store.spec_text(&run.id).await.map_err(stack)?;
+            let store = Store::open_with(&store_url, Access::ReadOnly).await?;
+            let run = store.resolve(which).await?;
+            let text = store.spec_text(&run.id).await?;
             // The date its waivers are judged against: never silently today's instead.
-            let as_of = chrono::NaiveDate::parse_from_str(&run.as_of, "%Y-%m-%d")
-                .with_context(|| {
+            let as_of =
+                chrono::NaiveDate::parse_from_str(&run.as_of, "%Y-%m-%d").with_context(|| {
                     format!(
                         "run {}: its stored as_of date `{}` does not parse",
                         run.id, run.as_of
                     )
-                })
-                .map_err(stack)?;
+                })?;
             let calibration = match run.kind.as_str() {
                 "shadow" => false,
                 "calibration" => true,
                 other => {
-                    return Err(stack(anyhow!(
+                    return Err(crate::failed!(
                         "run {}: its stored kind `{other}` is neither shadow nor calibration",
                         run.id
-                    )));
+                    )
+                    .into());
                 }
             };
             let prepared = prepare(Path::new(&run.spec_path), text, as_of, calibration)?;
@@ -182,7 +180,7 @@ async fn run_async(args: RunArgs) -> Outcome {
             let spec_path = args
                 .spec
                 .clone()
-                .ok_or_else(|| input(anyhow!("a run needs --spec FILE (or --resume RUN)")))?;
+                .ok_or_else(|| crate::usage!("a run needs --spec FILE (or --resume RUN)"))?;
             let text = std::fs::read_to_string(&spec_path)
                 .with_context(|| format!("cannot read {}", spec_path.display()))
                 .map_err(input)?;
@@ -199,8 +197,8 @@ async fn run_async(args: RunArgs) -> Outcome {
         let path = args
             .cohort
             .clone()
-            .ok_or_else(|| input(anyhow!("a run needs --cohort FILE")))?;
-        crate::run::cohort::check(&path, prepared.spec.cohort).map_err(input)?;
+            .ok_or_else(|| crate::usage!("a run needs --cohort FILE"))?;
+        crate::run::cohort::check(&path, prepared.spec.cohort)?;
         Some(path)
     };
 
@@ -211,7 +209,7 @@ async fn run_async(args: RunArgs) -> Outcome {
     } else {
         Access::Create
     };
-    let store = Store::open_with(&store_url, access).await.map_err(stack)?;
+    let store = Store::open_with(&store_url, access).await?;
     if let Some(path) = &cohort {
         let cohort_bytes = std::fs::read(path)
             .with_context(|| format!("cannot read {}", path.display()))
@@ -231,7 +229,7 @@ async fn run_async(args: RunArgs) -> Outcome {
             cohort_hash: &sha256_hex(&cohort_bytes),
             as_of: &prepared.config.today.to_string(),
         };
-        let accounts = crate::run::cohort::open(path, prepared.spec.cohort).map_err(input)?;
+        let accounts = crate::run::cohort::open(path, prepared.spec.cohort)?;
         // A cohort error is input (2); a database error (a disk that fills) is the store's
         // failure (3, by its type), named.
         store
@@ -239,13 +237,10 @@ async fn run_async(args: RunArgs) -> Outcome {
             .await
             .map_err(|e| input(crate::store::name_failure(e, &store_url)))?;
     } else {
-        store.set_status(&run_id, "running").await.map_err(stack)?;
+        store.set_status(&run_id, "running").await?;
     }
-    let pending = store
-        .pending_count(&run_id, args.retry_errors)
-        .await
-        .map_err(stack)?;
-    let total = store.resolve(&run_id).await.map_err(stack)?.accounts_total as u64;
+    let pending = store.pending_count(&run_id, args.retry_errors).await?;
+    let total = store.resolve(&run_id).await?.accounts_total as u64;
     eprintln!(
         "{} {run_id}: {} of {total} accounts to do (store {})",
         if resumed { "resuming" } else { "run" },
@@ -277,9 +272,10 @@ async fn run_async(args: RunArgs) -> Outcome {
         Ok(t) => t,
         Err(e) => {
             let _ = store.set_status(&run_id, "failed").await;
-            return Err(stack(e.context(format!(
+            return Err(unavailable(e.context(format!(
                 "run {run_id} failed; what was stored is kept: resume with --resume {run_id}"
-            ))));
+            )))
+            .into());
         }
     };
     let status = if tally.interrupted || tally.stack_down.is_some() {
@@ -288,11 +284,9 @@ async fn run_async(args: RunArgs) -> Outcome {
         "completed"
     };
     tracing::debug!(run = %run_id, stored = tally.accounts, status, "run ended");
-    store.set_status(&run_id, status).await.map_err(stack)?;
-    let run = store.resolve(&run_id).await.map_err(stack)?;
-    let report = RunReport::load(&store, run, diff_limit(args.format, args.limit))
-        .await
-        .map_err(stack)?;
+    store.set_status(&run_id, status).await?;
+    let run = store.resolve(&run_id).await?;
+    let report = RunReport::load(&store, run, diff_limit(args.format, args.limit)).await?;
     store.close().await;
     crate::report::summary::print(&report, args.format, args.limit, args.calibrate)?;
     if let Some(why) = &tally.stack_down {
@@ -334,98 +328,95 @@ struct RunListing {
 }
 
 pub(crate) fn runs(args: RunsArgs) -> Outcome {
-    runtime()?.block_on(async {
-        let store = Store::open_with(&default_url(args.store.as_deref()), Access::ReadOnly)
-            .await
-            .map_err(stack)?;
-        let runs = store.runs().await.map_err(stack)?;
-        let counts = store.outcome_status_counts().await.map_err(stack)?;
-        store.close().await;
-        let mut listed = Vec::with_capacity(runs.len());
-        for run in runs {
-            let empty = std::collections::BTreeMap::new();
-            let by_status = counts.get(&run.id).unwrap_or(&empty);
-            if let Some(other) = by_status
-                .keys()
-                .find(|s| !["parity", "mismatch", "stack_error"].contains(&s.as_str()))
-            {
-                return Err(stack(anyhow!(
-                    "the store holds an unknown outcome status `{other}` in run {}",
-                    run.id
-                )));
-            }
-            let n = |status: &str| by_status.get(status).copied().unwrap_or(0);
-            let (parity, mismatched, errored) = (n("parity"), n("mismatch"), n("stack_error"));
-            let completeness = billshadow_reports::view::Completeness::new(
-                &run.status,
-                u64::try_from(run.accounts_total).unwrap_or(0),
-                parity + mismatched + errored,
-                parity + mismatched,
-                errored,
-            );
-            listed.push(RunListing {
-                label: billshadow_reports::view::kind_label(&run.kind),
-                verdict: crate::run::report::verdict(mismatched, &completeness),
-                accounts_pending: completeness.accounts_pending,
-                accounts_compared: completeness.accounts_compared,
-                accounts_mismatched: mismatched,
-                accounts_errored: errored,
-                incomplete: completeness.describe(),
-                run,
-            });
-        }
-        let mut out = std::io::stdout().lock();
-        let written = match args.format {
-            TableFormat::Json => {
-                serde_json::to_writer_pretty(&mut out, &serde_json::json!({ "runs": listed }))
-                    .map_err(std::io::Error::other)
-                    .and_then(|()| writeln!(out))
-            }
-            TableFormat::Text => {
-                let mut r = writeln!(
-                    out,
-                    "{:<34} {:<18} {:<11} {:<20} {:>9} {:>9} {:>9}  started",
-                    "run", "kind", "status", "verdict", "compared", "done", "accounts"
-                );
-                for l in &listed {
-                    // A mismatch is known, and the run is incomplete too: say both.
-                    let verdict = match (l.verdict, &l.incomplete) {
-                        ("mismatch", Some(_)) => "MISMATCH, INCOMPLETE".to_owned(),
-                        (v, _) => v.to_uppercase(),
-                    };
-                    r = r.and_then(|()| {
-                        writeln!(
-                            out,
-                            "{:<34} {:<18} {:<11} {:<20} {:>9} {:>9} {:>9}  {}",
-                            l.run.id,
-                            l.label,
-                            l.run.status,
-                            verdict,
-                            l.accounts_compared,
-                            l.run.accounts_done,
-                            l.run.accounts_total,
-                            l.run.started_at
-                        )
-                    });
+    runtime()?
+        .block_on(async {
+            let store =
+                Store::open_with(&default_url(args.store.as_deref()), Access::ReadOnly).await?;
+            let runs = store.runs().await?;
+            let counts = store.outcome_status_counts().await?;
+            store.close().await;
+            let mut listed = Vec::with_capacity(runs.len());
+            for run in runs {
+                let empty = std::collections::BTreeMap::new();
+                let by_status = counts.get(&run.id).unwrap_or(&empty);
+                if let Some(other) = by_status
+                    .keys()
+                    .find(|s| !["parity", "mismatch", "stack_error"].contains(&s.as_str()))
+                {
+                    return Err(crate::failed!(
+                        "the store holds an unknown outcome status `{other}` in run {}",
+                        run.id
+                    ));
                 }
-                r
+                let n = |status: &str| by_status.get(status).copied().unwrap_or(0);
+                let (parity, mismatched, errored) = (n("parity"), n("mismatch"), n("stack_error"));
+                let completeness = billshadow_reports::view::Completeness::new(
+                    &run.status,
+                    u64::try_from(run.accounts_total).unwrap_or(0),
+                    parity + mismatched + errored,
+                    parity + mismatched,
+                    errored,
+                );
+                listed.push(RunListing {
+                    label: billshadow_reports::view::kind_label(&run.kind),
+                    verdict: crate::run::report::verdict(mismatched, &completeness),
+                    accounts_pending: completeness.accounts_pending,
+                    accounts_compared: completeness.accounts_compared,
+                    accounts_mismatched: mismatched,
+                    accounts_errored: errored,
+                    incomplete: completeness.describe(),
+                    run,
+                });
             }
-        };
-        written.map_err(|e| stack(anyhow::Error::new(e).context("cannot write")))?;
-        Ok(Code::Parity)
-    })
+            let mut out = std::io::stdout().lock();
+            let written = match args.format {
+                TableFormat::Json => {
+                    serde_json::to_writer_pretty(&mut out, &serde_json::json!({ "runs": listed }))
+                        .map_err(std::io::Error::other)
+                        .and_then(|()| writeln!(out))
+                }
+                TableFormat::Text => {
+                    let mut r = writeln!(
+                        out,
+                        "{:<34} {:<18} {:<11} {:<20} {:>9} {:>9} {:>9}  started",
+                        "run", "kind", "status", "verdict", "compared", "done", "accounts"
+                    );
+                    for l in &listed {
+                        // A mismatch is known, and the run is incomplete too: say both.
+                        let verdict = match (l.verdict, &l.incomplete) {
+                            ("mismatch", Some(_)) => "MISMATCH, INCOMPLETE".to_owned(),
+                            (v, _) => v.to_uppercase(),
+                        };
+                        r = r.and_then(|()| {
+                            writeln!(
+                                out,
+                                "{:<34} {:<18} {:<11} {:<20} {:>9} {:>9} {:>9}  {}",
+                                l.run.id,
+                                l.label,
+                                l.run.status,
+                                verdict,
+                                l.accounts_compared,
+                                l.run.accounts_done,
+                                l.run.accounts_total,
+                                l.run.started_at
+                            )
+                        });
+                    }
+                    r
+                }
+            };
+            written.map_err(|e| unavailable(anyhow::Error::new(e).context("cannot write")))?;
+            Ok(Code::Parity)
+        })
+        .map_err(Into::into)
 }
 
 pub(crate) fn show(args: ShowArgs) -> Outcome {
     runtime()?.block_on(async {
-        let store = Store::open_with(&default_url(args.store.as_deref()), Access::ReadOnly)
-            .await
-            .map_err(stack)?;
-        let run = store.resolve(&args.run).await.map_err(input)?;
+        let store = Store::open_with(&default_url(args.store.as_deref()), Access::ReadOnly).await?;
+        let run = store.resolve(&args.run).await?;
         let calibrate = run.kind == "calibration";
-        let report = RunReport::load(&store, run, diff_limit(args.format, args.limit))
-            .await
-            .map_err(stack)?;
+        let report = RunReport::load(&store, run, diff_limit(args.format, args.limit)).await?;
         store.close().await;
         crate::report::summary::print(&report, args.format, args.limit, calibrate)?;
         Ok(crate::report::summary::exit_code(&report))

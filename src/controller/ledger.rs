@@ -10,13 +10,9 @@ use sqlx::Row;
 
 use super::machine::{CellState, Hold, RunEvidence, Stage};
 use super::policy::CellId;
+use crate::exit::Conflict;
 use crate::store::{Store, now};
 use crate::support::sha256_hex;
-
-/// A write lost to another controller.
-#[derive(Debug, thiserror::Error)]
-#[error("conflict: {0}")]
-pub(crate) struct Conflict(pub(crate) String);
 
 /// One audit record, before it is chained.
 #[derive(Debug, Clone, serde::Serialize)]

@@ -7,21 +7,15 @@ pub(crate) mod machine;
 pub(crate) mod policy;
 mod render;
 
-use anyhow::anyhow;
 use chrono::{DateTime, Utc};
 
 use crate::args::{MigrateArgs, MigrateCommand, MigrateFormat};
-use crate::exit::stack;
-use crate::exit::{Code, Failure, Outcome, input};
+use crate::exit::{Code, Failure, NotNextStep, Outcome, input};
 use crate::store::{Store, default_url};
 use crate::support::runtime;
 use billshadow_reports::view::{CriterionView, GateView};
 use ledger::AuditEntry;
 
-/// `--to` names a step that is not the cell's next one (someone else may have made it).
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub(crate) struct NotNextStep(String);
 use machine::{Action, CellState, Context, Decision, Outcome as GateOutcome, Stage, Verdict};
 use policy::{CellId, Policy};
 
@@ -49,7 +43,7 @@ pub(crate) struct Judged {
 
 pub(crate) fn run(args: MigrateArgs) -> Outcome {
     if let MigrateCommand::Lint = args.command {
-        let policy = Policy::load(&args.policy).map_err(input)?;
+        let policy = Policy::load(&args.policy)?;
         crate::outln!(
             "{}: ok ({} cells, canary steps {:?} %, {} freeze window(s))",
             args.policy.display(),
@@ -63,13 +57,11 @@ pub(crate) fn run(args: MigrateArgs) -> Outcome {
         );
         return Ok(Code::Parity);
     }
-    let policy = Policy::load(&args.policy).map_err(input)?;
+    let policy = Policy::load(&args.policy)?;
     let now = match &args.now {
         Some(t) => DateTime::parse_from_rfc3339(t)
             .map_err(|_| {
-                input(anyhow!(
-                    "--now `{t}` is not an RFC 3339 time such as 2026-11-25T10:00:00Z"
-                ))
+                crate::usage!("--now `{t}` is not an RFC 3339 time such as 2026-11-25T10:00:00Z")
             })?
             .with_timezone(&Utc),
         None => Utc::now(),
@@ -80,9 +72,7 @@ pub(crate) fn run(args: MigrateArgs) -> Outcome {
         .or_else(|| std::env::var("USER").ok())
         .unwrap_or_else(|| "unknown".to_owned());
     runtime()?.block_on(async move {
-        let store = Store::open(&default_url(args.store.as_deref()))
-            .await
-            .map_err(stack)?;
+        let store = Store::open(&default_url(args.store.as_deref())).await?;
         let controller = Controller {
             store: &store,
             policy,
@@ -96,11 +86,11 @@ pub(crate) fn run(args: MigrateArgs) -> Outcome {
 }
 
 fn cell_arg(name: &str) -> Result<CellId, Failure> {
-    CellId::parse(name).ok_or_else(|| {
-        input(anyhow!(
-            "`{name}` is not a cell; write it as partition/region, e.g. p1/eu-west-1"
-        ))
-    })
+    CellId::parse(name)
+        .ok_or_else(|| {
+            crate::usage!("`{name}` is not a cell; write it as partition/region, e.g. p1/eu-west-1")
+        })
+        .map_err(Into::into)
 }
 
 /// Every cell's gate verdict for its next step, now, for reports.
@@ -139,7 +129,7 @@ impl Controller<'_> {
             MigrateCommand::Lint => Ok(Code::Parity),
             MigrateCommand::Init => {
                 let ids: Vec<CellId> = self.policy.cells.iter().map(|c| c.cell.clone()).collect();
-                let created = self.store.init_cells(&ids).await.map_err(stack)?;
+                let created = self.store.init_cells(&ids).await?;
                 crate::outln!(
                     "{created} cells created in legacy; {} already existed",
                     ids.len() - created
@@ -148,7 +138,7 @@ impl Controller<'_> {
             }
             MigrateCommand::Status => {
                 let judged = self.judge_all().await?;
-                render::status(&judged, &self.policy, format).map_err(stack)?;
+                render::status(&judged, &self.policy, format)?;
                 Ok(Code::Parity)
             }
             MigrateCommand::Plan => {
@@ -163,7 +153,7 @@ impl Controller<'_> {
                 if let Some(path) = junit {
                     render::write_junit(&path, &j, &self.policy).map_err(input)?;
                 }
-                render::gate(&j, &self.policy, format).map_err(stack)?;
+                render::gate(&j, &self.policy, format)?;
                 Ok(if passes { Code::Parity } else { Code::Mismatch })
             }
             MigrateCommand::Advance { cell, all, to } => self.advance(cell, all, to).await,
@@ -184,13 +174,13 @@ impl Controller<'_> {
                 self.approve(&cell_arg(&cell)?, to.as_deref()).await
             }
             MigrateCommand::Routes => {
-                let states = self.store.cell_states().await.map_err(stack)?;
-                render::routes(&states, &self.policy, self.now, format).map_err(stack)?;
+                let states = self.store.cell_states().await?;
+                render::routes(&states, &self.policy, self.now, format)?;
                 Ok(Code::Parity)
             }
             MigrateCommand::Audit { verify } => {
                 if verify {
-                    match self.store.verify_audit().await.map_err(stack)? {
+                    match self.store.verify_audit().await? {
                         Ok(n) => {
                             crate::outln!("audit log intact: {n} records, every hash matches");
                             Ok(Code::Parity)
@@ -201,7 +191,7 @@ impl Controller<'_> {
                         }
                     }
                 } else {
-                    let log = self.store.audit_log().await.map_err(stack)?;
+                    let log = self.store.audit_log().await?;
                     crate::outln!(
                         "{}",
                         serde_json::to_string_pretty(&serde_json::json!({ "audit": log }))
@@ -214,10 +204,10 @@ impl Controller<'_> {
     }
 
     async fn state(&self, id: &CellId) -> Result<CellState, Failure> {
-        let states = self.store.cell_states().await.map_err(stack)?;
+        let states = self.store.cell_states().await?;
         states.get(&id.name()).cloned().ok_or_else(|| {
-            input(anyhow!("the cell {} is not in the store; is it in the policy, and did `billshadow migrate init` run?", id.name()))
-        })
+            crate::usage!("the cell {} is not in the store; is it in the policy, and did `billshadow migrate init` run?", id.name())
+        }).map_err(Into::into)
     }
 
     /// Judges one cell for its next step (or `to`).
@@ -225,29 +215,27 @@ impl Controller<'_> {
         let cell_policy = self
             .policy
             .cell(id)
-            .ok_or_else(|| input(anyhow!("the cell {} is not in the policy", id.name())))?;
+            .ok_or_else(|| crate::usage!("the cell {} is not in the policy", id.name()))?;
         let state = self.state(id).await?;
-        let states = self.store.cell_states().await.map_err(stack)?;
+        let states = self.store.cell_states().await?;
         let target = machine::next(state.stage, state.step, &self.policy);
         if let Some(to) = to {
             // `canary` is the first canary step; `canary:5` the step of 5 %.
             let (name, percent) = to.split_once(':').map_or((to, None), |(n, p)| (n, Some(p)));
             let wanted = Stage::parse(name).ok_or_else(|| {
-                input(anyhow!("--to `{to}` is not a state (shadow, canary, canary:PERCENT, cutover, decommissioned)"))
+                crate::usage!("--to `{to}` is not a state (shadow, canary, canary:PERCENT, cutover, decommissioned)")
             })?;
             let wanted_step = match (wanted, percent) {
                 (Stage::Canary, Some(p)) => {
                     let p: rust_decimal::Decimal = p
                         .parse()
-                        .map_err(|_| input(anyhow!("--to `{to}`: `{p}` is not a percentage")))?;
+                        .map_err(|_| crate::usage!("--to `{to}`: `{p}` is not a percentage"))?;
                     self.policy
                         .canary_steps
                         .iter()
                         .position(|s| *s == p)
                         .ok_or_else(|| {
-                            input(anyhow!(
-                                "--to `{to}`: the policy has no canary step of {p} %"
-                            ))
+                            crate::usage!("--to `{to}`: the policy has no canary step of {p} %")
                         })?
                 }
                 _ => 0,
@@ -262,11 +250,12 @@ impl Controller<'_> {
                     }
                     .label(&self.policy)
                 });
-                return Err(input(NotNextStep(format!(
+                return Err(anyhow::Error::new(NotNextStep(format!(
                     "{} is {}; its next step is {next}, not {to}",
                     id.name(),
                     state.label(&self.policy)
-                ))));
+                )))
+                .into());
             }
         }
         // Evidence that cannot be read holds the cell, with the reason; it never passes, and
@@ -286,8 +275,7 @@ impl Controller<'_> {
         let approvals: Vec<String> = self
             .store
             .approvers(&id.name(), target_name, &verdict.evidence_hash)
-            .await
-            .map_err(stack)?
+            .await?
             .into_iter()
             .filter(|a| *a != self.actor)
             .collect();
@@ -363,8 +351,7 @@ impl Controller<'_> {
                 let in_flight = self
                     .store
                     .cell_states()
-                    .await
-                    .map_err(stack)?
+                    .await?
                     .values()
                     .filter(|s| matches!(s.stage, Stage::Canary | Stage::Cutover))
                     .count();
@@ -431,7 +418,7 @@ impl Controller<'_> {
             )
             .await;
         // A lost compare-and-set (`Conflict`) is exit code 1 by its type (`exit.rs`).
-        result.map_err(stack)
+        result.map_err(Failure::from)
     }
 
     async fn advance(&self, cell: Option<String>, all: bool, to: Option<String>) -> Outcome {
@@ -452,7 +439,7 @@ impl Controller<'_> {
                 self.automatic_rollbacks().await?;
                 self.plan().await?
             }
-            _ => return Err(input(anyhow!("name a cell, or pass --all"))),
+            _ => return Err(crate::usage!("name a cell, or pass --all").into()),
         };
         let mut code = Code::Parity;
         for j in &judged {
@@ -645,7 +632,7 @@ impl Controller<'_> {
         }
         let j = self.judge(id, to).await?;
         let Some((target, _)) = j.target else {
-            return Err(input(anyhow!("{} has no next step to approve", id.name())));
+            return Err(crate::usage!("{} has no next step to approve", id.name()).into());
         };
         if j.verdict.outcome != GateOutcome::Pass {
             crate::outln!(
@@ -662,8 +649,7 @@ impl Controller<'_> {
                 &self.actor,
                 &j.verdict.evidence_hash,
             )
-            .await
-            .map_err(stack)?;
+            .await?;
         let entry = self.entry(
             id,
             "approve",
@@ -676,7 +662,7 @@ impl Controller<'_> {
             ),
             Some(&j.verdict),
         );
-        self.store.audit(&entry).await.map_err(stack)?;
+        self.store.audit(&entry).await?;
         crate::outln!(
             "{}: {} approved {} on the current evidence ({})",
             id.name(),

@@ -78,14 +78,10 @@ fn round(value: Decimal, currency: &str) -> Decimal {
 
 pub(crate) fn run_pair(args: PairArgs) -> Outcome {
     if args.accounts == 0 || args.lines_per_account == 0 {
-        return Err(input(anyhow::anyhow!(
-            "--accounts and --lines-per-account must be at least 1"
-        )));
+        return Err(crate::usage!("--accounts and --lines-per-account must be at least 1").into());
     }
     if args.inject_percent > 100 {
-        return Err(input(anyhow::anyhow!(
-            "--inject-percent must be between 0 and 100"
-        )));
+        return Err(crate::usage!("--inject-percent must be between 0 and 100").into());
     }
     let pair = generate(
         args.accounts,

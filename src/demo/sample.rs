@@ -106,7 +106,7 @@ BHD = "9.400"
 
 pub(crate) fn run_cohort(args: CohortArgs) -> Outcome {
     if args.accounts == 0 {
-        return Err(input(anyhow::anyhow!("--accounts must be at least 1")));
+        return Err(crate::usage!("--accounts must be at least 1").into());
     }
     let cohort = write_cohort(&args.out, args.accounts, args.seed).map_err(input)?;
     eprintln!(

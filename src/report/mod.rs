@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
 
-use anyhow::{Context, anyhow};
+use anyhow::Context;
 use billshadow_comparisons::Diff;
 use billshadow_reports::view::{
     AccountView, CellView, ClassView, RunView, WorstAccounts, bill_rows,
@@ -17,7 +17,7 @@ use rust_decimal::Decimal;
 
 use crate::args::ReportFormat;
 use crate::controller::policy::Policy;
-use crate::exit::{Outcome, input, stack};
+use crate::exit::{Outcome, unavailable};
 use crate::run::report::RunReport;
 use crate::store::{RunRow, Store};
 
@@ -36,16 +36,17 @@ pub(crate) async fn render(
     template: Option<String>,
     out: &mut dyn Write,
 ) -> Outcome {
-    let io = |e: std::io::Error| stack(anyhow::Error::new(e).context("cannot write the report"));
+    let io =
+        |e: std::io::Error| unavailable(anyhow::Error::new(e).context("cannot write the report"));
     match format {
         ReportFormat::Json => {
-            let report = RunReport::load(store, run, None).await.map_err(stack)?;
+            let report = RunReport::load(store, run, None).await?;
             summary::write_json(out, &report).map_err(io)?;
             Ok(summary::exit_code(&report))
         }
         ReportFormat::Jsonl => {
             let run_id = run.id.clone();
-            let report = RunReport::load(store, run, Some(0)).await.map_err(stack)?;
+            let report = RunReport::load(store, run, Some(0)).await?;
             store
                 .for_each_diff(&run_id, |body| {
                     let mut v: serde_json::Value =
@@ -54,8 +55,7 @@ pub(crate) async fn render(
                     writeln!(out, "{v}")?;
                     Ok(())
                 })
-                .await
-                .map_err(stack)?;
+                .await?;
             let summary = serde_json::json!({
                 "record": "summary",
                 "schema": billshadow_reports::json::SCHEMA,
@@ -71,9 +71,9 @@ pub(crate) async fn render(
         }
         ReportFormat::Csv => {
             let run_id = run.id.clone();
-            let report = RunReport::load(store, run, Some(0)).await.map_err(stack)?;
+            let report = RunReport::load(store, run, Some(0)).await?;
             let mut writer = csv::Writer::from_writer(out);
-            billshadow_reports::run::csv_header(&mut writer).map_err(|e| stack(anyhow!(e)))?;
+            billshadow_reports::run::csv_header(&mut writer).map_err(|e| crate::failed!(e))?;
             store
                 .for_each_diff(&run_id, |body| {
                     let diff: Diff =
@@ -81,22 +81,21 @@ pub(crate) async fn render(
                     billshadow_reports::run::csv_row(&mut writer, &diff)?;
                     Ok(())
                 })
-                .await
-                .map_err(stack)?;
+                .await?;
             writer.flush().map_err(io)?;
             Ok(summary::exit_code(&report))
         }
         ReportFormat::Html | ReportFormat::Md | ReportFormat::Prom | ReportFormat::Junit => {
-            let (view, report) = run_view(store, run, policy).await.map_err(stack)?;
+            let (view, report) = run_view(store, run, policy).await?;
             match format {
                 ReportFormat::Html => {
                     let html = billshadow_reports::run::html(&view, template)
-                        .map_err(|e| input(anyhow!("the HTML template: {e:#}")))?;
+                        .map_err(|e| crate::usage!("the HTML template: {e:#}"))?;
                     out.write_all(html.as_bytes()).map_err(io)?;
                 }
                 ReportFormat::Md => {
                     let md = billshadow_reports::run::markdown(&view, template)
-                        .map_err(|e| input(anyhow!("the Markdown template: {e:#}")))?;
+                        .map_err(|e| crate::usage!("the Markdown template: {e:#}"))?;
                     out.write_all(md.as_bytes()).map_err(io)?;
                 }
                 ReportFormat::Prom => {
@@ -107,9 +106,7 @@ pub(crate) async fn render(
                         .collect();
                     billshadow_reports::run::prometheus(out, &view, &states).map_err(io)?;
                 }
-                _ => out
-                    .write_all(junit(&view).map_err(stack)?.as_bytes())
-                    .map_err(io)?,
+                _ => out.write_all(junit(&view)?.as_bytes()).map_err(io)?,
             }
             Ok(summary::exit_code(&report))
         }

@@ -4,7 +4,7 @@
 use std::io::Write;
 
 use crate::args::TableFormat;
-use crate::exit::{Code, Failure, stack};
+use crate::exit::{Code, Failure, unavailable};
 use crate::run::report::RunReport;
 
 /// 1 when mismatches are known, else 3 when the run is incomplete (accounts pending or
@@ -33,7 +33,9 @@ pub(crate) fn print(
     };
     match written {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        other => other.map_err(|e| stack(anyhow::Error::new(e).context("cannot write the report"))),
+        other => other
+            .map_err(|e| unavailable(anyhow::Error::new(e).context("cannot write the report")))
+            .map_err(Into::into),
     }
 }
 

@@ -19,13 +19,7 @@ const REQUIRED: [&str; 5] = [
 /// The longest cohort value accepted, in bytes.
 pub(crate) const VALUE_BYTES_MAX: usize = 256;
 
-/// What a cohort's values may look like (the spec's `[cohort]` table).
-#[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct Rules {
-    /// Values may start with `-` (refused by default: a stack's argv parser reads such a value
-    /// as an option, and `--echo` switched a whole batch into another mode).
-    pub(crate) allow_leading_dash: bool,
-}
+pub(crate) use crate::spec::CohortRules as Rules;
 
 /// A cohort file read row by row: memory does not grow with the cohort.
 pub(crate) struct CohortReader {
@@ -39,7 +33,12 @@ pub(crate) struct CohortReader {
 }
 
 /// Opens a cohort and checks its header.
+/// Opens a cohort file; its errors are input errors.
 pub(crate) fn open(path: &Path, rules: Rules) -> anyhow::Result<CohortReader> {
+    open_file(path, rules).map_err(crate::exit::input)
+}
+
+fn open_file(path: &Path, rules: Rules) -> anyhow::Result<CohortReader> {
     let origin = path.display().to_string();
     let file =
         std::fs::File::open(path).with_context(|| format!("cannot read the cohort {origin}"))?;
@@ -205,7 +204,12 @@ impl CohortReader {
 }
 
 /// Reads the whole cohort once to check every row, before any work starts; returns its size.
+/// Reads a whole cohort file to check it, counting its accounts; its errors are input errors.
 pub(crate) fn check(path: &Path, rules: Rules) -> anyhow::Result<u64> {
+    check_file(path, rules).map_err(crate::exit::input)
+}
+
+fn check_file(path: &Path, rules: Rules) -> anyhow::Result<u64> {
     let mut rows = 0;
     for account in open(path, rules)? {
         account?;

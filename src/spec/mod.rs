@@ -18,6 +18,14 @@ use self::raw::{RawSide, RawSpec};
 pub(crate) mod live;
 mod raw;
 
+/// What a cohort's values may look like (the spec's `[cohort]` table).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct CohortRules {
+    /// Values may start with `-` (refused by default: a stack's argv parser reads such a value
+    /// as an option, and `--echo` switched a whole batch into another mode).
+    pub(crate) allow_leading_dash: bool,
+}
+
 /// A loaded, validated spec.
 #[derive(Debug, Clone)]
 pub(crate) struct Spec {
@@ -28,7 +36,7 @@ pub(crate) struct Spec {
     pub(crate) legacy: SideSpec,
     pub(crate) modern: SideSpec,
     /// `[cohort]`: what a cohort's values may look like.
-    pub(crate) cohort: crate::run::cohort::Rules,
+    pub(crate) cohort: CohortRules,
 }
 
 /// What the spec says about one side; paths are resolved against the spec's folder.
@@ -219,7 +227,7 @@ impl Spec {
             waivers,
             legacy,
             modern,
-            cohort: crate::run::cohort::Rules {
+            cohort: CohortRules {
                 allow_leading_dash: raw.cohort.is_some_and(|c| c.allow_leading_dash),
             },
         })
@@ -255,7 +263,7 @@ impl Spec {
             waivers: Vec::new(),
             legacy: SideSpec::default(),
             modern: SideSpec::default(),
-            cohort: crate::run::cohort::Rules::default(),
+            cohort: CohortRules::default(),
         }
     }
 }

@@ -6,6 +6,7 @@
 //! and `(run_id, account_id)` is the outcome's primary key, so an account is never counted
 //! twice and never half-recorded, whenever the process dies.
 
+use crate::exit::{OpenError, StoreFailure};
 use std::collections::BTreeMap;
 use std::sync::Once;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -163,34 +164,6 @@ static DEFAULT_ACCESS: AtomicU8 = AtomicU8::new(0);
 
 pub(crate) fn set_default_access(access: Access) {
     DEFAULT_ACCESS.store(access.code(), Ordering::SeqCst);
-}
-
-/// Why a store could not be opened when the fault is in what was named: a store that does not
-/// exist, a file that is not a database, a database that is not a run store. A usage error
-/// (exit 2), whichever command meets it.
-#[derive(Debug, thiserror::Error)]
-#[error("the run store {url} {problem}")]
-pub(crate) struct OpenError {
-    url: String,
-    problem: String,
-}
-
-impl OpenError {
-    pub(crate) fn error(url: &str, problem: impl Into<String>) -> anyhow::Error {
-        anyhow::Error::new(OpenError {
-            url: url.to_owned(),
-            problem: problem.into(),
-        })
-    }
-}
-
-/// A store that exists but cannot do what the command needs: read-only, full, gone.
-/// Exit code 3, naming the store.
-#[derive(Debug, thiserror::Error)]
-#[error("the run store {url} {problem}")]
-pub(crate) struct StoreFailure {
-    pub(crate) url: String,
-    pub(crate) problem: String,
 }
 
 /// The file of a SQLite store, and the URL's other query parameters.
@@ -805,25 +778,26 @@ impl Store {
         rows.iter().map(run_of_row).collect()
     }
 
-    /// A run by id, or for `latest` the newest shadow run: a calibration (A/A) run replays
+    /// A run by id, or for `latest` the newest shadow run (a run that is not there is a usage
+    /// error): a calibration (A/A) run replays
     /// the legacy stack twice and says nothing about the modern one, so it is only ever read
     /// by its id.
     pub(crate) async fn resolve(&self, which: &str) -> anyhow::Result<RunRow> {
         let runs = self.runs().await?;
         if runs.is_empty() {
-            bail!("the store {} has no runs yet", self.url);
+            return Err(crate::usage!("the store {} has no runs yet", self.url));
         }
         if which == "latest" {
             let calibrations = runs.iter().filter(|r| r.kind != "shadow").count();
             return runs.into_iter().find(|r| r.kind == "shadow").ok_or_else(|| {
-                anyhow!(
+                crate::usage!(
                     "the store {} has no shadow run yet, only {calibrations} calibration (A/A) run(s); name one by its id (see `billshadow runs`)",
                     self.url
                 )
             });
         }
         runs.into_iter().find(|r| r.id == which).ok_or_else(|| {
-            anyhow!(
+            crate::usage!(
                 "no run `{which}` in the store {} (see `billshadow runs`)",
                 self.url
             )
