@@ -306,6 +306,7 @@ fn agreed_key(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use billshadow_comparisons::config::Tolerance;
 
     fn error_of(text: &str) -> String {
         Spec::parse(Path::new("spec.toml"), text)
