@@ -1625,3 +1625,81 @@ fn a_failed_store_stops_the_stacks_being_asked() {
     let runs = billshadow(&["runs", "--store", "s.db", "--format", "json"], d).json();
     assert_eq!(runs["runs"][0]["status"], "failed");
 }
+
+/// The processes whose parent is `pid`.
+fn children_of(pid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(child) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{child}/stat")) else {
+            continue;
+        };
+        // pid (comm) state ppid …; comm may hold spaces, so split after its closing paren.
+        let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+        if after.split_whitespace().nth(1) == Some(pid.to_string().as_str()) {
+            out.push(child);
+        }
+    }
+    out
+}
+
+#[test]
+fn sigterm_while_a_stack_starts_exits_130_and_leaves_no_process_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    cohort(d, 20);
+    let port = free_port();
+    write_spec(d, port, "", "", "");
+    // A modern stack that never becomes ready: the run waits in its set-up.
+    let spec = std::fs::read_to_string(d.join("spec.toml")).unwrap();
+    let spec: String = spec
+        .lines()
+        .map(|l| {
+            if l.starts_with("start =") {
+                format!("start = {{ program = \"sleep\", args = [\"300\"], ready_address = \"127.0.0.1:{port}\", ready_timeout_ms = 120000 }}\n")
+            } else {
+                format!("{l}\n")
+            }
+        })
+        .collect();
+    std::fs::write(d.join("spec.toml"), spec).unwrap();
+    let mut run = spawn_run(d, "s.db", "setup");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let started = loop {
+        let children = children_of(run.id());
+        if !children.is_empty() {
+            break children;
+        }
+        assert!(Instant::now() < deadline, "the stack was never started");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    let killed = Command::new("kill")
+        .args(["-TERM", &run.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let code = wait_code(&mut run, 20, d, "setup");
+    let stderr = std::fs::read_to_string(d.join("setup.stderr")).unwrap();
+    assert_eq!(code, 130, "{stderr}");
+    assert!(
+        stderr.contains("interrupted while setting up the run"),
+        "{stderr}"
+    );
+    // The stack started for the run is stopped with it.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while started.iter().any(|pid| {
+        std::path::Path::new(&format!("/proc/{pid}")).exists()
+            && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .unwrap_or_default()
+                .contains(") Z ")
+    }) {
+        assert!(
+            Instant::now() < deadline,
+            "a started stack outlived the run"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

@@ -131,26 +131,29 @@ async fn connect(
     Ok((started, legacy, modern))
 }
 
-pub(crate) fn run(args: RunArgs) -> Outcome {
-    runtime()?.block_on(run_async(args))
+/// What a run has once it is set up: its id, its resolved spec, whether it is resumed, the
+/// stacks (and the processes started for them) and the store, with the run created in it.
+struct SetUp {
+    run_id: String,
+    prepared: Prepared,
+    resumed: bool,
+    started: Vec<StartedStack>,
+    legacy: Arc<Stack>,
+    modern: Arc<Stack>,
+    store: Store,
 }
 
-async fn run_async(args: RunArgs) -> Outcome {
-    let as_of = match &args.as_of {
-        Some(d) => chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d")
-            .map_err(|_| crate::usage!("--as-of `{d}` is not a date (YYYY-MM-DD)"))?,
-        None => chrono::Utc::now().date_naive(),
-    };
-    if args.retry_errors && args.resume.is_none() {
-        return Err(crate::usage!(
-            "--retry-errors redoes the stack errors of a stored run: it needs --resume RUN"
-        )
-        .into());
-    }
-    let store_url = default_url(args.store.as_deref());
+/// Reads the spec and cohort, starts and checks the stacks, opens the store and creates the
+/// run (or finds the one to resume).
+async fn set_up(
+    args: &RunArgs,
+    store_url: &str,
+    new_id: &str,
+    as_of: chrono::NaiveDate,
+) -> Result<SetUp, Failure> {
     let (run_id, prepared, resumed) = match &args.resume {
         Some(which) => {
-            let store = Store::open_with(&store_url, Access::ReadOnly).await?;
+            let store = Store::open_with(store_url, Access::ReadOnly).await?;
             let run = store.resolve(which).await?;
             let text = store.spec_text(&run.id).await?;
             // The date its waivers are judged against: never silently today's instead.
@@ -185,7 +188,7 @@ async fn run_async(args: RunArgs) -> Outcome {
                 .with_context(|| format!("cannot read {}", spec_path.display()))
                 .map_err(input)?;
             (
-                run_id(),
+                new_id.to_owned(),
                 prepare(&spec_path, text, as_of, args.calibrate)?,
                 false,
             )
@@ -209,7 +212,7 @@ async fn run_async(args: RunArgs) -> Outcome {
     } else {
         Access::Create
     };
-    let store = Store::open_with(&store_url, access).await?;
+    let store = Store::open_with(store_url, access).await?;
     if let Some(path) = &cohort {
         let cohort_bytes = std::fs::read(path)
             .with_context(|| format!("cannot read {}", path.display()))
@@ -235,10 +238,64 @@ async fn run_async(args: RunArgs) -> Outcome {
         store
             .create_run(&new, accounts)
             .await
-            .map_err(|e| input(crate::store::name_failure(e, &store_url)))?;
+            .map_err(|e| input(crate::store::name_failure(e, store_url)))?;
     } else {
         store.set_status(&run_id, "running").await?;
     }
+    Ok(SetUp {
+        run_id,
+        prepared,
+        resumed,
+        started,
+        legacy,
+        modern,
+        store,
+    })
+}
+
+pub(crate) fn run(args: RunArgs) -> Outcome {
+    runtime()?.block_on(run_async(args))
+}
+
+async fn run_async(args: RunArgs) -> Outcome {
+    let as_of = match &args.as_of {
+        Some(d) => chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d")
+            .map_err(|_| crate::usage!("--as-of `{d}` is not a date (YYYY-MM-DD)"))?,
+        None => chrono::Utc::now().date_naive(),
+    };
+    if args.retry_errors && args.resume.is_none() {
+        return Err(crate::usage!(
+            "--retry-errors redoes the stack errors of a stored run: it needs --resume RUN"
+        )
+        .into());
+    }
+    let store_url = default_url(args.store.as_deref());
+    let new_id = run_id();
+    // A signal while the stacks start or the cohort is stored stops the run as well: the
+    // processes started for it are stopped (dropped), a run already created is marked
+    // interrupted, and the exit code is 130.
+    let set_up = tokio::select! {
+        set_up = set_up(&args, &store_url, &new_id, as_of) => set_up?,
+        () = crate::run::runner::stop_requested() => {
+            if args.resume.is_none() {
+                if let Ok(store) = Store::open_with(&store_url, Access::Write).await {
+                    let _ = store.set_status(&new_id, "interrupted").await;
+                    store.close().await;
+                }
+            }
+            eprintln!("interrupted while setting up the run: nothing was compared");
+            return Ok(Code::Interrupted);
+        }
+    };
+    let SetUp {
+        run_id,
+        prepared,
+        resumed,
+        started,
+        legacy,
+        modern,
+        store,
+    } = set_up;
     let pending = store.pending_count(&run_id, args.retry_errors).await?;
     let total = store.resolve(&run_id).await?.accounts_total as u64;
     eprintln!(

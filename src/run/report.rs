@@ -280,14 +280,15 @@ async fn waiver_uses(
         .spec_text(&run.id)
         .await
         .with_context(|| format!("cannot read the spec of run {}", run.id))?;
-    let spec = crate::spec::Spec::parse(std::path::Path::new(&run.spec_path), &text).with_context(
-        || {
+    // A stored spec that does not read back is the store's failure (3), not the user's input.
+    let spec = crate::spec::Spec::parse(std::path::Path::new(&run.spec_path), &text)
+        .with_context(|| {
             format!(
                 "the spec stored with run {} does not parse, so its waivers are unknown",
                 run.id
             )
-        },
-    )?;
+        })
+        .map_err(|e| anyhow::Error::new(crate::exit::Unavailable(e)))?;
     let today = chrono::NaiveDate::parse_from_str(&run.as_of, "%Y-%m-%d").with_context(|| {
         format!(
             "run {} has an as-of date `{}` that is not a date (YYYY-MM-DD)",

@@ -90,6 +90,14 @@ impl Stop {
     }
 }
 
+/// Resolves on Ctrl-C or SIGTERM: how a run is asked to stop, also while it is being set up.
+pub(crate) async fn stop_requested() {
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = terminated() => {}
+    }
+}
+
 /// Resolves on SIGTERM (never where there is no such signal, or it cannot be watched).
 async fn terminated() {
     #[cfg(unix)]
