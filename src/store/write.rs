@@ -1,0 +1,359 @@
+//! Writing a run: the run and its cohort in one transaction, the pending pages a runner takes,
+//! and each account's outcome with its diffs, totals and evidence in one transaction.
+
+use super::read::account_of_row;
+use super::*;
+
+impl Store {
+    /// Records a run and its cohort, streamed from `cohort` in chunks, in one transaction: a
+    /// run exists whole or not at all. An account listed twice fails it.
+    pub(crate) async fn create_run(
+        &self,
+        run: &NewRun<'_>,
+        cohort: impl Iterator<Item = anyhow::Result<AccountRequest>>,
+    ) -> anyhow::Result<u64> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO runs (id, kind, status, started_at, finished_at, started_by, spec_path, spec_text, spec_hash, \
+             cohort_path, cohort_hash, accounts_total, as_of, stack_versions, note) \
+             VALUES ($1, $2, 'running', $3, NULL, $4, $5, $6, $7, $8, $9, 0, $10, '{}', '')",
+        )
+        .bind(run.id)
+        .bind(run.kind)
+        .bind(now())
+        .bind(run.started_by)
+        .bind(run.spec_path)
+        .bind(run.spec_text)
+        .bind(run.spec_hash)
+        .bind(run.cohort_path)
+        .bind(run.cohort_hash)
+        .bind(run.as_of)
+        .execute(&mut *tx)
+        .await?;
+        let mut position = 0i64;
+        let mut chunk: Vec<AccountRequest> = Vec::with_capacity(COHORT_CHUNK);
+        let mut cohort = cohort.peekable();
+        while cohort.peek().is_some() {
+            chunk.clear();
+            while chunk.len() < COHORT_CHUNK {
+                match cohort.next() {
+                    Some(account) => chunk.push(account?),
+                    None => break,
+                }
+            }
+            insert_cohort_chunk(&mut tx, run.id, position, &chunk).await?;
+            position += chunk.len() as i64;
+        }
+        sqlx::query("UPDATE runs SET accounts_total = $1 WHERE id = $2")
+            .bind(position)
+            .bind(run.id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(position as u64)
+    }
+
+    /// Up to `limit` accounts of a run that have no outcome yet (with `redo_errors`, or
+    /// whose outcome is `stack_error`), after cohort position `after` (exclusive), in cohort
+    /// order, with their positions: a run pages through its cohort, so its memory does not
+    /// grow with the cohort.
+    pub(crate) async fn pending_page(
+        &self,
+        run_id: &str,
+        after: i64,
+        limit: usize,
+        redo_errors: bool,
+    ) -> anyhow::Result<Vec<(i64, AccountRequest)>> {
+        let rows = sqlx::query(&format!(
+            "SELECT c.account_id, c.customer_id, c.partition, c.region, c.period_start, c.period_end, c.position FROM cohort c \
+             WHERE c.run_id = $1 AND c.position > $2 \
+             AND NOT EXISTS (SELECT 1 FROM outcomes o WHERE o.run_id = c.run_id AND o.account_id = c.account_id{}) \
+             ORDER BY c.position LIMIT $3",
+            kept_outcomes(redo_errors)
+        ))
+        .bind(run_id)
+        .bind(after)
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get::<i64, _>(6)?, account_of_row(r)?)))
+            .collect()
+    }
+
+    /// How many accounts of a run have no outcome yet (with `redo_errors`, or a
+    /// `stack_error` one).
+    pub(crate) async fn pending_count(
+        &self,
+        run_id: &str,
+        redo_errors: bool,
+    ) -> anyhow::Result<u64> {
+        let row = sqlx::query(&format!(
+            "SELECT COUNT(*) FROM cohort c WHERE c.run_id = $1 \
+             AND NOT EXISTS (SELECT 1 FROM outcomes o WHERE o.run_id = c.run_id AND o.account_id = c.account_id{})",
+            kept_outcomes(redo_errors)
+        ))
+        .bind(run_id)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(row.try_get::<i64, _>(0)? as u64)
+    }
+
+    /// Records outcomes, all or none. With `replace_errors`, an account's `stack_error`
+    /// outcome is replaced in the same transaction: its rows are deleted and its totals taken
+    /// out of its cell's before the new outcome goes in, so an account never has two outcomes
+    /// and the cell totals stay exact. Any other existing outcome fails the transaction.
+    pub(crate) async fn record(
+        &self,
+        run_id: &str,
+        outcomes: &[AccountOutcome],
+        replace_errors: bool,
+    ) -> anyhow::Result<()> {
+        let mut tx = self.pool.begin().await?;
+        let finished_at = now();
+        // Per cell and currency code: what this transaction adds to the cell's totals.
+        let mut cells: BTreeMap<(&str, &str, String), (Decimal, Decimal)> = BTreeMap::new();
+        for o in outcomes {
+            if replace_errors {
+                let replaced = sqlx::query(
+                    "SELECT status FROM outcomes WHERE run_id = $1 AND account_id = $2",
+                )
+                .bind(run_id)
+                .bind(o.account_id.as_str())
+                .fetch_optional(&mut *tx)
+                .await?;
+                if let Some(row) = replaced {
+                    let status: String = row.try_get(0)?;
+                    if status != OutcomeStatus::StackError.as_str() {
+                        bail!(
+                            "{} already has a `{status}` outcome in run {run_id}; only a stack_error is redone",
+                            o.account_id
+                        );
+                    }
+                    let totals = sqlx::query(
+                        "SELECT currency, legacy_total, modern_total FROM totals WHERE run_id = $1 AND account_id = $2",
+                    )
+                    .bind(run_id)
+                    .bind(o.account_id.as_str())
+                    .fetch_all(&mut *tx)
+                    .await?;
+                    for t in &totals {
+                        let e = cells
+                            .entry((o.partition.as_str(), o.region.as_str(), t.try_get(0)?))
+                            .or_default();
+                        e.0 -= t.try_get::<String, _>(1)?.parse::<Decimal>()?;
+                        e.1 -= t.try_get::<String, _>(2)?.parse::<Decimal>()?;
+                    }
+                    for table in ["totals", "diffs", "evidence", "outcomes"] {
+                        sqlx::query(&format!(
+                            "DELETE FROM {table} WHERE run_id = $1 AND account_id = $2"
+                        ))
+                        .bind(run_id)
+                        .bind(o.account_id.as_str())
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                }
+            }
+            sqlx::query(
+                "INSERT INTO outcomes (run_id, account_id, status, diffs_failing, waived, lines_legacy, lines_modern, \
+                 lines_matched, lines_mismatched, retries, error, finished_at, delta_order) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13)",
+            )
+            .bind(run_id)
+            .bind(o.account_id.as_str())
+            .bind(o.status.as_str())
+            .bind(o.diffs_failing as i64)
+            .bind(o.waived as i64)
+            .bind(o.lines_legacy as i64)
+            .bind(o.lines_modern as i64)
+            .bind(o.lines_matched as i64)
+            .bind(o.lines_mismatched as i64)
+            .bind(o.retries as i64)
+            .bind(o.error.as_str())
+            .bind(finished_at.as_str())
+            .bind(delta_order(&o.totals))
+            .execute(&mut *tx)
+            .await
+            .with_context(|| format!("cannot record the outcome of {}", o.account_id))?;
+            for (currency, legacy, modern) in &o.totals {
+                sqlx::query("INSERT INTO totals (run_id, account_id, currency, legacy_total, modern_total) VALUES ($1,$2,$3,$4,$5)")
+                    .bind(run_id)
+                    .bind(o.account_id.as_str())
+                    .bind(currency.code())
+                    .bind(legacy.to_string())
+                    .bind(modern.to_string())
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            for (seq, diff) in o.diffs.iter().enumerate() {
+                sqlx::query("INSERT INTO diffs (run_id, account_id, seq, class, failing, waiver, delta, currency, body) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9)")
+                    .bind(run_id)
+                    .bind(o.account_id.as_str())
+                    .bind(seq as i64)
+                    .bind(diff.class.as_str())
+                    .bind(i64::from(diff.is_failing()))
+                    .bind(diff.waiver.as_deref().unwrap_or(""))
+                    .bind(diff.delta.map(|d| d.to_string()).unwrap_or_default())
+                    .bind(diff.currency.map(|c| c.code()).unwrap_or(""))
+                    .bind(serde_json::to_string(diff)?)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            if let Some((legacy, modern)) = &o.evidence {
+                for (side, body) in [("legacy", legacy), ("modern", modern)] {
+                    sqlx::query("INSERT INTO evidence (run_id, account_id, side, body) VALUES ($1,$2,$3,$4)")
+                        .bind(run_id)
+                        .bind(o.account_id.as_str())
+                        .bind(side)
+                        .bind(body.as_str())
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
+        }
+        for o in outcomes {
+            for (currency, legacy, modern) in &o.totals {
+                let e = cells
+                    .entry((
+                        o.partition.as_str(),
+                        o.region.as_str(),
+                        currency.code().to_owned(),
+                    ))
+                    .or_default();
+                e.0 += *legacy;
+                e.1 += *modern;
+            }
+        }
+        for ((partition, region, currency), (legacy, modern)) in cells {
+            let existing = sqlx::query(
+                "SELECT legacy_total, modern_total FROM cell_totals WHERE run_id = $1 AND partition = $2 AND region = $3 AND currency = $4",
+            )
+            .bind(run_id)
+            .bind(partition)
+            .bind(region)
+            .bind(currency.as_str())
+            .fetch_optional(&mut *tx)
+            .await?;
+            let (l, m) = match existing {
+                Some(r) => (
+                    r.try_get::<String, _>(0)?.parse::<Decimal>()? + legacy,
+                    r.try_get::<String, _>(1)?.parse::<Decimal>()? + modern,
+                ),
+                None => (legacy, modern),
+            };
+            sqlx::query(
+                "INSERT INTO cell_totals (run_id, partition, region, currency, legacy_total, modern_total) VALUES ($1,$2,$3,$4,$5,$6) \
+                 ON CONFLICT (run_id, partition, region, currency) DO UPDATE SET legacy_total = $5, modern_total = $6",
+            )
+            .bind(run_id)
+            .bind(partition)
+            .bind(region)
+            .bind(currency.as_str())
+            .bind(l.to_string())
+            .bind(m.to_string())
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub(crate) async fn set_status(&self, run_id: &str, status: &str) -> anyhow::Result<()> {
+        let finished = if status == "running" {
+            None
+        } else {
+            Some(now())
+        };
+        sqlx::query("UPDATE runs SET status = $1, finished_at = $2 WHERE id = $3")
+            .bind(status)
+            .bind(finished)
+            .bind(run_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}
+
+async fn insert_cohort_chunk(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    run_id: &str,
+    first_position: i64,
+    chunk: &[AccountRequest],
+) -> anyhow::Result<()> {
+    if chunk.is_empty() {
+        return Ok(());
+    }
+    let mut sql = String::from(
+        "INSERT INTO cohort (run_id, position, account_id, customer_id, partition, region, period_start, period_end) VALUES ",
+    );
+    for i in 0..chunk.len() {
+        let b = i * 8;
+        if i > 0 {
+            sql.push(',');
+        }
+        sql.push_str(&format!(
+            "(${},${},${},${},${},${},${},${})",
+            b + 1,
+            b + 2,
+            b + 3,
+            b + 4,
+            b + 5,
+            b + 6,
+            b + 7,
+            b + 8
+        ));
+    }
+    let mut query = sqlx::query(&sql);
+    for (i, a) in chunk.iter().enumerate() {
+        query = query
+            .bind(run_id)
+            .bind(first_position + i as i64)
+            .bind(a.account_id.as_str())
+            .bind(a.customer_id.as_str())
+            .bind(a.partition.as_str())
+            .bind(a.region.as_str())
+            .bind(a.period_start.as_str())
+            .bind(a.period_end.as_str());
+    }
+    query.execute(&mut **tx).await.map_err(|e| {
+        let duplicate = e
+            .as_database_error()
+            .is_some_and(|d| d.is_unique_violation());
+        if duplicate {
+            anyhow::anyhow!(
+                "the cohort lists an account twice (between its rows {} and {})",
+                first_position + 2,
+                first_position + chunk.len() as i64 + 1
+            )
+        } else {
+            anyhow::Error::new(e)
+        }
+    })?;
+    Ok(())
+}
+
+/// The outcome's `delta_order` column: the largest |modern − legacy| of the account, in
+/// ten-thousandths of a unit, truncated, whatever its currency. Never summed, shown or used to
+/// rank accounts (that would compare yen with euros): reports rank within one currency
+/// (`worst_accounts_by_currency`).
+/// The condition on an outcome that keeps its account out of the work still to do: any
+/// outcome, or with `redo_errors` any but a `stack_error`.
+fn kept_outcomes(redo_errors: bool) -> &'static str {
+    if redo_errors {
+        " AND o.status <> 'stack_error'"
+    } else {
+        ""
+    }
+}
+
+fn delta_order(totals: &[(Currency, Decimal, Decimal)]) -> i64 {
+    let largest = totals
+        .iter()
+        .map(|(_, l, m)| (*m - *l).abs())
+        .max()
+        .unwrap_or_default();
+    (largest * Decimal::from(10_000))
+        .trunc()
+        .try_into()
+        .unwrap_or(i64::MAX)
+}
