@@ -93,11 +93,28 @@ pub(crate) fn run(args: DemoArgs) -> Outcome {
         template: None,
     })?;
     let seconds = started.elapsed().as_secs_f64();
+    next_steps(dir, &store, &html, args.accounts, seconds);
+    // The demo succeeds when the run completed; its verdict (mismatches, by design) is above.
+    Ok(if code == Code::Stack {
+        Code::Stack
+    } else {
+        Code::Parity
+    })
+}
+
+/// What the demo did, and the commands to look deeper.
+fn next_steps(
+    dir: &std::path::Path,
+    store: &std::path::Path,
+    html: &std::path::Path,
+    accounts: u32,
+    seconds: f64,
+) {
     let store_arg = store.display();
     crate::outln!();
     crate::outln!(
         "demo: {} accounts shadow-run in {seconds:.1} s; the seeded defects of the modern stack show above, per partition and region.",
-        args.accounts
+        accounts
     );
     crate::outln!("The dashboard: {}", html.display());
     crate::outln!("Everything is in {}. To look deeper:", dir.display());
@@ -120,10 +137,4 @@ pub(crate) fn run(args: DemoArgs) -> Outcome {
         dir.join("spec.toml").display(),
         dir.join("cohort.csv").display()
     );
-    // The demo succeeds when the run completed; its verdict (mismatches, by design) is above.
-    Ok(if code == Code::Stack {
-        Code::Stack
-    } else {
-        Code::Parity
-    })
 }

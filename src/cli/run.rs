@@ -143,15 +143,15 @@ struct SetUp {
     store: Store,
 }
 
-/// Reads the spec and cohort, starts and checks the stacks, opens the store and creates the
-/// run (or finds the one to resume).
-async fn set_up(
+/// The run to do: a new one (its spec read and resolved) or, with `--resume`, the stored run
+/// with its stored spec and as-of date.
+async fn which_run(
     args: &RunArgs,
     store_url: &str,
     new_id: &str,
     as_of: chrono::NaiveDate,
-) -> Result<SetUp, Failure> {
-    let (run_id, prepared, resumed) = match &args.resume {
+) -> Result<(String, Prepared, bool), Failure> {
+    Ok(match &args.resume {
         Some(which) => {
             let store = Store::open_with(store_url, Access::ReadOnly).await?;
             let run = store.resolve(which).await?;
@@ -193,7 +193,18 @@ async fn set_up(
                 false,
             )
         }
-    };
+    })
+}
+
+/// Reads the spec and cohort, starts and checks the stacks, opens the store and creates the
+/// run (or finds the one to resume).
+async fn set_up(
+    args: &RunArgs,
+    store_url: &str,
+    new_id: &str,
+    as_of: chrono::NaiveDate,
+) -> Result<SetUp, Failure> {
+    let (run_id, prepared, resumed) = which_run(args, store_url, new_id, as_of).await?;
     let cohort = if resumed {
         None
     } else {
@@ -257,6 +268,18 @@ pub(crate) fn run(args: RunArgs) -> Outcome {
     runtime()?.block_on(run_async(args))
 }
 
+/// A run stopped while it was set up: a run already created is marked interrupted.
+async fn abandon_set_up(args: &RunArgs, store_url: &str, new_id: &str) -> Code {
+    if args.resume.is_none() {
+        if let Ok(store) = Store::open_with(store_url, Access::Write).await {
+            let _ = store.set_status(new_id, "interrupted").await;
+            store.close().await;
+        }
+    }
+    eprintln!("interrupted while setting up the run: nothing was compared");
+    Code::Interrupted
+}
+
 async fn run_async(args: RunArgs) -> Outcome {
     let as_of = match &args.as_of {
         Some(d) => chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d")
@@ -277,14 +300,7 @@ async fn run_async(args: RunArgs) -> Outcome {
     let set_up = tokio::select! {
         set_up = set_up(&args, &store_url, &new_id, as_of) => set_up?,
         () = crate::run::runner::stop_requested() => {
-            if args.resume.is_none() {
-                if let Ok(store) = Store::open_with(&store_url, Access::Write).await {
-                    let _ = store.set_status(&new_id, "interrupted").await;
-                    store.close().await;
-                }
-            }
-            eprintln!("interrupted while setting up the run: nothing was compared");
-            return Ok(Code::Interrupted);
+            return Ok(abandon_set_up(&args, &store_url, &new_id).await);
         }
     };
     let SetUp {
