@@ -18,3 +18,4 @@ mod migrate;
 mod real_formats;
 mod report;
 mod run;
+mod store_history;
