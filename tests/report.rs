@@ -330,7 +330,7 @@ fn a_closed_pipe_ends_the_output_quietly() {
         ][..],
         &["runs", "--store", "s.db"][..],
     ] {
-        let mut child = command(&args, d)
+        let mut child = command(args, d)
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .spawn()
@@ -876,7 +876,7 @@ fn latest_is_the_latest_shadow_run_and_a_calibration_run_is_labelled_in_every_fo
 /// A billshadow run under `args` whose exit code is returned, killed after `seconds` (a
 /// command that should have failed at once must not serve or hang).
 fn exit_within(d: &Path, args: &[&str], seconds: u64) -> (Option<i32>, String) {
-    let mut child = command(&args, d)
+    let mut child = command(args, d)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()
