@@ -11,6 +11,7 @@
 
 mod support;
 
+mod architecture;
 mod bad_input;
 mod diff;
 mod limits;
