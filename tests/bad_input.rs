@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::process::Command;
 
-const LEGACY: &str = env!("CARGO_BIN_EXE_billshadow-sample-legacy");
+use crate::support::{BILLSHADOW, LEGACY};
 
 /// The address space a bad input may use (the binary's threads and allocator arenas
 /// included): a bad input that made the process grow past it would fail, not pass.
@@ -223,7 +223,7 @@ fn run_case(dir: &Path, cmd: Cmd, input: &[u8]) -> Ran {
         .arg(format!(
             "ulimit -v {ADDRESS_SPACE_KIB} && exec \"$0\" \"$@\""
         ))
-        .arg(env!("CARGO_BIN_EXE_billshadow"))
+        .arg(BILLSHADOW)
         .args(args)
         .current_dir(dir)
         .env_remove("BILLSHADOW_STORE")

@@ -2,51 +2,12 @@
 //! on real files.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
 use rust_decimal::Decimal;
 use serde_json::Value;
 
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
-            panic!("stdout is not JSON ({e}): {}\n{}", self.stdout, self.stderr)
-        })
-    }
-
-    /// Exit code, stdout and stderr together, for snapshots.
-    fn transcript(&self) -> String {
-        format!(
-            "exit: {}\n--- stdout\n{}--- stderr\n{}",
-            self.code, self.stdout, self.stderr
-        )
-    }
-}
-
-fn billshadow(args: &[&str], dir: &Path) -> Run {
-    let output = Command::new(env!("CARGO_BIN_EXE_billshadow"))
-        .args(args)
-        .current_dir(dir)
-        .env_remove("NO_COLOR")
-        .output()
-        .expect("the binary runs");
-    Run {
-        code: output.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
-}
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+use crate::support::{billshadow, repo};
 
 fn diff_json(dir: &Path, legacy: &str, modern: &str, extra: &[&str]) -> (i32, Value) {
     let mut args = vec![
@@ -919,10 +880,8 @@ fn quarantined_money_makes_the_verdict_incomplete_in_every_format() {
 fn formats_with_different_default_keys_need_one_match_key() {
     let dir = tempfile::tempdir().unwrap();
     // A mapping of the canonical columns whose default key leaves out the charge code.
-    let canonical = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("adapters/catalog/canonical.toml"),
-    )
-    .unwrap();
+    let canonical =
+        std::fs::read_to_string(repo().join("adapters/catalog/canonical.toml")).unwrap();
     let coarse = canonical.replacen(
         "name = \"canonical\"",
         "name = \"coarse\"\nmatch_key = [\"account_id\", \"period\"]",

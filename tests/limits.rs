@@ -1,16 +1,16 @@
 //! Limits and secrets, end to end: the real binary against small test servers on 127.0.0.1,
 //! its peak memory read from `/proc/<pid>/status` (VmHWM) while it runs.
 
-#[expect(dead_code, reason = "helpers shared with the other end-to-end tests")]
-mod support;
-
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::{Run, billshadow_env, free_port, postgres::Postgres};
+use crate::support::{
+    Run, billshadow_env, command, free_port, postgres::Postgres, raise_open_files_limit,
+    wait_for_listener,
+};
 
 const MIB: u64 = 1024 * 1024;
 
@@ -125,18 +125,12 @@ fn vm_hwm(pid: u32) -> Option<u64> {
 
 /// Runs the binary to its end, sampling its peak memory; the run and the highest VmHWM seen.
 fn billshadow_measured(args: &[&str], dir: &Path, env: &[(&str, &str)]) -> (Run, u64) {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_billshadow"));
-    command
-        .args(args)
-        .current_dir(dir)
-        .env_remove("BILLSHADOW_STORE")
-        .env("BILLSHADOW_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    let mut measured = command(args, dir);
+    measured.stdout(Stdio::piped()).stderr(Stdio::piped());
     for (k, v) in env {
-        command.env(k, v);
+        measured.env(k, v);
     }
-    let mut child = command.spawn().unwrap();
+    let mut child = measured.spawn().unwrap();
     let mut stdout = child.stdout.take().unwrap();
     let mut stderr = child.stderr.take().unwrap();
     let out = std::thread::spawn(move || {
@@ -285,25 +279,13 @@ fn a_huge_csv_field_is_refused_where_it_is_before_it_is_buffered() {
 fn metrics_server(dir: &Path, store: &str, env: &[(&str, &str)]) -> (Child, u16) {
     let port = free_port();
     let listen = format!("127.0.0.1:{port}");
-    let mut command = Command::new(env!("CARGO_BIN_EXE_billshadow"));
-    command
-        .args(["metrics", "--listen", &listen, "--store", store])
-        .current_dir(dir)
-        .env("BILLSHADOW_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
+    let mut server = command(&["metrics", "--listen", &listen, "--store", store], dir);
+    server.stdout(Stdio::null()).stderr(Stdio::piped());
     for (k, v) in env {
-        command.env(k, v);
+        server.env(k, v);
     }
-    let child = command.spawn().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "the metrics server does not listen"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let child = server.spawn().unwrap();
+    wait_for_listener(port, "the metrics server");
     (child, port)
 }
 
@@ -343,27 +325,23 @@ fn get(port: u16, path: &str) -> (u16, String) {
     (status, body)
 }
 
-/// Raises this test process's soft open-files limit to its hard limit, as servers do: a
-/// thousand client sockets at once must not starve the tests running beside them of
-/// descriptors (a soft limit of 1,024 is common).
-fn raise_open_files_limit() {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: both calls get a valid pointer to an `rlimit` owned by this frame.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
-        {
-            limit.rlim_cur = limit.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
-        }
-    }
-}
+/// Concurrent scrapes of the metrics server, each on a socket of its own in this process.
+const SCRAPES: u64 = 1000;
+
+/// Descriptors left to the tests running beside the scrapes (they share this process).
+const DESCRIPTORS_SPARE: u64 = 1024;
 
 #[test]
 fn a_thousand_concurrent_scrapes_are_answered_in_bounded_memory_and_slow_headers_are_cut() {
-    raise_open_files_limit();
+    // The thousand sockets are this process's, which every end-to-end test shares: with the
+    // soft limit raised to the hard one, the tests beside this one keep as many descriptors as
+    // they had alone; a hard limit too low for that fails here, named, instead of them.
+    let open_files = raise_open_files_limit();
+    assert!(
+        open_files >= SCRAPES + DESCRIPTORS_SPARE,
+        "the open-files limit is {open_files} (hard limit included): {SCRAPES} sockets would starve the tests running beside this one; raise it to at least {} (ulimit -Hn)",
+        SCRAPES + DESCRIPTORS_SPARE
+    );
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     write_cohort(d, 20);
@@ -407,7 +385,7 @@ fn a_thousand_concurrent_scrapes_are_answered_in_bounded_memory_and_slow_headers
 
     let before = vm_hwm(server.id()).unwrap();
     let answers: Vec<(u16, String)> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..1000)
+        let handles: Vec<_> = (0..SCRAPES)
             .map(|_| scope.spawn(move || get(port, "/metrics")))
             .collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()
@@ -445,7 +423,7 @@ fn record(outputs: &mut Vec<String>, what: &str, run: Run) -> Run {
 
 /// Every table of a PostgreSQL database as text.
 fn dump(url: &str) -> String {
-    support::runtime().block_on(async {
+    crate::support::runtime().block_on(async {
         let pool = sqlx::PgPool::connect(url).await.unwrap();
         let tables: Vec<(String,)> = sqlx::query_as(
             "SELECT table_name::text FROM information_schema.tables WHERE table_schema = 'public'",
@@ -682,7 +660,7 @@ fn a_tls_postgres_store_works_with_verify_full_and_a_ca_file() {
     let refused = billshadow_env(&["runs", "--store", &plain], d, &[]);
     assert_ne!(refused.code, 0, "{}", refused.transcript());
     let other_ca = d.join("other-ca.pem");
-    support::postgres::self_signed_ca(&other_ca);
+    crate::support::postgres::self_signed_ca(&other_ca);
     let untrusted = format!(
         "{base}?sslmode=verify-full&sslrootcert={}",
         other_ca.display()
@@ -699,7 +677,7 @@ fn an_https_stack_is_trusted_through_the_specs_ca_file() {
     let d = dir.path();
     let certs = d.join("certs");
     std::fs::create_dir(&certs).unwrap();
-    let ca = support::postgres::certificates(&certs);
+    let ca = crate::support::postgres::certificates(&certs);
     let www = d.join("www");
     std::fs::create_dir_all(www.join("bill")).unwrap();
     write_cohort(d, 3);

@@ -1,14 +1,11 @@
 //! End-to-end tests of the migration controller: real runs of the sample stacks in a real
 //! SQLite store, then `billshadow migrate` as real processes.
 
-#[expect(dead_code, reason = "the database helpers serve tests/run.rs")]
-mod support;
-
 use std::path::Path;
 use std::process::{Command, Stdio};
 
+use crate::support::{BILLSHADOW, Run, billshadow_env, cohort, free_port, redact, write_spec};
 use chrono::{DateTime, Datelike, TimeDelta, Utc};
-use support::{Run, billshadow_env, cohort, free_port, redact, write_spec};
 
 const POLICY: &str = r#"
 max_in_flight = 30
@@ -131,7 +128,7 @@ impl Fixture {
     /// Runs SQL on the run store, as someone with access to the database could.
     fn exec(&self, sql: &str) {
         let db = self.path().join("s.db");
-        support::runtime().block_on(async {
+        crate::support::runtime().block_on(async {
             let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display()))
                 .await
                 .unwrap();
@@ -342,7 +339,7 @@ fn two_controllers_advancing_one_cell_at_once_never_both_win() {
             0
         );
         let spawn = |actor: &str| {
-            Command::new(env!("CARGO_BIN_EXE_billshadow"))
+            Command::new(BILLSHADOW)
                 .args([
                     "migrate",
                     "advance",
@@ -404,7 +401,7 @@ fn editing_or_deleting_an_audit_record_is_detected() {
 
     let db = f.path().join("s.db");
     let exec = |sql: &str| {
-        support::runtime().block_on(async {
+        crate::support::runtime().block_on(async {
             let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display()))
                 .await
                 .unwrap();

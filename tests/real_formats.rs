@@ -8,19 +8,12 @@
 mod cur2;
 use cur2::cur2_name;
 
-#[expect(dead_code, reason = "the database helpers serve tests/run.rs")]
-mod support;
-
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use crate::support::{Run, billshadow_env, repo};
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
-use support::{Run, billshadow_env};
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
 
 fn billshadow(args: &[&str]) -> Run {
     billshadow_env(args, &repo(), &[])

@@ -1,13 +1,10 @@
 //! Reports of stored runs: HTML opened in a real headless Chromium, Prometheus text checked by
 //! `promtool`, JUnit parsed back, Markdown, CSV and `explain` snapshot-tested.
 
-#[expect(dead_code, reason = "the database helpers serve tests/run.rs")]
-mod support;
-
 use std::path::Path;
 use std::process::Command;
 
-use support::{Run, billshadow_env, cohort, free_port, redact, write_spec};
+use crate::support::{BILLSHADOW, Run, billshadow, cohort, command, free_port, redact, write_spec};
 
 const POLICY: &str = r#"
 [[cells]]
@@ -20,10 +17,6 @@ max_mismatch_rate = "0.05"
 consecutive_passing_runs = 1
 "#;
 
-fn run_in(dir: &Path, args: &[&str]) -> Run {
-    billshadow_env(args, dir, &[])
-}
-
 /// A shadow run of 600 accounts through the sample stacks, with the controller initialised.
 fn stored_run() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
@@ -31,8 +24,7 @@ fn stored_run() -> tempfile::TempDir {
     cohort(d, 600);
     write_spec(d, free_port(), "", "", "");
     std::fs::write(d.join("policy.toml"), POLICY).unwrap();
-    let run = run_in(
-        d,
+    let run = billshadow(
         &[
             "run",
             "--spec",
@@ -42,11 +34,11 @@ fn stored_run() -> tempfile::TempDir {
             "--store",
             "s.db",
         ],
+        d,
     );
     assert_eq!(run.code, 1, "{}", run.transcript());
     assert_eq!(
-        run_in(
-            d,
+        billshadow(
             &[
                 "migrate",
                 "init",
@@ -54,7 +46,8 @@ fn stored_run() -> tempfile::TempDir {
                 "policy.toml",
                 "--store",
                 "s.db"
-            ]
+            ],
+            d
         )
         .code,
         0
@@ -87,8 +80,7 @@ fn chromium(args: &[&str]) -> std::process::Output {
 fn the_html_dashboard_opens_in_chromium_with_the_cells_and_headline_numbers() {
     let dir = stored_run();
     let d = dir.path();
-    let run = run_in(
-        d,
+    let run = billshadow(
         &[
             "report",
             "latest",
@@ -101,6 +93,7 @@ fn the_html_dashboard_opens_in_chromium_with_the_cells_and_headline_numbers() {
             "--out",
             "report.html",
         ],
+        d,
     );
     assert_eq!(run.code, 1, "{}", run.transcript());
     let html = std::fs::read_to_string(d.join("report.html")).unwrap();
@@ -125,9 +118,9 @@ fn the_html_dashboard_opens_in_chromium_with_the_cells_and_headline_numbers() {
 
     let dom = chromium(&["--dump-dom", &url]);
     let dom = String::from_utf8_lossy(&dom.stdout);
-    let show = run_in(
-        d,
+    let show = billshadow(
         &["show", "latest", "--store", "s.db", "--format", "json"],
+        d,
     )
     .json();
     let s = &show["summary"];
@@ -168,8 +161,7 @@ fn an_account_id_that_is_a_script_is_shown_as_text() {
         "\"--echo\",",
         "",
     );
-    let run = run_in(
-        d,
+    let run = billshadow(
         &[
             "run",
             "--spec",
@@ -179,13 +171,14 @@ fn an_account_id_that_is_a_script_is_shown_as_text() {
             "--store",
             "s.db",
         ],
+        d,
     );
     assert_eq!(run.code, 3, "{}", run.transcript());
-    let report = run_in(
-        d,
+    let report = billshadow(
         &[
             "report", "--store", "s.db", "--format", "html", "--out", "x.html",
         ],
+        d,
     );
     assert_eq!(report.code, 3, "{}", report.transcript());
     let html = std::fs::read_to_string(d.join("x.html")).unwrap();
@@ -238,8 +231,7 @@ fn formulas_mentions_and_links_from_data_are_neutralised_in_csv_and_markdown() {
         "\"--echo\",",
         "",
     );
-    let run = run_in(
-        d,
+    let run = billshadow(
         &[
             "run",
             "--spec",
@@ -249,10 +241,11 @@ fn formulas_mentions_and_links_from_data_are_neutralised_in_csv_and_markdown() {
             "--store",
             "s.db",
         ],
+        d,
     );
     assert_eq!(run.code, 3, "{}", run.transcript());
 
-    let csv_out = run_in(d, &["report", "--store", "s.db", "--format", "csv"]);
+    let csv_out = billshadow(&["report", "--store", "s.db", "--format", "csv"], d);
     assert_eq!(csv_out.code, 3, "{}", csv_out.transcript());
     let mut reader = csv::Reader::from_reader(csv_out.stdout.as_bytes());
     let ids: Vec<String> = reader.records().map(|r| r.unwrap()[0].to_owned()).collect();
@@ -269,7 +262,7 @@ fn formulas_mentions_and_links_from_data_are_neutralised_in_csv_and_markdown() {
         }
     }
 
-    let md = run_in(d, &["report", "--store", "s.db", "--format", "md"]);
+    let md = billshadow(&["report", "--store", "s.db", "--format", "md"], d);
     assert!(md.stdout.contains("@&#8203;team"), "{}", md.stdout);
     assert!(!md.stdout.contains("@team"), "a mention: {}", md.stdout);
     assert!(!md.stdout.contains("http://"), "an autolink: {}", md.stdout);
@@ -279,7 +272,7 @@ fn formulas_mentions_and_links_from_data_are_neutralised_in_csv_and_markdown() {
         md.stdout
     );
 
-    let json = run_in(d, &["report", "--store", "s.db", "--format", "json"]);
+    let json = billshadow(&["report", "--store", "s.db", "--format", "json"], d);
     let doc: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
     let text = doc.to_string();
     assert!(text.contains("\"account_id\":\"@team\""), "{text}");
@@ -296,12 +289,8 @@ fn a_closed_pipe_ends_the_output_quietly() {
     let d = dir.path();
     for format in ["json", "jsonl", "csv", "md"] {
         let args = ["report", "--store", "s.db", "--format", format];
-        let whole = run_in(d, &args);
-        let mut child = Command::new(env!("CARGO_BIN_EXE_billshadow"))
-            .args(args)
-            .current_dir(d)
-            .env_remove("BILLSHADOW_STORE")
-            .env("BILLSHADOW_LOG", "warn")
+        let whole = billshadow(&args, d);
+        let mut child = command(&args, d)
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .spawn()
@@ -341,11 +330,7 @@ fn a_closed_pipe_ends_the_output_quietly() {
         ][..],
         &["runs", "--store", "s.db"][..],
     ] {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_billshadow"))
-            .args(args)
-            .current_dir(d)
-            .env_remove("BILLSHADOW_STORE")
-            .env("BILLSHADOW_LOG", "warn")
+        let mut child = command(args, d)
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .spawn()
@@ -366,8 +351,7 @@ fn a_closed_pipe_ends_the_output_quietly() {
 fn prometheus_output_passes_promtool() {
     let dir = stored_run();
     let d = dir.path();
-    let run = run_in(
-        d,
+    let run = billshadow(
         &[
             "report",
             "--store",
@@ -379,6 +363,7 @@ fn prometheus_output_passes_promtool() {
             "--out",
             "metrics.prom",
         ],
+        d,
     );
     assert_eq!(run.code, 1, "{}", run.transcript());
     let text = std::fs::read_to_string(d.join("metrics.prom")).unwrap();
@@ -407,7 +392,7 @@ fn the_metrics_endpoint_serves_the_latest_run() {
     let dir = stored_run();
     let d = dir.path();
     let port = free_port();
-    let mut server = Command::new(env!("CARGO_BIN_EXE_billshadow"))
+    let mut server = Command::new(BILLSHADOW)
         .args([
             "metrics",
             "--listen",
@@ -419,7 +404,7 @@ fn the_metrics_endpoint_serves_the_latest_run() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let body = support::runtime().block_on(async {
+    let body = crate::support::runtime().block_on(async {
         for _ in 0..100 {
             if let Ok(r) = reqwest::get(format!("http://127.0.0.1:{port}/metrics")).await {
                 return r.text().await.unwrap();
@@ -437,8 +422,7 @@ fn the_metrics_endpoint_serves_the_latest_run() {
 fn junit_of_a_run_parses_back_with_the_numbers() {
     let dir = stored_run();
     let d = dir.path();
-    run_in(
-        d,
+    billshadow(
         &[
             "report",
             "--store",
@@ -450,6 +434,7 @@ fn junit_of_a_run_parses_back_with_the_numbers() {
             "--out",
             "run.xml",
         ],
+        d,
     );
     let xml = std::fs::read_to_string(d.join("run.xml")).unwrap();
     let doc = roxmltree::Document::parse(&xml).unwrap();
@@ -481,8 +466,7 @@ fn junit_of_a_run_parses_back_with_the_numbers() {
 fn markdown_csv_and_explain_snapshots() {
     let dir = stored_run();
     let d = dir.path();
-    let md = run_in(
-        d,
+    let md = billshadow(
         &[
             "report",
             "--store",
@@ -492,10 +476,11 @@ fn markdown_csv_and_explain_snapshots() {
             "--format",
             "md",
         ],
+        d,
     );
     assert!(md.stdout.len() <= 64 * 1024);
     insta::assert_snapshot!("report_md", redact(&md.stdout));
-    let csv = run_in(d, &["report", "--store", "s.db", "--format", "csv"]);
+    let csv = billshadow(&["report", "--store", "s.db", "--format", "csv"], d);
     let head: String = csv
         .stdout
         .lines()
@@ -505,7 +490,7 @@ fn markdown_csv_and_explain_snapshots() {
     insta::assert_snapshot!("report_csv_head", head);
     assert_eq!(
         csv.stdout.lines().count() as u64 - 1,
-        run_in(d, &["show", "--store", "s.db", "--format", "json"]).json()["diffs"]
+        billshadow(&["show", "--store", "s.db", "--format", "json"], d).json()["diffs"]
             .as_array()
             .unwrap()
             .len() as u64
@@ -520,14 +505,14 @@ fn markdown_csv_and_explain_snapshots() {
         .next()
         .unwrap()
         .to_owned();
-    let explain = run_in(d, &["explain", &account, "--store", "s.db"]);
+    let explain = billshadow(&["explain", &account, "--store", "s.db"], d);
     assert_eq!(explain.code, 1, "{}", explain.transcript());
     insta::assert_snapshot!("explain_text", explain.stdout);
-    let json = run_in(
-        d,
+    let json = billshadow(
         &[
             "explain", "latest", &account, "--store", "s.db", "--format", "json",
         ],
+        d,
     )
     .json();
     assert_eq!(json["account_id"], account);
@@ -537,7 +522,7 @@ fn markdown_csv_and_explain_snapshots() {
             .unwrap()
             .contains("--- legacy")
     );
-    let show = run_in(d, &["show", "latest", "--store", "s.db", "--limit", "3"]);
+    let show = billshadow(&["show", "latest", "--store", "s.db", "--limit", "3"], d);
     let text: String = show
         .stdout
         .lines()
@@ -550,7 +535,7 @@ fn markdown_csv_and_explain_snapshots() {
         })
         .collect();
     insta::assert_snapshot!("show_text", text);
-    let missing = run_in(d, &["explain", "nobody", "--store", "s.db"]);
+    let missing = billshadow(&["explain", "nobody", "--store", "s.db"], d);
     assert_eq!(missing.code, 2);
     assert!(
         missing
@@ -563,7 +548,7 @@ fn markdown_csv_and_explain_snapshots() {
 
 /// `report RUN --format FORMAT` to standard output.
 fn report(d: &Path, run: &str, format: &str) -> Run {
-    run_in(d, &["report", run, "--store", "s.db", "--format", format])
+    billshadow(&["report", run, "--store", "s.db", "--format", format], d)
 }
 
 /// The failures (and errors) of a JUnit document, as (suite, case, message).
@@ -613,7 +598,7 @@ fn an_interrupted_run_is_incomplete_in_every_format_and_never_parity() {
         "\"--echo\",",
         "",
     );
-    let mut child = Command::new(env!("CARGO_BIN_EXE_billshadow"))
+    let mut child = Command::new(BILLSHADOW)
         .args([
             "run",
             "--spec",
@@ -634,7 +619,7 @@ fn an_interrupted_run_is_incomplete_in_every_format_and_never_parity() {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     // Outcomes stored so far, read from the SQLite file itself.
     let outcomes = || -> u64 {
-        support::runtime().block_on(async {
+        crate::support::runtime().block_on(async {
             let url = format!("sqlite://{}?mode=ro", d.join("s.db").display());
             let Ok(pool) = sqlx::SqlitePool::connect(&url).await else {
                 return 0;
@@ -668,9 +653,9 @@ fn an_interrupted_run_is_incomplete_in_every_format_and_never_parity() {
         "an interrupted run never exits 0: {status:?}"
     );
 
-    let json = run_in(
-        d,
+    let json = billshadow(
         &["show", "latest", "--store", "s.db", "--format", "json"],
+        d,
     );
     assert_eq!(json.code, 3, "{}", json.transcript());
     let doc = json.json();
@@ -708,19 +693,19 @@ fn an_interrupted_run_is_incomplete_in_every_format_and_never_parity() {
         .sum();
     assert_eq!(pending_in_cells, 1000 - done);
 
-    let text = run_in(d, &["show", "latest", "--store", "s.db"]);
+    let text = billshadow(&["show", "latest", "--store", "s.db"], d);
     assert_eq!(text.code, 3, "{}", text.transcript());
     assert!(text.stdout.contains(&incomplete), "{}", text.stdout);
     assert!(!text.stdout.contains("PARITY"), "{}", text.stdout);
 
-    let runs = run_in(d, &["runs", "--store", "s.db"]);
+    let runs = billshadow(&["runs", "--store", "s.db"], d);
     assert_eq!(runs.code, 0, "{}", runs.transcript());
     let line = runs.stdout.lines().nth(1).unwrap();
     assert!(
         line.contains("INCOMPLETE") && line.contains(&format!("{done}")) && line.contains("1000"),
         "{line}"
     );
-    let listed = &run_in(d, &["runs", "--store", "s.db", "--format", "json"]).json()["runs"][0];
+    let listed = &billshadow(&["runs", "--store", "s.db", "--format", "json"], d).json()["runs"][0];
     assert_eq!(listed["verdict"], "incomplete");
     assert_eq!(listed["accounts_pending"].as_u64(), Some(1000 - done));
 
@@ -809,14 +794,14 @@ fn latest_is_the_latest_shadow_run_and_a_calibration_run_is_labelled_in_every_fo
         "--store",
         "s.db",
     ];
-    let shadow = run_in(d, &args);
+    let shadow = billshadow(&args, d);
     assert!(shadow.code <= 1, "{}", shadow.transcript());
     let mut calibrate = args.to_vec();
     calibrate.push("--calibrate");
-    let calibration = run_in(d, &calibrate);
+    let calibration = billshadow(&calibrate, d);
     assert_eq!(calibration.code, 0, "{}", calibration.transcript());
 
-    let runs = run_in(d, &["runs", "--store", "s.db", "--format", "json"]).json();
+    let runs = billshadow(&["runs", "--store", "s.db", "--format", "json"], d).json();
     let (cal_id, shadow_id) = (
         runs["runs"][0]["id"].as_str().unwrap().to_owned(),
         runs["runs"][1]["id"].as_str().unwrap().to_owned(),
@@ -824,13 +809,13 @@ fn latest_is_the_latest_shadow_run_and_a_calibration_run_is_labelled_in_every_fo
     assert_eq!(runs["runs"][0]["kind"], "calibration");
     assert_eq!(runs["runs"][0]["label"], "calibration (A/A)");
     assert_eq!(runs["runs"][1]["kind"], "shadow");
-    let text = run_in(d, &["runs", "--store", "s.db"]).stdout;
+    let text = billshadow(&["runs", "--store", "s.db"], d).stdout;
     assert!(text.contains("calibration (A/A)"), "{text}");
 
     // `latest` is the shadow run, in `show`, `report` and `explain`.
-    let show = run_in(
-        d,
+    let show = billshadow(
         &["show", "latest", "--store", "s.db", "--format", "json"],
+        d,
     )
     .json();
     assert_eq!(show["run"]["id"], shadow_id.as_str());
@@ -850,10 +835,10 @@ fn latest_is_the_latest_shadow_run_and_a_calibration_run_is_labelled_in_every_fo
 
     // Addressed by its id, the calibration run says what it is everywhere.
     let label = "calibration (A/A)";
-    let text = run_in(d, &["show", &cal_id, "--store", "s.db"]);
+    let text = billshadow(&["show", &cal_id, "--store", "s.db"], d);
     assert_eq!(text.code, 0, "{}", text.transcript());
     assert!(text.stdout.contains(label), "{}", text.stdout);
-    let json = run_in(d, &["show", &cal_id, "--store", "s.db", "--format", "json"]).json();
+    let json = billshadow(&["show", &cal_id, "--store", "s.db", "--format", "json"], d).json();
     assert_eq!(json["run_label"], label);
     assert_eq!(report(d, &cal_id, "json").json()["run_label"], label);
     let jsonl = report(d, &cal_id, "jsonl").stdout;
@@ -891,11 +876,7 @@ fn latest_is_the_latest_shadow_run_and_a_calibration_run_is_labelled_in_every_fo
 /// A billshadow run under `args` whose exit code is returned, killed after `seconds` (a
 /// command that should have failed at once must not serve or hang).
 fn exit_within(d: &Path, args: &[&str], seconds: u64) -> (Option<i32>, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_billshadow"))
-        .args(args)
-        .current_dir(d)
-        .env_remove("BILLSHADOW_STORE")
-        .env("BILLSHADOW_LOG", "warn")
+    let mut child = command(args, d)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -929,7 +910,7 @@ fn read_only_commands_never_create_a_store_and_fail_at_once_on_a_misnamed_one() 
     )
     .unwrap();
     // A SQLite database of something else: no run store's schema.
-    support::runtime().block_on(async {
+    crate::support::runtime().block_on(async {
         let url = format!("sqlite://{}?mode=rwc", d.join("other.db").display());
         let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
         sqlx::query("CREATE TABLE invoices (id TEXT)")
@@ -939,7 +920,7 @@ fn read_only_commands_never_create_a_store_and_fail_at_once_on_a_misnamed_one() 
         pool.close().await;
     });
     let tables = |path: &Path| -> Vec<String> {
-        support::runtime().block_on(async {
+        crate::support::runtime().block_on(async {
             let url = format!("sqlite://{}?mode=ro", path.display());
             let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
             let rows: Vec<(String,)> =
@@ -1060,8 +1041,7 @@ fn read_only_commands_never_create_a_store_and_fail_at_once_on_a_misnamed_one() 
     );
 
     // The commands that start something create the store.
-    let init = run_in(
-        d,
+    let init = billshadow(
         &[
             "migrate",
             "init",
@@ -1070,10 +1050,10 @@ fn read_only_commands_never_create_a_store_and_fail_at_once_on_a_misnamed_one() 
             "--store",
             "new.db",
         ],
+        d,
     );
     assert_eq!(init.code, 0, "{}", init.transcript());
-    let status = run_in(
-        d,
+    let status = billshadow(
         &[
             "migrate",
             "status",
@@ -1082,9 +1062,10 @@ fn read_only_commands_never_create_a_store_and_fail_at_once_on_a_misnamed_one() 
             "--store",
             "new.db",
         ],
+        d,
     );
     assert_eq!(status.code, 0, "{}", status.transcript());
-    let show = run_in(d, &["show", "--store", "new.db"]);
+    let show = billshadow(&["show", "--store", "new.db"], d);
     assert_eq!(show.code, 2, "{}", show.transcript());
     assert!(show.stderr.contains("has no runs yet"), "{}", show.stderr);
 }
@@ -1095,9 +1076,9 @@ fn read_only_commands_never_create_a_store_and_fail_at_once_on_a_misnamed_one() 
 fn every_more_accounts_count_agrees_with_the_summary() {
     let dir = stored_run();
     let d = dir.path();
-    let show = run_in(
-        d,
+    let show = billshadow(
         &["show", "latest", "--store", "s.db", "--format", "json"],
+        d,
     )
     .json();
     let mismatched = show["summary"]["accounts_mismatched"].as_u64().unwrap();
@@ -1153,7 +1134,7 @@ fn every_more_accounts_count_agrees_with_the_summary() {
     let with_diffs = s["accounts_mismatched"].as_u64().unwrap()
         + s["accounts_waived"].as_u64().unwrap()
         + s["accounts_errored"].as_u64().unwrap();
-    let text = run_in(d, &["show", "latest", "--store", "s.db", "--limit", "3"]).stdout;
+    let text = billshadow(&["show", "latest", "--store", "s.db", "--limit", "3"], d).stdout;
     if with_diffs > 3 {
         assert!(
             text.contains(&format!(
@@ -1172,7 +1153,7 @@ fn worst_accounts_are_ranked_within_one_currency_never_across() {
     let dir = stored_run();
     let d = dir.path();
     // What the store holds, ranked here per currency, exactly.
-    let totals: Vec<(String, String, String, String)> = support::runtime().block_on(async {
+    let totals: Vec<(String, String, String, String)> = crate::support::runtime().block_on(async {
         let url = format!("sqlite://{}?mode=ro", d.join("s.db").display());
         let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
         let rows =
@@ -1241,8 +1222,7 @@ fn evidence_that_does_not_read_back_fails_the_report_instead_of_being_skipped() 
     let d = dir.path();
     cohort(d, 100);
     write_spec(d, free_port(), "", "", "");
-    let run = run_in(
-        d,
+    let run = billshadow(
         &[
             "run",
             "--spec",
@@ -1252,10 +1232,11 @@ fn evidence_that_does_not_read_back_fails_the_report_instead_of_being_skipped() 
             "--store",
             "s.db",
         ],
+        d,
     );
     assert_eq!(run.code, 1, "{}", run.transcript());
     let sql = |statement: &str| {
-        support::runtime().block_on(async {
+        crate::support::runtime().block_on(async {
             let url = format!("sqlite://{}", d.join("s.db").display());
             let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
             let done = sqlx::query(statement).execute(&pool).await.unwrap();
@@ -1264,7 +1245,7 @@ fn evidence_that_does_not_read_back_fails_the_report_instead_of_being_skipped() 
         })
     };
     let fails = |args: &[&str], expected: &str| {
-        let out = run_in(d, args);
+        let out = billshadow(args, d);
         assert_eq!(out.code, 3, "{args:?}: {}", out.transcript());
         assert!(out.stderr.contains(expected), "{args:?}: {}", out.stderr);
         assert!(
@@ -1284,10 +1265,10 @@ fn evidence_that_does_not_read_back_fails_the_report_instead_of_being_skipped() 
     }
     fails(&["show", "--store", "s.db"], "does not parse");
     sql("UPDATE runs SET spec_text = substr(spec_text, 1, length(spec_text) - 9)");
-    assert_eq!(run_in(d, &["show", "--store", "s.db"]).code, 1);
+    assert_eq!(billshadow(&["show", "--store", "s.db"], d).code, 1);
 
     // A stored bill: `explain` would show an empty one.
-    let account: String = support::runtime().block_on(async {
+    let account: String = crate::support::runtime().block_on(async {
         let url = format!("sqlite://{}?mode=ro", d.join("s.db").display());
         let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
         let (account,): (String,) =

@@ -1,24 +1,15 @@
 //! End-to-end tests of shadow runs: the real binary, the sample stacks as real child processes
 //! and a real HTTP service on 127.0.0.1, real SQLite files and a real PostgreSQL server.
 
-#[expect(
-    dead_code,
-    reason = "the snapshot helper serves tests/migrate.rs and tests/report.rs"
-)]
-mod support;
-
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::support::{
+    BILLSHADOW, MODERN, billshadow, billshadow_env, cohort, free_port, postgres::Postgres,
+    wait_for_listener, write_spec,
+};
 use serde_json::Value;
-use support::{Run, billshadow_env, cohort, free_port, postgres::Postgres, write_spec};
-
-const MODERN: &str = env!("CARGO_BIN_EXE_billshadow-sample-modern");
-
-fn billshadow(args: &[&str], dir: &Path) -> Run {
-    billshadow_env(args, dir, &[])
-}
 
 fn show(dir: &Path, store: &str) -> Value {
     let run = billshadow(
@@ -138,7 +129,7 @@ fn a_run_killed_with_sigkill_resumes_with_every_account_exactly_once() {
         "",
         "",
     );
-    let mut child = Command::new(env!("CARGO_BIN_EXE_billshadow"))
+    let mut child = Command::new(BILLSHADOW)
         .args([
             "run",
             "--spec",
@@ -679,7 +670,7 @@ fn hostile_account_ids_pass_unchanged_through_sql_binds_on_sqlite() {
     let d = dir.path();
     hostile_cohort(d);
     let db = d.join("legacy.sqlite");
-    support::sqlite_bill_lines(&db, &sql_rows(&HOSTILE));
+    crate::support::sqlite_bill_lines(&db, &sql_rows(&HOSTILE));
     sql_spec(d, free_port(), ("$1", "$2"));
     let dsn = format!("sqlite://{}", db.display());
     let run = billshadow_env(
@@ -940,7 +931,7 @@ fn read_only_commands_never_migrate_a_postgres_database_that_is_not_a_store() {
             run.stderr
         );
     }
-    let tables: i64 = support::runtime().block_on(async {
+    let tables: i64 = crate::support::runtime().block_on(async {
         let pool = sqlx::PgPool::connect(&url).await.unwrap();
         let (n,): (i64,) = sqlx::query_as(
             "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = 'public'",
@@ -1057,14 +1048,7 @@ fn a_leftover_server_on_the_ready_address_is_refused_not_compared() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "the leftover server never listened"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_for_listener(port, "the leftover server");
     let run = billshadow(
         &[
             "run",
@@ -1144,17 +1128,13 @@ fn start_modern(dir: &Path, port: u16, args: &[&str]) -> std::process::Child {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "the modern stack never listened");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_for_listener(port, "the modern stack");
     child
 }
 
 /// `billshadow run` in the background, its stderr kept in `name.stderr`.
 fn spawn_run(dir: &Path, store: &str, name: &str) -> std::process::Child {
-    Command::new(env!("CARGO_BIN_EXE_billshadow"))
+    Command::new(BILLSHADOW)
         .args([
             "run",
             "--spec",
@@ -1597,7 +1577,7 @@ fn a_failed_store_stops_the_stacks_being_asked() {
     let mut run = spawn_run(d, "s.db", "store");
     wait_for_progress(d, "s.db", 100, "store");
     // From now on every outcome the store is given fails to be written.
-    support::runtime().block_on(async {
+    crate::support::runtime().block_on(async {
         let url = format!("sqlite://{}", d.join("s.db").display());
         let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
         sqlx::query(

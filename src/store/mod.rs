@@ -170,6 +170,23 @@ pub(crate) fn set_default_access(access: Access) {
     DEFAULT_ACCESS.store(access.code(), Ordering::SeqCst);
 }
 
+/// A store that applied another text of migration `version` than this version's: made by a
+/// development build from before migrations were append-only (the first ones were edited
+/// then). Its tables are not what this version expects, so it is refused by name (exit 2)
+/// rather than with sqlx's bare checksum error or a missing column half-way.
+fn edited_migration(url: &str, version: i64) -> anyhow::Error {
+    let description = MIGRATOR
+        .iter()
+        .find(|m| m.version == version)
+        .map_or("", |m| &*m.description);
+    OpenError::error(
+        url,
+        format!(
+            "was made by a development build from before the schema was versioned (its migration {version} `{description}` differs from this version's), so it cannot be upgraded; make a new store (`billshadow run` or `migrate init`)"
+        ),
+    )
+}
+
 /// The file of a SQLite store, and the URL's other query parameters.
 fn sqlite_file(url: &str) -> Option<(String, Vec<String>)> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
@@ -374,20 +391,28 @@ impl Store {
             }
         }
         if access != Access::ReadOnly {
-            MIGRATOR
-                .run(&store.pool)
-                .await
-                .with_context(|| format!("cannot migrate the run store {}", store.url))?;
+            match MIGRATOR.run(&store.pool).await {
+                Ok(()) => {}
+                Err(sqlx::migrate::MigrateError::VersionMismatch(version)) => {
+                    return Err(edited_migration(&store.url, version));
+                }
+                Err(e) => {
+                    return Err(anyhow!(e))
+                        .with_context(|| format!("cannot migrate the run store {}", store.url));
+                }
+            }
         }
         Ok(store)
     }
 
-    /// That the database holds a run store: its migrations table, and (to read it without
-    /// migrating) every migration this version knows.
+    /// That the database holds a run store: its migrations table, every migration it applied
+    /// as this version knows it (migrations are append-only: a released one is never
+    /// edited), and (to read it without migrating) every migration this version knows.
     async fn check_schema(&self, access: Access) -> anyhow::Result<()> {
-        let rows = sqlx::query("SELECT version FROM _sqlx_migrations WHERE success = TRUE")
-            .fetch_all(&self.pool)
-            .await;
+        let rows =
+            sqlx::query("SELECT version, checksum FROM _sqlx_migrations WHERE success = TRUE")
+                .fetch_all(&self.pool)
+                .await;
         let rows = match rows {
             Ok(rows) => rows,
             Err(sqlx::Error::Database(e)) => {
@@ -404,11 +429,22 @@ impl Store {
                     .with_context(|| format!("cannot read the run store {}", self.url));
             }
         };
-        let applied: Vec<i64> = rows
+        let applied: Vec<(i64, Vec<u8>)> = rows
             .iter()
-            .map(|r| r.try_get::<i64, _>(0))
-            .collect::<Result<_, _>>()
+            .map(|r| Ok((r.try_get::<i64, _>(0)?, r.try_get::<Vec<u8>, _>(1)?)))
+            .collect::<Result<_, sqlx::Error>>()
             .with_context(|| format!("cannot read the run store {}'s schema", self.url))?;
+        // A store made by a development build from before migrations were append-only applied
+        // an earlier text of a migration: its tables are not what this version's queries (or
+        // its later migrations) expect, and sqlx would refuse it with a bare checksum error.
+        if let Some(changed) = MIGRATOR.iter().find(|m| {
+            applied
+                .iter()
+                .any(|(version, checksum)| *version == m.version && **checksum != *m.checksum)
+        }) {
+            return Err(edited_migration(&self.url, changed.version));
+        }
+        let applied: Vec<i64> = applied.into_iter().map(|(version, _)| version).collect();
         if access == Access::ReadOnly {
             if let Some(missing) = MIGRATOR
                 .iter()

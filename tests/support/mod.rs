@@ -2,8 +2,10 @@
 
 pub(crate) mod postgres;
 
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -28,14 +30,37 @@ impl Run {
     }
 }
 
-pub(crate) fn billshadow_env(args: &[&str], dir: &Path, env: &[(&str, &str)]) -> Run {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_billshadow"));
+/// The binary under test, and the two sample stacks it shadow-runs.
+pub(crate) const BILLSHADOW: &str = env!("CARGO_BIN_EXE_billshadow");
+pub(crate) const LEGACY: &str = env!("CARGO_BIN_EXE_billshadow-sample-legacy");
+pub(crate) const MODERN: &str = env!("CARGO_BIN_EXE_billshadow-sample-modern");
+
+/// The repository's root (fixtures, examples and the catalog are read from there).
+pub(crate) fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `billshadow ARGS` in `dir`, not yet started, with the environment every test gives it: no
+/// `NO_COLOR` or `BILLSHADOW_STORE` from the caller's shell, log lines from warnings up.
+pub(crate) fn command(args: &[&str], dir: &Path) -> Command {
+    let mut command = Command::new(BILLSHADOW);
     command
         .args(args)
         .current_dir(dir)
         .env_remove("NO_COLOR")
         .env_remove("BILLSHADOW_STORE")
         .env("BILLSHADOW_LOG", "warn");
+    command
+}
+
+/// `billshadow ARGS` in `dir`, run to its end.
+pub(crate) fn billshadow(args: &[&str], dir: &Path) -> Run {
+    billshadow_env(args, dir, &[])
+}
+
+/// `billshadow ARGS` in `dir` with `env` added, run to its end.
+pub(crate) fn billshadow_env(args: &[&str], dir: &Path, env: &[(&str, &str)]) -> Run {
+    let mut command = command(args, dir);
     for (k, v) in env {
         command.env(k, v);
     }
@@ -45,6 +70,46 @@ pub(crate) fn billshadow_env(args: &[&str], dir: &Path, env: &[(&str, &str)]) ->
         stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
     }
+}
+
+/// Waits until something accepts connections on 127.0.0.1:`port` (`what` names it when
+/// it never does).
+pub(crate) fn wait_for_listener(port: u16, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "{what} does not listen on {port}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Raises this test process's soft open-files limit to its hard limit, as servers do, and
+/// returns the new soft limit. All the end-to-end tests share this one process, so a test
+/// that opens a thousand client sockets at once must not starve the tests running beside it
+/// of descriptors (a soft limit of 1,024 is common).
+pub(crate) fn raise_open_files_limit() -> u64 {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: both calls get a valid pointer to an `rlimit` owned by this frame.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return 0;
+        }
+        if limit.rlim_cur < limit.rlim_max {
+            let raised = libc::rlimit {
+                rlim_cur: limit.rlim_max,
+                rlim_max: limit.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                limit = raised;
+            }
+        }
+    }
+    limit.rlim_cur
 }
 
 /// A port nothing listens on right now.
@@ -96,9 +161,6 @@ pub(crate) async fn postgres_bill_lines(url: &str, rows: &[[String; 7]]) {
     }
     pool.close().await;
 }
-
-const LEGACY: &str = env!("CARGO_BIN_EXE_billshadow-sample-legacy");
-const MODERN: &str = env!("CARGO_BIN_EXE_billshadow-sample-modern");
 
 /// A spec for the two sample stacks; `modern_args` are extra flags of the modern service.
 pub(crate) fn write_spec(
