@@ -1,5 +1,7 @@
-//! A reader that refuses an over-long CSV field or record while it is being read, before the
-//! csv crate buffers it whole.
+//! Readers that refuse an over-long field or record while it is being read, before it is
+//! buffered whole: `CsvGuard` for CSV (before the csv crate copies a record) and
+//! `read_json_line` for JSON lines (before a line is kept and parsed), with the same limits
+//! (`crate::limits`) and the same located error (`TooLong`).
 //!
 //! The csv crate copies each record into a `ByteRecord` whose buffers double as the record
 //! grows: a 1 GB field would cost gigabytes before any per-field check could see it. This
@@ -8,7 +10,7 @@
 //! starts, as soon as:
 //! - a field's raw bytes pass `FIELD_RAW_MAX` (twice the per-field limit plus its quotes, so
 //!   that no field within the limit once unescaped is refused; the exact check stays in
-//!   `file.rs`),
+//!   `file/record.rs`),
 //! - a record passes `RECORD_BYTES_MAX` bytes or `RECORD_FIELDS_MAX` fields.
 //!
 //! Memory per record is so bounded by a small multiple of `RECORD_BYTES_MAX`.
@@ -19,20 +21,21 @@
 //! `FIELD_RAW_MAX` plus one read). No field can be too long in a record shorter than
 //! `FIELD_RAW_MAX`; once a record passes it, the kept bytes are scanned from the record's start
 //! and every later byte too, until the next record starts.
+//!
+//! A JSON line is followed byte by byte from its start (strings a run at a time): a JSON
+//! lines file has no cheaper way to know where a value ends, and parsing it costs more. A
+//! value's raw bytes are bounded by `JSON_VALUE_RAW_MAX` (six times the field limit: `\u0001`
+//! is six bytes for one), a line by `RECORD_BYTES_MAX` bytes and `RECORD_FIELDS_MAX` values,
+//! so the parsed line is bounded too.
 
 use std::cell::Cell;
 use std::fmt;
-use std::io::{self, Read};
+use std::io::{self, BufRead, Read};
 use std::rc::Rc;
 
-use crate::file::FIELD_BYTES_MAX;
-
-/// The raw bytes a field may take (quotes and doubled quotes included).
-pub const FIELD_RAW_MAX: usize = 2 * FIELD_BYTES_MAX + 2;
-/// The bytes one record may take.
-pub const RECORD_BYTES_MAX: usize = 16 * 1024 * 1024;
-/// The fields one record may have.
-pub const RECORD_FIELDS_MAX: usize = 100_000;
+pub use crate::limits::{
+    FIELD_BYTES_MAX, FIELD_RAW_MAX, JSON_VALUE_RAW_MAX, RECORD_BYTES_MAX, RECORD_FIELDS_MAX,
+};
 
 /// Why the guard stopped the read: where, and which limit.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -288,6 +291,179 @@ impl<R: Read> Read for CsvGuard<R> {
             return Err(io::Error::new(io::ErrorKind::InvalidData, failed));
         }
         Ok(n)
+    }
+}
+
+/// Follows one JSON line as it is read, so that an over-long value or line is refused
+/// before its bytes are kept: strings are skipped a run at a time (to the next quote or
+/// backslash), other bytes looked at one by one.
+#[derive(Default)]
+struct JsonLineScan {
+    /// Bytes of the line so far, its line feed not counted.
+    bytes: usize,
+    /// Values begun so far: strings, numbers, literals, objects and arrays (keys not
+    /// counted: each comes with a value).
+    values: usize,
+    /// The open objects (`true`) and arrays.
+    open: Vec<bool>,
+    /// The next string is an object's key.
+    expect_key: bool,
+    in_string: bool,
+    escaped: bool,
+    /// In a number or literal.
+    in_scalar: bool,
+    /// Raw bytes of the current string, number or literal.
+    value_bytes: usize,
+    /// The 1-based byte column where it starts.
+    value_column: usize,
+}
+
+impl JsonLineScan {
+    /// Follows `bytes`; the first limit passed, if any.
+    fn scan(&mut self, bytes: &[u8], line: u64) -> Option<TooLong> {
+        let mut i = 0;
+        while i < bytes.len() {
+            if self.in_string && !self.escaped {
+                let rest = &bytes[i..];
+                let run = memchr::memchr2(b'"', b'\\', rest).unwrap_or(rest.len());
+                let step = if run > 0 {
+                    run
+                } else {
+                    self.in_string = rest[0] != b'"';
+                    self.escaped = rest[0] == b'\\';
+                    1
+                };
+                self.bytes += step;
+                self.value_bytes += step;
+                i += step;
+            } else if self.in_string {
+                self.escaped = false;
+                self.bytes += 1;
+                self.value_bytes += 1;
+                i += 1;
+            } else {
+                self.structural(bytes[i]);
+                i += 1;
+            }
+            if let Some(found) = self.over_limit(line) {
+                return Some(found);
+            }
+        }
+        None
+    }
+
+    /// A byte outside strings.
+    fn structural(&mut self, b: u8) {
+        if b == b'\n' {
+            self.in_scalar = false;
+            return;
+        }
+        self.bytes += 1;
+        let starts_value = match b {
+            b'"' => {
+                self.in_string = true;
+                self.in_scalar = false;
+                !std::mem::take(&mut self.expect_key)
+            }
+            b'{' | b'[' => {
+                self.open.push(b == b'{');
+                self.expect_key = b == b'{';
+                self.in_scalar = false;
+                true
+            }
+            b'}' | b']' | b':' | b',' | b' ' | b'\t' | b'\r' => {
+                if b == b'}' || b == b']' {
+                    self.open.pop();
+                }
+                self.expect_key = b == b',' && self.open.last() == Some(&true);
+                self.in_scalar = false;
+                false
+            }
+            _ if self.in_scalar => {
+                self.value_bytes += 1;
+                false
+            }
+            _ => {
+                self.in_scalar = true;
+                true
+            }
+        };
+        if b == b'"' || (self.in_scalar && starts_value) {
+            self.value_bytes = 1;
+            self.value_column = self.bytes;
+        }
+        if starts_value {
+            self.values += 1;
+        }
+    }
+
+    fn over_limit(&self, line: u64) -> Option<TooLong> {
+        if (self.in_string || self.in_scalar) && self.value_bytes > JSON_VALUE_RAW_MAX {
+            return Some(TooLong {
+                line,
+                column: Some(self.value_column),
+                message: format!(
+                    "the value is longer than {FIELD_BYTES_MAX} bytes (the limit); refused while reading"
+                ),
+            });
+        }
+        if self.bytes > RECORD_BYTES_MAX {
+            return Some(TooLong {
+                line,
+                column: None,
+                message: format!(
+                    "the line is longer than {RECORD_BYTES_MAX} bytes (the limit); refused while reading"
+                ),
+            });
+        }
+        if self.values > RECORD_FIELDS_MAX {
+            return Some(TooLong {
+                line,
+                column: None,
+                message: format!(
+                    "the line has more than {RECORD_FIELDS_MAX} values (the limit); refused while reading"
+                ),
+            });
+        }
+        None
+    }
+}
+
+/// Reads one line of a JSON lines file into `buffer` (cleared first, the line feed kept),
+/// following it as it comes: a value whose raw bytes pass `JSON_VALUE_RAW_MAX` (so longer
+/// than `FIELD_BYTES_MAX` once unescaped), a line past `RECORD_BYTES_MAX` bytes or with more
+/// than `RECORD_FIELDS_MAX` values is refused before its bytes are kept, as an
+/// `io::Error` holding a [`TooLong`] located at `line` (and the value's column), as
+/// [`CsvGuard`] refuses a CSV record. The bytes read; 0 at the end of the input.
+pub fn read_json_line(
+    reader: &mut impl BufRead,
+    buffer: &mut Vec<u8>,
+    line: u64,
+) -> io::Result<usize> {
+    buffer.clear();
+    let mut scan = JsonLineScan::default();
+    loop {
+        let available = match reader.fill_buf() {
+            Ok(available) => available,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if available.is_empty() {
+            return Ok(buffer.len());
+        }
+        let (chunk, ends_line) = match memchr::memchr(b'\n', available) {
+            Some(end) => (&available[..=end], true),
+            None => (available, false),
+        };
+        if let Some(found) = scan.scan(chunk, line) {
+            return Err(io::Error::new(io::ErrorKind::InvalidData, found));
+        }
+        buffer.extend_from_slice(chunk);
+        let taken = chunk.len();
+        reader.consume(taken);
+        if ends_line {
+            return Ok(buffer.len());
+        }
     }
 }
 

@@ -8,6 +8,7 @@
 pub mod catalog;
 pub mod file;
 pub mod guard;
+pub mod limits;
 pub mod lines;
 pub mod live;
 pub mod location;

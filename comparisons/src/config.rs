@@ -8,7 +8,7 @@ use std::fmt;
 use chrono::NaiveDate;
 use rust_decimal::Decimal;
 
-use crate::diff::DiffClass;
+use crate::difference::DiffClass;
 use crate::model::{Field, Line, LineType};
 use crate::money::Currency;
 

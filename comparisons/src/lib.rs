@@ -5,13 +5,15 @@
 
 pub mod config;
 pub mod diff;
+pub mod difference;
 pub mod model;
 pub mod money;
 mod pairing;
 pub mod summary;
 
 pub use config::{CompareConfig, Ignored, KeyField, Tolerance, Tolerances, Waiver};
-pub use diff::{Comparison, Diff, DiffClass, Evidence, Scope, compare, compare_with_threads};
+pub use diff::{Comparison, compare, compare_with_threads};
+pub use difference::{Diff, DiffClass, Evidence, Scope};
 pub use model::{Field, Line, LineStore, LineType, NewLine};
 pub use money::{Currency, parse_amount, parse_decimal};
 pub use summary::{CurrencyTotals, Summary, WaiverUse};

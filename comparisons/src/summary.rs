@@ -6,7 +6,7 @@ use rust_decimal::Decimal;
 use rustc_hash::FxHashMap;
 
 use crate::config::CompareConfig;
-use crate::diff::{Diff, DiffClass};
+use crate::difference::{Diff, DiffClass};
 use crate::money::Currency;
 
 /// Totals of one currency over everything compared.

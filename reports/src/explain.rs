@@ -6,6 +6,7 @@ use std::io::{self, Write};
 use billshadow_comparisons::Diff;
 
 use crate::clean;
+use crate::json::DiffJson;
 use serde_json::Value;
 
 /// The fields a rendered bill line shows, in order.
@@ -57,7 +58,8 @@ fn paint(on: bool, code: &str, s: &str) -> String {
     }
 }
 
-/// Writes the text explanation.
+/// Writes the text explanation: a title, each diff with its fields side by side, then the
+/// two bills as a unified diff.
 pub fn write_text(
     out: &mut dyn Write,
     account: &str,
@@ -82,67 +84,89 @@ pub fn write_text(
         )
     )?;
     for d in diffs {
-        let what = d
-            .charge_code
-            .clone()
-            .unwrap_or_else(|| format!("{:?}", d.scope).to_lowercase());
-        let key: Vec<String> = d.key.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        let delta = d
-            .delta
-            .map(|x| format!(" Δ {x} {}", d.currency.map(|c| c.code()).unwrap_or("")))
-            .unwrap_or_default();
-        let class = if d.class.is_informational() {
-            paint(color, "33", d.class.as_str())
-        } else {
-            paint(color, "31", d.class.as_str())
-        };
-        writeln!(out)?;
+        write_diff_heading(out, d, color)?;
+        write_fields(out, d, color)?;
+    }
+    write_bills(out, legacy, modern, color)
+}
+
+/// A diff's class, what it is about, its key, delta and waiver, and its detail.
+fn write_diff_heading(out: &mut dyn Write, d: &Diff, color: bool) -> io::Result<()> {
+    let what = d
+        .charge_code
+        .clone()
+        .unwrap_or_else(|| format!("{:?}", d.scope).to_lowercase());
+    let key: Vec<String> = d.key.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let delta = d
+        .delta
+        .map(|x| format!(" Δ {x} {}", d.currency.map(|c| c.code()).unwrap_or("")))
+        .unwrap_or_default();
+    let class = if d.class.is_informational() {
+        paint(color, "33", d.class.as_str())
+    } else {
+        paint(color, "31", d.class.as_str())
+    };
+    writeln!(out)?;
+    writeln!(
+        out,
+        "  {class}  {}  {}{delta}{}",
+        clean(&what),
+        clean(&key.join(" ")),
+        clean(
+            &d.waiver
+                .as_deref()
+                .map(|w| format!("  (waived by {w})"))
+                .unwrap_or_default()
+        )
+    )?;
+    if let Some(detail) = &d.detail {
+        writeln!(out, "    {}", clean(detail))?;
+    }
+    Ok(())
+}
+
+/// Each field of the two sides' evidence, side by side; the fields that differ marked.
+fn write_fields(out: &mut dyn Write, d: &Diff, color: bool) -> io::Result<()> {
+    let empty = std::collections::BTreeMap::new();
+    let l = d.legacy.as_ref().map_or(&empty, |e| &e.fields);
+    let m = d.modern.as_ref().map_or(&empty, |e| &e.fields);
+    let mut names: Vec<&String> = l.keys().chain(m.keys()).collect();
+    names.sort();
+    names.dedup();
+    writeln!(out, "    {:<14} {:>22} {:>22}", "field", "legacy", "modern")?;
+    for name in names {
+        let (a, b) = (
+            l.get(name).map_or("—", String::as_str),
+            m.get(name).map_or("—", String::as_str),
+        );
+        let differs = d.fields.iter().any(|f| f == name);
+        let row = format!(
+            "    {:<14} {:>22} {:>22}{}",
+            clean(name),
+            clean(a),
+            clean(b),
+            if differs { "  ←" } else { "" }
+        );
         writeln!(
             out,
-            "  {class}  {}  {}{delta}{}",
-            clean(&what),
-            clean(&key.join(" ")),
-            clean(
-                &d.waiver
-                    .as_deref()
-                    .map(|w| format!("  (waived by {w})"))
-                    .unwrap_or_default()
-            )
+            "{}",
+            if differs {
+                paint(color, "1;31", &row)
+            } else {
+                row
+            }
         )?;
-        if let Some(detail) = &d.detail {
-            writeln!(out, "    {}", clean(detail))?;
-        }
-        let empty = std::collections::BTreeMap::new();
-        let l = d.legacy.as_ref().map_or(&empty, |e| &e.fields);
-        let m = d.modern.as_ref().map_or(&empty, |e| &e.fields);
-        let mut names: Vec<&String> = l.keys().chain(m.keys()).collect();
-        names.sort();
-        names.dedup();
-        writeln!(out, "    {:<14} {:>22} {:>22}", "field", "legacy", "modern")?;
-        for name in names {
-            let (a, b) = (
-                l.get(name).map_or("—", String::as_str),
-                m.get(name).map_or("—", String::as_str),
-            );
-            let differs = d.fields.iter().any(|f| f == name);
-            let row = format!(
-                "    {:<14} {:>22} {:>22}{}",
-                clean(name),
-                clean(a),
-                clean(b),
-                if differs { "  ←" } else { "" }
-            );
-            writeln!(
-                out,
-                "{}",
-                if differs {
-                    paint(color, "1;31", &row)
-                } else {
-                    row
-                }
-            )?;
-        }
     }
+    Ok(())
+}
+
+/// The two bills, rendered, as a unified diff.
+fn write_bills(
+    out: &mut dyn Write,
+    legacy: &[Value],
+    modern: &[Value],
+    color: bool,
+) -> io::Result<()> {
     writeln!(out)?;
     writeln!(out, "{}", paint(color, "1", "the two bills, line by line:"))?;
     let diff = unified(legacy, modern);
@@ -166,7 +190,7 @@ pub fn to_json(account: &str, diffs: &[Diff], legacy: &[Value], modern: &[Value]
     serde_json::json!({
         "schema": "billshadow.explain/v1",
         "account_id": account,
-        "diffs": diffs,
+        "diffs": diffs.iter().map(DiffJson::from).collect::<Vec<_>>(),
         "legacy": legacy,
         "modern": modern,
         "unified_diff": unified(legacy, modern),

@@ -3,7 +3,10 @@
 
 use std::io::{self, Write};
 
-use billshadow_comparisons::{Comparison, Diff, Summary};
+use std::collections::BTreeMap;
+
+use billshadow_comparisons::{Comparison, Diff, Evidence, Scope, Summary};
+use rust_decimal::Decimal;
 use serde::Serialize;
 
 use crate::Inputs;
@@ -16,7 +19,7 @@ struct Document<'a> {
     schema: &'static str,
     inputs: &'a Inputs,
     summary: &'a Summary,
-    diffs: &'a [Diff],
+    diffs: Vec<DiffJson<'a>>,
 }
 
 /// Writes the whole comparison as one JSON document.
@@ -29,7 +32,7 @@ pub fn write_document(
         schema: SCHEMA,
         inputs,
         summary: &comparison.summary,
-        diffs: &comparison.diffs,
+        diffs: comparison.diffs.iter().map(DiffJson::from).collect(),
     };
     serde_json::to_writer_pretty(&mut *out, &doc)?;
     out.write_all(b"\n")
@@ -39,7 +42,7 @@ pub fn write_document(
 struct DiffRecord<'a> {
     record: &'static str,
     #[serde(flatten)]
-    diff: &'a Diff,
+    diff: DiffJson<'a>,
 }
 
 #[derive(Serialize)]
@@ -62,7 +65,7 @@ pub fn write_lines(
             &mut *out,
             &DiffRecord {
                 record: "diff",
-                diff,
+                diff: DiffJson::from(diff),
             },
         )?;
         out.write_all(b"\n")?;
@@ -75,4 +78,169 @@ pub fn write_lines(
     };
     serde_json::to_writer(&mut *out, &summary)?;
     out.write_all(b"\n")
+}
+
+/// A diff as `billshadow.diff/v1` writes it: the schema's own shape, kept apart from the
+/// engine's `Diff` so that the engine can change without changing the schema (a change here
+/// is a change of the public schema: `reports/SCHEMA.md`). Fields in the schema's order.
+#[derive(Debug, Serialize)]
+pub struct DiffJson<'a> {
+    pub account_id: Option<&'a str>,
+    pub class: &'static str,
+    pub scope: &'static str,
+    pub charge_code: Option<&'a str>,
+    pub key: &'a BTreeMap<String, String>,
+    pub legacy: Option<EvidenceJson<'a>>,
+    pub modern: Option<EvidenceJson<'a>>,
+    /// modern − legacy, written as a string (never a JSON number).
+    pub delta: Option<Decimal>,
+    pub currency: Option<&'static str>,
+    pub fields: &'a [String],
+    pub waiver: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub customer_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub partition: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub legacy_line: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub modern_line: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<&'a str>,
+}
+
+/// One side's evidence in `billshadow.diff/v1`: its fields, then its attributes when any.
+#[derive(Debug, Serialize)]
+pub struct EvidenceJson<'a> {
+    #[serde(flatten)]
+    pub fields: &'a BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "no_attributes")]
+    pub attributes: &'a BTreeMap<String, String>,
+}
+
+fn no_attributes(attributes: &&BTreeMap<String, String>) -> bool {
+    attributes.is_empty()
+}
+
+impl<'a> From<&'a Diff> for DiffJson<'a> {
+    fn from(d: &'a Diff) -> DiffJson<'a> {
+        DiffJson {
+            account_id: d.account_id.as_deref(),
+            class: d.class.as_str(),
+            scope: scope_name(d.scope),
+            charge_code: d.charge_code.as_deref(),
+            key: &d.key,
+            legacy: d.legacy.as_ref().map(EvidenceJson::from),
+            modern: d.modern.as_ref().map(EvidenceJson::from),
+            delta: d.delta,
+            currency: d.currency.map(|c| c.code()),
+            fields: &d.fields,
+            waiver: d.waiver.as_deref(),
+            customer_id: d.customer_id.as_deref(),
+            partition: d.partition.as_deref(),
+            region: d.region.as_deref(),
+            legacy_line: d.legacy_line,
+            modern_line: d.modern_line,
+            detail: d.detail.as_deref(),
+        }
+    }
+}
+
+impl<'a> From<&'a Evidence> for EvidenceJson<'a> {
+    fn from(e: &'a Evidence) -> EvidenceJson<'a> {
+        EvidenceJson {
+            fields: &e.fields,
+            attributes: &e.attributes,
+        }
+    }
+}
+
+/// A scope's name in the schema.
+fn scope_name(scope: Scope) -> &'static str {
+    match scope {
+        Scope::Line => "line",
+        Scope::Bill => "bill",
+        Scope::Invoice => "invoice",
+        Scope::Customer => "customer",
+        Scope::Account => "account",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use billshadow_comparisons::{Currency, DiffClass};
+
+    use super::*;
+
+    /// The schema's shape of a diff is the engine's serialisation of it, byte for byte, for
+    /// every scope and with and without the optional fields: a change to the engine's `Diff`
+    /// that would move the schema fails here.
+    #[test]
+    fn a_diff_in_the_schema_is_written_as_the_engine_wrote_it() {
+        let evidence = |attributes: &[(&str, &str)]| Evidence {
+            fields: BTreeMap::from([("amount".to_owned(), "1.50".to_owned())]),
+            attributes: attributes
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        };
+        let bare = Diff {
+            account_id: None,
+            class: DiffClass::TotalMismatch,
+            scope: Scope::Bill,
+            charge_code: None,
+            key: BTreeMap::new(),
+            legacy: None,
+            modern: None,
+            delta: None,
+            currency: None,
+            fields: Vec::new(),
+            waiver: None,
+            customer_id: None,
+            partition: None,
+            region: None,
+            legacy_line: None,
+            modern_line: None,
+            detail: None,
+        };
+        let full = Diff {
+            account_id: Some("acct-1".to_owned()),
+            class: DiffClass::AmountMismatch,
+            charge_code: Some("sku".to_owned()),
+            key: BTreeMap::from([("period_start".to_owned(), "2026-10-01".to_owned())]),
+            legacy: Some(evidence(&[])),
+            modern: Some(evidence(&[("region", "eu")])),
+            delta: Some(Decimal::new(-150, 2)),
+            currency: Some("USD".parse::<Currency>().unwrap()),
+            fields: vec!["amount".to_owned()],
+            waiver: Some("w-1".to_owned()),
+            customer_id: Some("c".to_owned()),
+            partition: Some("p0".to_owned()),
+            region: Some("r".to_owned()),
+            legacy_line: Some(2),
+            modern_line: Some(3),
+            detail: Some("x\"y".to_owned()),
+            ..bare.clone()
+        };
+        for scope in [
+            Scope::Line,
+            Scope::Bill,
+            Scope::Invoice,
+            Scope::Customer,
+            Scope::Account,
+        ] {
+            for diff in [&bare, &full] {
+                let diff = Diff {
+                    scope,
+                    ..diff.clone()
+                };
+                assert_eq!(
+                    serde_json::to_string(&DiffJson::from(&diff)).unwrap(),
+                    serde_json::to_string(&diff).unwrap()
+                );
+            }
+        }
+    }
 }

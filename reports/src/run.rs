@@ -492,9 +492,47 @@ pub fn prometheus(
     states: &BTreeMap<String, String>,
 ) -> io::Result<()> {
     let run = label(&view.run_id);
-    let metric = |out: &mut dyn Write, name: &str, help: &str, kind: &str| {
-        writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}")
-    };
+    write_run_metrics(out, view, &run)?;
+    write_cell_count(
+        out,
+        view,
+        &run,
+        "billshadow_pending_accounts",
+        "Accounts of the cohort with no outcome yet, by cell.",
+        |c| c.pending,
+    )?;
+    write_cell_outcomes(out, view, &run)?;
+    write_parity_ratios(out, view, &run)?;
+    write_cell_count(
+        out,
+        view,
+        &run,
+        "billshadow_mismatched_accounts",
+        "Accounts with a failing diff, by cell.",
+        |c| c.mismatched,
+    )?;
+    write_cell_count(
+        out,
+        view,
+        &run,
+        "billshadow_stack_errors",
+        "Accounts a stack failed for, by cell.",
+        |c| c.errored,
+    )?;
+    write_deltas(out, view, &run)?;
+    if !states.is_empty() {
+        write_cell_states(out, view, states)?;
+    }
+    Ok(())
+}
+
+/// A metric's `# HELP` and `# TYPE` lines.
+fn metric(out: &mut dyn Write, name: &str, help: &str, kind: &str) -> io::Result<()> {
+    writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}")
+}
+
+/// The run as a whole: its verdict, whether it is complete, its accounts by state.
+fn write_run_metrics(out: &mut dyn Write, view: &RunView, run: &str) -> io::Result<()> {
     metric(
         out,
         "billshadow_run_verdict",
@@ -539,21 +577,33 @@ pub fn prometheus(
             "billshadow_run_accounts{{run=\"{run}\",state=\"{state}\"}} {n}"
         )?;
     }
-    metric(
-        out,
-        "billshadow_pending_accounts",
-        "Accounts of the cohort with no outcome yet, by cell.",
-        "gauge",
-    )?;
+    Ok(())
+}
+
+/// One count per cell, labelled by run, partition and region.
+fn write_cell_count(
+    out: &mut dyn Write,
+    view: &RunView,
+    run: &str,
+    name: &str,
+    help: &str,
+    count: impl Fn(&CellView) -> u64,
+) -> io::Result<()> {
+    metric(out, name, help, "gauge")?;
     for c in &view.cells {
         writeln!(
             out,
-            "billshadow_pending_accounts{{run=\"{run}\",partition=\"{}\",region=\"{}\"}} {}",
+            "{name}{{run=\"{run}\",partition=\"{}\",region=\"{}\"}} {}",
             label(&c.partition),
             label(&c.region),
-            c.pending
+            count(c)
         )?;
     }
+    Ok(())
+}
+
+/// Each cell's accounts by outcome.
+fn write_cell_outcomes(out: &mut dyn Write, view: &RunView, run: &str) -> io::Result<()> {
     metric(
         out,
         "billshadow_accounts",
@@ -575,6 +625,11 @@ pub fn prometheus(
             )?;
         }
     }
+    Ok(())
+}
+
+/// Each cell's share of compared accounts at parity, where any were compared.
+fn write_parity_ratios(out: &mut dyn Write, view: &RunView, run: &str) -> io::Result<()> {
     metric(
         out,
         "billshadow_parity_ratio",
@@ -591,36 +646,11 @@ pub fn prometheus(
             )?;
         }
     }
-    metric(
-        out,
-        "billshadow_mismatched_accounts",
-        "Accounts with a failing diff, by cell.",
-        "gauge",
-    )?;
-    for c in &view.cells {
-        writeln!(
-            out,
-            "billshadow_mismatched_accounts{{run=\"{run}\",partition=\"{}\",region=\"{}\"}} {}",
-            label(&c.partition),
-            label(&c.region),
-            c.mismatched
-        )?;
-    }
-    metric(
-        out,
-        "billshadow_stack_errors",
-        "Accounts a stack failed for, by cell.",
-        "gauge",
-    )?;
-    for c in &view.cells {
-        writeln!(
-            out,
-            "billshadow_stack_errors{{run=\"{run}\",partition=\"{}\",region=\"{}\"}} {}",
-            label(&c.partition),
-            label(&c.region),
-            c.errored
-        )?;
-    }
+    Ok(())
+}
+
+/// Each cell's modern minus legacy total, per currency.
+fn write_deltas(out: &mut dyn Write, view: &RunView, run: &str) -> io::Result<()> {
     metric(
         out,
         "billshadow_delta",
@@ -638,23 +668,30 @@ pub fn prometheus(
             )?;
         }
     }
-    if !states.is_empty() {
-        metric(
-            out,
-            "billshadow_cell_state",
-            "The migration state of each cell (1 for its current state).",
-            "gauge",
-        )?;
-        for c in &view.cells {
-            if let Some(state) = states.get(&c.cell) {
-                writeln!(
-                    out,
-                    "billshadow_cell_state{{partition=\"{}\",region=\"{}\",state=\"{}\"}} 1",
-                    label(&c.partition),
-                    label(&c.region),
-                    label(state)
-                )?;
-            }
+    Ok(())
+}
+
+/// Each cell's migration state.
+fn write_cell_states(
+    out: &mut dyn Write,
+    view: &RunView,
+    states: &BTreeMap<String, String>,
+) -> io::Result<()> {
+    metric(
+        out,
+        "billshadow_cell_state",
+        "The migration state of each cell (1 for its current state).",
+        "gauge",
+    )?;
+    for c in &view.cells {
+        if let Some(state) = states.get(&c.cell) {
+            writeln!(
+                out,
+                "billshadow_cell_state{{partition=\"{}\",region=\"{}\",state=\"{}\"}} 1",
+                label(&c.partition),
+                label(&c.region),
+                label(state)
+            )?;
         }
     }
     Ok(())

@@ -3,7 +3,7 @@
 
 use std::io::{self, Write};
 
-use billshadow_comparisons::{Comparison, Diff, DiffClass, Scope};
+use billshadow_comparisons::{Comparison, Diff, DiffClass, Scope, Summary};
 
 use crate::clean;
 use crate::{Inputs, thousands};
@@ -106,7 +106,8 @@ impl Header {
     }
 }
 
-/// Writes the text report.
+/// Writes the text report: the verdict, the counts, diffs by class, totals per currency,
+/// expired waivers, then the diffs by account.
 pub fn write(
     out: &mut dyn Write,
     header: &Header,
@@ -115,6 +116,17 @@ pub fn write(
 ) -> io::Result<()> {
     let p = Paint { on: options.color };
     let s = &comparison.summary;
+    write_verdict(out, header, s, &p)?;
+    write_counts(out, s)?;
+    write_classes(out, s, &p)?;
+    write_currencies(out, s, &p)?;
+    write_expired_waivers(out, s, &p)?;
+    write_diffs(out, comparison, options, &p)
+}
+
+/// The title, the verdict line and what qualifies it: warnings, rows left out, accounts
+/// with no verdict.
+fn write_verdict(out: &mut dyn Write, header: &Header, s: &Summary, p: &Paint) -> io::Result<()> {
     writeln!(out, "{}", p.bold(&clean(&header.title)))?;
     writeln!(out)?;
     // PARITY only when the summary says so and nothing fails; an incomplete comparison says
@@ -164,6 +176,10 @@ pub fn write(
         );
         writeln!(out, "             {}", p.yellow(&line))?;
     }
+    Ok(())
+}
+
+fn write_counts(out: &mut dyn Write, s: &Summary) -> io::Result<()> {
     writeln!(
         out,
         "  accounts   {} compared · {} at parity · {} mismatched{}",
@@ -195,6 +211,10 @@ pub fn write(
         thousands(s.lines_matched),
         thousands(s.lines_mismatched),
     )?;
+    Ok(())
+}
+
+fn write_classes(out: &mut dyn Write, s: &Summary, p: &Paint) -> io::Result<()> {
     if !s.by_class.is_empty() {
         writeln!(out)?;
         writeln!(out, "  {:<28} {:>10}", p.dim("class"), p.dim("diffs"))?;
@@ -215,6 +235,10 @@ pub fn write(
             )?;
         }
     }
+    Ok(())
+}
+
+fn write_currencies(out: &mut dyn Write, s: &Summary, p: &Paint) -> io::Result<()> {
     if !s.currencies.is_empty() {
         writeln!(out)?;
         writeln!(
@@ -236,6 +260,10 @@ pub fn write(
             )?;
         }
     }
+    Ok(())
+}
+
+fn write_expired_waivers(out: &mut dyn Write, s: &Summary, p: &Paint) -> io::Result<()> {
     for w in &s.waivers {
         if w.expired {
             let line = format!(
@@ -256,7 +284,7 @@ pub fn write(
             writeln!(out, "  {}", p.yellow(&clean(&line)))?;
         }
     }
-    write_diffs(out, comparison, options, &p)
+    Ok(())
 }
 
 fn write_diffs(

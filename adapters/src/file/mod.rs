@@ -1,0 +1,334 @@
+//! The file adapter: reads CSV, JSON lines or a JSON document through a format mapping into
+//! a [`LineStore`], streaming.
+//!
+//! Bad input never panics and is never half-read silently: a bad row is an error naming the
+//! file, the line, the column and what was expected; with a bad-row allowance it is written
+//! to a quarantine file instead and counted.
+//!
+//! One concern per module, arrows pointing down the list:
+//! - `csv_reader`, `json_reader`: read records (CSV through `CsvGuard`, JSON lines through
+//!   `read_json_line`, both bounded while read) and hand each to the sink;
+//! - `sink`: the one path of every record — filter, convert, push, or quarantine — and the
+//!   read's counts;
+//! - `compile`: the mapping resolved against a header or JSON paths, once per file;
+//! - `convert`: a record's values into a line's canonical values; `dates` for dates;
+//! - `record`: a CSV row or JSON record as the mapping reads it;
+//! - `error`: bad rows located by file, line, column and column name.
+
+mod compile;
+mod convert;
+mod csv_reader;
+mod dates;
+mod error;
+mod json_reader;
+mod record;
+mod sink;
+
+use std::io::Read;
+use std::path::Path;
+
+use billshadow_comparisons::LineStore;
+
+use crate::limits::PREALLOCATE_BYTES_MAX;
+use crate::mapping::{InputKind, Mapping};
+
+pub use crate::limits::{FIELD_BYTES_MAX, JSON_DOCUMENT_BYTES_MAX};
+use csv_reader::read_csv;
+pub use error::{ReadError, RowError};
+use json_reader::{read_json, read_jsonl};
+use sink::Sink;
+pub use sink::{ReadOptions, ReadStats};
+
+/// Reads a file through a mapping.
+pub fn read_path(
+    path: &Path,
+    mapping: &Mapping,
+    options: ReadOptions<'_>,
+) -> Result<(LineStore, ReadStats), ReadError> {
+    let origin = path.display().to_string();
+    let file = std::fs::File::open(path).map_err(|source| ReadError::Io {
+        origin: origin.clone(),
+        source,
+    })?;
+    let size = file.metadata().map(|m| m.len() as usize).unwrap_or(0);
+    read_from(&origin, file, size, mapping, options)
+}
+
+/// Reads from any reader; `origin` names it in errors, `size_hint` sizes the store.
+pub fn read_from(
+    origin: &str,
+    reader: impl Read,
+    size_hint: usize,
+    mapping: &Mapping,
+    options: ReadOptions<'_>,
+) -> Result<(LineStore, ReadStats), ReadError> {
+    // Canonical CSV keeps nearly all its bytes as text; a store sized to the file (up to a
+    // bound: a size is a hint, not a promise) rarely has to double.
+    let preallocate = size_hint.min(PREALLOCATE_BYTES_MAX);
+    let mut sink = Sink {
+        origin: origin.to_owned(),
+        store: LineStore::with_capacity(preallocate, preallocate / 64),
+        stats: ReadStats::default(),
+        options,
+        first_bad: None,
+    };
+    match mapping.input {
+        InputKind::Csv => read_csv(reader, mapping, &mut sink)?,
+        InputKind::Jsonl => read_jsonl(reader, mapping, &mut sink)?,
+        InputKind::Json => read_json(reader, mapping, &mut sink)?,
+    }
+    Ok((sink.store, sink.stats))
+}
+
+#[cfg(test)]
+mod tests {
+    use billshadow_comparisons::Field;
+
+    use super::dates::write_date;
+    use super::*;
+    use crate::mapping::DateFormat;
+
+    fn check_date(value: &str, format: DateFormat, shift: i64, expected: Result<&str, &str>) {
+        let mut out = String::new();
+        let got =
+            write_date(value, &format, shift, false, &mut out).map(|()| out.as_str().to_owned());
+        match expected {
+            Ok(e) => assert_eq!(got.as_deref(), Ok(e), "{value}"),
+            Err(fragment) => assert!(
+                got.as_ref().is_err_and(|m| m.contains(fragment)),
+                "{value}: {got:?}"
+            ),
+        }
+    }
+
+    /// Reads `input` through a mapping made of `fields` (TOML lines under `[fields]`, after
+    /// `head`, lines above it) and renders each line as `field=value` pairs for `shown`.
+    fn read(input_kind: &str, head: &str, fields: &str, input: &str, shown: &[Field]) -> String {
+        let toml = format!("name = \"t\"\ninput = \"{input_kind}\"\n{head}\n[fields]\n{fields}");
+        let mapping = match Mapping::from_toml("t.toml", &toml) {
+            Ok(m) => m,
+            Err(e) => return format!("mapping error: {e}"),
+        };
+        match read_from("in", input.as_bytes(), 0, &mapping, ReadOptions::default()) {
+            Err(e) => format!("read error: {e}"),
+            Ok((store, _)) => store
+                .lines()
+                .map(|line| {
+                    let mut out: Vec<String> = shown
+                        .iter()
+                        .map(|f| format!("{}={}", f.name(), line.get(*f)))
+                        .collect();
+                    out.extend(line.attributes().map(|(n, v)| format!("@{n}={v}")));
+                    out.join(" ")
+                })
+                .collect::<Vec<_>>()
+                .join("\n"),
+        }
+    }
+
+    const CSV_FIELDS: &str = r#"
+account_id = "acct"
+period_start = "start"
+period_end = "end"
+charge_code = "sku"
+currency = "cur"
+"#;
+
+    fn check_amount(amount: &str, cur: &str, raw: &str, expected: &str) {
+        let fields = format!("{CSV_FIELDS}amount = {amount}");
+        let input = format!("acct,start,end,sku,cur,raw\na,2026-10-01,2026-10-31,s,{cur},{raw}\n");
+        let got = read(
+            "csv",
+            "attributes = \"none\"",
+            &fields,
+            &input,
+            &[Field::Amount],
+        );
+        assert_eq!(got, expected, "{amount} {cur} {raw}");
+    }
+
+    #[test]
+    fn amounts_in_the_minor_unit_of_their_own_currency() {
+        let minor = r#"{ column = "raw", scale = "minor" }"#;
+        check_amount(minor, "USD", "1000", "amount=10.00");
+        check_amount(minor, "JPY", "1000", "amount=1000");
+        check_amount(minor, "BHD", "1005", "amount=1.005");
+        check_amount(minor, "EUR", "-250", "amount=-2.50");
+        // Stripe counts ISK in hundredths although ISO 4217 gives it no decimals.
+        let isk = r#"{ column = "raw", scale = "minor", minor_units = { ISK = 2 } }"#;
+        check_amount(isk, "ISK", "50000", "amount=500.00");
+        check_amount(isk, "USD", "50000", "amount=500.00");
+        check_amount(minor, "ISK", "500", "amount=500");
+        check_amount(
+            minor,
+            "USD",
+            "12.5x",
+            "read error: in, line 2, column 6 (`raw`): `12.5x` is not a decimal number (expected digits with an optional `.`, sign and exponent, such as 12.50 or -1.5E+2)",
+        );
+        let bad = r#"{ column = "raw", scale = "minor", minor_units = { isk = 2 } }"#;
+        assert!(check_error(bad).contains("minor_units: `isk` is not an ISO 4217 currency code"));
+        let bad = r#"{ column = "raw", scale = "cents", minor_units = { ISK = 2 } }"#;
+        assert!(check_error(bad).contains("`minor_units` goes with `scale = \"minor\"` only"));
+    }
+
+    fn check_error(amount: &str) -> String {
+        let fields = format!("{CSV_FIELDS}amount = {amount}");
+        read("csv", "", &fields, "x\n", &[])
+    }
+
+    #[test]
+    fn null_values_read_as_empty() {
+        let fields = format!(
+            "{CSV_FIELDS}amount = \"raw\"\nregion = {{ column = \"region\", default = \"global\" }}"
+        );
+        let input = "acct,start,end,sku,cur,raw,region,note\na,2026-10-01,2026-10-31,s,USD,1,NULL,NULL\na,2026-10-01,2026-10-31,s,USD,2,,x\n";
+        let got = read(
+            "csv",
+            "null_values = [\"NULL\"]",
+            &fields,
+            input,
+            &[Field::Region],
+        );
+        assert_eq!(got, "region=global\nregion=global @note=x");
+        let got = read("csv", "", &fields, input, &[Field::Region]);
+        assert_eq!(got, "region=NULL @note=NULL\nregion=global @note=x");
+    }
+
+    #[test]
+    fn characters_removed_before_reading() {
+        let amount = r#"{ column = "raw", remove = "$, " }"#;
+        check_amount(amount, "USD", "\"$10,000.50 \"", "amount=10000.50");
+        check_amount(
+            "\"raw\"",
+            "USD",
+            "\"$10,000.50\"",
+            "read error: in, line 2, column 6 (`raw`): `$10,000.50` is not a decimal number (expected digits with an optional `.`, sign and exponent, such as 12.50 or -1.5E+2)",
+        );
+    }
+
+    #[test]
+    fn attributes_renamed() {
+        let fields = format!("{CSV_FIELDS}amount = \"raw\"");
+        let input = "acct,start,end,sku,cur,raw,lineItem/ResourceId,other\na,2026-10-01,2026-10-31,s,USD,1,i-1,z\n";
+        let head = "attributes = { resource = \"lineItem/ResourceId\" }";
+        assert_eq!(read("csv", head, &fields, input, &[]), "@resource=i-1");
+        let head = "attributes = [\"other\"]";
+        assert_eq!(read("csv", head, &fields, input, &[]), "@other=z");
+    }
+
+    fn check_end(end: &str, start: &str, format: &str, expected: &str) {
+        let fields = format!(
+            "account_id = \"acct\"\ncharge_code = \"sku\"\ncurrency = {{ constant = \"USD\" }}\namount = {{ constant = \"1\" }}\nperiod_start = {{ column = \"start\", date_format = \"{format}\" }}\nperiod_end = {{ column = \"end\", date_format = \"{format}\", exclusive_end = true }}"
+        );
+        let input = format!("acct,sku,start,end\na,s,{start},{end}\n");
+        let got = read(
+            "csv",
+            "",
+            &fields,
+            &input,
+            &[Field::PeriodStart, Field::PeriodEnd],
+        );
+        assert_eq!(got, expected, "{start} {end} {format}");
+    }
+
+    #[test]
+    fn exclusive_ends() {
+        let month = "period_start=2026-10-01 period_end=2026-10-31";
+        check_end("2026-11-01", "2026-10-01", "iso", month);
+        check_end("2026-11-01T00:00:00Z", "2026-10-01T00:00:00Z", "iso", month);
+        check_end("2026-11-01T00:00:00.000+02:00", "2026-10-01", "iso", month);
+        check_end("2026-11-01 00:00:00", "2026-10-01", "iso", month);
+        check_end("2026-10-31T23:59:59Z", "2026-10-01", "iso", month);
+        check_end("2026-10-31T12:00:00Z", "2026-10-01", "iso", month);
+        // A charge at one instant: its end equals its start, and stays on that day.
+        let day = "period_start=2026-10-15 period_end=2026-10-15";
+        check_end("2026-10-15", "2026-10-15", "iso", day);
+        check_end("2026-10-15T00:00:00Z", "2026-10-15T00:00:00Z", "iso", day);
+        // Unix seconds: 2026-11-01T00:00:00Z is 1793491200.
+        check_end("1793491200", "1790812800", "unix", month);
+        check_end("1793491199", "1790812800", "unix", month);
+        check_end("1793491200000", "1790812800000", "unix_ms", month);
+        check_end("1792065600", "1792065600", "unix", day);
+        check_end("11/01/2026", "10/01/2026", "%m/%d/%Y", month);
+    }
+
+    #[test]
+    fn exclusive_end_is_for_ends_only() {
+        let fields = format!(
+            "{CSV_FIELDS}amount = {{ column = \"raw\" }}\nusage_start = {{ column = \"u\", exclusive_end = true }}"
+        );
+        assert!(
+            read("csv", "", &fields, "x\n", &[])
+                .contains("`exclusive_end` applies to period_end and usage_end only"),
+        );
+        let fields = CSV_FIELDS.replace(
+            "period_end = \"end\"",
+            "period_end = { column = \"end\", exclusive_end = true, shift_days = -1 }",
+        );
+        let fields = format!("{fields}amount = \"raw\"");
+        assert!(
+            read("csv", "", &fields, "x\n", &[])
+                .contains("give `exclusive_end` or `shift_days`, not both")
+        );
+    }
+
+    #[test]
+    fn rows_of_a_crlf_file_are_located_on_their_own_line() {
+        let fields = format!("{CSV_FIELDS}amount = \"raw\"");
+        for (ending, name) in [("\n", "lf"), ("\r\n", "crlf")] {
+            let input = [
+                "acct,start,end,sku,cur,raw",
+                "a,2026-10-01,2026-10-31,s,USD,1",
+                "a,2026-10-01,2026-10-31,s,USD,x",
+                "",
+            ]
+            .join(ending);
+            let got = read("csv", "", &fields, &input, &[]);
+            assert!(
+                got.starts_with("read error: in, line 3, column 6 (`raw`)"),
+                "{name}: {got}"
+            );
+            let input = [
+                "acct,start,end,sku,cur,raw",
+                "a,2026-10-01,2026-10-31,s,USD,1",
+                "a,2026-10-01",
+                "",
+            ]
+            .join(ending);
+            let got = read("csv", "", &fields, &input, &[]);
+            assert!(
+                got.starts_with("read error: in, line 3: the row has 2 fields"),
+                "{name}: {got}"
+            );
+        }
+    }
+
+    #[test]
+    fn dates() {
+        check_date("2026-10-01", DateFormat::Iso, 0, Ok("2026-10-01"));
+        check_date("2026-10-01T00:00:00Z", DateFormat::Iso, 0, Ok("2026-10-01"));
+        check_date(
+            "2026-11-01T00:00:00Z",
+            DateFormat::Iso,
+            -1,
+            Ok("2026-10-31"),
+        );
+        check_date("2026-02-30", DateFormat::Iso, 0, Err("is not a date"));
+        check_date("2026-1-01", DateFormat::Iso, 0, Err("is not a date"));
+        check_date("2026-10-01x", DateFormat::Iso, 0, Err("is not a date"));
+        check_date(
+            "10/31/2026",
+            DateFormat::Pattern("%m/%d/%Y".into()),
+            0,
+            Ok("2026-10-31"),
+        );
+        check_date("1700000000", DateFormat::UnixSeconds, 0, Ok("2023-11-14"));
+        check_date("1700000000000", DateFormat::UnixMillis, 0, Ok("2023-11-14"));
+        check_date(
+            "soon",
+            DateFormat::UnixSeconds,
+            0,
+            Err("not a Unix timestamp"),
+        );
+    }
+}

@@ -1,0 +1,148 @@
+//! Where read records go: the store being filled, the counts of what was read, and the bad
+//! rows (an error at once, or quarantined and counted within the allowance). `Sink::take` is
+//! the one path every record takes, CSV or JSON: filter, convert, push, or quarantine.
+
+use std::io::Write;
+
+use billshadow_comparisons::model::NewLine;
+use billshadow_comparisons::{Currency, Field, LineStore};
+use rust_decimal::Decimal;
+
+use super::compile::Compiled;
+use super::convert::{Converted, Scratch};
+use super::error::{ReadError, RowError, locate};
+use super::record::{Problem, Record};
+
+/// How to treat bad rows.
+#[derive(Default)]
+pub struct ReadOptions<'q> {
+    /// Bad rows tolerated (written to `quarantine` and counted) before the read fails.
+    pub max_bad_rows: u64,
+    pub quarantine: Option<&'q mut dyn Write>,
+}
+
+/// What a read saw.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ReadStats {
+    /// Source records (rows or JSON line items) read.
+    pub records: u64,
+    /// Records turned into lines.
+    pub lines: u64,
+    /// Records left out by the mapping's filters.
+    pub filtered: u64,
+    /// Records quarantined.
+    pub bad_rows: u64,
+    /// The money of the quarantined records whose amount and currency could still be read,
+    /// per currency code: what the comparison left out.
+    pub bad_rows_money: std::collections::BTreeMap<Currency, Decimal>,
+    /// Quarantined records whose amount or currency could not be read.
+    pub bad_rows_unpriced: u64,
+}
+
+pub(super) struct Sink<'q> {
+    pub(super) origin: String,
+    pub(super) store: LineStore,
+    pub(super) stats: ReadStats,
+    pub(super) options: ReadOptions<'q>,
+    pub(super) first_bad: Option<Box<RowError>>,
+}
+
+impl Sink<'_> {
+    /// Takes one source record, CSV or JSON: counts it, then keeps it out when the mapping's
+    /// filters say so, or converts it and pushes its line, or, when a value is bad, records
+    /// a bad row located at `line` (and by `header`'s column names for CSV). `raw` gives the
+    /// record's text for the quarantine, asked for only when it is needed.
+    pub(super) fn take(
+        &mut self,
+        compiled: &Compiled<'_>,
+        record: &Record<'_>,
+        scratch: &mut Scratch,
+        line: u64,
+        header: Option<&[String]>,
+        raw: impl FnOnce() -> String,
+    ) -> Result<(), ReadError> {
+        self.stats.records += 1;
+        let result = compiled.keeps(record).and_then(|keep| {
+            if !keep {
+                return Ok(false);
+            }
+            let converted = compiled.convert(record, scratch)?;
+            self.push_line(scratch, converted, line).map(|()| true)
+        });
+        match result {
+            Ok(true) => Ok(()),
+            Ok(false) => {
+                self.stats.filtered += 1;
+                Ok(())
+            }
+            Err(problem) => {
+                let money = compiled.money(record, scratch);
+                let error = locate(&self.origin, line, problem, header);
+                self.bad_row(error, &raw(), money)
+            }
+        }
+    }
+
+    /// Pushes the line `scratch` holds.
+    fn push_line(
+        &mut self,
+        scratch: &Scratch,
+        converted: Converted,
+        line: u64,
+    ) -> Result<(), Problem> {
+        let text: [&str; Field::COUNT] = std::array::from_fn(|i| scratch.text[i].as_str());
+        self.store
+            .push(NewLine {
+                text,
+                amount: converted.amount,
+                line_type: converted.line_type,
+                currency: converted.currency,
+                source_line: u32::try_from(line).unwrap_or(u32::MAX),
+            })
+            .map_err(|e| Problem {
+                column: None,
+                message: e.to_string(),
+            })?;
+        self.stats.lines += 1;
+        Ok(())
+    }
+
+    /// Records a bad row: fails at once without an allowance, else quarantines it.
+    /// `money`: the row's amount and currency, when they could be read.
+    pub(super) fn bad_row(
+        &mut self,
+        error: RowError,
+        raw: &str,
+        money: Option<(Currency, rust_decimal::Decimal)>,
+    ) -> Result<(), ReadError> {
+        if self.options.max_bad_rows == 0 {
+            return Err(ReadError::Row(Box::new(error)));
+        }
+        self.stats.bad_rows += 1;
+        match money {
+            Some((currency, amount)) => {
+                *self.stats.bad_rows_money.entry(currency).or_default() += amount;
+            }
+            None => self.stats.bad_rows_unpriced += 1,
+        }
+        if let Some(q) = self.options.quarantine.as_mut() {
+            let record = serde_json::json!({
+                "file": error.origin, "line": error.line, "column": error.column,
+                "column_name": error.column_name, "error": error.message, "record": raw,
+            });
+            writeln!(q, "{record}").map_err(ReadError::Quarantine)?;
+        }
+        let first = self
+            .first_bad
+            .get_or_insert_with(|| Box::new(error))
+            .clone();
+        if self.stats.bad_rows > self.options.max_bad_rows {
+            return Err(ReadError::TooManyBadRows {
+                origin: self.origin.clone(),
+                limit: self.options.max_bad_rows,
+                first,
+            });
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,195 @@
+//! One difference between the two sides, as the engine reports it: its class (`DiffClass`,
+//! with stable names), what it is about (`Scope`), each side's evidence, the delta.
+//!
+//! The vocabulary the configuration (waivers name a class), the engine and the summary share;
+//! it depends on the model only, so arrows point one way: `config`, `summary` and `diff`
+//! import it, it imports none of them. It must never compute: it only describes.
+
+use std::collections::BTreeMap;
+
+use rust_decimal::Decimal;
+
+use crate::model::{Field, Line};
+use crate::money::Currency;
+
+/// The stable names of the kinds of difference.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum DiffClass {
+    MissingInModern,
+    MissingInLegacy,
+    CurrencyMismatch,
+    AmountMismatch,
+    QuantityMismatch,
+    UnitPriceMismatch,
+    TotalMismatch,
+    /// The account is billed to another customer (payer) on one side.
+    CustomerChanged,
+    StackError,
+    /// Informational: the amounts differ by less than one minor unit.
+    SubMinorUnit,
+    /// Informational: the amounts differ by one minor unit or more, but less than a
+    /// tolerance the spec widened.
+    WithinTolerance,
+    /// Informational: only cosmetic fields differ (description, unit, extra columns).
+    DescriptionChanged,
+}
+
+impl DiffClass {
+    pub const ALL: [DiffClass; 12] = [
+        DiffClass::MissingInModern,
+        DiffClass::MissingInLegacy,
+        DiffClass::CurrencyMismatch,
+        DiffClass::AmountMismatch,
+        DiffClass::QuantityMismatch,
+        DiffClass::UnitPriceMismatch,
+        DiffClass::TotalMismatch,
+        DiffClass::CustomerChanged,
+        DiffClass::StackError,
+        DiffClass::SubMinorUnit,
+        DiffClass::WithinTolerance,
+        DiffClass::DescriptionChanged,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DiffClass::MissingInModern => "missing_in_modern",
+            DiffClass::MissingInLegacy => "missing_in_legacy",
+            DiffClass::CurrencyMismatch => "currency_mismatch",
+            DiffClass::AmountMismatch => "amount_mismatch",
+            DiffClass::QuantityMismatch => "quantity_mismatch",
+            DiffClass::UnitPriceMismatch => "unit_price_mismatch",
+            DiffClass::TotalMismatch => "total_mismatch",
+            DiffClass::CustomerChanged => "customer_changed",
+            DiffClass::StackError => "stack_error",
+            DiffClass::SubMinorUnit => "sub_minor_unit",
+            DiffClass::WithinTolerance => "within_tolerance",
+            DiffClass::DescriptionChanged => "description_changed",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<DiffClass> {
+        DiffClass::ALL.into_iter().find(|c| c.as_str() == name)
+    }
+
+    /// Informational classes are recorded but never fail a comparison.
+    pub fn is_informational(self) -> bool {
+        matches!(
+            self,
+            DiffClass::SubMinorUnit | DiffClass::WithinTolerance | DiffClass::DescriptionChanged
+        )
+    }
+
+    pub(crate) fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// What a diff is about.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Scope {
+    Line,
+    Bill,
+    /// One invoice's total, when an account's bills span several invoices with the same ids on
+    /// both sides.
+    Invoice,
+    Customer,
+    Account,
+}
+
+/// One side's line (or total) as evidence: every field it carried.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Evidence {
+    #[serde(flatten)]
+    pub fields: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub attributes: BTreeMap<String, String>,
+}
+
+impl Evidence {
+    pub fn of_line(line: &Line<'_>) -> Evidence {
+        let mut fields = BTreeMap::new();
+        for field in Field::ALL {
+            let value = line.get(field);
+            if !value.is_empty() && !matches!(field, Field::AccountId | Field::Attributes) {
+                fields.insert(field.name().to_owned(), value.to_owned());
+            }
+        }
+        fields.insert("line_type".to_owned(), line.line_type().as_str().to_owned());
+        fields.insert("currency".to_owned(), line.currency().code().to_owned());
+        let attributes = line
+            .attributes()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        Evidence { fields, attributes }
+    }
+
+    pub fn of_total(total: Decimal, currency: Currency) -> Evidence {
+        let amount = currency.present(total).to_string();
+        Evidence {
+            fields: BTreeMap::from([("amount".to_owned(), amount)]),
+            attributes: BTreeMap::new(),
+        }
+    }
+}
+
+/// One difference between the two sides.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Diff {
+    pub account_id: Option<String>,
+    pub class: DiffClass,
+    pub scope: Scope,
+    pub charge_code: Option<String>,
+    /// The match key's other components (for bills: the billing period).
+    pub key: BTreeMap<String, String>,
+    pub legacy: Option<Evidence>,
+    pub modern: Option<Evidence>,
+    /// modern − legacy, when both are in one currency.
+    pub delta: Option<Decimal>,
+    pub currency: Option<Currency>,
+    /// Every field that differs.
+    pub fields: Vec<String>,
+    /// The id of the waiver that covers this diff.
+    pub waiver: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub customer_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub partition: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub legacy_line: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub modern_line: Option<u32>,
+    /// Free text, for diffs that carry a message (stack errors).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+impl Diff {
+    /// Fails the comparison: a non-informational class that no waiver covers.
+    pub fn is_failing(&self) -> bool {
+        !self.class.is_informational() && self.waiver.is_none()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn class_names_are_stable() {
+        for class in DiffClass::ALL {
+            assert_eq!(DiffClass::from_name(class.as_str()), Some(class));
+            assert_eq!(
+                class.index(),
+                DiffClass::ALL.iter().position(|c| *c == class).unwrap()
+            );
+        }
+    }
+}
