@@ -17,9 +17,6 @@ use crate::run::runner::{RunnerOptions, execute};
 use crate::spec::Spec;
 use crate::store::{Access, NewRun, Store, default_url};
 
-/// A stack or store failure that prevents a verdict: exit code 3, unless the error's type
-/// says otherwise (`exit.rs`).
-
 fn run_id() -> String {
     let now = chrono::Utc::now();
     format!(
