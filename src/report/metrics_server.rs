@@ -3,7 +3,7 @@
 //! - One read-only store pool for the server's life: a scrape never opens, checks or
 //!   migrates a store.
 //! - At most `MAX_CONNECTIONS` connections at once; further clients wait in the listen
-//!   backlog, never in memory. Each connection lives at most `CONNECTION_LIFETIME`.
+//!   backlog, never in memory. Every response shares one rendering. Each connection lives at most `CONNECTION_LIFETIME`.
 //! - A request's headers must arrive within `HEADER_READ_TIMEOUT` (a slow-header client is
 //!   disconnected), in at most `MAX_HEADER_BUFFER` bytes.
 //! - One rendering at a time; scrapes arriving within `RENDER_REUSE` of a rendering share it.
@@ -22,8 +22,11 @@ use tokio::sync::{Mutex, Semaphore};
 
 use crate::store::Store;
 
-/// Connections served at once.
-pub(crate) const MAX_CONNECTIONS: usize = 128;
+/// Connections open at once. Each costs at most its request buffer and a handle on the shared
+/// rendering, so this many cost a few MiB; it is taken before `accept`, so further clients
+/// wait in the kernel's backlog. (Accepting far fewer than a burst of clients lets the kernel
+/// drop and reset half-open connections while they wait.)
+pub(crate) const MAX_CONNECTIONS: usize = 1024;
 /// How long a client may take to send a request's headers.
 pub(crate) const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long one connection may stay open (keep-alive included).
@@ -89,6 +92,15 @@ pub(crate) async fn serve(
     }
 }
 
+/// A rendering sent by every response that shares it, never copied per scrape.
+struct Exposition(Arc<str>);
+
+impl AsRef<[u8]> for Exposition {
+    fn as_ref(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
+}
+
 async fn scrape(shared: &Shared) -> axum::response::Response {
     let result = {
         let mut last = shared.last.lock().await;
@@ -112,7 +124,7 @@ async fn scrape(shared: &Shared) -> axum::response::Response {
         Ok(text) => (
             StatusCode::OK,
             [("content-type", "text/plain; version=0.0.4")],
-            text.to_string(),
+            axum::body::Body::from(axum::body::Bytes::from_owner(Exposition(text))),
         )
             .into_response(),
         Err(message) => (
