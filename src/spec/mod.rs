@@ -13,7 +13,7 @@ use chrono::NaiveDate;
 use toml::Spanned;
 
 use self::live::LiveSpec;
-use self::raw::{RawSide, RawSpec};
+use self::raw::{RawSide, RawSpec, RawTolerances, RawWaiver};
 
 pub(crate) mod live;
 mod raw;
@@ -64,42 +64,12 @@ impl Spec {
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(Path::new("."))
             .to_path_buf();
-        let side = |name: &str, raw: Option<Spanned<RawSide>>| -> Result<SideSpec, TomlError> {
-            let Some(raw) = raw else {
-                return Ok(SideSpec::default());
-            };
-            let span = raw.span();
-            let raw = raw.into_inner();
-            let format = raw.format.clone().map(|f| {
-                // A format that looks like a file is relative to the spec.
-                if f.ends_with(".toml") {
-                    base.join(f).display().to_string()
-                } else {
-                    f
-                }
-            });
-            let path = raw.path.clone().map(|p| base.join(p));
-            let live = LiveSpec::from_raw(name, raw, &base)
-                .map_err(|m| at(span, format!("[{name}]: {m}")))?;
-            Ok(SideSpec { format, path, live })
-        };
-        let legacy = side("legacy", raw.legacy)?;
-        let modern = side("modern", raw.modern)?;
-
+        let legacy = side_spec("legacy", raw.legacy, &base, &at)?;
+        let modern = side_spec("modern", raw.modern, &base, &at)?;
         let key = match raw.r#match.and_then(|m| m.key) {
             None => None,
-            Some(k) => {
-                let span = k.span();
-                let names: Vec<String> = k.into_inner();
-                let key = parse_key_names(names.iter().map(String::as_str))
-                    .map_err(|e| at(span.clone(), e.to_string()))?;
-                if !key.contains(&KeyField::Text(billshadow_comparisons::Field::AccountId)) {
-                    return Err(at(span, "the match key must include account_id: bills are compared account by account".to_owned()));
-                }
-                Some(key)
-            }
+            Some(k) => Some(match_key(k, &at)?),
         };
-
         let mut ignored = Ignored::default();
         if let Some(compare) = raw.compare {
             for name in compare.ignore {
@@ -109,48 +79,10 @@ impl Spec {
                     .map_err(|e| at(span, e.to_string()))?;
             }
         }
-
         let tolerances = match raw.tolerance {
             None => Tolerances::default(),
-            Some(t) => {
-                let mut out = Tolerances::default();
-                if let Some(d) = t.default {
-                    let span = d.span();
-                    out.default = d.into_inner().validate().map_err(|m| at(span, m))?;
-                }
-                if let Some(d) = t.total {
-                    let span = d.span();
-                    out.total = d.into_inner().validate().map_err(|m| at(span, m))?;
-                }
-                for (name, value) in t.line_type {
-                    let span = value.span();
-                    let line_type: LineType = name.parse().map_err(
-                        |e: billshadow_comparisons::model::LineTypeError| {
-                            at(span.clone(), e.to_string())
-                        },
-                    )?;
-                    out.by_line_type.push((
-                        line_type,
-                        value.into_inner().validate().map_err(|m| at(span, m))?,
-                    ));
-                }
-                for (pattern, value) in t.charge_code {
-                    let span = value.span();
-                    let glob = glob::Pattern::new(&pattern).map_err(|e| {
-                        at(
-                            span.clone(),
-                            format!("`{pattern}` is not a glob pattern: {e}"),
-                        )
-                    })?;
-                    out.by_charge_code.push((
-                        glob,
-                        value.into_inner().validate().map_err(|m| at(span, m))?,
-                    ));
-                }
-                out
-            }
+            Some(t) => tolerances(t, &at)?,
         };
-
         let mut waivers: Vec<Waiver> = Vec::new();
         for raw_waiver in raw.waiver {
             let span = raw_waiver.span();
@@ -159,67 +91,8 @@ impl Spec {
             if waivers.iter().any(|existing| existing.id == w.id) {
                 return Err(err("the id is used twice".to_owned()));
             }
-            for (name, value) in [
-                ("reason", &w.reason),
-                ("ticket", &w.ticket),
-                ("owner", &w.owner),
-            ] {
-                if value.trim().is_empty() {
-                    return Err(err(format!(
-                        "`{name}` must not be empty: a waiver is an owned, explained rule"
-                    )));
-                }
-            }
-            let class = w
-                .class
-                .as_deref()
-                .map(|c| {
-                    DiffClass::from_name(c).ok_or_else(|| err(format!("`{c}` is not a diff class")))
-                })
-                .transpose()?;
-            if class.is_some_and(DiffClass::is_informational) {
-                return Err(err(
-                    "informational classes never fail, so they need no waiver".to_owned(),
-                ));
-            }
-            let pattern = |p: &Option<String>| {
-                p.as_deref()
-                    .map(|p| {
-                        glob::Pattern::new(p)
-                            .map_err(|e| err(format!("`{p}` is not a glob pattern: {e}")))
-                    })
-                    .transpose()
-            };
-            let expires = NaiveDate::parse_from_str(&w.expires, "%Y-%m-%d").map_err(|_| {
-                err(format!(
-                    "expires = `{}` is not a date (YYYY-MM-DD)",
-                    w.expires
-                ))
-            })?;
-            let delta_abs_max = w
-                .max_delta
-                .as_deref()
-                .map(|d| {
-                    parse_decimal(d)
-                        .map(|v| v.abs())
-                        .map_err(|e| err(format!("max_delta: {e}")))
-                })
-                .transpose()?;
-            waivers.push(Waiver {
-                id: w.id.clone(),
-                class,
-                charge_code: pattern(&w.charge_code)?,
-                account_id: pattern(&w.account_id)?,
-                partition: w.partition.clone(),
-                region: w.region.clone(),
-                delta_abs_max,
-                reason: w.reason.clone(),
-                ticket: w.ticket.clone(),
-                owner: w.owner.clone(),
-                expires,
-            });
+            waivers.push(waiver(&w, &err)?);
         }
-
         Ok(Spec {
             key,
             tolerances,
@@ -301,6 +174,151 @@ fn agreed_key(
         names(&m),
         names(&l),
     )
+}
+
+/// Places a message at a span of the spec file.
+type At<'a> = dyn Fn(Range<usize>, String) -> TomlError + 'a;
+
+/// One side of the spec: its format and file (relative to the spec) or its live stack.
+fn side_spec(
+    name: &str,
+    raw: Option<Spanned<RawSide>>,
+    base: &Path,
+    at: &At<'_>,
+) -> Result<SideSpec, TomlError> {
+    let Some(raw) = raw else {
+        return Ok(SideSpec::default());
+    };
+    let span = raw.span();
+    let raw = raw.into_inner();
+    let format = raw.format.clone().map(|f| {
+        // A format that looks like a file is relative to the spec.
+        if f.ends_with(".toml") {
+            base.join(f).display().to_string()
+        } else {
+            f
+        }
+    });
+    let path = raw.path.clone().map(|p| base.join(p));
+    let live =
+        LiveSpec::from_raw(name, raw, base).map_err(|m| at(span, format!("[{name}]: {m}")))?;
+    Ok(SideSpec { format, path, live })
+}
+
+/// `[match] key`: field names, `account_id` among them.
+fn match_key(k: Spanned<Vec<String>>, at: &At<'_>) -> Result<Vec<KeyField>, TomlError> {
+    let span = k.span();
+    let names: Vec<String> = k.into_inner();
+    let key = parse_key_names(names.iter().map(String::as_str))
+        .map_err(|e| at(span.clone(), e.to_string()))?;
+    if !key.contains(&KeyField::Text(billshadow_comparisons::Field::AccountId)) {
+        return Err(at(
+            span,
+            "the match key must include account_id: bills are compared account by account"
+                .to_owned(),
+        ));
+    }
+    Ok(key)
+}
+
+/// `[tolerance]`: the default, the bill total's, and per line type and charge-code glob.
+fn tolerances(t: RawTolerances, at: &At<'_>) -> Result<Tolerances, TomlError> {
+    let mut out = Tolerances::default();
+    if let Some(d) = t.default {
+        let span = d.span();
+        out.default = d.into_inner().validate().map_err(|m| at(span, m))?;
+    }
+    if let Some(d) = t.total {
+        let span = d.span();
+        out.total = d.into_inner().validate().map_err(|m| at(span, m))?;
+    }
+    for (name, value) in t.line_type {
+        let span = value.span();
+        let line_type: LineType =
+            name.parse()
+                .map_err(|e: billshadow_comparisons::model::LineTypeError| {
+                    at(span.clone(), e.to_string())
+                })?;
+        out.by_line_type.push((
+            line_type,
+            value.into_inner().validate().map_err(|m| at(span, m))?,
+        ));
+    }
+    for (pattern, value) in t.charge_code {
+        let span = value.span();
+        let glob = glob::Pattern::new(&pattern).map_err(|e| {
+            at(
+                span.clone(),
+                format!("`{pattern}` is not a glob pattern: {e}"),
+            )
+        })?;
+        out.by_charge_code.push((
+            glob,
+            value.into_inner().validate().map_err(|m| at(span, m))?,
+        ));
+    }
+    Ok(out)
+}
+
+/// One `[[waiver]]`: owned and explained, for a failing class, with globs, a bound and an
+/// expiry date; `err` places a message at the waiver.
+fn waiver(w: &RawWaiver, err: &dyn Fn(String) -> TomlError) -> Result<Waiver, TomlError> {
+    for (name, value) in [
+        ("reason", &w.reason),
+        ("ticket", &w.ticket),
+        ("owner", &w.owner),
+    ] {
+        if value.trim().is_empty() {
+            return Err(err(format!(
+                "`{name}` must not be empty: a waiver is an owned, explained rule"
+            )));
+        }
+    }
+    let class = w
+        .class
+        .as_deref()
+        .map(|c| DiffClass::from_name(c).ok_or_else(|| err(format!("`{c}` is not a diff class"))))
+        .transpose()?;
+    if class.is_some_and(DiffClass::is_informational) {
+        return Err(err(
+            "informational classes never fail, so they need no waiver".to_owned(),
+        ));
+    }
+    let pattern = |p: &Option<String>| {
+        p.as_deref()
+            .map(|p| {
+                glob::Pattern::new(p).map_err(|e| err(format!("`{p}` is not a glob pattern: {e}")))
+            })
+            .transpose()
+    };
+    let expires = NaiveDate::parse_from_str(&w.expires, "%Y-%m-%d").map_err(|_| {
+        err(format!(
+            "expires = `{}` is not a date (YYYY-MM-DD)",
+            w.expires
+        ))
+    })?;
+    let delta_abs_max = w
+        .max_delta
+        .as_deref()
+        .map(|d| {
+            parse_decimal(d)
+                .map(|v| v.abs())
+                .map_err(|e| err(format!("max_delta: {e}")))
+        })
+        .transpose()?;
+    Ok(Waiver {
+        id: w.id.clone(),
+        class,
+        charge_code: pattern(&w.charge_code)?,
+        account_id: pattern(&w.account_id)?,
+        partition: w.partition.clone(),
+        region: w.region.clone(),
+        delta_abs_max,
+        reason: w.reason.clone(),
+        ticket: w.ticket.clone(),
+        owner: w.owner.clone(),
+        expires,
+    })
 }
 
 #[cfg(test)]
