@@ -508,4 +508,54 @@ mod tests {
         let err = read_all(text.as_bytes()).unwrap_err();
         assert_eq!((err.line, err.column), (1, None));
     }
+
+    /// Reads every line of `text` through `read_json_line`: how many, or the first refusal.
+    fn json_lines(text: &str) -> Result<usize, TooLong> {
+        let mut reader = io::BufReader::with_capacity(64, text.as_bytes());
+        let mut buffer = Vec::new();
+        let mut lines = 0;
+        loop {
+            match read_json_line(&mut reader, &mut buffer, lines + 1) {
+                Ok(0) => return Ok(lines as usize),
+                Ok(_) => lines += 1,
+                Err(e) => return Err(too_long(&e).cloned().expect("a guard error")),
+            }
+        }
+    }
+
+    #[test]
+    fn json_lines_pass_whatever_their_strings_hold() {
+        let text = "{\"a\":\"}{[\\\"\\\\\",\"b\":[1,-2.5e3,{\"c\":null}]}\n\n{\"x\":true}";
+        assert_eq!(json_lines(text), Ok(3));
+        let within = format!("{{\"k\":\"{}\"}}", "\\u0041".repeat(FIELD_BYTES_MAX));
+        assert_eq!(json_lines(&within), Ok(1));
+    }
+
+    #[test]
+    fn an_over_long_json_value_is_refused_with_its_line_and_column() {
+        let text = format!(
+            "{{\"a\":1}}\n{{\"key\": \"{}\"}}\n",
+            "y".repeat(JSON_VALUE_RAW_MAX)
+        );
+        let err = json_lines(&text).unwrap_err();
+        assert_eq!((err.line, err.column), (2, Some(9)));
+        assert!(err.message.contains("65536"), "{}", err.message);
+        let text = format!("[1, {}]", "7".repeat(JSON_VALUE_RAW_MAX + 1));
+        let err = json_lines(&text).unwrap_err();
+        assert_eq!((err.line, err.column), (1, Some(5)));
+    }
+
+    #[test]
+    fn a_json_line_counts_values_not_keys() {
+        // One object and its values: as many as a CSV record may have fields.
+        let object: Vec<String> = (1..RECORD_FIELDS_MAX)
+            .map(|i| format!("\"k{i}\":0"))
+            .collect();
+        assert_eq!(json_lines(&format!("{{{}}}", object.join(","))), Ok(1));
+        // One more: an array and its items.
+        let array = format!("[{}]", vec!["0"; RECORD_FIELDS_MAX].join(","));
+        let err = json_lines(&array).unwrap_err();
+        assert_eq!((err.line, err.column), (1, None));
+        assert!(err.message.contains("100000 values"), "{}", err.message);
+    }
 }

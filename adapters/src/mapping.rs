@@ -427,6 +427,8 @@ fn target_names() -> String {
     names.join(", ")
 }
 
+/// Validates one field's source and options against its target (an option for another
+/// kind of field is an error naming it).
 fn validate_source(
     target: Target,
     raw: RawSource,
@@ -441,92 +443,16 @@ fn validate_source(
     };
     let name = target.name();
     let err = |m: String| (span.clone(), format!("field `{name}`: {m}"));
-    let given = [
-        t.column.is_some(),
-        t.coalesce.is_some(),
-        t.join.is_some(),
-        t.constant.is_some(),
-    ];
-    if given.iter().filter(|g| **g).count() != 1 {
-        return Err(err(
-            "give exactly one of `column`, `coalesce`, `join` or `constant`".to_owned(),
-        ));
-    }
-    let source = if let Some(c) = t.column {
-        Source::Column(c)
-    } else if let Some(cs) = t.coalesce {
-        Source::Coalesce(cs)
-    } else if let Some(cs) = t.join {
-        Source::Join(cs, t.separator.unwrap_or_else(|| "/".to_owned()))
-    } else {
-        Source::Constant(t.constant.unwrap_or_default())
-    };
-    if matches!(&source, Source::Coalesce(cs) | Source::Join(cs, _) if cs.is_empty()) {
-        return Err(err("the list of columns is empty".to_owned()));
-    }
-    let scale = match t.scale.as_deref() {
-        None => None,
-        Some(_) if !target.is_decimal() => return Err(err("`scale` applies to amount, quantity and unit_price only".to_owned())),
-        Some("units") => None,
-        Some("cents") => Some(Scale::Factor(Decimal::new(1, 2))),
-        Some("micros") => Some(Scale::Factor(Decimal::new(1, 6))),
-        Some("nanos") => Some(Scale::Factor(Decimal::new(1, 9))),
-        Some("minor") => Some(Scale::Minor { exponents: minor_units(t.minor_units.take(), &err)? }),
-        Some(other) => Some(Scale::Factor(billshadow_comparisons::parse_decimal(other).map_err(|_| {
-            err(format!("scale `{other}` is not \"units\", \"cents\", \"micros\", \"nanos\", \"minor\" or a decimal multiplier"))
-        })?)),
-    };
-    if t.minor_units.is_some() {
-        return Err(err(
-            "`minor_units` goes with `scale = \"minor\"` only".to_owned()
-        ));
-    }
+    let source = source_of(&mut t).map_err(|m| err(m.to_owned()))?;
+    let scale = scale_of(target, &mut t, &err)?;
     if (t.negate || t.negate_if.is_some()) && !target.is_decimal() {
         return Err(err(
             "`negate` applies to amount, quantity and unit_price only".to_owned(),
         ));
     }
-    let date_format = match t.date_format.as_deref() {
-        None | Some("iso") => DateFormat::Iso,
-        Some(_) if !target.is_date() => {
-            return Err(err("`date_format` applies to dates only".to_owned()));
-        }
-        Some("unix") => DateFormat::UnixSeconds,
-        Some("unix_ms") => DateFormat::UnixMillis,
-        Some(p) => {
-            if chrono::format::StrftimeItems::new(p)
-                .any(|i| matches!(i, chrono::format::Item::Error))
-            {
-                return Err(err(format!("`{p}` is not a strftime date pattern")));
-            }
-            DateFormat::Pattern(p.to_owned())
-        }
-    };
-    if t.shift_days != 0 && !target.is_date() {
-        return Err(err("`shift_days` applies to dates only".to_owned()));
-    }
-    if t.exclusive_end {
-        if !matches!(target, Target::Text(Field::PeriodEnd | Field::UsageEnd)) {
-            return Err(err(
-                "`exclusive_end` applies to period_end and usage_end only".to_owned(),
-            ));
-        }
-        if t.shift_days != 0 {
-            return Err(err(
-                "give `exclusive_end` or `shift_days`, not both: `exclusive_end` already moves a midnight bound to the day before".to_owned(),
-            ));
-        }
-    }
-    let (upper_case, lower_case) = match t.case.as_deref() {
-        None => (false, false),
-        Some("upper") => (true, false),
-        Some("lower") => (false, true),
-        Some(other) => {
-            return Err(err(format!(
-                "case `{other}`: expected \"upper\" or \"lower\""
-            )));
-        }
-    };
+    let date_format = date_format_of(target, &t).map_err(err)?;
+    check_date_shift(target, &t).map_err(|m| err(m.to_owned()))?;
+    let (upper_case, lower_case) = case_of(&t).map_err(err)?;
     let negate_if = t.negate_if.map(|c| c.validate(span.clone())).transpose()?;
     Ok(FieldMapping {
         target,
@@ -544,6 +470,107 @@ fn validate_source(
         lower_case,
         remove: t.remove,
     })
+}
+
+/// Exactly one of `column`, `coalesce`, `join` or `constant`, and a list not empty.
+fn source_of(t: &mut RawSourceTable) -> Result<Source, &'static str> {
+    let given = [
+        t.column.is_some(),
+        t.coalesce.is_some(),
+        t.join.is_some(),
+        t.constant.is_some(),
+    ];
+    if given.iter().filter(|g| **g).count() != 1 {
+        return Err("give exactly one of `column`, `coalesce`, `join` or `constant`");
+    }
+    let source = if let Some(c) = t.column.take() {
+        Source::Column(c)
+    } else if let Some(cs) = t.coalesce.take() {
+        Source::Coalesce(cs)
+    } else if let Some(cs) = t.join.take() {
+        Source::Join(cs, t.separator.take().unwrap_or_else(|| "/".to_owned()))
+    } else {
+        Source::Constant(t.constant.take().unwrap_or_default())
+    };
+    if matches!(&source, Source::Coalesce(cs) | Source::Join(cs, _) if cs.is_empty()) {
+        return Err("the list of columns is empty");
+    }
+    Ok(source)
+}
+
+/// `scale` (and `minor_units`, which goes with `scale = "minor"` only), for decimals only.
+fn scale_of(
+    target: Target,
+    t: &mut RawSourceTable,
+    err: &dyn Fn(String) -> Invalid,
+) -> Result<Option<Scale>, Invalid> {
+    let scale = match t.scale.as_deref() {
+        None => None,
+        Some(_) if !target.is_decimal() => return Err(err("`scale` applies to amount, quantity and unit_price only".to_owned())),
+        Some("units") => None,
+        Some("cents") => Some(Scale::Factor(Decimal::new(1, 2))),
+        Some("micros") => Some(Scale::Factor(Decimal::new(1, 6))),
+        Some("nanos") => Some(Scale::Factor(Decimal::new(1, 9))),
+        Some("minor") => Some(Scale::Minor { exponents: minor_units(t.minor_units.take(), err)? }),
+        Some(other) => Some(Scale::Factor(billshadow_comparisons::parse_decimal(other).map_err(|_| {
+            err(format!("scale `{other}` is not \"units\", \"cents\", \"micros\", \"nanos\", \"minor\" or a decimal multiplier"))
+        })?)),
+    };
+    if t.minor_units.is_some() {
+        return Err(err(
+            "`minor_units` goes with `scale = \"minor\"` only".to_owned()
+        ));
+    }
+    Ok(scale)
+}
+
+/// `date_format`, for dates only: ISO by default, Unix seconds or milliseconds, or a
+/// strftime pattern.
+fn date_format_of(target: Target, t: &RawSourceTable) -> Result<DateFormat, String> {
+    Ok(match t.date_format.as_deref() {
+        None | Some("iso") => DateFormat::Iso,
+        Some(_) if !target.is_date() => {
+            return Err("`date_format` applies to dates only".to_owned());
+        }
+        Some("unix") => DateFormat::UnixSeconds,
+        Some("unix_ms") => DateFormat::UnixMillis,
+        Some(p) => {
+            if chrono::format::StrftimeItems::new(p)
+                .any(|i| matches!(i, chrono::format::Item::Error))
+            {
+                return Err(format!("`{p}` is not a strftime date pattern"));
+            }
+            DateFormat::Pattern(p.to_owned())
+        }
+    })
+}
+
+/// `shift_days` for dates only; `exclusive_end` for ends only, and not with `shift_days`.
+fn check_date_shift(target: Target, t: &RawSourceTable) -> Result<(), &'static str> {
+    if t.shift_days != 0 && !target.is_date() {
+        return Err("`shift_days` applies to dates only");
+    }
+    if t.exclusive_end {
+        if !matches!(target, Target::Text(Field::PeriodEnd | Field::UsageEnd)) {
+            return Err("`exclusive_end` applies to period_end and usage_end only");
+        }
+        if t.shift_days != 0 {
+            return Err(
+                "give `exclusive_end` or `shift_days`, not both: `exclusive_end` already moves a midnight bound to the day before",
+            );
+        }
+    }
+    Ok(())
+}
+
+/// `case`: (upper, lower).
+fn case_of(t: &RawSourceTable) -> Result<(bool, bool), String> {
+    match t.case.as_deref() {
+        None => Ok((false, false)),
+        Some("upper") => Ok((true, false)),
+        Some("lower") => Ok((false, true)),
+        Some(other) => Err(format!("case `{other}`: expected \"upper\" or \"lower\"")),
+    }
 }
 
 /// Validates `minor_units`: ISO 4217 codes (upper case) and exponents a decimal can hold.

@@ -42,25 +42,7 @@ impl<'m> Compiled<'m> {
         header: Option<&[String]>,
         origin: &str,
     ) -> Result<Compiled<'m>, ReadError> {
-        let resolve = |name: &str| -> Access {
-            match header {
-                Some(h) => h
-                    .iter()
-                    .position(|c| c == name)
-                    .map_or(Access::Absent, Access::Csv),
-                None => {
-                    let (from_document, rest) = match name.strip_prefix("$doc.") {
-                        Some(rest) => (true, rest),
-                        None => (false, name),
-                    };
-                    Access::Json {
-                        path: rest.split('.').map(str::to_owned).collect(),
-                        from_document,
-                        text: name.to_owned(),
-                    }
-                }
-            }
-        };
+        let resolve = |name: &str| resolve(header, name);
         let condition = |c: &'m Condition| CompiledCondition {
             condition: c,
             access: resolve(&c.column),
@@ -68,25 +50,8 @@ impl<'m> Compiled<'m> {
         let mut fields = Vec::new();
         for field in &mapping.fields {
             let access: Vec<Access> = field.source.columns().into_iter().map(resolve).collect();
-            let missing = access
-                .iter()
-                .zip(field.source.columns())
-                .find(|(a, _)| matches!(a, Access::Absent));
-            if let (Some((_, column)), Some(h)) = (missing, header) {
-                let all_missing = access.iter().all(|a| matches!(a, Access::Absent));
-                let tolerated = field.optional
-                    || field.default.is_some()
-                    || (matches!(field.source, Source::Coalesce(_) | Source::Join(..))
-                        && !all_missing);
-                if !tolerated {
-                    return Err(ReadError::MissingColumn {
-                        origin: origin.to_owned(),
-                        format: mapping.name.clone(),
-                        column: column.to_owned(),
-                        field: field.target.name().to_owned(),
-                        header: h.join(", "),
-                    });
-                }
+            if let Some(h) = header {
+                check_columns(mapping, field, &access, h, origin)?;
             }
             let plain = field.default.is_none()
                 && field.map.is_empty()
@@ -100,30 +65,11 @@ impl<'m> Compiled<'m> {
                 negate_if: field.negate_if.as_ref().map(condition),
             });
         }
-        let attributes = match (&mapping.attributes, header) {
-            (Attributes::None, _) | (Attributes::Unmapped, None) => Vec::new(),
-            (Attributes::Unmapped, Some(h)) => {
-                let used: Vec<&str> = mapping
-                    .fields
-                    .iter()
-                    .flat_map(|f| f.source.columns())
-                    .collect();
-                h.iter()
-                    .enumerate()
-                    .filter(|(_, name)| !used.contains(&name.as_str()))
-                    .map(|(i, name)| (name.clone(), Access::Csv(i)))
-                    .collect()
-            }
-            (Attributes::List(list), _) => list
-                .iter()
-                .map(|(name, column)| (name.clone(), resolve(column)))
-                .collect(),
-        };
         Ok(Compiled {
             fields,
             skip: mapping.skip.iter().map(condition).collect(),
             keep: mapping.keep.iter().map(condition).collect(),
-            attributes,
+            attributes: attributes(mapping, header),
             parentheses_negative: mapping.parentheses_negative,
             format: &mapping.name,
             json: header.is_none(),
@@ -163,5 +109,83 @@ impl Target {
                 Field::PeriodStart | Field::PeriodEnd | Field::UsageStart | Field::UsageEnd
             )
         )
+    }
+}
+
+/// Where a source named `name` is read: its column in the CSV header (absent when the
+/// header lacks it), or its JSON path (`$doc.` for the enclosing document).
+fn resolve(header: Option<&[String]>, name: &str) -> Access {
+    match header {
+        Some(h) => h
+            .iter()
+            .position(|c| c == name)
+            .map_or(Access::Absent, Access::Csv),
+        None => {
+            let (from_document, rest) = match name.strip_prefix("$doc.") {
+                Some(rest) => (true, rest),
+                None => (false, name),
+            };
+            Access::Json {
+                path: rest.split('.').map(str::to_owned).collect(),
+                from_document,
+                text: name.to_owned(),
+            }
+        }
+    }
+}
+
+/// A CSV header must have the columns a field requires: all of them, unless the field is
+/// optional or has a default, or one of a `coalesce` or `join`.
+fn check_columns(
+    mapping: &Mapping,
+    field: &FieldMapping,
+    access: &[Access],
+    header: &[String],
+    origin: &str,
+) -> Result<(), ReadError> {
+    let missing = access
+        .iter()
+        .zip(field.source.columns())
+        .find(|(a, _)| matches!(a, Access::Absent));
+    let Some((_, column)) = missing else {
+        return Ok(());
+    };
+    let all_missing = access.iter().all(|a| matches!(a, Access::Absent));
+    let tolerated = field.optional
+        || field.default.is_some()
+        || (matches!(field.source, Source::Coalesce(_) | Source::Join(..)) && !all_missing);
+    if tolerated {
+        return Ok(());
+    }
+    Err(ReadError::MissingColumn {
+        origin: origin.to_owned(),
+        format: mapping.name.clone(),
+        column: column.to_owned(),
+        field: field.target.name().to_owned(),
+        header: header.join(", "),
+    })
+}
+
+/// The (name, access) of the columns kept as attributes: those no field reads (CSV), or
+/// those the mapping lists.
+fn attributes(mapping: &Mapping, header: Option<&[String]>) -> Vec<(String, Access)> {
+    match (&mapping.attributes, header) {
+        (Attributes::None, _) | (Attributes::Unmapped, None) => Vec::new(),
+        (Attributes::Unmapped, Some(h)) => {
+            let used: Vec<&str> = mapping
+                .fields
+                .iter()
+                .flat_map(|f| f.source.columns())
+                .collect();
+            h.iter()
+                .enumerate()
+                .filter(|(_, name)| !used.contains(&name.as_str()))
+                .map(|(i, name)| (name.clone(), Access::Csv(i)))
+                .collect()
+        }
+        (Attributes::List(list), _) => list
+            .iter()
+            .map(|(name, column)| (name.clone(), resolve(header, column)))
+            .collect(),
     }
 }

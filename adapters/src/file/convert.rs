@@ -37,6 +37,26 @@ impl Scratch {
     }
 }
 
+/// What one record's fields have given so far, while they are converted.
+struct Reading<'c, 'm> {
+    amount: Option<Decimal>,
+    currency: Option<Currency>,
+    line_type: LineType,
+    /// Amount, quantity and unit price read in minor units: scaled once the currency is
+    /// known.
+    in_minor: [InMinorUnits<'c, 'm>; 3],
+}
+
+/// An amount, quantity or unit price as read: its field, its value, the index of the column
+/// it came from, and whether the mapping negates it.
+struct Number<'c, 'm, 'v> {
+    field: &'c CompiledField<'m>,
+    target: Field,
+    value: &'v str,
+    column: usize,
+    negate: bool,
+}
+
 /// The canonical values of one record.
 pub(super) struct Converted {
     pub(super) amount: Decimal,
@@ -44,7 +64,7 @@ pub(super) struct Converted {
     pub(super) line_type: LineType,
 }
 
-impl Compiled<'_> {
+impl<'m> Compiled<'m> {
     /// Whether the mapping's filters keep this record.
     pub(super) fn keeps(&self, record: &Record<'_>) -> Result<bool, Problem> {
         for c in &self.skip {
@@ -80,184 +100,46 @@ impl Compiled<'_> {
             .map(|c| (c.currency, c.amount))
     }
 
-    pub(super) fn convert_fields(
-        &self,
-        record: &Record<'_>,
+    /// Converts a record's fields into `scratch`'s text; `only_money` converts the amount
+    /// and currency only (for a quarantined record's money).
+    pub(super) fn convert_fields<'c>(
+        &'c self,
+        record: &Record<'c>,
         scratch: &mut Scratch,
         only_money: bool,
     ) -> Result<Converted, Problem> {
         for text in &mut scratch.text {
             text.clear();
         }
-        let mut amount = None;
-        let mut currency = None;
-        let mut line_type = LineType::Usage;
-        // Amount, quantity and unit price read in minor units: (field, value, column).
-        let mut in_minor: [InMinorUnits<'_, '_>; 3] = [None; 3];
+        let mut reading = Reading {
+            amount: None,
+            currency: None,
+            line_type: LineType::Usage,
+            in_minor: [None; 3],
+        };
         for field in &self.fields {
-            if only_money
-                && !matches!(
-                    field.mapping.target,
-                    Target::Currency | Target::Text(Field::Amount)
-                )
-            {
+            let money = matches!(
+                field.mapping.target,
+                Target::Currency | Target::Text(Field::Amount)
+            );
+            if only_money && !money {
                 continue;
             }
-            let (value, column) = Compiled::source_value(field, record)?;
-            let value = if field.plain {
-                value
-            } else {
-                transform(field.mapping, value)
-            };
-            let fault = |message: String| Problem {
-                column: field.access.get(column).and_then(column_ref),
-                message,
-            };
-            let value = value.as_ref().trim_ascii_end();
-            match field.mapping.target {
-                Target::Currency => {
-                    if value.is_empty() {
-                        return Err(fault(
-                            self.empty(Target::Currency, "an ISO 4217 currency code"),
-                        ));
-                    }
-                    currency = Some(match &scratch.currency_memo {
-                        Some((text, parsed)) if text == value => *parsed,
-                        _ => {
-                            let parsed = value
-                                .parse::<Currency>()
-                                .map_err(|e| fault(e.to_string()))?;
-                            scratch.currency_memo = Some((value.to_owned(), parsed));
-                            parsed
-                        }
-                    });
-                }
-                Target::LineType => {
-                    if !value.is_empty() {
-                        line_type = value.parse().map_err(
-                            |e: billshadow_comparisons::model::LineTypeError| fault(e.to_string()),
-                        )?;
-                    }
-                }
-                Target::Text(f @ (Field::Amount | Field::Quantity | Field::UnitPrice)) => {
-                    if value.is_empty() {
-                        if f == Field::Amount {
-                            return Err(fault(
-                                self.empty(field.mapping.target, "an amount such as 12.50"),
-                            ));
-                        }
-                        continue;
-                    }
-                    let negate = field.mapping.negate
-                        || match &field.negate_if {
-                            Some(c) => holds(c, record)?,
-                            None => false,
-                        };
-                    let (factor, in_minor_units) = match &field.mapping.scale {
-                        Some(Scale::Factor(factor)) => (Some(*factor), false),
-                        Some(Scale::Minor { .. }) => (None, true),
-                        None => (None, false),
-                    };
-                    let (parsed, changed) = self
-                        .decimal(value, f == Field::Amount && !in_minor_units, factor, negate)
-                        .map_err(|e| fault(e.to_string()))?;
-                    if in_minor_units {
-                        // Scaled once the record's currency is known, after this loop.
-                        let slot = match f {
-                            Field::Amount => 0,
-                            Field::Quantity => 1,
-                            _ => 2,
-                        };
-                        in_minor[slot] = Some((field, parsed, column));
-                        continue;
-                    }
-                    let out = &mut scratch.text[f as usize];
-                    if changed {
-                        use std::fmt::Write as _;
-                        let _ = write!(out, "{parsed}");
-                    } else {
-                        out.push_str(value.trim_ascii());
-                    }
-                    if f == Field::Amount {
-                        amount = Some(parsed);
-                    }
-                }
-                Target::Text(f) if Target::Text(f).is_date_field() => {
-                    if value.is_empty() {
-                        if matches!(f, Field::PeriodStart | Field::PeriodEnd) {
-                            return Err(fault(
-                                self.empty(field.mapping.target, "a date (YYYY-MM-DD)"),
-                            ));
-                        }
-                        continue;
-                    }
-                    let (memo_text, memo_date) = &mut scratch.date_memo[f as usize];
-                    if memo_text.as_str() != value || memo_text.is_empty() {
-                        memo_date.clear();
-                        write_date(
-                            value,
-                            &field.mapping.date_format,
-                            field.mapping.shift_days,
-                            field.mapping.exclusive_end,
-                            memo_date,
-                        )
-                        .map_err(fault)?;
-                        memo_text.clear();
-                        memo_text.push_str(value);
-                    }
-                    scratch.text[f as usize].push_str(memo_date);
-                }
-                Target::Text(f) => {
-                    if value.is_empty() && matches!(f, Field::AccountId | Field::ChargeCode) {
-                        return Err(fault(if self.json {
-                            self.empty(field.mapping.target, "a value")
-                        } else {
-                            format!("empty value; `{}` is required", f.name())
-                        }));
-                    }
-                    scratch.text[f as usize].push_str(value);
-                }
-            }
+            self.convert_field(field, record, scratch, &mut reading)?;
         }
-        if let Some(currency) = currency
-            && let Some(units) = write_minor_units(&in_minor, currency, &mut scratch.text)?
+        if let Some(currency) = reading.currency
+            && let Some(units) = write_minor_units(&reading.in_minor, currency, &mut scratch.text)?
         {
-            amount = Some(units);
+            reading.amount = Some(units);
         }
         for field in self.fields.iter().filter(|f| f.mapping.exclusive_end) {
             clamp_end(field.mapping.target, &mut scratch.text);
         }
-        // Both are YYYY-MM-DD here, so text order is date order.
-        let (start, end) = (
-            &scratch.text[Field::PeriodStart as usize],
-            &scratch.text[Field::PeriodEnd as usize],
-        );
-        if !start.is_empty() && !end.is_empty() && end < start {
-            let column = self
-                .fields
-                .iter()
-                .find(|f| f.mapping.target == Target::Text(Field::PeriodEnd))
-                .and_then(|f| f.access.first())
-                .and_then(column_ref);
-            return Err(Problem {
-                column,
-                message: format!("period_end {end} is before period_start {start}"),
-            });
-        }
+        self.check_period(&scratch.text)?;
         if !only_money && !self.attributes.is_empty() {
-            let mut pairs: Vec<(&str, Cow<'_, str>)> = Vec::with_capacity(self.attributes.len());
-            for (name, access) in &self.attributes {
-                if let Some(v) = record.get(access)? {
-                    pairs.push((name.as_str(), v));
-                }
-            }
-            encode_attributes(
-                pairs.iter().map(|(n, v)| (*n, v.as_ref())),
-                &mut scratch.attributes,
-            );
-            scratch.text[Field::Attributes as usize].push_str(&scratch.attributes);
+            self.write_attributes(record, scratch)?;
         }
-        let (Some(amount), Some(currency)) = (amount, currency) else {
+        let (Some(amount), Some(currency)) = (reading.amount, reading.currency) else {
             return Err(Problem {
                 column: None,
                 message: "the record has no amount or no currency".to_owned(),
@@ -266,8 +148,210 @@ impl Compiled<'_> {
         Ok(Converted {
             amount,
             currency,
-            line_type,
+            line_type: reading.line_type,
         })
+    }
+
+    /// Converts one field's value: into `scratch`'s text, or into `reading` for the
+    /// currency, the line type and what waits for the currency.
+    fn convert_field<'c>(
+        &'c self,
+        field: &'c CompiledField<'m>,
+        record: &Record<'c>,
+        scratch: &mut Scratch,
+        reading: &mut Reading<'c, 'm>,
+    ) -> Result<(), Problem> {
+        let (value, column) = Compiled::source_value(field, record)?;
+        let value = if field.plain {
+            value
+        } else {
+            transform(field.mapping, value)
+        };
+        let fault = |message: String| Problem {
+            column: field.access.get(column).and_then(column_ref),
+            message,
+        };
+        let value = value.as_ref().trim_ascii_end();
+        match field.mapping.target {
+            Target::Currency => {
+                reading.currency = Some(self.currency(value, scratch).map_err(fault)?);
+            }
+            Target::LineType => {
+                if !value.is_empty() {
+                    reading.line_type = value.parse().map_err(
+                        |e: billshadow_comparisons::model::LineTypeError| fault(e.to_string()),
+                    )?;
+                }
+            }
+            Target::Text(f @ (Field::Amount | Field::Quantity | Field::UnitPrice)) => {
+                if value.is_empty() {
+                    if f == Field::Amount {
+                        let expected = "an amount such as 12.50";
+                        return Err(fault(self.empty(field.mapping.target, expected)));
+                    }
+                    return Ok(());
+                }
+                let negate = field.mapping.negate
+                    || match &field.negate_if {
+                        Some(c) => holds(c, record)?,
+                        None => false,
+                    };
+                let read = Number {
+                    field,
+                    target: f,
+                    value,
+                    column,
+                    negate,
+                };
+                self.convert_number(read, scratch, reading).map_err(fault)?;
+            }
+            Target::Text(f) if Target::Text(f).is_date_field() => {
+                self.convert_date(field, f, value, scratch).map_err(fault)?;
+            }
+            Target::Text(f) => {
+                if value.is_empty() && matches!(f, Field::AccountId | Field::ChargeCode) {
+                    return Err(fault(if self.json {
+                        self.empty(field.mapping.target, "a value")
+                    } else {
+                        format!("empty value; `{}` is required", f.name())
+                    }));
+                }
+                scratch.text[f as usize].push_str(value);
+            }
+        }
+        Ok(())
+    }
+
+    /// A currency code, parsed once for a run of records that repeat it.
+    fn currency(&self, value: &str, scratch: &mut Scratch) -> Result<Currency, String> {
+        if value.is_empty() {
+            return Err(self.empty(Target::Currency, "an ISO 4217 currency code"));
+        }
+        Ok(match &scratch.currency_memo {
+            Some((text, parsed)) if text == value => *parsed,
+            _ => {
+                let parsed = value.parse::<Currency>().map_err(|e| e.to_string())?;
+                scratch.currency_memo = Some((value.to_owned(), parsed));
+                parsed
+            }
+        })
+    }
+
+    /// A non-empty amount, quantity or unit price: scaled and signed as the mapping says,
+    /// kept as written when nothing changes it; a value in minor units waits for the
+    /// currency.
+    fn convert_number<'c>(
+        &self,
+        read: Number<'c, 'm, '_>,
+        scratch: &mut Scratch,
+        reading: &mut Reading<'c, 'm>,
+    ) -> Result<(), String> {
+        let Number {
+            field,
+            target,
+            value,
+            column,
+            negate,
+        } = read;
+        let (factor, in_minor_units) = match &field.mapping.scale {
+            Some(Scale::Factor(factor)) => (Some(*factor), false),
+            Some(Scale::Minor { .. }) => (None, true),
+            None => (None, false),
+        };
+        let is_amount = target == Field::Amount;
+        let (parsed, changed) = self
+            .decimal(value, is_amount && !in_minor_units, factor, negate)
+            .map_err(|e| e.to_string())?;
+        if in_minor_units {
+            // Scaled once the record's currency is known, after every field is read.
+            let slot = match target {
+                Field::Amount => 0,
+                Field::Quantity => 1,
+                _ => 2,
+            };
+            reading.in_minor[slot] = Some((field, parsed, column));
+            return Ok(());
+        }
+        let out = &mut scratch.text[target as usize];
+        if changed {
+            use std::fmt::Write as _;
+            let _ = write!(out, "{parsed}");
+        } else {
+            out.push_str(value.trim_ascii());
+        }
+        if is_amount {
+            reading.amount = Some(parsed);
+        }
+        Ok(())
+    }
+
+    /// A date, written `YYYY-MM-DD`; converted once for a run of records that repeat it.
+    fn convert_date(
+        &self,
+        field: &CompiledField<'_>,
+        target: Field,
+        value: &str,
+        scratch: &mut Scratch,
+    ) -> Result<(), String> {
+        if value.is_empty() {
+            if matches!(target, Field::PeriodStart | Field::PeriodEnd) {
+                return Err(self.empty(field.mapping.target, "a date (YYYY-MM-DD)"));
+            }
+            return Ok(());
+        }
+        let (memo_text, memo_date) = &mut scratch.date_memo[target as usize];
+        if memo_text.as_str() != value || memo_text.is_empty() {
+            memo_date.clear();
+            write_date(
+                value,
+                &field.mapping.date_format,
+                field.mapping.shift_days,
+                field.mapping.exclusive_end,
+                memo_date,
+            )?;
+            memo_text.clear();
+            memo_text.push_str(value);
+        }
+        scratch.text[target as usize].push_str(memo_date);
+        Ok(())
+    }
+
+    /// A period cannot end before it starts.
+    fn check_period(&self, text: &[String; Field::COUNT]) -> Result<(), Problem> {
+        // Both are YYYY-MM-DD here, so text order is date order.
+        let (start, end) = (
+            &text[Field::PeriodStart as usize],
+            &text[Field::PeriodEnd as usize],
+        );
+        if start.is_empty() || end.is_empty() || end >= start {
+            return Ok(());
+        }
+        let column = self
+            .fields
+            .iter()
+            .find(|f| f.mapping.target == Target::Text(Field::PeriodEnd))
+            .and_then(|f| f.access.first())
+            .and_then(column_ref);
+        Err(Problem {
+            column,
+            message: format!("period_end {end} is before period_start {start}"),
+        })
+    }
+
+    /// The columns kept as attributes, encoded into the line's attributes text.
+    fn write_attributes(&self, record: &Record<'_>, scratch: &mut Scratch) -> Result<(), Problem> {
+        let mut pairs: Vec<(&str, Cow<'_, str>)> = Vec::with_capacity(self.attributes.len());
+        for (name, access) in &self.attributes {
+            if let Some(v) = record.get(access)? {
+                pairs.push((name.as_str(), v));
+            }
+        }
+        encode_attributes(
+            pairs.iter().map(|(n, v)| (*n, v.as_ref())),
+            &mut scratch.attributes,
+        );
+        scratch.text[Field::Attributes as usize].push_str(&scratch.attributes);
+        Ok(())
     }
 
     /// The raw value of a field's source, and which column it came from.

@@ -331,4 +331,61 @@ currency = "cur"
             Err("not a Unix timestamp"),
         );
     }
+
+    const JSONL_FIELDS: &str = r#"
+account_id = "a"
+period_start = "s"
+period_end = "e"
+charge_code = "c"
+currency = "cur"
+amount = "amt"
+"#;
+
+    /// A JSON line with `charge_code` set to `charge_code` (raw JSON text), after a good line.
+    fn read_jsonl_charge_code(charge_code: &str) -> String {
+        let good = r#"{"a":"x","s":"2026-10-01","e":"2026-10-31","c":"k","cur":"USD","amt":"1"}"#;
+        let input = format!(
+            "{good}\n{{\"a\":\"x\",\"s\":\"2026-10-01\",\"e\":\"2026-10-31\",\"c\":{charge_code},\"cur\":\"USD\",\"amt\":\"1\"}}\n"
+        );
+        read("jsonl", "", JSONL_FIELDS, &input, &[Field::ChargeCode])
+    }
+
+    #[test]
+    fn json_lines_are_bounded_per_field_and_per_line_as_csv_is() {
+        let at = |n: usize| format!("\"{}\"", "x".repeat(n));
+        // Within the limit, however escaped (six bytes for one here), up to what a line can
+        // carry (65,535 bytes of text).
+        let escaped = format!("\"{}\"", "\\u0041".repeat(60_000));
+        assert_eq!(
+            read_jsonl_charge_code(&escaped),
+            format!("charge_code=k\ncharge_code={}", "A".repeat(60_000))
+        );
+        // Over it once unescaped: the exact check, located by the field's path.
+        assert_eq!(
+            read_jsonl_charge_code(&at(FIELD_BYTES_MAX + 1)),
+            "read error: in, line 2, field `c`: the field is 65537 bytes long; the limit is 65536"
+        );
+        // Far over it: refused while the line is read, by line and column, before it is kept.
+        assert_eq!(
+            read_jsonl_charge_code(&at(64 << 20)),
+            "read error: in, line 2, column 48: the value is longer than 65536 bytes (the limit); refused while reading"
+        );
+        let number = "1".repeat(7 * FIELD_BYTES_MAX);
+        assert!(
+            read_jsonl_charge_code(&number)
+                .starts_with("read error: in, line 2, column 48: the value is longer than")
+        );
+        // A line of more values than a CSV record may have fields, each short.
+        let values = format!("[{}0]", "0,".repeat(crate::limits::RECORD_FIELDS_MAX));
+        assert_eq!(
+            read_jsonl_charge_code(&values),
+            "read error: in, line 2: the line has more than 100000 values (the limit); refused while reading"
+        );
+        // A line longer than a CSV record may be, of values each within the limit.
+        let long = format!("[{}\"\"]", format!("{},", at(60_000)).repeat(300));
+        assert_eq!(
+            read_jsonl_charge_code(&long),
+            "read error: in, line 2: the line is longer than 16777216 bytes (the limit); refused while reading"
+        );
+    }
 }

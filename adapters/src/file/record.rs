@@ -109,8 +109,15 @@ impl<'r> Record<'r> {
                 }
                 match node {
                     serde_json::Value::Null => Ok(None),
-                    serde_json::Value::String(s) => Ok(Some(Cow::Borrowed(s.as_str()))),
-                    serde_json::Value::Number(n) => Ok(Some(Cow::Owned(n.to_string()))),
+                    serde_json::Value::String(s) => {
+                        json_field_within_limit(s, text)?;
+                        Ok(Some(Cow::Borrowed(s.as_str())))
+                    }
+                    serde_json::Value::Number(n) => {
+                        let n = n.to_string();
+                        json_field_within_limit(&n, text)?;
+                        Ok(Some(Cow::Owned(n)))
+                    }
                     serde_json::Value::Bool(b) => {
                         Ok(Some(Cow::Borrowed(if *b { "true" } else { "false" })))
                     }
@@ -132,4 +139,20 @@ pub(super) fn column_ref(access: &Access) -> Option<ColumnRef> {
         Access::Json { text, .. } => Some(ColumnRef::Path(text.clone())),
         Access::Absent => None,
     }
+}
+
+/// The exact per-field check for a JSON value, once unescaped, as for a CSV field: the
+/// guard bounded its raw bytes while the line was read, loosely enough (six bytes per
+/// character) that no value within the limit is refused there.
+fn json_field_within_limit(value: &str, path: &str) -> Result<(), Problem> {
+    if value.len() <= FIELD_BYTES_MAX {
+        return Ok(());
+    }
+    Err(Problem {
+        column: Some(ColumnRef::Path(path.to_owned())),
+        message: format!(
+            "the field is {} bytes long; the limit is {FIELD_BYTES_MAX}",
+            value.len()
+        ),
+    })
 }

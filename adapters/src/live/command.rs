@@ -7,13 +7,13 @@ use std::process::Stdio;
 
 use tokio::io::AsyncReadExt;
 
+use super::config::{CommandConfig, StackConfig};
 use super::limit::Limiter;
+use super::outcome::{FetchResult, Fetched, StackFailure};
+use super::output::{OUTPUT_BYTES_MAX, parse_output, split, tail};
 use super::resilience::{Attempt, Breaker, retrying};
+use super::template::AccountRequest;
 use super::template::Escape;
-use super::{
-    AccountRequest, CommandConfig, FetchResult, Fetched, OUTPUT_BYTES_MAX, StackConfig,
-    StackFailure, parse_output, split, tail,
-};
 
 pub(crate) struct CommandStack {
     config: CommandConfig,

@@ -3,12 +3,13 @@
 //! long as the stack's `Retry-After` asks, and counted by the stack's circuit breaker); any
 //! other failure is final for the account.
 
+use super::config::{HttpConfig, StackConfig};
 use super::limit::Limiter;
+use super::outcome::{FetchResult, Fetched};
+use super::output::{OUTPUT_BYTES_MAX, parse_output};
 use super::resilience::{Attempt, Breaker, parse_retry_after, retrying};
+use super::template::AccountRequest;
 use super::template::Escape;
-use super::{
-    AccountRequest, FetchResult, Fetched, HttpConfig, OUTPUT_BYTES_MAX, StackConfig, parse_output,
-};
 
 pub(crate) struct HttpStack {
     config: HttpConfig,

@@ -12,114 +12,24 @@
 //! nothing here writes to a stack's ledger.
 
 mod command;
+mod config;
 mod http;
 mod limit;
+mod outcome;
+mod output;
 mod resilience;
 mod sql;
 mod start;
 pub mod template;
 
-use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
-use billshadow_comparisons::LineStore;
-
-use crate::mapping::Mapping;
-use crate::{ReadOptions, read_from};
-
+pub use config::{CommandConfig, HttpConfig, SqlConfig, StackConfig, StackKind};
+pub use outcome::{FetchResult, Fetched, StackFailure};
+pub use output::{OUTPUT_BYTES_MAX, STDERR_TAIL_BYTES};
 pub use resilience::{Resilience, UNCHARGED_FAILURES_MAX};
 pub use start::{StartConfig, StartedStack};
 pub use template::{AccountRequest, Escape, Template, TemplateError};
-
-/// The largest output a stack may produce for one request or batch.
-pub const OUTPUT_BYTES_MAX: usize = 256 * 1024 * 1024;
-
-/// How much of a failing command's stderr is kept.
-pub const STDERR_TAIL_BYTES: usize = 2048;
-
-/// Why a stack gave no bill for an account.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StackFailure {
-    pub message: String,
-    pub retries: u32,
-    /// The stack stayed down past its `outage_max`: no verdict for the account, which stays
-    /// pending, and the run stops.
-    pub outage: bool,
-}
-
-/// One account's bill as a stack computed it.
-#[derive(Debug)]
-pub struct Fetched {
-    pub lines: LineStore,
-    pub retries: u32,
-}
-
-pub type FetchResult = Result<Fetched, StackFailure>;
-
-/// A command stack.
-#[derive(Debug, Clone)]
-pub struct CommandConfig {
-    pub program: PathBuf,
-    pub args: Vec<Template>,
-    /// Where the program runs (the spec's folder).
-    pub working_dir: PathBuf,
-    /// Accounts per invocation when an argument is `{account_ids}`; 1 otherwise.
-    pub batch_size: usize,
-    pub timeout: Duration,
-}
-
-/// An HTTP stack.
-#[derive(Debug, Clone)]
-pub struct HttpConfig {
-    pub method: reqwest::Method,
-    pub url: Template,
-    pub body: Option<Template>,
-    /// Header name and value; values come from environment variables, read once at start.
-    pub headers: Vec<(String, String)>,
-    pub timeout: Duration,
-    /// The largest response body read for one account: the body is read as a stream and cut
-    /// there, the account becoming a stack error naming the limit.
-    pub max_response_bytes: usize,
-    /// An extra CA certificate (PEM) to trust besides the built-in and system roots.
-    pub ca_file: Option<PathBuf>,
-}
-
-/// An SQL stack.
-#[derive(Debug, Clone)]
-pub struct SqlConfig {
-    /// The DSN itself, read from the environment variable the spec names.
-    pub dsn: String,
-    pub query: String,
-    pub params: Vec<Template>,
-    pub timeout: Duration,
-}
-
-/// What kind of stack, with its settings.
-#[derive(Debug, Clone)]
-pub enum StackKind {
-    Command(CommandConfig),
-    Http(HttpConfig),
-    Sql(SqlConfig),
-}
-
-/// Everything about one live stack.
-#[derive(Debug, Clone)]
-pub struct StackConfig {
-    /// `legacy` or `modern`, for messages.
-    pub side: String,
-    pub kind: StackKind,
-    pub mapping: Mapping,
-    /// Requests (or command invocations) in flight at most.
-    pub concurrency: usize,
-    /// Requests per second at most; 0 for no limit.
-    pub rate_per_second: u32,
-    /// Retries, backoff and the circuit breaker.
-    pub resilience: Resilience,
-    /// Values that must never leave (header values from the environment, a DSN's password):
-    /// masked in every failure message before it is stored or shown (`crate::redact`).
-    pub secrets: Vec<String>,
-}
 
 /// A stack ready to be asked for bills.
 pub struct Stack {
@@ -253,36 +163,4 @@ impl Stack {
             }
         }
     }
-}
-
-/// Reads a stack's output through the mapping; any bad row fails the whole output (a
-/// stack that prints garbage for an account has not billed it).
-pub(crate) fn parse_output(
-    origin: &str,
-    bytes: &[u8],
-    mapping: &Mapping,
-) -> Result<LineStore, String> {
-    if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Ok(LineStore::new());
-    }
-    read_from(origin, bytes, bytes.len(), mapping, ReadOptions::default())
-        .map(|(store, _)| store)
-        .map_err(|e| e.to_string())
-}
-
-/// The last `STDERR_TAIL_BYTES` of a process's stderr, as text.
-pub(crate) fn tail(bytes: &[u8]) -> String {
-    let start = bytes.len().saturating_sub(STDERR_TAIL_BYTES);
-    String::from_utf8_lossy(&bytes[start..]).trim().to_owned()
-}
-
-/// Splits a batch's lines by account, in the batch's order; accounts with no line get an
-/// empty store (the stack billed nothing for them).
-pub(crate) fn split(store: LineStore, batch: &[AccountRequest]) -> Vec<LineStore> {
-    let mut by_account: std::collections::HashMap<String, LineStore> =
-        store.split_by_account().into_iter().collect();
-    batch
-        .iter()
-        .map(|a| by_account.remove(&a.account_id).unwrap_or_default())
-        .collect()
 }

@@ -21,7 +21,7 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use super::StackFailure;
+use super::outcome::StackFailure;
 
 /// Failures per account that are not charged to its retries because the stack was down.
 pub const UNCHARGED_FAILURES_MAX: u32 = 64;

@@ -13,9 +13,11 @@ use std::sync::Once;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{Column, Row};
 
+use super::config::{SqlConfig, StackConfig};
+use super::output::parse_output;
 use super::resilience::Attempt;
+use super::template::AccountRequest;
 use super::template::Escape;
-use super::{AccountRequest, SqlConfig, StackConfig, parse_output};
 use crate::mapping::InputKind;
 
 pub(crate) struct SqlStack {
