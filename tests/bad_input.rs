@@ -90,6 +90,8 @@ fn corpus() -> Vec<(&'static str, Cmd, Vec<u8>, &'static str)> {
         ("JSON lines: not JSON", DiffJsonl, b"{\"account_id\": \"a\"\n".to_vec(), "legacy.csv, line 1"),
         ("JSON lines: an array", DiffJsonl, b"[1, 2]\n".to_vec(), "legacy.csv, line 1, field `account_id`: no value"),
         ("JSON lines: number amount as float", DiffJsonl, b"{\"account_id\":\"a\",\"period_start\":\"2026-10-01\",\"period_end\":\"2026-10-31\",\"charge_code\":\"x\",\"amount\":\"1.0\",\"currency\":\"US\"}\n".to_vec(), "legacy.csv, line 1, field `currency`: `US` is not an ISO 4217 currency code"),
+        ("JSON lines: value over 64 KiB", DiffJsonl, format!("{{\"account_id\":\"a\",\"period_start\":\"2026-10-01\",\"period_end\":\"2026-10-31\",\"charge_code\":\"{}\",\"amount\":\"1.00\",\"currency\":\"USD\"}}\n", "x".repeat(4 << 20)).into(), "legacy.csv, line 1, column 87: the value is longer than 65536 bytes (the limit); refused while reading"),
+        ("JSON lines: more values than a record has fields", DiffJsonl, format!("[{}0]\n", "0,".repeat(100_000)).into(), "legacy.csv, line 1: the line has more than 100000 values (the limit); refused while reading"),
         // Comparison specs.
         ("spec: not TOML", DiffSpec, b"[legacy\nformat = 1\n".to_vec(), "spec.toml:1:"),
         ("spec: unknown key", DiffSpec, b"[legacy]\nformat = \"canonical\"\npath = \"legacy.csv\"\nfromat = \"x\"\n".to_vec(), "spec.toml:4:1: unknown field `fromat`"),
