@@ -58,26 +58,133 @@ fn templates(list: &[String]) -> Result<Vec<Template>, String> {
         .collect()
 }
 
+/// A file side takes none of a live stack's settings.
+fn file_side(raw: &RawSide) -> Result<(), String> {
+    let live_only = [
+        ("program", raw.program.is_some()),
+        ("url", raw.url.is_some()),
+        ("query", raw.query.is_some()),
+        ("start", raw.start.is_some()),
+    ];
+    match live_only.iter().find(|(_, given)| *given) {
+        Some((name, _)) => Err(format!(
+            "`{name}` needs `kind = \"command\"`, `\"http\"` or `\"sql\"`"
+        )),
+        None => Ok(()),
+    }
+}
+
+/// A command stack: its program, argument templates and batch size.
+fn command_kind(
+    program: Option<String>,
+    args: Option<Vec<String>>,
+    batch_size: Option<usize>,
+) -> Result<LiveKind, String> {
+    let program = program.ok_or("a command stack needs `program`")?;
+    let args = templates(&args.unwrap_or_default())?;
+    let batched = args.iter().any(Template::is_account_list);
+    if let Some(bad) = args
+        .iter()
+        .find(|a| a.uses("account_ids") && !a.is_account_list())
+    {
+        return Err(format!(
+            "`{bad}`: `{{account_ids}}` must be an argument of its own"
+        ));
+    }
+    if batched && args.iter().any(|a| a.uses("account_id")) {
+        return Err("use either `{account_ids}` (a batch per invocation) or `{account_id}` (one account), not both".to_owned());
+    }
+    let batch_size = if batched {
+        batch_size.unwrap_or(100).clamp(1, 10_000)
+    } else {
+        1
+    };
+    Ok(LiveKind::Command {
+        program: PathBuf::from(program),
+        args,
+        batch_size,
+    })
+}
+
+/// An HTTP stack's request: method, URL and body templates, headers from the environment.
+struct HttpRequest {
+    method: reqwest::Method,
+    url: Template,
+    body: Option<Template>,
+    headers: Vec<(String, String, String)>,
+}
+
+fn http_kind(
+    url: &Option<String>,
+    method: Option<&str>,
+    body: Option<&str>,
+    headers: Vec<(String, String, String)>,
+) -> Result<HttpRequest, String> {
+    let url = Template::parse(url.as_deref().ok_or("an http stack needs `url`")?)
+        .map_err(|e| e.to_string())?;
+    let method = method.unwrap_or("GET").to_ascii_uppercase();
+    let method = reqwest::Method::from_bytes(method.as_bytes())
+        .map_err(|_| format!("`{method}` is not an HTTP method"))?;
+    let body = body
+        .map(Template::parse)
+        .transpose()
+        .map_err(|e| e.to_string())?;
+    Ok(HttpRequest {
+        method,
+        url,
+        body,
+        headers,
+    })
+}
+
+impl HttpRequest {
+    /// The stack, with its response limit (bounded) and the extra CA file it trusts.
+    fn with(
+        self,
+        max_response_bytes: Option<u64>,
+        ca_file: Option<PathBuf>,
+    ) -> Result<LiveKind, String> {
+        Ok(LiveKind::Http {
+            method: self.method,
+            url: self.url,
+            body: self.body,
+            headers: self.headers,
+            max_response_bytes: match max_response_bytes {
+                None => RESPONSE_BYTES_DEFAULT,
+                Some(0) => return Err("`max_response_bytes` must be above 0".to_owned()),
+                Some(n) => {
+                    usize::try_from(n.min(OUTPUT_BYTES_MAX as u64)).unwrap_or(OUTPUT_BYTES_MAX)
+                }
+            },
+            ca_file,
+        })
+    }
+}
+
+/// Retries, backoff and the circuit breaker, bounded, with the defaults where unset.
+fn resilience(raw: &RawSide) -> Resilience {
+    let defaults = Resilience::default();
+    let millis =
+        |value: Option<u64>, default: Duration| value.map_or(default, Duration::from_millis);
+    Resilience {
+        retries: raw.retries.unwrap_or(defaults.retries).min(10),
+        backoff: millis(raw.backoff_ms, defaults.backoff),
+        backoff_max: millis(raw.backoff_max_ms, defaults.backoff_max),
+        breaker_failures: raw
+            .breaker_failures
+            .unwrap_or(defaults.breaker_failures)
+            .max(1),
+        probe_interval: millis(raw.probe_ms, defaults.probe_interval).max(Duration::from_millis(1)),
+        outage_max: millis(raw.outage_max_ms, defaults.outage_max),
+    }
+}
+
 impl LiveSpec {
     /// `None` for a file side; an error names the first setting that does not fit.
-    pub(crate) fn from_raw(
-        side: &str,
-        raw: RawSide,
-        base: &Path,
-    ) -> Result<Option<LiveSpec>, String> {
+    pub(crate) fn from_raw(raw: RawSide, base: &Path) -> Result<Option<LiveSpec>, String> {
         let kind = match raw.kind.as_deref() {
             None | Some("file") => {
-                let live_only = [
-                    ("program", raw.program.is_some()),
-                    ("url", raw.url.is_some()),
-                    ("query", raw.query.is_some()),
-                    ("start", raw.start.is_some()),
-                ];
-                if let Some((name, _)) = live_only.iter().find(|(_, given)| *given) {
-                    return Err(format!(
-                        "`{name}` needs `kind = \"command\"`, `\"http\"` or `\"sql\"`"
-                    ));
-                }
+                file_side(&raw)?;
                 return Ok(None);
             }
             Some(k) => k.to_owned(),
@@ -90,6 +197,7 @@ impl LiveSpec {
             }
         };
         not_for("path", raw.path.is_some())?;
+        let resilience = resilience(&raw);
         if kind != "http" {
             not_for("max_response_bytes", raw.max_response_bytes.is_some())?;
             not_for("ca_file", raw.ca_file.is_some())?;
@@ -98,63 +206,23 @@ impl LiveSpec {
             "command" => {
                 not_for("url", raw.url.is_some())?;
                 not_for("query", raw.query.is_some())?;
-                let program = raw.program.ok_or("a command stack needs `program`")?;
-                let args = templates(&raw.args.unwrap_or_default())?;
-                let batched = args.iter().any(Template::is_account_list);
-                if let Some(bad) = args
-                    .iter()
-                    .find(|a| a.uses("account_ids") && !a.is_account_list())
-                {
-                    return Err(format!(
-                        "`{bad}`: `{{account_ids}}` must be an argument of its own"
-                    ));
-                }
-                if batched && args.iter().any(|a| a.uses("account_id")) {
-                    return Err("use either `{account_ids}` (a batch per invocation) or `{account_id}` (one account), not both".to_owned());
-                }
-                let batch_size = if batched {
-                    raw.batch_size.unwrap_or(100).clamp(1, 10_000)
-                } else {
-                    1
-                };
-                LiveKind::Command {
-                    program: PathBuf::from(program),
-                    args,
-                    batch_size,
-                }
+                command_kind(raw.program, raw.args, raw.batch_size)?
             }
             "http" => {
                 not_for("program", raw.program.is_some())?;
                 not_for("query", raw.query.is_some())?;
-                let url = Template::parse(&raw.url.ok_or("an http stack needs `url`")?)
-                    .map_err(|e| e.to_string())?;
-                let method = raw.method.as_deref().unwrap_or("GET").to_ascii_uppercase();
-                let method = reqwest::Method::from_bytes(method.as_bytes())
-                    .map_err(|_| format!("`{method}` is not an HTTP method"))?;
-                let body = raw
-                    .body
-                    .as_deref()
-                    .map(Template::parse)
-                    .transpose()
-                    .map_err(|e| e.to_string())?;
                 let headers = raw
                     .headers
                     .into_iter()
                     .map(|(name, h)| (name, h.env, h.prefix))
                     .collect();
-                LiveKind::Http {
-                    method,
-                    url,
-                    body,
+                http_kind(
+                    &raw.url,
+                    raw.method.as_deref(),
+                    raw.body.as_deref(),
                     headers,
-                    max_response_bytes: match raw.max_response_bytes {
-                        None => RESPONSE_BYTES_DEFAULT,
-                        Some(0) => return Err("`max_response_bytes` must be above 0".to_owned()),
-                        Some(n) => usize::try_from(n.min(OUTPUT_BYTES_MAX as u64))
-                            .unwrap_or(OUTPUT_BYTES_MAX),
-                    },
-                    ca_file: raw.ca_file.map(|f| base.join(f)),
-                }
+                )?
+                .with(raw.max_response_bytes, raw.ca_file.map(|f| base.join(f)))?
             }
             "sql" => {
                 not_for("program", raw.program.is_some())?;
@@ -186,22 +254,6 @@ impl LiveSpec {
         let default_format = match live_kind {
             LiveKind::Command { .. } => "canonical",
             _ => "canonical-jsonl",
-        };
-        let _ = side;
-        let defaults = Resilience::default();
-        let millis =
-            |value: Option<u64>, default: Duration| value.map_or(default, Duration::from_millis);
-        let resilience = Resilience {
-            retries: raw.retries.unwrap_or(defaults.retries).min(10),
-            backoff: millis(raw.backoff_ms, defaults.backoff),
-            backoff_max: millis(raw.backoff_max_ms, defaults.backoff_max),
-            breaker_failures: raw
-                .breaker_failures
-                .unwrap_or(defaults.breaker_failures)
-                .max(1),
-            probe_interval: millis(raw.probe_ms, defaults.probe_interval)
-                .max(Duration::from_millis(1)),
-            outage_max: millis(raw.outage_max_ms, defaults.outage_max),
         };
         Ok(Some(LiveSpec {
             resilience,

@@ -200,8 +200,7 @@ fn side_spec(
         }
     });
     let path = raw.path.clone().map(|p| base.join(p));
-    let live =
-        LiveSpec::from_raw(name, raw, base).map_err(|m| at(span, format!("[{name}]: {m}")))?;
+    let live = LiveSpec::from_raw(raw, base).map_err(|m| at(span, format!("[{name}]: {m}")))?;
     Ok(SideSpec { format, path, live })
 }
 
