@@ -112,104 +112,12 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         let finished_at = now();
         // Per cell and currency code: what this transaction adds to the cell's totals.
-        let mut cells: BTreeMap<(&str, &str, String), (Decimal, Decimal)> = BTreeMap::new();
+        let mut cells: CellDeltas<'_> = BTreeMap::new();
         for o in outcomes {
             if replace_errors {
-                let replaced = sqlx::query(
-                    "SELECT status FROM outcomes WHERE run_id = $1 AND account_id = $2",
-                )
-                .bind(run_id)
-                .bind(o.account_id.as_str())
-                .fetch_optional(&mut *tx)
-                .await?;
-                if let Some(row) = replaced {
-                    let status: String = row.try_get(0)?;
-                    if status != OutcomeStatus::StackError.as_str() {
-                        bail!(
-                            "{} already has a `{status}` outcome in run {run_id}; only a stack_error is redone",
-                            o.account_id
-                        );
-                    }
-                    let totals = sqlx::query(
-                        "SELECT currency, legacy_total, modern_total FROM totals WHERE run_id = $1 AND account_id = $2",
-                    )
-                    .bind(run_id)
-                    .bind(o.account_id.as_str())
-                    .fetch_all(&mut *tx)
-                    .await?;
-                    for t in &totals {
-                        let e = cells
-                            .entry((o.partition.as_str(), o.region.as_str(), t.try_get(0)?))
-                            .or_default();
-                        e.0 -= t.try_get::<String, _>(1)?.parse::<Decimal>()?;
-                        e.1 -= t.try_get::<String, _>(2)?.parse::<Decimal>()?;
-                    }
-                    for table in ["totals", "diffs", "evidence", "outcomes"] {
-                        sqlx::query(&format!(
-                            "DELETE FROM {table} WHERE run_id = $1 AND account_id = $2"
-                        ))
-                        .bind(run_id)
-                        .bind(o.account_id.as_str())
-                        .execute(&mut *tx)
-                        .await?;
-                    }
-                }
+                take_out_stack_error(&mut tx, run_id, o, &mut cells).await?;
             }
-            sqlx::query(
-                "INSERT INTO outcomes (run_id, account_id, status, diffs_failing, waived, lines_legacy, lines_modern, \
-                 lines_matched, lines_mismatched, retries, error, finished_at, delta_order) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13)",
-            )
-            .bind(run_id)
-            .bind(o.account_id.as_str())
-            .bind(o.status.as_str())
-            .bind(o.diffs_failing as i64)
-            .bind(o.waived as i64)
-            .bind(o.lines_legacy as i64)
-            .bind(o.lines_modern as i64)
-            .bind(o.lines_matched as i64)
-            .bind(o.lines_mismatched as i64)
-            .bind(o.retries as i64)
-            .bind(o.error.as_str())
-            .bind(finished_at.as_str())
-            .bind(delta_order(&o.totals))
-            .execute(&mut *tx)
-            .await
-            .with_context(|| format!("cannot record the outcome of {}", o.account_id))?;
-            for (currency, legacy, modern) in &o.totals {
-                sqlx::query("INSERT INTO totals (run_id, account_id, currency, legacy_total, modern_total) VALUES ($1,$2,$3,$4,$5)")
-                    .bind(run_id)
-                    .bind(o.account_id.as_str())
-                    .bind(currency.code())
-                    .bind(legacy.to_string())
-                    .bind(modern.to_string())
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            for (seq, diff) in o.diffs.iter().enumerate() {
-                sqlx::query("INSERT INTO diffs (run_id, account_id, seq, class, failing, waiver, delta, currency, body) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9)")
-                    .bind(run_id)
-                    .bind(o.account_id.as_str())
-                    .bind(seq as i64)
-                    .bind(diff.class.as_str())
-                    .bind(i64::from(diff.is_failing()))
-                    .bind(diff.waiver.as_deref().unwrap_or(""))
-                    .bind(diff.delta.map(|d| d.to_string()).unwrap_or_default())
-                    .bind(diff.currency.map(|c| c.code()).unwrap_or(""))
-                    .bind(serde_json::to_string(diff)?)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            if let Some((legacy, modern)) = &o.evidence {
-                for (side, body) in [("legacy", legacy), ("modern", modern)] {
-                    sqlx::query("INSERT INTO evidence (run_id, account_id, side, body) VALUES ($1,$2,$3,$4)")
-                        .bind(run_id)
-                        .bind(o.account_id.as_str())
-                        .bind(side)
-                        .bind(body.as_str())
-                        .execute(&mut *tx)
-                        .await?;
-                }
-            }
+            insert_outcome(&mut tx, run_id, o, &finished_at).await?;
         }
         for o in outcomes {
             for (currency, legacy, modern) in &o.totals {
@@ -224,36 +132,7 @@ impl Store {
                 e.1 += *modern;
             }
         }
-        for ((partition, region, currency), (legacy, modern)) in cells {
-            let existing = sqlx::query(
-                "SELECT legacy_total, modern_total FROM cell_totals WHERE run_id = $1 AND partition = $2 AND region = $3 AND currency = $4",
-            )
-            .bind(run_id)
-            .bind(partition)
-            .bind(region)
-            .bind(currency.as_str())
-            .fetch_optional(&mut *tx)
-            .await?;
-            let (l, m) = match existing {
-                Some(r) => (
-                    r.try_get::<String, _>(0)?.parse::<Decimal>()? + legacy,
-                    r.try_get::<String, _>(1)?.parse::<Decimal>()? + modern,
-                ),
-                None => (legacy, modern),
-            };
-            sqlx::query(
-                "INSERT INTO cell_totals (run_id, partition, region, currency, legacy_total, modern_total) VALUES ($1,$2,$3,$4,$5,$6) \
-                 ON CONFLICT (run_id, partition, region, currency) DO UPDATE SET legacy_total = $5, modern_total = $6",
-            )
-            .bind(run_id)
-            .bind(partition)
-            .bind(region)
-            .bind(currency.as_str())
-            .bind(l.to_string())
-            .bind(m.to_string())
-            .execute(&mut *tx)
-            .await?;
-        }
+        add_to_cell_totals(&mut tx, run_id, cells).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -356,4 +235,161 @@ fn delta_order(totals: &[(Currency, Decimal, Decimal)]) -> i64 {
         .trunc()
         .try_into()
         .unwrap_or(i64::MAX)
+}
+
+/// Per cell (partition, region) and currency code: legacy and modern amounts to add.
+type CellDeltas<'a> = BTreeMap<(&'a str, &'a str, String), (Decimal, Decimal)>;
+
+/// An account's `stack_error` outcome, deleted with its rows and its totals taken out of its
+/// cell's, so that the new outcome replaces it; any other outcome is an error.
+async fn take_out_stack_error<'a>(
+    tx: &mut sqlx::AnyConnection,
+    run_id: &str,
+    o: &'a AccountOutcome,
+    cells: &mut CellDeltas<'a>,
+) -> anyhow::Result<()> {
+    let replaced = sqlx::query("SELECT status FROM outcomes WHERE run_id = $1 AND account_id = $2")
+        .bind(run_id)
+        .bind(o.account_id.as_str())
+        .fetch_optional(&mut *tx)
+        .await?;
+    if let Some(row) = replaced {
+        let status: String = row.try_get(0)?;
+        if status != OutcomeStatus::StackError.as_str() {
+            bail!(
+                "{} already has a `{status}` outcome in run {run_id}; only a stack_error is redone",
+                o.account_id
+            );
+        }
+        let totals = sqlx::query(
+            "SELECT currency, legacy_total, modern_total FROM totals WHERE run_id = $1 AND account_id = $2",
+        )
+        .bind(run_id)
+        .bind(o.account_id.as_str())
+        .fetch_all(&mut *tx)
+        .await?;
+        for t in &totals {
+            let e = cells
+                .entry((o.partition.as_str(), o.region.as_str(), t.try_get(0)?))
+                .or_default();
+            e.0 -= t.try_get::<String, _>(1)?.parse::<Decimal>()?;
+            e.1 -= t.try_get::<String, _>(2)?.parse::<Decimal>()?;
+        }
+        for table in ["totals", "diffs", "evidence", "outcomes"] {
+            sqlx::query(&format!(
+                "DELETE FROM {table} WHERE run_id = $1 AND account_id = $2"
+            ))
+            .bind(run_id)
+            .bind(o.account_id.as_str())
+            .execute(&mut *tx)
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+/// One account's outcome row with its totals, diffs and evidence.
+async fn insert_outcome(
+    tx: &mut sqlx::AnyConnection,
+    run_id: &str,
+    o: &AccountOutcome,
+    finished_at: &str,
+) -> anyhow::Result<()> {
+    sqlx::query(
+        "INSERT INTO outcomes (run_id, account_id, status, diffs_failing, waived, lines_legacy, lines_modern, \
+         lines_matched, lines_mismatched, retries, error, finished_at, delta_order) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13)",
+    )
+    .bind(run_id)
+    .bind(o.account_id.as_str())
+    .bind(o.status.as_str())
+    .bind(o.diffs_failing as i64)
+    .bind(o.waived as i64)
+    .bind(o.lines_legacy as i64)
+    .bind(o.lines_modern as i64)
+    .bind(o.lines_matched as i64)
+    .bind(o.lines_mismatched as i64)
+    .bind(o.retries as i64)
+    .bind(o.error.as_str())
+    .bind(finished_at)
+    .bind(delta_order(&o.totals))
+    .execute(&mut *tx)
+    .await
+    .with_context(|| format!("cannot record the outcome of {}", o.account_id))?;
+    for (currency, legacy, modern) in &o.totals {
+        sqlx::query("INSERT INTO totals (run_id, account_id, currency, legacy_total, modern_total) VALUES ($1,$2,$3,$4,$5)")
+            .bind(run_id)
+            .bind(o.account_id.as_str())
+            .bind(currency.code())
+            .bind(legacy.to_string())
+            .bind(modern.to_string())
+            .execute(&mut *tx)
+            .await?;
+    }
+    for (seq, diff) in o.diffs.iter().enumerate() {
+        sqlx::query("INSERT INTO diffs (run_id, account_id, seq, class, failing, waiver, delta, currency, body) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9)")
+            .bind(run_id)
+            .bind(o.account_id.as_str())
+            .bind(seq as i64)
+            .bind(diff.class.as_str())
+            .bind(i64::from(diff.is_failing()))
+            .bind(diff.waiver.as_deref().unwrap_or(""))
+            .bind(diff.delta.map(|d| d.to_string()).unwrap_or_default())
+            .bind(diff.currency.map(|c| c.code()).unwrap_or(""))
+            .bind(serde_json::to_string(diff)?)
+            .execute(&mut *tx)
+            .await?;
+    }
+    if let Some((legacy, modern)) = &o.evidence {
+        for (side, body) in [("legacy", legacy), ("modern", modern)] {
+            sqlx::query(
+                "INSERT INTO evidence (run_id, account_id, side, body) VALUES ($1,$2,$3,$4)",
+            )
+            .bind(run_id)
+            .bind(o.account_id.as_str())
+            .bind(side)
+            .bind(body.as_str())
+            .execute(&mut *tx)
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+/// Adds a transaction's amounts to the running per-cell totals.
+async fn add_to_cell_totals(
+    tx: &mut sqlx::AnyConnection,
+    run_id: &str,
+    cells: CellDeltas<'_>,
+) -> anyhow::Result<()> {
+    for ((partition, region, currency), (legacy, modern)) in cells {
+        let existing = sqlx::query(
+            "SELECT legacy_total, modern_total FROM cell_totals WHERE run_id = $1 AND partition = $2 AND region = $3 AND currency = $4",
+        )
+        .bind(run_id)
+        .bind(partition)
+        .bind(region)
+        .bind(currency.as_str())
+        .fetch_optional(&mut *tx)
+        .await?;
+        let (l, m) = match existing {
+            Some(r) => (
+                r.try_get::<String, _>(0)?.parse::<Decimal>()? + legacy,
+                r.try_get::<String, _>(1)?.parse::<Decimal>()? + modern,
+            ),
+            None => (legacy, modern),
+        };
+        sqlx::query(
+            "INSERT INTO cell_totals (run_id, partition, region, currency, legacy_total, modern_total) VALUES ($1,$2,$3,$4,$5,$6) \
+             ON CONFLICT (run_id, partition, region, currency) DO UPDATE SET legacy_total = $5, modern_total = $6",
+        )
+        .bind(run_id)
+        .bind(partition)
+        .bind(region)
+        .bind(currency.as_str())
+        .bind(l.to_string())
+        .bind(m.to_string())
+        .execute(&mut *tx)
+        .await?;
+    }
+    Ok(())
 }
