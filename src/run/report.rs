@@ -11,7 +11,7 @@ use billshadow_reports::view::Completeness;
 use rust_decimal::Decimal;
 use serde::Serialize;
 
-use crate::store::{RunRow, Store};
+use crate::store::{OutcomeStatus, RunRow, Store};
 
 /// Parity of one partition in one region.
 #[derive(Debug, Clone, Serialize)]
@@ -81,6 +81,168 @@ fn new_cell(partition: &str, region: &str) -> CellStats {
     }
 }
 
+type CellKey = (String, String);
+
+/// The cell of `partition`/`region`, made empty the first time it is met.
+fn cell_of<'a>(
+    cells: &'a mut BTreeMap<CellKey, CellStats>,
+    partition: &str,
+    region: &str,
+) -> &'a mut CellStats {
+    cells
+        .entry((partition.to_owned(), region.to_owned()))
+        .or_insert_with(|| new_cell(partition, region))
+}
+
+/// A run's outcomes counted by status (the one place that does), and their line counts.
+#[derive(Default)]
+struct OutcomeTally {
+    at_parity: u64,
+    mismatched: u64,
+    errored: u64,
+    waived_accounts: u64,
+    lines_legacy: u64,
+    lines_modern: u64,
+    lines_matched: u64,
+    lines_mismatched: u64,
+    retries: u64,
+}
+
+impl OutcomeTally {
+    async fn read(
+        store: &Store,
+        run: &RunRow,
+        cells: &mut BTreeMap<CellKey, CellStats>,
+    ) -> anyhow::Result<OutcomeTally> {
+        let mut t = OutcomeTally::default();
+        for o in store.outcome_counts(&run.id).await? {
+            let status: OutcomeStatus = o
+                .status
+                .parse()
+                .with_context(|| format!("run {} in {}/{}", run.id, o.partition, o.region))?;
+            let cell = cell_of(cells, &o.partition, &o.region);
+            let n = o.accounts as u64;
+            cell.accounts += n;
+            match status {
+                OutcomeStatus::Parity => {
+                    t.at_parity += n;
+                    cell.at_parity += n;
+                    t.waived_accounts += o.waived_accounts as u64;
+                }
+                OutcomeStatus::Mismatch => {
+                    t.mismatched += n;
+                    cell.mismatched += n;
+                }
+                OutcomeStatus::StackError => {
+                    t.errored += n;
+                    cell.errored += n;
+                }
+            }
+            t.lines_legacy += o.lines_legacy as u64;
+            t.lines_modern += o.lines_modern as u64;
+            t.lines_matched += o.lines_matched as u64;
+            t.lines_mismatched += o.lines_mismatched as u64;
+            t.retries += o.retries as u64;
+        }
+        Ok(t)
+    }
+}
+
+/// Each cell's cohort and pending accounts; the cohort's size.
+async fn add_cohort(
+    store: &Store,
+    run_id: &str,
+    cells: &mut BTreeMap<CellKey, CellStats>,
+) -> anyhow::Result<u64> {
+    let mut cohort_total = 0u64;
+    for (partition, region, n) in store.cohort_counts(run_id).await? {
+        cell_of(cells, &partition, &region).cohort = n;
+        cohort_total += n;
+    }
+    for cell in cells.values_mut() {
+        cell.pending = cell.cohort.saturating_sub(cell.accounts);
+    }
+    Ok(cohort_total)
+}
+
+/// The totals per currency, and each cell's delta per currency.
+async fn add_totals(
+    store: &Store,
+    run_id: &str,
+    cells: &mut BTreeMap<CellKey, CellStats>,
+) -> anyhow::Result<BTreeMap<Currency, CurrencyTotals>> {
+    let mut currencies: BTreeMap<String, (Decimal, Decimal)> = BTreeMap::new();
+    let mut cell_delta: BTreeMap<CellKey, BTreeMap<String, Decimal>> = BTreeMap::new();
+    for (partition, region, currency, legacy, modern) in store.cell_totals(run_id).await? {
+        let entry = currencies.entry(currency.clone()).or_default();
+        entry.0 += legacy;
+        entry.1 += modern;
+        *cell_delta
+            .entry((partition, region))
+            .or_default()
+            .entry(currency)
+            .or_default() += modern - legacy;
+    }
+    for (key, deltas) in cell_delta {
+        cell_of(cells, &key.0, &key.1).delta = deltas
+            .iter()
+            .map(|(c, d)| (c.clone(), d.to_string()))
+            .collect();
+    }
+    let mut currency_totals = BTreeMap::new();
+    for (code, (l, m)) in currencies {
+        let c: Currency = code
+            .parse()
+            .with_context(|| format!("the store holds an unknown currency {code}"))?;
+        currency_totals.insert(
+            c,
+            CurrencyTotals {
+                legacy_total: c.present(l),
+                modern_total: c.present(m),
+                delta_abs: c.present((m - l).abs()),
+            },
+        );
+    }
+    Ok(currency_totals)
+}
+
+/// A run's diffs counted by class, failing and waived, and each waiver's uses.
+#[derive(Default)]
+struct ClassTally {
+    by_class: BTreeMap<DiffClass, u64>,
+    waiver_hits: BTreeMap<String, u64>,
+    failing: u64,
+    waived: u64,
+}
+
+impl ClassTally {
+    async fn read(
+        store: &Store,
+        run_id: &str,
+        cells: &mut BTreeMap<CellKey, CellStats>,
+    ) -> anyhow::Result<ClassTally> {
+        let mut t = ClassTally::default();
+        for d in store.diff_counts(run_id).await? {
+            let class = DiffClass::from_name(&d.class)
+                .with_context(|| format!("the store holds an unknown diff class {}", d.class))?;
+            let n = d.count as u64;
+            *t.by_class.entry(class).or_default() += n;
+            if d.failing {
+                t.failing += n;
+            }
+            if !d.waiver.is_empty() {
+                t.waived += n;
+                *t.waiver_hits.entry(d.waiver.clone()).or_default() += n;
+            }
+            *cell_of(cells, &d.partition, &d.region)
+                .by_class
+                .entry(d.class.clone())
+                .or_default() += n;
+        }
+        Ok(t)
+    }
+}
+
 impl RunReport {
     /// Reads a run back. The summary and cells are added up by the store and by a paged pass
     /// over the totals; `diff_accounts` limits the diffs read to those of the first accounts.
@@ -89,123 +251,25 @@ impl RunReport {
         run: RunRow,
         diff_accounts: Option<usize>,
     ) -> anyhow::Result<RunReport> {
-        type CellKey = (String, String);
         let mut cells: BTreeMap<CellKey, CellStats> = BTreeMap::new();
-        let (mut at_parity, mut mismatched, mut errored, mut waived_accounts) =
-            (0u64, 0u64, 0u64, 0u64);
-        let (
-            mut lines_legacy,
-            mut lines_modern,
-            mut lines_matched,
-            mut lines_mismatched,
-            mut retries,
-        ) = (0u64, 0u64, 0u64, 0u64, 0u64);
-        for o in store.outcome_counts(&run.id).await? {
-            let cell = cells
-                .entry((o.partition.clone(), o.region.clone()))
-                .or_insert_with(|| new_cell(&o.partition, &o.region));
-            let n = o.accounts as u64;
-            cell.accounts += n;
-            match o.status.as_str() {
-                "parity" => {
-                    at_parity += n;
-                    cell.at_parity += n;
-                    waived_accounts += o.waived_accounts as u64;
-                }
-                "mismatch" => {
-                    mismatched += n;
-                    cell.mismatched += n;
-                }
-                "stack_error" => {
-                    errored += n;
-                    cell.errored += n;
-                }
-                other => anyhow::bail!(
-                    "the store holds an unknown outcome status `{other}` for {n} accounts of run {} in {}/{}",
-                    run.id,
-                    o.partition,
-                    o.region
-                ),
-            }
-            lines_legacy += o.lines_legacy as u64;
-            lines_modern += o.lines_modern as u64;
-            lines_matched += o.lines_matched as u64;
-            lines_mismatched += o.lines_mismatched as u64;
-            retries += o.retries as u64;
-        }
+        let outcomes = OutcomeTally::read(store, &run, &mut cells).await?;
+        let (at_parity, mismatched, errored, waived_accounts) = (
+            outcomes.at_parity,
+            outcomes.mismatched,
+            outcomes.errored,
+            outcomes.waived_accounts,
+        );
 
-        let mut cohort_total = 0u64;
-        for (partition, region, n) in store.cohort_counts(&run.id).await? {
-            let cell = cells
-                .entry((partition.clone(), region.clone()))
-                .or_insert_with(|| new_cell(&partition, &region));
-            cell.cohort = n;
-            cohort_total += n;
-        }
+        let cohort_total = add_cohort(store, &run.id, &mut cells).await?;
+        let currency_totals = add_totals(store, &run.id, &mut cells).await?;
+        let classes = ClassTally::read(store, &run.id, &mut cells).await?;
         for cell in cells.values_mut() {
-            cell.pending = cell.cohort.saturating_sub(cell.accounts);
-        }
-
-        let mut currencies: BTreeMap<String, (Decimal, Decimal)> = BTreeMap::new();
-        let mut cell_delta: BTreeMap<CellKey, BTreeMap<String, Decimal>> = BTreeMap::new();
-        for (partition, region, currency, legacy, modern) in store.cell_totals(&run.id).await? {
-            let entry = currencies.entry(currency.clone()).or_default();
-            entry.0 += legacy;
-            entry.1 += modern;
-            *cell_delta
-                .entry((partition, region))
-                .or_default()
-                .entry(currency)
-                .or_default() += modern - legacy;
-        }
-
-        let mut by_class: BTreeMap<DiffClass, u64> = BTreeMap::new();
-        let mut waiver_hits: BTreeMap<String, u64> = BTreeMap::new();
-        let (mut failing, mut waived) = (0u64, 0u64);
-        for d in store.diff_counts(&run.id).await? {
-            let class = DiffClass::from_name(&d.class)
-                .with_context(|| format!("the store holds an unknown diff class {}", d.class))?;
-            let n = d.count as u64;
-            *by_class.entry(class).or_default() += n;
-            if d.failing {
-                failing += n;
-            }
-            if !d.waiver.is_empty() {
-                waived += n;
-                *waiver_hits.entry(d.waiver.clone()).or_default() += n;
-            }
-            let cell = cells
-                .entry((d.partition.clone(), d.region.clone()))
-                .or_insert_with(|| new_cell(&d.partition, &d.region));
-            *cell.by_class.entry(d.class.clone()).or_default() += n;
-        }
-        for (key, cell) in cells.iter_mut() {
             let compared = cell.at_parity + cell.mismatched;
             cell.parity_ratio = (compared > 0).then(|| {
                 (Decimal::from(cell.at_parity) / Decimal::from(compared))
                     .round_dp(4)
                     .to_string()
             });
-            if let Some(deltas) = cell_delta.get(key) {
-                cell.delta = deltas
-                    .iter()
-                    .map(|(c, d)| (c.clone(), d.to_string()))
-                    .collect();
-            }
-        }
-        let mut currency_totals = BTreeMap::new();
-        for (code, (l, m)) in currencies {
-            let c: Currency = code
-                .parse()
-                .with_context(|| format!("the store holds an unknown currency {code}"))?;
-            currency_totals.insert(
-                c,
-                CurrencyTotals {
-                    legacy_total: c.present(l),
-                    modern_total: c.present(m),
-                    delta_abs: c.present((m - l).abs()),
-                },
-            );
         }
 
         let mut diffs = Vec::new();
@@ -230,7 +294,7 @@ impl RunReport {
             at_parity + mismatched,
             errored,
         );
-        let waivers = waiver_uses(store, &run, &waiver_hits).await?;
+        let waivers = waiver_uses(store, &run, &classes.waiver_hits).await?;
         let summary = Summary {
             verdict: verdict(mismatched, &completeness),
             accounts_compared: at_parity + mismatched,
@@ -240,14 +304,14 @@ impl RunReport {
             accounts_waived: waived_accounts,
             customers_compared: 0,
             customers_mismatched: 0,
-            lines_legacy,
-            lines_modern,
-            lines_matched,
-            lines_mismatched,
-            by_class,
+            lines_legacy: outcomes.lines_legacy,
+            lines_modern: outcomes.lines_modern,
+            lines_matched: outcomes.lines_matched,
+            lines_mismatched: outcomes.lines_mismatched,
+            by_class: classes.by_class,
             currencies: currency_totals,
-            waived,
-            diffs_failing: failing,
+            waived: classes.waived,
+            diffs_failing: classes.failing,
             waivers,
             rows_quarantined: 0,
             quarantined_money: BTreeMap::new(),
@@ -257,7 +321,7 @@ impl RunReport {
             run,
             comparison: Comparison { summary, diffs },
             cells: cells.into_values().collect(),
-            retries,
+            retries: outcomes.retries,
             accounts_with_diffs: mismatched + waived_accounts + errored,
             completeness,
         })

@@ -35,6 +35,20 @@ pub(crate) enum OutcomeStatus {
     StackError,
 }
 
+impl std::str::FromStr for OutcomeStatus {
+    type Err = anyhow::Error;
+
+    /// An outcome status as stored; anything else is an error, never a default.
+    fn from_str(s: &str) -> anyhow::Result<OutcomeStatus> {
+        match s {
+            "parity" => Ok(OutcomeStatus::Parity),
+            "mismatch" => Ok(OutcomeStatus::Mismatch),
+            "stack_error" => Ok(OutcomeStatus::StackError),
+            other => bail!("the store holds an unknown outcome status `{other}`"),
+        }
+    }
+}
+
 impl OutcomeStatus {
     pub(crate) fn as_str(self) -> &'static str {
         match self {
