@@ -18,7 +18,8 @@ use rust_decimal::Decimal;
 use crate::args::ReportFormat;
 use crate::controller::policy::Policy;
 use crate::exit::{Outcome, unavailable};
-use crate::run::report::RunReport;
+use crate::run::report::{CellStats, RunReport};
+use crate::store::OutcomeStatus;
 use crate::store::{RunRow, Store};
 
 /// Accounts whose diffs an HTML or Markdown report lists.
@@ -185,149 +186,15 @@ async fn run_view(
     policy: Option<&Policy>,
 ) -> anyhow::Result<(RunView, RunReport)> {
     let report = RunReport::load(store, run.clone(), Some(LISTED_ACCOUNTS)).await?;
-    let states = store.cell_states().await?;
-    let label = |name: &str| {
-        states.get(name).map(|s| {
-            let stage = match (policy, s.stage) {
-                (Some(p), crate::controller::machine::Stage::Canary) => {
-                    match p.canary_steps.get(s.step) {
-                        Some(percent) => format!("canary({percent}%)"),
-                        // The policy given is not the one the cell moved under: say so.
-                        None => format!("canary(step {}, not in this policy)", s.step + 1),
-                    }
-                }
-                (_, stage) => stage.as_str().to_owned(),
-            };
-            if s.held.is_some() {
-                format!("{stage}, held")
-            } else {
-                stage
-            }
-        })
-    };
-
-    // Trends: the parity of each cell in the last completed runs, oldest first.
-    let mut history: Vec<RunRow> = store
-        .runs()
-        .await?
-        .into_iter()
-        .filter(|r| r.status == "completed" && r.kind == "shadow")
-        .take(TREND_RUNS)
-        .collect();
-    history.reverse();
-    let mut trends: BTreeMap<String, Vec<Option<String>>> = BTreeMap::new();
-    for (i, r) in history.iter().enumerate() {
-        let mut per_cell: BTreeMap<String, (u64, u64)> = BTreeMap::new();
-        for o in store.outcome_counts(&r.id).await? {
-            let e = per_cell
-                .entry(format!("{}/{}", o.partition, o.region))
-                .or_default();
-            match o.status.as_str() {
-                "parity" => e.0 += o.accounts as u64,
-                "mismatch" => e.1 += o.accounts as u64,
-                "stack_error" => {}
-                other => anyhow::bail!(
-                    "the store holds an unknown outcome status `{other}` in run {}",
-                    r.id
-                ),
-            }
-        }
-        for (cell, (p, m)) in per_cell {
-            let t = trends
-                .entry(cell)
-                .or_insert_with(|| vec![None; history.len()]);
-            if p + m > 0 {
-                t[i] = Some(
-                    (Decimal::from(p) / Decimal::from(p + m))
-                        .round_dp(4)
-                        .to_string(),
-                );
-            }
-        }
-    }
-
+    let states = cell_labels(store, policy).await?;
+    let trends = trends(store).await?;
     let cells: Vec<CellView> = report
         .cells
         .iter()
-        .map(|c| {
-            let compared = c.at_parity + c.mismatched;
-            CellView {
-                cell: c.cell.clone(),
-                partition: c.partition.clone(),
-                region: c.region.clone(),
-                cohort: c.cohort,
-                pending: c.pending,
-                accounts: c.accounts,
-                at_parity: c.at_parity,
-                mismatched: c.mismatched,
-                errored: c.errored,
-                parity_ratio: c.parity_ratio.clone(),
-                // A whole percent, rounded down (so 99.99 % is not shown as 100 %).
-                parity_percent: (compared > 0)
-                    .then(|| u32::try_from(c.at_parity * 100 / compared).unwrap_or(100)),
-                delta: c.delta.clone(),
-                state: label(&c.cell),
-                trend: trends.get(&c.cell).cloned().unwrap_or_default(),
-            }
-        })
+        .map(|c| cell_view(c, states.get(&c.cell).cloned(), &trends))
         .collect();
-
-    // Per currency, the accounts whose total differs most in it, with both bills.
-    let mut worst_views = Vec::new();
-    for (currency, accounts) in store
-        .worst_accounts_by_currency(&report.run.id, WORST_ACCOUNTS)
-        .await?
-    {
-        let mut views = Vec::with_capacity(accounts.len());
-        for (account, delta) in accounts {
-            let (diffs, _) = store.account_detail(&report.run.id, &account).await?;
-            let diffs: Vec<Diff> = diffs
-                .into_iter()
-                .map(serde_json::from_value)
-                .collect::<Result<_, _>>()
-                .with_context(|| format!("a stored diff of {account} does not read back"))?;
-            let (partition, region) = store
-                .cohort_cell(&report.run.id, &account)
-                .await?
-                .with_context(|| {
-                    format!(
-                        "{account} has an outcome in run {} but is not in its cohort",
-                        report.run.id
-                    )
-                })?;
-            views.push(AccountView {
-                account_id: account,
-                partition,
-                region,
-                delta: delta.to_string(),
-                currency: currency.clone(),
-                rows: bill_rows(&diffs),
-            });
-        }
-        worst_views.push(WorstAccounts {
-            currency,
-            accounts: views,
-        });
-    }
-
-    let money = store.class_money(&report.run.id).await?;
-    let classes = report
-        .comparison
-        .summary
-        .by_class
-        .iter()
-        .map(|(class, count)| ClassView {
-            class: class.as_str().to_owned(),
-            informational: class.is_informational(),
-            count: *count,
-            money: money
-                .iter()
-                .filter(|((c, _), _)| c == class.as_str())
-                .map(|((_, cur), v)| (cur.clone(), v.to_string()))
-                .collect(),
-        })
-        .collect();
-
+    let worst_views = worst_accounts(store, &report.run.id).await?;
+    let classes = class_views(store, &report).await?;
     let gates = match policy {
         Some(p) => crate::controller::gate_views(store, p).await?,
         None => Vec::new(),
@@ -355,6 +222,167 @@ async fn run_view(
         ),
     };
     Ok((view, report))
+}
+
+/// Each cell's state as a report names it (`canary(5%)`, `shadow, held`).
+async fn cell_labels(
+    store: &Store,
+    policy: Option<&Policy>,
+) -> anyhow::Result<BTreeMap<String, String>> {
+    let states = store.cell_states().await?;
+    let label = |s: &crate::controller::machine::CellState| {
+        let stage = match (policy, s.stage) {
+            (Some(p), crate::controller::machine::Stage::Canary) => {
+                match p.canary_steps.get(s.step) {
+                    Some(percent) => format!("canary({percent}%)"),
+                    // The policy given is not the one the cell moved under: say so.
+                    None => format!("canary(step {}, not in this policy)", s.step + 1),
+                }
+            }
+            (_, stage) => stage.as_str().to_owned(),
+        };
+        if s.held.is_some() {
+            format!("{stage}, held")
+        } else {
+            stage
+        }
+    };
+    Ok(states
+        .iter()
+        .map(|(name, s)| (name.clone(), label(s)))
+        .collect())
+}
+
+/// Trends: the parity of each cell in the last completed runs, oldest first.
+async fn trends(store: &Store) -> anyhow::Result<BTreeMap<String, Vec<Option<String>>>> {
+    let mut history: Vec<RunRow> = store
+        .runs()
+        .await?
+        .into_iter()
+        .filter(|r| r.status == "completed" && r.kind == "shadow")
+        .take(TREND_RUNS)
+        .collect();
+    history.reverse();
+    let mut trends: BTreeMap<String, Vec<Option<String>>> = BTreeMap::new();
+    for (i, r) in history.iter().enumerate() {
+        let mut per_cell: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+        for o in store.outcome_counts(&r.id).await? {
+            let status: OutcomeStatus =
+                o.status.parse().with_context(|| format!("run {}", r.id))?;
+            let e = per_cell
+                .entry(format!("{}/{}", o.partition, o.region))
+                .or_default();
+            match status {
+                OutcomeStatus::Parity => e.0 += o.accounts as u64,
+                OutcomeStatus::Mismatch => e.1 += o.accounts as u64,
+                OutcomeStatus::StackError => {}
+            }
+        }
+        for (cell, (p, m)) in per_cell {
+            let t = trends
+                .entry(cell)
+                .or_insert_with(|| vec![None; history.len()]);
+            if p + m > 0 {
+                t[i] = Some(
+                    (Decimal::from(p) / Decimal::from(p + m))
+                        .round_dp(4)
+                        .to_string(),
+                );
+            }
+        }
+    }
+    Ok(trends)
+}
+
+/// A cell as a report shows it.
+fn cell_view(
+    c: &CellStats,
+    state: Option<String>,
+    trends: &BTreeMap<String, Vec<Option<String>>>,
+) -> CellView {
+    let compared = c.at_parity + c.mismatched;
+    CellView {
+        cell: c.cell.clone(),
+        partition: c.partition.clone(),
+        region: c.region.clone(),
+        cohort: c.cohort,
+        pending: c.pending,
+        accounts: c.accounts,
+        at_parity: c.at_parity,
+        mismatched: c.mismatched,
+        errored: c.errored,
+        parity_ratio: c.parity_ratio.clone(),
+        // A whole percent, rounded down (so 99.99 % is not shown as 100 %).
+        parity_percent: (compared > 0)
+            .then(|| u32::try_from(c.at_parity * 100 / compared).unwrap_or(100)),
+        delta: c.delta.clone(),
+        state,
+        trend: trends.get(&c.cell).cloned().unwrap_or_default(),
+    }
+}
+
+/// Per currency, the accounts whose total differs most in it, with both bills.
+async fn worst_accounts(store: &Store, run_id: &str) -> anyhow::Result<Vec<WorstAccounts>> {
+    let mut worst_views = Vec::new();
+    for (currency, accounts) in store
+        .worst_accounts_by_currency(run_id, WORST_ACCOUNTS)
+        .await?
+    {
+        let mut views = Vec::with_capacity(accounts.len());
+        for (account, delta) in accounts {
+            let (diffs, _) = store.account_detail(run_id, &account).await?;
+            let diffs: Vec<Diff> = diffs
+                .into_iter()
+                .map(serde_json::from_value)
+                .collect::<Result<_, _>>()
+                .with_context(|| format!("a stored diff of {account} does not read back"))?;
+            let (partition, region) =
+                store
+                    .cohort_cell(run_id, &account)
+                    .await?
+                    .with_context(|| {
+                        format!(
+                            "{account} has an outcome in run {} but is not in its cohort",
+                            run_id
+                        )
+                    })?;
+            views.push(AccountView {
+                account_id: account,
+                partition,
+                region,
+                delta: delta.to_string(),
+                currency: currency.clone(),
+                rows: bill_rows(&diffs),
+            });
+        }
+        worst_views.push(WorstAccounts {
+            currency,
+            accounts: views,
+        });
+    }
+
+    Ok(worst_views)
+}
+
+/// The diff classes of a run with their counts and money per currency.
+async fn class_views(store: &Store, report: &RunReport) -> anyhow::Result<Vec<ClassView>> {
+    let money = store.class_money(&report.run.id).await?;
+    Ok(report
+        .comparison
+        .summary
+        .by_class
+        .iter()
+        .map(|(class, count)| ClassView {
+            class: class.as_str().to_owned(),
+            informational: class.is_informational(),
+            count: *count,
+            money: money
+                .iter()
+                .filter(|((c, _), _)| c == class.as_str())
+                .map(|((_, cur), v)| (cur.clone(), v.to_string()))
+                .collect(),
+        })
+        .collect())
 }
 
 /// The latest run's Prometheus exposition, read from `store`.
