@@ -154,15 +154,7 @@ pub(crate) async fn execute(
             let (legacy, modern) = (legacy.clone(), modern.clone());
             move |a: &AccountRequest| (legacy.batch_key(a), modern.batch_key(a))
         };
-        let mut pages = Pages {
-            store,
-            run_id,
-            after: -1,
-            buffer: std::collections::VecDeque::new(),
-            done: false,
-            key: &batch_key,
-            redo_errors: retry_errors,
-        };
+        let mut pages = Pages::new(store, run_id, &batch_key, retry_errors);
         loop {
             if stop.abandon() {
                 tasks.abort_all();
@@ -173,31 +165,14 @@ pub(crate) async fn execute(
                 if batch.is_empty() {
                     break;
                 }
-                let (legacy, modern, config, sender, stop) = (
+                tasks.spawn(ask_both(
+                    batch,
                     legacy.clone(),
                     modern.clone(),
                     config.clone(),
                     sender.clone(),
                     stop.clone(),
-                );
-                tasks.spawn(async move {
-                    let (l, m) = tokio::join!(legacy.fetch(&batch), modern.fetch(&batch));
-                    for ((account, l), m) in batch.iter().zip(l).zip(m) {
-                        // A stack down past its limit gives no verdict: the account stays
-                        // pending, and the run stops.
-                        if let Some(down) = [&l, &m]
-                            .into_iter()
-                            .find_map(|r| r.as_ref().err().filter(|f| f.outage))
-                        {
-                            stop.stack_down(&down.message);
-                            continue;
-                        }
-                        let outcome = judge(account, l, m, &config);
-                        if sender.send(outcome).await.is_err() {
-                            return; // The writer failed; the run stops.
-                        }
-                    }
-                });
+                ));
             }
             if tasks.is_empty() {
                 break;
@@ -236,6 +211,32 @@ pub(crate) async fn execute(
     })
 }
 
+/// Asks both stacks for one batch and sends each account's outcome to the writer. A stack
+/// down past its limit gives no verdict: the account stays pending, and the run stops.
+async fn ask_both(
+    batch: Vec<AccountRequest>,
+    legacy: Arc<Stack>,
+    modern: Arc<Stack>,
+    config: Arc<CompareConfig>,
+    sender: mpsc::Sender<AccountOutcome>,
+    stop: Arc<Stop>,
+) {
+    let (l, m) = tokio::join!(legacy.fetch(&batch), modern.fetch(&batch));
+    for ((account, l), m) in batch.iter().zip(l).zip(m) {
+        if let Some(down) = [&l, &m]
+            .into_iter()
+            .find_map(|r| r.as_ref().err().filter(|f| f.outage))
+        {
+            stop.stack_down(&down.message);
+            continue;
+        }
+        let outcome = judge(account, l, m, &config);
+        if sender.send(outcome).await.is_err() {
+            return; // The writer failed; the run stops.
+        }
+    }
+}
+
 /// What accounts must share to be in one batch: each stack's batch key (for a batched
 /// command, every template value other than the id list).
 type BatchKey = (Vec<String>, Vec<String>);
@@ -257,7 +258,24 @@ struct Pages<'a> {
 /// Accounts read from the store per page.
 const PAGE_SIZE: usize = 2000;
 
-impl Pages<'_> {
+impl<'a> Pages<'a> {
+    fn new(
+        store: &'a Store,
+        run_id: &'a str,
+        key: &'a (dyn Fn(&AccountRequest) -> BatchKey + Sync),
+        redo_errors: bool,
+    ) -> Pages<'a> {
+        Pages {
+            store,
+            run_id,
+            after: -1,
+            buffer: std::collections::VecDeque::new(),
+            done: false,
+            key,
+            redo_errors,
+        }
+    }
+
     /// Up to `size` pending accounts that share their batch key: a batch never mixes periods
     /// (or any other value a stack renders once per batch). The buffer holds at most two pages.
     async fn next_batch(&mut self, size: usize) -> anyhow::Result<Vec<AccountRequest>> {
