@@ -15,7 +15,7 @@ use crate::exit::{Code, Failure, Outcome, input, unavailable};
 use crate::run::report::RunReport;
 use crate::run::runner::{RunnerOptions, execute};
 use crate::spec::Spec;
-use crate::store::{Access, NewRun, Store, default_url};
+use crate::store::{Access, NewRun, OutcomeStatus, RunKind, RunStatus, Store, default_url};
 
 fn run_id() -> String {
     let now = chrono::Utc::now();
@@ -161,17 +161,7 @@ async fn which_run(
                         run.id, run.as_of
                     )
                 })?;
-            let calibration = match run.kind.as_str() {
-                "shadow" => false,
-                "calibration" => true,
-                other => {
-                    return Err(crate::failed!(
-                        "run {}: its stored kind `{other}` is neither shadow nor calibration",
-                        run.id
-                    )
-                    .into());
-                }
-            };
+            let calibration = run.kind == RunKind::Calibration;
             let prepared = prepare(Path::new(&run.spec_path), text, as_of, calibration)?;
             store.close().await;
             (run.id, prepared, true)
@@ -228,9 +218,9 @@ async fn set_up(
         let new = NewRun {
             id: &run_id,
             kind: if args.calibrate {
-                "calibration"
+                RunKind::Calibration
             } else {
-                "shadow"
+                RunKind::Shadow
             },
             started_by: &std::env::var("USER").unwrap_or_else(|_| "unknown".to_owned()),
             spec_path: &prepared.spec_path.display().to_string(),
@@ -248,7 +238,7 @@ async fn set_up(
             .await
             .map_err(|e| input(crate::store::name_failure(e, store_url)))?;
     } else {
-        store.set_status(&run_id, "running").await?;
+        store.set_status(&run_id, RunStatus::Running).await?;
     }
     Ok(SetUp {
         run_id,
@@ -269,7 +259,7 @@ pub(crate) fn run(args: RunArgs) -> Outcome {
 async fn abandon_set_up(args: &RunArgs, store_url: &str, new_id: &str) -> Code {
     if args.resume.is_none() {
         if let Ok(store) = Store::open_with(store_url, Access::Write).await {
-            let _ = store.set_status(new_id, "interrupted").await;
+            let _ = store.set_status(new_id, RunStatus::Interrupted).await;
             store.close().await;
         }
     }
@@ -341,7 +331,7 @@ async fn run_async(args: RunArgs) -> Outcome {
     let tally = match result {
         Ok(t) => t,
         Err(e) => {
-            let _ = store.set_status(&run_id, "failed").await;
+            let _ = store.set_status(&run_id, RunStatus::Failed).await;
             return Err(unavailable(e.context(format!(
                 "run {run_id} failed; what was stored is kept: resume with --resume {run_id}"
             )))
@@ -349,11 +339,11 @@ async fn run_async(args: RunArgs) -> Outcome {
         }
     };
     let status = if tally.interrupted || tally.stack_down.is_some() {
-        "interrupted"
+        RunStatus::Interrupted
     } else {
-        "completed"
+        RunStatus::Completed
     };
-    tracing::debug!(run = %run_id, stored = tally.accounts, status, "run ended");
+    tracing::debug!(run = %run_id, stored = tally.accounts, status = %status, "run ended");
     store.set_status(&run_id, status).await?;
     let run = store.resolve(&run_id).await?;
     let report = RunReport::load(&store, run, diff_limit(args.format, args.limit)).await?;
@@ -409,26 +399,21 @@ pub(crate) fn runs(args: RunsArgs) -> Outcome {
             for run in runs {
                 let empty = std::collections::BTreeMap::new();
                 let by_status = counts.get(&run.id).unwrap_or(&empty);
-                if let Some(other) = by_status
-                    .keys()
-                    .find(|s| !["parity", "mismatch", "stack_error"].contains(&s.as_str()))
-                {
-                    return Err(crate::failed!(
-                        "the store holds an unknown outcome status `{other}` in run {}",
-                        run.id
-                    ));
-                }
-                let n = |status: &str| by_status.get(status).copied().unwrap_or(0);
-                let (parity, mismatched, errored) = (n("parity"), n("mismatch"), n("stack_error"));
+                let n = |status| by_status.get(&status).copied().unwrap_or(0);
+                let (parity, mismatched, errored) = (
+                    n(OutcomeStatus::Parity),
+                    n(OutcomeStatus::Mismatch),
+                    n(OutcomeStatus::StackError),
+                );
                 let completeness = billshadow_reports::view::Completeness::new(
-                    &run.status,
+                    run.status.as_str(),
                     u64::try_from(run.accounts_total).unwrap_or(0),
                     parity + mismatched + errored,
                     parity + mismatched,
                     errored,
                 );
                 listed.push(RunListing {
-                    label: billshadow_reports::view::kind_label(&run.kind),
+                    label: billshadow_reports::view::kind_label(run.kind.as_str()),
                     verdict: crate::run::report::verdict(mismatched, &completeness),
                     accounts_pending: completeness.accounts_pending,
                     accounts_compared: completeness.accounts_compared,
@@ -476,16 +461,15 @@ pub(crate) fn runs(args: RunsArgs) -> Outcome {
                 }
             };
             written.map_err(|e| unavailable(anyhow::Error::new(e).context("cannot write")))?;
-            Ok(Code::Parity)
+            Ok::<_, Failure>(Code::Parity)
         })
-        .map_err(Into::into)
 }
 
 pub(crate) fn show(args: ShowArgs) -> Outcome {
     runtime()?.block_on(async {
         let store = Store::open_with(&default_url(args.store.as_deref()), Access::ReadOnly).await?;
         let run = store.resolve(&args.run).await?;
-        let calibrate = run.kind == "calibration";
+        let calibrate = run.kind == RunKind::Calibration;
         let report = RunReport::load(&store, run, diff_limit(args.format, args.limit)).await?;
         store.close().await;
         crate::report::summary::print(&report, args.format, args.limit, calibrate)?;

@@ -19,7 +19,7 @@ use crate::args::ReportFormat;
 use crate::controller::policy::Policy;
 use crate::exit::{Outcome, unavailable};
 use crate::run::report::{CellStats, RunReport};
-use crate::store::OutcomeStatus;
+use crate::store::{OutcomeStatus, RunKind, RunStatus};
 use crate::store::{RunRow, Store};
 
 /// Accounts whose diffs an HTML or Markdown report lists.
@@ -61,7 +61,7 @@ pub(crate) async fn render(
                 "record": "summary",
                 "schema": billshadow_reports::json::SCHEMA,
                 "run": report.run,
-                "run_label": billshadow_reports::view::kind_label(&report.run.kind),
+                "run_label": billshadow_reports::view::kind_label(report.run.kind.as_str()),
                 "completeness": report.completeness,
                 "incomplete": report.completeness.describe(),
                 "summary": report.comparison.summary,
@@ -201,9 +201,9 @@ async fn run_view(
     };
     let view = RunView {
         run_id: report.run.id.clone(),
-        kind: report.run.kind.clone(),
-        kind_label: billshadow_reports::view::kind_label(&report.run.kind),
-        status: report.run.status.clone(),
+        kind: report.run.kind.to_string(),
+        kind_label: billshadow_reports::view::kind_label(report.run.kind.as_str()),
+        status: report.run.status.to_string(),
         started_at: report.run.started_at.clone(),
         finished_at: report.run.finished_at.clone(),
         accounts_total: report.run.accounts_total,
@@ -259,7 +259,7 @@ async fn trends(store: &Store) -> anyhow::Result<BTreeMap<String, Vec<Option<Str
         .runs()
         .await?
         .into_iter()
-        .filter(|r| r.status == "completed" && r.kind == "shadow")
+        .filter(|r| r.status == RunStatus::Completed && r.kind == RunKind::Shadow)
         .take(TREND_RUNS)
         .collect();
     history.reverse();

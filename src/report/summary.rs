@@ -43,7 +43,7 @@ pub(crate) fn write_json(out: &mut dyn Write, report: &RunReport) -> std::io::Re
     let doc = serde_json::json!({
         "schema": billshadow_reports::json::SCHEMA,
         "run": report.run,
-        "run_label": billshadow_reports::view::kind_label(&report.run.kind),
+        "run_label": billshadow_reports::view::kind_label(report.run.kind.as_str()),
         "completeness": report.completeness,
         "incomplete": report.completeness.describe(),
         "summary": report.comparison.summary,
@@ -73,7 +73,7 @@ pub(crate) fn write_text(
             run.id
         ));
     }
-    if run.kind == "calibration" {
+    if run.kind == crate::store::RunKind::Calibration {
         warnings.push(
             "calibration (A/A): the legacy stack replayed twice; this says nothing about the modern stack"
                 .to_owned(),
@@ -83,7 +83,7 @@ pub(crate) fn write_text(
         title: format!(
             "billshadow run {} ({}, {}, started {} by {})",
             run.id,
-            billshadow_reports::view::kind_label(&run.kind),
+            billshadow_reports::view::kind_label(run.kind.as_str()),
             run.status,
             run.started_at,
             run.started_by

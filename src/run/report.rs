@@ -288,7 +288,7 @@ impl RunReport {
         }
         let done = at_parity + mismatched + errored;
         let completeness = Completeness::new(
-            &run.status,
+            run.status.as_str(),
             cohort_total,
             done,
             at_parity + mismatched,

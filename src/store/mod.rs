@@ -28,35 +28,72 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("src/store/migrations"
 /// Rows inserted per statement when a cohort is saved.
 const COHORT_CHUNK: usize = 500;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum OutcomeStatus {
-    Parity,
-    Mismatch,
-    StackError,
+/// Defines a stored word list: an enum whose `as_str` is what the store holds, whose
+/// `FromStr` refuses anything else (a store that does not read back is an error, never a
+/// default), and which serialises as that word.
+macro_rules! stored_words {
+    ($(#[$doc:meta])* $name:ident { $($variant:ident = $word:literal),+ $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+        pub(crate) enum $name {
+            $(#[serde(rename = $word)] $variant),+
+        }
+
+        impl $name {
+            pub(crate) fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $word),+
+                }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = anyhow::Error;
+
+            fn from_str(s: &str) -> anyhow::Result<$name> {
+                match s {
+                    $($word => Ok($name::$variant),)+
+                    other => bail!(
+                        "the store holds an unknown {} `{other}`",
+                        stringify!($name)
+                            .chars()
+                            .flat_map(|c| {
+                                let space = c.is_uppercase().then_some(' ');
+                                space.into_iter().chain(c.to_lowercase())
+                            })
+                            .collect::<String>()
+                            .trim_start()
+                    ),
+                }
+            }
+        }
+    };
 }
 
-impl std::str::FromStr for OutcomeStatus {
-    type Err = anyhow::Error;
+stored_words! {
+    /// What became of one account in a run.
+    OutcomeStatus { Parity = "parity", Mismatch = "mismatch", StackError = "stack_error" }
+}
 
-    /// An outcome status as stored; anything else is an error, never a default.
-    fn from_str(s: &str) -> anyhow::Result<OutcomeStatus> {
-        match s {
-            "parity" => Ok(OutcomeStatus::Parity),
-            "mismatch" => Ok(OutcomeStatus::Mismatch),
-            "stack_error" => Ok(OutcomeStatus::StackError),
-            other => bail!("the store holds an unknown outcome status `{other}`"),
-        }
+stored_words! {
+    /// Where a run is: being done, done, stopped before the end (resumable), or failed.
+    RunStatus {
+        Running = "running",
+        Completed = "completed",
+        Interrupted = "interrupted",
+        Failed = "failed",
     }
 }
 
-impl OutcomeStatus {
-    pub(crate) fn as_str(self) -> &'static str {
-        match self {
-            OutcomeStatus::Parity => "parity",
-            OutcomeStatus::Mismatch => "mismatch",
-            OutcomeStatus::StackError => "stack_error",
-        }
-    }
+stored_words! {
+    /// A shadow run compares legacy with modern; a calibration run replays legacy twice.
+    RunKind { Shadow = "shadow", Calibration = "calibration" }
 }
 
 /// One account's result, as the runner hands it to the store.
@@ -85,8 +122,8 @@ pub(crate) struct AccountOutcome {
 #[derive(Debug, Clone, serde::Serialize)]
 pub(crate) struct RunRow {
     pub(crate) id: String,
-    pub(crate) kind: String,
-    pub(crate) status: String,
+    pub(crate) kind: RunKind,
+    pub(crate) status: RunStatus,
     pub(crate) started_at: String,
     pub(crate) finished_at: Option<String>,
     pub(crate) started_by: String,
@@ -102,7 +139,7 @@ pub(crate) struct RunRow {
 /// What a new run records before any work starts.
 pub(crate) struct NewRun<'a> {
     pub(crate) id: &'a str,
-    pub(crate) kind: &'a str,
+    pub(crate) kind: RunKind,
     pub(crate) started_by: &'a str,
     pub(crate) spec_path: &'a str,
     pub(crate) spec_text: &'a str,

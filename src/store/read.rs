@@ -102,8 +102,8 @@ impl Store {
             return Err(crate::usage!("the store {} has no runs yet", self.url));
         }
         if which == "latest" {
-            let calibrations = runs.iter().filter(|r| r.kind != "shadow").count();
-            return runs.into_iter().find(|r| r.kind == "shadow").ok_or_else(|| {
+            let calibrations = runs.iter().filter(|r| r.kind != RunKind::Shadow).count();
+            return runs.into_iter().find(|r| r.kind == RunKind::Shadow).ok_or_else(|| {
                 crate::usage!(
                     "the store {} has no shadow run yet, only {calibrations} calibration (A/A) run(s); name one by its id (see `billshadow runs`)",
                     self.url
@@ -121,15 +121,16 @@ impl Store {
     /// Per run, its outcomes counted by status (`parity`, `mismatch`, `stack_error`).
     pub(crate) async fn outcome_status_counts(
         &self,
-    ) -> anyhow::Result<BTreeMap<String, BTreeMap<String, u64>>> {
+    ) -> anyhow::Result<BTreeMap<String, BTreeMap<OutcomeStatus, u64>>> {
         let rows =
             sqlx::query("SELECT run_id, status, COUNT(*) FROM outcomes GROUP BY run_id, status")
                 .fetch_all(&self.pool)
                 .await?;
-        let mut out: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
+        let mut out: BTreeMap<String, BTreeMap<OutcomeStatus, u64>> = BTreeMap::new();
         for r in &rows {
             let (run, status, n): (String, String, i64) =
                 (r.try_get(0)?, r.try_get(1)?, r.try_get(2)?);
+            let status: OutcomeStatus = status.parse().with_context(|| format!("run {run}"))?;
             out.entry(run).or_default().insert(status, n as u64);
         }
         Ok(out)
@@ -395,8 +396,8 @@ pub(super) fn account_of_row(r: &sqlx::any::AnyRow) -> anyhow::Result<AccountReq
 pub(super) fn run_of_row(r: &sqlx::any::AnyRow) -> anyhow::Result<RunRow> {
     Ok(RunRow {
         id: r.try_get(0)?,
-        kind: r.try_get(1)?,
-        status: r.try_get(2)?,
+        kind: r.try_get::<String, _>(1)?.parse()?,
+        status: r.try_get::<String, _>(2)?.parse()?,
         started_at: r.try_get(3)?,
         finished_at: r.try_get(4)?,
         started_by: r.try_get(5)?,

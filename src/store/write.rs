@@ -19,7 +19,7 @@ impl Store {
              VALUES ($1, $2, 'running', $3, NULL, $4, $5, $6, $7, $8, $9, 0, $10, '{}', '')",
         )
         .bind(run.id)
-        .bind(run.kind)
+        .bind(run.kind.as_str())
         .bind(now())
         .bind(run.started_by)
         .bind(run.spec_path)
@@ -137,14 +137,14 @@ impl Store {
         Ok(())
     }
 
-    pub(crate) async fn set_status(&self, run_id: &str, status: &str) -> anyhow::Result<()> {
-        let finished = if status == "running" {
+    pub(crate) async fn set_status(&self, run_id: &str, status: RunStatus) -> anyhow::Result<()> {
+        let finished = if status == RunStatus::Running {
             None
         } else {
             Some(now())
         };
         sqlx::query("UPDATE runs SET status = $1, finished_at = $2 WHERE id = $3")
-            .bind(status)
+            .bind(status.as_str())
             .bind(finished)
             .bind(run_id)
             .execute(&self.pool)
