@@ -16,7 +16,7 @@ use crate::support::runtime;
 
 pub(crate) fn report(args: ReportArgs) -> Outcome {
     runtime()?.block_on(async {
-        let store = Store::open_with(&default_url(args.store.as_deref()), Access::ReadOnly).await?;
+        let store = Store::open_named(args.store.as_deref(), Access::ReadOnly).await?;
         let run = store.resolve(&args.run).await?;
         let policy = args
             .policy
@@ -59,8 +59,7 @@ pub(crate) fn explain(args: ExplainArgs) -> Outcome {
     };
     runtime()?
         .block_on(async {
-            let store =
-                Store::open_with(&default_url(args.store.as_deref()), Access::ReadOnly).await?;
+            let store = Store::open_named(args.store.as_deref(), Access::ReadOnly).await?;
             let run = store.resolve(&which).await?;
             if store.cohort_cell(&run.id, &account).await?.is_none() {
                 return Err(crate::usage!(

@@ -388,86 +388,84 @@ struct RunListing {
 }
 
 pub(crate) fn runs(args: RunsArgs) -> Outcome {
-    runtime()?
-        .block_on(async {
-            let store =
-                Store::open_with(&default_url(args.store.as_deref()), Access::ReadOnly).await?;
-            let runs = store.runs().await?;
-            let counts = store.outcome_status_counts().await?;
-            store.close().await;
-            let mut listed = Vec::with_capacity(runs.len());
-            for run in runs {
-                let empty = std::collections::BTreeMap::new();
-                let by_status = counts.get(&run.id).unwrap_or(&empty);
-                let n = |status| by_status.get(&status).copied().unwrap_or(0);
-                let (parity, mismatched, errored) = (
-                    n(OutcomeStatus::Parity),
-                    n(OutcomeStatus::Mismatch),
-                    n(OutcomeStatus::StackError),
-                );
-                let completeness = billshadow_reports::view::Completeness::new(
-                    run.status.as_str(),
-                    u64::try_from(run.accounts_total).unwrap_or(0),
-                    parity + mismatched + errored,
-                    parity + mismatched,
-                    errored,
-                );
-                listed.push(RunListing {
-                    label: billshadow_reports::view::kind_label(run.kind.as_str()),
-                    verdict: crate::run::report::verdict(mismatched, &completeness),
-                    accounts_pending: completeness.accounts_pending,
-                    accounts_compared: completeness.accounts_compared,
-                    accounts_mismatched: mismatched,
-                    accounts_errored: errored,
-                    incomplete: completeness.describe(),
-                    run,
-                });
+    runtime()?.block_on(async {
+        let store = Store::open_named(args.store.as_deref(), Access::ReadOnly).await?;
+        let runs = store.runs().await?;
+        let counts = store.outcome_status_counts().await?;
+        store.close().await;
+        let mut listed = Vec::with_capacity(runs.len());
+        for run in runs {
+            let empty = std::collections::BTreeMap::new();
+            let by_status = counts.get(&run.id).unwrap_or(&empty);
+            let n = |status| by_status.get(&status).copied().unwrap_or(0);
+            let (parity, mismatched, errored) = (
+                n(OutcomeStatus::Parity),
+                n(OutcomeStatus::Mismatch),
+                n(OutcomeStatus::StackError),
+            );
+            let completeness = billshadow_reports::view::Completeness::new(
+                run.status.as_str(),
+                u64::try_from(run.accounts_total).unwrap_or(0),
+                parity + mismatched + errored,
+                parity + mismatched,
+                errored,
+            );
+            listed.push(RunListing {
+                label: billshadow_reports::view::kind_label(run.kind.as_str()),
+                verdict: crate::run::report::verdict(mismatched, &completeness),
+                accounts_pending: completeness.accounts_pending,
+                accounts_compared: completeness.accounts_compared,
+                accounts_mismatched: mismatched,
+                accounts_errored: errored,
+                incomplete: completeness.describe(),
+                run,
+            });
+        }
+        let mut out = std::io::stdout().lock();
+        let written = match args.format {
+            TableFormat::Json => {
+                serde_json::to_writer_pretty(&mut out, &serde_json::json!({ "runs": listed }))
+                    .map_err(std::io::Error::other)
+                    .and_then(|()| writeln!(out))
             }
-            let mut out = std::io::stdout().lock();
-            let written = match args.format {
-                TableFormat::Json => {
-                    serde_json::to_writer_pretty(&mut out, &serde_json::json!({ "runs": listed }))
-                        .map_err(std::io::Error::other)
-                        .and_then(|()| writeln!(out))
+            TableFormat::Text => {
+                let mut r = writeln!(
+                    out,
+                    "{:<34} {:<18} {:<11} {:<20} {:>9} {:>9} {:>9}  started",
+                    "run", "kind", "status", "verdict", "compared", "done", "accounts"
+                );
+                for l in &listed {
+                    // A mismatch is known, and the run is incomplete too: say both.
+                    let verdict = match (l.verdict, &l.incomplete) {
+                        ("mismatch", Some(_)) => "MISMATCH, INCOMPLETE".to_owned(),
+                        (v, _) => v.to_uppercase(),
+                    };
+                    r = r.and_then(|()| {
+                        writeln!(
+                            out,
+                            "{:<34} {:<18} {:<11} {:<20} {:>9} {:>9} {:>9}  {}",
+                            l.run.id,
+                            l.label,
+                            l.run.status,
+                            verdict,
+                            l.accounts_compared,
+                            l.run.accounts_done,
+                            l.run.accounts_total,
+                            l.run.started_at
+                        )
+                    });
                 }
-                TableFormat::Text => {
-                    let mut r = writeln!(
-                        out,
-                        "{:<34} {:<18} {:<11} {:<20} {:>9} {:>9} {:>9}  started",
-                        "run", "kind", "status", "verdict", "compared", "done", "accounts"
-                    );
-                    for l in &listed {
-                        // A mismatch is known, and the run is incomplete too: say both.
-                        let verdict = match (l.verdict, &l.incomplete) {
-                            ("mismatch", Some(_)) => "MISMATCH, INCOMPLETE".to_owned(),
-                            (v, _) => v.to_uppercase(),
-                        };
-                        r = r.and_then(|()| {
-                            writeln!(
-                                out,
-                                "{:<34} {:<18} {:<11} {:<20} {:>9} {:>9} {:>9}  {}",
-                                l.run.id,
-                                l.label,
-                                l.run.status,
-                                verdict,
-                                l.accounts_compared,
-                                l.run.accounts_done,
-                                l.run.accounts_total,
-                                l.run.started_at
-                            )
-                        });
-                    }
-                    r
-                }
-            };
-            written.map_err(|e| unavailable(anyhow::Error::new(e).context("cannot write")))?;
-            Ok::<_, Failure>(Code::Parity)
-        })
+                r
+            }
+        };
+        written.map_err(|e| unavailable(anyhow::Error::new(e).context("cannot write")))?;
+        Ok::<_, Failure>(Code::Parity)
+    })
 }
 
 pub(crate) fn show(args: ShowArgs) -> Outcome {
     runtime()?.block_on(async {
-        let store = Store::open_with(&default_url(args.store.as_deref()), Access::ReadOnly).await?;
+        let store = Store::open_named(args.store.as_deref(), Access::ReadOnly).await?;
         let run = store.resolve(&args.run).await?;
         let calibrate = run.kind == RunKind::Calibration;
         let report = RunReport::load(&store, run, diff_limit(args.format, args.limit)).await?;

@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 
 use crate::args::{MigrateArgs, MigrateCommand, MigrateFormat};
 use crate::exit::{Code, Failure, NotNextStep, Outcome, input};
-use crate::store::{Store, default_url};
+use crate::store::{Access, Store};
 use crate::support::runtime;
 use billshadow_reports::view::{CriterionView, GateView};
 use ledger::AuditEntry;
@@ -41,7 +41,7 @@ pub(crate) struct Judged {
     pub(crate) streak: String,
 }
 
-pub(crate) fn run(args: MigrateArgs) -> Outcome {
+pub(crate) fn run(args: MigrateArgs, access: Access) -> Outcome {
     if let MigrateCommand::Lint = args.command {
         let policy = Policy::load(&args.policy)?;
         crate::outln!(
@@ -72,7 +72,7 @@ pub(crate) fn run(args: MigrateArgs) -> Outcome {
         .or_else(|| std::env::var("USER").ok())
         .unwrap_or_else(|| "unknown".to_owned());
     runtime()?.block_on(async move {
-        let store = Store::open(&default_url(args.store.as_deref())).await?;
+        let store = Store::open_named(args.store.as_deref(), access).await?;
         let controller = Controller {
             store: &store,
             policy,

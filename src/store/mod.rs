@@ -11,7 +11,6 @@ mod write;
 
 use std::collections::BTreeMap;
 use std::sync::Once;
-use std::sync::atomic::{AtomicU8, Ordering};
 
 use anyhow::{Context, anyhow, bail};
 use billshadow_adapters::live::AccountRequest;
@@ -195,30 +194,6 @@ impl Access {
             | M::Release { .. } => Access::Write,
         }
     }
-
-    fn code(self) -> u8 {
-        match self {
-            Access::ReadOnly => 0,
-            Access::Write => 1,
-            Access::Create => 2,
-        }
-    }
-
-    fn from_code(code: u8) -> Access {
-        match code {
-            1 => Access::Write,
-            2 => Access::Create,
-            _ => Access::ReadOnly,
-        }
-    }
-}
-
-/// The access `Store::open` grants: read-only unless the command being run said otherwise
-/// (`main` sets it for each `migrate` subcommand, whose controller calls `Store::open`).
-static DEFAULT_ACCESS: AtomicU8 = AtomicU8::new(0);
-
-pub(crate) fn set_default_access(access: Access) {
-    DEFAULT_ACCESS.store(access.code(), Ordering::SeqCst);
 }
 
 /// A store that applied another text of migration `version` than this version's: made by a
@@ -353,11 +328,9 @@ pub(crate) fn now() -> String {
 }
 
 impl Store {
-    /// Opens the store with the access the running command was given (read-only unless
-    /// `set_default_access` said otherwise).
-    pub(crate) async fn open(url: &str) -> anyhow::Result<Store> {
-        let access = Access::from_code(DEFAULT_ACCESS.load(Ordering::SeqCst));
-        Store::open_with(url, access).await
+    /// Opens the store a command's `--store` names (the default store without one).
+    pub(crate) async fn open_named(flag: Option<&str>, access: Access) -> anyhow::Result<Store> {
+        Store::open_with(&default_url(flag), access).await
     }
 
     /// Opens the store. `Create` makes a SQLite file if needed and migrates; `Write` needs a
