@@ -4,6 +4,19 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+/// A date as the command line takes it (parsed once, here).
+fn date(s: &str) -> Result<chrono::NaiveDate, String> {
+    chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .map_err(|_| format!("`{s}` is not a date (YYYY-MM-DD)"))
+}
+
+/// A time as the command line takes it (parsed once, here).
+fn time(s: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    chrono::DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .map_err(|_| format!("`{s}` is not an RFC 3339 time such as 2026-11-25T10:00:00Z"))
+}
+
 /// Compare a legacy and a modern billing stack to the cent.
 ///
 /// Exit codes: 0 parity, 1 mismatches beyond tolerance, 2 usage, configuration or input
@@ -86,8 +99,8 @@ pub(crate) struct DiffArgs {
     )]
     pub(crate) quarantine: PathBuf,
     /// Judge waiver expiry as of this date (YYYY-MM-DD) instead of today.
-    #[arg(long, value_name = "DATE")]
-    pub(crate) as_of: Option<String>,
+    #[arg(long, value_name = "DATE", value_parser = date)]
+    pub(crate) as_of: Option<chrono::NaiveDate>,
     /// Accounts listed in the text report; the rest are counted.
     #[arg(long, value_name = "N", default_value_t = 20)]
     pub(crate) limit: usize,
@@ -150,8 +163,8 @@ pub(crate) struct RunArgs {
     #[arg(long)]
     pub(crate) calibrate: bool,
     /// Judge waiver expiry as of this date (YYYY-MM-DD) instead of today.
-    #[arg(long, value_name = "DATE")]
-    pub(crate) as_of: Option<String>,
+    #[arg(long, value_name = "DATE", value_parser = date)]
+    pub(crate) as_of: Option<chrono::NaiveDate>,
     #[arg(long, value_enum, default_value_t = TableFormat::Text)]
     pub(crate) format: TableFormat,
     /// Accounts listed in the text report; the rest are counted.
@@ -280,8 +293,8 @@ pub(crate) struct MigrateArgs {
     #[arg(long = "as", global = true, value_name = "NAME")]
     pub(crate) actor: Option<String>,
     /// The time to act at (RFC 3339), instead of now: for tests and dry runs of a freeze.
-    #[arg(long, global = true, value_name = "TIME")]
-    pub(crate) now: Option<String>,
+    #[arg(long, global = true, value_name = "TIME", value_parser = time)]
+    pub(crate) now: Option<chrono::DateTime<chrono::Utc>>,
     #[arg(long, global = true, value_enum, default_value_t = MigrateFormat::Text)]
     pub(crate) format: MigrateFormat,
 }

@@ -7,7 +7,6 @@ use anyhow::{Context, anyhow};
 use billshadow_adapters::{Catalog, FormatRef, Mapping, ReadOptions, ReadStats};
 use billshadow_comparisons::{KeyField, LineStore, compare_with_threads};
 use billshadow_reports::{Inputs, SideInput};
-use chrono::NaiveDate;
 
 use crate::args::{CheckSpecArgs, DiffArgs, OutputFormat};
 use crate::exit::{Code, Outcome, input};
@@ -26,11 +25,9 @@ pub(crate) fn run(args: DiffArgs) -> Outcome {
         Some(path) => Spec::load(path)?,
         None => Spec::empty(),
     };
-    let today = match &args.as_of {
-        Some(d) => NaiveDate::parse_from_str(d, "%Y-%m-%d")
-            .map_err(|_| crate::usage!("--as-of `{d}` is not a date (YYYY-MM-DD)"))?,
-        None => chrono::Utc::now().date_naive(),
-    };
+    let today = args
+        .as_of
+        .unwrap_or_else(|| chrono::Utc::now().date_naive());
     let legacy = resolve_side(
         "legacy",
         args.legacy.as_ref(),

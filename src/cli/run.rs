@@ -268,11 +268,9 @@ async fn abandon_set_up(args: &RunArgs, store_url: &str, new_id: &str) -> Code {
 }
 
 async fn run_async(args: RunArgs) -> Outcome {
-    let as_of = match &args.as_of {
-        Some(d) => chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d")
-            .map_err(|_| crate::usage!("--as-of `{d}` is not a date (YYYY-MM-DD)"))?,
-        None => chrono::Utc::now().date_naive(),
-    };
+    let as_of = args
+        .as_of
+        .unwrap_or_else(|| chrono::Utc::now().date_naive());
     if args.retry_errors && args.resume.is_none() {
         return Err(crate::usage!(
             "--retry-errors redoes the stack errors of a stored run: it needs --resume RUN"
