@@ -16,4 +16,4 @@ pub use diff::{Comparison, compare, compare_with_threads};
 pub use difference::{Diff, DiffClass, Evidence, Scope};
 pub use model::{Field, Line, LineStore, LineType, NewLine};
 pub use money::{Currency, parse_amount, parse_decimal};
-pub use summary::{CurrencyTotals, Summary, WaiverUse};
+pub use summary::{CurrencyTotals, Summary, Verdict, WaiverUse};

@@ -33,12 +33,39 @@ pub struct WaiverUse {
     pub matched_while_expired: u64,
 }
 
+/// A comparison's verdict. `Parity` only when every account in scope was compared and
+/// nothing was left out; `Mismatch` whenever a failing diff is known; else `Incomplete`.
+/// Written as `parity`, `mismatch`, `incomplete`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    Parity,
+    Mismatch,
+    Incomplete,
+}
+
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Parity => "parity",
+            Verdict::Mismatch => "mismatch",
+            Verdict::Incomplete => "incomplete",
+        }
+    }
+}
+
+impl std::fmt::Display for Verdict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// What a comparison found, in numbers.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Summary {
     /// `parity`, `mismatch` or `incomplete`. `parity` only when every account in scope was
     /// compared and no row was left out; `mismatch` whenever a failing diff is known.
-    pub verdict: &'static str,
+    pub verdict: Verdict,
     pub accounts_compared: u64,
     pub accounts_at_parity: u64,
     pub accounts_mismatched: u64,
@@ -80,13 +107,13 @@ impl Summary {
             *self.quarantined_money.entry(currency).or_default() += amount;
         }
         self.rows_quarantined_unpriced += unpriced;
-        if self.rows_quarantined > 0 && self.verdict == "parity" {
-            self.verdict = "incomplete";
+        if self.rows_quarantined > 0 && self.verdict == Verdict::Parity {
+            self.verdict = Verdict::Incomplete;
         }
     }
 
     pub fn is_parity(&self) -> bool {
-        self.verdict == "parity"
+        self.verdict == Verdict::Parity
     }
 }
 
@@ -248,9 +275,9 @@ impl Tally {
             self.customers.keys().map(|(c, _)| c.as_str()).collect();
         Summary {
             verdict: if self.diffs_failing == 0 {
-                "parity"
+                Verdict::Parity
             } else {
-                "mismatch"
+                Verdict::Mismatch
             },
             accounts_compared: self.accounts_compared,
             accounts_at_parity: self.accounts_at_parity,

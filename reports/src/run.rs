@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::io::{self, Write};
 
-use billshadow_comparisons::{Diff, DiffClass, Scope};
+use billshadow_comparisons::{Diff, DiffClass, Scope, Verdict};
 use minijinja::Environment;
 use serde::Serialize;
 
@@ -540,7 +540,7 @@ fn write_run_metrics(out: &mut dyn Write, view: &RunView, run: &str) -> io::Resu
         "gauge",
     )?;
     let kind = label(&view.kind_label);
-    for verdict in ["parity", "mismatch", "incomplete"] {
+    for verdict in [Verdict::Parity, Verdict::Mismatch, Verdict::Incomplete] {
         writeln!(
             out,
             "billshadow_run_verdict{{run=\"{run}\",kind=\"{kind}\",verdict=\"{verdict}\"}} {}",

@@ -3,7 +3,7 @@
 
 use std::io::{self, Write};
 
-use billshadow_comparisons::{Comparison, Diff, DiffClass, Scope, Summary};
+use billshadow_comparisons::{Comparison, Diff, DiffClass, Scope, Summary, Verdict};
 
 use crate::clean;
 use crate::{Inputs, thousands};
@@ -132,7 +132,7 @@ fn write_verdict(out: &mut dyn Write, header: &Header, s: &Summary, p: &Paint) -
     // PARITY only when the summary says so and nothing fails; an incomplete comparison says
     // so on the verdict line, with done / total.
     let incomplete = header.incomplete.as_deref().map(|i| p.yellow(i));
-    let verdict = if s.diffs_failing > 0 || s.verdict == "mismatch" {
+    let verdict = if s.diffs_failing > 0 || s.verdict == Verdict::Mismatch {
         let mismatch = p.red(&format!(
             "MISMATCH ({} failing diffs)",
             thousands(s.diffs_failing)
@@ -141,10 +141,10 @@ fn write_verdict(out: &mut dyn Write, header: &Header, s: &Summary, p: &Paint) -
             Some(i) => format!("{mismatch} · {i}"),
             None => mismatch,
         }
-    } else if s.verdict == "parity" && incomplete.is_none() {
+    } else if s.verdict == Verdict::Parity && incomplete.is_none() {
         p.green("PARITY")
     } else {
-        incomplete.unwrap_or_else(|| p.yellow(&s.verdict.to_uppercase()))
+        incomplete.unwrap_or_else(|| p.yellow(&s.verdict.as_str().to_uppercase()))
     };
     writeln!(out, "  verdict    {verdict}")?;
     for warning in &header.warnings {

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, anyhow};
 use billshadow_adapters::{Catalog, FormatRef, Mapping, ReadOptions, ReadStats};
-use billshadow_comparisons::{KeyField, LineStore, compare_with_threads};
+use billshadow_comparisons::{KeyField, LineStore, Verdict, compare_with_threads};
 use billshadow_reports::{Inputs, SideInput};
 
 use crate::args::{CheckSpecArgs, DiffArgs, OutputFormat};
@@ -119,11 +119,11 @@ pub(crate) fn run(args: DiffArgs) -> Outcome {
 
 /// The exit code of a diff's verdict: rows left out (incomplete) are an input problem that
 /// prevented a verdict, never a pass.
-fn verdict_code(verdict: &str) -> Code {
+fn verdict_code(verdict: Verdict) -> Code {
     match verdict {
-        "parity" => Code::Parity,
-        "mismatch" => Code::Mismatch,
-        _ => Code::Input,
+        Verdict::Parity => Code::Parity,
+        Verdict::Mismatch => Code::Mismatch,
+        Verdict::Incomplete => Code::Input,
     }
 }
 

@@ -376,7 +376,7 @@ struct RunListing {
     #[serde(flatten)]
     run: crate::store::RunRow,
     label: String,
-    verdict: &'static str,
+    verdict: billshadow_comparisons::Verdict,
     accounts_pending: u64,
     accounts_compared: u64,
     accounts_mismatched: u64,
@@ -435,8 +435,10 @@ pub(crate) fn runs(args: RunsArgs) -> Outcome {
                 for l in &listed {
                     // A mismatch is known, and the run is incomplete too: say both.
                     let verdict = match (l.verdict, &l.incomplete) {
-                        ("mismatch", Some(_)) => "MISMATCH, INCOMPLETE".to_owned(),
-                        (v, _) => v.to_uppercase(),
+                        (billshadow_comparisons::Verdict::Mismatch, Some(_)) => {
+                            "MISMATCH, INCOMPLETE".to_owned()
+                        }
+                        (v, _) => v.as_str().to_uppercase(),
                     };
                     r = r.and_then(|()| {
                         writeln!(

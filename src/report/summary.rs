@@ -13,7 +13,8 @@ pub(crate) fn exit_code(report: &RunReport) -> Code {
     let s = &report.comparison.summary;
     if s.accounts_mismatched > 0 {
         Code::Mismatch
-    } else if !report.completeness.complete || s.verdict != "parity" {
+    } else if !report.completeness.complete || s.verdict != billshadow_comparisons::Verdict::Parity
+    {
         Code::Stack
     } else {
         Code::Parity

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use anyhow::Context;
 use billshadow_comparisons::{
-    Comparison, Currency, CurrencyTotals, Diff, DiffClass, Summary, WaiverUse,
+    Comparison, Currency, CurrencyTotals, Diff, DiffClass, Summary, Verdict, WaiverUse,
 };
 use billshadow_reports::view::Completeness;
 use rust_decimal::Decimal;
@@ -54,13 +54,13 @@ pub(crate) struct RunReport {
 /// The verdict of a stored run: `mismatch` as soon as one account is mismatched (that much
 /// is known whatever the rest says), else `parity` only for a complete run, else
 /// `incomplete`.
-pub(crate) fn verdict(mismatched: u64, completeness: &Completeness) -> &'static str {
+pub(crate) fn verdict(mismatched: u64, completeness: &Completeness) -> Verdict {
     if mismatched > 0 {
-        "mismatch"
+        Verdict::Mismatch
     } else if completeness.complete {
-        "parity"
+        Verdict::Parity
     } else {
-        "incomplete"
+        Verdict::Incomplete
     }
 }
 
