@@ -1,7 +1,7 @@
 //! The controller's part of the store: cell states written by compare-and-set, approvals, the
 //! hash-chained audit log, and each cell's evidence read from the stored runs.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use anyhow::{Context, anyhow};
 use chrono::{DateTime, Utc};
@@ -326,6 +326,8 @@ impl Store {
         Ok(out)
     }
 
+    /// One completed run's evidence about one cell: its outcomes counted, its totals' drift,
+    /// its largest unwaived diff per currency and the waivers it used that have expired.
     async fn run_evidence(
         &self,
         cell: &CellId,
@@ -352,11 +354,22 @@ impl Store {
             largest_unwaived: BTreeMap::new(),
             expired_waivers: Vec::new(),
         };
+        self.count_outcomes(cell, &mut e).await?;
+        self.add_total_drift(cell, &mut e).await?;
+        let waivers_used = self.add_unwaived_diffs(cell, &mut e).await?;
+        if !waivers_used.is_empty() {
+            e.expired_waivers = expired_waivers(&spec_path, &spec_text, &waivers_used, today)?;
+        }
+        Ok(e)
+    }
+
+    /// The cell's outcomes in the run: compared (parity or mismatch), mismatched, errored.
+    async fn count_outcomes(&self, cell: &CellId, e: &mut RunEvidence) -> anyhow::Result<()> {
         let statuses = sqlx::query(
             "SELECT o.status, COUNT(*) FROM outcomes o JOIN cohort c ON c.run_id = o.run_id AND c.account_id = o.account_id \
              WHERE o.run_id = $1 AND c.partition = $2 AND c.region = $3 GROUP BY o.status",
         )
-        .bind(&run_id)
+        .bind(&e.run_id)
         .bind(cell.partition.as_str())
         .bind(cell.region.as_str())
         .fetch_all(self.pool())
@@ -376,10 +389,15 @@ impl Store {
                 ),
             }
         }
+        Ok(())
+    }
+
+    /// Per currency, how far the cell's modern total drifted from its legacy total.
+    async fn add_total_drift(&self, cell: &CellId, e: &mut RunEvidence) -> anyhow::Result<()> {
         let totals = sqlx::query(
             "SELECT currency, legacy_total, modern_total FROM cell_totals WHERE run_id = $1 AND partition = $2 AND region = $3",
         )
-        .bind(&run_id)
+        .bind(&e.run_id)
         .bind(cell.partition.as_str())
         .bind(cell.region.as_str())
         .fetch_all(self.pool())
@@ -394,17 +412,27 @@ impl Store {
             let (l, m) = (amount(&l)?, amount(&m)?);
             *e.delta.entry(currency).or_default() += m - l;
         }
+        Ok(())
+    }
+
+    /// Per currency, the largest failing diff no waiver covers; returns the waivers the
+    /// cell's diffs used.
+    async fn add_unwaived_diffs(
+        &self,
+        cell: &CellId,
+        e: &mut RunEvidence,
+    ) -> anyhow::Result<BTreeSet<String>> {
         let diffs = sqlx::query(
             "SELECT d.delta, d.currency, d.waiver, d.failing, d.account_id FROM diffs d \
              JOIN cohort c ON c.run_id = d.run_id AND c.account_id = d.account_id \
              WHERE d.run_id = $1 AND c.partition = $2 AND c.region = $3 AND (d.failing <> 0 OR d.waiver <> '')",
         )
-        .bind(&run_id)
+        .bind(&e.run_id)
         .bind(cell.partition.as_str())
         .bind(cell.region.as_str())
         .fetch_all(self.pool())
         .await?;
-        let mut waivers_used = std::collections::BTreeSet::new();
+        let mut waivers_used = BTreeSet::new();
         for d in &diffs {
             let (delta, currency, waiver, failing, account): (String, String, String, i64, String) = (
                 d.try_get(0)?,
@@ -432,25 +460,36 @@ impl Store {
                 waivers_used.insert(waiver);
             }
         }
-        if !waivers_used.is_empty() {
-            let spec = crate::spec::Spec::parse(std::path::Path::new(&spec_path), &spec_text)
-                .map_err(|err| {
-                    anyhow!(
-                        "its stored spec does not parse, so the waivers its diffs use ({}) cannot be checked for expiry: {err}",
-                        waivers_used.iter().cloned().collect::<Vec<_>>().join(", ")
-                    )
-                })?;
-            for id in &waivers_used {
-                let waiver = spec.waivers.iter().find(|w| &w.id == id).ok_or_else(|| {
-                    anyhow!("its diffs use the waiver {id}, which its stored spec does not define")
-                })?;
-                if waiver.is_expired(today) {
-                    e.expired_waivers.push(id.clone());
-                }
-            }
-        }
-        Ok(e)
+        Ok(waivers_used)
     }
+}
+
+/// Which of the waivers a run used had expired by `today`, judged by the run's own stored
+/// spec: a spec that does not parse, or that does not define a waiver used, is an error.
+fn expired_waivers(
+    spec_path: &str,
+    spec_text: &str,
+    waivers_used: &BTreeSet<String>,
+    today: chrono::NaiveDate,
+) -> anyhow::Result<Vec<String>> {
+    let spec = crate::spec::Spec::parse(std::path::Path::new(spec_path), spec_text).map_err(
+        |err| {
+            anyhow!(
+                "its stored spec does not parse, so the waivers its diffs use ({}) cannot be checked for expiry: {err}",
+                waivers_used.iter().cloned().collect::<Vec<_>>().join(", ")
+            )
+        },
+    )?;
+    let mut expired = Vec::new();
+    for id in waivers_used {
+        let waiver = spec.waivers.iter().find(|w| &w.id == id).ok_or_else(|| {
+            anyhow!("its diffs use the waiver {id}, which its stored spec does not define")
+        })?;
+        if waiver.is_expired(today) {
+            expired.push(id.clone());
+        }
+    }
+    Ok(expired)
 }
 
 async fn append_audit(

@@ -555,23 +555,8 @@ pub(crate) struct Context<'a> {
 
 /// Decides what `action` does to `cell`.
 pub(crate) fn decide(cell: &CellState, action: &Action, cx: &Context<'_>) -> Decision {
-    let policy = cx.policy;
     match action {
-        Action::Rollback => {
-            if cell.stage.modern_authoritative() {
-                Decision::Move(CellState {
-                    stage: Stage::RolledBack,
-                    step: 0,
-                    held: None,
-                    version: cell.version,
-                })
-            } else {
-                Decision::Blocked(format!(
-                    "nothing to roll back: the cell is {} and the legacy stack is authoritative",
-                    cell.stage.as_str()
-                ))
-            }
-        }
+        Action::Rollback => roll_back(cell),
         Action::Hold(reason) => Decision::Hold(CellState {
             held: Some(Hold {
                 reason: reason.clone(),
@@ -580,84 +565,116 @@ pub(crate) fn decide(cell: &CellState, action: &Action, cx: &Context<'_>) -> Dec
             }),
             ..cell.clone()
         }),
-        Action::Release => {
-            if cell.held.is_none() {
-                return Decision::Blocked("the cell is not held".to_owned());
-            }
-            if cx.verdict.outcome == Outcome::Pass {
-                Decision::Move(CellState {
-                    held: None,
-                    ..cell.clone()
-                })
-            } else {
-                Decision::Blocked(format!("still held: {}", cx.verdict.reasons().join("; ")))
-            }
-        }
-        Action::Advance => {
-            let Some((stage, step)) = next(cell.stage, cell.step, policy) else {
-                return Decision::Blocked(
-                    "the cell is decommissioned: nothing is left to advance".to_owned(),
-                );
-            };
-            if let Some(freeze) = frozen(&policy.freezes, cx.now) {
-                return Decision::Blocked(freeze);
-            }
-            let target = CellState {
-                stage,
-                step,
-                held: None,
-                version: cell.version,
-            };
-            if stage == Stage::Shadow {
-                // Shadowing changes nothing for customers: no gate.
-                return Decision::Move(target);
-            }
-            if !cx.waiting_for.is_empty() {
-                return Decision::Blocked(format!(
-                    "waiting for {} to reach cutover",
-                    cx.waiting_for.join(", ")
-                ));
-            }
-            if cell.stage == Stage::Shadow && cx.in_flight >= policy.max_in_flight {
-                return Decision::Blocked(format!(
-                    "{} cells are already in canary or cutover (max_in_flight = {})",
-                    cx.in_flight, policy.max_in_flight
-                ));
-            }
-            match cx.verdict.outcome {
-                Outcome::Pass => {}
-                Outcome::Fail | Outcome::Inconclusive => {
-                    let reason = cx.verdict.reasons().join("; ");
-                    let (since, after_run) = match &cell.held {
-                        Some(h) => (h.since, h.after_run.clone()),
-                        None => (cx.now, cx.verdict.runs.first().cloned().unwrap_or_default()),
-                    };
-                    return Decision::Hold(CellState {
-                        held: Some(Hold {
-                            reason,
-                            since,
-                            after_run,
-                        }),
-                        ..cell.clone()
-                    });
-                }
-            }
-            if policy.gate.approvals > 0
-                && policy
-                    .gate
-                    .approvals_for
-                    .iter()
-                    .any(|s| s == stage.as_str())
-                && cx.approvals < policy.gate.approvals
-            {
-                return Decision::Blocked(format!(
-                    "needs {} approval(s) of the current evidence by someone other than the initiator; has {}",
-                    policy.gate.approvals, cx.approvals
-                ));
-            }
-            Decision::Move(target)
-        }
+        Action::Release => release(cell, cx),
+        Action::Advance => advance(cell, cx),
     }
+}
+
+/// Back to the legacy stack, from wherever the modern one is authoritative.
+fn roll_back(cell: &CellState) -> Decision {
+    if cell.stage.modern_authoritative() {
+        Decision::Move(CellState {
+            stage: Stage::RolledBack,
+            step: 0,
+            held: None,
+            version: cell.version,
+        })
+    } else {
+        Decision::Blocked(format!(
+            "nothing to roll back: the cell is {} and the legacy stack is authoritative",
+            cell.stage.as_str()
+        ))
+    }
+}
+
+/// A hold ends only when the gate passes on the current evidence.
+fn release(cell: &CellState, cx: &Context<'_>) -> Decision {
+    if cell.held.is_none() {
+        return Decision::Blocked("the cell is not held".to_owned());
+    }
+    if cx.verdict.outcome == Outcome::Pass {
+        Decision::Move(CellState {
+            held: None,
+            ..cell.clone()
+        })
+    } else {
+        Decision::Blocked(format!("still held: {}", cx.verdict.reasons().join("; ")))
+    }
+}
+
+/// The next step, checked in order: something left to advance to, no freeze, (shadowing
+/// needs nothing more) dependencies in cutover, room in flight, the gate, approvals.
+fn advance(cell: &CellState, cx: &Context<'_>) -> Decision {
+    let policy = cx.policy;
+    let Some((stage, step)) = next(cell.stage, cell.step, policy) else {
+        return Decision::Blocked(
+            "the cell is decommissioned: nothing is left to advance".to_owned(),
+        );
+    };
+    if let Some(freeze) = frozen(&policy.freezes, cx.now) {
+        return Decision::Blocked(freeze);
+    }
+    let target = CellState {
+        stage,
+        step,
+        held: None,
+        version: cell.version,
+    };
+    if stage == Stage::Shadow {
+        // Shadowing changes nothing for customers: no gate.
+        return Decision::Move(target);
+    }
+    if !cx.waiting_for.is_empty() {
+        return Decision::Blocked(format!(
+            "waiting for {} to reach cutover",
+            cx.waiting_for.join(", ")
+        ));
+    }
+    if cell.stage == Stage::Shadow && cx.in_flight >= policy.max_in_flight {
+        return Decision::Blocked(format!(
+            "{} cells are already in canary or cutover (max_in_flight = {})",
+            cx.in_flight, policy.max_in_flight
+        ));
+    }
+    match cx.verdict.outcome {
+        Outcome::Pass => {}
+        Outcome::Fail | Outcome::Inconclusive => return held_by_gate(cell, cx),
+    }
+    if needs_approvals(stage, policy) && cx.approvals < policy.gate.approvals {
+        return Decision::Blocked(format!(
+            "needs {} approval(s) of the current evidence by someone other than the initiator; has {}",
+            policy.gate.approvals, cx.approvals
+        ));
+    }
+    Decision::Move(target)
+}
+
+/// The gate did not pass: the cell is held with the verdict's reasons, since the hold it is
+/// already under (if any) began.
+fn held_by_gate(cell: &CellState, cx: &Context<'_>) -> Decision {
+    let reason = cx.verdict.reasons().join("; ");
+    let (since, after_run) = match &cell.held {
+        Some(h) => (h.since, h.after_run.clone()),
+        None => (cx.now, cx.verdict.runs.first().cloned().unwrap_or_default()),
+    };
+    Decision::Hold(CellState {
+        held: Some(Hold {
+            reason,
+            since,
+            after_run,
+        }),
+        ..cell.clone()
+    })
+}
+
+/// Whether entering `stage` needs approvals under the policy's gate.
+fn needs_approvals(stage: Stage, policy: &Policy) -> bool {
+    policy.gate.approvals > 0
+        && policy
+            .gate
+            .approvals_for
+            .iter()
+            .any(|s| s == stage.as_str())
 }
 
 #[cfg(test)]

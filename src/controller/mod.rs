@@ -2,10 +2,13 @@
 //! legacy stack to the modern one only when the policy's gate passes on stored evidence; every
 //! change is compare-and-set on the cell's version and leaves a hash-chained audit record.
 
+mod judged;
 pub(crate) mod ledger;
 pub(crate) mod machine;
 pub(crate) mod policy;
 mod render;
+
+use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 
@@ -13,11 +16,14 @@ use crate::args::{MigrateArgs, MigrateCommand, MigrateFormat};
 use crate::exit::{Code, Failure, NotNextStep, Outcome, input};
 use crate::store::{Access, Store};
 use crate::support::runtime;
-use billshadow_reports::view::{CriterionView, GateView};
+use billshadow_reports::view::GateView;
+use judged::Judged;
 use ledger::AuditEntry;
 
-use machine::{Action, CellState, Context, Decision, Outcome as GateOutcome, Stage, Verdict};
-use policy::{CellId, Policy};
+use machine::{
+    Action, CellState, Context, Decision, Outcome as GateOutcome, RunEvidence, Stage, Verdict,
+};
+use policy::{CellId, CellPolicy, Policy};
 
 /// Runs evaluated per cell for the consecutive-runs criterion.
 const EVIDENCE_RUNS: usize = 20;
@@ -27,18 +33,6 @@ struct Controller<'a> {
     policy: Policy,
     now: DateTime<Utc>,
     actor: String,
-}
-
-/// One cell, judged for its next step.
-pub(crate) struct Judged {
-    pub(crate) cell: CellId,
-    pub(crate) state: CellState,
-    pub(crate) target: Option<(Stage, usize)>,
-    pub(crate) verdict: Verdict,
-    pub(crate) decision: Decision,
-    pub(crate) approvals: Vec<String>,
-    pub(crate) latest: Option<machine::RunEvidence>,
-    pub(crate) streak: String,
 }
 
 pub(crate) fn run(args: MigrateArgs, access: Access) -> Outcome {
@@ -87,10 +81,7 @@ fn cell_arg(name: &str) -> Result<CellId, Failure> {
 }
 
 /// Every cell's gate verdict for its next step, now, for reports.
-pub(crate) async fn gate_views(
-    store: &Store,
-    policy: &Policy,
-) -> anyhow::Result<Vec<billshadow_reports::view::GateView>> {
+pub(crate) async fn gate_views(store: &Store, policy: &Policy) -> anyhow::Result<Vec<GateView>> {
     let controller = Controller {
         store,
         policy: policy.clone(),
@@ -104,14 +95,7 @@ pub(crate) async fn gate_views(
             continue;
         }
         let j = controller.judge(&c.cell, None).await.map_err(|f| f.error)?;
-        let passed = matches!(j.decision, Decision::Move(_));
-        out.push(gate_view(
-            c.cell.name(),
-            j.target.map_or("none", |(s, _)| s.as_str()).to_owned(),
-            passed,
-            render::blocks(&j),
-            &j.verdict.criteria,
-        ));
+        out.push(render::gate_view(&j));
     }
     Ok(out)
 }
@@ -213,96 +197,20 @@ impl Controller<'_> {
         let states = self.store.cell_states().await?;
         let target = machine::next(state.stage, state.step, &self.policy);
         if let Some(to) = to {
-            // `canary` is the first canary step; `canary:5` the step of 5 %.
-            let (name, percent) = to.split_once(':').map_or((to, None), |(n, p)| (n, Some(p)));
-            let wanted = Stage::parse(name).ok_or_else(|| {
-                crate::usage!("--to `{to}` is not a state (shadow, canary, canary:PERCENT, cutover, decommissioned)")
-            })?;
-            let wanted_step = match (wanted, percent) {
-                (Stage::Canary, Some(p)) => {
-                    let p: rust_decimal::Decimal = p
-                        .parse()
-                        .map_err(|_| crate::usage!("--to `{to}`: `{p}` is not a percentage"))?;
-                    self.policy
-                        .canary_steps
-                        .iter()
-                        .position(|s| *s == p)
-                        .ok_or_else(|| {
-                            crate::usage!("--to `{to}`: the policy has no canary step of {p} %")
-                        })?
-                }
-                _ => 0,
-            };
-            if target.is_none_or(|(stage, step)| stage != wanted || step != wanted_step) {
-                let next = target.map_or("none".to_owned(), |(s, step)| {
-                    CellState {
-                        stage: s,
-                        step,
-                        held: None,
-                        version: 0,
-                    }
-                    .label(&self.policy)
-                });
-                return Err(anyhow::Error::new(NotNextStep(format!(
-                    "{} is {}; its next step is {next}, not {to}",
-                    id.name(),
-                    state.label(&self.policy)
-                )))
-                .into());
-            }
+            self.check_next_step(id, &state, target, to)?;
         }
-        // Evidence that cannot be read holds the cell, with the reason; it never passes, and
-        // a rollback (which needs no gate) stays possible.
-        let (evidence, verdict) = match self
-            .store
-            .cell_evidence(id, EVIDENCE_RUNS, self.now.date_naive())
-            .await
-        {
-            Ok(evidence) => {
-                let verdict = machine::evaluate(&self.policy.gate, &evidence, state.held.as_ref());
-                (evidence, verdict)
-            }
-            Err(e) => (Vec::new(), machine::unreadable(&format!("{e:#}"))),
-        };
-        let target_name = target.map_or("", |(s, _)| s.as_str());
-        let approvals: Vec<String> = self
-            .store
-            .approvers(&id.name(), target_name, &verdict.evidence_hash)
-            .await?
-            .into_iter()
-            .filter(|a| *a != self.actor)
-            .collect();
-        let waiting_for = cell_policy
-            .after
-            .iter()
-            .filter(|dep| {
-                states
-                    .get(&dep.name())
-                    .is_none_or(|s| !matches!(s.stage, Stage::Cutover | Stage::Decommissioned))
-            })
-            .map(CellId::name)
-            .collect();
-        let in_flight = states
-            .iter()
-            .filter(|(name, s)| {
-                **name != id.name() && matches!(s.stage, Stage::Canary | Stage::Cutover)
-            })
-            .count();
+        let (evidence, verdict) = self.read_verdict(id, &state).await;
+        let approvals = self.approvals_by_others(id, target, &verdict).await?;
         let cx = Context {
             policy: &self.policy,
             now: self.now,
             verdict: &verdict,
             approvals: approvals.len() as u32,
-            waiting_for,
-            in_flight,
+            waiting_for: waiting_for(cell_policy, &states),
+            in_flight: in_flight_besides(id, &states),
         };
         let decision = machine::decide(&state, &Action::Advance, &cx);
-        let streak = verdict
-            .criteria
-            .iter()
-            .find(|c| c.name == "consecutive_passing_runs")
-            .map(|c| c.measured.clone())
-            .unwrap_or_default();
+        let streak = passing_streak(&verdict);
         Ok(Judged {
             cell: id.clone(),
             state,
@@ -315,8 +223,96 @@ impl Controller<'_> {
         })
     }
 
+    /// Refuses `--to` unless it names the cell's next step (`NotNextStep`: someone else may
+    /// have made that step already).
+    fn check_next_step(
+        &self,
+        id: &CellId,
+        state: &CellState,
+        target: Option<(Stage, usize)>,
+        to: &str,
+    ) -> Result<(), Failure> {
+        if target == Some(self.wanted_step(to)?) {
+            return Ok(());
+        }
+        let next = target.map_or("none".to_owned(), |(s, step)| {
+            CellState {
+                stage: s,
+                step,
+                held: None,
+                version: 0,
+            }
+            .label(&self.policy)
+        });
+        Err(anyhow::Error::new(NotNextStep(format!(
+            "{} is {}; its next step is {next}, not {to}",
+            id.name(),
+            state.label(&self.policy)
+        )))
+        .into())
+    }
+
+    /// The step `--to` names: `canary` is the first canary step; `canary:5` the step of 5 %.
+    fn wanted_step(&self, to: &str) -> Result<(Stage, usize), Failure> {
+        let (name, percent) = to.split_once(':').map_or((to, None), |(n, p)| (n, Some(p)));
+        let wanted = Stage::parse(name).ok_or_else(|| {
+            crate::usage!("--to `{to}` is not a state (shadow, canary, canary:PERCENT, cutover, decommissioned)")
+        })?;
+        let step = match (wanted, percent) {
+            (Stage::Canary, Some(p)) => {
+                let p: rust_decimal::Decimal = p
+                    .parse()
+                    .map_err(|_| crate::usage!("--to `{to}`: `{p}` is not a percentage"))?;
+                self.policy
+                    .canary_steps
+                    .iter()
+                    .position(|s| *s == p)
+                    .ok_or_else(|| {
+                        crate::usage!("--to `{to}`: the policy has no canary step of {p} %")
+                    })?
+            }
+            _ => 0,
+        };
+        Ok((wanted, step))
+    }
+
+    /// The cell's newest runs and the gate's verdict on them. Evidence that cannot be read
+    /// holds the cell, with the reason; it never passes, and a rollback (which needs no gate)
+    /// stays possible.
+    async fn read_verdict(&self, id: &CellId, state: &CellState) -> (Vec<RunEvidence>, Verdict) {
+        match self
+            .store
+            .cell_evidence(id, EVIDENCE_RUNS, self.now.date_naive())
+            .await
+        {
+            Ok(evidence) => {
+                let verdict = machine::evaluate(&self.policy.gate, &evidence, state.held.as_ref());
+                (evidence, verdict)
+            }
+            Err(e) => (Vec::new(), machine::unreadable(&format!("{e:#}"))),
+        }
+    }
+
+    /// Who approved the step on exactly this evidence, the actor aside: nobody approves their
+    /// own step.
+    async fn approvals_by_others(
+        &self,
+        id: &CellId,
+        target: Option<(Stage, usize)>,
+        verdict: &Verdict,
+    ) -> Result<Vec<String>, Failure> {
+        let target_name = target.map_or("", |(s, _)| s.as_str());
+        Ok(self
+            .store
+            .approvers(&id.name(), target_name, &verdict.evidence_hash)
+            .await?
+            .into_iter()
+            .filter(|a| *a != self.actor)
+            .collect())
+    }
+
     async fn judge_all(&self) -> Result<Vec<Judged>, Failure> {
-        let mut cells: Vec<&policy::CellPolicy> = self.policy.cells.iter().collect();
+        let mut cells: Vec<&CellPolicy> = self.policy.cells.iter().collect();
         cells.sort_by(|a, b| (a.order, &a.cell).cmp(&(b.order, &b.cell)));
         let mut out = Vec::new();
         for c in cells {
@@ -667,6 +663,40 @@ impl Controller<'_> {
     }
 }
 
+/// The cells this one comes `after` that are not in cutover (or beyond) yet.
+fn waiting_for(cell_policy: &CellPolicy, states: &BTreeMap<String, CellState>) -> Vec<String> {
+    cell_policy
+        .after
+        .iter()
+        .filter(|dep| {
+            states
+                .get(&dep.name())
+                .is_none_or(|s| !matches!(s.stage, Stage::Cutover | Stage::Decommissioned))
+        })
+        .map(CellId::name)
+        .collect()
+}
+
+/// Cells other than `id` in canary or cutover.
+fn in_flight_besides(id: &CellId, states: &BTreeMap<String, CellState>) -> usize {
+    states
+        .iter()
+        .filter(|(name, s)| {
+            **name != id.name() && matches!(s.stage, Stage::Canary | Stage::Cutover)
+        })
+        .count()
+}
+
+/// The consecutive-runs criterion's measure, as the status table shows it.
+fn passing_streak(verdict: &Verdict) -> String {
+    verdict
+        .criteria
+        .iter()
+        .find(|c| c.name == "consecutive_passing_runs")
+        .map(|c| c.measured.clone())
+        .unwrap_or_default()
+}
+
 /// Runs the policy's hook (argv, no shell) for a transition; its failure stops the transition.
 async fn run_hook(
     hook: &[String],
@@ -701,30 +731,5 @@ async fn run_hook(
             output.status,
             String::from_utf8_lossy(&output.stderr).trim()
         ))
-    }
-}
-/// A gate verdict as a report shows it.
-pub(crate) fn gate_view(
-    cell: String,
-    target: String,
-    passed: bool,
-    blocks: String,
-    criteria: &[crate::controller::machine::Criterion],
-) -> GateView {
-    GateView {
-        cell,
-        target,
-        passed,
-        blocks,
-        criteria: criteria
-            .iter()
-            .map(|c| CriterionView {
-                name: c.name.to_owned(),
-                measured: c.measured.clone(),
-                threshold: c.threshold.clone(),
-                passed: c.passed,
-                inconclusive: c.inconclusive,
-            })
-            .collect(),
     }
 }

@@ -263,197 +263,19 @@ fn critical_amount(raw: Spanned<toml::Value>) -> Result<BTreeMap<String, Decimal
 }
 
 impl RawPolicy {
+    /// The policy, each part validated in the order it is written in the file, so the first
+    /// error found is the first one a reader meets.
     fn validate(self) -> Result<Policy, Invalid> {
         let cells_span = self.cells.span();
-        let mut cells: Vec<CellPolicy> = Vec::new();
-        let mut pending_after: Vec<(usize, Vec<String>, Range<usize>)> = Vec::new();
-        for raw in self.cells.into_inner() {
-            let span = raw.span();
-            let raw = raw.into_inner();
-            let err = |m: String| (span.clone(), m);
-            let mut partitions = Vec::new();
-            for p in &raw.partitions {
-                partitions.extend(expand(p).map_err(err)?);
-            }
-            let mut regions = Vec::new();
-            for r in &raw.regions {
-                regions.extend(expand(r).map_err(err)?);
-            }
-            if partitions.is_empty() || regions.is_empty() {
-                return Err(err(
-                    "a [[cells]] entry needs at least one partition and one region".to_owned(),
-                ));
-            }
-            for partition in &partitions {
-                for region in &regions {
-                    let cell = CellId {
-                        partition: partition.clone(),
-                        region: region.clone(),
-                    };
-                    if cells.iter().any(|c| c.cell == cell) {
-                        return Err(err(format!("the cell {} is listed twice", cell.name())));
-                    }
-                    pending_after.push((cells.len(), raw.after.clone(), span.clone()));
-                    cells.push(CellPolicy {
-                        cell,
-                        order: raw.order,
-                        after: Vec::new(),
-                    });
-                }
-            }
-        }
-        if cells.is_empty() {
-            return Err((cells_span, "the policy has no cells".to_owned()));
-        }
-        for (index, after, span) in pending_after {
-            for name in after {
-                let id = CellId::parse(&name).ok_or_else(|| {
-                    (
-                        span.clone(),
-                        format!("after: `{name}` is not a cell (partition/region)"),
-                    )
-                })?;
-                if !cells.iter().any(|c| c.cell == id) {
-                    return Err((
-                        span.clone(),
-                        format!("after: the cell {name} is not in the policy"),
-                    ));
-                }
-                if id == cells[index].cell {
-                    return Err((
-                        span.clone(),
-                        format!("the cell {name} cannot come after itself"),
-                    ));
-                }
-                cells[index].after.push(id);
-            }
-        }
-        let canary_steps = match self.canary_steps {
-            None => vec![Decimal::ONE, Decimal::from(5), Decimal::from(25)],
-            Some(steps) => {
-                let span = steps.span();
-                let mut out: Vec<Decimal> = Vec::new();
-                for s in steps.into_inner() {
-                    let v = parse_decimal(&s)
-                        .map_err(|e| (span.clone(), format!("canary_steps: {e}")))?;
-                    if v <= Decimal::ZERO
-                        || v >= Decimal::ONE_HUNDRED
-                        || out.last().is_some_and(|l| *l >= v)
-                    {
-                        return Err((span, "canary_steps must be increasing percentages between 0 and 100 (exclusive)".to_owned()));
-                    }
-                    out.push(v);
-                }
-                out
-            }
-        };
-        let gate_span = self.gate.span();
-        let g = self.gate.into_inner();
-        let gerr = |m: String| (gate_span.clone(), format!("[gate] {m}"));
-        let critical_amount = g.critical_amount.map(critical_amount).transpose()?;
-        let mut max_delta = BTreeMap::new();
-        for (currency, value) in g.max_delta {
-            if currency
-                .parse::<billshadow_comparisons::Currency>()
-                .is_err()
-            {
-                return Err(gerr(format!(
-                    "max_delta: `{currency}` is not an ISO 4217 currency"
-                )));
-            }
-            max_delta.insert(
-                currency,
-                parse_decimal(&value).map_err(|e| gerr(format!("max_delta: {e}")))?,
-            );
-        }
-        let approvals_for = g
-            .approvals_for
-            .unwrap_or_else(|| vec!["cutover".to_owned(), "decommissioned".to_owned()]);
-        for state in &approvals_for {
-            if !matches!(state.as_str(), "canary" | "cutover" | "decommissioned") {
-                return Err(gerr(format!(
-                    "approvals_for: `{state}` is not canary, cutover or decommissioned"
-                )));
-            }
-        }
-        let gate = Gate {
-            min_accounts: g.min_accounts,
-            min_coverage: g
-                .min_coverage
-                .as_deref()
-                .map(|c| ratio("min_coverage", c))
-                .transpose()
-                .map_err(gerr)?
-                .unwrap_or(Decimal::ZERO),
-            max_mismatch_rate: ratio("max_mismatch_rate", &g.max_mismatch_rate).map_err(gerr)?,
-            confidence: g
-                .confidence
-                .as_deref()
-                .map(|c| ratio("confidence", c))
-                .transpose()
-                .map_err(gerr)?,
-            max_delta,
-            critical_amount,
-            consecutive_passing_runs: g.consecutive_passing_runs.unwrap_or(1).max(1),
-            min_span_hours: g.min_span_hours,
-            max_stack_error_rate: g
-                .max_stack_error_rate
-                .as_deref()
-                .map(|r| ratio("max_stack_error_rate", r))
-                .transpose()
-                .map_err(gerr)?
-                .unwrap_or(Decimal::ZERO),
-            approvals: g.approvals,
-            approvals_for,
-        };
-        if gate
-            .confidence
-            .is_some_and(|c| !(Decimal::new(5, 1)..Decimal::ONE).contains(&c))
-        {
-            return Err(gerr(
-                "confidence must be at least 0.5 and below 1".to_owned(),
-            ));
-        }
-        let mut freezes = Vec::new();
-        for f in self.freeze {
-            let span = f.span();
-            let f = f.into_inner();
-            let time_zone: chrono_tz::Tz = f.time_zone.parse().map_err(|_| {
-                (
-                    span.clone(),
-                    format!(
-                        "`{}` is not an IANA time zone such as Europe/Dublin",
-                        f.time_zone
-                    ),
-                )
-            })?;
-            if f.days_before_month_end > 15 || f.days_after_month_start > 15 {
-                return Err((
-                    span,
-                    "a freeze covers at most 15 days at each end of a month".to_owned(),
-                ));
-            }
-            freezes.push(Freeze {
-                last_days: f.days_before_month_end,
-                first_days: f.days_after_month_start,
-                time_zone,
-            });
-        }
-        let rollback = match self.rollback {
-            None => Rollback {
-                on_critical_diff: false,
-                max_stack_error_rate: None,
-            },
-            Some(r) => Rollback {
-                on_critical_diff: r.on_critical_diff,
-                max_stack_error_rate: r
-                    .max_stack_error_rate
-                    .as_deref()
-                    .map(|x| ratio("rollback.max_stack_error_rate", x))
-                    .transpose()
-                    .map_err(|m| (cells_span.clone(), m))?,
-            },
-        };
+        let cells = cells(self.cells)?;
+        let canary_steps = canary_steps(self.canary_steps)?;
+        let gate = gate(self.gate)?;
+        let freezes = self
+            .freeze
+            .into_iter()
+            .map(freeze)
+            .collect::<Result<Vec<_>, _>>()?;
+        let rollback = rollback(self.rollback, &cells_span)?;
         Ok(Policy {
             cells,
             max_in_flight: self.max_in_flight.unwrap_or(2).max(1),
@@ -465,6 +287,243 @@ impl RawPolicy {
             hash: String::new(),
         })
     }
+}
+
+/// A cell's `after` list, resolved once every cell is known.
+struct PendingAfter {
+    index: usize,
+    after: Vec<String>,
+    span: Range<usize>,
+}
+
+/// Every cell of every `[[cells]]` entry, each listed once, with its dependencies.
+fn cells(raw: Spanned<Vec<Spanned<RawCells>>>) -> Result<Vec<CellPolicy>, Invalid> {
+    let span = raw.span();
+    let mut cells: Vec<CellPolicy> = Vec::new();
+    let mut pending: Vec<PendingAfter> = Vec::new();
+    for entry in raw.into_inner() {
+        expand_cells(entry, &mut cells, &mut pending)?;
+    }
+    if cells.is_empty() {
+        return Err((span, "the policy has no cells".to_owned()));
+    }
+    for p in pending {
+        resolve_after(&mut cells, p)?;
+    }
+    Ok(cells)
+}
+
+/// One `[[cells]]` entry: every partition × every region (ranges such as `p0..p3`
+/// expanded), appended to `cells`, their `after` lists to `pending`.
+fn expand_cells(
+    entry: Spanned<RawCells>,
+    cells: &mut Vec<CellPolicy>,
+    pending: &mut Vec<PendingAfter>,
+) -> Result<(), Invalid> {
+    let span = entry.span();
+    let raw = entry.into_inner();
+    let err = |m: String| (span.clone(), m);
+    let mut partitions = Vec::new();
+    for p in &raw.partitions {
+        partitions.extend(expand(p).map_err(err)?);
+    }
+    let mut regions = Vec::new();
+    for r in &raw.regions {
+        regions.extend(expand(r).map_err(err)?);
+    }
+    if partitions.is_empty() || regions.is_empty() {
+        return Err(err(
+            "a [[cells]] entry needs at least one partition and one region".to_owned(),
+        ));
+    }
+    for partition in &partitions {
+        for region in &regions {
+            let cell = CellId {
+                partition: partition.clone(),
+                region: region.clone(),
+            };
+            if cells.iter().any(|c| c.cell == cell) {
+                return Err(err(format!("the cell {} is listed twice", cell.name())));
+            }
+            pending.push(PendingAfter {
+                index: cells.len(),
+                after: raw.after.clone(),
+                span: span.clone(),
+            });
+            cells.push(CellPolicy {
+                cell,
+                order: raw.order,
+                after: Vec::new(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// One cell's `after` names, each a cell of the policy other than itself.
+fn resolve_after(cells: &mut [CellPolicy], pending: PendingAfter) -> Result<(), Invalid> {
+    let PendingAfter { index, after, span } = pending;
+    for name in after {
+        let id = CellId::parse(&name).ok_or_else(|| {
+            (
+                span.clone(),
+                format!("after: `{name}` is not a cell (partition/region)"),
+            )
+        })?;
+        if !cells.iter().any(|c| c.cell == id) {
+            return Err((
+                span.clone(),
+                format!("after: the cell {name} is not in the policy"),
+            ));
+        }
+        if id == cells[index].cell {
+            return Err((
+                span.clone(),
+                format!("the cell {name} cannot come after itself"),
+            ));
+        }
+        cells[index].after.push(id);
+    }
+    Ok(())
+}
+
+/// Canary steps, increasing percentages between 0 and 100; 1, 5 and 25 % when not given.
+fn canary_steps(raw: Option<Spanned<Vec<String>>>) -> Result<Vec<Decimal>, Invalid> {
+    let Some(steps) = raw else {
+        return Ok(vec![Decimal::ONE, Decimal::from(5), Decimal::from(25)]);
+    };
+    let span = steps.span();
+    let mut out: Vec<Decimal> = Vec::new();
+    for s in steps.into_inner() {
+        let v = parse_decimal(&s).map_err(|e| (span.clone(), format!("canary_steps: {e}")))?;
+        if v <= Decimal::ZERO || v >= Decimal::ONE_HUNDRED || out.last().is_some_and(|l| *l >= v) {
+            return Err((
+                span,
+                "canary_steps must be increasing percentages between 0 and 100 (exclusive)"
+                    .to_owned(),
+            ));
+        }
+        out.push(v);
+    }
+    Ok(out)
+}
+
+/// The `[gate]` table; its errors are located on the table.
+fn gate(raw: Spanned<RawGate>) -> Result<Gate, Invalid> {
+    let gate_span = raw.span();
+    let g = raw.into_inner();
+    let gerr = |m: String| (gate_span.clone(), format!("[gate] {m}"));
+    let optional_ratio =
+        |name: &str, text: Option<&str>| text.map(|t| ratio(name, t)).transpose().map_err(gerr);
+    let critical_amount = g.critical_amount.map(critical_amount).transpose()?;
+    let max_delta = max_delta(g.max_delta).map_err(gerr)?;
+    let approvals_for = approvals_for(g.approvals_for).map_err(gerr)?;
+    let gate = Gate {
+        min_accounts: g.min_accounts,
+        min_coverage: optional_ratio("min_coverage", g.min_coverage.as_deref())?
+            .unwrap_or(Decimal::ZERO),
+        max_mismatch_rate: ratio("max_mismatch_rate", &g.max_mismatch_rate).map_err(gerr)?,
+        confidence: optional_ratio("confidence", g.confidence.as_deref())?,
+        max_delta,
+        critical_amount,
+        consecutive_passing_runs: g.consecutive_passing_runs.unwrap_or(1).max(1),
+        min_span_hours: g.min_span_hours,
+        max_stack_error_rate: optional_ratio(
+            "max_stack_error_rate",
+            g.max_stack_error_rate.as_deref(),
+        )?
+        .unwrap_or(Decimal::ZERO),
+        approvals: g.approvals,
+        approvals_for,
+    };
+    if gate
+        .confidence
+        .is_some_and(|c| !(Decimal::new(5, 1)..Decimal::ONE).contains(&c))
+    {
+        return Err(gerr(
+            "confidence must be at least 0.5 and below 1".to_owned(),
+        ));
+    }
+    Ok(gate)
+}
+
+/// `max_delta = { USD = "5.00" }`: per ISO 4217 currency, the drift a cell's totals may show.
+fn max_delta(raw: BTreeMap<String, String>) -> Result<BTreeMap<String, Decimal>, String> {
+    let mut out = BTreeMap::new();
+    for (currency, value) in raw {
+        if currency
+            .parse::<billshadow_comparisons::Currency>()
+            .is_err()
+        {
+            return Err(format!(
+                "max_delta: `{currency}` is not an ISO 4217 currency"
+            ));
+        }
+        out.insert(
+            currency,
+            parse_decimal(&value).map_err(|e| format!("max_delta: {e}"))?,
+        );
+    }
+    Ok(out)
+}
+
+/// The states entering which needs approvals; cutover and decommissioned when not given.
+fn approvals_for(raw: Option<Vec<String>>) -> Result<Vec<String>, String> {
+    let states = raw.unwrap_or_else(|| vec!["cutover".to_owned(), "decommissioned".to_owned()]);
+    for state in &states {
+        if !matches!(state.as_str(), "canary" | "cutover" | "decommissioned") {
+            return Err(format!(
+                "approvals_for: `{state}` is not canary, cutover or decommissioned"
+            ));
+        }
+    }
+    Ok(states)
+}
+
+/// One `[[freeze]]` window: a real time zone, at most 15 days at each end of a month.
+fn freeze(raw: Spanned<RawFreeze>) -> Result<Freeze, Invalid> {
+    let span = raw.span();
+    let f = raw.into_inner();
+    let time_zone: chrono_tz::Tz = f.time_zone.parse().map_err(|_| {
+        (
+            span.clone(),
+            format!(
+                "`{}` is not an IANA time zone such as Europe/Dublin",
+                f.time_zone
+            ),
+        )
+    })?;
+    if f.days_before_month_end > 15 || f.days_after_month_start > 15 {
+        return Err((
+            span,
+            "a freeze covers at most 15 days at each end of a month".to_owned(),
+        ));
+    }
+    Ok(Freeze {
+        last_days: f.days_before_month_end,
+        first_days: f.days_after_month_start,
+        time_zone,
+    })
+}
+
+/// The `[rollback]` triggers; none when the table is left out. The table is read without a
+/// span, so its errors are located on the `cells` array.
+fn rollback(raw: Option<RawRollback>, cells_span: &Range<usize>) -> Result<Rollback, Invalid> {
+    let Some(r) = raw else {
+        return Ok(Rollback {
+            on_critical_diff: false,
+            max_stack_error_rate: None,
+        });
+    };
+    Ok(Rollback {
+        on_critical_diff: r.on_critical_diff,
+        max_stack_error_rate: r
+            .max_stack_error_rate
+            .as_deref()
+            .map(|x| ratio("rollback.max_stack_error_rate", x))
+            .transpose()
+            .map_err(|m| (cells_span.clone(), m))?,
+    })
 }
 
 #[cfg(test)]

@@ -5,15 +5,16 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
 
+use billshadow_reports::view::{CriterionView, GateView};
 use chrono::{DateTime, Utc};
 use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
 
-use super::machine::{CellState, Decision, Stage};
+use super::judged::Judged;
+use super::machine::{self, CellState, Decision, Stage};
 use super::policy::Policy;
-use super::{Judged, machine};
 use crate::args::MigrateFormat;
 
-pub(super) fn blocks(j: &Judged) -> String {
+fn blocks(j: &Judged) -> String {
     match &j.decision {
         Decision::Move(next) => format!("ready: → {}", next.stage.as_str()),
         Decision::Hold(next) => format!(
@@ -21,6 +22,28 @@ pub(super) fn blocks(j: &Judged) -> String {
             next.held.as_ref().map_or("", |h| h.reason.as_str())
         ),
         Decision::Blocked(reason) => reason.clone(),
+    }
+}
+
+/// A gate verdict as a report shows it.
+pub(super) fn gate_view(j: &Judged) -> GateView {
+    GateView {
+        cell: j.cell.name(),
+        target: j.target.map_or("none", |(s, _)| s.as_str()).to_owned(),
+        passed: matches!(j.decision, Decision::Move(_)),
+        blocks: blocks(j),
+        criteria: j
+            .verdict
+            .criteria
+            .iter()
+            .map(|c| CriterionView {
+                name: c.name.to_owned(),
+                measured: c.measured.clone(),
+                threshold: c.threshold.clone(),
+                passed: c.passed,
+                inconclusive: c.inconclusive,
+            })
+            .collect(),
     }
 }
 

@@ -118,10 +118,38 @@ fn currency_of_customer(c: u32) -> &'static str {
     }
 }
 
+/// Usage charge codes, their unit and their price per unit in USD.
+const USAGE: [(&str, &str, &str); 3] = [
+    ("compute.hours", "h", "0.0416"),
+    ("storage.gb", "GB-mo", "0.023"),
+    ("egress.gb", "GB", "0.09"),
+];
+
+/// Account `i`'s bill: `k` charge lines, on some accounts a duplicate key or an enterprise
+/// commitment, and the tax on the lot.
 fn account_lines(i: u32, k: u32, rng: &mut fastrand::Rng) -> Vec<GenLine> {
+    let base = account_base(i);
+    let fx = fx_rate(base.currency);
+    let mut lines = Vec::new();
+    for j in 0..k {
+        lines.push(charge_line(&base, j, fx, rng));
+    }
+    if i % 25 == 11 {
+        add_duplicate_key(&mut lines, fx);
+    }
+    if i % 200 == 17 {
+        lines.push(enterprise_commitment(&base));
+    }
+    let tax = tax_line(&base, &lines);
+    lines.push(tax);
+    lines
+}
+
+/// What every line of account `i` shares: account, customer (three accounts each), cell
+/// and the customer's currency.
+fn account_base(i: u32) -> GenLine {
     let customer = i / 3;
-    let currency = currency_of_customer(customer);
-    let base = GenLine {
+    GenLine {
         account: format!("acct-{i:07}"),
         customer: format!("cust-{customer:06}"),
         partition: format!("p{}", i % 4),
@@ -133,92 +161,104 @@ fn account_lines(i: u32, k: u32, rng: &mut fastrand::Rng) -> Vec<GenLine> {
         unit: "",
         unit_price: None,
         amount: Decimal::ZERO,
-        currency,
+        currency: currency_of_customer(customer),
         usage_day: None,
         duplicate: false,
-    };
-    let fx = match currency {
+    }
+}
+
+/// Prices are set in USD and converted at a fixed rate.
+fn fx_rate(currency: &str) -> Decimal {
+    match currency {
         "JPY" => Decimal::from(150),
         "BHD" => Decimal::new(377, 3),
         _ => Decimal::ONE,
+    }
+}
+
+/// The account's `j`th line, in rounds of six: a platform fee, a promotional credit, then
+/// usage lines (one usage day per round).
+fn charge_line(base: &GenLine, j: u32, fx: Decimal, rng: &mut fastrand::Rng) -> GenLine {
+    let currency = base.currency;
+    let mut line = base.clone();
+    match j % 6 {
+        0 => {
+            line.charge_code = "platform.fee".into();
+            line.line_type = "recurring";
+            line.description = "Platform fee".into();
+            line.quantity = Some(Decimal::ONE);
+            line.amount = round(Decimal::from(49) * fx, currency);
+            line.unit_price = Some(line.amount);
+        }
+        1 => {
+            line.charge_code = "promo.credit".into();
+            line.line_type = "credit";
+            line.description = "Promotional credit".into();
+            line.amount = -round(Decimal::from(rng.u32(1..=50)) * fx, currency);
+        }
+        _ => {
+            let (code, unit, price) = USAGE[(j as usize) % USAGE.len()];
+            let price: Decimal = price.parse().unwrap_or_default();
+            let quantity = Decimal::from(rng.u32(1..=5000));
+            line.charge_code = code.into();
+            line.description = format!("{code} usage");
+            line.unit = unit;
+            line.quantity = Some(quantity);
+            line.unit_price = Some(price * fx);
+            line.amount = round(quantity * price * fx, currency);
+            line.usage_day = Some(1 + j / 6);
+        }
+    }
+    if j / 6 > 0 && line.usage_day.is_none() {
+        // Recurring and credit lines repeat as distinct charge codes past the first round.
+        line.charge_code = format!("{}.{}", line.charge_code, j / 6);
+    }
+    line
+}
+
+/// A second line with the first usage line's key, far apart in amount.
+fn add_duplicate_key(lines: &mut Vec<GenLine>, fx: Decimal) {
+    let Some(first) = lines.iter().position(|l| l.usage_day.is_some()) else {
+        return;
     };
-    let usage = [
-        ("compute.hours", "h", "0.0416"),
-        ("storage.gb", "GB-mo", "0.023"),
-        ("egress.gb", "GB", "0.09"),
-    ];
-    let mut lines = Vec::new();
-    for j in 0..k {
-        let mut line = base.clone();
-        match j % 6 {
-            0 => {
-                line.charge_code = "platform.fee".into();
-                line.line_type = "recurring";
-                line.description = "Platform fee".into();
-                line.quantity = Some(Decimal::ONE);
-                line.amount = round(Decimal::from(49) * fx, currency);
-                line.unit_price = Some(line.amount);
-            }
-            1 => {
-                line.charge_code = "promo.credit".into();
-                line.line_type = "credit";
-                line.description = "Promotional credit".into();
-                line.amount = -round(Decimal::from(rng.u32(1..=50)) * fx, currency);
-            }
-            _ => {
-                let (code, unit, price) = usage[(j as usize) % usage.len()];
-                let price: Decimal = price.parse().unwrap_or_default();
-                let quantity = Decimal::from(rng.u32(1..=5000));
-                line.charge_code = code.into();
-                line.description = format!("{code} usage");
-                line.unit = unit;
-                line.quantity = Some(quantity);
-                line.unit_price = Some(price * fx);
-                line.amount = round(quantity * price * fx, currency);
-                line.usage_day = Some(1 + j / 6);
-            }
-        }
-        if j / 6 > 0 && line.usage_day.is_none() {
-            // Recurring and credit lines repeat as distinct charge codes past the first round.
-            line.charge_code = format!("{}.{}", line.charge_code, j / 6);
-        }
-        lines.push(line);
-    }
-    if i % 25 == 11 {
-        // A second line with the first usage line's key, far apart in amount.
-        if let Some(first) = lines.iter().position(|l| l.usage_day.is_some()) {
-            let mut dup = lines[first].clone();
-            dup.amount = round(
-                dup.amount * Decimal::from(100) + Decimal::from(1000) * fx,
-                currency,
-            );
-            dup.quantity = None;
-            dup.unit_price = None;
-            dup.duplicate = true;
-            lines[first].duplicate = true;
-            lines.push(dup);
-        }
-    }
-    if i % 200 == 17 {
-        let mut big = base.clone();
-        big.charge_code = "enterprise.commit".into();
-        big.line_type = "fixed";
-        big.description = "Enterprise commitment".into();
-        big.amount = match currency {
-            "JPY" => Decimal::from(123_456_789_012_345_i64),
-            "BHD" => "123456789012345.678".parse().unwrap_or_default(),
-            _ => "123456789012345.67".parse().unwrap_or_default(),
-        };
-        lines.push(big);
-    }
+    let mut dup = lines[first].clone();
+    dup.amount = round(
+        dup.amount * Decimal::from(100) + Decimal::from(1000) * fx,
+        dup.currency,
+    );
+    dup.quantity = None;
+    dup.unit_price = None;
+    dup.duplicate = true;
+    lines[first].duplicate = true;
+    lines.push(dup);
+}
+
+/// A line with an amount near the top of the allowed range (below 10^18 in minor units).
+fn enterprise_commitment(base: &GenLine) -> GenLine {
+    let mut big = base.clone();
+    big.charge_code = "enterprise.commit".into();
+    big.line_type = "fixed";
+    big.description = "Enterprise commitment".into();
+    big.amount = match base.currency {
+        "JPY" => Decimal::from(123_456_789_012_345_i64),
+        "BHD" => "123456789012345.678".parse().unwrap_or_default(),
+        _ => "123456789012345.67".parse().unwrap_or_default(),
+    };
+    big
+}
+
+/// VAT at 20 % of the bill's subtotal (none on a credit balance).
+fn tax_line(base: &GenLine, lines: &[GenLine]) -> GenLine {
     let subtotal: Decimal = lines.iter().map(|l| l.amount).sum();
     let mut tax = base.clone();
     tax.charge_code = "tax.vat".into();
     tax.line_type = "tax";
     tax.description = "VAT".into();
-    tax.amount = round(subtotal.max(Decimal::ZERO) * Decimal::new(2, 1), currency);
-    lines.push(tax);
-    lines
+    tax.amount = round(
+        subtotal.max(Decimal::ZERO) * Decimal::new(2, 1),
+        base.currency,
+    );
+    tax
 }
 
 const CLASSES: [&str; 12] = [
@@ -315,6 +355,13 @@ fn pick(
     (!candidates.is_empty()).then(|| candidates[rng.usize(0..candidates.len())])
 }
 
+/// Lines most injections may touch: not one of a pair sharing a match key.
+fn plain(line: &GenLine) -> bool {
+    !line.duplicate
+}
+
+/// Makes the modern side differ from the legacy one by one difference of `class`, and
+/// records what the comparison must report for it.
 fn inject(
     class: &'static str,
     legacy: &[GenLine],
@@ -322,7 +369,6 @@ fn inject(
     rng: &mut fastrand::Rng,
     expected: &mut Vec<Expected>,
 ) {
-    let plain = |l: &GenLine| !l.duplicate;
     match class {
         "missing_in_modern" => {
             if let Some(i) = pick(modern, rng, plain) {
@@ -330,41 +376,9 @@ fn inject(
                 expected.push(expect(&gone, class, Some(-gone.amount)));
             }
         }
-        "missing_in_legacy" => {
-            let mut extra = legacy[0].clone();
-            extra.charge_code = "adhoc.fee".into();
-            extra.line_type = "one_time";
-            extra.description = "Ad-hoc fee".into();
-            extra.quantity = None;
-            extra.unit_price = None;
-            extra.usage_day = None;
-            extra.amount = round(
-                Decimal::from(rng.u32(1..=300)) * minor(extra.currency) * Decimal::from(100),
-                extra.currency,
-            );
-            expected.push(expect(&extra, class, Some(extra.amount)));
-            modern.push(extra);
-        }
+        "missing_in_legacy" => add_adhoc_fee(&legacy[0], modern, rng, expected),
         "amount_mismatch" | "credit_mismatch" | "big_amount_mismatch" => {
-            let target = match class {
-                "credit_mismatch" => pick(modern, rng, |l| l.line_type == "credit"),
-                "big_amount_mismatch" => {
-                    pick(modern, rng, |l| l.charge_code == "enterprise.commit")
-                }
-                _ => None,
-            }
-            .or_else(|| pick(modern, rng, plain));
-            if let Some(i) = target {
-                let steps = Decimal::from(rng.u32(1..=500))
-                    * if rng.bool() {
-                        Decimal::ONE
-                    } else {
-                        Decimal::NEGATIVE_ONE
-                    };
-                let delta = steps * minor(modern[i].currency);
-                modern[i].amount += delta;
-                expected.push(expect(&modern[i], "amount_mismatch", Some(delta)));
-            }
+            shift_amount(class, modern, rng, expected);
         }
         "quantity_mismatch" => {
             if let Some(i) = pick(modern, rng, |l| plain(l) && l.quantity.is_some()) {
@@ -378,18 +392,7 @@ fn inject(
                 expected.push(expect(&modern[i], class, None));
             }
         }
-        "currency_mismatch" => {
-            if let Some(i) = pick(modern, rng, plain) {
-                modern[i].currency = if modern[i].currency == "USD" {
-                    "EUR"
-                } else {
-                    "USD"
-                };
-                let mut e = expect(&modern[i], class, None);
-                e.currency = None;
-                expected.push(e);
-            }
-        }
+        "currency_mismatch" => switch_currency(modern, rng, expected),
         "sub_minor_unit" => {
             if let Some(i) = pick(modern, rng, plain) {
                 let delta = minor(modern[i].currency) * Decimal::new(4, 1);
@@ -397,33 +400,111 @@ fn inject(
                 expected.push(expect(&modern[i], class, Some(delta)));
             }
         }
-        "hidden_total_drift" => {
-            let mut changed = 0;
-            for line in modern.iter_mut().filter(|l| plain(l)).take(3) {
-                let delta = minor(line.currency) * Decimal::new(4, 1);
-                line.amount += delta;
-                expected.push(expect(line, "sub_minor_unit", Some(delta)));
-                changed += 1;
-            }
-            debug_assert!(changed == 3 || modern.len() < 3);
-        }
+        "hidden_total_drift" => drift_three_lines(modern, expected),
         "description_changed" => {
             if let Some(i) = pick(modern, rng, plain) {
                 modern[i].description = format!("{} (v2)", modern[i].description);
                 expected.push(expect(&modern[i], class, None));
             }
         }
-        "missing_duplicate" => {
-            let dup = modern
-                .iter()
-                .rposition(|l| l.duplicate)
-                .or_else(|| pick(modern, rng, plain));
-            if let Some(i) = dup {
-                let gone = modern.remove(i);
-                expected.push(expect(&gone, "missing_in_modern", Some(-gone.amount)));
-            }
-        }
+        "missing_duplicate" => drop_duplicate(modern, rng, expected),
         _ => {}
+    }
+}
+
+/// A one-time fee only the modern side bills (a `missing_in_legacy`).
+fn add_adhoc_fee(
+    first: &GenLine,
+    modern: &mut Vec<GenLine>,
+    rng: &mut fastrand::Rng,
+    expected: &mut Vec<Expected>,
+) {
+    let mut extra = first.clone();
+    extra.charge_code = "adhoc.fee".into();
+    extra.line_type = "one_time";
+    extra.description = "Ad-hoc fee".into();
+    extra.quantity = None;
+    extra.unit_price = None;
+    extra.usage_day = None;
+    extra.amount = round(
+        Decimal::from(rng.u32(1..=300)) * minor(extra.currency) * Decimal::from(100),
+        extra.currency,
+    );
+    expected.push(expect(&extra, "missing_in_legacy", Some(extra.amount)));
+    modern.push(extra);
+}
+
+/// One line's amount moved by 1 to 500 minor units either way: a credit line for
+/// `credit_mismatch`, the enterprise commitment for `big_amount_mismatch` (any plain line
+/// when the account has none). Every one is reported as an `amount_mismatch`.
+fn shift_amount(
+    class: &'static str,
+    modern: &mut [GenLine],
+    rng: &mut fastrand::Rng,
+    expected: &mut Vec<Expected>,
+) {
+    let target = match class {
+        "credit_mismatch" => pick(modern, rng, |l| l.line_type == "credit"),
+        "big_amount_mismatch" => pick(modern, rng, |l| l.charge_code == "enterprise.commit"),
+        _ => None,
+    }
+    .or_else(|| pick(modern, rng, plain));
+    let Some(i) = target else {
+        return;
+    };
+    let steps = Decimal::from(rng.u32(1..=500))
+        * if rng.bool() {
+            Decimal::ONE
+        } else {
+            Decimal::NEGATIVE_ONE
+        };
+    let delta = steps * minor(modern[i].currency);
+    modern[i].amount += delta;
+    expected.push(expect(&modern[i], "amount_mismatch", Some(delta)));
+}
+
+/// One line billed in another currency: the diff is in neither currency.
+fn switch_currency(modern: &mut [GenLine], rng: &mut fastrand::Rng, expected: &mut Vec<Expected>) {
+    let Some(i) = pick(modern, rng, plain) else {
+        return;
+    };
+    modern[i].currency = if modern[i].currency == "USD" {
+        "EUR"
+    } else {
+        "USD"
+    };
+    let mut e = expect(&modern[i], "currency_mismatch", None);
+    e.currency = None;
+    expected.push(e);
+}
+
+/// Three lines each 0.4 of a minor unit off: none a line mismatch, together a total one
+/// (`hidden_total_drift`).
+fn drift_three_lines(modern: &mut [GenLine], expected: &mut Vec<Expected>) {
+    let mut changed = 0;
+    for line in modern.iter_mut().filter(|l| plain(l)).take(3) {
+        let delta = minor(line.currency) * Decimal::new(4, 1);
+        line.amount += delta;
+        expected.push(expect(line, "sub_minor_unit", Some(delta)));
+        changed += 1;
+    }
+    debug_assert!(changed == 3 || modern.len() < 3);
+}
+
+/// One of a pair of lines sharing a key missing on the modern side (a plain line when the
+/// account has no such pair).
+fn drop_duplicate(
+    modern: &mut Vec<GenLine>,
+    rng: &mut fastrand::Rng,
+    expected: &mut Vec<Expected>,
+) {
+    let dup = modern
+        .iter()
+        .rposition(|l| l.duplicate)
+        .or_else(|| pick(modern, rng, plain));
+    if let Some(i) = dup {
+        let gone = modern.remove(i);
+        expected.push(expect(&gone, "missing_in_modern", Some(-gone.amount)));
     }
 }
 
