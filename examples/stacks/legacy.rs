@@ -207,34 +207,17 @@ struct Line<'a>(
     Decimal,
 );
 
-/// One account's lines, as CSV records.
+/// One account's lines, as CSV records: the plan fee, one line per metric used, the promotion's
+/// credit and the tax, in that order.
 fn bill(
     book: &Book,
     id: &str,
     a: &Account,
     usage: &[(String, Decimal)],
 ) -> Result<Vec<Vec<String>>, String> {
-    let period_days = Decimal::from((book.period_end - book.period_start).num_days() + 1);
-    let active_from = a.start.max(book.period_start);
-    let active_days = Decimal::from((book.period_end - active_from).num_days() + 1);
-    let mut lines: Vec<Line<'_>> = Vec::new();
-
-    let plan = book
-        .raw
-        .get("plans")
-        .and_then(|p| p.get(&a.plan))
-        .ok_or(format!("unknown plan {}", a.plan))?;
-    let fee = price(plan.get("fee"), &a.currency)?;
-    let fee_amount = round(fee * active_days / period_days, &a.currency);
-    lines.push(Line(
-        format!("plan.{}", a.plan),
-        "recurring",
-        format!("{} plan", a.plan),
-        Some(Decimal::ONE),
-        "",
-        Some(fee),
-        fee_amount,
-    ));
+    let plan = plan_line(book, a)?;
+    let fee_amount = plan.6;
+    let mut lines: Vec<Line<'_>> = vec![plan];
 
     let metrics = book
         .raw
@@ -242,117 +225,172 @@ fn bill(
         .and_then(|m| m.as_array())
         .ok_or("no metrics")?;
     for (code, quantity) in usage {
-        let metric = metrics
-            .iter()
-            .find(|m| m.get("code").and_then(|c| c.as_str()) == Some(code))
-            .ok_or(format!("unknown metric {code}"))?;
-        let tiers = metric
-            .get("tiers")
-            .and_then(|t| t.as_array())
-            .ok_or("no tiers")?;
-        let mut remaining = *quantity;
-        let mut floor = Decimal::ZERO;
-        let mut amount = Decimal::ZERO;
-        for tier in tiers {
-            let ceiling = match tier.get("up_to").and_then(|u| u.as_str()) {
-                Some(u) => u.parse::<Decimal>().map_err(|e| e.to_string())?,
-                None => Decimal::MAX,
-            };
-            let in_tier = remaining.min(ceiling - floor);
-            if in_tier <= Decimal::ZERO {
-                break;
-            }
-            amount += in_tier * price(tier.get("price"), &a.currency)?;
-            remaining -= in_tier;
-            floor = ceiling;
-        }
-        let unit = metric.get("unit").and_then(|u| u.as_str()).unwrap_or("");
-        let description = metric
-            .get("description")
-            .and_then(|u| u.as_str())
-            .unwrap_or(code);
-        lines.push(Line(
-            code.clone(),
-            "usage",
-            description.to_owned(),
-            Some(*quantity),
-            unit,
-            None,
-            round(amount, &a.currency),
-        ));
+        lines.push(usage_line(metrics, code, *quantity, &a.currency)?);
     }
 
     if !a.promo.is_empty() {
-        let promo = book
-            .raw
-            .get("promos")
-            .and_then(|p| p.get(&a.promo))
-            .ok_or(format!("unknown promo {}", a.promo))?;
-        let credit = if let Some(percent) = promo.get("percent_of_fee").and_then(|p| p.as_str()) {
-            round(
-                fee_amount * percent.parse::<Decimal>().map_err(|e| e.to_string())?,
-                &a.currency,
-            )
-        } else {
-            price(promo.get("fixed"), &a.currency)?
-        };
-        lines.push(Line(
-            format!("promo.{}", a.promo.to_lowercase()),
-            "credit",
-            format!("Promotion {}", a.promo),
-            None,
-            "",
-            None,
-            -credit,
-        ));
+        lines.push(promo_line(book, a, fee_amount)?);
     }
 
+    let rate = tax_rate(book, &a.region)?;
+    if !rate.is_zero() {
+        lines.push(tax_line(&lines, rate, &a.currency));
+    }
+
+    Ok(lines
+        .into_iter()
+        .map(|line| record(book, id, a, line))
+        .collect())
+}
+
+/// The plan's monthly fee, prorated by day for an account that started during the period.
+fn plan_line<'a>(book: &Book, a: &Account) -> Result<Line<'a>, String> {
+    let period_days = Decimal::from((book.period_end - book.period_start).num_days() + 1);
+    let active_from = a.start.max(book.period_start);
+    let active_days = Decimal::from((book.period_end - active_from).num_days() + 1);
+    let plan = book
+        .raw
+        .get("plans")
+        .and_then(|p| p.get(&a.plan))
+        .ok_or(format!("unknown plan {}", a.plan))?;
+    let fee = price(plan.get("fee"), &a.currency)?;
+    let fee_amount = round(fee * active_days / period_days, &a.currency);
+    Ok(Line(
+        format!("plan.{}", a.plan),
+        "recurring",
+        format!("{} plan", a.plan),
+        Some(Decimal::ONE),
+        "",
+        Some(fee),
+        fee_amount,
+    ))
+}
+
+/// One metric's usage, priced through its tiers.
+fn usage_line<'a>(
+    metrics: &'a [toml::Value],
+    code: &str,
+    quantity: Decimal,
+    currency: &str,
+) -> Result<Line<'a>, String> {
+    let metric = metrics
+        .iter()
+        .find(|m| m.get("code").and_then(|c| c.as_str()) == Some(code))
+        .ok_or(format!("unknown metric {code}"))?;
+    let tiers = metric
+        .get("tiers")
+        .and_then(|t| t.as_array())
+        .ok_or("no tiers")?;
+    let amount = graduated(tiers, quantity, currency)?;
+    let unit = metric.get("unit").and_then(|u| u.as_str()).unwrap_or("");
+    let description = metric
+        .get("description")
+        .and_then(|u| u.as_str())
+        .unwrap_or(code);
+    Ok(Line(
+        code.to_owned(),
+        "usage",
+        description.to_owned(),
+        Some(quantity),
+        unit,
+        None,
+        round(amount, currency),
+    ))
+}
+
+/// Graduated tiers: each tier prices only the units that fall within it. Not rounded.
+fn graduated(tiers: &[toml::Value], quantity: Decimal, currency: &str) -> Result<Decimal, String> {
+    let mut remaining = quantity;
+    let mut floor = Decimal::ZERO;
+    let mut amount = Decimal::ZERO;
+    for tier in tiers {
+        let ceiling = match tier.get("up_to").and_then(|u| u.as_str()) {
+            Some(u) => u.parse::<Decimal>().map_err(|e| e.to_string())?,
+            None => Decimal::MAX,
+        };
+        let in_tier = remaining.min(ceiling - floor);
+        if in_tier <= Decimal::ZERO {
+            break;
+        }
+        amount += in_tier * price(tier.get("price"), currency)?;
+        remaining -= in_tier;
+        floor = ceiling;
+    }
+    Ok(amount)
+}
+
+/// The account's promotion as a credit: a share of the prorated plan fee, or a fixed amount.
+fn promo_line<'a>(book: &Book, a: &Account, fee_amount: Decimal) -> Result<Line<'a>, String> {
+    let promo = book
+        .raw
+        .get("promos")
+        .and_then(|p| p.get(&a.promo))
+        .ok_or(format!("unknown promo {}", a.promo))?;
+    let credit = if let Some(percent) = promo.get("percent_of_fee").and_then(|p| p.as_str()) {
+        round(
+            fee_amount * percent.parse::<Decimal>().map_err(|e| e.to_string())?,
+            &a.currency,
+        )
+    } else {
+        price(promo.get("fixed"), &a.currency)?
+    };
+    Ok(Line(
+        format!("promo.{}", a.promo.to_lowercase()),
+        "credit",
+        format!("Promotion {}", a.promo),
+        None,
+        "",
+        None,
+        -credit,
+    ))
+}
+
+/// The region's tax rate; a region the price book does not list is not taxed.
+fn tax_rate(book: &Book, region: &str) -> Result<Decimal, String> {
+    book.raw
+        .get("taxes")
+        .and_then(|t| t.get(region))
+        .and_then(|r| r.as_str())
+        .unwrap_or("0")
+        .parse()
+        .map_err(|e: rust_decimal::Error| e.to_string())
+}
+
+/// Tax on the invoice subtotal of the lines so far; a subtotal below zero is taxed as zero.
+fn tax_line<'a>(lines: &[Line<'_>], rate: Decimal, currency: &str) -> Line<'a> {
     let subtotal: Decimal = lines
         .iter()
         .map(|l| l.6)
         .sum::<Decimal>()
         .max(Decimal::ZERO);
-    let rate: Decimal = book
-        .raw
-        .get("taxes")
-        .and_then(|t| t.get(&a.region))
-        .and_then(|r| r.as_str())
-        .unwrap_or("0")
-        .parse()
-        .map_err(|e: rust_decimal::Error| e.to_string())?;
-    if !rate.is_zero() {
-        lines.push(Line(
-            "tax.vat".to_owned(),
-            "tax",
-            "VAT".to_owned(),
-            None,
-            "",
-            None,
-            round(subtotal * rate, &a.currency),
-        ));
-    }
+    Line(
+        "tax.vat".to_owned(),
+        "tax",
+        "VAT".to_owned(),
+        None,
+        "",
+        None,
+        round(subtotal * rate, currency),
+    )
+}
 
-    Ok(lines
-        .into_iter()
-        .map(
-            |Line(code, line_type, description, quantity, unit, unit_price, amount)| {
-                vec![
-                    id.to_owned(),
-                    a.customer_id.clone(),
-                    a.partition.clone(),
-                    a.region.clone(),
-                    book.period_start.to_string(),
-                    book.period_end.to_string(),
-                    code,
-                    line_type.to_owned(),
-                    description,
-                    quantity.map(|q| q.to_string()).unwrap_or_default(),
-                    unit.to_owned(),
-                    unit_price.map(|p| p.to_string()).unwrap_or_default(),
-                    amount.to_string(),
-                    a.currency.clone(),
-                ]
-            },
-        )
-        .collect())
+/// One line as a canonical CSV record, with the account's identity and the period.
+fn record(book: &Book, id: &str, a: &Account, line: Line<'_>) -> Vec<String> {
+    let Line(code, line_type, description, quantity, unit, unit_price, amount) = line;
+    vec![
+        id.to_owned(),
+        a.customer_id.clone(),
+        a.partition.clone(),
+        a.region.clone(),
+        book.period_start.to_string(),
+        book.period_end.to_string(),
+        code,
+        line_type.to_owned(),
+        description,
+        quantity.map(|q| q.to_string()).unwrap_or_default(),
+        unit.to_owned(),
+        unit_price.map(|p| p.to_string()).unwrap_or_default(),
+        amount.to_string(),
+        a.currency.clone(),
+    ]
 }

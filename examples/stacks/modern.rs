@@ -314,20 +314,49 @@ struct Line {
     amount: Decimal,
 }
 
+/// One customer's bill as JSON lines: the plan fee, one line per metric used, the promotion's
+/// credit and the tax, in that order.
 fn compute(s: &Service, c: &Customer) -> Result<Vec<serde_json::Value>, String> {
     let book = &s.book;
-    let cur = c.currency.as_str();
-    // Defect 2: every currency rounded to cents.
-    let places = match cur {
+    let places = rounding_places(c);
+    let plan = plan_line(book, c, places)?;
+    let fee_amount = plan.amount;
+    let mut lines = vec![plan];
+
+    for (code, quantity) in s.usage.get(&c.account_id).map(Vec::as_slice).unwrap_or(&[]) {
+        lines.push(usage_line(book, c, code, *quantity, places)?);
+    }
+
+    let skip_promo = c.partition == "p3" && c.promo == "WELCOME10"; // Defect 3.
+    if !c.promo.is_empty() && !skip_promo {
+        lines.push(promo_line(book, c, fee_amount, places)?);
+    }
+
+    let rate = book.taxes.get(&c.region).copied().unwrap_or_default();
+    if !rate.is_zero() {
+        lines.push(tax_line(&lines, rate, places));
+    }
+
+    Ok(lines.into_iter().map(|l| to_json(book, c, l)).collect())
+}
+
+/// Decimal places a customer's amounts are rounded to, half away from zero.
+fn rounding_places(c: &Customer) -> u32 {
+    match c.currency.as_str() {
         "JPY" => 0,
-        "BHD" if c.region == "me-south-1" => 2,
+        "BHD" if c.region == "me-south-1" => 2, // Defect 2: the dinar rounded to cents.
         "BHD" => 3,
         _ => 2,
-    };
-    let round =
-        |v: Decimal| v.round_dp_with_strategy(places, RoundingStrategy::MidpointAwayFromZero);
-    let mut lines = Vec::new();
+    }
+}
 
+fn round(value: Decimal, places: u32) -> Decimal {
+    value.round_dp_with_strategy(places, RoundingStrategy::MidpointAwayFromZero)
+}
+
+/// The plan's fee; a customer who started during the period pays for the days they had.
+fn plan_line(book: &PriceBook, c: &Customer, places: u32) -> Result<Line, String> {
+    let cur = c.currency.as_str();
     let plan = book
         .plans
         .get(&c.plan)
@@ -343,9 +372,9 @@ fn compute(s: &Service, c: &Customer) -> Result<Vec<serde_json::Value>, String> 
     let fee_amount = if first == book.period_start {
         fee
     } else {
-        round(fee * days / month)
+        round(fee * days / month, places)
     };
-    lines.push(Line {
+    Ok(Line {
         charge_code: format!("plan.{}", c.plan),
         line_type: "recurring",
         description: format!("{} plan", c.plan),
@@ -353,83 +382,95 @@ fn compute(s: &Service, c: &Customer) -> Result<Vec<serde_json::Value>, String> 
         unit: String::new(),
         unit_price: Some(fee),
         amount: fee_amount,
-    });
+    })
+}
 
-    for (code, quantity) in s.usage.get(&c.account_id).map(Vec::as_slice).unwrap_or(&[]) {
-        let metric = book
-            .metrics
-            .iter()
-            .find(|m| &m.code == code)
-            .ok_or(format!("no metric {code}"))?;
-        let all_units = c.partition == "p1" && c.region == "ap-northeast-1"; // Defect 4.
-        let amount = tiered(metric, *quantity, cur, all_units)?;
-        lines.push(Line {
-            charge_code: code.clone(),
-            line_type: "usage",
-            description: metric.description.clone(),
-            quantity: Some(*quantity),
-            unit: metric.unit.clone(),
-            unit_price: None,
-            amount: round(amount),
-        });
+/// One metric's usage, priced through its tiers.
+fn usage_line(
+    book: &PriceBook,
+    c: &Customer,
+    code: &str,
+    quantity: Decimal,
+    places: u32,
+) -> Result<Line, String> {
+    let metric = book
+        .metrics
+        .iter()
+        .find(|m| m.code == code)
+        .ok_or(format!("no metric {code}"))?;
+    let all_units = c.partition == "p1" && c.region == "ap-northeast-1"; // Defect 4.
+    let amount = tiered(metric, quantity, &c.currency, all_units)?;
+    Ok(Line {
+        charge_code: code.to_owned(),
+        line_type: "usage",
+        description: metric.description.clone(),
+        quantity: Some(quantity),
+        unit: metric.unit.clone(),
+        unit_price: None,
+        amount: round(amount, places),
+    })
+}
+
+/// The customer's promotion as a credit: a share of the plan fee charged, or a fixed amount.
+fn promo_line(
+    book: &PriceBook,
+    c: &Customer,
+    fee_amount: Decimal,
+    places: u32,
+) -> Result<Line, String> {
+    let cur = c.currency.as_str();
+    let promo = book
+        .promos
+        .get(&c.promo)
+        .ok_or(format!("no promo {}", c.promo))?;
+    let credit = match (&promo.percent_of_fee, &promo.fixed) {
+        (Some(p), _) => round(fee_amount * *p, places),
+        (None, Some(fixed)) => round(*fixed.get(cur).ok_or(format!("no {cur} credit"))?, places),
+        (None, None) => Decimal::ZERO,
+    };
+    Ok(Line {
+        charge_code: format!("promo.{}", c.promo.to_lowercase()),
+        line_type: "credit",
+        description: format!("Promotion {}", c.promo),
+        quantity: None,
+        unit: String::new(),
+        unit_price: None,
+        amount: -credit,
+    })
+}
+
+/// Tax on the subtotal of the lines so far, never on less than zero.
+fn tax_line(lines: &[Line], rate: Decimal, places: u32) -> Line {
+    let subtotal: Decimal = lines.iter().map(|l| l.amount).sum();
+    Line {
+        charge_code: "tax.vat".to_owned(),
+        line_type: "tax",
+        description: "VAT".to_owned(),
+        quantity: None,
+        unit: String::new(),
+        unit_price: None,
+        amount: round(subtotal.max(Decimal::ZERO) * rate, places),
     }
+}
 
-    let skip_promo = c.partition == "p3" && c.promo == "WELCOME10"; // Defect 3.
-    if !c.promo.is_empty() && !skip_promo {
-        let promo = book
-            .promos
-            .get(&c.promo)
-            .ok_or(format!("no promo {}", c.promo))?;
-        let credit = match (&promo.percent_of_fee, &promo.fixed) {
-            (Some(p), _) => round(fee_amount * *p),
-            (None, Some(fixed)) => round(*fixed.get(cur).ok_or(format!("no {cur} credit"))?),
-            (None, None) => Decimal::ZERO,
-        };
-        lines.push(Line {
-            charge_code: format!("promo.{}", c.promo.to_lowercase()),
-            line_type: "credit",
-            description: format!("Promotion {}", c.promo),
-            quantity: None,
-            unit: String::new(),
-            unit_price: None,
-            amount: -credit,
-        });
-    }
-
-    let rate = book.taxes.get(&c.region).copied().unwrap_or_default();
-    if !rate.is_zero() {
-        let subtotal: Decimal = lines.iter().map(|l| l.amount).sum();
-        lines.push(Line {
-            charge_code: "tax.vat".to_owned(),
-            line_type: "tax",
-            description: "VAT".to_owned(),
-            quantity: None,
-            unit: String::new(),
-            unit_price: None,
-            amount: round(subtotal.max(Decimal::ZERO) * rate),
-        });
-    }
-
+/// One line as the service answers it, its amount written with the currency's minor digits.
+fn to_json(book: &PriceBook, c: &Customer, l: Line) -> serde_json::Value {
+    let cur = c.currency.as_str();
     let exponent = match cur {
         "JPY" => 0,
         "BHD" => 3,
         _ => 2,
     };
-    Ok(lines
-        .into_iter()
-        .map(|l| {
-            let mut amount = l.amount;
-            amount.rescale(exponent);
-            serde_json::json!({
-                "customer_id": c.customer_id, "partition": c.partition, "region": c.region,
-                "period_start": book.period_start.to_string(), "period_end": book.period_end.to_string(),
-                "charge_code": l.charge_code, "line_type": l.line_type, "description": l.description,
-                "quantity": l.quantity.map(|q| q.to_string()), "unit": l.unit,
-                "unit_price": l.unit_price.map(|p| p.to_string()),
-                "amount": amount.to_string(), "currency": cur,
-            })
-        })
-        .collect())
+    let mut amount = l.amount;
+    amount.rescale(exponent);
+    serde_json::json!({
+        "customer_id": c.customer_id, "partition": c.partition, "region": c.region,
+        "period_start": book.period_start.to_string(), "period_end": book.period_end.to_string(),
+        "charge_code": l.charge_code, "line_type": l.line_type, "description": l.description,
+        "quantity": l.quantity.map(|q| q.to_string()), "unit": l.unit,
+        "unit_price": l.unit_price.map(|p| p.to_string()),
+        "amount": amount.to_string(), "currency": cur,
+    })
 }
 
 fn tiered(
