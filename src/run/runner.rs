@@ -300,15 +300,25 @@ impl<'a> Pages<'a> {
         };
         let key = key.clone();
         let mut batch = Vec::with_capacity(size.min(self.buffer.len()));
-        let mut rest = std::collections::VecDeque::with_capacity(self.buffer.len());
-        for (k, account) in self.buffer.drain(..) {
-            if batch.len() < size && k == key {
+        // The accounts at the front that share the key: taken without touching the rest (a
+        // batch of one, an HTTP stack's, is one `pop_front`).
+        while batch.len() < size && self.buffer.front().is_some_and(|(k, _)| *k == key) {
+            if let Some((_, account)) = self.buffer.pop_front() {
                 batch.push(account);
-            } else {
-                rest.push_back((k, account));
             }
         }
-        self.buffer = rest;
+        // The rest of the batch further on: taken out, the others kept in order.
+        if batch.len() < size && self.buffer.iter().any(|(k, _)| *k == key) {
+            let mut rest = std::collections::VecDeque::with_capacity(self.buffer.len());
+            for (k, account) in self.buffer.drain(..) {
+                if batch.len() < size && k == key {
+                    batch.push(account);
+                } else {
+                    rest.push_back((k, account));
+                }
+            }
+            self.buffer = rest;
+        }
         Ok(batch)
     }
 }
