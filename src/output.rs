@@ -81,8 +81,16 @@ impl Destination {
         }
     }
 
-    pub(crate) fn is_terminal(&self) -> bool {
-        use std::io::IsTerminal;
-        matches!(self, Destination::Stdout(_)) && io::stdout().is_terminal()
+    /// Whether text written here may be coloured: standard output on a terminal, and
+    /// `NO_COLOR` unset or empty.
+    pub(crate) fn colour(&self) -> bool {
+        matches!(self, Destination::Stdout(_)) && stdout_colour()
     }
+}
+
+/// The one place colour is decided: standard output is a terminal and `NO_COLOR` is unset or
+/// empty (<https://no-color.org>).
+pub(crate) fn stdout_colour() -> bool {
+    use std::io::IsTerminal;
+    io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }

@@ -79,7 +79,7 @@ pub(crate) fn run(args: DiffArgs) -> Outcome {
         quarantine: quarantined.then(|| args.quarantine.display().to_string()),
     };
     let mut out = Destination::open(args.out.as_deref())?;
-    let color = out.is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let color = out.colour();
     let written = match args.format {
         OutputFormat::Text => {
             let options = billshadow_reports::text::TextOptions {

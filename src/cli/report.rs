@@ -95,9 +95,7 @@ pub(crate) fn explain(args: ExplainArgs) -> Outcome {
                         .and_then(|()| writeln!(out))
                 }
                 crate::args::TableFormat::Text => {
-                    use std::io::IsTerminal;
-                    let color = std::io::stdout().is_terminal()
-                        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+                    let color = crate::output::stdout_colour();
                     if diffs.is_empty() {
                         writeln!(
                             out,

@@ -92,8 +92,7 @@ pub(crate) fn write_text(
         warnings,
         incomplete: report.completeness.describe(),
     };
-    let color = std::io::stdout().is_terminal()
-        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let color = crate::output::stdout_colour();
     let options = billshadow_reports::text::TextOptions {
         color,
         accounts_shown_max: limit,
