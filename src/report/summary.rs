@@ -62,7 +62,6 @@ pub(crate) fn write_text(
     limit: usize,
     calibrate: bool,
 ) -> std::io::Result<()> {
-    use std::io::IsTerminal;
     let run = &report.run;
     let mut warnings = Vec::new();
     if report.accounts_pending() > 0 {
