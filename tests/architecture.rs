@@ -11,7 +11,7 @@
 //! each crate (the crate root being one more unit), and between the children of each
 //! top-level folder (`src/controller/`, `adapters/src/live/`…).
 //!
-//! `cargo test --test integration -- --ignored architecture` runs them.
+//! `cargo test --test integration architecture` runs them (the whole suite does too).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -672,7 +672,6 @@ fn finish(what: &str, report: &str) {
 }
 
 #[test]
-#[ignore = "enabled once the restructure lands"]
 fn architecture_no_import_cycle_between_modules() {
     let mut report = String::new();
     for (name, sources) in all_crates() {
@@ -717,7 +716,6 @@ fn other_sources() -> Vec<Source> {
 }
 
 #[test]
-#[ignore = "enabled once the restructure lands"]
 fn architecture_no_source_file_over_800_lines() {
     let mut report = String::new();
     let sources = all_crates()
@@ -791,7 +789,6 @@ fn long_functions(source: &Source) -> Vec<(String, usize, usize)> {
 }
 
 #[test]
-#[ignore = "enabled once the restructure lands"]
 fn architecture_no_function_over_100_lines() {
     let mut report = String::new();
     let sources = all_crates()
