@@ -99,6 +99,7 @@ pub(crate) fn code_of(error: &anyhow::Error) -> Option<Code> {
             || cause.is::<OpenError>()
             || cause.is::<NotNextStep>()
             || cause.is::<billshadow_adapters::location::TomlError>()
+            || cause.is::<billshadow_adapters::ReadError>()
         {
             Some(Code::Input)
         } else if cause.is::<Unavailable>()

@@ -211,7 +211,7 @@ fn a_run_killed_with_sigkill_resumes_with_every_account_exactly_once() {
         ],
         d,
     );
-    assert_eq!(whole.code, 1);
+    assert_eq!(whole.code, 1, "{}", whole.transcript());
     assert_eq!(verdict_of(&killed), verdict_of(&show(d, "whole.db")));
 }
 

@@ -43,9 +43,7 @@ pub(crate) fn run(args: DiffArgs) -> Outcome {
         &catalog,
     )?;
     // Before reading: a spec that cannot say how lines are matched is refused at once.
-    let config = spec
-        .config(today, &legacy.mapping, &modern.mapping)
-        .map_err(input)?;
+    let config = spec.config(today, &legacy.mapping, &modern.mapping)?;
 
     let ((legacy_store, legacy_stats, legacy_bad), (modern_store, modern_stats, modern_bad)) =
         std::thread::scope(|scope| {
@@ -148,15 +146,20 @@ fn resolve_side(
         .map(str::to_owned)
         .or_else(|| spec.format.clone())
         .unwrap_or_else(|| "canonical".to_owned());
-    let mapping = load_mapping(&format, &path, catalog).map_err(input)?;
+    let mapping = load_mapping(&format, &path, catalog)?;
     Ok(Side { path, mapping })
 }
 
+/// The mapping a format names (built in, or a mapping file); its errors are input errors.
 pub(crate) fn load_mapping(
     format: &str,
     path: &Path,
     catalog: &Catalog,
 ) -> anyhow::Result<Mapping> {
+    find_mapping(format, path, catalog).map_err(input)
+}
+
+fn find_mapping(format: &str, path: &Path, catalog: &Catalog) -> anyhow::Result<Mapping> {
     match FormatRef::parse(format, catalog) {
         FormatRef::Builtin(name) => Ok(catalog
             .get(&name)
@@ -198,7 +201,7 @@ fn read_side(side: &Side, max_bad_rows: u64) -> SideRead {
     };
     match billshadow_adapters::read_path(&side.path, &side.mapping, options) {
         Ok((store, stats)) => (Ok(store), stats, quarantine),
-        Err(e) => (Err(input(e).into()), ReadStats::default(), quarantine),
+        Err(e) => (Err(e.into()), ReadStats::default(), quarantine),
     }
 }
 

@@ -8,7 +8,7 @@ use billshadow_comparisons::{Diff, DiffClass};
 
 use crate::args::{ExplainArgs, MetricsArgs, ReportArgs};
 use crate::controller::policy::Policy;
-use crate::exit::{Code, Outcome, input, unavailable};
+use crate::exit::{Code, Outcome, unavailable};
 use crate::output::Destination;
 use crate::report::render;
 use crate::store::{Access, Store, default_url};
@@ -18,20 +18,12 @@ pub(crate) fn report(args: ReportArgs) -> Outcome {
     runtime()?.block_on(async {
         let store = Store::open_named(args.store.as_deref(), Access::ReadOnly).await?;
         let run = store.resolve(&args.run).await?;
-        let policy = args
-            .policy
-            .as_deref()
-            .map(Policy::load)
-            .transpose()
-            .map_err(input)?;
+        let policy = args.policy.as_deref().map(Policy::load).transpose()?;
         let template = args
             .template
             .as_deref()
-            .map(|p| {
-                std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))
-            })
-            .transpose()
-            .map_err(input)?;
+            .map(crate::support::read_named)
+            .transpose()?;
         let mut out = Destination::open(args.out.as_deref())?;
         let result = render(
             &store,

@@ -69,9 +69,7 @@ fn prepare(
             .resolve("modern", &catalog)
             .map_err(|e| crate::usage!(e))?
     };
-    let mut config = spec
-        .config(as_of, &legacy.mapping, &modern.mapping)
-        .map_err(input)?;
+    let mut config = spec.config(as_of, &legacy.mapping, &modern.mapping)?;
     // Customers span accounts; a run compares one account at a time.
     config.customer_totals = false;
     Ok(Prepared {
@@ -171,9 +169,7 @@ async fn which_run(
                 .spec
                 .clone()
                 .ok_or_else(|| crate::usage!("a run needs --spec FILE (or --resume RUN)"))?;
-            let text = std::fs::read_to_string(&spec_path)
-                .with_context(|| format!("cannot read {}", spec_path.display()))
-                .map_err(input)?;
+            let text = crate::support::read_named(&spec_path)?;
             (
                 new_id.to_owned(),
                 prepare(&spec_path, text, as_of, args.calibrate)?,
@@ -212,9 +208,7 @@ async fn set_up(
     };
     let store = Store::open_with(store_url, access).await?;
     if let Some(path) = &cohort {
-        let cohort_bytes = std::fs::read(path)
-            .with_context(|| format!("cannot read {}", path.display()))
-            .map_err(input)?;
+        let cohort_bytes = crate::support::read_named_bytes(path)?;
         let new = NewRun {
             id: &run_id,
             kind: if args.calibrate {

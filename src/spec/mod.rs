@@ -109,8 +109,19 @@ impl Spec {
     /// The engine's configuration; `key` overrides the spec's (a format's default key).
     /// What the engine is told. The match key is the spec's `[match]`, else the default key
     /// both sides' formats agree on (a format without one uses the canonical default): one
-    /// key for both sides, so naming them the other way round never changes a result.
+    /// key for both sides, so naming them the other way round never changes a result. Its
+    /// errors are input errors (the spec cannot say how to match).
     pub(crate) fn config(
+        &self,
+        today: NaiveDate,
+        legacy: &billshadow_adapters::Mapping,
+        modern: &billshadow_adapters::Mapping,
+    ) -> anyhow::Result<CompareConfig> {
+        self.compare_config(today, legacy, modern)
+            .map_err(crate::exit::input)
+    }
+
+    fn compare_config(
         &self,
         today: NaiveDate,
         legacy: &billshadow_adapters::Mapping,
