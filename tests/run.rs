@@ -222,13 +222,15 @@ fn a_flaky_stack_loses_no_account_and_says_how_many_have_no_verdict() {
     cohort(d, 1000);
     let faults = "\"--echo\", \"--fail-rate\", \"0.1\", \"--slow-rate\", \"0.03\", \"--slow-ms\", \"3000\", \"--malformed-rate\", \"0.02\", \"--crash-after\", \"900\"";
     write_spec(d, free_port(), faults, "\"--echo\",", "");
-    // The crash is an outage: waited out for 1.5 s, then the run stops.
+    // The crash is an outage: waited out for 1.5 s, then the run stops. The breaker opens
+    // after 3 failures in a row, before an account can spend its own 3 attempts on the
+    // crash even on a loaded machine (with 10, a few accounts could, and became stack errors).
     let spec = std::fs::read_to_string(d.join("spec.toml")).unwrap();
     std::fs::write(
         d.join("spec.toml"),
         spec.replace(
             "retries = 2",
-            "retries = 2\nprobe_ms = 100\noutage_max_ms = 1500",
+            "retries = 2\nprobe_ms = 100\noutage_max_ms = 1500\nbreaker_failures = 3",
         ),
     )
     .unwrap();

@@ -15,7 +15,7 @@ use crate::exit::{Code, Failure, Outcome, input, unavailable};
 use crate::run::report::RunReport;
 use crate::run::runner::{RunnerOptions, execute};
 use crate::spec::Spec;
-use crate::store::{Access, NewRun, OutcomeStatus, RunKind, RunStatus, Store, default_url};
+use crate::store::{Access, NewRun, RunKind, RunStatus, Store, default_url};
 
 fn run_id() -> String {
     let now = chrono::Utc::now();
@@ -387,14 +387,9 @@ pub(crate) fn runs(args: RunsArgs) -> Outcome {
         store.close().await;
         let mut listed = Vec::with_capacity(runs.len());
         for run in runs {
-            let empty = std::collections::BTreeMap::new();
-            let by_status = counts.get(&run.id).unwrap_or(&empty);
-            let n = |status| by_status.get(&status).copied().unwrap_or(0);
-            let (parity, mismatched, errored) = (
-                n(OutcomeStatus::Parity),
-                n(OutcomeStatus::Mismatch),
-                n(OutcomeStatus::StackError),
-            );
+            let by_status = counts.get(&run.id).copied().unwrap_or_default();
+            let (parity, mismatched, errored) =
+                (by_status.parity, by_status.mismatch, by_status.stack_error);
             let completeness = billshadow_reports::view::Completeness::new(
                 run.status.as_str(),
                 u64::try_from(run.accounts_total).unwrap_or(0),

@@ -365,30 +365,12 @@ impl Store {
 
     /// The cell's outcomes in the run: compared (parity or mismatch), mismatched, errored.
     async fn count_outcomes(&self, cell: &CellId, e: &mut RunEvidence) -> anyhow::Result<()> {
-        let statuses = sqlx::query(
-            "SELECT o.status, COUNT(*) FROM outcomes o JOIN cohort c ON c.run_id = o.run_id AND c.account_id = o.account_id \
-             WHERE o.run_id = $1 AND c.partition = $2 AND c.region = $3 GROUP BY o.status",
-        )
-        .bind(&e.run_id)
-        .bind(cell.partition.as_str())
-        .bind(cell.region.as_str())
-        .fetch_all(self.pool())
-        .await?;
-        for s in &statuses {
-            let (status, n): (String, i64) = (s.try_get(0)?, s.try_get(1)?);
-            let n = u64::try_from(n)?;
-            match status.as_str() {
-                "parity" => e.compared += n,
-                "mismatch" => {
-                    e.compared += n;
-                    e.mismatched += n;
-                }
-                "stack_error" => e.errored += n,
-                other => anyhow::bail!(
-                    "{n} of its outcomes have the unknown status `{other}` in the store"
-                ),
-            }
-        }
+        let counts = self
+            .cell_status_counts(&e.run_id, cell.partition.as_str(), cell.region.as_str())
+            .await?;
+        e.compared += counts.compared();
+        e.mismatched += counts.mismatch;
+        e.errored += counts.stack_error;
         Ok(())
     }
 

@@ -19,7 +19,7 @@ use crate::args::ReportFormat;
 use crate::controller::policy::Policy;
 use crate::exit::{Outcome, unavailable};
 use crate::run::report::{CellStats, RunReport};
-use crate::store::{OutcomeStatus, RunKind, RunStatus};
+use crate::store::{OutcomeStatus, RunKind, RunStatus, StatusCounts};
 use crate::store::{RunRow, Store};
 
 /// Accounts whose diffs an HTML or Markdown report lists.
@@ -265,20 +265,17 @@ async fn trends(store: &Store) -> anyhow::Result<BTreeMap<String, Vec<Option<Str
     history.reverse();
     let mut trends: BTreeMap<String, Vec<Option<String>>> = BTreeMap::new();
     for (i, r) in history.iter().enumerate() {
-        let mut per_cell: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+        let mut per_cell: BTreeMap<String, StatusCounts> = BTreeMap::new();
         for o in store.outcome_counts(&r.id).await? {
             let status: OutcomeStatus =
                 o.status.parse().with_context(|| format!("run {}", r.id))?;
-            let e = per_cell
+            per_cell
                 .entry(format!("{}/{}", o.partition, o.region))
-                .or_default();
-            match status {
-                OutcomeStatus::Parity => e.0 += o.accounts as u64,
-                OutcomeStatus::Mismatch => e.1 += o.accounts as u64,
-                OutcomeStatus::StackError => {}
-            }
+                .or_default()
+                .add(status, o.accounts as u64);
         }
-        for (cell, (p, m)) in per_cell {
+        for (cell, counts) in per_cell {
+            let (p, m) = (counts.parity, counts.mismatch);
             let t = trends
                 .entry(cell)
                 .or_insert_with(|| vec![None; history.len()]);

@@ -11,7 +11,7 @@ use billshadow_reports::view::Completeness;
 use rust_decimal::Decimal;
 use serde::Serialize;
 
-use crate::store::{OutcomeStatus, RunRow, Store};
+use crate::store::{OutcomeStatus, RunRow, StatusCounts, Store};
 
 /// Parity of one partition in one region.
 #[derive(Debug, Clone, Serialize)]
@@ -97,9 +97,7 @@ fn cell_of<'a>(
 /// A run's outcomes counted by status (the one place that does), and their line counts.
 #[derive(Default)]
 struct OutcomeTally {
-    at_parity: u64,
-    mismatched: u64,
-    errored: u64,
+    counts: StatusCounts,
     waived_accounts: u64,
     lines_legacy: u64,
     lines_modern: u64,
@@ -123,20 +121,14 @@ impl OutcomeTally {
             let cell = cell_of(cells, &o.partition, &o.region);
             let n = o.accounts as u64;
             cell.accounts += n;
-            match status {
-                OutcomeStatus::Parity => {
-                    t.at_parity += n;
-                    cell.at_parity += n;
-                    t.waived_accounts += o.waived_accounts as u64;
-                }
-                OutcomeStatus::Mismatch => {
-                    t.mismatched += n;
-                    cell.mismatched += n;
-                }
-                OutcomeStatus::StackError => {
-                    t.errored += n;
-                    cell.errored += n;
-                }
+            let mut counted = StatusCounts::default();
+            counted.add(status, n);
+            cell.at_parity += counted.parity;
+            cell.mismatched += counted.mismatch;
+            cell.errored += counted.stack_error;
+            t.counts.add(status, n);
+            if status == OutcomeStatus::Parity {
+                t.waived_accounts += o.waived_accounts as u64;
             }
             t.lines_legacy += o.lines_legacy as u64;
             t.lines_modern += o.lines_modern as u64;
@@ -254,9 +246,9 @@ impl RunReport {
         let mut cells: BTreeMap<CellKey, CellStats> = BTreeMap::new();
         let outcomes = OutcomeTally::read(store, &run, &mut cells).await?;
         let (at_parity, mismatched, errored, waived_accounts) = (
-            outcomes.at_parity,
-            outcomes.mismatched,
-            outcomes.errored,
+            outcomes.counts.parity,
+            outcomes.counts.mismatch,
+            outcomes.counts.stack_error,
             outcomes.waived_accounts,
         );
 

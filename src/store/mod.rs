@@ -80,6 +80,29 @@ stored_words! {
     OutcomeStatus { Parity = "parity", Mismatch = "mismatch", StackError = "stack_error" }
 }
 
+/// Accounts counted by outcome status: the one place a status is counted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct StatusCounts {
+    pub(crate) parity: u64,
+    pub(crate) mismatch: u64,
+    pub(crate) stack_error: u64,
+}
+
+impl StatusCounts {
+    pub(crate) fn add(&mut self, status: OutcomeStatus, n: u64) {
+        match status {
+            OutcomeStatus::Parity => self.parity += n,
+            OutcomeStatus::Mismatch => self.mismatch += n,
+            OutcomeStatus::StackError => self.stack_error += n,
+        }
+    }
+
+    /// Accounts with a verdict: at parity or mismatched.
+    pub(crate) fn compared(&self) -> u64 {
+        self.parity + self.mismatch
+    }
+}
+
 stored_words! {
     /// Where a run is: being done, done, stopped before the end (resumable), or failed.
     RunStatus {

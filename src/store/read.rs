@@ -121,19 +121,46 @@ impl Store {
     /// Per run, its outcomes counted by status (`parity`, `mismatch`, `stack_error`).
     pub(crate) async fn outcome_status_counts(
         &self,
-    ) -> anyhow::Result<BTreeMap<String, BTreeMap<OutcomeStatus, u64>>> {
+    ) -> anyhow::Result<BTreeMap<String, StatusCounts>> {
         let rows =
             sqlx::query("SELECT run_id, status, COUNT(*) FROM outcomes GROUP BY run_id, status")
                 .fetch_all(&self.pool)
                 .await?;
-        let mut out: BTreeMap<String, BTreeMap<OutcomeStatus, u64>> = BTreeMap::new();
+        let mut out: BTreeMap<String, StatusCounts> = BTreeMap::new();
         for r in &rows {
             let (run, status, n): (String, String, i64) =
                 (r.try_get(0)?, r.try_get(1)?, r.try_get(2)?);
             let status: OutcomeStatus = status.parse().with_context(|| format!("run {run}"))?;
-            out.entry(run).or_default().insert(status, n as u64);
+            out.entry(run).or_default().add(status, n as u64);
         }
         Ok(out)
+    }
+
+    /// One cell's outcomes in a run, counted by status.
+    pub(crate) async fn cell_status_counts(
+        &self,
+        run_id: &str,
+        partition: &str,
+        region: &str,
+    ) -> anyhow::Result<StatusCounts> {
+        let rows = sqlx::query(
+            "SELECT o.status, COUNT(*) FROM outcomes o JOIN cohort c ON c.run_id = o.run_id AND c.account_id = o.account_id \
+             WHERE o.run_id = $1 AND c.partition = $2 AND c.region = $3 GROUP BY o.status",
+        )
+        .bind(run_id)
+        .bind(partition)
+        .bind(region)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut counts = StatusCounts::default();
+        for r in &rows {
+            let (word, n): (String, i64) = (r.try_get(0)?, r.try_get(1)?);
+            let status = word.parse().map_err(|_| {
+                anyhow!("{n} of its outcomes have the unknown status `{word}` in the store")
+            })?;
+            counts.add(status, u64::try_from(n)?);
+        }
+        Ok(counts)
     }
 
     /// A run's cohort counted per cell: how many accounts each cell has to compare.
