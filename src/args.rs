@@ -311,7 +311,7 @@ pub(crate) enum MigrateCommand {
     Plan,
     /// Judge one cell's next step, read-only: exit 0 pass, 1 blocked, 2 configuration error.
     Gate {
-        cell: String,
+        cell: crate::cell::CellId,
         /// The step to judge (must be the cell's next one).
         #[arg(long)]
         to: Option<String>,
@@ -321,7 +321,7 @@ pub(crate) enum MigrateCommand {
     },
     /// Move a cell (or every cell whose gate passes and needs no approval) one step.
     Advance {
-        cell: Option<String>,
+        cell: Option<crate::cell::CellId>,
         #[arg(long, conflicts_with = "cell")]
         all: bool,
         /// Move only if this is the cell's next step (so a repeated command never moves twice):
@@ -331,24 +331,24 @@ pub(crate) enum MigrateCommand {
     },
     /// Make the legacy stack authoritative again; never blocked by a freeze.
     Rollback {
-        cell: String,
+        cell: crate::cell::CellId,
         #[arg(long, default_value = "manual rollback")]
         reason: String,
     },
     /// Approve a cell's next step on its current evidence.
     Approve {
-        cell: String,
+        cell: crate::cell::CellId,
         #[arg(long)]
         to: Option<String>,
     },
     /// Hold a cell where it is.
     Hold {
-        cell: String,
+        cell: crate::cell::CellId,
         #[arg(long)]
         reason: String,
     },
     /// Release a held cell (only on a passing verdict over evidence newer than the hold).
-    Release { cell: String },
+    Release { cell: crate::cell::CellId },
     /// The routing table for the production router (`--format json`).
     Routes,
     /// The audit log; `--verify` checks its hash chain.

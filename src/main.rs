@@ -5,6 +5,7 @@
 //! `cli` runs the commands, over the capabilities each folder names (see ARCHITECTURE.md).
 
 mod args;
+mod cell;
 mod cli;
 mod controller;
 mod demo;

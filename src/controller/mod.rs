@@ -72,14 +72,6 @@ pub(crate) fn run(args: MigrateArgs, access: Access) -> Outcome {
     })
 }
 
-fn cell_arg(name: &str) -> Result<CellId, Failure> {
-    CellId::parse(name)
-        .ok_or_else(|| {
-            crate::usage!("`{name}` is not a cell; write it as partition/region, e.g. p1/eu-west-1")
-        })
-        .map_err(Into::into)
-}
-
 /// Every cell's gate verdict for its next step, now, for reports.
 pub(crate) async fn gate_views(store: &Store, policy: &Policy) -> anyhow::Result<Vec<GateView>> {
     let controller = Controller {
@@ -124,7 +116,7 @@ impl Controller<'_> {
                 Ok(Code::Parity)
             }
             MigrateCommand::Gate { cell, to, junit } => {
-                let id = cell_arg(&cell)?;
+                let id = cell;
                 let j = self.judge(&id, to.as_deref()).await?;
                 let passes = matches!(j.decision, Decision::Move(_));
                 if let Some(path) = junit {
@@ -135,21 +127,19 @@ impl Controller<'_> {
             }
             MigrateCommand::Advance { cell, all, to } => self.advance(cell, all, to).await,
             MigrateCommand::Rollback { cell, reason } => {
-                let id = cell_arg(&cell)?;
+                let id = cell;
                 self.act(&id, &Action::Rollback, "rollback", &reason).await
             }
             MigrateCommand::Hold { cell, reason } => {
-                let id = cell_arg(&cell)?;
+                let id = cell;
                 self.act(&id, &Action::Hold(reason.clone()), "hold", &reason)
                     .await
             }
             MigrateCommand::Release { cell } => {
-                let id = cell_arg(&cell)?;
+                let id = cell;
                 self.act(&id, &Action::Release, "release", "").await
             }
-            MigrateCommand::Approve { cell, to } => {
-                self.approve(&cell_arg(&cell)?, to.as_deref()).await
-            }
+            MigrateCommand::Approve { cell, to } => self.approve(&cell, to.as_deref()).await,
             MigrateCommand::Routes => {
                 let states = self.store.cell_states().await?;
                 render::routes(&states, &self.policy, self.now, format)?;
@@ -410,10 +400,9 @@ impl Controller<'_> {
         result.map_err(Failure::from)
     }
 
-    async fn advance(&self, cell: Option<String>, all: bool, to: Option<String>) -> Outcome {
+    async fn advance(&self, cell: Option<CellId>, all: bool, to: Option<String>) -> Outcome {
         let judged = match (cell, all) {
-            (Some(c), false) => {
-                let id = cell_arg(&c)?;
+            (Some(id), false) => {
                 match self.judge(&id, to.as_deref()).await {
                     Ok(j) => vec![j],
                     // The cell has moved on: someone else made this step already.

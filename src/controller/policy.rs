@@ -12,26 +12,7 @@ use rust_decimal::Decimal;
 use serde::Deserialize;
 use toml::Spanned;
 
-/// One partition in one region.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
-pub(crate) struct CellId {
-    pub(crate) partition: String,
-    pub(crate) region: String,
-}
-
-impl CellId {
-    pub(crate) fn name(&self) -> String {
-        format!("{}/{}", self.partition, self.region)
-    }
-
-    pub(crate) fn parse(name: &str) -> Option<CellId> {
-        let (partition, region) = name.split_once('/')?;
-        (!partition.is_empty() && !region.is_empty()).then(|| CellId {
-            partition: partition.to_owned(),
-            region: region.to_owned(),
-        })
-    }
-}
+pub(crate) use crate::cell::CellId;
 
 /// The evidence a step needs.
 #[derive(Debug, Clone, PartialEq)]
