@@ -57,16 +57,8 @@ pub(crate) async fn render(
                     Ok(())
                 })
                 .await?;
-            let summary = serde_json::json!({
-                "record": "summary",
-                "schema": billshadow_reports::json::SCHEMA,
-                "run": report.run,
-                "run_label": billshadow_reports::view::kind_label(report.run.kind.as_str()),
-                "completeness": report.completeness,
-                "incomplete": report.completeness.describe(),
-                "summary": report.comparison.summary,
-                "cells": report.cells,
-            });
+            let mut summary = summary::json_head(&report);
+            summary["record"] = "summary".into();
             writeln!(out, "{summary}").map_err(io)?;
             Ok(summary::exit_code(&report))
         }

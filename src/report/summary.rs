@@ -40,8 +40,10 @@ pub(crate) fn print(
     }
 }
 
-pub(crate) fn write_json(out: &mut dyn Write, report: &RunReport) -> std::io::Result<()> {
-    let doc = serde_json::json!({
+/// What every JSON form of a run starts with: the schema, the run, how complete it is, its
+/// summary and its cells.
+pub(crate) fn json_head(report: &RunReport) -> serde_json::Value {
+    serde_json::json!({
         "schema": billshadow_reports::json::SCHEMA,
         "run": report.run,
         "run_label": billshadow_reports::view::kind_label(report.run.kind.as_str()),
@@ -49,9 +51,13 @@ pub(crate) fn write_json(out: &mut dyn Write, report: &RunReport) -> std::io::Re
         "incomplete": report.completeness.describe(),
         "summary": report.comparison.summary,
         "cells": report.cells,
-        "retries": report.retries,
-        "diffs": report.comparison.diffs,
-    });
+    })
+}
+
+pub(crate) fn write_json(out: &mut dyn Write, report: &RunReport) -> std::io::Result<()> {
+    let mut doc = json_head(report);
+    doc["retries"] = report.retries.into();
+    doc["diffs"] = serde_json::to_value(&report.comparison.diffs)?;
     serde_json::to_writer_pretty(&mut *out, &doc)?;
     writeln!(out)
 }
