@@ -271,10 +271,11 @@ pub(crate) enum MigrateFormat {
   billshadow migrate status --policy policy.toml --store shadow.db
   billshadow migrate gate p1/eu-west-1 --junit gate.xml        # CI: exit 0 pass, 1 blocked, 2 configuration error
   billshadow migrate advance --all                              # a scheduled job: moves every cell whose gate passes
-  billshadow migrate approve p1/eu-west-1 --as alice
+  billshadow migrate approve p1/eu-west-1 --to cutover --key ~/.ssh/id_ed25519
   billshadow migrate rollback p1/eu-west-1 --reason \"INC-812\"
+  billshadow migrate reconcile                                  # after a controller was killed mid-transition
   billshadow migrate routes --format json
-  billshadow migrate audit --verify")]
+  billshadow migrate audit --verify --since head.json")]
 pub(crate) struct MigrateArgs {
     #[command(subcommand)]
     pub(crate) command: MigrateCommand,
@@ -297,6 +298,10 @@ pub(crate) struct MigrateArgs {
     pub(crate) now: Option<chrono::DateTime<chrono::Utc>>,
     #[arg(long, global = true, value_enum, default_value_t = MigrateFormat::Text)]
     pub(crate) format: MigrateFormat,
+    /// The controller's private key, when the policy has an `[audit] public_key` (default:
+    /// the file BILLSHADOW_CONTROLLER_KEY names).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub(crate) controller_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -313,21 +318,31 @@ pub(crate) enum MigrateCommand {
     Gate {
         cell: crate::cell::CellId,
         /// The step to judge (must be the cell's next one).
-        #[arg(long)]
-        to: Option<String>,
+        #[arg(long, value_name = "STEP")]
+        to: Option<crate::cell::StepName>,
         /// Also write the verdict as JUnit XML.
         #[arg(long, value_name = "FILE")]
         junit: Option<PathBuf>,
     },
-    /// Move a cell (or every cell whose gate passes and needs no approval) one step.
+    /// Move a cell (or every cell whose gate passes) one step.
+    ///
+    /// Out of a canary step or cutover, a step needs a run started since the last step and
+    /// `min_step_hours` at it. A step that needs approvals is signed by its initiator
+    /// (`--key` or `--signature`), whose own approval does not count.
+    #[command(after_help = "Examples:
+  billshadow migrate advance p1/eu-west-1 --to canary:5
+  billshadow migrate advance p1/eu-west-1 --to cutover --key ~/.ssh/id_ed25519
+  billshadow migrate advance --all")]
     Advance {
         cell: Option<crate::cell::CellId>,
         #[arg(long, conflicts_with = "cell")]
         all: bool,
         /// Move only if this is the cell's next step (so a repeated command never moves twice):
         /// shadow, canary (the first step), canary:PERCENT, cutover, decommissioned.
-        #[arg(long, conflicts_with = "all")]
-        to: Option<String>,
+        #[arg(long, conflicts_with = "all", value_name = "STEP")]
+        to: Option<crate::cell::StepName>,
+        #[command(flatten)]
+        signing: Signing,
     },
     /// Make the legacy stack authoritative again; never blocked by a freeze.
     Rollback {
@@ -335,11 +350,24 @@ pub(crate) enum MigrateCommand {
         #[arg(long, default_value = "manual rollback")]
         reason: String,
     },
-    /// Approve a cell's next step on its current evidence.
+    /// Approve a cell's next step on its current evidence, signed with an approver's key.
+    ///
+    /// The signature covers the cell, the step, the evidence hash and the policy hash; an
+    /// approval counts only for exactly those.
+    #[command(after_help = "Examples:
+  billshadow migrate approve p1/eu-west-1 --to cutover --key ~/.ssh/id_ed25519
+  billshadow migrate approve p1/eu-west-1 --to cutover --print-message > msg
+  ssh-keygen -Y sign -n billshadow -f ~/.ssh/id_ed25519 msg        # writes msg.sig (works with ssh-agent and passphrases)
+  billshadow migrate approve p1/eu-west-1 --to cutover --signature msg.sig")]
     Approve {
         cell: crate::cell::CellId,
-        #[arg(long)]
-        to: Option<String>,
+        #[arg(long, value_name = "STEP")]
+        to: Option<crate::cell::StepName>,
+        #[command(flatten)]
+        signing: Signing,
+        /// Print the message to sign (for `ssh-keygen -Y sign -n billshadow`) and exit.
+        #[arg(long, conflicts_with_all = ["key", "signature"])]
+        print_message: bool,
     },
     /// Hold a cell where it is.
     Hold {
@@ -349,13 +377,53 @@ pub(crate) enum MigrateCommand {
     },
     /// Release a held cell (only on a passing verdict over evidence newer than the hold).
     Release { cell: crate::cell::CellId },
+    /// Finish or revert transitions left pending (the controller stopped between writing a
+    /// transition and completing it): the idempotent hook runs again.
+    #[command(after_help = "Examples:
+  billshadow migrate reconcile                       # completes every pending transition
+  billshadow migrate reconcile p1/eu-west-1 --revert # puts the router back and drops it")]
+    Reconcile {
+        cell: Option<crate::cell::CellId>,
+        /// Revert instead: the hook moves the router back to the state the cell is in.
+        #[arg(long)]
+        revert: bool,
+    },
     /// The routing table for the production router (`--format json`).
     Routes,
-    /// The audit log; `--verify` checks its hash chain.
+    /// The audit log; `--verify` checks its hash chain, signatures and the cells it implies.
+    #[command(after_help = "Examples:
+  billshadow migrate audit --head > head.json          # export to a ticket or a CI artifact
+  billshadow migrate audit --verify --since head.json  # nothing before it rewritten, nothing cut")]
     Audit {
         #[arg(long)]
         verify: bool,
+        /// Print the chain's head (sequence and hash) as JSON, for a checkpoint kept elsewhere.
+        #[arg(long, conflicts_with = "verify")]
+        head: bool,
+        /// With --verify: a head printed earlier by `audit --head`.
+        #[arg(long, requires = "verify", value_name = "HEAD_FILE")]
+        since: Option<PathBuf>,
     },
+    /// Make an OpenSSH ed25519 key pair (FILE and FILE.pub): for the controller's
+    /// `[audit] public_key`, or an approver.
+    Keygen {
+        /// The private key's file (it must not exist); the public key goes to FILE.pub.
+        #[arg(value_name = "FILE")]
+        out: PathBuf,
+        #[arg(long, default_value = "billshadow")]
+        comment: String,
+    },
+}
+
+/// How a person signs an approval or the initiation of a step that needs approvals.
+#[derive(Debug, Clone, Default, Args)]
+pub(crate) struct Signing {
+    /// An unencrypted OpenSSH ed25519 private key to sign with.
+    #[arg(long, value_name = "FILE", conflicts_with = "signature")]
+    pub(crate) key: Option<PathBuf>,
+    /// A signature made with `ssh-keygen -Y sign -n billshadow` over `--print-message`.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) signature: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

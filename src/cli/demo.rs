@@ -53,9 +53,13 @@ pub(crate) fn run(args: DemoArgs) -> Outcome {
         return Ok(code);
     }
     let policy = dir.join("policy.toml");
-    std::fs::write(&policy, demo::DEMO_POLICY)
-        .with_context(|| format!("cannot write {}", policy.display()))
-        .map_err(input)?;
+    let keys = demo_keys(dir).map_err(input)?;
+    std::fs::write(
+        &policy,
+        format!("{}{}", demo::DEMO_POLICY, keys.policy_tables),
+    )
+    .with_context(|| format!("cannot write {}", policy.display()))
+    .map_err(input)?;
     crate::outln!();
     crate::outln!(
         "demo: the migration controller over this run ({}):",
@@ -69,6 +73,7 @@ pub(crate) fn run(args: DemoArgs) -> Outcome {
             actor: Some("demo".to_owned()),
             now: None,
             format: crate::args::MigrateFormat::Text,
+            controller_key: Some(keys.controller.clone()),
         })
     };
     migrate(crate::args::MigrateCommand::Init)?;
@@ -77,11 +82,13 @@ pub(crate) fn run(args: DemoArgs) -> Outcome {
         cell: None,
         all: true,
         to: None,
+        signing: crate::args::Signing::default(),
     })?;
     migrate(crate::args::MigrateCommand::Advance {
         cell: None,
         all: true,
         to: None,
+        signing: crate::args::Signing::default(),
     })?;
     let html = dir.join("report.html");
     super::report::report(crate::args::ReportArgs {
@@ -137,4 +144,44 @@ fn next_steps(
         dir.join("spec.toml").display(),
         dir.join("cohort.csv").display()
     );
+}
+
+/// The demo's keys, in `DIR/keys/`: the controller's (it signs the audit log) and two
+/// approvers'. Kept when they exist, so a rerun keeps its policy's keys.
+struct DemoKeys {
+    controller: std::path::PathBuf,
+    /// `[[approvers]]` and `[audit]`, appended to the demo policy.
+    policy_tables: String,
+}
+
+fn demo_keys(dir: &std::path::Path) -> anyhow::Result<DemoKeys> {
+    let keys = dir.join("keys");
+    std::fs::create_dir_all(&keys).with_context(|| format!("cannot create {}", keys.display()))?;
+    let public = |name: &str| -> anyhow::Result<String> {
+        let path = keys.join(name);
+        if !path.exists() {
+            crate::controller::keys::generate(&path, &format!("{name}@billshadow-demo"))?;
+        }
+        let public = keys.join(format!("{name}.pub"));
+        Ok(std::fs::read_to_string(&public)
+            .with_context(|| format!("cannot read {}", public.display()))?
+            .trim()
+            .to_owned())
+    };
+    let mut tables =
+        String::from("\n# Who may approve a step (and sign one that needs approvals), by key.\n");
+    for name in ["alice", "bob"] {
+        tables.push_str(&format!(
+            "[[approvers]]\nname = \"{name}\"\nkey = \"{}\"\n\n",
+            public(name)?
+        ));
+    }
+    tables.push_str(&format!(
+        "# The controller signs every audit record with the private half (keys/controller).\n[audit]\npublic_key = \"{}\"\n",
+        public("controller")?
+    ));
+    Ok(DemoKeys {
+        controller: keys.join("controller"),
+        policy_tables: tables,
+    })
 }

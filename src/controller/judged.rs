@@ -10,6 +10,8 @@ pub(crate) struct Judged {
     pub(crate) cell: CellId,
     pub(crate) state: CellState,
     pub(crate) target: Option<(Stage, usize)>,
+    /// The next step as the command line names it (`canary:5`), or `none`.
+    pub(crate) next: String,
     pub(crate) verdict: Verdict,
     pub(crate) decision: Decision,
     pub(crate) approvals: Vec<String>,

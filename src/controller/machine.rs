@@ -14,68 +14,7 @@ use rust_decimal::Decimal;
 use serde::Serialize;
 
 use super::policy::{Freeze, Gate, Policy};
-
-/// Where a cell is on its way from the legacy stack to the modern one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub(crate) enum Stage {
-    Legacy,
-    Shadow,
-    /// Modern authoritative for a stable share of accounts: `policy.canary_steps[step]` %.
-    Canary,
-    Cutover,
-    Decommissioned,
-    RolledBack,
-}
-
-impl Stage {
-    pub(crate) fn as_str(self) -> &'static str {
-        match self {
-            Stage::Legacy => "legacy",
-            Stage::Shadow => "shadow",
-            Stage::Canary => "canary",
-            Stage::Cutover => "cutover",
-            Stage::Decommissioned => "decommissioned",
-            Stage::RolledBack => "rolled_back",
-        }
-    }
-
-    pub(crate) fn parse(s: &str) -> Option<Stage> {
-        [
-            Stage::Legacy,
-            Stage::Shadow,
-            Stage::Canary,
-            Stage::Cutover,
-            Stage::Decommissioned,
-            Stage::RolledBack,
-        ]
-        .into_iter()
-        .find(|st| st.as_str() == s)
-    }
-
-    /// Whether the modern stack bills some or all of the cell's accounts.
-    pub(crate) fn modern_authoritative(self) -> bool {
-        matches!(self, Stage::Canary | Stage::Cutover | Stage::Decommissioned)
-    }
-}
-
-/// A cell's state as stored.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub(crate) struct CellState {
-    pub(crate) stage: Stage,
-    pub(crate) step: usize,
-    /// Held: it advances no further until a passing verdict on evidence newer than `held_since`.
-    pub(crate) held: Option<Hold>,
-    pub(crate) version: i64,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub(crate) struct Hold {
-    pub(crate) reason: String,
-    pub(crate) since: DateTime<Utc>,
-    /// The newest run when the cell was held: only a run after it can release the cell.
-    pub(crate) after_run: String,
-}
+pub(crate) use crate::cell::{CellState, Hold, RunEvidence, Stage};
 
 impl CellState {
     pub(crate) fn label(&self, policy: &Policy) -> String {
@@ -110,6 +49,15 @@ impl CellState {
     }
 }
 
+/// A step as the command line names it: `canary:5` for the canary step of 5 %, else the
+/// stage's name.
+pub(crate) fn step_label(stage: Stage, step: usize, policy: &Policy) -> String {
+    match (stage, policy.canary_steps.get(step)) {
+        (Stage::Canary, Some(p)) => format!("canary:{p}"),
+        _ => stage.as_str().to_owned(),
+    }
+}
+
 /// The step after `stage`/`step`, if any.
 pub(crate) fn next(stage: Stage, step: usize, policy: &Policy) -> Option<(Stage, usize)> {
     match stage {
@@ -120,25 +68,6 @@ pub(crate) fn next(stage: Stage, step: usize, policy: &Policy) -> Option<(Stage,
         Stage::Cutover => Some((Stage::Decommissioned, 0)),
         Stage::Decommissioned => None,
     }
-}
-
-/// What one completed run says about one cell.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub(crate) struct RunEvidence {
-    pub(crate) run_id: String,
-    pub(crate) started_at: DateTime<Utc>,
-    pub(crate) finished_at: DateTime<Utc>,
-    /// The cell's accounts in the run's cohort.
-    pub(crate) cohort: u64,
-    pub(crate) compared: u64,
-    pub(crate) mismatched: u64,
-    pub(crate) errored: u64,
-    /// Per currency, modern − legacy over the cell's accounts.
-    pub(crate) delta: BTreeMap<String, Decimal>,
-    /// Per currency, the largest |delta| of an unwaived failing diff.
-    pub(crate) largest_unwaived: BTreeMap<String, Decimal>,
-    /// Waivers the run relied on that have expired since.
-    pub(crate) expired_waivers: Vec<String>,
 }
 
 /// One gate criterion, measured.
@@ -551,10 +480,24 @@ pub(crate) struct Context<'a> {
     pub(crate) waiting_for: Vec<String>,
     /// Cells other than this one in canary or cutover.
     pub(crate) in_flight: usize,
+    /// Runs that started after the cell took its current step (and after every run that step
+    /// was judged on): the only evidence for the next step out of canary or cutover.
+    pub(crate) fresh_runs: usize,
 }
 
 /// Decides what `action` does to `cell`.
 pub(crate) fn decide(cell: &CellState, action: &Action, cx: &Context<'_>) -> Decision {
+    if let Some(p) = &cell.pending
+        && *action != Action::Rollback
+    {
+        return Decision::Blocked(format!(
+            "the transition {} → {} by {} since {} is pending (its hook may or may not have run): `billshadow migrate reconcile` completes or reverts it",
+            p.from_label,
+            p.to_label,
+            p.actor,
+            p.since.to_rfc3339()
+        ));
+    }
     match action {
         Action::Rollback => roll_back(cell),
         Action::Hold(reason) => Decision::Hold(CellState {
@@ -577,7 +520,7 @@ fn roll_back(cell: &CellState) -> Decision {
             stage: Stage::RolledBack,
             step: 0,
             held: None,
-            version: cell.version,
+            ..cell.clone()
         })
     } else {
         Decision::Blocked(format!(
@@ -618,7 +561,7 @@ fn advance(cell: &CellState, cx: &Context<'_>) -> Decision {
         stage,
         step,
         held: None,
-        version: cell.version,
+        ..cell.clone()
     };
     if stage == Stage::Shadow {
         // Shadowing changes nothing for customers: no gate.
@@ -636,6 +579,9 @@ fn advance(cell: &CellState, cx: &Context<'_>) -> Decision {
             cx.in_flight, policy.max_in_flight
         ));
     }
+    if let Some(wait) = too_soon(cell, cx) {
+        return Decision::Blocked(wait);
+    }
     match cx.verdict.outcome {
         Outcome::Pass => {}
         Outcome::Fail | Outcome::Inconclusive => return held_by_gate(cell, cx),
@@ -647,6 +593,37 @@ fn advance(cell: &CellState, cx: &Context<'_>) -> Decision {
         ));
     }
     Decision::Move(target)
+}
+
+/// Out of a canary step or cutover, each step earns its own evidence and waits its dwell
+/// time: a run started since the step was taken, and `min_step_hours` at the step.
+fn too_soon(cell: &CellState, cx: &Context<'_>) -> Option<String> {
+    if !matches!(cell.stage, Stage::Canary | Stage::Cutover) {
+        return None;
+    }
+    let here = step_label(cell.stage, cell.step, cx.policy);
+    let mut waits = Vec::new();
+    if cx.fresh_runs == 0 {
+        waits.push(format!(
+            "no completed run has started since {here} was taken{}: each step needs evidence of its own",
+            cell.fresh_after
+                .map(|t| format!(" (runs after {})", t.to_rfc3339()))
+                .unwrap_or_default()
+        ));
+    }
+    let min = i64::from(cx.policy.gate.min_step_hours);
+    match cell.entered_at {
+        Some(at) if (cx.now - at).num_minutes() >= min * 60 => {}
+        Some(at) => waits.push(format!(
+            "min_step_hours = {min}: {here} was taken {} h ago, at {}",
+            (cx.now - at).num_hours(),
+            at.to_rfc3339()
+        )),
+        None => waits.push(format!(
+            "when {here} was taken is not recorded, so min_step_hours = {min} cannot be met"
+        )),
+    }
+    (!waits.is_empty()).then(|| waits.join("; "))
 }
 
 /// The gate did not pass: the cell is held with the verdict's reasons, since the hold it is
@@ -668,7 +645,7 @@ fn held_by_gate(cell: &CellState, cx: &Context<'_>) -> Decision {
 }
 
 /// Whether entering `stage` needs approvals under the policy's gate.
-fn needs_approvals(stage: Stage, policy: &Policy) -> bool {
+pub(crate) fn needs_approvals(stage: Stage, policy: &Policy) -> bool {
     policy.gate.approvals > 0
         && policy
             .gate
@@ -697,6 +674,12 @@ approvals = 1
 days_before_month_end = 2
 days_after_month_start = 3
 time_zone = "UTC"
+[[approvers]]
+name = "alice"
+key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOvavjTqrsQaHYueHW2HWfDYD1nDMgMPdN8wBQ9wlm5M alice"
+[[approvers]]
+name = "bob"
+key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIL7SjTTCS2twG2riX4gGnHeWybrGNBGjSsnfLGjC+Uje bob"
 "#;
         Policy::parse("p.toml", text).unwrap()
     }
@@ -730,6 +713,9 @@ time_zone = "UTC"
             step: 0,
             held: None,
             version: 1,
+            entered_at: Some(at(1)),
+            fresh_after: None,
+            pending: None,
         }
     }
 
@@ -746,6 +732,7 @@ time_zone = "UTC"
             approvals,
             waiting_for: Vec::new(),
             in_flight: 0,
+            fresh_runs: 1,
         }
     }
 

@@ -1,28 +1,31 @@
 //! `billshadow migrate`: the migration controller. Cells (partition × region) move from the
 //! legacy stack to the modern one only when the policy's gate passes on stored evidence; every
-//! change is compare-and-set on the cell's version and leaves a hash-chained audit record.
+//! change is compare-and-set on the cell's version under the controller lock, is pending
+//! while its hook runs, and leaves signed, hash-chained audit records.
 
+mod approval;
 mod judged;
-pub(crate) mod ledger;
+pub(crate) mod keys;
+mod ledger;
 pub(crate) mod machine;
 pub(crate) mod policy;
 mod render;
+mod transition;
 
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 
 use crate::args::{MigrateArgs, MigrateCommand, MigrateFormat};
+use crate::cell::StepName;
 use crate::exit::{Code, Failure, NotNextStep, Outcome, input};
-use crate::store::{Access, Store};
+use crate::store::{Access, AuditEntry, Head, Store};
 use crate::support::runtime;
 use billshadow_reports::view::GateView;
 use judged::Judged;
-use ledger::AuditEntry;
+use ledger::Ledger;
 
-use machine::{
-    Action, CellState, Context, Decision, Outcome as GateOutcome, RunEvidence, Stage, Verdict,
-};
+use machine::{Action, CellState, Context, Decision, RunEvidence, Stage, Verdict};
 use policy::{CellId, CellPolicy, Policy};
 
 /// Runs evaluated per cell for the consecutive-runs criterion.
@@ -30,7 +33,8 @@ const EVIDENCE_RUNS: usize = 20;
 
 struct Controller<'a> {
     store: &'a Store,
-    policy: Policy,
+    ledger: Ledger<'a>,
+    policy: &'a Policy,
     now: DateTime<Utc>,
     actor: String,
 }
@@ -51,8 +55,26 @@ pub(crate) fn run(args: MigrateArgs, access: Access) -> Outcome {
         );
         return Ok(Code::Parity);
     }
+    if let MigrateCommand::Keygen { out, comment } = &args.command {
+        let key = keys::generate(out, comment).map_err(input)?;
+        crate::outln!(
+            "wrote {} and {}.pub ({})\n{}",
+            out.display(),
+            out.display(),
+            keys::fingerprint(&key),
+            key.to_openssh().unwrap_or_default()
+        );
+        return Ok(Code::Parity);
+    }
     let policy = Policy::load(&args.policy)?;
     let now = args.now.unwrap_or_else(Utc::now);
+    let signs = !matches!(access, Access::ReadOnly);
+    let key = if signs {
+        keys::controller_key(args.controller_key.as_deref(), policy.audit_key.as_ref())
+            .map_err(input)?
+    } else {
+        None
+    };
     let actor = args
         .actor
         .clone()
@@ -62,7 +84,12 @@ pub(crate) fn run(args: MigrateArgs, access: Access) -> Outcome {
         let store = Store::open_named(args.store.as_deref(), access).await?;
         let controller = Controller {
             store: &store,
-            policy,
+            ledger: Ledger {
+                store: &store,
+                policy: &policy,
+                key,
+            },
+            policy: &policy,
             now,
             actor,
         };
@@ -76,7 +103,12 @@ pub(crate) fn run(args: MigrateArgs, access: Access) -> Outcome {
 pub(crate) async fn gate_views(store: &Store, policy: &Policy) -> anyhow::Result<Vec<GateView>> {
     let controller = Controller {
         store,
-        policy: policy.clone(),
+        ledger: Ledger {
+            store,
+            policy,
+            key: None,
+        },
+        policy,
         now: Utc::now(),
         actor: "report".to_owned(),
     };
@@ -116,56 +148,116 @@ impl Controller<'_> {
                 Ok(Code::Parity)
             }
             MigrateCommand::Gate { cell, to, junit } => {
-                let id = cell;
-                let j = self.judge(&id, to.as_deref()).await?;
+                let j = self.judge(&cell, to.as_ref()).await?;
                 let passes = matches!(j.decision, Decision::Move(_));
                 if let Some(path) = junit {
-                    render::write_junit(&path, &j, &self.policy).map_err(input)?;
+                    render::write_junit(&path, &j, self.policy).map_err(input)?;
                 }
-                render::gate(&j, &self.policy, format)?;
+                render::gate(&j, self.policy, format)?;
                 Ok(if passes { Code::Parity } else { Code::Mismatch })
             }
-            MigrateCommand::Advance { cell, all, to } => self.advance(cell, all, to).await,
+            MigrateCommand::Advance {
+                cell,
+                all,
+                to,
+                signing,
+            } => self.advance(cell, all, to, &signing).await,
             MigrateCommand::Rollback { cell, reason } => {
-                let id = cell;
-                self.act(&id, &Action::Rollback, "rollback", &reason).await
+                self.act(&cell, &Action::Rollback, "rollback", &reason)
+                    .await
             }
             MigrateCommand::Hold { cell, reason } => {
-                let id = cell;
-                self.act(&id, &Action::Hold(reason.clone()), "hold", &reason)
+                self.act(&cell, &Action::Hold(reason.clone()), "hold", &reason)
                     .await
             }
             MigrateCommand::Release { cell } => {
-                let id = cell;
-                self.act(&id, &Action::Release, "release", "").await
+                self.act(&cell, &Action::Release, "release", "").await
             }
-            MigrateCommand::Approve { cell, to } => self.approve(&cell, to.as_deref()).await,
+            MigrateCommand::Approve {
+                cell,
+                to,
+                signing,
+                print_message,
+            } => {
+                self.approve(&cell, to.as_ref(), &signing, print_message)
+                    .await
+            }
+            MigrateCommand::Reconcile { cell, revert } => self.reconcile(cell, revert).await,
             MigrateCommand::Routes => {
                 let states = self.store.cell_states().await?;
-                render::routes(&states, &self.policy, self.now, format)?;
+                render::routes(&states, self.policy, self.now, format)?;
                 Ok(Code::Parity)
             }
-            MigrateCommand::Audit { verify } => {
-                if verify {
-                    match self.store.verify_audit().await? {
-                        Ok(n) => {
-                            crate::outln!("audit log intact: {n} records, every hash matches");
-                            Ok(Code::Parity)
-                        }
-                        Err(problem) => {
-                            eprintln!("audit log tampered with: {problem}");
-                            Ok(Code::Mismatch)
-                        }
-                    }
+            MigrateCommand::Audit {
+                verify,
+                head,
+                since,
+            } => self.audit(verify, head, since.as_deref()).await,
+            MigrateCommand::Keygen { .. } => Ok(Code::Parity),
+        }
+    }
+
+    async fn audit(&self, verify: bool, head: bool, since: Option<&std::path::Path>) -> Outcome {
+        if head {
+            let head = self.store.audit_head().await?;
+            crate::outln!("{}", serde_json::to_string(&head).unwrap_or_default());
+            return Ok(Code::Parity);
+        }
+        if !verify {
+            let log: Vec<serde_json::Value> = self
+                .store
+                .audit_records()
+                .await?
+                .into_iter()
+                .map(|r| {
+                    let e = r.entry.as_ref();
+                    serde_json::json!({
+                        "seq": r.seq, "at": r.at, "actor": e.map(|e| &e.actor), "cell": e.map(|e| &e.cell),
+                        "action": e.map(|e| &e.action), "from": e.map(|e| &e.from_state), "to": e.map(|e| &e.to_state),
+                        "reason": e.map(|e| &e.reason), "hash": r.hash, "signed": !r.signature.is_empty(),
+                    })
+                })
+                .collect();
+            crate::outln!(
+                "{}",
+                serde_json::to_string_pretty(&serde_json::json!({ "audit": log }))
+                    .unwrap_or_default()
+            );
+            return Ok(Code::Parity);
+        }
+        let checkpoint = match since {
+            Some(path) => {
+                let text = crate::support::read_named(path).map_err(input)?;
+                let head: Head = serde_json::from_str(&text).map_err(|e| {
+                    crate::usage!(
+                        "{} is not a head printed by `billshadow migrate audit --head`: {e}",
+                        path.display()
+                    )
+                })?;
+                Some(head)
+            }
+            None => None,
+        };
+        match self.ledger.verify(checkpoint.as_ref()).await? {
+            Ok(n) => {
+                let how = if self.policy.audit_key.is_some() {
+                    "every hash and signature matches"
                 } else {
-                    let log = self.store.audit_log().await?;
-                    crate::outln!(
-                        "{}",
-                        serde_json::to_string_pretty(&serde_json::json!({ "audit": log }))
-                            .unwrap_or_default()
-                    );
-                    Ok(Code::Parity)
-                }
+                    "every hash matches (unsigned: the policy has no [audit] public_key, so anyone who can write the store could recompute the chain)"
+                };
+                crate::outln!(
+                    "audit log intact: {n} records, {how}; every cell is what the log says{}",
+                    if checkpoint.is_some() {
+                        "; the checkpoint is in the log"
+                    } else {
+                        ""
+                    }
+                );
+                Ok(Code::Parity)
+            }
+            Err(problem) => {
+                eprintln!("audit log tampered with: {problem}");
+                Ok(Code::Mismatch)
             }
         }
     }
@@ -177,27 +269,43 @@ impl Controller<'_> {
         }).map_err(Into::into)
     }
 
-    /// Judges one cell for its next step (or `to`).
-    async fn judge(&self, id: &CellId, to: Option<&str>) -> Result<Judged, Failure> {
+    /// Judges one cell for its next step (or `to`). Approvals are counted for the step as
+    /// signed by anyone but `initiator` (the key of who advances).
+    async fn judge(&self, id: &CellId, to: Option<&StepName>) -> Result<Judged, Failure> {
+        self.judge_as(id, to, None).await
+    }
+
+    async fn judge_as(
+        &self,
+        id: &CellId,
+        to: Option<&StepName>,
+        initiator: Option<&policy::Approver>,
+    ) -> Result<Judged, Failure> {
         let cell_policy = self
             .policy
             .cell(id)
             .ok_or_else(|| crate::usage!("the cell {} is not in the policy", id.name()))?;
-        let state = self.state(id).await?;
         let states = self.store.cell_states().await?;
-        let target = machine::next(state.stage, state.step, &self.policy);
+        let state = states.get(&id.name()).cloned().ok_or_else(|| {
+            crate::usage!("the cell {} is not in the store; is it in the policy, and did `billshadow migrate init` run?", id.name())
+        })?;
+        let target = machine::next(state.stage, state.step, self.policy);
         if let Some(to) = to {
             self.check_next_step(id, &state, target, to)?;
         }
-        let (evidence, verdict) = self.read_verdict(id, &state).await;
-        let approvals = self.approvals_by_others(id, target, &verdict).await?;
+        let next = target.map_or("none".to_owned(), |(s, step)| {
+            machine::step_label(s, step, self.policy)
+        });
+        let (evidence, fresh_runs, verdict) = self.read_verdict(id, &state).await;
+        let approvals = self.approvals(id, &next, &verdict, initiator).await?;
         let cx = Context {
-            policy: &self.policy,
+            policy: self.policy,
             now: self.now,
             verdict: &verdict,
             approvals: approvals.len() as u32,
             waiting_for: waiting_for(cell_policy, &states),
             in_flight: in_flight_besides(id, &states),
+            fresh_runs,
         };
         let decision = machine::decide(&state, &Action::Advance, &cx);
         let streak = passing_streak(&verdict);
@@ -205,6 +313,7 @@ impl Controller<'_> {
             cell: id.clone(),
             state,
             target,
+            next,
             latest: evidence.into_iter().next(),
             verdict,
             decision,
@@ -220,85 +329,64 @@ impl Controller<'_> {
         id: &CellId,
         state: &CellState,
         target: Option<(Stage, usize)>,
-        to: &str,
+        to: &StepName,
     ) -> Result<(), Failure> {
-        if target == Some(self.wanted_step(to)?) {
-            return Ok(());
-        }
-        let next = target.map_or("none".to_owned(), |(s, step)| {
-            CellState {
-                stage: s,
-                step,
-                held: None,
-                version: 0,
-            }
-            .label(&self.policy)
-        });
-        Err(anyhow::Error::new(NotNextStep(format!(
-            "{} is {}; its next step is {next}, not {to}",
-            id.name(),
-            state.label(&self.policy)
-        )))
-        .into())
-    }
-
-    /// The step `--to` names: `canary` is the first canary step; `canary:5` the step of 5 %.
-    fn wanted_step(&self, to: &str) -> Result<(Stage, usize), Failure> {
-        let (name, percent) = to.split_once(':').map_or((to, None), |(n, p)| (n, Some(p)));
-        let wanted = Stage::parse(name).ok_or_else(|| {
-            crate::usage!("--to `{to}` is not a state (shadow, canary, canary:PERCENT, cutover, decommissioned)")
-        })?;
-        let step = match (wanted, percent) {
-            (Stage::Canary, Some(p)) => {
-                let p: rust_decimal::Decimal = p
-                    .parse()
-                    .map_err(|_| crate::usage!("--to `{to}`: `{p}` is not a percentage"))?;
+        let wanted = match to.percent {
+            None if to.stage == Stage::Canary => (Stage::Canary, 0),
+            None => (to.stage, 0),
+            Some(p) => (
+                Stage::Canary,
                 self.policy
                     .canary_steps
                     .iter()
                     .position(|s| *s == p)
                     .ok_or_else(|| {
-                        crate::usage!("--to `{to}`: the policy has no canary step of {p} %")
-                    })?
-            }
-            _ => 0,
+                        crate::usage!("--to `{}`: the policy has no canary step of {p} %", to.text)
+                    })?,
+            ),
         };
-        Ok((wanted, step))
-    }
-
-    /// The cell's newest runs and the gate's verdict on them. Evidence that cannot be read
-    /// holds the cell, with the reason; it never passes, and a rollback (which needs no gate)
-    /// stays possible.
-    async fn read_verdict(&self, id: &CellId, state: &CellState) -> (Vec<RunEvidence>, Verdict) {
-        match self
-            .store
-            .cell_evidence(id, EVIDENCE_RUNS, self.now.date_naive())
-            .await
-        {
-            Ok(evidence) => {
-                let verdict = machine::evaluate(&self.policy.gate, &evidence, state.held.as_ref());
-                (evidence, verdict)
-            }
-            Err(e) => (Vec::new(), machine::unreadable(&format!("{e:#}"))),
+        if target == Some(wanted) {
+            return Ok(());
         }
+        let next = target.map_or("none".to_owned(), |(s, step)| {
+            machine::step_label(s, step, self.policy)
+        });
+        Err(anyhow::Error::new(NotNextStep(format!(
+            "{} is {}; its next step is {next}, not {}",
+            id.name(),
+            state.label(self.policy),
+            to.text
+        )))
+        .into())
     }
 
-    /// Who approved the step on exactly this evidence, the actor aside: nobody approves their
-    /// own step.
-    async fn approvals_by_others(
+    /// The cell's newest runs, how many of them are fresh for its next step, and the gate's
+    /// verdict. Out of a canary step or cutover only runs started after the step was taken
+    /// (and after the runs it was taken on) are evidence. Evidence that cannot be read holds
+    /// the cell, with the reason; it never passes, and a rollback (which needs no gate) stays
+    /// possible.
+    async fn read_verdict(
         &self,
         id: &CellId,
-        target: Option<(Stage, usize)>,
-        verdict: &Verdict,
-    ) -> Result<Vec<String>, Failure> {
-        let target_name = target.map_or("", |(s, _)| s.as_str());
-        Ok(self
-            .store
-            .approvers(&id.name(), target_name, &verdict.evidence_hash)
-            .await?
-            .into_iter()
-            .filter(|a| *a != self.actor)
-            .collect())
+        state: &CellState,
+    ) -> (Vec<RunEvidence>, usize, Verdict) {
+        match self
+            .ledger
+            .evidence(id, EVIDENCE_RUNS, self.now.date_naive())
+            .await
+        {
+            Ok(mut evidence) => {
+                if matches!(state.stage, Stage::Canary | Stage::Cutover)
+                    && let Some(after) = state.fresh_after
+                {
+                    evidence.retain(|e| e.started_at > after);
+                }
+                let verdict = machine::evaluate(&self.policy.gate, &evidence, state.held.as_ref());
+                let fresh = evidence.len();
+                (evidence, fresh, verdict)
+            }
+            Err(e) => (Vec::new(), 0, machine::unreadable(&format!("{e:#}"))),
+        }
     }
 
     async fn judge_all(&self) -> Result<Vec<Judged>, Failure> {
@@ -315,6 +403,13 @@ impl Controller<'_> {
     /// `max_in_flight` for the cells after them.
     async fn plan(&self) -> Result<Vec<Judged>, Failure> {
         let mut judged = self.judge_all().await?;
+        let in_flight = self
+            .store
+            .cell_states()
+            .await?
+            .values()
+            .filter(|s| in_flight(s))
+            .count();
         let mut entering = 0;
         for j in &mut judged {
             if j.state.stage == Stage::RolledBack {
@@ -327,13 +422,6 @@ impl Controller<'_> {
                 && j.state.stage == Stage::Shadow
                 && next.stage == Stage::Canary
             {
-                let in_flight = self
-                    .store
-                    .cell_states()
-                    .await?
-                    .values()
-                    .filter(|s| matches!(s.stage, Stage::Canary | Stage::Cutover))
-                    .count();
                 if in_flight + entering >= self.policy.max_in_flight {
                     j.decision = Decision::Blocked(format!(
                         "max_in_flight = {} would be exceeded",
@@ -351,8 +439,7 @@ impl Controller<'_> {
         &self,
         cell: &CellId,
         action: &str,
-        from: &CellState,
-        to: &CellState,
+        (from, to): (&str, &str),
         reason: &str,
         verdict: Option<&Verdict>,
     ) -> AuditEntry {
@@ -360,8 +447,8 @@ impl Controller<'_> {
             actor: self.actor.clone(),
             cell: cell.name(),
             action: action.to_owned(),
-            from_state: from.label(&self.policy),
-            to_state: to.label(&self.policy),
+            from_state: from.to_owned(),
+            to_state: to.to_owned(),
             reason: reason.to_owned(),
             policy_hash: self.policy.hash.clone(),
             evidence: verdict.map_or(serde_json::Value::Null, |v| {
@@ -369,287 +456,14 @@ impl Controller<'_> {
             }),
         }
     }
+}
 
-    /// Writes a decision: a move or a hold, CAS on the version, audited, hooked.
-    async fn apply(
-        &self,
-        j: &Judged,
-        next: &CellState,
-        action: &str,
-        reason: &str,
-    ) -> Result<(), Failure> {
-        let entry = self.entry(&j.cell, action, &j.state, next, reason, Some(&j.verdict));
-        let hook = self.policy.hook.clone();
-        let (cell, from, to) = (
-            j.cell.name(),
-            j.state.label(&self.policy),
-            next.label(&self.policy),
-        );
-        let actor = self.actor.clone();
-        let result = self
-            .store
-            .transition(
-                &j.cell.name(),
-                j.state.version,
-                next,
-                &entry,
-                async move || run_hook(&hook, &cell, &from, &to, &actor).await,
-            )
-            .await;
-        // A lost compare-and-set (`Conflict`) is exit code 1 by its type (`exit.rs`).
-        result.map_err(Failure::from)
-    }
-
-    async fn advance(&self, cell: Option<CellId>, all: bool, to: Option<String>) -> Outcome {
-        let judged = match (cell, all) {
-            (Some(id), false) => {
-                match self.judge(&id, to.as_deref()).await {
-                    Ok(j) => vec![j],
-                    // The cell has moved on: someone else made this step already.
-                    Err(f) if to.is_some() && f.error.chain().any(|e| e.is::<NotNextStep>()) => {
-                        crate::outln!("{}: not moved: {}", id.name(), f.error);
-                        return Ok(Code::Mismatch);
-                    }
-                    Err(f) => return Err(f),
-                }
-            }
-            (None, true) => {
-                self.automatic_rollbacks().await?;
-                self.plan().await?
-            }
-            _ => return Err(crate::usage!("name a cell, or pass --all").into()),
-        };
-        let mut code = Code::Parity;
-        for j in &judged {
-            match &j.decision {
-                Decision::Move(next) => {
-                    if let Err(f) = self.apply(j, next, "advance", "the gate passed").await {
-                        if f.code == Code::Mismatch {
-                            crate::outln!("{}: not moved: {:#}", j.cell.name(), f.error);
-                            code = Code::Mismatch;
-                            continue;
-                        }
-                        return Err(f);
-                    }
-                    crate::outln!(
-                        "{}: {} → {}",
-                        j.cell.name(),
-                        j.state.label(&self.policy),
-                        next.label(&self.policy)
-                    );
-                }
-                Decision::Hold(next) => {
-                    if j.state.held.as_ref().map(|h| &h.reason)
-                        != next.held.as_ref().map(|h| &h.reason)
-                    {
-                        self.apply(
-                            j,
-                            next,
-                            "hold",
-                            &next
-                                .held
-                                .as_ref()
-                                .map(|h| h.reason.clone())
-                                .unwrap_or_default(),
-                        )
-                        .await?;
-                    }
-                    crate::outln!(
-                        "{}: held at {}: {}",
-                        j.cell.name(),
-                        j.state.stage.as_str(),
-                        next.held.as_ref().map_or("", |h| h.reason.as_str())
-                    );
-                    if !all {
-                        code = Code::Mismatch;
-                    }
-                }
-                Decision::Blocked(reason) => {
-                    crate::outln!(
-                        "{}: stays {}: {reason}",
-                        j.cell.name(),
-                        j.state.label(&self.policy)
-                    );
-                    if !all {
-                        code = Code::Mismatch;
-                    }
-                }
-            }
-        }
-        Ok(code)
-    }
-
-    /// Rolls back, automatically, every cell in canary or cutover whose newest run shows what
-    /// the policy's rollback triggers name.
-    async fn automatic_rollbacks(&self) -> Result<(), Failure> {
-        let rollback = &self.policy.rollback;
-        for c in &self.policy.cells {
-            let state = self.state(&c.cell).await?;
-            if !state.stage.modern_authoritative() {
-                continue;
-            }
-            let evidence = match self
-                .store
-                .cell_evidence(&c.cell, 1, self.now.date_naive())
-                .await
-            {
-                Ok(evidence) => evidence,
-                Err(e) => {
-                    // Not rolled back on unreadable evidence; the gate holds the cell below.
-                    crate::outln!(
-                        "{}: cannot check the rollback triggers: the evidence cannot be read: {e:#}",
-                        c.cell.name()
-                    );
-                    continue;
-                }
-            };
-            let Some(latest) = evidence.first() else {
-                continue;
-            };
-            let mut reasons = Vec::new();
-            if rollback.on_critical_diff
-                && let Some(critical) = &self.policy.gate.critical_amount
-            {
-                // Each currency against its own threshold; a currency without one holds the
-                // gate but does not trigger a rollback.
-                for (currency, largest) in &latest.largest_unwaived {
-                    if let Some(max) = critical.get(currency)
-                        && largest >= max
-                    {
-                        reasons.push(format!(
-                            "run {} has an unwaived diff of {largest} {currency} (critical: {max} {currency})",
-                            latest.run_id
-                        ));
-                    }
-                }
-            }
-            if let Some(max) = rollback.max_stack_error_rate {
-                let rate = if latest.cohort == 0 {
-                    rust_decimal::Decimal::ZERO
-                } else {
-                    rust_decimal::Decimal::from(latest.errored)
-                        / rust_decimal::Decimal::from(latest.cohort)
-                };
-                if rate > max {
-                    reasons.push(format!(
-                        "run {} has a stack error rate of {} (limit {max})",
-                        latest.run_id,
-                        rate.round_dp(4)
-                    ));
-                }
-            }
-            if reasons.is_empty() {
-                continue;
-            }
-            let next = CellState {
-                stage: Stage::RolledBack,
-                step: 0,
-                held: None,
-                version: state.version,
-            };
-            let verdict = machine::evaluate(&self.policy.gate, &evidence, None);
-            let j = Judged {
-                cell: c.cell.clone(),
-                state: state.clone(),
-                target: None,
-                verdict,
-                decision: Decision::Move(next.clone()),
-                approvals: Vec::new(),
-                latest: None,
-                streak: String::new(),
-            };
-            let reason = format!("automatic rollback: {}", reasons.join("; "));
-            self.apply(&j, &next, "rollback", &reason).await?;
-            crate::outln!(
-                "{}: {} → rolled_back ({reason})",
-                c.cell.name(),
-                state.label(&self.policy)
-            );
-        }
-        Ok(())
-    }
-
-    async fn act(&self, id: &CellId, action: &Action, name: &str, reason: &str) -> Outcome {
-        let mut j = self.judge(id, None).await?;
-        let cx = Context {
-            policy: &self.policy,
-            now: self.now,
-            verdict: &j.verdict,
-            approvals: 0,
-            waiting_for: Vec::new(),
-            in_flight: 0,
-        };
-        // Release judges the step the cell is at, not the next one: the hold is on that.
-        j.decision = machine::decide(&j.state, action, &cx);
-        match &j.decision {
-            Decision::Move(next) | Decision::Hold(next) => {
-                self.apply(&j, next, name, reason).await?;
-                crate::outln!(
-                    "{}: {} → {}",
-                    id.name(),
-                    j.state.label(&self.policy),
-                    next.label(&self.policy)
-                );
-                Ok(Code::Parity)
-            }
-            Decision::Blocked(why) => {
-                crate::outln!(
-                    "{}: stays {}: {why}",
-                    id.name(),
-                    j.state.label(&self.policy)
-                );
-                Ok(Code::Mismatch)
-            }
-        }
-    }
-
-    async fn approve(&self, id: &CellId, to: Option<&str>) -> Outcome {
-        if let Some(freeze) = machine::frozen(&self.policy.freezes, self.now) {
-            crate::outln!("{}: not approved: {freeze}", id.name());
-            return Ok(Code::Mismatch);
-        }
-        let j = self.judge(id, to).await?;
-        let Some((target, _)) = j.target else {
-            return Err(crate::usage!("{} has no next step to approve", id.name()).into());
-        };
-        if j.verdict.outcome != GateOutcome::Pass {
-            crate::outln!(
-                "{}: not approved: the gate does not pass on the current evidence ({})",
-                id.name(),
-                j.verdict.reasons().join("; ")
-            );
-            return Ok(Code::Mismatch);
-        }
-        self.store
-            .approve(
-                &id.name(),
-                target.as_str(),
-                &self.actor,
-                &j.verdict.evidence_hash,
-            )
-            .await?;
-        let entry = self.entry(
-            id,
-            "approve",
-            &j.state,
-            &j.state,
-            &format!(
-                "approved {} on evidence {}",
-                target.as_str(),
-                &j.verdict.evidence_hash[..12]
-            ),
-            Some(&j.verdict),
-        );
-        self.store.audit(&entry).await?;
-        crate::outln!(
-            "{}: {} approved {} on the current evidence ({})",
-            id.name(),
-            self.actor,
-            target.as_str(),
-            &j.verdict.evidence_hash[..12]
-        );
-        Ok(Code::Parity)
-    }
+/// Whether a cell counts against `max_in_flight`: in canary or cutover, or on its way there.
+fn in_flight(s: &CellState) -> bool {
+    matches!(s.stage, Stage::Canary | Stage::Cutover)
+        || s.pending
+            .as_ref()
+            .is_some_and(|p| matches!(p.stage, Stage::Canary | Stage::Cutover))
 }
 
 /// The cells this one comes `after` that are not in cutover (or beyond) yet.
@@ -666,13 +480,11 @@ fn waiting_for(cell_policy: &CellPolicy, states: &BTreeMap<String, CellState>) -
         .collect()
 }
 
-/// Cells other than `id` in canary or cutover.
+/// Cells other than `id` in canary or cutover, or on their way there.
 fn in_flight_besides(id: &CellId, states: &BTreeMap<String, CellState>) -> usize {
     states
         .iter()
-        .filter(|(name, s)| {
-            **name != id.name() && matches!(s.stage, Stage::Canary | Stage::Cutover)
-        })
+        .filter(|(name, s)| **name != id.name() && in_flight(s))
         .count()
 }
 
@@ -684,41 +496,4 @@ fn passing_streak(verdict: &Verdict) -> String {
         .find(|c| c.name == "consecutive_passing_runs")
         .map(|c| c.measured.clone())
         .unwrap_or_default()
-}
-
-/// Runs the policy's hook (argv, no shell) for a transition; its failure stops the transition.
-async fn run_hook(
-    hook: &[String],
-    cell: &str,
-    from: &str,
-    to: &str,
-    actor: &str,
-) -> Result<(), String> {
-    let Some((program, args)) = hook.split_first() else {
-        return Ok(());
-    };
-    let fill = |t: &str| {
-        t.replace("{cell}", cell)
-            .replace("{from}", from)
-            .replace("{to}", to)
-            .replace("{actor}", actor)
-    };
-    let mut command = tokio::process::Command::new(fill(program));
-    command
-        .args(args.iter().map(|a| fill(a)))
-        .kill_on_drop(true)
-        .stdin(std::process::Stdio::null());
-    let output = tokio::time::timeout(std::time::Duration::from_secs(60), command.output())
-        .await
-        .map_err(|_| format!("{program} timed out after 60 s"))?
-        .map_err(|e| format!("cannot run {program}: {e}"))?;
-    if output.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "{program} exited with {}: {}",
-            output.status,
-            String::from_utf8_lossy(&output.stderr).trim()
-        ))
-    }
 }

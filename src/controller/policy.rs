@@ -14,6 +14,8 @@ use toml::Spanned;
 
 pub(crate) use crate::cell::CellId;
 
+use super::keys;
+
 /// The evidence a step needs.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Gate {
@@ -35,6 +37,16 @@ pub(crate) struct Gate {
     /// Approvals (not by the initiator) needed to enter these states.
     pub(crate) approvals: u32,
     pub(crate) approvals_for: Vec<String>,
+    /// Hours a cell stays at a canary step (or in cutover) before its next step.
+    pub(crate) min_step_hours: u32,
+}
+
+/// Someone who may approve a step, or initiate one that needs approvals, by their key.
+#[derive(Debug, Clone)]
+pub(crate) struct Approver {
+    pub(crate) name: String,
+    pub(crate) key: ssh_key::PublicKey,
+    pub(crate) fingerprint: String,
 }
 
 /// A freeze window: the last `days_before_month_end` and first `days_after_month_start` days of
@@ -69,6 +81,9 @@ pub(crate) struct Policy {
     pub(crate) freezes: Vec<Freeze>,
     pub(crate) rollback: Rollback,
     pub(crate) hook: Vec<String>,
+    pub(crate) approvers: Vec<Approver>,
+    /// The controller's public key: every audit record and the chain's head are signed by it.
+    pub(crate) audit_key: Option<ssh_key::PublicKey>,
     /// sha-256 of the policy file, recorded with every transition.
     pub(crate) hash: String,
 }
@@ -93,6 +108,13 @@ impl Policy {
     pub(crate) fn cell(&self, id: &CellId) -> Option<&CellPolicy> {
         self.cells.iter().find(|c| &c.cell == id)
     }
+
+    /// The approver whose key this is.
+    pub(crate) fn approver(&self, key: &ssh_key::PublicKey) -> Option<&Approver> {
+        self.approvers
+            .iter()
+            .find(|a| a.key.key_data() == key.key_data())
+    }
 }
 
 type Invalid = (Range<usize>, String);
@@ -112,6 +134,23 @@ struct RawPolicy {
     freeze: Vec<Spanned<RawFreeze>>,
     #[serde(default)]
     rollback: Option<RawRollback>,
+    #[serde(default)]
+    approvers: Vec<Spanned<RawApprover>>,
+    #[serde(default)]
+    audit: Option<Spanned<RawAudit>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawApprover {
+    name: String,
+    key: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAudit {
+    public_key: String,
 }
 
 #[derive(Deserialize)]
@@ -146,6 +185,8 @@ struct RawGate {
     approvals: u32,
     #[serde(default)]
     approvals_for: Option<Vec<String>>,
+    #[serde(default)]
+    min_step_hours: Option<u32>,
 }
 
 #[derive(Deserialize)]
@@ -164,6 +205,51 @@ struct RawRollback {
     #[serde(default)]
     on_critical_diff: bool,
     max_stack_error_rate: Option<String>,
+}
+
+/// Hours at a step before the next one, when `[gate] min_step_hours` is not given.
+pub(crate) const DEFAULT_MIN_STEP_HOURS: u32 = 24;
+
+/// `[[approvers]]`: names and ed25519 keys, each listed once; enough of them that a step
+/// needing `approvals` can get them from people other than its initiator.
+fn approvers(
+    raw: Vec<Spanned<RawApprover>>,
+    gate: &Gate,
+    gate_span: &Range<usize>,
+) -> Result<Vec<Approver>, Invalid> {
+    let mut out: Vec<Approver> = Vec::new();
+    for entry in raw {
+        let span = entry.span();
+        let a = entry.into_inner();
+        let key = keys::parse_public(&a.key)
+            .map_err(|e| (span.clone(), format!("[[approvers]] {}: {e}", a.name)))?;
+        if out.iter().any(|o| o.name == a.name) {
+            return Err((span, format!("[[approvers]] {} is listed twice", a.name)));
+        }
+        if let Some(o) = out.iter().find(|o| o.key.key_data() == key.key_data()) {
+            return Err((
+                span,
+                format!("[[approvers]] {} has the key of {}", a.name, o.name),
+            ));
+        }
+        out.push(Approver {
+            name: a.name,
+            fingerprint: keys::fingerprint(&key),
+            key,
+        });
+    }
+    if gate.approvals > 0 && out.len() <= gate.approvals as usize {
+        return Err((
+            gate_span.clone(),
+            format!(
+                "[gate] approvals = {} needs at least {} [[approvers]] with keys (the initiator signs the step and cannot approve it); the policy lists {}",
+                gate.approvals,
+                gate.approvals + 1,
+                out.len()
+            ),
+        ));
+    }
+    Ok(out)
 }
 
 /// Expands `p0..p3` into p0, p1, p2, p3; anything else is itself.
@@ -250,6 +336,7 @@ impl RawPolicy {
         let cells_span = self.cells.span();
         let cells = cells(self.cells)?;
         let canary_steps = canary_steps(self.canary_steps)?;
+        let gate_span = self.gate.span();
         let gate = gate(self.gate)?;
         let freezes = self
             .freeze
@@ -257,6 +344,15 @@ impl RawPolicy {
             .map(freeze)
             .collect::<Result<Vec<_>, _>>()?;
         let rollback = rollback(self.rollback, &cells_span)?;
+        let approvers = approvers(self.approvers, &gate, &gate_span)?;
+        let audit_key = self
+            .audit
+            .map(|a| {
+                let span = a.span();
+                keys::parse_public(&a.into_inner().public_key)
+                    .map_err(|e| (span, format!("[audit] public_key: {e}")))
+            })
+            .transpose()?;
         Ok(Policy {
             cells,
             max_in_flight: self.max_in_flight.unwrap_or(2).max(1),
@@ -265,6 +361,8 @@ impl RawPolicy {
             freezes,
             rollback,
             hook: self.hook,
+            approvers,
+            audit_key,
             hash: String::new(),
         })
     }
@@ -416,6 +514,7 @@ fn gate(raw: Spanned<RawGate>) -> Result<Gate, Invalid> {
         .unwrap_or(Decimal::ZERO),
         approvals: g.approvals,
         approvals_for,
+        min_step_hours: g.min_step_hours.unwrap_or(DEFAULT_MIN_STEP_HOURS),
     };
     if gate
         .confidence
@@ -537,7 +636,33 @@ approvals = 1
 days_before_month_end = 2
 days_after_month_start = 3
 time_zone = "Europe/Dublin"
+
+[[approvers]]
+name = "alice"
+key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOvavjTqrsQaHYueHW2HWfDYD1nDMgMPdN8wBQ9wlm5M alice"
+
+[[approvers]]
+name = "bob"
+key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIL7SjTTCS2twG2riX4gGnHeWybrGNBGjSsnfLGjC+Uje bob"
 "#;
+
+    #[test]
+    fn approvals_need_enough_approvers_with_ed25519_keys() {
+        let p = Policy::parse("policy.toml", POLICY).unwrap();
+        assert_eq!(p.approvers.len(), 2);
+        assert!(p.approvers[0].fingerprint.starts_with("SHA256:"));
+        assert_eq!(p.gate.min_step_hours, DEFAULT_MIN_STEP_HOURS);
+        let one = &POLICY[..POLICY.rfind("[[approvers]]").unwrap()];
+        assert!(
+            error_of(one).contains("approvals = 1 needs at least 2 [[approvers]] with keys"),
+            "{}",
+            error_of(one)
+        );
+        let twice = POLICY.replace("AAAAIL7SjTTCS2twG2riX4gGnHeWybrGNBGjSsnfLGjC+Uje", "AAAAIOvavjTqrsQaHYueHW2HWfDYD1nDMgMPdN8wBQ9wlm5M");
+        assert!(error_of(&twice).contains("bob has the key of alice"));
+        let bad = POLICY.replace("AAAAIL7SjTTCS2twG2riX4gGnHeWybrGNBGjSsnfLGjC+Uje bob", "AAAAIL7 bob");
+        assert!(error_of(&bad).contains("[[approvers]] bob: not an OpenSSH public key"), "{}", error_of(&bad));
+    }
 
     fn error_of(text: &str) -> String {
         Policy::parse("policy.toml", text).unwrap_err().to_string()

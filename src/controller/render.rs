@@ -16,7 +16,7 @@ use crate::args::MigrateFormat;
 
 fn blocks(j: &Judged) -> String {
     match &j.decision {
-        Decision::Move(next) => format!("ready: → {}", next.stage.as_str()),
+        Decision::Move(_) => format!("ready: → {}", j.next),
         Decision::Hold(next) => format!(
             "held: {}",
             next.held.as_ref().map_or("", |h| h.reason.as_str())
@@ -29,7 +29,7 @@ fn blocks(j: &Judged) -> String {
 pub(super) fn gate_view(j: &Judged) -> GateView {
     GateView {
         cell: j.cell.name(),
-        target: j.target.map_or("none", |(s, _)| s.as_str()).to_owned(),
+        target: j.next.clone(),
         passed: matches!(j.decision, Decision::Move(_)),
         blocks: blocks(j),
         criteria: j
@@ -67,7 +67,8 @@ fn cell_json(j: &Judged, policy: &Policy) -> serde_json::Value {
         "modern_percent": j.state.modern_percent(policy).to_string(),
         "held": j.state.held.as_ref().map(|h| serde_json::json!({"reason": h.reason, "since": h.since.to_rfc3339()})),
         "version": j.state.version,
-        "next": j.target.map(|(s, _)| s.as_str()),
+        "next": j.target.map(|_| j.next.as_str()),
+        "pending": j.state.pending,
         "accounts": latest.map(|l| l.compared),
         "mismatched": latest.map(|l| l.mismatched),
         "delta": latest.map(|l| l.delta.iter().map(|(c, d)| (c.clone(), d.to_string())).collect::<BTreeMap<_, _>>()),
@@ -169,7 +170,7 @@ pub(super) fn gate(j: &Judged, policy: &Policy, format: MigrateFormat) -> std::i
         }
         MigrateFormat::Md => writeln!(out, "{}", gate_markdown(j, policy)),
         MigrateFormat::Text => {
-            let target = j.target.map_or("nothing", |(s, _)| s.as_str());
+            let target = j.target.map_or("nothing", |_| j.next.as_str());
             writeln!(
                 out,
                 "gate {} → {target}: {} ({})",
@@ -213,7 +214,7 @@ fn gate_markdown(j: &Judged, policy: &Policy) -> String {
     let mut md = format!(
         "### Gate {} → {}: {}\n\n{}\n\n| criterion | measured | needs | |\n|---|---|---|---|\n",
         j.cell.name(),
-        j.target.map_or("nothing", |(s, _)| s.as_str()),
+        j.target.map_or("nothing", |_| j.next.as_str()),
         if passed { "✅ pass" } else { "⛔ blocked" },
         blocks(j).replace('|', "\\|"),
     );

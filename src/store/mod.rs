@@ -6,8 +6,12 @@
 //! and `(run_id, account_id)` is the outcome's primary key, so an account is never counted
 //! twice and never half-recorded, whenever the process dies.
 
+mod cells;
+mod evidence;
 mod read;
 mod write;
+
+pub(crate) use cells::{ApprovalRow, AuditEntry, AuditLink, AuditRecord, Head, Sealed};
 
 use std::collections::BTreeMap;
 use std::sync::Once;
@@ -39,6 +43,10 @@ macro_rules! stored_words {
         }
 
         impl $name {
+            /// Every word, in declaration order.
+            #[allow(dead_code)]
+            pub(crate) const ALL: &[$name] = &[$($name::$variant),+];
+
             pub(crate) fn as_str(self) -> &'static str {
                 match self {
                     $($name::$variant => $word),+
@@ -207,10 +215,15 @@ impl Access {
         use crate::args::MigrateCommand as M;
         match command {
             M::Init => Access::Create,
-            M::Lint | M::Status | M::Plan | M::Gate { .. } | M::Routes | M::Audit { .. } => {
-                Access::ReadOnly
-            }
+            M::Lint
+            | M::Keygen { .. }
+            | M::Status
+            | M::Plan
+            | M::Gate { .. }
+            | M::Routes
+            | M::Audit { .. } => Access::ReadOnly,
             M::Advance { .. }
+            | M::Reconcile { .. }
             | M::Rollback { .. }
             | M::Approve { .. }
             | M::Hold { .. }
@@ -509,7 +522,7 @@ impl Store {
         Ok(())
     }
 
-    pub(crate) fn pool(&self) -> &AnyPool {
+    fn pool(&self) -> &AnyPool {
         &self.pool
     }
 
