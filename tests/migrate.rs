@@ -33,10 +33,18 @@ time_zone = "UTC"
 on_critical_diff = true
 "#;
 
-/// A time after every run of the test and outside any freeze window.
+/// People with keys, made by `billshadow migrate keygen` in each fixture; the policy lists the
+/// first three as approvers (mallory is not in it).
+const PEOPLE: [&str; 4] = ["alice", "bob", "carol", "mallory"];
+
+/// A day of dwell at a step, and a little more.
+const DWELL: TimeDelta = TimeDelta::hours(25);
+
+/// A time after every run of the test and outside any freeze window, even a few days of
+/// dwell time later.
 fn open_time() -> DateTime<Utc> {
     let mut t = Utc::now() + TimeDelta::hours(2);
-    while !(4..=26).contains(&t.day()) {
+    while !(4..=20).contains(&t.day()) {
         t += TimeDelta::days(1);
     }
     t
@@ -61,8 +69,18 @@ impl Fixture {
         let dir = tempfile::tempdir().unwrap();
         cohort(dir.path(), 1200);
         write_spec(dir.path(), free_port(), "", "", extra_spec);
-        std::fs::write(dir.path().join("policy.toml"), POLICY).unwrap();
+        std::fs::create_dir(dir.path().join("keys")).unwrap();
+        for who in PEOPLE.iter().chain(&["controller"]) {
+            let key = format!("keys/{who}");
+            let made = billshadow_env(
+                &["migrate", "keygen", &key, "--comment", who],
+                dir.path(),
+                &[],
+            );
+            assert_eq!(made.code, 0, "{}", made.transcript());
+        }
         let f = Fixture { dir };
+        f.write_policy(POLICY);
         f.run_stacks(&[]);
         assert_eq!(f.migrate(&["init"], open_time()).code, 0);
         f
@@ -70,6 +88,29 @@ impl Fixture {
 
     fn path(&self) -> &Path {
         self.dir.path()
+    }
+
+    fn public_key(&self, who: &str) -> String {
+        std::fs::read_to_string(self.path().join(format!("keys/{who}.pub")))
+            .unwrap()
+            .trim()
+            .to_owned()
+    }
+
+    /// Writes `policy` with the approvers alice, bob and carol and the controller's key.
+    fn write_policy(&self, policy: &str) {
+        let mut text = policy.to_owned();
+        for who in &PEOPLE[..3] {
+            text.push_str(&format!(
+                "\n[[approvers]]\nname = \"{who}\"\nkey = \"{}\"\n",
+                self.public_key(who)
+            ));
+        }
+        text.push_str(&format!(
+            "\n[audit]\npublic_key = \"{}\"\n",
+            self.public_key("controller")
+        ));
+        std::fs::write(self.path().join("policy.toml"), text).unwrap();
     }
 
     fn run_stacks(&self, extra: &[&str]) -> Run {
@@ -101,6 +142,8 @@ impl Fixture {
             &now,
             "--as",
             actor,
+            "--controller-key",
+            "keys/controller",
         ]);
         billshadow_env(&all, self.path(), &[])
     }
@@ -142,11 +185,7 @@ impl Fixture {
 #[test]
 fn insufficient_data_holds_a_cell_and_never_passes_it() {
     let f = Fixture::new("");
-    std::fs::write(
-        f.path().join("policy.toml"),
-        POLICY.replace("min_accounts = 20", "min_accounts = 100000"),
-    )
-    .unwrap();
+    f.write_policy(&POLICY.replace("min_accounts = 20", "min_accounts = 100000"));
     assert_eq!(f.migrate(&["advance", HEALTHY], open_time()).code, 0); // legacy → shadow needs no gate
     let run = f.migrate(&["advance", HEALTHY], open_time());
     assert_eq!(run.code, 1, "{}", run.transcript());
@@ -170,14 +209,10 @@ fn insufficient_data_holds_a_cell_and_never_passes_it() {
 #[test]
 fn an_inconclusive_cell_is_held_then_passes_only_on_a_new_passing_run() {
     let f = Fixture::new("");
-    std::fs::write(
-        f.path().join("policy.toml"),
-        POLICY.replace(
-            "consecutive_passing_runs = 1",
-            "consecutive_passing_runs = 2",
-        ),
-    )
-    .unwrap();
+    f.write_policy(&POLICY.replace(
+        "consecutive_passing_runs = 1",
+        "consecutive_passing_runs = 2",
+    ));
     let t = open_time();
     f.migrate(&["advance", HEALTHY], t);
     let run = f.migrate(&["advance", HEALTHY], t);
@@ -225,42 +260,204 @@ expires = "2099-01-31"
     );
 }
 
-/// Drives a healthy cell to its last canary step.
-fn to_last_canary(f: &Fixture) {
-    for _ in 0..3 {
+/// Drives a healthy cell to its last canary step (a fresh run and a day at canary:1 before
+/// canary:5); returns the time it got there.
+fn to_last_canary(f: &Fixture) -> DateTime<Utc> {
+    for _ in 0..2 {
         let run = f.migrate(&["advance", HEALTHY], open_time());
         assert_eq!(run.code, 0, "{}", run.transcript());
     }
+    f.run_stacks(&[]);
+    let t = open_time() + DWELL;
+    let run = f.migrate(&["advance", HEALTHY, "--to", "canary:5"], t);
+    assert_eq!(run.code, 0, "{}", run.transcript());
     assert_eq!(f.state(HEALTHY)["label"], "canary(5%)");
+    t
 }
 
 #[test]
-fn approvals_are_tied_to_evidence_and_never_by_the_initiator() {
+fn approvals_are_signed_tied_to_evidence_and_never_by_the_initiator() {
     let f = Fixture::new("");
-    to_last_canary(&f);
-    let t = open_time();
-    // Without approval: blocked.
-    let run = f.migrate_as(&["advance", HEALTHY], t, "bob");
-    assert_eq!(run.code, 1);
-    assert!(run.stdout.contains("needs 1 approval(s)"), "{}", run.stdout);
-    // The initiator's own approval does not count.
-    assert_eq!(f.migrate_as(&["approve", HEALTHY], t, "bob").code, 0);
-    let run = f.migrate_as(&["advance", HEALTHY], t, "bob");
-    assert_eq!(run.code, 1, "{}", run.stdout);
-    // Alice approves, then new evidence arrives: her approval is stale.
-    assert_eq!(f.migrate_as(&["approve", HEALTHY], t, "alice").code, 0);
+    f.write_policy(&POLICY.replace("approvals = 1", "approvals = 2"));
+    let reached = to_last_canary(&f);
     f.run_stacks(&[]);
-    let run = f.migrate_as(&["advance", HEALTHY], t + TimeDelta::minutes(1), "bob");
-    assert_eq!(run.code, 1, "a stale approval was accepted: {}", run.stdout);
-    // Alice approves the new evidence: bob's step goes through.
-    assert_eq!(
-        f.migrate_as(&["approve", HEALTHY], t + TimeDelta::minutes(2), "alice")
-            .code,
-        0
+    let t = reached + DWELL;
+    let approve = |who: &str, t: DateTime<Utc>| {
+        f.migrate_as(
+            &[
+                "approve",
+                HEALTHY,
+                "--to",
+                "cutover",
+                "--key",
+                &format!("keys/{who}"),
+            ],
+            t,
+            who,
+        )
+    };
+    let advance = |t: DateTime<Utc>| {
+        f.migrate_as(
+            &["advance", HEALTHY, "--to", "cutover", "--key", "keys/bob"],
+            t,
+            "bob",
+        )
+    };
+    // Without approvals: blocked; without the initiator's signature: refused.
+    let run = advance(t);
+    assert_eq!(run.code, 1, "{}", run.transcript());
+    assert!(run.stdout.contains("needs 2 approval(s)"), "{}", run.stdout);
+    // The initiator's own approval is stored but does not count.
+    assert_eq!(approve("bob", t).code, 0);
+    assert_eq!(approve("alice", t).code, 0);
+    let run = advance(t);
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    assert!(run.stdout.contains("has 1"), "{}", run.stdout);
+    // A key the policy does not list is refused.
+    let run = approve("mallory", t);
+    assert_eq!(run.code, 1, "{}", run.transcript());
+    assert!(
+        run.stdout.contains("is not an approver in the policy"),
+        "{}",
+        run.stdout
     );
-    let run = f.migrate_as(&["advance", HEALTHY], t + TimeDelta::minutes(3), "bob");
+    // A forged signature: carol's signature over another message, passed as hers.
+    let message = f.migrate_as(
+        &["approve", HEALTHY, "--to", "cutover", "--print-message"],
+        t,
+        "carol",
+    );
+    assert_eq!(message.code, 0);
+    assert!(
+        message
+            .stdout
+            .starts_with("billshadow approval v1\ncell p0/us-east-1\nstep cutover\n"),
+        "{}",
+        message.stdout
+    );
+    let carol = ssh_key::PrivateKey::read_openssh_file(&f.path().join("keys/carol")).unwrap();
+    let other = message.stdout.replace("cutover", "decommissioned");
+    let forged = carol
+        .sign("billshadow", ssh_key::HashAlg::Sha512, other.as_bytes())
+        .unwrap()
+        .to_pem(ssh_key::LineEnding::LF)
+        .unwrap();
+    std::fs::write(f.path().join("forged.sig"), forged).unwrap();
+    let run = f.migrate_as(
+        &[
+            "approve",
+            HEALTHY,
+            "--to",
+            "cutover",
+            "--signature",
+            "forged.sig",
+        ],
+        t,
+        "carol",
+    );
+    assert_eq!(run.code, 1, "{}", run.transcript());
+    assert!(
+        run.stdout.contains("the signature does not verify"),
+        "{}",
+        run.stdout
+    );
+    // Carol approves the new evidence properly, with ssh-keygen's signature of the message.
+    std::fs::write(f.path().join("msg.txt"), &message.stdout).unwrap();
+    let signed = Command::new("ssh-keygen")
+        .args([
+            "-Y",
+            "sign",
+            "-n",
+            "billshadow",
+            "-f",
+            "keys/carol",
+            "msg.txt",
+        ])
+        .current_dir(f.path())
+        .output()
+        .unwrap();
+    assert!(
+        signed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&signed.stderr)
+    );
+    let run = f.migrate_as(
+        &[
+            "approve",
+            HEALTHY,
+            "--to",
+            "cutover",
+            "--signature",
+            "msg.txt.sig",
+        ],
+        t,
+        "carol",
+    );
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    // New evidence makes every approval stale.
+    f.run_stacks(&[]);
+    let t2 = t + TimeDelta::minutes(5);
+    let run = advance(t2);
+    assert_eq!(run.code, 1, "a stale approval was accepted: {}", run.stdout);
+    // Two valid approvals by other keys on the current evidence let bob's step through.
+    assert_eq!(approve("alice", t2).code, 0);
+    assert_eq!(approve("carol", t2).code, 0);
+    let unsigned = f.migrate_as(&["advance", HEALTHY, "--to", "cutover"], t2, "bob");
+    assert_eq!(unsigned.code, 1, "{}", unsigned.transcript());
+    assert!(
+        unsigned.stdout.contains("its initiator signs it"),
+        "{}",
+        unsigned.stdout
+    );
+    let run = advance(t2);
     assert_eq!(run.code, 0, "{}", run.transcript());
     assert_eq!(f.state(HEALTHY)["state"], "cutover");
+    let verify = f.migrate(&["audit", "--verify"], t2);
+    assert_eq!(verify.code, 0, "{}", verify.transcript());
+}
+
+#[test]
+fn each_step_needs_a_fresh_run_and_its_dwell_time() {
+    let f = Fixture::new("");
+    let t = open_time();
+    assert_eq!(f.migrate(&["advance", HEALTHY], t).code, 0);
+    assert_eq!(
+        f.migrate(&["advance", HEALTHY, "--to", "canary"], t).code,
+        0
+    );
+    // The same evidence again, at once: refused, naming both reasons.
+    let run = f.migrate(
+        &["advance", HEALTHY, "--to", "canary:5"],
+        t + TimeDelta::hours(1),
+    );
+    assert_eq!(run.code, 1, "{}", run.transcript());
+    assert!(
+        run.stdout
+            .contains("no completed run has started since canary:1 was taken")
+            && run
+                .stdout
+                .contains("min_step_hours = 24: canary:1 was taken 1 h ago"),
+        "{}",
+        run.stdout
+    );
+    let status = f.state(HEALTHY);
+    assert_eq!(status["next"], "canary:5", "{status}");
+    // After the dwell time, still the same evidence: refused for the run alone.
+    let run = f.migrate(&["advance", HEALTHY, "--to", "canary:5"], t + DWELL);
+    assert_eq!(run.code, 1, "{}", run.transcript());
+    assert!(
+        run.stdout.contains("no completed run has started")
+            && !run.stdout.contains("min_step_hours"),
+        "{}",
+        run.stdout
+    );
+    // A new passing run, after the dwell time: it advances.
+    f.run_stacks(&[]);
+    let run = f.migrate(&["advance", HEALTHY, "--to", "canary:5"], t + DWELL);
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    assert_eq!(f.state(HEALTHY)["label"], "canary(5%)");
+    let gate = f.migrate(&["gate", HEALTHY, "--format", "json"], t + DWELL);
+    assert!(gate.stdout.contains("\"cutover\""), "{}", gate.stdout);
 }
 
 #[test]
@@ -320,7 +517,7 @@ fn a_critical_diff_in_canary_rolls_the_cell_back_automatically() {
         .find(|a| a["cell"] == HEALTHY)
         .unwrap()
         .clone();
-    assert_eq!(last["action"], "rollback");
+    assert_eq!(last["action"], "rollback_completed");
     assert!(last["reason"].as_str().unwrap().contains("critical"));
 }
 
@@ -354,6 +551,8 @@ fn two_controllers_advancing_one_cell_at_once_never_both_win() {
                     &now,
                     "--as",
                     actor,
+                    "--controller-key",
+                    "keys/controller",
                 ])
                 .current_dir(f.path())
                 .env("BILLSHADOW_LOG", "warn")
@@ -385,50 +584,204 @@ fn two_controllers_advancing_one_cell_at_once_never_both_win() {
     assert_eq!(f.migrate(&["audit", "--verify"], open_time()).code, 0);
 }
 
-#[test]
-fn editing_or_deleting_an_audit_record_is_detected() {
-    let f = Fixture::new("");
-    for _ in 0..3 {
-        f.migrate(&["advance", HEALTHY], open_time());
+/// The store's three files, copied aside and back: each tamper starts from the same store.
+fn snapshot(dir: &Path, from: &str, to: &str) {
+    for suffix in ["", "-wal", "-shm"] {
+        let source = dir.join(format!("{from}{suffix}"));
+        let target = dir.join(format!("{to}{suffix}"));
+        let _ = std::fs::remove_file(&target);
+        if source.exists() {
+            std::fs::copy(&source, &target).unwrap();
+        }
     }
-    let verify = f.migrate(&["audit", "--verify"], open_time());
+}
+
+/// The record hash as the controller computes it (the chain's documented form).
+fn record_hash(prev: &str, r: &sqlx::sqlite::SqliteRow) -> String {
+    use sha2::Digest;
+    use sqlx::Row;
+    let body = serde_json::json!({
+        "seq": r.get::<i64, _>("seq"), "at": r.get::<String, _>("at"), "actor": r.get::<String, _>("actor"),
+        "cell": r.get::<String, _>("cell"), "action": r.get::<String, _>("action"), "from": r.get::<String, _>("from_state"),
+        "to": r.get::<String, _>("to_state"), "reason": r.get::<String, _>("reason"), "policy_hash": r.get::<String, _>("policy_hash"),
+        "evidence": r.get::<String, _>("evidence"),
+    });
+    let digest = sha2::Sha256::digest(format!("{prev}\n{body}").as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Recomputes every hash of the chain and the head, as someone with write access but
+/// without the controller's key could.
+fn recompute_chain(f: &Fixture) {
+    let db = f.path().join("s.db");
+    crate::support::runtime().block_on(async {
+        let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display()))
+            .await
+            .unwrap();
+        let rows = sqlx::query("SELECT * FROM audit ORDER BY seq")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+        let mut prev = String::new();
+        let mut seq = 0;
+        for r in &rows {
+            use sqlx::Row;
+            seq = r.get::<i64, _>("seq");
+            let hash = record_hash(&prev, r);
+            sqlx::query("UPDATE audit SET prev_hash = ?, hash = ? WHERE seq = ?")
+                .bind(&prev)
+                .bind(&hash)
+                .bind(seq)
+                .execute(&pool)
+                .await
+                .unwrap();
+            prev = hash;
+        }
+        sqlx::query("UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1")
+            .bind(seq)
+            .bind(&prev)
+            .execute(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+    })
+}
+
+#[test]
+fn every_kind_of_tampering_with_the_audit_log_or_the_cells_is_detected() {
+    let f = Fixture::new("");
+    let t = open_time();
+    for _ in 0..2 {
+        assert_eq!(f.migrate(&["advance", HEALTHY], t).code, 0);
+    }
+    // The head as exported before the last record (an approval, which changes no cell).
+    let checkpoint = f.migrate(&["audit", "--head"], t);
+    assert_eq!(checkpoint.code, 0, "{}", checkpoint.transcript());
+    std::fs::write(f.path().join("head.json"), &checkpoint.stdout).unwrap();
+    let cell = "p1/us-east-1";
+    assert_eq!(f.migrate(&["advance", cell], t).code, 0);
+    f.run_stacks(&[]);
+    snapshot(f.path(), "s.db", "before-approval.db");
+    let approve = f.migrate_as(&["approve", HEALTHY, "--key", "keys/alice"], t, "alice");
+    assert_eq!(approve.code, 0, "{}", approve.transcript());
+    let final_head = f.migrate(&["audit", "--head"], t).stdout;
+    std::fs::write(f.path().join("final-head.json"), &final_head).unwrap();
+    let verify = f.migrate(&["audit", "--verify", "--since", "head.json"], t);
     assert_eq!(verify.code, 0, "{}", verify.transcript());
     assert!(
-        verify.stdout.contains("audit log intact: 3 records"),
+        verify
+            .stdout
+            .contains("audit log intact: 7 records, every hash and signature matches"),
         "{}",
         verify.stdout
     );
+    snapshot(f.path(), "s.db", "clean.db");
 
-    let db = f.path().join("s.db");
-    let exec = |sql: &str| {
-        crate::support::runtime().block_on(async {
-            let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display()))
-                .await
-                .unwrap();
-            sqlx::query(sql).execute(&pool).await.unwrap();
-            pool.close().await;
-        })
-    };
-    exec("UPDATE audit SET actor = 'mallory' WHERE seq = 2");
-    let verify = f.migrate(&["audit", "--verify"], open_time());
-    assert_eq!(verify.code, 1);
-    assert!(
-        verify
-            .stderr
-            .contains("record 2 (advance p0/us-east-1 by mallory"),
-        "{}",
-        verify.stderr
-    );
-    exec("UPDATE audit SET actor = 'ops-bot' WHERE seq = 2");
-    assert_eq!(f.migrate(&["audit", "--verify"], open_time()).code, 0);
-    exec("DELETE FROM audit WHERE seq = 3");
-    let verify = f.migrate(&["audit", "--verify"], open_time());
-    assert_eq!(verify.code, 1);
-    assert!(
-        verify.stderr.contains("records were deleted"),
-        "{}",
-        verify.stderr
-    );
+    let head_before_approval: (i64, String, String) = crate::support::runtime().block_on(async {
+        use sqlx::Row;
+        let db = f.path().join("before-approval.db");
+        let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display()))
+            .await
+            .unwrap();
+        let r = sqlx::query("SELECT seq, hash, signature FROM audit_head")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        let head = (r.get(0), r.get(1), r.get(2));
+        pool.close().await;
+        head
+    });
+    let cases: Vec<(&str, Box<dyn Fn()>, &str, &str)> = vec![
+        (
+            "edit",
+            Box::new(|| f.exec("UPDATE audit SET actor = 'mallory' WHERE seq = 2")),
+            "",
+            "record 2 (advance_completed p0/us-east-1 by mallory",
+        ),
+        (
+            "delete",
+            Box::new(|| f.exec("DELETE FROM audit WHERE seq = 3")),
+            "",
+            "record 3 is missing",
+        ),
+        (
+            "insert",
+            Box::new(|| {
+                f.exec("INSERT INTO audit SELECT seq + 1, at, actor, cell, action, from_state, to_state, reason, policy_hash, evidence, hash, hash, signature FROM audit WHERE seq = 7")
+            }),
+            "",
+            "record 8 (approve p0/us-east-1 by alice",
+        ),
+        (
+            "reorder",
+            Box::new(|| {
+                f.exec("UPDATE audit SET seq = 100 WHERE seq = 2");
+                f.exec("UPDATE audit SET seq = 2 WHERE seq = 3");
+                f.exec("UPDATE audit SET seq = 3 WHERE seq = 100");
+            }),
+            "",
+            "record 2 (advance_begun p0/us-east-1",
+        ),
+        (
+            "recompute the chain without the key",
+            Box::new(|| {
+                f.exec("UPDATE audit SET reason = 'nothing to see' WHERE seq = 2");
+                recompute_chain(&f);
+            }),
+            "",
+            "record 2 (advance_completed p0/us-east-1 by ops-bot",
+        ),
+        (
+            "edit a cell",
+            Box::new(|| f.exec("UPDATE cells SET stage = 'cutover' WHERE cell = 'p0/us-east-1'")),
+            "",
+            "the cell p0/us-east-1 is cutover in the store but the audit log says canary(1%)",
+        ),
+        (
+            "move a cell's version",
+            Box::new(|| {
+                f.exec("UPDATE cells SET version = version + 1 WHERE cell = 'p1/us-east-1'")
+            }),
+            "",
+            "the cell p1/us-east-1 is at version 4 but the audit log records 2 changes",
+        ),
+        (
+            "truncate the tail, with the head it had then",
+            Box::new(|| {
+                f.exec("DELETE FROM audit WHERE seq = 7");
+                f.exec("DELETE FROM approvals");
+                let (seq, hash, signature) = &head_before_approval;
+                f.exec(&format!(
+                    "UPDATE audit_head SET seq = {seq}, hash = '{hash}', signature = '{signature}'"
+                ));
+            }),
+            "final-head.json",
+            "the checkpoint names record 7 but the log ends at record 6",
+        ),
+    ];
+    for (name, tamper, checkpoint, expected) in &cases {
+        snapshot(f.path(), "clean.db", "s.db");
+        tamper();
+        let mut args = vec!["audit", "--verify"];
+        if !checkpoint.is_empty() {
+            // Without the checkpoint the truncated log is a valid shorter one.
+            let plain = f.migrate(&args, t);
+            assert_eq!(plain.code, 0, "{name}: {}", plain.transcript());
+            args.extend(["--since", checkpoint]);
+        }
+        let verify = f.migrate(&args, t);
+        assert_eq!(
+            verify.code,
+            1,
+            "{name} went unnoticed: {}",
+            verify.transcript()
+        );
+        assert!(
+            verify.stderr.contains(expected),
+            "{name}: {}",
+            verify.stderr
+        );
+    }
 }
 
 #[test]
@@ -505,7 +858,11 @@ fn lint_points_at_the_line() {
         "{}",
         run.stderr
     );
-    std::fs::write(dir.path().join("policy.toml"), POLICY).unwrap();
+    std::fs::write(
+        dir.path().join("policy.toml"),
+        POLICY.replace("approvals = 1", "approvals = 0"),
+    )
+    .unwrap();
     let run = billshadow_env(
         &["migrate", "lint", "--policy", "policy.toml"],
         dir.path(),
@@ -517,11 +874,9 @@ fn lint_points_at_the_line() {
 #[test]
 fn a_failing_hook_stops_the_transition_and_is_recorded() {
     let f = Fixture::new("");
-    std::fs::write(
-        f.path().join("policy.toml"),
-        format!("hook = [\"false\", \"{{cell}}\", \"{{to}}\"]\n{POLICY}"),
-    )
-    .unwrap();
+    f.write_policy(&format!(
+        "hook = [\"false\", \"{{cell}}\", \"{{to}}\"]\n{POLICY}"
+    ));
     let run = f.migrate(&["advance", HEALTHY], open_time());
     assert_eq!(run.code, 3, "{}", run.transcript());
     assert!(
@@ -532,14 +887,11 @@ fn a_failing_hook_stops_the_transition_and_is_recorded() {
     );
     assert_eq!(f.state(HEALTHY)["state"], "legacy");
     let audit = f.migrate(&["audit"], open_time()).json();
-    assert_eq!(audit["audit"][0]["action"], "advance_stopped");
+    assert_eq!(audit["audit"][0]["action"], "advance_begun");
+    assert_eq!(audit["audit"][1]["action"], "advance_abandoned");
     assert_eq!(f.migrate(&["audit", "--verify"], open_time()).code, 0);
 
-    std::fs::write(
-        f.path().join("policy.toml"),
-        format!("hook = [\"true\", \"{{cell}}\"]\n{POLICY}"),
-    )
-    .unwrap();
+    f.write_policy(&format!("hook = [\"true\", \"{{cell}}\"]\n{POLICY}"));
     assert_eq!(f.migrate(&["advance", HEALTHY], open_time()).code, 0);
     assert_eq!(f.state(HEALTHY)["state"], "shadow");
 }
@@ -631,7 +983,7 @@ fn a_critical_amount_applies_to_its_own_currency_and_a_currency_without_one_hold
         )
         .replace(r#"max_mismatch_rate = "0.05""#, r#"max_mismatch_rate = "1""#);
     assert_ne!(eur_only, POLICY);
-    std::fs::write(f.path().join("policy.toml"), eur_only).unwrap();
+    f.write_policy(&eur_only);
     let yen = "p1/ap-northeast-1";
     assert_eq!(f.migrate(&["advance", yen], open_time()).code, 0);
     let gate = f.migrate(&["gate", yen, "--format", "json"], open_time());

@@ -658,10 +658,20 @@ key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIL7SjTTCS2twG2riX4gGnHeWybrGNBGjSsnfL
             "{}",
             error_of(one)
         );
-        let twice = POLICY.replace("AAAAIL7SjTTCS2twG2riX4gGnHeWybrGNBGjSsnfLGjC+Uje", "AAAAIOvavjTqrsQaHYueHW2HWfDYD1nDMgMPdN8wBQ9wlm5M");
+        let twice = POLICY.replace(
+            "AAAAIL7SjTTCS2twG2riX4gGnHeWybrGNBGjSsnfLGjC+Uje",
+            "AAAAIOvavjTqrsQaHYueHW2HWfDYD1nDMgMPdN8wBQ9wlm5M",
+        );
         assert!(error_of(&twice).contains("bob has the key of alice"));
-        let bad = POLICY.replace("AAAAIL7SjTTCS2twG2riX4gGnHeWybrGNBGjSsnfLGjC+Uje bob", "AAAAIL7 bob");
-        assert!(error_of(&bad).contains("[[approvers]] bob: not an OpenSSH public key"), "{}", error_of(&bad));
+        let bad = POLICY.replace(
+            "AAAAIL7SjTTCS2twG2riX4gGnHeWybrGNBGjSsnfLGjC+Uje bob",
+            "AAAAIL7 bob",
+        );
+        assert!(
+            error_of(&bad).contains("[[approvers]] bob: not an OpenSSH public key"),
+            "{}",
+            error_of(&bad)
+        );
     }
 
     fn error_of(text: &str) -> String {

@@ -27,11 +27,13 @@ impl Controller<'_> {
     ) -> Result<(), Failure> {
         let (from, to) = (j.state.label(self.policy), next.label(self.policy));
         let moves = j.state.moves_to(next);
-        // Evidence for the step after this one: runs started after now and after every run
-        // this step was judged on.
+        // Evidence for the step after this one: runs started after this step is taken and
+        // after every run it was judged on. Run start times are the clock's, so this is too
+        // (not `--now`, which only sets the time the policy's windows are judged at).
         let newest_run = j.latest.as_ref().map(|e| e.started_at);
+        let taken = chrono::Utc::now();
         let fresh_after = if moves {
-            Some(newest_run.map_or(self.now, |r| r.max(self.now)))
+            Some(newest_run.map_or(taken, |r| r.max(taken)))
         } else {
             j.state.fresh_after
         };
