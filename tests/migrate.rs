@@ -691,7 +691,8 @@ fn every_kind_of_tampering_with_the_audit_log_or_the_cells_is_detected() {
         pool.close().await;
         head
     });
-    let cases: Vec<(&str, Box<dyn Fn()>, &str, &str)> = vec![
+    type Tamper<'a> = Box<dyn Fn() + 'a>;
+    let cases: Vec<(&str, Tamper, &str, &str)> = vec![
         (
             "edit",
             Box::new(|| f.exec("UPDATE audit SET actor = 'mallory' WHERE seq = 2")),

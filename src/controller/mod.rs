@@ -139,12 +139,12 @@ impl Controller<'_> {
             }
             MigrateCommand::Status => {
                 let judged = self.judge_all().await?;
-                render::status(&judged, &self.policy, format)?;
+                render::status(&judged, self.policy, format)?;
                 Ok(Code::Parity)
             }
             MigrateCommand::Plan => {
                 let judged = self.plan().await?;
-                render::plan(&judged, &self.policy);
+                render::plan(&judged, self.policy);
                 Ok(Code::Parity)
             }
             MigrateCommand::Gate { cell, to, junit } => {

@@ -44,7 +44,6 @@ macro_rules! stored_words {
 
         impl $name {
             /// Every word, in declaration order.
-            #[allow(dead_code)]
             pub(crate) const ALL: &[$name] = &[$($name::$variant),+];
 
             pub(crate) fn as_str(self) -> &'static str {
@@ -64,10 +63,10 @@ macro_rules! stored_words {
             type Err = anyhow::Error;
 
             fn from_str(s: &str) -> anyhow::Result<$name> {
-                match s {
-                    $($word => Ok($name::$variant),)+
-                    other => bail!(
-                        "the store holds an unknown {} `{other}`",
+                match $name::ALL.iter().find(|w| w.as_str() == s) {
+                    Some(word) => Ok(*word),
+                    None => bail!(
+                        "the store holds an unknown {} `{s}`",
                         stringify!($name)
                             .chars()
                             .flat_map(|c| {
