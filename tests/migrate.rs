@@ -61,11 +61,17 @@ fn frozen_time() -> DateTime<Utc> {
 
 struct Fixture {
     dir: tempfile::TempDir,
+    /// The run store's URL: `s.db` in the fixture's folder, or a PostgreSQL database.
+    store: String,
 }
 
 impl Fixture {
     /// 1,200 accounts (about 50 per cell) run once through the sample stacks.
     fn new(extra_spec: &str) -> Fixture {
+        Fixture::with_store(extra_spec, "s.db")
+    }
+
+    fn with_store(extra_spec: &str, store: &str) -> Fixture {
         let dir = tempfile::tempdir().unwrap();
         cohort(dir.path(), 1200);
         write_spec(dir.path(), free_port(), "", "", extra_spec);
@@ -79,7 +85,10 @@ impl Fixture {
             );
             assert_eq!(made.code, 0, "{}", made.transcript());
         }
-        let f = Fixture { dir };
+        let f = Fixture {
+            dir,
+            store: store.to_owned(),
+        };
         f.write_policy(POLICY);
         f.run_stacks(&[]);
         assert_eq!(f.migrate(&["init"], open_time()).code, 0);
@@ -121,7 +130,7 @@ impl Fixture {
             "--cohort",
             "cohort.csv",
             "--store",
-            "s.db",
+            &self.store,
         ];
         args.extend_from_slice(extra);
         let run = billshadow_env(&args, self.path(), &[]);
@@ -137,7 +146,7 @@ impl Fixture {
             "--policy",
             "policy.toml",
             "--store",
-            "s.db",
+            &self.store,
             "--now",
             &now,
             "--as",
@@ -1042,4 +1051,203 @@ fn a_critical_amount_applies_to_its_own_currency_and_a_currency_without_one_hold
         "{}",
         lint.stderr
     );
+}
+
+/// A `billshadow migrate` process, started (not waited for).
+fn spawn_migrate(f: &Fixture, args: &[&str], actor: &str) -> std::process::Child {
+    let now = open_time().to_rfc3339();
+    Command::new(BILLSHADOW)
+        .arg("migrate")
+        .args(args)
+        .args([
+            "--policy",
+            "policy.toml",
+            "--store",
+            &f.store,
+            "--now",
+            &now,
+            "--as",
+            actor,
+        ])
+        .args(["--controller-key", "keys/controller"])
+        .current_dir(f.path())
+        .env("BILLSHADOW_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// 100 rounds of three real controllers at once: two cells advancing into canary with room
+/// for one more (`max_in_flight`), and an approval of a third cell's step. The limit is never
+/// exceeded, every approval that succeeded has its audit record, and the log verifies.
+fn racing_controllers_never_exceed_a_limit_or_lose_an_audit_record(f: &Fixture) {
+    f.write_policy(&POLICY.replace("max_in_flight = 30", "max_in_flight = 2"));
+    let t = open_time();
+    let (racers, approved) = (["p1/us-east-1", "p2/us-east-1"], "p3/us-east-1");
+    for cell in [HEALTHY, racers[0], racers[1], approved] {
+        assert_eq!(f.migrate(&["advance", cell, "--to", "shadow"], t).code, 0);
+    }
+    assert_eq!(
+        f.migrate(&["advance", HEALTHY, "--to", "canary"], t).code,
+        0
+    );
+    let mut approvals = 0;
+    for round in 0..100 {
+        let children = [
+            spawn_migrate(f, &["advance", racers[0], "--to", "canary"], "controller-a"),
+            spawn_migrate(f, &["advance", racers[1], "--to", "canary"], "controller-b"),
+            spawn_migrate(
+                f,
+                &["approve", approved, "--to", "canary", "--key", "keys/alice"],
+                "alice",
+            ),
+        ];
+        let out: Vec<_> = children
+            .into_iter()
+            .map(|c| c.wait_with_output().unwrap())
+            .collect();
+        let codes: Vec<_> = out.iter().map(|o| o.status.code()).collect();
+        let shown = || {
+            out.iter()
+                .map(|o| {
+                    format!(
+                        "{}{}",
+                        String::from_utf8_lossy(&o.stdout),
+                        String::from_utf8_lossy(&o.stderr)
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        assert!(
+            codes.iter().all(|c| matches!(c, Some(0 | 1))),
+            "round {round}: {codes:?}\n{}",
+            shown()
+        );
+        let status = f.migrate(&["status", "--format", "json"], t).json();
+        let in_flight = status["cells"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["state"] == "canary" || c["state"] == "cutover")
+            .count();
+        assert!(
+            in_flight <= 2,
+            "round {round}: max_in_flight exceeded: {in_flight}\n{}",
+            shown()
+        );
+        let winners: Vec<&str> = racers
+            .iter()
+            .zip(&codes)
+            .filter(|(_, c)| **c == Some(0))
+            .map(|(cell, _)| *cell)
+            .collect();
+        assert_eq!(winners.len(), 1, "round {round}: {codes:?}\n{}", shown());
+        if codes[2] == Some(0) {
+            approvals += 1;
+        }
+        assert_eq!(f.migrate(&["rollback", winners[0]], t).code, 0);
+        assert_eq!(
+            f.migrate(&["advance", winners[0], "--to", "shadow"], t)
+                .code,
+            0
+        );
+    }
+    let audit = f.migrate(&["audit"], t).json();
+    let recorded = audit["audit"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["action"] == "approve" && r["cell"] == approved)
+        .count();
+    assert_eq!(
+        recorded, approvals,
+        "every approval that succeeded has its audit record, and no other"
+    );
+    assert!(approvals > 0);
+    let verify = f.migrate(&["audit", "--verify"], t);
+    assert_eq!(verify.code, 0, "{}", verify.transcript());
+}
+
+#[test]
+fn racing_controllers_on_sqlite() {
+    racing_controllers_never_exceed_a_limit_or_lose_an_audit_record(&Fixture::new(""));
+}
+
+#[test]
+fn racing_controllers_on_postgres() {
+    let pg = crate::support::postgres::Postgres::start();
+    pg.create_database("races");
+    let f = Fixture::with_store("", &pg.url("races"));
+    racing_controllers_never_exceed_a_limit_or_lose_an_audit_record(&f);
+}
+
+#[test]
+fn a_controller_killed_after_its_hook_leaves_a_pending_transition_that_reconcile_completes() {
+    let f = Fixture::new("");
+    // The hook writes the router's route for the cell, then waits while `slow` exists.
+    std::fs::write(
+        f.path().join("hook.sh"),
+        "printf '%s' \"$2\" > \"route-$(echo \"$1\" | tr / _)\"\nwhile [ -e slow ]; do sleep 0.05; done\n",
+    )
+    .unwrap();
+    f.write_policy(&format!(
+        "hook = [\"sh\", \"hook.sh\", \"{{cell}}\", \"{{to}}\"]\n{POLICY}"
+    ));
+    let t = open_time();
+    assert_eq!(f.migrate(&["advance", HEALTHY], t).code, 0);
+    std::fs::write(f.path().join("slow"), "").unwrap();
+    let route = f.path().join("route-p0_us-east-1");
+    let mut child = spawn_migrate(&f, &["advance", HEALTHY, "--to", "canary"], "ops-bot");
+    let waited = std::time::Instant::now();
+    while std::fs::read_to_string(&route).unwrap_or_default() != "canary(1%)" {
+        assert!(
+            waited.elapsed() < std::time::Duration::from_secs(60),
+            "the hook never ran"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().unwrap(); // SIGKILL: after the hook, before completion
+    child.wait().unwrap();
+    std::fs::remove_file(f.path().join("slow")).unwrap();
+    // The router says canary, the store says shadow with the transition pending: visible.
+    let cell = f.state(HEALTHY);
+    assert_eq!(cell["state"], "shadow", "{cell}");
+    assert_eq!(cell["pending"]["to_label"], "canary(1%)", "{cell}");
+    let status = f.migrate(&["status"], t);
+    assert!(
+        status.stdout.contains("is pending") && status.stdout.contains("reconcile"),
+        "{}",
+        status.stdout
+    );
+    // Nothing else moves the cell meanwhile.
+    let blocked = f.migrate(&["advance", HEALTHY], t);
+    assert_eq!(blocked.code, 1, "{}", blocked.transcript());
+    assert_eq!(f.migrate(&["audit", "--verify"], t).code, 0);
+    let reconcile = f.migrate(&["reconcile"], t);
+    assert_eq!(reconcile.code, 0, "{}", reconcile.transcript());
+    assert!(
+        reconcile.stdout.contains("shadow → canary(1%) completed"),
+        "{}",
+        reconcile.stdout
+    );
+    let cell = f.state(HEALTHY);
+    assert_eq!(cell["label"], "canary(1%)");
+    assert!(cell["pending"].is_null());
+    assert_eq!(
+        std::fs::read_to_string(&route).unwrap(),
+        cell["label"].as_str().unwrap()
+    );
+    let routes = f.migrate(&["routes", "--format", "json"], t).json();
+    let r = routes["cells"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["cell"] == HEALTHY)
+        .unwrap()
+        .clone();
+    assert_eq!(r["state"], "canary", "{r}");
+    let verify = f.migrate(&["audit", "--verify"], t);
+    assert_eq!(verify.code, 0, "{}", verify.transcript());
 }
