@@ -22,6 +22,10 @@ const RELEASED: &[(&str, &str)] = &[
         "0002_controller.sql",
         "39f0612cc026e10ca7cd78b48df475ef456fb10eb2bb6f7f1add5625672fb7789dd012bdb71fa8adc40587fe433c52ab",
     ),
+    (
+        "0003_controller_safety.sql",
+        "904548b93798592713c976def7b7a3109b8434ff8d425ca032144bf5ff5f2c0acdd6b9b6ff9fe33e0035c2fc7d59552f",
+    ),
 ];
 
 /// The store fixtures' commit, and the run each holds (the same accounts, stacks and diffs).
@@ -118,7 +122,19 @@ fn reads_back_then_takes_a_new_run(d: &Path, store: &str, old_run: &str) {
         doc.as_object_mut().unwrap().remove("run");
         doc
     };
-    // Read-only first: the store is not migrated by a command that only reads.
+    // The store is behind this version's schema: a command that only reads says so by name
+    // and does not migrate it; a command that writes (`migrate init`) migrates it.
+    let refused = billshadow(&["show", old_run, "--store", store, "--format", "json"], d);
+    assert_eq!(refused.code, 2, "{}", refused.transcript());
+    assert!(
+        refused
+            .stderr
+            .contains("has an older schema (migration 3 `controller safety` not applied)"),
+        "{}",
+        refused.transcript()
+    );
+    let init = billshadow(&["migrate", "init", "--store", store], d);
+    assert_eq!(init.code, 0, "{}", init.transcript());
     let before = shown(old_run);
     assert_eq!(before["run"]["id"], old_run);
     assert_eq!(before["run"]["status"], "completed");

@@ -10,7 +10,7 @@ use super::policy::{Approver, CellId};
 use crate::args::Signing;
 use crate::cell::StepName;
 use crate::exit::{Code, Failure, Outcome, input};
-use crate::store::ApprovalRow;
+use crate::store::cells::ApprovalRow;
 
 impl Controller<'_> {
     /// The approvers whose signed approvals of `step` on this evidence still verify, each key
@@ -163,7 +163,7 @@ impl Controller<'_> {
             fingerprint: approver.fingerprint.clone(),
             signature,
         };
-        let seal = |link: &crate::store::AuditLink<'_>| self.ledger.seal(link);
+        let seal = |link: &crate::store::cells::AuditLink<'_>| self.ledger.seal(link);
         self.store
             .approve(
                 &id.name(),

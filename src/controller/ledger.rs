@@ -17,7 +17,8 @@ use super::keys;
 use super::machine::RunEvidence;
 use super::policy::{CellId, Policy};
 use crate::cell::CellState;
-use crate::store::{AuditLink, AuditRecord, Head, Sealed, Store};
+use crate::store::Store;
+use crate::store::cells::{AuditLink, AuditRecord, Head, Sealed};
 use crate::support::sha256_hex;
 
 /// The store with the controller's key: what appends and verifies records.

@@ -14,7 +14,7 @@ use super::{Controller, in_flight};
 use crate::args::Signing;
 use crate::cell::{Pending, StepName};
 use crate::exit::{Code, Failure, NotNextStep, Outcome};
-use crate::store::AuditLink;
+use crate::store::cells::AuditLink;
 
 impl Controller<'_> {
     /// Writes a decision: pending, hooked, completed.

@@ -6,12 +6,10 @@
 //! and `(run_id, account_id)` is the outcome's primary key, so an account is never counted
 //! twice and never half-recorded, whenever the process dies.
 
-mod cells;
+pub(crate) mod cells;
 mod evidence;
 mod read;
 mod write;
-
-pub(crate) use cells::{ApprovalRow, AuditEntry, AuditLink, AuditRecord, Head, Sealed};
 
 use std::collections::BTreeMap;
 use std::sync::Once;
