@@ -103,7 +103,7 @@ pub enum Scope {
 }
 
 /// One side's line (or total) as evidence: every field it carried.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
 pub struct Evidence {
     #[serde(flatten)]
     pub fields: BTreeMap<String, String>,
@@ -139,7 +139,12 @@ impl Evidence {
 }
 
 /// One difference between the two sides.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+///
+/// The engine never serialises it: the store writes its own `StoredDiff` and
+/// `billshadow.diff/v1` is written from `DiffJson`, so this type can change without moving
+/// either. `Deserialize` stays only while the run report (`src/report/mod.rs`) still reads
+/// stored bodies with it; the store's own test holds the two readings equal.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
 pub struct Diff {
     pub account_id: Option<String>,
     pub class: DiffClass,

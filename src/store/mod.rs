@@ -6,6 +6,7 @@
 //! and `(run_id, account_id)` is the outcome's primary key, so an account is never counted
 //! twice and never half-recorded, whenever the process dies.
 
+mod diff;
 mod read;
 mod write;
 
@@ -20,6 +21,8 @@ use sqlx::any::AnyPoolOptions;
 use sqlx::{AnyPool, Row};
 
 use crate::exit::{OpenError, StoreFailure};
+
+pub(crate) use diff::{bill_body, diff_of_value};
 
 static DRIVERS: Once = Once::new();
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("src/store/migrations");

@@ -27,7 +27,7 @@ use crate::pairing::{Pairing, pair_group};
 use crate::summary::{Summary, Tally};
 
 /// The result of comparing two sides.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone)]
 pub struct Comparison {
     pub summary: Summary,
     pub diffs: Vec<Diff>,
