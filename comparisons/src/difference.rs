@@ -177,6 +177,30 @@ pub struct Diff {
 }
 
 impl Diff {
+    /// A diff of `class` about `scope` with nothing else known yet: every diff is built from
+    /// it, filling in only what it knows (`Diff { account_id, ..Diff::new(class, scope) }`).
+    pub fn new(class: DiffClass, scope: Scope) -> Diff {
+        Diff {
+            account_id: None,
+            class,
+            scope,
+            charge_code: None,
+            key: BTreeMap::new(),
+            legacy: None,
+            modern: None,
+            delta: None,
+            currency: None,
+            fields: Vec::new(),
+            waiver: None,
+            customer_id: None,
+            partition: None,
+            region: None,
+            legacy_line: None,
+            modern_line: None,
+            detail: None,
+        }
+    }
+
     /// Fails the comparison: a non-informational class that no waiver covers.
     pub fn is_failing(&self) -> bool {
         !self.class.is_informational() && self.waiver.is_none()

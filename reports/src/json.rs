@@ -194,25 +194,7 @@ mod tests {
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
                 .collect(),
         };
-        let bare = Diff {
-            account_id: None,
-            class: DiffClass::TotalMismatch,
-            scope: Scope::Bill,
-            charge_code: None,
-            key: BTreeMap::new(),
-            legacy: None,
-            modern: None,
-            delta: None,
-            currency: None,
-            fields: Vec::new(),
-            waiver: None,
-            customer_id: None,
-            partition: None,
-            region: None,
-            legacy_line: None,
-            modern_line: None,
-            detail: None,
-        };
+        let bare = Diff::new(DiffClass::TotalMismatch, Scope::Bill);
         let full = Diff {
             account_id: Some("acct-1".to_owned()),
             class: DiffClass::AmountMismatch,

@@ -428,25 +428,15 @@ pub(crate) fn judge(
 fn stack_error(account: &AccountRequest, message: &str) -> Diff {
     Diff {
         account_id: Some(account.account_id.clone()),
-        class: DiffClass::StackError,
-        scope: Scope::Account,
-        charge_code: None,
         key: BTreeMap::from([
             ("period_start".to_owned(), account.period_start.clone()),
             ("period_end".to_owned(), account.period_end.clone()),
         ]),
-        legacy: None,
-        modern: None,
-        delta: None,
-        currency: None,
-        fields: Vec::new(),
-        waiver: None,
         customer_id: (!account.customer_id.is_empty()).then(|| account.customer_id.clone()),
         partition: Some(account.partition.clone()),
         region: Some(account.region.clone()),
-        legacy_line: None,
-        modern_line: None,
         detail: Some(message.to_owned()),
+        ..Diff::new(DiffClass::StackError, Scope::Account)
     }
 }
 
