@@ -154,6 +154,8 @@ impl From<StoredEvidence> for Evidence {
 }
 
 fn scope_name(scope: Scope) -> &'static str {
+    // Exhaustive: a new scope does not compile until it is given a stored name above.
+    let (Scope::Line | Scope::Bill | Scope::Invoice | Scope::Customer | Scope::Account) = scope;
     SCOPE_NAMES
         .into_iter()
         .find(|(s, _)| *s == scope)
