@@ -334,46 +334,32 @@ fn lexicographic(rows: &Sorted<'_>, cols: &Sorted<'_>, ignored: &Ignored) -> Vec
 /// paired first (within an amount, identical lines first), then the rest in amount order.
 fn by_amount(rows: &Sorted<'_>, cols: &Sorted<'_>, ignored: &Ignored) -> Vec<(usize, usize)> {
     let mut pairs = Vec::new();
-    let (mut rest_r, mut rest_c) = (Vec::new(), Vec::new());
-    let (mut i, mut j) = (0, 0);
-    while i < rows.len() || j < cols.len() {
-        let order = match (rows.get(i), cols.get(j)) {
-            (Some(r), Some(c)) => r.0.amount.cmp(&c.0.amount),
-            (Some(_), None) => Ordering::Less,
-            _ => Ordering::Greater,
-        };
-        match order {
-            Ordering::Less => {
-                rest_r.push(i);
-                i += 1;
-            }
-            Ordering::Greater => {
-                rest_c.push(j);
-                j += 1;
-            }
-            Ordering::Equal => {
-                let amount = rows[i].0.amount;
-                let i_end = i + rows[i..]
-                    .iter()
-                    .take_while(|r| r.0.amount == amount)
-                    .count();
-                let j_end = j + cols[j..]
-                    .iter()
-                    .take_while(|c| c.0.amount == amount)
-                    .count();
-                let block = pair_equal_amounts(&rows[i..i_end], &cols[j..j_end], ignored);
-                let (mut used_r, mut used_c) = (vec![false; i_end - i], vec![false; j_end - j]);
-                for (a, b) in block {
-                    used_r[a] = true;
-                    used_c[b] = true;
-                    pairs.push((i + a, j + b));
-                }
-                rest_r.extend((i..i_end).filter(|k| !used_r[k - i]));
-                rest_c.extend((j..j_end).filter(|k| !used_c[k - j]));
-                (i, j) = (i_end, j_end);
-            }
+    let amount_order = |i: usize, j: usize| rows[i].0.amount.cmp(&cols[j].0.amount);
+    let equal_block = |i: usize, j: usize, rest: &mut Unpaired| {
+        let amount = rows[i].0.amount;
+        let i_end = i + rows[i..]
+            .iter()
+            .take_while(|r| r.0.amount == amount)
+            .count();
+        let j_end = j + cols[j..]
+            .iter()
+            .take_while(|c| c.0.amount == amount)
+            .count();
+        let block = pair_equal_amounts(&rows[i..i_end], &cols[j..j_end], ignored);
+        let (mut used_r, mut used_c) = (vec![false; i_end - i], vec![false; j_end - j]);
+        for (a, b) in block {
+            used_r[a] = true;
+            used_c[b] = true;
+            pairs.push((i + a, j + b));
         }
-    }
+        rest.rows.extend((i..i_end).filter(|k| !used_r[k - i]));
+        rest.cols.extend((j..j_end).filter(|k| !used_c[k - j]));
+        (i_end, j_end)
+    };
+    let Unpaired {
+        rows: rest_r,
+        cols: rest_c,
+    } = merge_join((rows.len(), cols.len()), amount_order, equal_block);
     let r_amounts: Vec<Decimal> = rest_r.iter().map(|&k| rows[k].0.amount).collect();
     let c_amounts: Vec<Decimal> = rest_c.iter().map(|&k| cols[k].0.amount).collect();
     // The longer list is the one lines are skipped in.
@@ -413,28 +399,56 @@ fn pair_equal_amounts(
         };
     }
     let mut pairs = Vec::new();
-    let (mut rest_r, mut rest_c) = (Vec::new(), Vec::new());
+    let rest = merge_join(
+        (n, m),
+        |i, j| rows[i].0.cmp(&cols[j].0),
+        |i, j, _| {
+            pairs.push((i, j));
+            (i + 1, j + 1)
+        },
+    );
+    pairs.extend(rest.rows.into_iter().zip(rest.cols));
+    pairs
+}
+
+/// The positions of each side a merge join left unpaired, in order.
+#[derive(Default)]
+struct Unpaired {
+    rows: Vec<usize>,
+    cols: Vec<usize>,
+}
+
+/// Walks two sorted lists of `len` elements side by side: `order(i, j)` compares their heads;
+/// the smaller head is unpaired; on equal heads `equal(i, j, unpaired)` pairs what it will,
+/// adds what it leaves to `unpaired`, and says where each list resumes (past `i` and `j`).
+/// What is left of either list when the other ends is unpaired too.
+fn merge_join(
+    len: (usize, usize),
+    mut order: impl FnMut(usize, usize) -> Ordering,
+    mut equal: impl FnMut(usize, usize, &mut Unpaired) -> (usize, usize),
+) -> Unpaired {
+    let mut rest = Unpaired::default();
     let (mut i, mut j) = (0, 0);
-    while i < n && j < m {
-        match rows[i].0.cmp(&cols[j].0) {
-            Ordering::Equal => {
-                pairs.push((i, j));
-                (i, j) = (i + 1, j + 1);
-            }
+    while i < len.0 && j < len.1 {
+        match order(i, j) {
             Ordering::Less => {
-                rest_r.push(i);
+                rest.rows.push(i);
                 i += 1;
             }
             Ordering::Greater => {
-                rest_c.push(j);
+                rest.cols.push(j);
                 j += 1;
+            }
+            Ordering::Equal => {
+                let (i_end, j_end) = equal(i, j, &mut rest);
+                debug_assert!(i_end > i && j_end > j, "a merge join must move on");
+                (i, j) = (i_end, j_end);
             }
         }
     }
-    rest_r.extend(i..n);
-    rest_c.extend(j..m);
-    pairs.extend(rest_r.into_iter().zip(rest_c));
-    pairs
+    rest.rows.extend(i..len.0);
+    rest.cols.extend(j..len.1);
+    rest
 }
 
 /// Pairs every element of `short` with a distinct element of `long`, both sorted, keeping

@@ -90,7 +90,9 @@ pub struct RunView {
     pub incomplete: Option<String>,
     pub summary: Summary,
     pub cells: Vec<CellView>,
-    /// The first diffs (of the first accounts with failing or waived diffs).
+    /// The first diffs (of the first accounts with failing or waived diffs), as the schema
+    /// writes them.
+    #[serde(serialize_with = "crate::json::serialize_diffs")]
     pub diffs: Vec<Diff>,
     /// Per currency (never across currencies), the accounts whose total differs most in it,
     /// with both bills.

@@ -11,7 +11,7 @@ use crate::controller::policy::Policy;
 use crate::exit::{Code, Outcome, unavailable};
 use crate::output::Destination;
 use crate::report::render;
-use crate::store::{Access, Store, default_url};
+use crate::store::{Access, Store, default_url, diff_of_value};
 use crate::support::runtime;
 
 pub(crate) fn report(args: ReportArgs) -> Outcome {
@@ -63,8 +63,8 @@ pub(crate) fn explain(args: ExplainArgs) -> Outcome {
             store.close().await;
             let diffs: Vec<Diff> = diffs
                 .into_iter()
-                .map(serde_json::from_value)
-                .collect::<Result<_, _>>()
+                .map(diff_of_value)
+                .collect::<anyhow::Result<_>>()
                 .with_context(|| format!("a stored diff of {account} does not read back"))?;
             let parse = |side: &str, s: &str| {
                 serde_json::from_str::<Vec<serde_json::Value>>(s)

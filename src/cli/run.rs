@@ -282,20 +282,13 @@ async fn run_async(args: RunArgs) -> Outcome {
             return Ok(abandon_set_up(&args, &store_url, &new_id).await);
         }
     };
-    let SetUp {
-        run_id,
-        prepared,
-        resumed,
-        started,
-        legacy,
-        modern,
-        store,
-    } = set_up;
+    // The rest (stacks, started processes) is moved out of `set_up` where it is used.
+    let SetUp { run_id, store, .. } = set_up;
     let pending = store.pending_count(&run_id, args.retry_errors).await?;
     let total = store.resolve(&run_id).await?.accounts_total as u64;
     eprintln!(
         "{} {run_id}: {} of {total} accounts to do (store {})",
-        if resumed { "resuming" } else { "run" },
+        if set_up.resumed { "resuming" } else { "run" },
         pending,
         store.url
     );
@@ -311,13 +304,13 @@ async fn run_async(args: RunArgs) -> Outcome {
     let result = execute(
         &store,
         &run_id,
-        legacy,
-        modern,
-        Arc::new(prepared.config.clone()),
+        set_up.legacy,
+        set_up.modern,
+        Arc::new(set_up.prepared.config.clone()),
         options,
     )
     .await;
-    for process in started {
+    for process in set_up.started {
         process.stop().await;
     }
     let tally = match result {

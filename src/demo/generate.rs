@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::Context;
+use billshadow_adapters::live::AccountRequest;
 use rust_decimal::{Decimal, RoundingStrategy};
 use serde::Serialize;
 
@@ -557,23 +558,28 @@ fn expected_totals(legacy: &[GenLine], modern: &[GenLine]) -> Vec<Expected> {
     out
 }
 
-const COLUMNS: [&str; 15] = [
-    "account_id",
-    "customer_id",
-    "partition",
-    "region",
-    "period_start",
-    "period_end",
-    "charge_code",
-    "line_type",
-    "description",
-    "quantity",
-    "unit",
-    "unit_price",
-    "amount",
-    "currency",
-    "usage_start",
-];
+/// The canonical CSV's columns as the generator writes them: a line's account fields (as a
+/// cohort has them), then the line's own.
+const COLUMNS: [&str; 15] = {
+    let a = AccountRequest::FIELDS;
+    [
+        a[0],
+        a[1],
+        a[2],
+        a[3],
+        a[4],
+        a[5],
+        "charge_code",
+        "line_type",
+        "description",
+        "quantity",
+        "unit",
+        "unit_price",
+        "amount",
+        "currency",
+        "usage_start",
+    ]
+};
 
 /// Spells a decimal in one of the ways the canonical format allows, all equal in value.
 fn spell(value: Decimal, style: u32) -> String {

@@ -3,6 +3,8 @@
 
 use std::io::Write;
 
+use billshadow_reports::json::DiffJson;
+
 use crate::args::TableFormat;
 use crate::exit::{Code, Failure, unavailable};
 use crate::run::report::RunReport;
@@ -57,7 +59,8 @@ pub(crate) fn json_head(report: &RunReport) -> serde_json::Value {
 pub(crate) fn write_json(out: &mut dyn Write, report: &RunReport) -> std::io::Result<()> {
     let mut doc = json_head(report);
     doc["retries"] = report.retries.into();
-    doc["diffs"] = serde_json::to_value(&report.comparison.diffs)?;
+    let diffs: Vec<DiffJson<'_>> = report.comparison.diffs.iter().map(DiffJson::from).collect();
+    doc["diffs"] = serde_json::to_value(diffs)?;
     serde_json::to_writer_pretty(&mut *out, &doc)?;
     writeln!(out)
 }

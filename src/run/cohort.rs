@@ -225,23 +225,9 @@ fn check_file(path: &Path, rules: Rules) -> anyhow::Result<u64> {
 pub(crate) fn write(path: &Path, accounts: &[AccountRequest]) -> anyhow::Result<()> {
     let mut w = csv::Writer::from_path(path)
         .with_context(|| format!("cannot create {}", path.display()))?;
-    w.write_record([
-        "account_id",
-        "customer_id",
-        "partition",
-        "region",
-        "period_start",
-        "period_end",
-    ])?;
+    w.write_record(AccountRequest::FIELDS)?;
     for a in accounts {
-        w.write_record([
-            &a.account_id,
-            &a.customer_id,
-            &a.partition,
-            &a.region,
-            &a.period_start,
-            &a.period_end,
-        ])?;
+        w.write_record(a.values())?;
     }
     w.flush()
         .with_context(|| format!("cannot write {}", path.display()))

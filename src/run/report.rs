@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use anyhow::Context;
 use billshadow_comparisons::{
-    Comparison, Currency, CurrencyTotals, Diff, DiffClass, Summary, Verdict, WaiverUse,
+    Comparison, Currency, CurrencyTotals, DiffClass, Summary, Verdict, WaiverUse,
 };
 use billshadow_reports::view::Completeness;
 use rust_decimal::Decimal;
@@ -264,12 +264,10 @@ impl RunReport {
             });
         }
 
-        let mut diffs = Vec::new();
-        for body in store.diffs(&run.id, diff_accounts).await? {
-            let diff: Diff = serde_json::from_value(body)
-                .with_context(|| format!("a stored diff of run {} does not read back", run.id))?;
-            diffs.push(diff);
-        }
+        let diffs = store
+            .diffs(&run.id, diff_accounts)
+            .await
+            .with_context(|| format!("a stored diff of run {} does not read back", run.id))?;
 
         if i64::try_from(cohort_total).ok() != Some(run.accounts_total) {
             anyhow::bail!(

@@ -18,12 +18,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use billshadow_adapters::live::{AccountRequest, FetchResult, Stack};
-use billshadow_comparisons::{CompareConfig, Diff, DiffClass, Evidence, Scope, compare};
+use billshadow_comparisons::{CompareConfig, Diff, DiffClass, Scope, compare};
 use rust_decimal::Decimal;
 use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinSet;
 
-use crate::store::{AccountOutcome, OutcomeStatus, Store};
+use crate::store::{AccountOutcome, OutcomeStatus, Store, bill_body};
 
 /// Outcomes written per store transaction at most.
 const WRITE_BATCH_MAX: usize = 512;
@@ -405,7 +405,7 @@ pub(crate) fn judge(
         totals.entry(line.currency()).or_default().1 += line.amount();
     }
     let evidence = (status == OutcomeStatus::Mismatch)
-        .then(|| (lines_json(&legacy.lines), lines_json(&modern.lines)));
+        .then(|| (bill_body(&legacy.lines), bill_body(&modern.lines)));
     AccountOutcome {
         account_id: account.account_id.clone(),
         partition: account.partition.clone(),
@@ -428,40 +428,16 @@ pub(crate) fn judge(
 fn stack_error(account: &AccountRequest, message: &str) -> Diff {
     Diff {
         account_id: Some(account.account_id.clone()),
-        class: DiffClass::StackError,
-        scope: Scope::Account,
-        charge_code: None,
         key: BTreeMap::from([
             ("period_start".to_owned(), account.period_start.clone()),
             ("period_end".to_owned(), account.period_end.clone()),
         ]),
-        legacy: None,
-        modern: None,
-        delta: None,
-        currency: None,
-        fields: Vec::new(),
-        waiver: None,
         customer_id: (!account.customer_id.is_empty()).then(|| account.customer_id.clone()),
         partition: Some(account.partition.clone()),
         region: Some(account.region.clone()),
-        legacy_line: None,
-        modern_line: None,
         detail: Some(message.to_owned()),
+        ..Diff::new(DiffClass::StackError, Scope::Account)
     }
-}
-
-/// A bill's lines as a JSON array of evidence objects (with their source line numbers).
-fn lines_json(store: &billshadow_comparisons::LineStore) -> String {
-    let lines: Vec<serde_json::Value> = store
-        .lines()
-        .map(|line| {
-            let mut value = serde_json::to_value(Evidence::of_line(&line)).unwrap_or_default();
-            value["account_id"] = line.get(billshadow_comparisons::Field::AccountId).into();
-            value["source_line"] = line.source_line().into();
-            value
-        })
-        .collect();
-    serde_json::Value::Array(lines).to_string()
 }
 
 /// A progress bar with rate and ETA on a terminal; a log line every few seconds otherwise.

@@ -7,6 +7,7 @@
 //! twice and never half-recorded, whenever the process dies.
 
 pub(crate) mod cells;
+mod diff;
 mod evidence;
 mod read;
 mod write;
@@ -22,6 +23,8 @@ use sqlx::any::AnyPoolOptions;
 use sqlx::{AnyPool, Row};
 
 use crate::exit::{OpenError, StoreFailure};
+
+pub(crate) use diff::{bill_body, diff_of_value};
 
 static DRIVERS: Once = Once::new();
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("src/store/migrations");

@@ -242,13 +242,13 @@ impl Store {
             .collect()
     }
 
-    /// The diffs of a run as JSON, in account order: all of them, or those of the first
-    /// `accounts` accounts that have a failing or waived diff.
+    /// The diffs of a run, in account order: all of them, or those of the first `accounts`
+    /// accounts that have a failing or waived diff. Each is read through its stored form.
     pub(crate) async fn diffs(
         &self,
         run_id: &str,
         accounts: Option<usize>,
-    ) -> anyhow::Result<Vec<serde_json::Value>> {
+    ) -> anyhow::Result<Vec<Diff>> {
         let rows = match accounts {
             None => {
                 sqlx::query("SELECT body FROM diffs WHERE run_id = $1 ORDER BY account_id, seq").bind(run_id).fetch_all(&self.pool).await?
@@ -269,7 +269,7 @@ impl Store {
         rows.iter()
             .map(|r| {
                 let body: String = r.try_get(0)?;
-                Ok(serde_json::from_str(&body)?)
+                diff::diff_of_value(serde_json::from_str(&body)?)
             })
             .collect()
     }

@@ -335,7 +335,7 @@ async fn insert_outcome(
             .bind(diff.waiver.as_deref().unwrap_or(""))
             .bind(diff.delta.map(|d| d.to_string()).unwrap_or_default())
             .bind(diff.currency.map(|c| c.code()).unwrap_or(""))
-            .bind(serde_json::to_string(diff)?)
+            .bind(diff::diff_body(diff)?)
             .execute(&mut *tx)
             .await?;
     }

@@ -10,7 +10,7 @@ use crate::mapping::Mapping;
 
 use super::compile::Compiled;
 use super::convert::Scratch;
-use super::error::{ReadError, RowError, too_long};
+use super::error::{ReadError, RowError, read_failed};
 use super::record::Record;
 use super::sink::Sink;
 
@@ -132,13 +132,7 @@ fn unreadable_record(
         let csv::ErrorKind::Io(source) = error.into_kind() else {
             unreachable!()
         };
-        return Err(match guard::too_long(&source) {
-            Some(found) => too_long(&sink.origin, found, Some(header)),
-            None => ReadError::Io {
-                origin: sink.origin.clone(),
-                source,
-            },
-        });
+        return Err(read_failed(&sink.origin, source, Some(header)));
     }
     let raw = as_read(record, delimiter);
     let row = match csv_error(&sink.origin, error, lines) {
@@ -188,13 +182,7 @@ fn csv_error(origin: &str, error: csv::Error, lines: &Lines) -> ReadError {
         _ => error.to_string(),
     };
     match error.into_kind() {
-        csv::ErrorKind::Io(source) => match guard::too_long(&source) {
-            Some(found) => too_long(origin, found, None),
-            None => ReadError::Io {
-                origin: origin.to_owned(),
-                source,
-            },
-        },
+        csv::ErrorKind::Io(source) => read_failed(origin, source, None),
         _ => ReadError::Row(Box::new(RowError {
             origin: origin.to_owned(),
             line,

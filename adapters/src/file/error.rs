@@ -96,6 +96,22 @@ pub(super) fn locate(
     }
 }
 
+/// Reading failed: a field or record the guard refused (located, as `too_long`), else the
+/// I/O error itself.
+pub(super) fn read_failed(
+    origin: &str,
+    source: std::io::Error,
+    header: Option<&[String]>,
+) -> ReadError {
+    match crate::guard::too_long(&source) {
+        Some(found) => too_long(origin, found, header),
+        None => ReadError::Io {
+            origin: origin.to_owned(),
+            source,
+        },
+    }
+}
+
 /// A field or record the guard refused while reading, located (by its header name too when
 /// the header is known).
 pub(super) fn too_long(origin: &str, found: &TooLong, header: Option<&[String]>) -> ReadError {

@@ -35,7 +35,7 @@ use crate::mapping::{InputKind, Mapping};
 pub use crate::limits::{FIELD_BYTES_MAX, JSON_DOCUMENT_BYTES_MAX};
 use csv_reader::read_csv;
 pub use error::{ReadError, RowError};
-use json_reader::{read_json, read_jsonl};
+use json_reader::{JsonInput, read_json};
 use sink::Sink;
 pub use sink::{ReadOptions, ReadStats};
 
@@ -74,8 +74,8 @@ pub fn read_from(
     };
     match mapping.input {
         InputKind::Csv => read_csv(reader, mapping, &mut sink)?,
-        InputKind::Jsonl => read_jsonl(reader, mapping, &mut sink)?,
-        InputKind::Json => read_json(reader, mapping, &mut sink)?,
+        InputKind::Jsonl => read_json(reader, mapping, JsonInput::Lines, &mut sink)?,
+        InputKind::Json => read_json(reader, mapping, JsonInput::Document, &mut sink)?,
     }
     Ok((sink.store, sink.stats))
 }
@@ -275,31 +275,28 @@ currency = "cur"
     #[test]
     fn rows_of_a_crlf_file_are_located_on_their_own_line() {
         let fields = format!("{CSV_FIELDS}amount = \"raw\"");
-        for (ending, name) in [("\n", "lf"), ("\r\n", "crlf")] {
-            let input = [
-                "acct,start,end,sku,cur,raw",
-                "a,2026-10-01,2026-10-31,s,USD,1",
+        let cases = [
+            (
                 "a,2026-10-01,2026-10-31,s,USD,x",
-                "",
-            ]
-            .join(ending);
-            let got = read("csv", "", &fields, &input, &[]);
-            assert!(
-                got.starts_with("read error: in, line 3, column 6 (`raw`)"),
-                "{name}: {got}"
-            );
-            let input = [
-                "acct,start,end,sku,cur,raw",
-                "a,2026-10-01,2026-10-31,s,USD,1",
+                "read error: in, line 3, column 6 (`raw`)",
+            ),
+            (
                 "a,2026-10-01",
-                "",
-            ]
-            .join(ending);
-            let got = read("csv", "", &fields, &input, &[]);
-            assert!(
-                got.starts_with("read error: in, line 3: the row has 2 fields"),
-                "{name}: {got}"
-            );
+                "read error: in, line 3: the row has 2 fields",
+            ),
+        ];
+        for (ending, name) in [("\n", "lf"), ("\r\n", "crlf")] {
+            for (bad_row, expected) in cases {
+                let input = [
+                    "acct,start,end,sku,cur,raw",
+                    "a,2026-10-01,2026-10-31,s,USD,1",
+                    bad_row,
+                    "",
+                ]
+                .join(ending);
+                let got = read("csv", "", &fields, &input, &[]);
+                assert!(got.starts_with(expected), "{name}: {got}");
+            }
         }
     }
 

@@ -86,10 +86,19 @@ impl CommandStack {
         let mut out: Vec<Option<FetchResult>> = (0..batch.len()).map(|_| None).collect();
         for (_, members) in groups {
             let group: Vec<AccountRequest> = members.iter().map(|&i| batch[i].clone()).collect();
-            for (i, result) in members
-                .into_iter()
-                .zip(self.fetch_group(&group, stack, limit, breaker).await)
-            {
+            let result = retrying(breaker, || async {
+                let _permit = limit.acquire().await;
+                self.run(&group, stack).await
+            })
+            .await;
+            let results: Vec<FetchResult> = match result {
+                Ok((stores, retries)) => stores
+                    .into_iter()
+                    .map(|lines| Ok(Fetched { lines, retries }))
+                    .collect(),
+                Err(failure) => group.iter().map(|_| Err(failure.clone())).collect(),
+            };
+            for (i, result) in members.into_iter().zip(results) {
                 out[i] = Some(result);
             }
         }
@@ -104,30 +113,6 @@ impl CommandStack {
                 })
             })
             .collect()
-    }
-
-    async fn fetch_group(
-        &self,
-        batch: &[AccountRequest],
-        stack: &StackConfig,
-        limit: &Limiter,
-        breaker: &Breaker,
-    ) -> Vec<FetchResult> {
-        if batch.is_empty() {
-            return Vec::new();
-        }
-        let result = retrying(breaker, || async {
-            let _permit = limit.acquire().await;
-            self.run(batch, stack).await
-        })
-        .await;
-        match result {
-            Ok((stores, retries)) => stores
-                .into_iter()
-                .map(|lines| Ok(Fetched { lines, retries }))
-                .collect(),
-            Err(failure) => batch.iter().map(|_| Err(failure.clone())).collect(),
-        }
     }
 
     async fn run(

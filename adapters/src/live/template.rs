@@ -4,16 +4,11 @@
 
 use std::fmt;
 
-/// The variables a template may use.
-pub const VARIABLES: [&str; 7] = [
-    "account_id",
-    "customer_id",
-    "partition",
-    "region",
-    "period_start",
-    "period_end",
-    "account_ids",
-];
+/// The variables a template may use: an account's fields, and the batch's ids.
+pub const VARIABLES: [&str; 7] = {
+    let f = AccountRequest::FIELDS;
+    [f[0], f[1], f[2], f[3], f[4], f[5], "account_ids"]
+};
 
 /// One account to bill: what a cohort row says about it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,16 +22,35 @@ pub struct AccountRequest {
 }
 
 impl AccountRequest {
+    /// Its fields by name, in the order a cohort file's header has them: the one list the
+    /// templates' variables and the cohort's columns are spelled from.
+    pub const FIELDS: [&'static str; 6] = [
+        "account_id",
+        "customer_id",
+        "partition",
+        "region",
+        "period_start",
+        "period_end",
+    ];
+
+    /// Its fields' values, in the order of `FIELDS`.
+    pub fn values(&self) -> [&str; 6] {
+        [
+            &self.account_id,
+            &self.customer_id,
+            &self.partition,
+            &self.region,
+            &self.period_start,
+            &self.period_end,
+        ]
+    }
+
+    /// The value of the field `name` (one of `FIELDS`), empty for any other name.
     pub fn variable(&self, name: &str) -> &str {
-        match name {
-            "account_id" => &self.account_id,
-            "customer_id" => &self.customer_id,
-            "partition" => &self.partition,
-            "region" => &self.region,
-            "period_start" => &self.period_start,
-            "period_end" => &self.period_end,
-            _ => "",
-        }
+        AccountRequest::FIELDS
+            .iter()
+            .position(|field| *field == name)
+            .map_or("", |i| self.values()[i])
     }
 }
 

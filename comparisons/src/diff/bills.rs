@@ -105,23 +105,29 @@ pub(super) fn customer_changed(account_id: &str, customers: &[CustomerLine<'_>])
     };
     Some(Diff {
         account_id: Some(account_id.to_owned()),
-        class: DiffClass::CustomerChanged,
-        scope: Scope::Account,
-        charge_code: None,
-        key: BTreeMap::new(),
         legacy: Some(evidence(&l)),
         modern: Some(evidence(&m)),
-        delta: None,
-        currency: None,
         fields: vec!["customer_id".into()],
-        waiver: None,
-        customer_id: None,
-        partition: None,
-        region: None,
-        legacy_line: None,
-        modern_line: None,
-        detail: None,
+        ..Diff::new(DiffClass::CustomerChanged, Scope::Account)
     })
+}
+
+/// A `total_mismatch` about `scope` (a bill, an invoice, a customer): both sides' totals in
+/// one currency as evidence, the delta modern − legacy as the currency writes it.
+pub(super) fn totals_diff(
+    scope: Scope,
+    currency: Currency,
+    legacy: Decimal,
+    modern: Decimal,
+) -> Diff {
+    Diff {
+        legacy: Some(Evidence::of_total(legacy, currency)),
+        modern: Some(Evidence::of_total(modern, currency)),
+        delta: Some(currency.present(modern - legacy)),
+        currency: Some(currency),
+        fields: vec!["total".into()],
+        ..Diff::new(DiffClass::TotalMismatch, scope)
+    }
 }
 
 /// The index of the line's bill (period and currency) among the account's bills.

@@ -16,6 +16,7 @@ use rust_decimal::Decimal;
 use accounts::AccountIndex;
 use bills::{
     BillTotal, CustomerLine, add_customer_totals, agreed, bill_of, customer_changed, non_empty,
+    totals_diff,
 };
 use keys::{Keyed, group_end, key_hashes, key_order, keyed_lines};
 
@@ -27,7 +28,7 @@ use crate::pairing::{Pairing, pair_group};
 use crate::summary::{Summary, Tally};
 
 /// The result of comparing two sides.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone)]
 pub struct Comparison {
     pub summary: Summary,
     pub diffs: Vec<Diff>,
@@ -325,7 +326,7 @@ impl<'s> Engine<'s> {
             let flagged = delta.abs() >= self.config.tolerances.total.in_currency(bill.currency);
             flagged_bills.push(flagged);
             if flagged {
-                let diff = self.total_mismatch(account_id, bill, delta);
+                let diff = self.total_mismatch(account_id, bill);
                 diffs.push(self.waive(diff, tally));
             }
         }
@@ -380,22 +381,8 @@ impl<'s> Engine<'s> {
             }
             let diff = Diff {
                 account_id: Some(account_id.to_owned()),
-                class: DiffClass::TotalMismatch,
-                scope: Scope::Invoice,
-                charge_code: None,
                 key: BTreeMap::from([("invoice_id".to_owned(), id.to_owned())]),
-                legacy: Some(Evidence::of_total(l_total, currency)),
-                modern: Some(Evidence::of_total(m_total, currency)),
-                delta: Some(currency.present(delta)),
-                currency: Some(currency),
-                fields: vec!["total".into()],
-                waiver: None,
-                customer_id: None,
-                partition: None,
-                region: None,
-                legacy_line: None,
-                modern_line: None,
-                detail: None,
+                ..totals_diff(Scope::Invoice, currency, l_total, m_total)
             };
             diffs.push(self.waive(diff, tally));
         }
@@ -508,47 +495,29 @@ impl<'s> Engine<'s> {
             .collect();
         Diff {
             account_id: Some(line.get(Field::AccountId).to_owned()),
-            class,
-            scope: Scope::Line,
             charge_code: non_empty(line.get(Field::ChargeCode)),
             key,
             legacy: Some(Evidence::of_line(line)),
-            modern: None,
-            delta: None,
             currency: Some(line.currency()),
-            fields: Vec::new(),
-            waiver: None,
             customer_id: non_empty(line.get(Field::CustomerId)),
             partition: non_empty(line.get(Field::Partition)),
             region: non_empty(line.get(Field::Region)),
             legacy_line: Some(line.source_line()),
-            modern_line: None,
-            detail: None,
+            ..Diff::new(class, Scope::Line)
         }
     }
 
-    fn total_mismatch(&self, account_id: &str, bill: &BillTotal<'_>, delta: Decimal) -> Diff {
+    fn total_mismatch(&self, account_id: &str, bill: &BillTotal<'_>) -> Diff {
         Diff {
             account_id: Some(account_id.to_owned()),
-            class: DiffClass::TotalMismatch,
-            scope: Scope::Bill,
-            charge_code: None,
             key: BTreeMap::from([
                 ("period_start".to_owned(), bill.period_start.to_owned()),
                 ("period_end".to_owned(), bill.period_end.to_owned()),
             ]),
-            legacy: Some(Evidence::of_total(bill.legacy, bill.currency)),
-            modern: Some(Evidence::of_total(bill.modern, bill.currency)),
-            delta: Some(bill.currency.present(delta)),
-            currency: Some(bill.currency),
-            fields: vec!["total".into()],
-            waiver: None,
             customer_id: bill.meta(0),
             partition: bill.meta(1),
             region: bill.meta(2),
-            legacy_line: None,
-            modern_line: None,
-            detail: None,
+            ..totals_diff(Scope::Bill, bill.currency, bill.legacy, bill.modern)
         }
     }
 
@@ -562,24 +531,7 @@ impl<'s> Engine<'s> {
                 continue;
             }
             let diff = Diff {
-                account_id: None,
-                class: DiffClass::TotalMismatch,
-                scope: Scope::Customer,
-                charge_code: None,
-                key: BTreeMap::new(),
-                // What the evidence shows adds up to the delta exactly: the customer's bills
-                // that no total_mismatch already reports.
-                legacy: Some(Evidence::of_total(acc.unflagged_legacy, currency)),
-                modern: Some(Evidence::of_total(acc.unflagged_modern, currency)),
-                delta: Some(currency.present(unflagged_delta)),
-                currency: Some(currency),
-                fields: vec!["total".into()],
-                waiver: None,
                 customer_id: Some(customer),
-                partition: None,
-                region: None,
-                legacy_line: None,
-                modern_line: None,
                 detail: (acc.unflagged_legacy != acc.legacy || acc.unflagged_modern != acc.modern)
                     .then(|| {
                         format!(
@@ -588,6 +540,14 @@ impl<'s> Engine<'s> {
                             currency.present(acc.modern)
                         )
                     }),
+                // What the evidence shows adds up to the delta exactly: the customer's bills
+                // that no total_mismatch already reports.
+                ..totals_diff(
+                    Scope::Customer,
+                    currency,
+                    acc.unflagged_legacy,
+                    acc.unflagged_modern,
+                )
             };
             out.push(self.waive(diff, tally));
         }
