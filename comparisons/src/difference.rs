@@ -103,11 +103,9 @@ pub enum Scope {
 }
 
 /// One side's line (or total) as evidence: every field it carried.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Evidence {
-    #[serde(flatten)]
     pub fields: BTreeMap<String, String>,
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub attributes: BTreeMap<String, String>,
 }
 
@@ -140,11 +138,10 @@ impl Evidence {
 
 /// One difference between the two sides.
 ///
-/// The engine never serialises it: the store writes its own `StoredDiff` and
-/// `billshadow.diff/v1` is written from `DiffJson`, so this type can change without moving
-/// either. `Deserialize` stays only while the run report (`src/report/mod.rs`) still reads
-/// stored bodies with it; the store's own test holds the two readings equal.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+/// The engine neither serialises nor reads it: the store writes and reads its own `StoredDiff`
+/// and `billshadow.diff/v1` is written from `DiffJson`, so this type can change without moving
+/// either.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Diff {
     pub account_id: Option<String>,
     pub class: DiffClass,
@@ -161,18 +158,12 @@ pub struct Diff {
     pub fields: Vec<String>,
     /// The id of the waiver that covers this diff.
     pub waiver: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub customer_id: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub partition: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub region: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub legacy_line: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub modern_line: Option<u32>,
     /// Free text, for diffs that carry a message (stack errors).
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
 }
 

@@ -206,6 +206,10 @@ impl Currency {
     /// as many decimals as it has: 1376.230 USD → 1376.23, 238 USD → 238.00, 0.004 → 0.004.
     pub fn present(self, value: Decimal) -> Decimal {
         let mut v = value.normalize();
+        // Zero has one sign: a missing line of 0.00 is a delta of 0.00 on either side.
+        if v.is_zero() {
+            v.set_sign_positive(true);
+        }
         if v.scale() < self.minor_unit_exponent() {
             v.rescale(self.minor_unit_exponent());
         }

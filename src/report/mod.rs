@@ -69,8 +69,8 @@ pub(crate) async fn render(
             billshadow_reports::run::csv_header(&mut writer).map_err(|e| crate::failed!(e))?;
             store
                 .for_each_diff(&run_id, |body| {
-                    let diff: Diff =
-                        serde_json::from_str(body).context("a stored diff does not read back")?;
+                    let diff = crate::store::diff_of_str(body)
+                        .context("a stored diff does not read back")?;
                     billshadow_reports::run::csv_row(&mut writer, &diff)?;
                     Ok(())
                 })
@@ -322,8 +322,8 @@ async fn worst_accounts(store: &Store, run_id: &str) -> anyhow::Result<Vec<Worst
             let (diffs, _) = store.account_detail(run_id, &account).await?;
             let diffs: Vec<Diff> = diffs
                 .into_iter()
-                .map(serde_json::from_value)
-                .collect::<Result<_, _>>()
+                .map(crate::store::diff_of_value)
+                .collect::<anyhow::Result<_>>()
                 .with_context(|| format!("a stored diff of {account} does not read back"))?;
             let (partition, region) =
                 store

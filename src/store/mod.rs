@@ -24,7 +24,7 @@ use sqlx::{AnyPool, Row};
 
 use crate::exit::{OpenError, StoreFailure};
 
-pub(crate) use diff::{bill_body, diff_of_value};
+pub(crate) use diff::{bill_body, diff_of_str, diff_of_value};
 
 static DRIVERS: Once = Once::new();
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("src/store/migrations");
