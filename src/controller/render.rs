@@ -273,8 +273,9 @@ pub(super) fn write_junit(path: &Path, j: &Judged, policy: &Policy) -> anyhow::R
     if let Decision::Blocked(reason) = &j.decision {
         let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
         s.set_message(reason.clone());
-        suite.add_test_case(TestCase::new("transition", s));
+        suite.add_test_case(TestCase::new(format!("transition to {}", j.next), s));
     }
+    suite.add_property(("next_step", j.next.as_str()));
     suite.add_property(("policy_hash", policy.hash.as_str()));
     suite.add_property(("evidence_hash", j.verdict.evidence_hash.as_str()));
     report.add_test_suite(suite);
