@@ -194,6 +194,34 @@ pub struct CriterionView {
     pub inconclusive: bool,
 }
 
+impl CriterionView {
+    /// The criterion as a JUnit case: a success, a failure, or an error when it could not be
+    /// judged, with what was measured and what was needed.
+    pub fn junit_case(&self) -> quick_junit::TestCase {
+        use quick_junit::{NonSuccessKind, TestCase, TestCaseStatus};
+        let status = if self.passed {
+            TestCaseStatus::success()
+        } else {
+            let mut s = TestCaseStatus::non_success(if self.inconclusive {
+                NonSuccessKind::Error
+            } else {
+                NonSuccessKind::Failure
+            });
+            s.set_message(format!(
+                "measured {}, needs {}",
+                self.measured, self.threshold
+            ));
+            s.set_type(if self.inconclusive {
+                "inconclusive"
+            } else {
+                "failed"
+            });
+            s
+        };
+        TestCase::new(self.name.clone(), status)
+    }
+}
+
 /// Both bills of one account, aligned by the diffs' match keys.
 pub fn bill_rows(diffs: &[Diff]) -> Vec<BillRow> {
     diffs

@@ -78,18 +78,14 @@ pub(crate) fn run(args: DemoArgs) -> Outcome {
     };
     migrate(crate::args::MigrateCommand::Init)?;
     // Every cell starts shadowing (no gate: customers see nothing), then the gate decides.
-    migrate(crate::args::MigrateCommand::Advance {
-        cell: None,
-        all: true,
-        to: None,
-        signing: crate::args::Signing::default(),
-    })?;
-    migrate(crate::args::MigrateCommand::Advance {
-        cell: None,
-        all: true,
-        to: None,
-        signing: crate::args::Signing::default(),
-    })?;
+    for _ in 0..2 {
+        migrate(crate::args::MigrateCommand::Advance {
+            cell: None,
+            all: true,
+            to: None,
+            signing: crate::args::Signing::default(),
+        })?;
+    }
     let html = dir.join("report.html");
     super::report::report(crate::args::ReportArgs {
         run: "latest".to_owned(),

@@ -247,24 +247,8 @@ fn gate_markdown(j: &Judged, policy: &Policy) -> String {
 pub(super) fn write_junit(path: &Path, j: &Judged, policy: &Policy) -> anyhow::Result<()> {
     let mut report = Report::new("billshadow migrate gate");
     let mut suite = TestSuite::new(j.cell.name());
-    for c in &j.verdict.criteria {
-        let status = if c.passed {
-            TestCaseStatus::success()
-        } else {
-            let mut s = TestCaseStatus::non_success(if c.inconclusive {
-                NonSuccessKind::Error
-            } else {
-                NonSuccessKind::Failure
-            });
-            s.set_message(format!("measured {}, needs {}", c.measured, c.threshold));
-            s.set_type(if c.inconclusive {
-                "inconclusive"
-            } else {
-                "failed"
-            });
-            s
-        };
-        let mut case = TestCase::new(c.name, status);
+    for c in gate_view(j).criteria {
+        let mut case = c.junit_case();
         case.set_classname(format!("gate.{}", j.cell.name()));
         case.add_property(("measured", c.measured.as_str()));
         case.add_property(("threshold", c.threshold.as_str()));

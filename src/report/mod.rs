@@ -138,18 +138,7 @@ fn junit(view: &RunView) -> anyhow::Result<String> {
         match view.gates.iter().find(|g| g.cell == cell.cell) {
             Some(gate) => {
                 for c in &gate.criteria {
-                    let status = if c.passed {
-                        TestCaseStatus::success()
-                    } else {
-                        let mut s = TestCaseStatus::non_success(if c.inconclusive {
-                            NonSuccessKind::Error
-                        } else {
-                            NonSuccessKind::Failure
-                        });
-                        s.set_message(format!("measured {}, needs {}", c.measured, c.threshold));
-                        s
-                    };
-                    suite.add_test_case(TestCase::new(c.name.clone(), status));
+                    suite.add_test_case(c.junit_case());
                 }
             }
             None => {
