@@ -291,28 +291,31 @@ fn metrics_server(dir: &Path, store: &str, env: &[(&str, &str)]) -> (Child, u16)
 
 fn get(port: u16, path: &str) -> (u16, String) {
     // Retried a while: with a low open-files limit (1,024) a thousand sockets at once can
-    // run out of descriptors for a moment.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let mut socket = loop {
-        match TcpStream::connect(("127.0.0.1", port)) {
-            Ok(s) => break s,
+    // run out of descriptors for a moment, and on a machine loaded far beyond its cores a
+    // connection the server could not read within its header timeout is reset; a scraper
+    // asks again.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        match try_get(port, path) {
+            Ok(answer) => return answer,
             Err(e) if Instant::now() < deadline => {
                 let _ = e;
                 std::thread::sleep(Duration::from_millis(10));
             }
-            Err(e) => panic!("cannot connect to the metrics server: {e}"),
+            Err(e) => panic!("no answer from the metrics server: {e}"),
         }
-    };
-    socket
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
+    }
+}
+
+fn try_get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
+    let mut socket = TcpStream::connect(("127.0.0.1", port))?;
+    socket.set_read_timeout(Some(Duration::from_secs(30)))?;
     write!(
         socket,
         "GET {path} HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n\r\n"
-    )
-    .unwrap();
+    )?;
     let mut text = String::new();
-    socket.read_to_string(&mut text).unwrap();
+    socket.read_to_string(&mut text)?;
     let status = text
         .split(' ')
         .nth(1)
@@ -322,7 +325,7 @@ fn get(port: u16, path: &str) -> (u16, String) {
         .split_once("\r\n\r\n")
         .map(|(_, b)| b.to_owned())
         .unwrap_or_default();
-    (status, body)
+    Ok((status, body))
 }
 
 /// Concurrent scrapes of the metrics server, each on a socket of its own in this process.
