@@ -1261,4 +1261,38 @@ fn a_controller_killed_after_its_hook_leaves_a_pending_transition_that_reconcile
     assert_eq!(r["state"], "canary", "{r}");
     let verify = f.migrate(&["audit", "--verify"], t);
     assert_eq!(verify.code, 0, "{}", verify.transcript());
+
+    // Killed again, holding the cell: `reconcile --revert` puts the router back instead.
+    std::fs::write(f.path().join("slow"), "").unwrap();
+    let mut child = spawn_migrate(&f, &["hold", HEALTHY, "--reason", "INC-9"], "ops-bot");
+    let waited = std::time::Instant::now();
+    while !std::fs::read_to_string(&route)
+        .unwrap_or_default()
+        .starts_with("held(INC-9)")
+    {
+        assert!(
+            waited.elapsed() < std::time::Duration::from_secs(60),
+            "the hook never ran"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    std::fs::remove_file(f.path().join("slow")).unwrap();
+    let revert = f.migrate(&["reconcile", HEALTHY, "--revert"], t);
+    assert_eq!(revert.code, 0, "{}", revert.transcript());
+    assert!(
+        revert.stdout.contains("reverted; stays canary(1%)"),
+        "{}",
+        revert.stdout
+    );
+    assert_eq!(std::fs::read_to_string(&route).unwrap(), "canary(1%)");
+    let cell = f.state(HEALTHY);
+    assert_eq!(cell["label"], "canary(1%)", "{cell}");
+    assert!(
+        cell["pending"].is_null() && cell["held"].is_null(),
+        "{cell}"
+    );
+    let verify = f.migrate(&["audit", "--verify"], t);
+    assert_eq!(verify.code, 0, "{}", verify.transcript());
 }

@@ -133,39 +133,18 @@ impl Controller<'_> {
         let Some(p) = &begun.pending else {
             return Ok(());
         };
-        let seal = |link: &AuditLink<'_>| self.ledger.seal(link);
-        let version = begun.version + 1;
-        let labels = (p.from_label.as_str(), p.to_label.as_str());
+        let pending = CellState {
+            version: begun.version + 1,
+            ..begun.clone()
+        };
         match hooked {
             Ok(()) => {
-                let done = completed(begun, p);
-                let entry = self.entry(
-                    cell,
-                    &format!("{}_completed", p.action),
-                    labels,
-                    &p.reason,
-                    None,
-                );
-                self.store
-                    .write_cell(&cell.name(), version, &done, &entry, &seal, |_| Ok(()))
-                    .await?;
-                Ok(())
+                self.settle(cell, &pending, Settle::Completed, &p.reason)
+                    .await
             }
             Err(e) => {
-                let back = CellState {
-                    pending: None,
-                    ..begun.clone()
-                };
                 let reason = format!("the hook failed, the transition did not happen: {e}");
-                let entry = self.entry(
-                    cell,
-                    &format!("{}_abandoned", p.action),
-                    labels,
-                    &reason,
-                    None,
-                );
-                self.store
-                    .write_cell(&cell.name(), version, &back, &entry, &seal, |_| Ok(()))
+                self.settle(cell, &pending, Settle::Abandoned, &reason)
                     .await?;
                 Err(anyhow::anyhow!(
                     "the transition hook failed, so {} stays {}: {e}",
@@ -175,6 +154,56 @@ impl Controller<'_> {
                 .into())
             }
         }
+    }
+
+    /// Ends `state`'s pending transition as `how`, with its audit record.
+    async fn settle(
+        &self,
+        cell: &CellId,
+        state: &CellState,
+        how: Settle,
+        reason: &str,
+    ) -> Result<(), Failure> {
+        let Some(p) = &state.pending else {
+            return Ok(());
+        };
+        let (next, record) = match how {
+            Settle::Completed => (completed(state, p), "completed"),
+            Settle::Abandoned | Settle::Reverted => {
+                let back = CellState {
+                    pending: None,
+                    ..state.clone()
+                };
+                (
+                    back,
+                    if how == Settle::Reverted {
+                        "reverted"
+                    } else {
+                        "abandoned"
+                    },
+                )
+            }
+        };
+        let labels = (p.from_label.as_str(), p.to_label.as_str());
+        let entry = self.entry(
+            cell,
+            &format!("{}_{record}", p.action),
+            labels,
+            reason,
+            None,
+        );
+        let seal = |link: &AuditLink<'_>| self.ledger.seal(link);
+        self.store
+            .write_cell(
+                &cell.name(),
+                state.version,
+                &next,
+                &entry,
+                &seal,
+                |_| Ok(()),
+            )
+            .await?;
+        Ok(())
     }
 
     /// `migrate reconcile`: every pending transition (or `cell`'s) completed by running its
@@ -192,52 +221,34 @@ impl Controller<'_> {
                 continue;
             }
             found += 1;
-            let seal = |link: &AuditLink<'_>| self.ledger.seal(link);
-            let labels = (p.from_label.as_str(), p.to_label.as_str());
-            if revert {
-                match self.hook(&id, &p.to_label, &p.from_label).await {
-                    Ok(()) => {
-                        let back = CellState {
-                            pending: None,
-                            ..state.clone()
-                        };
-                        let entry = self.entry(
-                            &id,
-                            &format!("{}_reverted", p.action),
-                            labels,
-                            "reconciled: reverted, the hook put the router back",
-                            None,
-                        );
-                        self.store
-                            .write_cell(name, state.version, &back, &entry, &seal, |_| Ok(()))
-                            .await?;
-                        crate::outln!("{name}: {} reverted; stays {}", p.to_label, p.from_label);
-                    }
-                    Err(e) => {
-                        crate::outln!("{name}: still pending: the hook failed to revert: {e}");
-                        code = Code::Mismatch;
-                    }
-                }
-                continue;
-            }
-            match self.hook(&id, &p.from_label, &p.to_label).await {
+            let (from, to) = (&p.from_label, &p.to_label);
+            let (hook_from, hook_to, how) = if revert {
+                (to, from, Settle::Reverted)
+            } else {
+                (from, to, Settle::Completed)
+            };
+            match self.hook(&id, hook_from, hook_to).await {
                 Ok(()) => {
-                    let done = completed(state, p);
-                    let entry = self.entry(
-                        &id,
-                        &format!("{}_completed", p.action),
-                        labels,
-                        "reconciled: the hook ran again and succeeded",
-                        None,
-                    );
-                    self.store
-                        .write_cell(name, state.version, &done, &entry, &seal, |_| Ok(()))
-                        .await?;
-                    crate::outln!("{name}: {} → {} completed", p.from_label, p.to_label);
+                    let reason = if revert {
+                        "reconciled: reverted, the hook put the router back"
+                    } else {
+                        "reconciled: the hook ran again and succeeded"
+                    };
+                    self.settle(&id, state, how, reason).await?;
+                    if revert {
+                        crate::outln!("{name}: {to} reverted; stays {from}");
+                    } else {
+                        crate::outln!("{name}: {from} → {to} completed");
+                    }
                 }
                 Err(e) => {
                     crate::outln!(
-                        "{name}: still pending: the hook failed: {e} (fix it and run reconcile again, or reconcile --revert)"
+                        "{name}: still pending: the hook failed: {e} (fix it and run reconcile again, or reconcile {})",
+                        if revert {
+                            "without --revert"
+                        } else {
+                            "--revert"
+                        }
                     );
                     code = Code::Mismatch;
                 }
@@ -532,6 +543,17 @@ impl Controller<'_> {
             ))
         }
     }
+}
+
+/// How a pending transition ends.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Settle {
+    /// The hook ran: the cell takes the pending state.
+    Completed,
+    /// The hook failed: the cell stays.
+    Abandoned,
+    /// `reconcile --revert`: the hook put the router back; the cell stays.
+    Reverted,
 }
 
 /// The state a pending transition leads to.
