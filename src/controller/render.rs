@@ -25,6 +25,14 @@ fn blocks(j: &Judged) -> String {
     }
 }
 
+/// What stands before the next step, naming it (`canary:5: …`), as the status table shows it.
+fn next_step(j: &Judged) -> String {
+    match &j.decision {
+        Decision::Move(_) => blocks(j),
+        _ => format!("{}: {}", j.next, blocks(j)),
+    }
+}
+
 /// A gate verdict as a report shows it.
 pub(super) fn gate_view(j: &Judged) -> GateView {
     GateView {
@@ -136,7 +144,7 @@ pub(super) fn status(
             delta,
             j.streak,
             verdict_word(j),
-            blocks(j)
+            next_step(j)
         )?;
     }
     Ok(())
@@ -146,16 +154,18 @@ pub(super) fn plan(judged: &[Judged], policy: &Policy) {
     for j in judged {
         let line = match &j.decision {
             Decision::Move(next) => format!(
-                "advance {} → {} (the gate passes)",
+                "advance {} → {} ({}; the gate passes)",
                 j.state.label(policy),
-                next.label(policy)
+                next.label(policy),
+                j.next
             ),
             Decision::Hold(next) => format!(
-                "hold at {}: {}",
+                "hold at {} before {}: {}",
                 j.state.stage.as_str(),
+                j.next,
                 next.held.as_ref().map_or("", |h| h.reason.as_str())
             ),
-            Decision::Blocked(reason) => format!("nothing: {reason}"),
+            Decision::Blocked(reason) => format!("nothing ({} blocked): {reason}", j.next),
         };
         crate::outln!("{:<22} {line}", j.cell.name());
     }
