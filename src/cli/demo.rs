@@ -131,9 +131,15 @@ fn next_steps(
     crate::outln!(
         "  billshadow explain ACCOUNT --store {store_arg}                # one account's two bills side by side"
     );
+    let policy = dir.join("policy.toml");
     crate::outln!(
         "  billshadow migrate status --policy {} --store {store_arg}",
-        dir.join("policy.toml").display()
+        policy.display()
+    );
+    crate::outln!(
+        "  billshadow migrate audit --verify --policy {} --store {store_arg}   # signed by {}",
+        policy.display(),
+        dir.join("keys/controller").display()
     );
     crate::outln!(
         "  billshadow run --spec {} --cohort {} --store {store_arg}   # run it again",

@@ -495,7 +495,7 @@ pub(crate) fn decide(cell: &CellState, action: &Action, cx: &Context<'_>) -> Dec
             p.from_label,
             p.to_label,
             p.actor,
-            p.since.to_rfc3339()
+            seconds(p.since)
         ));
     }
     match action {
@@ -607,7 +607,7 @@ fn too_soon(cell: &CellState, cx: &Context<'_>) -> Option<String> {
         waits.push(format!(
             "no completed run has started since {here} was taken{}: each step needs evidence of its own",
             cell.fresh_after
-                .map(|t| format!(" (runs after {})", t.to_rfc3339()))
+                .map(|t| format!(" (runs after {})", seconds(t)))
                 .unwrap_or_default()
         ));
     }
@@ -617,13 +617,18 @@ fn too_soon(cell: &CellState, cx: &Context<'_>) -> Option<String> {
         Some(at) => waits.push(format!(
             "min_step_hours = {min}: {here} was taken {} h ago, at {}",
             (cx.now - at).num_hours(),
-            at.to_rfc3339()
+            seconds(at)
         )),
         None => waits.push(format!(
             "when {here} was taken is not recorded, so min_step_hours = {min} cannot be met"
         )),
     }
     (!waits.is_empty()).then(|| waits.join("; "))
+}
+
+/// A time as messages show it: RFC 3339, to the second.
+fn seconds(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
 /// The gate did not pass: the cell is held with the verdict's reasons, since the hold it is

@@ -361,8 +361,8 @@ impl Controller<'_> {
         .into())
     }
 
-    /// The cell's newest runs, how many of them are fresh for its next step, and the gate's
-    /// verdict. Out of a canary step or cutover only runs started after the step was taken
+    /// The cell's newest runs (all of them, newest first, for what status shows), how many of
+    /// them are fresh for its next step, and the gate's verdict on those. Out of a canary step or cutover only runs started after the step was taken
     /// (and after the runs it was taken on) are evidence. Evidence that cannot be read holds
     /// the cell, with the reason; it never passes, and a rollback (which needs no gate) stays
     /// possible.
@@ -376,15 +376,19 @@ impl Controller<'_> {
             .evidence(id, EVIDENCE_RUNS, self.now.date_naive())
             .await
         {
-            Ok(mut evidence) => {
-                if matches!(state.stage, Stage::Canary | Stage::Cutover)
-                    && let Some(after) = state.fresh_after
-                {
-                    evidence.retain(|e| e.started_at > after);
-                }
-                let verdict = machine::evaluate(&self.policy.gate, &evidence, state.held.as_ref());
-                let fresh = evidence.len();
-                (evidence, fresh, verdict)
+            Ok(evidence) => {
+                let fresh: Vec<RunEvidence> = match state.fresh_after {
+                    Some(after) if matches!(state.stage, Stage::Canary | Stage::Cutover) => {
+                        evidence
+                            .iter()
+                            .filter(|e| e.started_at > after)
+                            .cloned()
+                            .collect()
+                    }
+                    _ => evidence.clone(),
+                };
+                let verdict = machine::evaluate(&self.policy.gate, &fresh, state.held.as_ref());
+                (evidence, fresh.len(), verdict)
             }
             Err(e) => (Vec::new(), 0, machine::unreadable(&format!("{e:#}"))),
         }
