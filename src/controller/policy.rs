@@ -133,7 +133,7 @@ struct RawPolicy {
     #[serde(default)]
     freeze: Vec<Spanned<RawFreeze>>,
     #[serde(default)]
-    rollback: Option<RawRollback>,
+    rollback: Option<Spanned<RawRollback>>,
     #[serde(default)]
     approvers: Vec<Spanned<RawApprover>>,
     #[serde(default)]
@@ -333,7 +333,6 @@ impl RawPolicy {
     /// The policy, each part validated in the order it is written in the file, so the first
     /// error found is the first one a reader meets.
     fn validate(self) -> Result<Policy, Invalid> {
-        let cells_span = self.cells.span();
         let cells = cells(self.cells)?;
         let canary_steps = canary_steps(self.canary_steps)?;
         let gate_span = self.gate.span();
@@ -343,7 +342,7 @@ impl RawPolicy {
             .into_iter()
             .map(freeze)
             .collect::<Result<Vec<_>, _>>()?;
-        let rollback = rollback(self.rollback, &cells_span)?;
+        let rollback = rollback(self.rollback)?;
         let approvers = approvers(self.approvers, &gate, &gate_span)?;
         let audit_key = self
             .audit
@@ -588,21 +587,24 @@ fn freeze(raw: Spanned<RawFreeze>) -> Result<Freeze, Invalid> {
 
 /// The `[rollback]` triggers; none when the table is left out. The table is read without a
 /// span, so its errors are located on the `cells` array.
-fn rollback(raw: Option<RawRollback>, cells_span: &Range<usize>) -> Result<Rollback, Invalid> {
+/// The `[rollback]` table; its errors are located on the table.
+fn rollback(raw: Option<Spanned<RawRollback>>) -> Result<Rollback, Invalid> {
     let Some(r) = raw else {
         return Ok(Rollback {
             on_critical_diff: false,
             max_stack_error_rate: None,
         });
     };
+    let span = r.span();
+    let r = r.into_inner();
     Ok(Rollback {
         on_critical_diff: r.on_critical_diff,
         max_stack_error_rate: r
             .max_stack_error_rate
             .as_deref()
-            .map(|x| ratio("rollback.max_stack_error_rate", x))
+            .map(|x| ratio("[rollback] max_stack_error_rate", x))
             .transpose()
-            .map_err(|m| (cells_span.clone(), m))?,
+            .map_err(|m| (span, m))?,
     })
 }
 
@@ -645,6 +647,17 @@ key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOvavjTqrsQaHYueHW2HWfDYD1nDMgMPdN8wB
 name = "bob"
 key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIL7SjTTCS2twG2riX4gGnHeWybrGNBGjSsnfLGjC+Uje bob"
 "#;
+
+    #[test]
+    fn a_rollback_error_points_at_the_rollback_table() {
+        let text = format!("{POLICY}\n[rollback]\nmax_stack_error_rate = \"2\"\n");
+        let e = error_of(&text);
+        let line = text.lines().position(|l| l == "[rollback]").unwrap() + 1;
+        assert!(
+            e.starts_with(&format!("policy.toml:{line}:1: [rollback] max_stack_error_rate = `2` must be between 0 and 1")),
+            "{e}"
+        );
+    }
 
     #[test]
     fn approvals_need_enough_approvers_with_ed25519_keys() {

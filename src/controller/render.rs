@@ -114,7 +114,10 @@ pub(super) fn status(
             if l.compared == 0 {
                 "-".to_owned()
             } else {
-                format!("{:.2}%", l.mismatched as f64 * 100.0 / l.compared as f64)
+                let rate = rust_decimal::Decimal::from(l.mismatched)
+                    * rust_decimal::Decimal::ONE_HUNDRED
+                    / rust_decimal::Decimal::from(l.compared);
+                format!("{:.2}%", rate.round_dp(2))
             }
         });
         let delta = latest.map_or("-".to_owned(), |l| {
