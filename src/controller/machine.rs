@@ -679,14 +679,9 @@ approvals = 1
 days_before_month_end = 2
 days_after_month_start = 3
 time_zone = "UTC"
-[[approvers]]
-name = "alice"
-key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOvavjTqrsQaHYueHW2HWfDYD1nDMgMPdN8wBQ9wlm5M alice"
-[[approvers]]
-name = "bob"
-key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIL7SjTTCS2twG2riX4gGnHeWybrGNBGjSsnfLGjC+Uje bob"
 "#;
-        Policy::parse("p.toml", text).unwrap()
+        let text = format!("{text}{}", super::super::policy::TEST_APPROVERS);
+        Policy::parse("p.toml", &text).unwrap()
     }
 
     fn at(day: u32) -> DateTime<Utc> {

@@ -608,11 +608,26 @@ fn rollback(raw: Option<Spanned<RawRollback>>) -> Result<Rollback, Invalid> {
     })
 }
 
+/// Two approvers with keys, for tests' policies.
+#[cfg(test)]
+pub(crate) const TEST_APPROVERS: &str = r#"
+[[approvers]]
+name = "alice"
+key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOvavjTqrsQaHYueHW2HWfDYD1nDMgMPdN8wBQ9wlm5M alice"
+
+[[approvers]]
+name = "bob"
+key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIL7SjTTCS2twG2riX4gGnHeWybrGNBGjSsnfLGjC+Uje bob"
+"#;
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    pub(crate) const POLICY: &str = r#"
+    pub(crate) static POLICY: std::sync::LazyLock<String> =
+        std::sync::LazyLock::new(|| format!("{POLICY_BODY}{TEST_APPROVERS}"));
+
+    const POLICY_BODY: &str = r#"
 max_in_flight = 2
 canary_steps = ["1", "5", "25"]
 
@@ -638,19 +653,11 @@ approvals = 1
 days_before_month_end = 2
 days_after_month_start = 3
 time_zone = "Europe/Dublin"
-
-[[approvers]]
-name = "alice"
-key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOvavjTqrsQaHYueHW2HWfDYD1nDMgMPdN8wBQ9wlm5M alice"
-
-[[approvers]]
-name = "bob"
-key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIL7SjTTCS2twG2riX4gGnHeWybrGNBGjSsnfLGjC+Uje bob"
 "#;
 
     #[test]
     fn a_rollback_error_points_at_the_rollback_table() {
-        let text = format!("{POLICY}\n[rollback]\nmax_stack_error_rate = \"2\"\n");
+        let text = format!("{}\n[rollback]\nmax_stack_error_rate = \"2\"\n", *POLICY);
         let e = error_of(&text);
         let line = text.lines().position(|l| l == "[rollback]").unwrap() + 1;
         assert!(
@@ -661,7 +668,7 @@ key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIL7SjTTCS2twG2riX4gGnHeWybrGNBGjSsnfL
 
     #[test]
     fn approvals_need_enough_approvers_with_ed25519_keys() {
-        let p = Policy::parse("policy.toml", POLICY).unwrap();
+        let p = Policy::parse("policy.toml", &POLICY).unwrap();
         assert_eq!(p.approvers.len(), 2);
         assert!(p.approvers[0].fingerprint.starts_with("SHA256:"));
         assert_eq!(p.gate.min_step_hours, DEFAULT_MIN_STEP_HOURS);
@@ -693,7 +700,7 @@ key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIL7SjTTCS2twG2riX4gGnHeWybrGNBGjSsnfL
 
     #[test]
     fn the_sample_policy_loads() {
-        let p = Policy::parse("policy.toml", POLICY).unwrap();
+        let p = Policy::parse("policy.toml", &POLICY).unwrap();
         assert_eq!(p.cells.len(), 5);
         assert_eq!(
             p.cells[4].after,
@@ -731,7 +738,7 @@ key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIL7SjTTCS2twG2riX4gGnHeWybrGNBGjSsnfL
 
     #[test]
     fn a_critical_amount_without_a_currency_is_rejected_where_it_is_written() {
-        let p = Policy::parse("policy.toml", POLICY).unwrap();
+        let p = Policy::parse("policy.toml", &POLICY).unwrap();
         let critical = p.gate.critical_amount.unwrap();
         assert_eq!(critical["EUR"], Decimal::new(9000, 2));
         assert_eq!(critical.len(), 2);
