@@ -26,6 +26,10 @@ const RELEASED: &[(&str, &str)] = &[
         "0003_controller_safety.sql",
         "904548b93798592713c976def7b7a3109b8434ff8d425ca032144bf5ff5f2c0acdd6b9b6ff9fe33e0035c2fc7d59552f",
     ),
+    (
+        "0004_cohort_position.sql",
+        "dc9f674f5fe16d64a2e6431c310a8e4ec2ad17c0b59c4ee43abf986ead2da09ab4149fafce66792c4a76fbef3edaeca6",
+    ),
 ];
 
 /// The store fixtures' commit, and the run each holds (the same accounts, stacks and diffs).

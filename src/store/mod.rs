@@ -183,6 +183,9 @@ pub(crate) struct Store {
     pool: AnyPool,
     /// The store's URL as messages show it, its password masked (`redact::urls`).
     pub(crate) url: String,
+    /// SQLite (else PostgreSQL): bulk inserts use anonymous `?` parameters there, which SQLite
+    /// binds by position, instead of `$N`, which it looks up by name one at a time.
+    sqlite: bool,
 }
 
 /// `--store` or `BILLSHADOW_STORE`, else `./billshadow.db`.
@@ -443,7 +446,11 @@ impl Store {
             .await
             .map_err(|e| anyhow!(billshadow_adapters::redact::urls(&e.to_string())))
             .with_context(|| format!("cannot open the run store {shown}"))?;
-        let store = Store { pool, url: shown };
+        let store = Store {
+            pool,
+            url: shown,
+            sqlite,
+        };
         if existing {
             if let Err(e) = store.check_schema(access).await {
                 store.pool.close().await;

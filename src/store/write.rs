@@ -41,7 +41,7 @@ impl Store {
                     None => break,
                 }
             }
-            insert_cohort_chunk(&mut tx, run.id, position, &chunk).await?;
+            insert_cohort_chunk(&mut tx, self.sqlite, run.id, position, &chunk).await?;
             position += chunk.len() as i64;
         }
         sqlx::query("UPDATE runs SET accounts_total = $1 WHERE id = $2")
@@ -155,6 +155,7 @@ impl Store {
 
 async fn insert_cohort_chunk(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    sqlite: bool,
     run_id: &str,
     first_position: i64,
     chunk: &[AccountRequest],
@@ -166,21 +167,16 @@ async fn insert_cohort_chunk(
         "INSERT INTO cohort (run_id, position, account_id, customer_id, partition, region, period_start, period_end) VALUES ",
     );
     for i in 0..chunk.len() {
-        let b = i * 8;
         if i > 0 {
             sql.push(',');
         }
-        sql.push_str(&format!(
-            "(${},${},${},${},${},${},${},${})",
-            b + 1,
-            b + 2,
-            b + 3,
-            b + 4,
-            b + 5,
-            b + 6,
-            b + 7,
-            b + 8
-        ));
+        if sqlite {
+            sql.push_str("(?,?,?,?,?,?,?,?)");
+        } else {
+            let b = i * 8;
+            let row: Vec<String> = (1..=8).map(|k| format!("${}", b + k)).collect();
+            sql.push_str(&format!("({})", row.join(",")));
+        }
     }
     let mut query = sqlx::query(&sql);
     for (i, a) in chunk.iter().enumerate() {
