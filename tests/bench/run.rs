@@ -50,7 +50,20 @@ fn main() {
         "{:>9} {:>9} {:>14} {:>12}",
         "accounts", "seconds", "accounts/s", "peak MiB"
     );
-    for accounts in [20_000u32, 50_000, 100_000] {
+    // BILLSHADOW_BENCH_ACCOUNTS=100000,500000 measures other cohort sizes.
+    let sizes: Vec<u32> = std::env::var("BILLSHADOW_BENCH_ACCOUNTS")
+        .ok()
+        .map(|v| {
+            v.split(',')
+                .map(|n| {
+                    n.trim()
+                        .parse()
+                        .expect("BILLSHADOW_BENCH_ACCOUNTS: numbers, e.g. 100000,500000")
+                })
+                .collect()
+        })
+        .unwrap_or_else(|| vec![20_000, 50_000, 100_000]);
+    for accounts in sizes {
         let dir = tempfile::tempdir().expect("a temporary folder");
         let d = dir.path();
         let status = Command::new(binary)
