@@ -73,7 +73,7 @@ fn chromium(args: &[&str]) -> std::process::Output {
     command
         .args(args)
         .output()
-        .expect("chromium runs (installed by .ci/run from the OS packages)")
+        .expect("chromium runs (installed by .ci/test from the OS packages)")
 }
 
 #[test]
@@ -378,7 +378,7 @@ fn prometheus_output_passes_promtool() {
         .args(["check", "metrics"])
         .stdin(std::fs::File::open(d.join("metrics.prom")).unwrap())
         .output()
-        .expect("promtool runs (from the OS package prometheus, installed by .ci/run)");
+        .expect("promtool runs (from the OS package prometheus, installed by .ci/test)");
     assert!(
         check.status.success(),
         "{}{}",
@@ -574,7 +574,7 @@ fn promtool_passes(text: &str, d: &Path) {
         .args(["check", "metrics"])
         .stdin(std::fs::File::open(d.join("check.prom")).unwrap())
         .output()
-        .expect("promtool runs (from the OS package prometheus, installed by .ci/run)");
+        .expect("promtool runs (from the OS package prometheus, installed by .ci/test)");
     assert!(
         check.status.success(),
         "{}{}",
