@@ -18,7 +18,7 @@ consecutive_passing_runs = 1
 "#;
 
 /// A shadow run of 600 accounts through the sample stacks, with the controller initialised.
-fn stored_run() -> tempfile::TempDir {
+pub(crate) fn stored_run() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     cohort(d, 600);
@@ -568,7 +568,7 @@ fn junit_failures(xml: &str) -> Vec<(String, String, String)> {
         .collect()
 }
 
-fn promtool_passes(text: &str, d: &Path) {
+pub(crate) fn promtool_passes(text: &str, d: &Path) {
     std::fs::write(d.join("check.prom"), text).unwrap();
     let check = Command::new("promtool")
         .args(["check", "metrics"])
@@ -769,7 +769,7 @@ fn an_interrupted_run_is_incomplete_in_every_format_and_never_parity() {
     let pending: u64 = prom
         .stdout
         .lines()
-        .filter(|l| l.starts_with("billshadow_pending_accounts{"))
+        .filter(|l| l.starts_with("billshadow_accounts{") && l.contains("status=\"pending\""))
         .map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
         .sum();
     assert_eq!(pending, 1000 - done);

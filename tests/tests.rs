@@ -16,6 +16,7 @@ mod bad_input;
 mod diff;
 mod limits;
 mod migrate;
+mod monitoring;
 mod real_formats;
 mod report;
 mod run;

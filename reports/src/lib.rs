@@ -7,6 +7,7 @@
 
 pub mod explain;
 pub mod json;
+pub mod prometheus;
 pub mod run;
 pub mod text;
 pub mod view;

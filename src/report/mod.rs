@@ -2,6 +2,7 @@
 //! read from the store. Nothing is compared again.
 
 pub(crate) mod metrics_server;
+pub(crate) mod prom;
 pub(crate) mod summary;
 
 use std::collections::BTreeMap;
@@ -92,12 +93,8 @@ pub(crate) async fn render(
                     out.write_all(md.as_bytes()).map_err(io)?;
                 }
                 ReportFormat::Prom => {
-                    let states: BTreeMap<String, String> = view
-                        .cells
-                        .iter()
-                        .filter_map(|c| c.state.clone().map(|s| (c.cell.clone(), s)))
-                        .collect();
-                    billshadow_reports::run::prometheus(out, &view, &states).map_err(io)?;
+                    let text = prom::exposition(store, &view).await?;
+                    out.write_all(text.as_bytes()).map_err(io)?;
                 }
                 _ => out.write_all(junit(&view)?.as_bytes()).map_err(io)?,
             }
@@ -180,10 +177,11 @@ async fn run_view(
     let report = RunReport::load(store, run.clone(), Some(LISTED_ACCOUNTS)).await?;
     let states = cell_labels(store, policy).await?;
     let trends = trends(store).await?;
+    let drift = store.cell_drift(&report.run.id).await?;
     let cells: Vec<CellView> = report
         .cells
         .iter()
-        .map(|c| cell_view(c, states.get(&c.cell).cloned(), &trends))
+        .map(|c| cell_view(c, states.get(&c.cell).cloned(), &trends, &drift))
         .collect();
     let worst_views = worst_accounts(store, &report.run.id).await?;
     let classes = class_views(store, &report).await?;
@@ -288,8 +286,16 @@ fn cell_view(
     c: &CellStats,
     state: Option<String>,
     trends: &BTreeMap<String, Vec<Option<String>>>,
+    drift: &BTreeMap<(String, String, String), (Decimal, Decimal)>,
 ) -> CellView {
     let compared = c.at_parity + c.mismatched;
+    let (mut overbilled, mut underbilled) = (BTreeMap::new(), BTreeMap::new());
+    for ((partition, region, currency), (over, under)) in drift {
+        if *partition == c.partition && *region == c.region {
+            overbilled.insert(currency.clone(), over.to_string());
+            underbilled.insert(currency.clone(), under.to_string());
+        }
+    }
     CellView {
         cell: c.cell.clone(),
         partition: c.partition.clone(),
@@ -305,6 +311,8 @@ fn cell_view(
         parity_percent: (compared > 0)
             .then(|| u32::try_from(c.at_parity * 100 / compared).unwrap_or(100)),
         delta: c.delta.clone(),
+        overbilled,
+        underbilled,
         state,
         trend: trends.get(&c.cell).cloned().unwrap_or_default(),
     }
@@ -379,12 +387,5 @@ pub(crate) async fn metrics_text(store: &Store, policy: Option<&Path>) -> anyhow
     let run = store.resolve("latest").await?;
     let policy = policy.map(Policy::load).transpose()?;
     let (view, _) = run_view(store, run, policy.as_ref()).await?;
-    let states: BTreeMap<String, String> = view
-        .cells
-        .iter()
-        .filter_map(|c| c.state.clone().map(|s| (c.cell.clone(), s)))
-        .collect();
-    let mut out = Vec::new();
-    billshadow_reports::run::prometheus(&mut out, &view, &states)?;
-    Ok(String::from_utf8(out)?)
+    prom::exposition(store, &view).await
 }
