@@ -20,9 +20,12 @@ fn main() {
         .unwrap_or_else(|| "unknown (not built from a git checkout)".to_owned());
     println!("cargo:rustc-env=BILLSHADOW_COMMIT={commit}");
     // Rebuild when HEAD moves: HEAD itself (a branch switch) and the branch it points at.
-    for path in [Some("HEAD".to_owned()), git(&["symbolic-ref", "-q", "HEAD"])]
-        .into_iter()
-        .flatten()
+    for path in [
+        Some("HEAD".to_owned()),
+        git(&["symbolic-ref", "-q", "HEAD"]),
+    ]
+    .into_iter()
+    .flatten()
     {
         // A packed ref has no file of its own: watching a missing file would rebuild every time.
         let file = git(&["rev-parse", "--git-path", &path]);

@@ -39,6 +39,7 @@ pub(crate) enum Command {
     Report(ReportArgs),
     Explain(ExplainArgs),
     Metrics(MetricsArgs),
+    Serve(ServeArgs),
     CheckSpec(CheckSpecArgs),
     /// List the built-in format mappings.
     Formats,
@@ -428,4 +429,27 @@ pub(crate) struct MetricsArgs {
     pub(crate) store: Option<String>,
     #[arg(long, value_name = "FILE")]
     pub(crate) policy: Option<PathBuf>,
+}
+
+/// Serve the migration gate to other controllers, with the metrics and a health check.
+///
+/// GET /gate/{partition}/{region} answers 200 when the cell's gate passes for its next step,
+/// 409 when the step is blocked, 404 for a cell the policy or the store does not have, 503
+/// when the store fails; the JSON body gives every criterion with its measured value and
+/// threshold as numbers. GET /metrics is the latest run's Prometheus text, GET /healthz `ok`.
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  billshadow serve --policy policy.toml --store shadow.db
+  curl -s http://127.0.0.1:9464/gate/p1/eu-west-1   # 200 pass, 409 blocked
+  billshadow serve --listen 0.0.0.0:9464 --policy policy.toml --store postgres://billshadow@db/shadow")]
+pub(crate) struct ServeArgs {
+    /// The address to listen on.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9464")]
+    pub(crate) listen: String,
+    /// The run store, opened read-only [env: BILLSHADOW_STORE; default: ./billshadow.db].
+    #[arg(long, value_name = "URL")]
+    pub(crate) store: Option<String>,
+    /// The migration policy whose gate is served (read once, at start).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) policy: PathBuf,
 }

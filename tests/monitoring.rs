@@ -93,7 +93,11 @@ fn the_grafana_dashboard_passes_its_documented_check() {
         assert!(x + w <= 24, "panel {} is wider than the grid", p["title"]);
         for cx in x..x + w {
             for cy in y..y + h {
-                assert!(cells.insert((cx, cy)), "panel {} overlaps another", p["title"]);
+                assert!(
+                    cells.insert((cx, cy)),
+                    "panel {} overlaps another",
+                    p["title"]
+                );
             }
         }
     }
@@ -132,7 +136,10 @@ fn the_exposition_has_bounded_labels_and_every_metric_the_kit_uses() {
     promtool_passes(text, d);
     for line in text.lines().filter(|l| !l.starts_with('#')) {
         if !line.starts_with("billshadow_run_info{") {
-            assert!(!line.contains("run_id=") && !line.contains("run="), "{line}");
+            assert!(
+                !line.contains("run_id=") && !line.contains("run="),
+                "{line}"
+            );
         }
     }
     let finished = text
@@ -153,7 +160,10 @@ fn the_exposition_has_bounded_labels_and_every_metric_the_kit_uses() {
     assert_eq!(p0.len(), 6, "{p0:?}");
     assert_eq!(p0.iter().filter(|l| l.ends_with(" 1")).count(), 1, "{p0:?}");
     // Over- and under-billing apart, one series per cell and currency, never negative.
-    for metric in ["billshadow_overbilled_amount{", "billshadow_underbilled_amount{"] {
+    for metric in [
+        "billshadow_overbilled_amount{",
+        "billshadow_underbilled_amount{",
+    ] {
         let values: Vec<&str> = text.lines().filter(|l| l.starts_with(metric)).collect();
         assert!(!values.is_empty(), "{metric}: {text}");
         for line in values {

@@ -20,4 +20,5 @@ mod monitoring;
 mod real_formats;
 mod report;
 mod run;
+mod serve;
 mod store_history;

@@ -6,6 +6,7 @@
 //! `reports/SCHEMA.md`.
 
 pub mod explain;
+pub mod gate;
 pub mod json;
 pub mod prometheus;
 pub mod run;

@@ -281,7 +281,12 @@ fn write_migration(
     )?;
     for c in &view.cells {
         if let Some(m) = migration.get(&c.cell) {
-            writeln!(out, "billshadow_cell_held{{{}}} {}", cell(c), u8::from(m.held))?;
+            writeln!(
+                out,
+                "billshadow_cell_held{{{}}} {}",
+                cell(c),
+                u8::from(m.held)
+            )?;
         }
     }
     Ok(())

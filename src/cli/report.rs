@@ -1,4 +1,4 @@
-//! `billshadow report`, `explain` and `metrics`: stored runs rendered for people and machines.
+//! `billshadow report`, `explain`, `metrics` and `serve`: stored runs rendered for people and machines.
 //! Everything comes from the store; nothing is compared again.
 
 use std::io::Write;
@@ -6,7 +6,7 @@ use std::io::Write;
 use anyhow::Context;
 use billshadow_comparisons::{Diff, DiffClass};
 
-use crate::args::{ExplainArgs, MetricsArgs, ReportArgs};
+use crate::args::{ExplainArgs, MetricsArgs, ReportArgs, ServeArgs};
 use crate::controller::policy::Policy;
 use crate::exit::{Code, Outcome, unavailable};
 use crate::output::Destination;
@@ -131,6 +131,27 @@ pub(crate) fn metrics(args: MetricsArgs) -> Outcome {
             store.url
         );
         crate::report::metrics_server::serve(listener, store, args.policy.clone()).await?;
+        Ok(Code::Parity)
+    })
+}
+
+/// Serves the gate of `args.policy` on `/gate/{partition}/{region}`, with `/metrics` and
+/// `/healthz`, until stopped (`metrics_server`). The policy is read once, here: a bad one
+/// fails at start, never at a caller's request.
+pub(crate) fn serve(args: ServeArgs) -> Outcome {
+    runtime()?.block_on(async move {
+        let url = default_url(args.store.as_deref());
+        let store = Store::open_with(&url, Access::ReadOnly).await?;
+        Policy::load(&args.policy)?;
+        let listener = tokio::net::TcpListener::bind(&args.listen)
+            .await
+            .map_err(|e| crate::usage!("cannot listen on {}: {e}", args.listen))?;
+        eprintln!(
+            "serving the gate on http://{0}/gate/{{partition}}/{{region}}, metrics on http://{0}/metrics (store {1})",
+            listener.local_addr()?,
+            store.url
+        );
+        crate::report::metrics_server::serve(listener, store, Some(args.policy)).await?;
         Ok(Code::Parity)
     })
 }

@@ -30,7 +30,10 @@ impl Store {
     /// Per cell and currency, over- and under-billing apart: the sums of (modern − legacy)
     /// over the accounts modern bills more, and of (legacy − modern) over those it bills less.
     /// Only differing totals are streamed, and added up exactly in Rust.
-    pub(crate) async fn cell_drift(&self, run_id: &str) -> anyhow::Result<BTreeMap<(String, String, String), (Decimal, Decimal)>> {
+    pub(crate) async fn cell_drift(
+        &self,
+        run_id: &str,
+    ) -> anyhow::Result<BTreeMap<(String, String, String), (Decimal, Decimal)>> {
         use futures_util::TryStreamExt;
         let mut drift: BTreeMap<(String, String, String), (Decimal, Decimal)> = BTreeMap::new();
         let mut rows = sqlx::query(
