@@ -290,7 +290,8 @@ pub(crate) struct MigrateArgs {
     /// The run store (default: BILLSHADOW_STORE, else ./billshadow.db).
     #[arg(long, global = true, value_name = "URL")]
     pub(crate) store: Option<String>,
-    /// Who acts (default: $USER); approvals by the initiator of a step do not count.
+    /// Who acts [default: BILLSHADOW_ACTOR, else the CI system's user (GITHUB_ACTOR,
+    /// GITLAB_USER_LOGIN, …), else USER]; approvals by the initiator of a step do not count.
     #[arg(long = "as", global = true, value_name = "NAME")]
     pub(crate) actor: Option<String>,
     /// The time to act at (RFC 3339), instead of now: for tests and dry runs of a freeze.

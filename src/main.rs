@@ -4,6 +4,7 @@
 //! every failure to the documented exit codes in one place (`exit.rs`);
 //! `cli` runs the commands, over the capabilities each folder names (see ARCHITECTURE.md).
 
+mod actor;
 mod args;
 mod cell;
 mod cli;

@@ -690,3 +690,41 @@ fn a_critical_amount_applies_to_its_own_currency_and_a_currency_without_one_hold
         lint.stderr
     );
 }
+
+/// Issue 16: with no `--as` and no `USER`, the audit log said "unknown".
+#[test]
+fn the_actor_comes_from_the_ci_user_and_nothing_naming_one_is_refused_never_unknown() {
+    let f = Fixture::new("");
+    let now = open_time().to_rfc3339();
+    let advance = |env: &[(&str, &str)]| {
+        billshadow_env(
+            &[
+                "migrate",
+                "advance",
+                HEALTHY,
+                "--policy",
+                "policy.toml",
+                "--store",
+                "s.db",
+                "--now",
+                &now,
+            ],
+            f.path(),
+            env,
+        )
+    };
+    let refused = advance(&[("USER", "")]);
+    assert_eq!(refused.code, 2, "{}", refused.transcript());
+    assert!(
+        refused.stderr.contains("pass --as NAME"),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(f.state(HEALTHY)["state"], "legacy", "nothing moved");
+
+    let moved = advance(&[("GITHUB_ACTOR", "octocat")]);
+    assert_eq!(moved.code, 0, "{}", moved.transcript());
+    let audit = f.migrate(&["audit"], open_time());
+    assert!(audit.stdout.contains("octocat"), "{}", audit.stdout);
+    assert!(!audit.stdout.contains("unknown"), "{}", audit.stdout);
+}

@@ -216,7 +216,7 @@ async fn set_up(
             } else {
                 RunKind::Shadow
             },
-            started_by: &std::env::var("USER").unwrap_or_else(|_| "unknown".to_owned()),
+            started_by: &started_by(),
             spec_path: &prepared.spec_path.display().to_string(),
             spec_text: &prepared.spec_text,
             spec_hash: &sha256_hex(prepared.spec_text.as_bytes()),
@@ -461,5 +461,16 @@ pub(crate) fn show(args: ShowArgs) -> Outcome {
         store.close().await;
         crate::report::summary::print(&report, args.format, args.limit, calibrate)?;
         Ok(crate::report::summary::exit_code(&report))
+    })
+}
+
+/// Who started a run, as `runs` shows it: the actor as the controller resolves it, or, since a
+/// run needs no one's authority, a label that says nothing named anyone (and a warning).
+fn started_by() -> String {
+    crate::actor::resolve(None).unwrap_or_else(|_| {
+        tracing::warn!(
+            "nothing names who starts this run (BILLSHADOW_ACTOR, a CI user variable or USER): it is recorded as `unidentified`"
+        );
+        "unidentified".to_owned()
     })
 }

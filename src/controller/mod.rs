@@ -53,11 +53,7 @@ pub(crate) fn run(args: MigrateArgs, access: Access) -> Outcome {
     }
     let policy = Policy::load(&args.policy)?;
     let now = args.now.unwrap_or_else(Utc::now);
-    let actor = args
-        .actor
-        .clone()
-        .or_else(|| std::env::var("USER").ok())
-        .unwrap_or_else(|| "unknown".to_owned());
+    let actor = crate::actor::resolve(args.actor.as_deref())?;
     runtime()?.block_on(async move {
         let store = Store::open_named(args.store.as_deref(), access).await?;
         let controller = Controller {

@@ -40,6 +40,19 @@ pub(crate) fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// Every variable billshadow may read the actor from (`src/actor.rs`).
+pub(crate) const ACTOR_VARIABLES: [&str; 9] = [
+    "BILLSHADOW_ACTOR",
+    "GITHUB_ACTOR",
+    "GITLAB_USER_LOGIN",
+    "BUILDKITE_BUILD_CREATOR_EMAIL",
+    "CIRCLE_USERNAME",
+    "BUILD_REQUESTEDFOREMAIL",
+    "BUILD_USER_ID",
+    "USER",
+    "LOGNAME",
+];
+
 /// `billshadow ARGS` in `dir`, not yet started, with the environment every test gives it: no
 /// `NO_COLOR` or `BILLSHADOW_STORE` from the caller's shell, log lines from warnings up.
 pub(crate) fn command(args: &[&str], dir: &Path) -> Command {
@@ -50,6 +63,11 @@ pub(crate) fn command(args: &[&str], dir: &Path) -> Command {
         .env_remove("NO_COLOR")
         .env_remove("BILLSHADOW_STORE")
         .env("BILLSHADOW_LOG", "warn");
+    // Who acts is the same on every machine: no CI's user, the test's USER.
+    for name in ACTOR_VARIABLES {
+        command.env_remove(name);
+    }
+    command.env("USER", "billshadow-test");
     command
 }
 
