@@ -17,7 +17,7 @@ fn main() {
     let commit = std::env::var("BILLSHADOW_COMMIT")
         .ok()
         .or_else(|| git(&["rev-parse", "--short=12", "HEAD"]))
-        .unwrap_or_else(|| "unknown (not built from a git checkout)".to_owned());
+        .unwrap_or_else(|| "unknown: not built from a git checkout".to_owned());
     println!("cargo:rustc-env=BILLSHADOW_COMMIT={commit}");
     // Rebuild when HEAD moves: HEAD itself (a branch switch) and the branch it points at.
     for path in [

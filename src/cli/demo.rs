@@ -19,7 +19,7 @@ pub(crate) fn run(args: DemoArgs) -> Outcome {
     for stale in ["billshadow.db", "billshadow.db-wal", "billshadow.db-shm"] {
         let _ = std::fs::remove_file(dir.join(stale));
     }
-    eprintln!(
+    crate::note!(
         "demo: generating {} accounts in {} …",
         args.accounts,
         dir.display()
@@ -27,7 +27,7 @@ pub(crate) fn run(args: DemoArgs) -> Outcome {
     demo::sample::write_cohort(dir, args.accounts, args.seed).map_err(input)?;
     let port = demo::free_port().map_err(input)?;
     let spec = demo::write_spec(dir, &legacy, &modern, port).map_err(input)?;
-    eprintln!(
+    crate::note!(
         "demo: shadow-running them through the legacy batch program and the modern HTTP service …"
     );
     let started = std::time::Instant::now();
@@ -47,7 +47,7 @@ pub(crate) fn run(args: DemoArgs) -> Outcome {
     let code = super::run::run(run)?;
     if code == Code::Interrupted {
         // The run stopped before its verdict: nothing for the controller to judge yet.
-        eprintln!(
+        crate::note!(
             "demo: the run was interrupted; it can be finished with `billshadow run --resume`"
         );
         return Ok(code);

@@ -105,7 +105,7 @@ pub(crate) fn run(args: DiffArgs) -> Outcome {
     }
     out.finish()?;
     if let Some(path) = &args.out {
-        eprintln!(
+        crate::note!(
             "{}: {} ({} failing diffs)",
             path.display(),
             comparison.summary.verdict,
@@ -176,7 +176,7 @@ fn find_mapping(format: &str, path: &Path, catalog: &Catalog) -> anyhow::Result<
                     catalog.names().collect::<Vec<_>>().join(", ")
                 )
             })?;
-            eprintln!("{}: detected format `{}`", path.display(), mapping.name);
+            crate::note!("{}: detected format `{}`", path.display(), mapping.name);
             Ok(mapping.clone())
         }
         FormatRef::File(file) => {

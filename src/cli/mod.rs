@@ -4,6 +4,7 @@
 
 mod demo;
 mod diff;
+mod docs;
 mod migrate;
 mod report;
 mod run;
@@ -28,5 +29,7 @@ pub(crate) fn dispatch(command: Command) -> Outcome {
         Command::Generate(Generate::Pair(args)) => crate::demo::generate::run_pair(args),
         Command::CheckSpec(args) => diff::check_spec(args),
         Command::Formats => diff::formats(),
+        Command::Completions(args) => docs::completions(args),
+        Command::Man(args) => docs::man(args),
     }
 }

@@ -38,7 +38,7 @@ pub(crate) fn report(args: ReportArgs) -> Outcome {
         let code = result?;
         out.finish()?;
         if let Some(path) = &args.out {
-            eprintln!("wrote {}", path.display());
+            crate::note!("wrote {}", path.display());
         }
         Ok(code)
     })
@@ -125,7 +125,7 @@ pub(crate) fn metrics(args: MetricsArgs) -> Outcome {
         let listener = tokio::net::TcpListener::bind(&args.listen)
             .await
             .map_err(|e| crate::usage!("cannot listen on {}: {e}", args.listen))?;
-        eprintln!(
+        crate::note!(
             "serving the latest run's metrics on http://{}/metrics (store {})",
             listener.local_addr()?,
             store.url
@@ -146,7 +146,7 @@ pub(crate) fn serve(args: ServeArgs) -> Outcome {
         let listener = tokio::net::TcpListener::bind(&args.listen)
             .await
             .map_err(|e| crate::usage!("cannot listen on {}: {e}", args.listen))?;
-        eprintln!(
+        crate::note!(
             "serving the gate on http://{0}/gate/{{partition}}/{{region}}, metrics on http://{0}/metrics (store {1})",
             listener.local_addr()?,
             store.url

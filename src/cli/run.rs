@@ -257,7 +257,7 @@ async fn abandon_set_up(args: &RunArgs, store_url: &str, new_id: &str) -> Code {
             store.close().await;
         }
     }
-    eprintln!("interrupted while setting up the run: nothing was compared");
+    crate::note!("interrupted while setting up the run: nothing was compared");
     Code::Interrupted
 }
 
@@ -293,7 +293,7 @@ async fn run_async(args: RunArgs) -> Outcome {
     } = set_up;
     let pending = store.pending_count(&run_id, args.retry_errors).await?;
     let total = store.resolve(&run_id).await?.accounts_total as u64;
-    eprintln!(
+    crate::note!(
         "{} {run_id}: {} of {total} accounts to do (store {})",
         if resumed { "resuming" } else { "run" },
         pending,
@@ -303,7 +303,7 @@ async fn run_async(args: RunArgs) -> Outcome {
 
     let options = RunnerOptions {
         accounts_in_flight: args.concurrency.max(1),
-        progress: !args.no_progress,
+        progress: !args.no_progress && !crate::output::quiet(),
         total,
         pending,
         retry_errors: args.retry_errors,
@@ -343,7 +343,7 @@ async fn run_async(args: RunArgs) -> Outcome {
     crate::report::summary::print(&report, args.format, args.limit, args.calibrate)?;
     if let Some(why) = &tally.stack_down {
         // Exit 3: a stack failure prevented a verdict; nothing was turned into one.
-        eprintln!(
+        crate::note!(
             "error: {why}; run {run_id} stopped with {} accounts pending: resume with --resume {run_id} once it is back",
             report.accounts_pending()
         );

@@ -160,16 +160,15 @@ async fn scrape(shared: &Shared) -> axum::response::Response {
     }
 }
 
+/// A response on its way.
+type Answer = std::pin::Pin<Box<dyn Future<Output = axum::response::Response> + Send>>;
+/// A cell named by the path: (partition, region).
+type CellPath = axum::extract::Path<(String, String)>;
+
 /// The handler of `/gate/{partition}/{region}` over `shared`.
 fn gate_handler(
     shared: &Arc<Shared>,
-) -> impl Fn(
-    axum::extract::Path<(String, String)>,
-) -> std::pin::Pin<Box<dyn Future<Output = axum::response::Response> + Send>>
-+ Clone
-+ Send
-+ Sync
-+ 'static {
+) -> impl Fn(CellPath) -> Answer + Clone + Send + Sync + 'static {
     let shared = Arc::clone(shared);
     move |axum::extract::Path((partition, region))| {
         let shared = Arc::clone(&shared);
