@@ -113,6 +113,10 @@ pub(crate) enum OutputFormat {
     Json,
     /// One diff per line, then a summary line.
     Jsonl,
+    /// Markdown for a CI step summary or a pull-request comment (at most 64 KiB).
+    Md,
+    /// JUnit XML: parity, completeness and a case per failing class, worst accounts in failures.
+    Junit,
 }
 
 /// Compare two exported bill files line by line, to the cent.
@@ -125,7 +129,9 @@ pub(crate) enum OutputFormat {
   billshadow diff --legacy examples/legacy.csv --modern examples/modern.csv
   billshadow diff --legacy old.csv --modern new.jsonl \\
       --modern-format canonical-jsonl --format json --out diff.json
-  billshadow diff --spec spec.toml --format jsonl --max-bad-rows 10")]
+  billshadow diff --spec spec.toml --format jsonl --max-bad-rows 10
+  billshadow diff --spec spec.toml --format junit --out diff.xml
+  billshadow diff --spec spec.toml --format md >> \"$GITHUB_STEP_SUMMARY\"")]
 pub(crate) struct DiffArgs {
     /// The legacy stack's export (default: the spec's [legacy] path).
     #[arg(long, value_name = "PATH")]

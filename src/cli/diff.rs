@@ -20,6 +20,8 @@ struct Side {
 }
 
 pub(crate) fn run(args: DiffArgs) -> Outcome {
+    // How long reading and comparing took: the JUnit report's time.
+    let started = std::time::Instant::now();
     let catalog = Catalog::builtin()?;
     let spec = match &args.spec {
         Some(path) => Spec::load(path)?,
@@ -97,6 +99,13 @@ pub(crate) fn run(args: DiffArgs) -> Outcome {
         }
         OutputFormat::Jsonl => {
             billshadow_reports::json::write_lines(out.writer(), &inputs, &comparison)
+        }
+        OutputFormat::Md => out
+            .writer()
+            .write_all(billshadow_reports::ci::diff_markdown(&inputs, &comparison).as_bytes()),
+        OutputFormat::Junit => {
+            let xml = billshadow_reports::ci::diff_junit(&inputs, &comparison, started.elapsed());
+            out.writer().write_all(xml.as_bytes())
         }
     };
     match written {

@@ -103,69 +103,17 @@ pub(crate) async fn render(
     }
 }
 
-/// A JUnit report of a run: a `run` suite whose `complete` case fails for an incomplete run,
-/// then one suite per cell; with a policy, one case per gate criterion, else one case for the
-/// cell's parity (failing when accounts mismatched, errored or are pending).
+/// A JUnit report of a run (`billshadow_reports::ci::run_junit`), timed by the run's duration.
 fn junit(view: &RunView) -> anyhow::Result<String> {
-    use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
-    let mut report = Report::new(format!(
-        "billshadow {} run {}",
-        view.kind_label, view.run_id
-    ));
-    let mut run_suite = TestSuite::new("run");
-    let complete = match &view.incomplete {
-        None => TestCaseStatus::success(),
-        Some(incomplete) => {
-            let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
-            s.set_message(incomplete.clone());
-            s
-        }
-    };
-    run_suite.add_test_case(TestCase::new("complete", complete));
-    if view.kind == "calibration" {
-        let mut s = TestCaseStatus::skipped();
-        s.set_message(
-            "calibration (A/A): the legacy stack replayed twice; no verdict on the modern stack",
-        );
-        run_suite.add_test_case(TestCase::new("calibration (A/A)", s));
-    }
-    report.add_test_suite(run_suite);
-    for cell in &view.cells {
-        let mut suite = TestSuite::new(cell.cell.clone());
-        match view.gates.iter().find(|g| g.cell == cell.cell) {
-            Some(gate) => {
-                for c in &gate.criteria {
-                    let status = if c.passed {
-                        TestCaseStatus::success()
-                    } else {
-                        let mut s = TestCaseStatus::non_success(if c.inconclusive {
-                            NonSuccessKind::Error
-                        } else {
-                            NonSuccessKind::Failure
-                        });
-                        s.set_message(format!("measured {}, needs {}", c.measured, c.threshold));
-                        s
-                    };
-                    suite.add_test_case(TestCase::new(c.name.clone(), status));
-                }
-            }
-            None => {
-                let status = if cell.mismatched == 0 && cell.errored == 0 && cell.pending == 0 {
-                    TestCaseStatus::success()
-                } else {
-                    let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
-                    s.set_message(format!(
-                        "{} of {} accounts mismatched, {} without a verdict, {} pending",
-                        cell.mismatched, cell.cohort, cell.errored, cell.pending
-                    ));
-                    s
-                };
-                suite.add_test_case(TestCase::new("parity", status));
-            }
-        }
-        report.add_test_suite(suite);
-    }
-    Ok(report.to_string()?)
+    let at = |t: &str| chrono::DateTime::parse_from_rfc3339(t).ok();
+    let duration = view
+        .finished_at
+        .as_deref()
+        .and_then(at)
+        .zip(at(&view.started_at))
+        .and_then(|(end, start)| (end - start).to_std().ok())
+        .unwrap_or_default();
+    Ok(billshadow_reports::ci::run_junit(view, duration)?)
 }
 
 /// Everything a report shows, read from the store.
