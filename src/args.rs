@@ -284,7 +284,7 @@ pub(crate) struct ShowArgs {
 /// modern HTTP service, shadow-run every account through both, store and summarise.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Examples:\n  billshadow demo\n  billshadow demo --accounts 2000 --dir /tmp/demo"
+    after_help = "Examples:\n  billshadow demo\n  billshadow demo --accounts 2000 --dir /tmp/demo\n  billshadow demo --force      # again, replacing the runs of the last demo"
 )]
 pub(crate) struct DemoArgs {
     /// Accounts in the generated cohort.
@@ -293,6 +293,10 @@ pub(crate) struct DemoArgs {
     /// Where the cohort, usage, spec and store go (kept, so the run can be repeated by hand).
     #[arg(long, value_name = "DIR", default_value = "billshadow-demo")]
     pub(crate) dir: PathBuf,
+    /// Delete the runs already in DIR's store and start again (without it, a store that holds
+    /// runs is left alone and the demo stops).
+    #[arg(long)]
+    pub(crate) force: bool,
     /// The random seed of the generated cohort and usage (the same seed, the same data).
     #[arg(long, value_name = "N", default_value_t = 42)]
     pub(crate) seed: u64,

@@ -184,3 +184,60 @@ fn color_always_colours_a_pipe_and_no_color_never() {
     let no_color = billshadow_env(&diff, d, &[("NO_COLOR", "1"), ("CLICOLOR_FORCE", "1")]);
     assert!(!no_color.stdout.contains('\u{1b}'), "{}", no_color.stdout);
 }
+
+/// Issue 16: rerunning `demo` deleted the runs in its folder without asking.
+#[test]
+fn demo_into_a_folder_with_runs_asks_for_force_instead_of_deleting_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let demo = |extra: &[&str]| {
+        let mut args = vec!["demo", "--accounts", "60", "--dir", "demo"];
+        args.extend_from_slice(extra);
+        billshadow(&args, d)
+    };
+    let first = demo(&[]);
+    assert_eq!(first.code, 0, "{}", first.transcript());
+    let again = demo(&[]);
+    assert_eq!(again.code, 2, "{}", again.transcript());
+    assert!(
+        again
+            .stderr
+            .contains("already holds 1 run(s): `billshadow demo --force`"),
+        "{}",
+        again.stderr
+    );
+    let runs = billshadow(
+        &["runs", "--store", "demo/billshadow.db", "--format", "json"],
+        d,
+    );
+    assert_eq!(
+        runs.json()["runs"].as_array().unwrap().len(),
+        1,
+        "the run is still there"
+    );
+    let forced = demo(&["--force"]);
+    assert_eq!(forced.code, 0, "{}", forced.transcript());
+}
+
+/// `runs` shows each run's verdict; `report`'s closing hint names the store it read.
+#[test]
+fn runs_show_verdicts_and_report_hints_name_the_store() {
+    let dir = crate::report::stored_run();
+    let d = dir.path();
+    let runs = billshadow(&["runs", "--store", "s.db"], d);
+    assert_eq!(runs.code, 0, "{}", runs.transcript());
+    assert!(
+        runs.stdout.lines().next().unwrap().contains("verdict"),
+        "{}",
+        runs.stdout
+    );
+    assert!(runs.stdout.contains("MISMATCH"), "{}", runs.stdout);
+    for format in ["md", "html"] {
+        let report = billshadow(&["report", "--store", "s.db", "--format", format], d);
+        assert!(
+            report.stdout.contains("--store s.db --format csv"),
+            "{format}: {}",
+            report.stdout
+        );
+    }
+}

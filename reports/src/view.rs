@@ -101,6 +101,8 @@ pub struct RunView {
     pub gates: Vec<GateView>,
     /// Where the full list of diffs is (a CSV export command), for "and N more".
     pub csv_hint: String,
+    /// `--store URL` as a shell reads it (the URL's password masked), for the closing hints.
+    pub store_arg: String,
 }
 
 /// The accounts whose total differs most in one currency, largest |Δ| first.

@@ -16,6 +16,7 @@ pub(crate) fn run(args: DemoArgs) -> Outcome {
         .with_context(|| format!("cannot create {}", dir.display()))
         .map_err(input)?;
     let store = dir.join("billshadow.db");
+    refuse_to_replace_runs(&store, args.force)?;
     for stale in ["billshadow.db", "billshadow.db-wal", "billshadow.db-shm"] {
         let _ = std::fs::remove_file(dir.join(stale));
     }
@@ -137,4 +138,33 @@ fn next_steps(
         dir.join("spec.toml").display(),
         dir.join("cohort.csv").display()
     );
+}
+
+/// A store in the demo's folder that holds runs is deleted only with `--force`: they may be
+/// runs the user made there, not the last demo's.
+fn refuse_to_replace_runs(
+    store: &std::path::Path,
+    force: bool,
+) -> Result<(), crate::exit::Failure> {
+    if force || !store.exists() {
+        return Ok(());
+    }
+    let url = store.display().to_string();
+    let runs = crate::support::runtime()?.block_on(async {
+        let store = crate::store::Store::open_with(&url, crate::store::Access::ReadOnly).await?;
+        let runs = store.runs().await?.len();
+        store.close().await;
+        anyhow::Ok(runs)
+    });
+    match runs {
+        Ok(0) => Ok(()),
+        Ok(n) => Err(crate::usage!(
+            "{url} already holds {n} run(s): `billshadow demo --force` deletes them and starts again, `--dir` picks another folder"
+        )
+        .into()),
+        Err(e) => Err(crate::usage!(
+            "{url} is there but does not open as a run store ({e:#}): `billshadow demo --force` replaces it"
+        )
+        .into()),
+    }
 }

@@ -116,6 +116,16 @@ fn junit(view: &RunView) -> anyhow::Result<String> {
     Ok(billshadow_reports::ci::run_junit(view, duration)?)
 }
 
+/// `--store URL` as a shell reads it: quoted when the URL has a character a shell would act on.
+pub(crate) fn store_arg(url: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "._/:@=+-%,".contains(c);
+    if url.chars().all(plain) {
+        format!("--store {url}")
+    } else {
+        format!("--store '{}'", url.replace('\'', "'\\''"))
+    }
+}
+
 /// Everything a report shows, read from the store.
 async fn run_view(
     store: &Store,
@@ -155,9 +165,11 @@ async fn run_view(
         classes,
         gates,
         csv_hint: format!(
-            "`billshadow report {} --format csv` lists every diff",
-            report.run.id
+            "`billshadow report {} {} --format csv` lists every diff",
+            report.run.id,
+            store_arg(&store.url)
         ),
+        store_arg: store_arg(&store.url),
     };
     Ok((view, report))
 }
@@ -336,4 +348,26 @@ pub(crate) async fn metrics_text(store: &Store, policy: Option<&Path>) -> anyhow
     let policy = policy.map(Policy::load).transpose()?;
     let (view, _) = run_view(store, run, policy.as_ref()).await?;
     prom::exposition(store, &view).await
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn store_arg_is_quoted_only_when_a_shell_would_act_on_it() {
+        for (url, arg) in [
+            ("s.db", "--store s.db"),
+            (
+                "/var/lib/billshadow/shadow.db",
+                "--store /var/lib/billshadow/shadow.db",
+            ),
+            (
+                "postgres://app:***@db:5432/shadow",
+                "--store 'postgres://app:***@db:5432/shadow'",
+            ),
+            ("my runs.db", "--store 'my runs.db'"),
+            ("it's.db", "--store 'it'\\''s.db'"),
+        ] {
+            assert_eq!(super::store_arg(url), arg);
+        }
+    }
 }
