@@ -3,24 +3,13 @@
 //! and the schemas of check-jsonschema, both installed by `.ci/test`).
 
 use std::path::Path;
-use std::process::Command;
 
-use crate::report::stored_run;
-use crate::support::{billshadow, repo};
+use crate::report::{policy_report, stored_run};
+use crate::support::{billshadow, repo, tool};
 
 /// `program ARGS` in the repository, required to succeed.
 fn lint(program: &str, args: &[&str]) {
-    let out = Command::new(program)
-        .args(args)
-        .current_dir(repo())
-        .output()
-        .unwrap_or_else(|e| panic!("{program} runs (installed by .ci/test): {e}"));
-    assert!(
-        out.status.success(),
-        "{program} {args:?}:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    tool(program, args, &repo(), None);
 }
 
 #[test]
@@ -145,18 +134,7 @@ fn diff_writes_junit_with_the_worst_accounts_and_markdown() {
 #[test]
 fn run_junit_has_classnames_times_and_each_cells_worst_accounts() {
     let dir = stored_run();
-    let junit = billshadow(
-        &[
-            "report",
-            "--store",
-            "s.db",
-            "--policy",
-            "policy.toml",
-            "--format",
-            "junit",
-        ],
-        dir.path(),
-    );
+    let junit = policy_report(dir.path(), "junit");
     assert_eq!(junit.code, 1, "{}", junit.transcript());
     let (_, bodies) = cases_and_failure_bodies(&junit.stdout);
     assert!(

@@ -89,20 +89,18 @@ impl Fixture {
     }
 
     fn migrate_as(&self, args: &[&str], now: DateTime<Utc>, actor: &str) -> Run {
+        let mut all = args.to_vec();
+        all.extend(["--as", actor]);
+        self.migrate_env(&all, now, &[])
+    }
+
+    /// `migrate ARGS` on the fixture's policy and store at `now`, with `env` set.
+    fn migrate_env(&self, args: &[&str], now: DateTime<Utc>, env: &[(&str, &str)]) -> Run {
         let now = now.to_rfc3339();
         let mut all = vec!["migrate"];
         all.extend_from_slice(args);
-        all.extend([
-            "--policy",
-            "policy.toml",
-            "--store",
-            "s.db",
-            "--now",
-            &now,
-            "--as",
-            actor,
-        ]);
-        billshadow_env(&all, self.path(), &[])
+        all.extend(["--policy", "policy.toml", "--store", "s.db", "--now", &now]);
+        billshadow_env(&all, self.path(), env)
     }
 
     fn migrate(&self, args: &[&str], now: DateTime<Utc>) -> Run {
@@ -695,24 +693,7 @@ fn a_critical_amount_applies_to_its_own_currency_and_a_currency_without_one_hold
 #[test]
 fn the_actor_comes_from_the_ci_user_and_nothing_naming_one_is_refused_never_unknown() {
     let f = Fixture::new("");
-    let now = open_time().to_rfc3339();
-    let advance = |env: &[(&str, &str)]| {
-        billshadow_env(
-            &[
-                "migrate",
-                "advance",
-                HEALTHY,
-                "--policy",
-                "policy.toml",
-                "--store",
-                "s.db",
-                "--now",
-                &now,
-            ],
-            f.path(),
-            env,
-        )
-    };
+    let advance = |env: &[(&str, &str)]| f.migrate_env(&["advance", HEALTHY], open_time(), env);
     let refused = advance(&[("USER", "")]);
     assert_eq!(refused.code, 2, "{}", refused.transcript());
     assert!(

@@ -4,10 +4,9 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-use crate::report::{promtool_passes, stored_run};
-use crate::support::{billshadow, repo};
+use crate::report::{policy_report, promtool_passes, stored_run};
+use crate::support::{repo, tool};
 
 fn monitoring() -> PathBuf {
     repo().join("reports/monitoring")
@@ -15,18 +14,7 @@ fn monitoring() -> PathBuf {
 
 /// `promtool ARGS` in `dir`, required to succeed.
 fn promtool(args: &[&str], dir: &Path) -> String {
-    let out = Command::new("promtool")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("promtool runs (from the OS package prometheus, installed by .ci/test)");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "promtool {args:?}:\n{text}");
-    text
+    tool("promtool", args, dir, None)
 }
 
 /// Every `billshadow_*` metric name in `text`.
@@ -119,18 +107,7 @@ fn the_grafana_dashboard_passes_its_documented_check() {
 fn the_exposition_has_bounded_labels_and_every_metric_the_kit_uses() {
     let dir = stored_run();
     let d = dir.path();
-    let prom = billshadow(
-        &[
-            "report",
-            "--store",
-            "s.db",
-            "--policy",
-            "policy.toml",
-            "--format",
-            "prom",
-        ],
-        d,
-    );
+    let prom = policy_report(d, "prom");
     assert_eq!(prom.code, 1, "{}", prom.transcript());
     let text = &prom.stdout;
     promtool_passes(text, d);
@@ -158,6 +135,9 @@ fn the_exposition_has_bounded_labels_and_every_metric_the_kit_uses() {
         .filter(|l| l.starts_with("billshadow_cell_state{partition=\"p0\",region=\"us-east-1\""))
         .collect();
     assert_eq!(p0.len(), 6, "{p0:?}");
+    assert!(p0.contains(
+        &"billshadow_cell_state{partition=\"p0\",region=\"us-east-1\",state=\"legacy\"} 1"
+    ));
     assert_eq!(p0.iter().filter(|l| l.ends_with(" 1")).count(), 1, "{p0:?}");
     // Over- and under-billing apart, one series per cell and currency, never negative.
     for metric in [

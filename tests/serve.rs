@@ -1,20 +1,8 @@
 //! `billshadow serve`: the gate other controllers call, over real HTTP on 127.0.0.1, agreeing
 //! with `migrate gate` cell by cell.
 
-use std::process::{Child, Command};
-
 use crate::report::stored_run;
-use crate::support::{BILLSHADOW, billshadow, free_port, runtime, wait_for_listener};
-
-/// A `serve` process, killed when dropped.
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use crate::support::{Server, billshadow, free_port, runtime};
 
 /// GET `path`: the status code and the body.
 fn get(port: u16, path: &str) -> (u16, String) {
@@ -37,53 +25,34 @@ fn the_gate_answers_200_for_a_passing_cell_and_409_for_a_blocked_one_with_number
     assert_ne!(policy, strict);
     std::fs::write(d.join("policy.toml"), strict).unwrap();
     // legacy → shadow is not gated: move every cell to shadow, so the gate judges canary.
-    let advance = billshadow(
-        &[
-            "migrate",
-            "advance",
-            "--all",
-            "--policy",
-            "policy.toml",
-            "--store",
-            "s.db",
-            "--as",
-            "ci",
-        ],
-        d,
-    );
+    let advance: Vec<&str> = "migrate advance --all --policy policy.toml --store s.db --as ci"
+        .split(' ')
+        .collect();
+    let advance = billshadow(&advance, d);
     assert!(matches!(advance.code, 0 | 1), "{}", advance.transcript());
     let port = free_port();
     let listen = format!("127.0.0.1:{port}");
-    let _server = Server(
-        Command::new(BILLSHADOW)
-            .args(["serve", "--listen", &listen, "--store", "s.db"])
-            .args(["--policy", "policy.toml"])
-            .current_dir(d)
-            .env("BILLSHADOW_LOG", "warn")
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    wait_for_listener(port, "billshadow serve");
-
-    let status = billshadow(
-        &[
-            "migrate",
-            "status",
-            "--policy",
-            "policy.toml",
-            "--store",
-            "s.db",
-            "--format",
-            "json",
-        ],
-        d,
-    );
-    let cells: Vec<String> = status.json()["cells"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["cell"].as_str().unwrap().to_owned())
+    let serve = [
+        "serve",
+        "--listen",
+        &listen,
+        "--store",
+        "s.db",
+        "--policy",
+        "policy.toml",
+    ];
+    let _server = Server::start(&serve, d, port);
+    // Every cell of the policy: p0..p3 in six regions.
+    let regions = [
+        "us-east-1",
+        "eu-west-1",
+        "eu-central-1",
+        "eu-west-2",
+        "ap-northeast-1",
+        "me-south-1",
+    ];
+    let cells: Vec<String> = (0..4)
+        .flat_map(|p| regions.map(|r| format!("p{p}/{r}")))
         .collect();
     let (mut passed, mut blocked) = (None, None);
     for cell in &cells {

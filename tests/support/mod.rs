@@ -262,3 +262,47 @@ pub(crate) fn redact(text: &str) -> String {
     }
     out
 }
+
+/// `program ARGS` in `dir` (with `stdin` from a file, if given), required to succeed: an
+/// outside tool the tests use (promtool, node, check-jsonschema), installed by `.ci/test`.
+/// Returns what it printed, stdout then stderr.
+pub(crate) fn tool(program: &str, args: &[&str], dir: &Path, stdin: Option<&Path>) -> String {
+    let mut command = Command::new(program);
+    command.args(args).current_dir(dir);
+    if let Some(file) = stdin {
+        command.stdin(std::fs::File::open(file).unwrap());
+    }
+    let out = command
+        .output()
+        .unwrap_or_else(|e| panic!("{program} runs (installed by .ci/test): {e}"));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{program} {args:?}:\n{text}");
+    text
+}
+
+/// A `billshadow` server (`serve`, `metrics --listen`) on `port`, killed when dropped.
+pub(crate) struct Server(std::process::Child);
+
+impl Server {
+    /// Starts `billshadow ARGS` in `dir` and waits until it listens on `port`.
+    pub(crate) fn start(args: &[&str], dir: &Path, port: u16) -> Server {
+        let child = command(args, dir)
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let server = Server(child);
+        wait_for_listener(port, &format!("billshadow {}", args[0]));
+        server
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
