@@ -4,6 +4,9 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+/// Every `--store`'s description: where it comes from when not given.
+const STORE_HELP: &str = "The run store: a SQLite file or a postgres:// URL [env: BILLSHADOW_STORE; default: ./billshadow.db]";
+
 /// A date as the command line takes it (parsed once, here).
 fn date(s: &str) -> Result<chrono::NaiveDate, String> {
     chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
@@ -22,10 +25,59 @@ fn time(s: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
 /// Exit codes: 0 parity, 1 mismatches beyond tolerance, 2 usage, configuration or input
 /// error, 3 a stack or store failure prevented a verdict.
 #[derive(Debug, Parser)]
-#[command(name = "billshadow", version, max_term_width = 100)]
+#[command(name = "billshadow", version = VERSION, max_term_width = 100)]
+#[command(after_help = "Examples:
+  billshadow demo
+  billshadow diff --legacy examples/legacy.csv --modern examples/modern.csv
+  billshadow run --spec spec.toml --cohort cohort.csv --store shadow.db
+  billshadow report latest --format html --out report.html
+  billshadow migrate status --policy policy.toml
+  billshadow help run")]
 pub(crate) struct Cli {
+    #[command(flatten)]
+    pub(crate) global: GlobalArgs,
     #[command(subcommand)]
     pub(crate) command: Command,
+}
+
+/// `billshadow --version`: the version and the commit it was built from.
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("BILLSHADOW_COMMIT"),
+    ")"
+);
+
+/// Options every command takes.
+#[derive(Debug, Args)]
+pub(crate) struct GlobalArgs {
+    /// Print only errors on standard error: no progress bar, no log line below `error`.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub(crate) quiet: bool,
+    /// More log lines: -v for debug, -vv for trace [BILLSHADOW_LOG, when set, decides instead,
+    /// e.g. BILLSHADOW_LOG=billshadow=debug].
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub(crate) verbose: u8,
+    /// When to colour output and log lines: auto colours a terminal only, unless NO_COLOR is
+    /// set (not empty); CLICOLOR_FORCE (set, not 0) colours even a file or pipe.
+    #[arg(long, global = true, value_enum, value_name = "WHEN", default_value_t = ColorChoice::Auto)]
+    pub(crate) color: ColorChoice,
+    /// Log lines as text, or as JSON objects, one per line (for a log collector).
+    #[arg(long, global = true, value_enum, value_name = "FORMAT", default_value_t = LogFormat::Text)]
+    pub(crate) log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -39,11 +91,18 @@ pub(crate) enum Command {
     Report(ReportArgs),
     Explain(ExplainArgs),
     Metrics(MetricsArgs),
+    Serve(ServeArgs),
     CheckSpec(CheckSpecArgs),
     /// List the built-in format mappings.
+    #[command(after_help = "Examples:
+  billshadow formats
+  billshadow diff --legacy cur.csv --legacy-format aws-cur \\
+      --modern focus.csv --modern-format focus")]
     Formats,
     #[command(subcommand)]
     Generate(Generate),
+    Completions(CompletionsArgs),
+    Man(ManArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -54,6 +113,10 @@ pub(crate) enum OutputFormat {
     Json,
     /// One diff per line, then a summary line.
     Jsonl,
+    /// Markdown for a CI step summary or a pull-request comment (at most 64 KiB).
+    Md,
+    /// JUnit XML: parity, completeness and a case per failing class, worst accounts in failures.
+    Junit,
 }
 
 /// Compare two exported bill files line by line, to the cent.
@@ -64,8 +127,11 @@ pub(crate) enum OutputFormat {
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:
   billshadow diff --legacy examples/legacy.csv --modern examples/modern.csv
-  billshadow diff --legacy old.csv --modern new.jsonl --modern-format canonical-jsonl --format json --out diff.json
-  billshadow diff --spec spec.toml --format jsonl --max-bad-rows 10")]
+  billshadow diff --legacy old.csv --modern new.jsonl \\
+      --modern-format canonical-jsonl --format json --out diff.json
+  billshadow diff --spec spec.toml --format jsonl --max-bad-rows 10
+  billshadow diff --spec spec.toml --format junit --out diff.xml
+  billshadow diff --spec spec.toml --format md >> \"$GITHUB_STEP_SUMMARY\"")]
 pub(crate) struct DiffArgs {
     /// The legacy stack's export (default: the spec's [legacy] path).
     #[arg(long, value_name = "PATH")]
@@ -82,6 +148,7 @@ pub(crate) struct DiffArgs {
     /// A comparison spec: match key, tolerances, ignored fields, waivers.
     #[arg(long, value_name = "FILE")]
     pub(crate) spec: Option<PathBuf>,
+    /// How the report is written.
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub(crate) format: OutputFormat,
     /// Write the report here instead of standard output.
@@ -113,11 +180,15 @@ pub(crate) struct DiffArgs {
 #[derive(Debug, Args)]
 #[command(after_help = "Example:\n  billshadow check-spec spec.toml")]
 pub(crate) struct CheckSpecArgs {
+    /// The comparison spec (TOML).
     pub(crate) file: PathBuf,
 }
 
 /// Generate data for tests, benchmarks and the demo.
 #[derive(Debug, Subcommand)]
+#[command(after_help = "Examples:
+  billshadow generate pair --accounts 2000 --seed 7 --out /tmp/pair
+  billshadow generate cohort --accounts 1000 --seed 7 --out /tmp/cohort")]
 pub(crate) enum Generate {
     Pair(PairArgs),
     Cohort(CohortArgs),
@@ -125,7 +196,9 @@ pub(crate) enum Generate {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub(crate) enum TableFormat {
+    /// For people: tables and aligned columns.
     Text,
+    /// One JSON document.
     Json,
 }
 
@@ -138,8 +211,10 @@ pub(crate) enum TableFormat {
 #[command(after_help = "Examples:
   billshadow run --spec spec.toml --cohort cohort.csv
   billshadow run --resume latest
-  billshadow run --spec spec.toml --cohort cohort.csv --calibrate     # replay legacy twice: what is nondeterministic?
-  BILLSHADOW_STORE=postgres://billing@db/shadow billshadow run --spec spec.toml --cohort cohort.csv")]
+  # Replay legacy twice: which fields are noise?
+  billshadow run --spec spec.toml --cohort cohort.csv --calibrate
+  export BILLSHADOW_STORE=postgres://billing@db/shadow
+  billshadow run --spec spec.toml --cohort cohort.csv")]
 pub(crate) struct RunArgs {
     /// The comparison spec, with `kind = "command" | "http" | "sql"` on both sides.
     #[arg(long, value_name = "FILE")]
@@ -147,8 +222,7 @@ pub(crate) struct RunArgs {
     /// The accounts to replay (CSV: account_id, customer_id, partition, region, period_start, period_end).
     #[arg(long, value_name = "FILE")]
     pub(crate) cohort: Option<PathBuf>,
-    /// The run store: a SQLite file or postgres:// URL (default: BILLSHADOW_STORE, else ./billshadow.db).
-    #[arg(long, value_name = "URL")]
+    #[arg(long, value_name = "URL", help = STORE_HELP)]
     pub(crate) store: Option<String>,
     /// Accounts in flight at most (each stack also has its own cap in the spec).
     #[arg(long, value_name = "N", default_value_t = 256)]
@@ -165,6 +239,7 @@ pub(crate) struct RunArgs {
     /// Judge waiver expiry as of this date (YYYY-MM-DD) instead of today.
     #[arg(long, value_name = "DATE", value_parser = date)]
     pub(crate) as_of: Option<chrono::NaiveDate>,
+    /// How the output is written.
     #[arg(long, value_enum, default_value_t = TableFormat::Text)]
     pub(crate) format: TableFormat,
     /// Accounts listed in the text report; the rest are counted.
@@ -179,8 +254,9 @@ pub(crate) struct RunArgs {
 #[derive(Debug, Args)]
 #[command(after_help = "Example:\n  billshadow runs --store billshadow.db")]
 pub(crate) struct RunsArgs {
-    #[arg(long, value_name = "URL")]
+    #[arg(long, value_name = "URL", help = STORE_HELP)]
     pub(crate) store: Option<String>,
+    /// How the output is written.
     #[arg(long, value_enum, default_value_t = TableFormat::Text)]
     pub(crate) format: TableFormat,
 }
@@ -194,10 +270,12 @@ pub(crate) struct ShowArgs {
     /// A run id, or `latest`.
     #[arg(default_value = "latest")]
     pub(crate) run: String,
-    #[arg(long, value_name = "URL")]
+    #[arg(long, value_name = "URL", help = STORE_HELP)]
     pub(crate) store: Option<String>,
+    /// How the output is written.
     #[arg(long, value_enum, default_value_t = TableFormat::Text)]
     pub(crate) format: TableFormat,
+    /// Accounts listed in the text output; the rest are counted.
     #[arg(long, value_name = "N", default_value_t = 20)]
     pub(crate) limit: usize,
 }
@@ -206,15 +284,21 @@ pub(crate) struct ShowArgs {
 /// modern HTTP service, shadow-run every account through both, store and summarise.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Examples:\n  billshadow demo\n  billshadow demo --accounts 2000 --dir /tmp/demo"
+    after_help = "Examples:\n  billshadow demo\n  billshadow demo --accounts 2000 --dir /tmp/demo\n  billshadow demo --force      # again, replacing the runs of the last demo"
 )]
 pub(crate) struct DemoArgs {
-    #[arg(long, default_value_t = 10_000)]
+    /// Accounts in the generated cohort.
+    #[arg(long, value_name = "N", default_value_t = 10_000)]
     pub(crate) accounts: u32,
     /// Where the cohort, usage, spec and store go (kept, so the run can be repeated by hand).
     #[arg(long, value_name = "DIR", default_value = "billshadow-demo")]
     pub(crate) dir: PathBuf,
-    #[arg(long, default_value_t = 42)]
+    /// Delete the runs already in DIR's store and start again (without it, a store that holds
+    /// runs is left alone and the demo stops).
+    #[arg(long)]
+    pub(crate) force: bool,
+    /// The random seed of the generated cohort and usage (the same seed, the same data).
+    #[arg(long, value_name = "N", default_value_t = 42)]
     pub(crate) seed: u64,
 }
 
@@ -225,10 +309,13 @@ pub(crate) struct DemoArgs {
     after_help = "Example:\n  billshadow generate cohort --accounts 1000 --seed 7 --out /tmp/cohort"
 )]
 pub(crate) struct CohortArgs {
-    #[arg(long, default_value_t = 1000)]
+    /// Accounts in the cohort.
+    #[arg(long, value_name = "N", default_value_t = 1000)]
     pub(crate) accounts: u32,
-    #[arg(long, default_value_t = 1)]
+    /// The random seed (the same seed, the same data).
+    #[arg(long, value_name = "N", default_value_t = 1)]
     pub(crate) seed: u64,
+    /// The folder to write cohort.csv and data/ into.
     #[arg(long, value_name = "DIR")]
     pub(crate) out: PathBuf,
 }
@@ -237,26 +324,33 @@ pub(crate) struct CohortArgs {
 /// and an answer file (answers.json) listing them.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Example:\n  billshadow generate pair --accounts 2000 --lines-per-account 12 --seed 7 --out /tmp/pair"
+    after_help = "Examples:\n  billshadow generate pair --accounts 2000 --seed 7 --out /tmp/pair\n  billshadow diff --legacy /tmp/pair/legacy.csv --modern /tmp/pair/modern.csv"
 )]
 pub(crate) struct PairArgs {
-    #[arg(long, default_value_t = 2000)]
+    /// Accounts in each file.
+    #[arg(long, value_name = "N", default_value_t = 2000)]
     pub(crate) accounts: u32,
-    #[arg(long, default_value_t = 12)]
+    /// Bill lines per account.
+    #[arg(long, value_name = "N", default_value_t = 12)]
     pub(crate) lines_per_account: u32,
-    #[arg(long, default_value_t = 1)]
+    /// The random seed (the same seed, the same files).
+    #[arg(long, value_name = "N", default_value_t = 1)]
     pub(crate) seed: u64,
     /// Share of accounts (0-100) that get an injected difference.
     #[arg(long, default_value_t = 10)]
     pub(crate) inject_percent: u32,
+    /// The folder to write legacy.csv, modern.csv and answers.json into.
     #[arg(long, value_name = "DIR")]
     pub(crate) out: PathBuf,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub(crate) enum MigrateFormat {
+    /// For people.
     Text,
+    /// For programs.
     Json,
+    /// Markdown, for a CI step summary or a pull-request comment.
     Md,
 }
 
@@ -269,8 +363,10 @@ pub(crate) enum MigrateFormat {
   billshadow migrate lint --policy policy.toml
   billshadow migrate init --policy policy.toml --store shadow.db
   billshadow migrate status --policy policy.toml --store shadow.db
-  billshadow migrate gate p1/eu-west-1 --junit gate.xml        # CI: exit 0 pass, 1 blocked, 2 configuration error
-  billshadow migrate advance --all                              # a scheduled job: moves every cell whose gate passes
+  # CI: exit 0 pass, 1 blocked, 2 configuration error
+  billshadow migrate gate p1/eu-west-1 --junit gate.xml
+  # A scheduled job: moves every cell whose gate passes
+  billshadow migrate advance --all
   billshadow migrate approve p1/eu-west-1 --to cutover --key ~/.ssh/id_ed25519
   billshadow migrate rollback p1/eu-west-1 --reason \"INC-812\"
   billshadow migrate reconcile                                  # after a controller was killed mid-transition
@@ -287,15 +383,16 @@ pub(crate) struct MigrateArgs {
         default_value = "policy.toml"
     )]
     pub(crate) policy: PathBuf,
-    /// The run store (default: BILLSHADOW_STORE, else ./billshadow.db).
-    #[arg(long, global = true, value_name = "URL")]
+    #[arg(long, global = true, value_name = "URL", help = STORE_HELP)]
     pub(crate) store: Option<String>,
-    /// Who acts (default: $USER); approvals by the initiator of a step do not count.
+    /// Who acts [default: BILLSHADOW_ACTOR, else the CI system's user (GITHUB_ACTOR,
+    /// GITLAB_USER_LOGIN, …), else USER]; approvals by the initiator of a step do not count.
     #[arg(long = "as", global = true, value_name = "NAME")]
     pub(crate) actor: Option<String>,
     /// The time to act at (RFC 3339), instead of now: for tests and dry runs of a freeze.
     #[arg(long, global = true, value_name = "TIME", value_parser = time)]
     pub(crate) now: Option<chrono::DateTime<chrono::Utc>>,
+    /// How the output is written.
     #[arg(long, global = true, value_enum, default_value_t = MigrateFormat::Text)]
     pub(crate) format: MigrateFormat,
     /// The controller's private key, when the policy has an `[audit] public_key` (default:
@@ -307,15 +404,29 @@ pub(crate) struct MigrateArgs {
 #[derive(Debug, Subcommand)]
 pub(crate) enum MigrateCommand {
     /// Create the policy's cells in the store (in `legacy`).
+    #[command(
+        after_help = "Example:\n  billshadow migrate init --policy policy.toml --store shadow.db"
+    )]
     Init,
     /// Validate the policy; errors point at the line.
+    #[command(after_help = "Example:\n  billshadow migrate lint --policy policy.toml")]
     Lint,
     /// Every cell: state, evidence, verdict, what blocks the next step.
+    #[command(
+        after_help = "Examples:\n  billshadow migrate status --policy policy.toml --store shadow.db\n  billshadow migrate status --format json"
+    )]
     Status,
     /// What `advance --all` would do and why; changes nothing.
+    #[command(
+        after_help = "Example:\n  billshadow migrate plan --policy policy.toml --store shadow.db"
+    )]
     Plan,
     /// Judge one cell's next step, read-only: exit 0 pass, 1 blocked, 2 configuration error.
+    #[command(
+        after_help = "Examples:\n  billshadow migrate gate p1/eu-west-1\n  billshadow migrate gate p1/eu-west-1 --junit gate.xml --format md"
+    )]
     Gate {
+        /// The cell: PARTITION/REGION.
         cell: crate::cell::CellId,
         /// The step to judge (must be the cell's next one).
         #[arg(long, value_name = "STEP")]
@@ -331,10 +442,13 @@ pub(crate) enum MigrateCommand {
     /// (`--key` or `--signature`), whose own approval does not count.
     #[command(after_help = "Examples:
   billshadow migrate advance p1/eu-west-1 --to canary:5
-  billshadow migrate advance p1/eu-west-1 --to cutover --key ~/.ssh/id_ed25519
+  billshadow migrate advance p1/eu-west-1 --to cutover \\
+    --key ~/.ssh/id_ed25519
   billshadow migrate advance --all")]
     Advance {
+        /// The cell: PARTITION/REGION.
         cell: Option<crate::cell::CellId>,
+        /// Every cell whose gate passes and needs no approval.
         #[arg(long, conflicts_with = "cell")]
         all: bool,
         /// Move only if this is the cell's next step (so a repeated command never moves twice):
@@ -345,8 +459,11 @@ pub(crate) enum MigrateCommand {
         signing: Signing,
     },
     /// Make the legacy stack authoritative again; never blocked by a freeze.
+    #[command(after_help = "Example:\n  billshadow migrate rollback p1/eu-west-1 --reason INC-812")]
     Rollback {
+        /// The cell: PARTITION/REGION.
         cell: crate::cell::CellId,
+        /// Why, for the audit log (an incident id, say).
         #[arg(long, default_value = "manual rollback")]
         reason: String,
     },
@@ -356,11 +473,14 @@ pub(crate) enum MigrateCommand {
     /// approval counts only for exactly those.
     #[command(after_help = "Examples:
   billshadow migrate approve p1/eu-west-1 --to cutover --key ~/.ssh/id_ed25519
+  # With a passphrase or ssh-agent: sign the message with ssh-keygen
   billshadow migrate approve p1/eu-west-1 --to cutover --print-message > msg
-  ssh-keygen -Y sign -n billshadow -f ~/.ssh/id_ed25519 msg        # writes msg.sig (works with ssh-agent and passphrases)
+  ssh-keygen -Y sign -n billshadow -f ~/.ssh/id_ed25519 msg
   billshadow migrate approve p1/eu-west-1 --to cutover --signature msg.sig")]
     Approve {
+        /// The cell: PARTITION/REGION.
         cell: crate::cell::CellId,
+        /// The step approved (must be the cell's next one).
         #[arg(long, value_name = "STEP")]
         to: Option<crate::cell::StepName>,
         #[command(flatten)]
@@ -370,31 +490,50 @@ pub(crate) enum MigrateCommand {
         print_message: bool,
     },
     /// Hold a cell where it is.
+    #[command(
+        after_help = "Example:\n  billshadow migrate hold p1/eu-west-1 --reason \"month-end close\""
+    )]
     Hold {
+        /// The cell: PARTITION/REGION.
         cell: crate::cell::CellId,
+        /// Why, for the audit log and `status`.
         #[arg(long)]
         reason: String,
     },
     /// Release a held cell (only on a passing verdict over evidence newer than the hold).
-    Release { cell: crate::cell::CellId },
+    #[command(after_help = "Example:\n  billshadow migrate release p1/eu-west-1")]
+    Release {
+        /// The cell: PARTITION/REGION.
+        cell: crate::cell::CellId,
+    },
     /// Finish or revert transitions left pending (the controller stopped between writing a
     /// transition and completing it): the idempotent hook runs again.
     #[command(after_help = "Examples:
-  billshadow migrate reconcile                       # completes every pending transition
-  billshadow migrate reconcile p1/eu-west-1 --revert # puts the router back and drops it")]
+  # Completes every pending transition
+  billshadow migrate reconcile
+  # Puts the router back and drops the pending transition
+  billshadow migrate reconcile p1/eu-west-1 --revert")]
     Reconcile {
+        /// The cell: PARTITION/REGION (default: every cell with a pending transition).
         cell: Option<crate::cell::CellId>,
         /// Revert instead: the hook moves the router back to the state the cell is in.
         #[arg(long)]
         revert: bool,
     },
     /// The routing table for the production router (`--format json`).
+    #[command(
+        after_help = "Examples:\n  billshadow migrate routes\n  billshadow migrate routes --format json > routes.json"
+    )]
     Routes,
     /// The audit log; `--verify` checks its hash chain, signatures and the cells it implies.
     #[command(after_help = "Examples:
-  billshadow migrate audit --head > head.json          # export to a ticket or a CI artifact
-  billshadow migrate audit --verify --since head.json  # nothing before it rewritten, nothing cut")]
+  # Export the head to a ticket or a CI artifact
+  billshadow migrate audit --head > head.json
+  # Nothing before it rewritten, nothing cut
+  billshadow migrate audit --verify --since head.json")]
     Audit {
+        /// Check the chain, its signatures and that the cells are what it implies: exit 1 if a
+        /// record was edited, deleted, inserted or cut, or a cell was edited.
         #[arg(long)]
         verify: bool,
         /// Print the chain's head (sequence and hash) as JSON, for a checkpoint kept elsewhere.
@@ -406,10 +545,14 @@ pub(crate) enum MigrateCommand {
     },
     /// Make an OpenSSH ed25519 key pair (FILE and FILE.pub): for the controller's
     /// `[audit] public_key`, or an approver.
+    #[command(after_help = "Examples:
+  billshadow migrate keygen /secure/billshadow-controller
+  export BILLSHADOW_CONTROLLER_KEY=/secure/billshadow-controller")]
     Keygen {
         /// The private key's file (it must not exist); the public key goes to FILE.pub.
         #[arg(value_name = "FILE")]
         out: PathBuf,
+        /// The comment the public key carries (who or what it is).
         #[arg(long, default_value = "billshadow")]
         comment: String,
     },
@@ -448,18 +591,21 @@ pub(crate) enum ReportFormat {
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:
   billshadow report latest --format html --out report.html
-  billshadow report latest --format md --policy policy.toml >> \"$GITHUB_STEP_SUMMARY\"
+  billshadow report latest --format md --policy policy.toml \\
+      >> \"$GITHUB_STEP_SUMMARY\"
   billshadow report run-20261125T101500.000Z-1a2b --format csv --out diffs.csv
   billshadow report --format prom")]
 pub(crate) struct ReportArgs {
     /// A run id, or `latest`.
     #[arg(default_value = "latest")]
     pub(crate) run: String,
+    /// How the report is written.
     #[arg(long, value_enum, default_value_t = ReportFormat::Html)]
     pub(crate) format: ReportFormat,
+    /// Write the report here (whole, or not at all) instead of standard output.
     #[arg(long, value_name = "FILE")]
     pub(crate) out: Option<PathBuf>,
-    #[arg(long, value_name = "URL")]
+    #[arg(long, value_name = "URL", help = STORE_HELP)]
     pub(crate) store: Option<String>,
     /// A migration policy: adds the gate verdicts and the cells' migration states.
     #[arg(long, value_name = "FILE")]
@@ -473,16 +619,17 @@ pub(crate) struct ReportArgs {
 /// and delta, and a unified diff of the rendered bills.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Examples:\n  billshadow explain acct-000042\n  billshadow explain run-20261125T101500.000Z-1a2b acct-000042 --format json"
+    after_help = "Examples:\n  billshadow explain acct-000042\n  billshadow explain run-20261125T101500.000Z-1a2b acct-000042 \\\n      --format json"
 )]
 pub(crate) struct ExplainArgs {
     /// The run (default `latest`), or the account when only one value is given.
     pub(crate) first: String,
     /// The account.
     pub(crate) second: Option<String>,
+    /// How the output is written.
     #[arg(long, value_enum, default_value_t = TableFormat::Text)]
     pub(crate) format: TableFormat,
-    #[arg(long, value_name = "URL")]
+    #[arg(long, value_name = "URL", help = STORE_HELP)]
     pub(crate) store: Option<String>,
 }
 
@@ -490,10 +637,123 @@ pub(crate) struct ExplainArgs {
 #[derive(Debug, Args)]
 #[command(after_help = "Example:\n  billshadow metrics --listen 127.0.0.1:9464 --store shadow.db")]
 pub(crate) struct MetricsArgs {
+    /// The address to listen on.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9464")]
     pub(crate) listen: String,
-    #[arg(long, value_name = "URL")]
+    #[arg(long, value_name = "URL", help = STORE_HELP)]
     pub(crate) store: Option<String>,
+    /// A migration policy: adds each cell's migration stage.
     #[arg(long, value_name = "FILE")]
     pub(crate) policy: Option<PathBuf>,
+}
+
+/// Serve the migration gate to other controllers, with the metrics and a health check.
+///
+/// GET /gate/{partition}/{region} answers 200 when the cell's gate passes for its next step,
+/// 409 when the step is blocked, 404 for a cell the policy or the store does not have, 503
+/// when the store fails; the JSON body gives every criterion with its measured value and
+/// threshold as numbers. GET /metrics is the latest run's Prometheus text, GET /healthz `ok`.
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  billshadow serve --policy policy.toml --store shadow.db
+  # 200 pass, 409 blocked
+  curl -s http://127.0.0.1:9464/gate/p1/eu-west-1
+  billshadow serve --listen 0.0.0.0:9464 --policy policy.toml \\
+      --store postgres://billshadow@db/shadow")]
+pub(crate) struct ServeArgs {
+    /// The address to listen on.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9464")]
+    pub(crate) listen: String,
+    #[arg(long, value_name = "URL", help = STORE_HELP)]
+    pub(crate) store: Option<String>,
+    /// The migration policy whose gate is served (read once, at start).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) policy: PathBuf,
+}
+
+/// Print a completion script for a shell, generated from these definitions.
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  billshadow completions bash > /etc/bash_completion.d/billshadow
+  billshadow completions zsh > \"${fpath[1]}/_billshadow\"
+  billshadow completions fish > ~/.config/fish/completions/billshadow.fish")]
+pub(crate) struct CompletionsArgs {
+    /// The shell.
+    #[arg(value_enum)]
+    pub(crate) shell: clap_complete::Shell,
+}
+
+/// Write the manual pages (roff), one per command, generated from these definitions.
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  billshadow man --out /usr/local/share/man/man1
+  man -l billshadow-migrate-gate.1")]
+pub(crate) struct ManArgs {
+    /// The folder to write billshadow.1, billshadow-diff.1, … into.
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    pub(crate) out: PathBuf,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// Every command and subcommand below `command`, with its path (`billshadow migrate gate`).
+    fn walk(command: &clap::Command, path: &str, out: &mut Vec<(String, clap::Command)>) {
+        out.push((path.to_owned(), command.clone()));
+        for sub in command.get_subcommands().filter(|s| s.get_name() != "help") {
+            walk(sub, &format!("{path} {}", sub.get_name()), out);
+        }
+    }
+
+    fn commands() -> Vec<(String, clap::Command)> {
+        let mut root = super::Cli::command();
+        root.build();
+        let mut out = Vec::new();
+        walk(&root, "billshadow", &mut out);
+        out
+    }
+
+    #[test]
+    fn every_command_has_examples_that_fit_80_columns() {
+        for (path, command) in commands() {
+            let after = command
+                .get_after_help()
+                .map(ToString::to_string)
+                .unwrap_or_default();
+            assert!(after.starts_with("Example"), "{path} has no examples");
+            for line in after.lines().skip(1) {
+                // Help is wrapped to the terminal: at 80 columns, no example is cut mid-command.
+                assert!(line.chars().count() <= 78, "{path}: {line:?} is too long");
+                assert!(line.starts_with("  "), "{path}: {line:?} is not indented");
+            }
+        }
+    }
+
+    #[test]
+    fn every_option_and_argument_is_described() {
+        for (path, command) in commands() {
+            for arg in command.get_arguments() {
+                let id = arg.get_id().as_str();
+                if matches!(id, "help" | "version") {
+                    continue;
+                }
+                let help = arg.get_help().map(ToString::to_string).unwrap_or_default();
+                assert!(!help.is_empty(), "{path}: `{id}` has no description");
+            }
+        }
+    }
+
+    #[test]
+    fn every_store_option_names_its_environment_variable() {
+        for (path, command) in commands() {
+            if let Some(store) = command.get_arguments().find(|a| a.get_id() == "store") {
+                let help = store
+                    .get_help()
+                    .map(ToString::to_string)
+                    .unwrap_or_default();
+                assert!(help.contains("BILLSHADOW_STORE"), "{path}: {help}");
+            }
+        }
+    }
 }

@@ -4,6 +4,7 @@
 //! every failure to the documented exit codes in one place (`exit.rs`);
 //! `cli` runs the commands, over the capabilities each folder names (see ARCHITECTURE.md).
 
+mod actor;
 mod args;
 mod cell;
 mod cli;
@@ -23,12 +24,28 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = args::Cli::parse();
+    output::set_global(cli.global.color, cli.global.quiet);
+    logging(&cli.global);
+    exit::finish(cli::dispatch(cli.command))
+}
+
+/// Log lines on standard error: `BILLSHADOW_LOG` when set, else by `-q` / `-v`; ANSI colour
+/// only where `output::stderr_colour` allows (never in a file); text or JSON lines.
+fn logging(global: &args::GlobalArgs) {
+    let level = match (global.quiet, global.verbose) {
+        (true, _) => "error",
+        (false, 0) => "info",
+        (false, 1) => "info,billshadow=debug,billshadow_adapters=debug,billshadow_reports=debug",
+        (false, _) => "trace",
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_env("BILLSHADOW_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_target(false)
-        .init();
-    exit::finish(cli::dispatch(cli.command))
+        .with_target(false);
+    match global.log_format {
+        args::LogFormat::Text => builder.with_ansi(output::stderr_colour()).init(),
+        args::LogFormat::Json => builder.json().with_ansi(false).init(),
+    }
 }

@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
+use crate::args::ColorChoice;
+
 pub(crate) enum Destination {
     Stdout(BufWriter<io::Stdout>),
     File {
@@ -81,16 +83,99 @@ impl Destination {
         }
     }
 
-    /// Whether text written here may be coloured: standard output on a terminal, and
-    /// `NO_COLOR` unset or empty.
+    /// Whether text written here may be coloured: standard output only (`stdout_colour`).
     pub(crate) fn colour(&self) -> bool {
         matches!(self, Destination::Stdout(_)) && stdout_colour()
     }
 }
 
-/// The one place colour is decided: standard output is a terminal and `NO_COLOR` is unset or
-/// empty (<https://no-color.org>).
+/// A line on standard error that is not an error (what was written, what was detected, how
+/// far a run is): left out under `--quiet`.
+#[macro_export]
+macro_rules! note {
+    ($($arg:tt)*) => {
+        if !$crate::output::quiet() {
+            eprintln!($($arg)*);
+        }
+    };
+}
+
+/// The colour choice and quietness of this process, set once from the command line.
+static COLOUR: std::sync::OnceLock<ColorChoice> = std::sync::OnceLock::new();
+static QUIET: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Records `--color` and `--quiet` for the rest of the process (`main`, once).
+pub(crate) fn set_global(colour: ColorChoice, quiet: bool) {
+    let _ = COLOUR.set(colour);
+    QUIET.store(quiet, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// `--quiet`: no progress bar, only errors logged.
+pub(crate) fn quiet() -> bool {
+    QUIET.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// The one place colour is decided. `--color always` and `never` are obeyed; `auto` colours
+/// a terminal only, unless `NO_COLOR` is set and not empty (<https://no-color.org>), and
+/// colours anything when `CLICOLOR_FORCE` is set and not `0`.
+fn colour(choice: ColorChoice, terminal: bool, no_color: bool, force: bool) -> bool {
+    match choice {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto if no_color => false,
+        ColorChoice::Auto => force || terminal,
+    }
+}
+
+fn colour_for(terminal: bool) -> bool {
+    let set =
+        |name: &str, off: &str| std::env::var_os(name).is_some_and(|v| !v.is_empty() && v != off);
+    let choice = COLOUR.get().copied().unwrap_or(ColorChoice::Auto);
+    colour(
+        choice,
+        terminal,
+        set("NO_COLOR", ""),
+        set("CLICOLOR_FORCE", "0"),
+    )
+}
+
+/// Whether standard output may be coloured.
 pub(crate) fn stdout_colour() -> bool {
     use std::io::IsTerminal;
-    io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+    colour_for(io::stdout().is_terminal())
+}
+
+/// Whether log lines on standard error may carry ANSI colour: a log written to a file or a
+/// pipe has no escape byte unless colour is forced.
+pub(crate) fn stderr_colour() -> bool {
+    use std::io::IsTerminal;
+    colour_for(io::stderr().is_terminal())
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::args::ColorChoice::{self, Always, Auto, Never};
+
+    #[test]
+    fn colour_follows_the_flag_then_no_color_then_clicolor_force_then_the_terminal() {
+        // (choice, terminal, NO_COLOR, CLICOLOR_FORCE) → colour
+        let cases: [(ColorChoice, bool, bool, bool, bool); 9] = [
+            (Auto, true, false, false, true),
+            (Auto, false, false, false, false),
+            (Auto, true, true, false, false),
+            (Auto, false, false, true, true),
+            (Auto, false, true, true, false),
+            (Always, false, true, false, true),
+            (Always, false, false, false, true),
+            (Never, true, false, true, false),
+            (Never, true, false, false, false),
+        ];
+        for (choice, terminal, no_color, force, expected) in cases {
+            assert_eq!(
+                super::colour(choice, terminal, no_color, force),
+                expected,
+                "{choice:?} terminal={terminal} NO_COLOR={no_color} CLICOLOR_FORCE={force}"
+            );
+        }
+    }
 }

@@ -96,6 +96,8 @@ fn corpus() -> Vec<(&'static str, Cmd, Vec<u8>, &'static str)> {
         ("spec: not TOML", DiffSpec, b"[legacy\nformat = 1\n".to_vec(), "spec.toml:1:"),
         ("spec: unknown key", DiffSpec, b"[legacy]\nformat = \"canonical\"\npath = \"legacy.csv\"\nfromat = \"x\"\n".to_vec(), "spec.toml:4:1: unknown field `fromat`"),
         ("spec: unknown format", DiffSpec, b"[legacy]\nformat = \"nope\"\npath = \"legacy.csv\"\n[modern]\npath = \"modern.csv\"\n".to_vec(), "nope"),
+        ("spec: a tolerance misspelt (issue 16: it said \"did not match any variant of untagged enum\")", DiffSpec, b"[legacy]\npath = \"legacy.csv\"\n[modern]\npath = \"modern.csv\"\n[tolerance]\ndefault = { minor_unit = 1 }\n".to_vec(), "spec.toml:6:11: a tolerance is an amount as a string, such as \"0.05\", or { minor_units = N }: `minor_unit` is not `minor_units`"),
+        ("spec: a tolerance as a TOML float", DiffSpec, b"[legacy]\npath = \"legacy.csv\"\n[modern]\npath = \"modern.csv\"\n[tolerance]\nline_type = { tax = 0.05 }\n".to_vec(), "write \"0.05\", quoted"),
         ("spec: unknown key field", DiffSpec, b"[legacy]\npath = \"legacy.csv\"\n[modern]\npath = \"modern.csv\"\n[match]\nkey = [\"acount_id\"]\n".to_vec(), "spec.toml:6:"),
         ("spec: negative tolerance", DiffSpec, b"[legacy]\npath = \"legacy.csv\"\n[modern]\npath = \"modern.csv\"\n[tolerance]\ndefault = \"-0.01\"\n".to_vec(), "spec.toml:6:"),
         ("spec: waiver without an owner", DiffSpec, b"[legacy]\npath = \"legacy.csv\"\n[modern]\npath = \"modern.csv\"\n[[waiver]]\nid = \"w\"\nticket = \"T-1\"\nexpires = \"2030-01-01\"\n".to_vec(), "spec.toml:5:"),

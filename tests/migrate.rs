@@ -139,6 +139,13 @@ impl Fixture {
     }
 
     fn migrate_as(&self, args: &[&str], now: DateTime<Utc>, actor: &str) -> Run {
+        let mut all = args.to_vec();
+        all.extend(["--as", actor]);
+        self.migrate_env(&all, now, &[])
+    }
+
+    /// `migrate ARGS` on the fixture's policy and store at `now`, with `env` set.
+    fn migrate_env(&self, args: &[&str], now: DateTime<Utc>, env: &[(&str, &str)]) -> Run {
         let now = now.to_rfc3339();
         let mut all = vec!["migrate"];
         all.extend_from_slice(args);
@@ -149,12 +156,10 @@ impl Fixture {
             &self.store,
             "--now",
             &now,
-            "--as",
-            actor,
             "--controller-key",
             "keys/controller",
         ]);
-        billshadow_env(&all, self.path(), &[])
+        billshadow_env(&all, self.path(), env)
     }
 
     fn migrate(&self, args: &[&str], now: DateTime<Utc>) -> Run {
@@ -1295,4 +1300,25 @@ fn a_controller_killed_after_its_hook_leaves_a_pending_transition_that_reconcile
     );
     let verify = f.migrate(&["audit", "--verify"], t);
     assert_eq!(verify.code, 0, "{}", verify.transcript());
+}
+
+/// Issue 16: with no `--as` and no `USER`, the audit log said "unknown".
+#[test]
+fn the_actor_comes_from_the_ci_user_and_nothing_naming_one_is_refused_never_unknown() {
+    let f = Fixture::new("");
+    let advance = |env: &[(&str, &str)]| f.migrate_env(&["advance", HEALTHY], open_time(), env);
+    let refused = advance(&[("USER", "")]);
+    assert_eq!(refused.code, 2, "{}", refused.transcript());
+    assert!(
+        refused.stderr.contains("pass --as NAME"),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(f.state(HEALTHY)["state"], "legacy", "nothing moved");
+
+    let moved = advance(&[("GITHUB_ACTOR", "octocat")]);
+    assert_eq!(moved.code, 0, "{}", moved.transcript());
+    let audit = f.migrate(&["audit"], open_time());
+    assert!(audit.stdout.contains("octocat"), "{}", audit.stdout);
+    assert!(!audit.stdout.contains("unknown"), "{}", audit.stdout);
 }

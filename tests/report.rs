@@ -4,7 +4,9 @@
 use std::path::Path;
 use std::process::Command;
 
-use crate::support::{BILLSHADOW, Run, billshadow, cohort, command, free_port, redact, write_spec};
+use crate::support::{
+    BILLSHADOW, Run, Server, billshadow, cohort, command, free_port, redact, tool, write_spec,
+};
 
 const POLICY: &str = r#"
 [[cells]]
@@ -18,7 +20,7 @@ consecutive_passing_runs = 1
 "#;
 
 /// A shadow run of 600 accounts through the sample stacks, with the controller initialised.
-fn stored_run() -> tempfile::TempDir {
+pub(crate) fn stored_run() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     cohort(d, 600);
@@ -73,7 +75,7 @@ fn chromium(args: &[&str]) -> std::process::Output {
     command
         .args(args)
         .output()
-        .expect("chromium runs (installed by .ci/run from the OS packages)")
+        .expect("chromium runs (installed by .ci/test from the OS packages)")
 }
 
 #[test]
@@ -348,73 +350,22 @@ fn a_closed_pipe_ends_the_output_quietly() {
 }
 
 #[test]
-fn prometheus_output_passes_promtool() {
-    let dir = stored_run();
-    let d = dir.path();
-    let run = billshadow(
-        &[
-            "report",
-            "--store",
-            "s.db",
-            "--policy",
-            "policy.toml",
-            "--format",
-            "prom",
-            "--out",
-            "metrics.prom",
-        ],
-        d,
-    );
-    assert_eq!(run.code, 1, "{}", run.transcript());
-    let text = std::fs::read_to_string(d.join("metrics.prom")).unwrap();
-    assert!(text.contains("billshadow_parity_ratio{"), "{text}");
-    assert!(
-        text.contains(
-            "billshadow_cell_state{partition=\"p0\",region=\"us-east-1\",state=\"legacy\"} 1"
-        ),
-        "{text}"
-    );
-    let check = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(std::fs::File::open(d.join("metrics.prom")).unwrap())
-        .output()
-        .expect("promtool runs (from the OS package prometheus, installed by .ci/run)");
-    assert!(
-        check.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&check.stdout),
-        String::from_utf8_lossy(&check.stderr)
-    );
-}
-
-#[test]
 fn the_metrics_endpoint_serves_the_latest_run() {
     let dir = stored_run();
     let d = dir.path();
     let port = free_port();
-    let mut server = Command::new(BILLSHADOW)
-        .args([
-            "metrics",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--store",
-            "s.db",
-        ])
-        .current_dir(d)
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let listen = format!("127.0.0.1:{port}");
+    let _server = Server::start(
+        &["metrics", "--listen", &listen, "--store", "s.db"],
+        d,
+        port,
+    );
     let body = crate::support::runtime().block_on(async {
-        for _ in 0..100 {
-            if let Ok(r) = reqwest::get(format!("http://127.0.0.1:{port}/metrics")).await {
-                return r.text().await.unwrap();
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
-        panic!("the metrics endpoint never answered");
+        let r = reqwest::get(format!("http://{listen}/metrics"))
+            .await
+            .unwrap();
+        r.text().await.unwrap()
     });
-    server.kill().unwrap();
-    let _ = server.wait();
     assert!(body.contains("# TYPE billshadow_accounts gauge"), "{body}");
 }
 
@@ -551,6 +502,15 @@ fn report(d: &Path, run: &str, format: &str) -> Run {
     billshadow(&["report", run, "--store", "s.db", "--format", format], d)
 }
 
+/// The latest run of `stored_run` in `format`, with the policy's gates and cell states.
+pub(crate) fn policy_report(d: &Path, format: &str) -> Run {
+    let mut args: Vec<&str> = "report --store s.db --policy policy.toml --format"
+        .split(' ')
+        .collect();
+    args.push(format);
+    billshadow(&args, d)
+}
+
 /// The failures (and errors) of a JUnit document, as (suite, case, message).
 fn junit_failures(xml: &str) -> Vec<(String, String, String)> {
     let doc = roxmltree::Document::parse(xml).unwrap();
@@ -568,18 +528,13 @@ fn junit_failures(xml: &str) -> Vec<(String, String, String)> {
         .collect()
 }
 
-fn promtool_passes(text: &str, d: &Path) {
+pub(crate) fn promtool_passes(text: &str, d: &Path) {
     std::fs::write(d.join("check.prom"), text).unwrap();
-    let check = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(std::fs::File::open(d.join("check.prom")).unwrap())
-        .output()
-        .expect("promtool runs (from the OS package prometheus, installed by .ci/run)");
-    assert!(
-        check.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&check.stdout),
-        String::from_utf8_lossy(&check.stderr)
+    tool(
+        "promtool",
+        &["check", "metrics"],
+        d,
+        Some(&d.join("check.prom")),
     );
 }
 
@@ -769,7 +724,7 @@ fn an_interrupted_run_is_incomplete_in_every_format_and_never_parity() {
     let pending: u64 = prom
         .stdout
         .lines()
-        .filter(|l| l.starts_with("billshadow_pending_accounts{"))
+        .filter(|l| l.starts_with("billshadow_accounts{") && l.contains("status=\"pending\""))
         .map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
         .sum();
     assert_eq!(pending, 1000 - done);

@@ -13,10 +13,14 @@ mod support;
 
 mod architecture;
 mod bad_input;
+mod ci_kit;
+mod cli;
 mod diff;
 mod limits;
 mod migrate;
+mod monitoring;
 mod real_formats;
 mod report;
 mod run;
+mod serve;
 mod store_history;

@@ -1,12 +1,16 @@
 //! Renderers of billshadow results: a terminal summary, JSON and JSON lines, CSV, Markdown, an
-//! HTML dashboard (minijinja templates in `reports/templates/`), Prometheus text, `explain`.
+//! HTML dashboard (minijinja templates in `reports/templates/`), Prometheus text, `explain`, and
+//! for CI systems a diff as Markdown and JUnit and a run as JUnit (`ci`).
 //!
 //! Renderers only format what they are given; they never compare anything themselves.
 //! The JSON shapes are versioned (`billshadow.diff/v1`) and documented in
 //! `reports/SCHEMA.md`.
 
+pub mod ci;
 pub mod explain;
+pub mod gate;
 pub mod json;
+pub mod prometheus;
 pub mod run;
 pub mod text;
 pub mod view;

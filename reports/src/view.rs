@@ -103,6 +103,8 @@ pub struct RunView {
     pub gates: Vec<GateView>,
     /// Where the full list of diffs is (a CSV export command), for "and N more".
     pub csv_hint: String,
+    /// `--store URL` as a shell reads it (the URL's password masked), for the closing hints.
+    pub store_arg: String,
 }
 
 /// The accounts whose total differs most in one currency, largest |Δ| first.
@@ -132,6 +134,10 @@ pub struct CellView {
     /// Parity as a whole percent, for colouring.
     pub parity_percent: Option<u32>,
     pub delta: BTreeMap<String, String>,
+    /// Per currency, the sum of (modern − legacy) over the accounts modern bills more.
+    pub overbilled: BTreeMap<String, String>,
+    /// Per currency, the sum of (legacy − modern) over the accounts modern bills less.
+    pub underbilled: BTreeMap<String, String>,
     /// The controller's state label, when the store has one.
     pub state: Option<String>,
     /// The parity ratio of this cell in the last runs, oldest first (for the trend line).

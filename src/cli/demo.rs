@@ -16,10 +16,11 @@ pub(crate) fn run(args: DemoArgs) -> Outcome {
         .with_context(|| format!("cannot create {}", dir.display()))
         .map_err(input)?;
     let store = dir.join("billshadow.db");
+    refuse_to_replace_runs(&store, args.force)?;
     for stale in ["billshadow.db", "billshadow.db-wal", "billshadow.db-shm"] {
         let _ = std::fs::remove_file(dir.join(stale));
     }
-    eprintln!(
+    crate::note!(
         "demo: generating {} accounts in {} …",
         args.accounts,
         dir.display()
@@ -27,7 +28,7 @@ pub(crate) fn run(args: DemoArgs) -> Outcome {
     demo::sample::write_cohort(dir, args.accounts, args.seed).map_err(input)?;
     let port = demo::free_port().map_err(input)?;
     let spec = demo::write_spec(dir, &legacy, &modern, port).map_err(input)?;
-    eprintln!(
+    crate::note!(
         "demo: shadow-running them through the legacy batch program and the modern HTTP service …"
     );
     let started = std::time::Instant::now();
@@ -47,7 +48,7 @@ pub(crate) fn run(args: DemoArgs) -> Outcome {
     let code = super::run::run(run)?;
     if code == Code::Interrupted {
         // The run stopped before its verdict: nothing for the controller to judge yet.
-        eprintln!(
+        crate::note!(
             "demo: the run was interrupted; it can be finished with `billshadow run --resume`"
         );
         return Ok(code);
@@ -186,4 +187,33 @@ fn demo_keys(dir: &std::path::Path) -> anyhow::Result<DemoKeys> {
         controller: keys.join("controller"),
         policy_tables: tables,
     })
+}
+
+/// A store in the demo's folder that holds runs is deleted only with `--force`: they may be
+/// runs the user made there, not the last demo's.
+fn refuse_to_replace_runs(
+    store: &std::path::Path,
+    force: bool,
+) -> Result<(), crate::exit::Failure> {
+    if force || !store.exists() {
+        return Ok(());
+    }
+    let url = store.display().to_string();
+    let runs = crate::support::runtime()?.block_on(async {
+        let store = crate::store::Store::open_with(&url, crate::store::Access::ReadOnly).await?;
+        let runs = store.runs().await?.len();
+        store.close().await;
+        anyhow::Ok(runs)
+    });
+    match runs {
+        Ok(0) => Ok(()),
+        Ok(n) => Err(crate::usage!(
+            "{url} already holds {n} run(s): `billshadow demo --force` deletes them and starts again, `--dir` picks another folder"
+        )
+        .into()),
+        Err(e) => Err(crate::usage!(
+            "{url} is there but does not open as a run store ({e:#}): `billshadow demo --force` replaces it"
+        )
+        .into()),
+    }
 }

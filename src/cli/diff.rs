@@ -20,6 +20,8 @@ struct Side {
 }
 
 pub(crate) fn run(args: DiffArgs) -> Outcome {
+    // How long reading and comparing took: the JUnit report's time.
+    let started = std::time::Instant::now();
     let catalog = Catalog::builtin()?;
     let spec = match &args.spec {
         Some(path) => Spec::load(path)?,
@@ -77,35 +79,14 @@ pub(crate) fn run(args: DiffArgs) -> Outcome {
         quarantine: quarantined.then(|| args.quarantine.display().to_string()),
     };
     let mut out = Destination::open(args.out.as_deref())?;
-    let color = out.colour();
-    let written = match args.format {
-        OutputFormat::Text => {
-            let options = billshadow_reports::text::TextOptions {
-                color,
-                accounts_shown_max: args.limit,
-                ..Default::default()
-            };
-            billshadow_reports::text::write(
-                out.writer(),
-                &billshadow_reports::text::Header::for_inputs(&inputs),
-                &comparison,
-                options,
-            )
-        }
-        OutputFormat::Json => {
-            billshadow_reports::json::write_document(out.writer(), &inputs, &comparison)
-        }
-        OutputFormat::Jsonl => {
-            billshadow_reports::json::write_lines(out.writer(), &inputs, &comparison)
-        }
-    };
+    let written = write_report(&args, &mut out, &inputs, &comparison, started.elapsed());
     match written {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
         other => other.context("cannot write the report").map_err(input)?,
     }
     out.finish()?;
     if let Some(path) = &args.out {
-        eprintln!(
+        crate::note!(
             "{}: {} ({} failing diffs)",
             path.display(),
             comparison.summary.verdict,
@@ -176,7 +157,7 @@ fn find_mapping(format: &str, path: &Path, catalog: &Catalog) -> anyhow::Result<
                     catalog.names().collect::<Vec<_>>().join(", ")
                 )
             })?;
-            eprintln!("{}: detected format `{}`", path.display(), mapping.name);
+            crate::note!("{}: detected format `{}`", path.display(), mapping.name);
             Ok(mapping.clone())
         }
         FormatRef::File(file) => {
@@ -301,4 +282,43 @@ pub(crate) fn formats() -> Outcome {
         crate::outln!("{:<22} {}", mapping.name, mapping.description);
     }
     Ok(Code::Parity)
+}
+
+/// The report in the format asked for; `elapsed` (reading and comparing) is the JUnit time.
+fn write_report(
+    args: &DiffArgs,
+    out: &mut Destination,
+    inputs: &Inputs,
+    comparison: &billshadow_comparisons::Comparison,
+    elapsed: std::time::Duration,
+) -> std::io::Result<()> {
+    let color = out.colour();
+    match args.format {
+        OutputFormat::Text => {
+            let options = billshadow_reports::text::TextOptions {
+                color,
+                accounts_shown_max: args.limit,
+                ..Default::default()
+            };
+            billshadow_reports::text::write(
+                out.writer(),
+                &billshadow_reports::text::Header::for_inputs(inputs),
+                comparison,
+                options,
+            )
+        }
+        OutputFormat::Json => {
+            billshadow_reports::json::write_document(out.writer(), inputs, comparison)
+        }
+        OutputFormat::Jsonl => {
+            billshadow_reports::json::write_lines(out.writer(), inputs, comparison)
+        }
+        OutputFormat::Md => out
+            .writer()
+            .write_all(billshadow_reports::ci::diff_markdown(inputs, comparison).as_bytes()),
+        OutputFormat::Junit => {
+            let xml = billshadow_reports::ci::diff_junit(inputs, comparison, elapsed);
+            out.writer().write_all(xml.as_bytes())
+        }
+    }
 }

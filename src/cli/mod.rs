@@ -4,6 +4,7 @@
 
 mod demo;
 mod diff;
+mod docs;
 mod migrate;
 mod report;
 mod run;
@@ -23,9 +24,12 @@ pub(crate) fn dispatch(command: Command) -> Outcome {
         Command::Report(args) => report::report(args),
         Command::Explain(args) => report::explain(args),
         Command::Metrics(args) => report::metrics(args),
+        Command::Serve(args) => report::serve(args),
         Command::Generate(Generate::Cohort(args)) => crate::demo::sample::run_cohort(args),
         Command::Generate(Generate::Pair(args)) => crate::demo::generate::run_pair(args),
         Command::CheckSpec(args) => diff::check_spec(args),
         Command::Formats => diff::formats(),
+        Command::Completions(args) => docs::completions(args),
+        Command::Man(args) => docs::man(args),
     }
 }

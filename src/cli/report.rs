@@ -1,12 +1,13 @@
-//! `billshadow report`, `explain` and `metrics`: stored runs rendered for people and machines.
+//! `billshadow report`, `explain`, `metrics` and `serve`: stored runs rendered for people and machines.
 //! Everything comes from the store; nothing is compared again.
 
 use std::io::Write;
+use std::path::PathBuf;
 
 use anyhow::Context;
 use billshadow_comparisons::{Diff, DiffClass};
 
-use crate::args::{ExplainArgs, MetricsArgs, ReportArgs};
+use crate::args::{ExplainArgs, MetricsArgs, ReportArgs, ServeArgs};
 use crate::controller::policy::Policy;
 use crate::exit::{Code, Outcome, unavailable};
 use crate::output::Destination;
@@ -38,7 +39,7 @@ pub(crate) fn report(args: ReportArgs) -> Outcome {
         let code = result?;
         out.finish()?;
         if let Some(path) = &args.out {
-            eprintln!("wrote {}", path.display());
+            crate::note!("wrote {}", path.display());
         }
         Ok(code)
     })
@@ -116,21 +117,51 @@ pub(crate) fn explain(args: ExplainArgs) -> Outcome {
         .map_err(Into::into)
 }
 
-/// Serves the latest run's metrics on `/metrics` (and `/healthz`) until stopped, over one
-/// read-only store pool opened here for the server's life (`metrics_server`).
+/// Serves the latest run's metrics on `/metrics` (and `/healthz`) until stopped.
 pub(crate) fn metrics(args: MetricsArgs) -> Outcome {
+    listen_and_serve(
+        &args.listen,
+        args.store.as_deref(),
+        args.policy,
+        "the latest run's metrics on http://{}/metrics",
+    )
+}
+
+/// Serves the gate of `args.policy` on `/gate/{partition}/{region}`, with `/metrics` and
+/// `/healthz`, until stopped. The policy is read once, at start: a bad one fails there, never
+/// at a caller's request.
+pub(crate) fn serve(args: ServeArgs) -> Outcome {
+    listen_and_serve(
+        &args.listen,
+        args.store.as_deref(),
+        Some(args.policy),
+        "the gate on http://{}/gate/PARTITION/REGION, with /metrics and /healthz",
+    )
+}
+
+/// The `metrics_server` on `listen` over one read-only store pool opened here for its life;
+/// `what` says what is served (`{}` is the address).
+fn listen_and_serve(
+    listen: &str,
+    store: Option<&str>,
+    policy: Option<PathBuf>,
+    what: &str,
+) -> Outcome {
     runtime()?.block_on(async move {
-        let url = default_url(args.store.as_deref());
-        let store = Store::open_with(&url, Access::ReadOnly).await?;
-        let listener = tokio::net::TcpListener::bind(&args.listen)
+        let store = Store::open_with(&default_url(store), Access::ReadOnly).await?;
+        if let Some(policy) = &policy {
+            Policy::load(policy)?;
+        }
+        let listener = tokio::net::TcpListener::bind(listen)
             .await
-            .map_err(|e| crate::usage!("cannot listen on {}: {e}", args.listen))?;
-        eprintln!(
-            "serving the latest run's metrics on http://{}/metrics (store {})",
-            listener.local_addr()?,
+            .map_err(|e| crate::usage!("cannot listen on {listen}: {e}"))?;
+        let address = listener.local_addr()?.to_string();
+        crate::note!(
+            "serving {} (store {})",
+            what.replace("{}", &address),
             store.url
         );
-        crate::report::metrics_server::serve(listener, store, args.policy.clone()).await?;
+        crate::report::metrics_server::serve(listener, store, policy).await?;
         Ok(Code::Parity)
     })
 }

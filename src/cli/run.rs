@@ -216,7 +216,7 @@ async fn set_up(
             } else {
                 RunKind::Shadow
             },
-            started_by: &std::env::var("USER").unwrap_or_else(|_| "unknown".to_owned()),
+            started_by: &started_by(),
             spec_path: &prepared.spec_path.display().to_string(),
             spec_text: &prepared.spec_text,
             spec_hash: &sha256_hex(prepared.spec_text.as_bytes()),
@@ -257,7 +257,7 @@ async fn abandon_set_up(args: &RunArgs, store_url: &str, new_id: &str) -> Code {
             store.close().await;
         }
     }
-    eprintln!("interrupted while setting up the run: nothing was compared");
+    crate::note!("interrupted while setting up the run: nothing was compared");
     Code::Interrupted
 }
 
@@ -286,7 +286,7 @@ async fn run_async(args: RunArgs) -> Outcome {
     let SetUp { run_id, store, .. } = set_up;
     let pending = store.pending_count(&run_id, args.retry_errors).await?;
     let total = store.resolve(&run_id).await?.accounts_total as u64;
-    eprintln!(
+    crate::note!(
         "{} {run_id}: {} of {total} accounts to do (store {})",
         if set_up.resumed { "resuming" } else { "run" },
         pending,
@@ -296,7 +296,7 @@ async fn run_async(args: RunArgs) -> Outcome {
 
     let options = RunnerOptions {
         accounts_in_flight: args.concurrency.max(1),
-        progress: !args.no_progress,
+        progress: !args.no_progress && !crate::output::quiet(),
         total,
         pending,
         retry_errors: args.retry_errors,
@@ -336,7 +336,7 @@ async fn run_async(args: RunArgs) -> Outcome {
     crate::report::summary::print(&report, args.format, args.limit, args.calibrate)?;
     if let Some(why) = &tally.stack_down {
         // Exit 3: a stack failure prevented a verdict; nothing was turned into one.
-        eprintln!(
+        crate::note!(
             "error: {why}; run {run_id} stopped with {} accounts pending: resume with --resume {run_id} once it is back",
             report.accounts_pending()
         );
@@ -454,5 +454,16 @@ pub(crate) fn show(args: ShowArgs) -> Outcome {
         store.close().await;
         crate::report::summary::print(&report, args.format, args.limit, calibrate)?;
         Ok(crate::report::summary::exit_code(&report))
+    })
+}
+
+/// Who started a run, as `runs` shows it: the actor as the controller resolves it, or, since a
+/// run needs no one's authority, a label that says nothing named anyone (and a warning).
+fn started_by() -> String {
+    crate::actor::resolve(None).unwrap_or_else(|_| {
+        tracing::warn!(
+            "nothing names who starts this run (BILLSHADOW_ACTOR, a CI user variable or USER): it is recorded as `unidentified`"
+        );
+        "unidentified".to_owned()
     })
 }

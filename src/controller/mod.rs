@@ -76,11 +76,12 @@ pub(crate) fn run(args: MigrateArgs, access: Access) -> Outcome {
     } else {
         None
     };
-    let actor = args
-        .actor
-        .clone()
-        .or_else(|| std::env::var("USER").ok())
-        .unwrap_or_else(|| "unknown".to_owned());
+    // Who acts is recorded by every command that writes; one that only reads records nothing.
+    let actor = if signs {
+        crate::actor::resolve(args.actor.as_deref())?
+    } else {
+        crate::actor::resolve(args.actor.as_deref()).unwrap_or_else(|_| "reader".to_owned())
+    };
     runtime()?.block_on(async move {
         let store = Store::open_named(args.store.as_deref(), access).await?;
         let controller = Controller {

@@ -91,7 +91,7 @@ pub(crate) fn run_pair(args: PairArgs) -> Outcome {
         args.inject_percent,
     );
     write_pair(&args.out, &pair, args.seed, args.accounts).map_err(input)?;
-    eprintln!(
+    crate::note!(
         "wrote {} legacy and {} modern lines, {} expected diffs, to {}",
         pair.legacy.len(),
         pair.modern.len(),

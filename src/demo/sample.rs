@@ -109,7 +109,7 @@ pub(crate) fn run_cohort(args: CohortArgs) -> Outcome {
         return Err(crate::usage!("--accounts must be at least 1").into());
     }
     let cohort = write_cohort(&args.out, args.accounts, args.seed).map_err(input)?;
-    eprintln!(
+    crate::note!(
         "wrote {} accounts to {}/cohort.csv and their usage to {}/data/",
         cohort.len(),
         args.out.display(),

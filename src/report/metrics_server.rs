@@ -1,4 +1,5 @@
-//! The `metrics --listen` server: bounded whatever its clients do.
+//! The `serve` and `metrics --listen` server: `/metrics`, `/healthz` and, with a policy,
+//! `/gate/{partition}/{region}` for other controllers. Bounded whatever its clients do.
 //!
 //! - One read-only store pool for the server's life: a scrape never opens, checks or
 //!   migrates a store.
@@ -8,8 +9,12 @@
 //!   disconnected), in at most `MAX_HEADER_BUFFER` bytes.
 //! - One rendering at a time; scrapes arriving within `RENDER_REUSE` of a rendering share it.
 //!   So memory is one rendered exposition plus a small buffer per open connection.
-//! - `/healthz` answers `ok` without touching the store; a `/metrics` failure is a 503 whose
-//!   body has every URL password masked.
+//! - `/healthz` answers `ok` without touching the store; a `/metrics` or `/gate` failure is a
+//!   503 whose body has every URL password masked.
+//! - `/gate/{partition}/{region}`: 200 when the cell's gate passes for its next step, 409 when
+//!   it is blocked (held, failing, too little data), 404 for a cell the policy or the store does
+//!   not have; JSON with every measured value and threshold a number
+//!   (`billshadow_reports::gate`). One judgement at a time, shared like a rendering.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -20,6 +25,9 @@ use axum::response::IntoResponse;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::sync::{Mutex, Semaphore};
 
+use billshadow_reports::view::GateView;
+
+use crate::controller::policy::Policy;
 use crate::store::Store;
 
 /// Connections open at once. Each costs at most its request buffer and a handle on the shared
@@ -39,11 +47,18 @@ const RENDER_REUSE: Duration = Duration::from_secs(1);
 /// A rendering: the exposition, or the (masked) error a 503 shows.
 type Rendered = Result<Arc<str>, Arc<str>>;
 
+/// Every cell's gate, or the (masked) error a 503 shows.
+type Judged = Result<Arc<Vec<GateView>>, Arc<str>>;
+
 struct Shared {
     store: Store,
     policy: Option<PathBuf>,
+    /// The policy the gate judges by, read once at start.
+    gate_policy: Option<Policy>,
     /// The last rendering: when, and the text or the (masked) error.
     last: Mutex<Option<(Instant, Rendered)>>,
+    /// The last judgement of every cell's gate: when, and the verdicts or the (masked) error.
+    gates: Mutex<Option<(Instant, Judged)>>,
 }
 
 /// Serves until the listener fails.
@@ -52,11 +67,15 @@ pub(crate) async fn serve(
     store: Store,
     policy: Option<PathBuf>,
 ) -> anyhow::Result<()> {
+    let gate_policy = policy.as_deref().map(Policy::load).transpose()?;
     let shared = Arc::new(Shared {
         store,
         policy,
+        gate_policy,
         last: Mutex::new(None),
+        gates: Mutex::new(None),
     });
+    let gates = Arc::clone(&shared);
     let app = axum::Router::new()
         .route("/healthz", axum::routing::get(|| async { "ok\n" }))
         .route(
@@ -65,6 +84,11 @@ pub(crate) async fn serve(
                 let shared = Arc::clone(&shared);
                 async move { scrape(&shared).await }
             }),
+        )
+        // POST too: Flagger's webhooks post a payload (ignored here) and read the status.
+        .route(
+            "/gate/{partition}/{region}",
+            axum::routing::get(gate_handler(&gates)).post(gate_handler(&gates)),
         );
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
@@ -133,5 +157,85 @@ async fn scrape(shared: &Shared) -> axum::response::Response {
             message.to_string(),
         )
             .into_response(),
+    }
+}
+
+/// A response on its way.
+type Answer = std::pin::Pin<Box<dyn Future<Output = axum::response::Response> + Send>>;
+/// A cell named by the path: (partition, region).
+type CellPath = axum::extract::Path<(String, String)>;
+
+/// The handler of `/gate/{partition}/{region}` over `shared`.
+fn gate_handler(
+    shared: &Arc<Shared>,
+) -> impl Fn(CellPath) -> Answer + Clone + Send + Sync + 'static {
+    let shared = Arc::clone(shared);
+    move |axum::extract::Path((partition, region))| {
+        let shared = Arc::clone(&shared);
+        Box::pin(async move { gate(&shared, &format!("{partition}/{region}")).await })
+    }
+}
+
+/// Every cell's gate, judged at most once per `RENDER_REUSE` whatever the number of callers.
+async fn judge(shared: &Shared, policy: &Policy) -> Judged {
+    let mut last = shared.gates.lock().await;
+    if let Some((at, judged)) = &*last {
+        if at.elapsed() < RENDER_REUSE {
+            return judged.clone();
+        }
+    }
+    let judged = match crate::controller::gate_views(&shared.store, policy).await {
+        Ok(views) => Ok(Arc::new(views)),
+        Err(e) => Err(Arc::from(format!(
+            "{}\n",
+            billshadow_adapters::redact::urls(&format!("{e:#}"))
+        ))),
+    };
+    *last = Some((Instant::now(), judged.clone()));
+    judged
+}
+
+fn json_response(status: StatusCode, body: &serde_json::Value) -> axum::response::Response {
+    (
+        status,
+        [("content-type", "application/json")],
+        format!("{body:#}\n"),
+    )
+        .into_response()
+}
+
+/// `GET /gate/{partition}/{region}`: 200 pass, 409 blocked, 404 no such cell (or no policy).
+async fn gate(shared: &Shared, cell: &str) -> axum::response::Response {
+    let Some(policy) = &shared.gate_policy else {
+        let error = "this server has no policy: start it with --policy to answer /gate";
+        return json_response(
+            StatusCode::NOT_FOUND,
+            &serde_json::json!({ "error": error }),
+        );
+    };
+    let views = match judge(shared, policy).await {
+        Ok(views) => views,
+        Err(message) => {
+            return json_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &serde_json::json!({ "error": message.trim_end() }),
+            );
+        }
+    };
+    match views.iter().find(|v| v.cell == cell) {
+        Some(view) => {
+            let status = if view.passed {
+                StatusCode::OK
+            } else {
+                StatusCode::CONFLICT
+            };
+            json_response(status, &billshadow_reports::gate::json(view))
+        }
+        None => json_response(
+            StatusCode::NOT_FOUND,
+            &serde_json::json!({
+                "error": format!("no cell {cell} in the policy, or not initialised in the store (`billshadow migrate init`)")
+            }),
+        ),
     }
 }

@@ -2,6 +2,7 @@
 //! read from the store. Nothing is compared again.
 
 pub(crate) mod metrics_server;
+pub(crate) mod prom;
 pub(crate) mod summary;
 
 use std::collections::BTreeMap;
@@ -92,12 +93,8 @@ pub(crate) async fn render(
                     out.write_all(md.as_bytes()).map_err(io)?;
                 }
                 ReportFormat::Prom => {
-                    let states: BTreeMap<String, String> = view
-                        .cells
-                        .iter()
-                        .filter_map(|c| c.state.clone().map(|s| (c.cell.clone(), s)))
-                        .collect();
-                    billshadow_reports::run::prometheus(out, &view, &states).map_err(io)?;
+                    let text = prom::exposition(store, &view).await?;
+                    out.write_all(text.as_bytes()).map_err(io)?;
                 }
                 _ => out.write_all(junit(&view)?.as_bytes()).map_err(io)?,
             }
@@ -106,58 +103,27 @@ pub(crate) async fn render(
     }
 }
 
-/// A JUnit report of a run: a `run` suite whose `complete` case fails for an incomplete run,
-/// then one suite per cell; with a policy, one case per gate criterion, else one case for the
-/// cell's parity (failing when accounts mismatched, errored or are pending).
+/// A JUnit report of a run (`billshadow_reports::ci::run_junit`), timed by the run's duration.
 fn junit(view: &RunView) -> anyhow::Result<String> {
-    use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
-    let mut report = Report::new(format!(
-        "billshadow {} run {}",
-        view.kind_label, view.run_id
-    ));
-    let mut run_suite = TestSuite::new("run");
-    let complete = match &view.incomplete {
-        None => TestCaseStatus::success(),
-        Some(incomplete) => {
-            let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
-            s.set_message(incomplete.clone());
-            s
-        }
-    };
-    run_suite.add_test_case(TestCase::new("complete", complete));
-    if view.kind == "calibration" {
-        let mut s = TestCaseStatus::skipped();
-        s.set_message(
-            "calibration (A/A): the legacy stack replayed twice; no verdict on the modern stack",
-        );
-        run_suite.add_test_case(TestCase::new("calibration (A/A)", s));
+    let at = |t: &str| chrono::DateTime::parse_from_rfc3339(t).ok();
+    let duration = view
+        .finished_at
+        .as_deref()
+        .and_then(at)
+        .zip(at(&view.started_at))
+        .and_then(|(end, start)| (end - start).to_std().ok())
+        .unwrap_or_default();
+    Ok(billshadow_reports::ci::run_junit(view, duration)?)
+}
+
+/// `--store URL` as a shell reads it: quoted when the URL has a character a shell would act on.
+pub(crate) fn store_arg(url: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "._/:@=+-%,".contains(c);
+    if url.chars().all(plain) {
+        format!("--store {url}")
+    } else {
+        format!("--store '{}'", url.replace('\'', "'\\''"))
     }
-    report.add_test_suite(run_suite);
-    for cell in &view.cells {
-        let mut suite = TestSuite::new(cell.cell.clone());
-        match view.gates.iter().find(|g| g.cell == cell.cell) {
-            Some(gate) => {
-                for c in &gate.criteria {
-                    suite.add_test_case(c.junit_case());
-                }
-            }
-            None => {
-                let status = if cell.mismatched == 0 && cell.errored == 0 && cell.pending == 0 {
-                    TestCaseStatus::success()
-                } else {
-                    let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
-                    s.set_message(format!(
-                        "{} of {} accounts mismatched, {} without a verdict, {} pending",
-                        cell.mismatched, cell.cohort, cell.errored, cell.pending
-                    ));
-                    s
-                };
-                suite.add_test_case(TestCase::new("parity", status));
-            }
-        }
-        report.add_test_suite(suite);
-    }
-    Ok(report.to_string()?)
 }
 
 /// Everything a report shows, read from the store.
@@ -169,10 +135,11 @@ async fn run_view(
     let report = RunReport::load(store, run.clone(), Some(LISTED_ACCOUNTS)).await?;
     let states = cell_labels(store, policy).await?;
     let trends = trends(store).await?;
+    let drift = store.cell_drift(&report.run.id).await?;
     let cells: Vec<CellView> = report
         .cells
         .iter()
-        .map(|c| cell_view(c, states.get(&c.cell).cloned(), &trends))
+        .map(|c| cell_view(c, states.get(&c.cell).cloned(), &trends, &drift))
         .collect();
     let worst_views = worst_accounts(store, &report.run.id).await?;
     let classes = class_views(store, &report).await?;
@@ -198,9 +165,11 @@ async fn run_view(
         classes,
         gates,
         csv_hint: format!(
-            "`billshadow report {} --format csv` lists every diff",
-            report.run.id
+            "`billshadow report {} {} --format csv` lists every diff",
+            report.run.id,
+            store_arg(&store.url)
         ),
+        store_arg: store_arg(&store.url),
     };
     Ok((view, report))
 }
@@ -277,8 +246,16 @@ fn cell_view(
     c: &CellStats,
     state: Option<String>,
     trends: &BTreeMap<String, Vec<Option<String>>>,
+    drift: &BTreeMap<(String, String, String), (Decimal, Decimal)>,
 ) -> CellView {
     let compared = c.at_parity + c.mismatched;
+    let (mut overbilled, mut underbilled) = (BTreeMap::new(), BTreeMap::new());
+    for ((partition, region, currency), (over, under)) in drift {
+        if *partition == c.partition && *region == c.region {
+            overbilled.insert(currency.clone(), over.to_string());
+            underbilled.insert(currency.clone(), under.to_string());
+        }
+    }
     CellView {
         cell: c.cell.clone(),
         partition: c.partition.clone(),
@@ -294,6 +271,8 @@ fn cell_view(
         parity_percent: (compared > 0)
             .then(|| u32::try_from(c.at_parity * 100 / compared).unwrap_or(100)),
         delta: c.delta.clone(),
+        overbilled,
+        underbilled,
         state,
         trend: trends.get(&c.cell).cloned().unwrap_or_default(),
     }
@@ -368,12 +347,27 @@ pub(crate) async fn metrics_text(store: &Store, policy: Option<&Path>) -> anyhow
     let run = store.resolve("latest").await?;
     let policy = policy.map(Policy::load).transpose()?;
     let (view, _) = run_view(store, run, policy.as_ref()).await?;
-    let states: BTreeMap<String, String> = view
-        .cells
-        .iter()
-        .filter_map(|c| c.state.clone().map(|s| (c.cell.clone(), s)))
-        .collect();
-    let mut out = Vec::new();
-    billshadow_reports::run::prometheus(&mut out, &view, &states)?;
-    Ok(String::from_utf8(out)?)
+    prom::exposition(store, &view).await
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn store_arg_is_quoted_only_when_a_shell_would_act_on_it() {
+        for (url, arg) in [
+            ("s.db", "--store s.db"),
+            (
+                "/var/lib/billshadow/shadow.db",
+                "--store /var/lib/billshadow/shadow.db",
+            ),
+            (
+                "postgres://app:***@db:5432/shadow",
+                "--store 'postgres://app:***@db:5432/shadow'",
+            ),
+            ("my runs.db", "--store 'my runs.db'"),
+            ("it's.db", "--store 'it'\\''s.db'"),
+        ] {
+            assert_eq!(super::store_arg(url), arg);
+        }
+    }
 }

@@ -186,11 +186,11 @@ pub(crate) async fn execute(
                 () = stop.notify.notified() => {}
                 _ = &mut ctrl_c, if !interrupted => {
                     interrupted = true;
-                    eprintln!("interrupted: finishing the accounts in flight, then stopping (resume with --resume {run_id})");
+                    crate::note!("interrupted: finishing the accounts in flight, then stopping (resume with --resume {run_id})");
                 }
                 () = &mut term, if !interrupted => {
                     interrupted = true;
-                    eprintln!("terminated (SIGTERM): finishing the accounts in flight, then stopping (resume with --resume {run_id})");
+                    crate::note!("terminated (SIGTERM): finishing the accounts in flight, then stopping (resume with --resume {run_id})");
                 }
             }
         }

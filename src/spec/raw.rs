@@ -105,11 +105,106 @@ pub(crate) struct RawTolerances {
     pub(crate) charge_code: BTreeMap<String, Spanned<RawTolerance>>,
 }
 
-#[derive(Deserialize)]
-#[serde(untagged)]
+/// A tolerance as written: an amount as a string (`"0.05"`) or `{ minor_units = N }`.
 pub(crate) enum RawTolerance {
     Amount(String),
     MinorUnits { minor_units: u32 },
+}
+
+/// What a tolerance must look like, in every error about one.
+const TOLERANCE_EXPECTED: &str =
+    "a tolerance is an amount as a string, such as \"0.05\", or { minor_units = N }";
+
+impl<'de> Deserialize<'de> for RawTolerance {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(ToleranceVisitor)
+    }
+}
+
+/// Reads a tolerance, saying what is expected instead of "did not match any variant".
+struct ToleranceVisitor;
+
+impl<'de> serde::de::Visitor<'de> for ToleranceVisitor {
+    type Value = RawTolerance;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(TOLERANCE_EXPECTED)
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<RawTolerance, E> {
+        Ok(RawTolerance::Amount(v.to_owned()))
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<RawTolerance, E> {
+        Err(E::custom(format!(
+            "{TOLERANCE_EXPECTED}: write \"{v}\" (an amount, quoted) or {{ minor_units = {v} }}"
+        )))
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<RawTolerance, E> {
+        Err(E::custom(format!(
+            "{TOLERANCE_EXPECTED}: write \"{v}\", quoted (a TOML number is a float, and no amount is ever a float)"
+        )))
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<RawTolerance, A::Error> {
+        use serde::de::Error;
+        let mut minor_units = None;
+        while let Some(key) = map.next_key::<String>()? {
+            if key != "minor_units" {
+                return Err(A::Error::custom(format!(
+                    "{TOLERANCE_EXPECTED}: `{key}` is not `minor_units`"
+                )));
+            }
+            let n: i64 = map.next_value()?;
+            let n = u32::try_from(n).map_err(|_| {
+                A::Error::custom(format!(
+                    "{TOLERANCE_EXPECTED}: minor_units is a whole number from 0 to {}, not {n}",
+                    u32::MAX
+                ))
+            })?;
+            minor_units = Some(n);
+        }
+        minor_units
+            .map(|minor_units| RawTolerance::MinorUnits { minor_units })
+            .ok_or_else(|| {
+                A::Error::custom(format!("{TOLERANCE_EXPECTED}: minor_units is missing"))
+            })
+    }
+}
+
+#[cfg(test)]
+mod tolerance_tests {
+    /// The message a `[tolerance] default = VALUE` gets, or `ok`.
+    fn check(value: &str, expected: &str) {
+        let text = format!("default = {value}\n");
+        #[derive(serde::Deserialize)]
+        struct Table {
+            #[expect(dead_code, reason = "only whether it reads is checked")]
+            default: super::RawTolerance,
+        }
+        let got = match toml::from_str::<Table>(&text) {
+            Ok(_) => "ok".to_owned(),
+            Err(e) => e.message().to_owned(),
+        };
+        assert!(got.contains(expected), "{value}: {got}");
+        assert!(!got.contains("untagged"), "{value}: {got}");
+    }
+
+    #[test]
+    fn a_bad_tolerance_says_what_is_expected() {
+        check("\"0.05\"", "ok");
+        check("{ minor_units = 3 }", "ok");
+        check("{ minor_unit = 1 }", "`minor_unit` is not `minor_units`");
+        check("0.5", "write \"0.5\", quoted");
+        check(
+            "2",
+            "write \"2\" (an amount, quoted) or { minor_units = 2 }",
+        );
+        check("{ minor_units = -1 }", "minor_units is a whole number");
+        check("{ }", "minor_units is missing");
+        check("true", "a tolerance is an amount as a string");
+    }
 }
 
 impl RawTolerance {

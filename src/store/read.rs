@@ -27,6 +27,41 @@ impl Store {
             .collect()
     }
 
+    /// Per cell and currency, over- and under-billing apart: the sums of (modern − legacy)
+    /// over the accounts modern bills more, and of (legacy − modern) over those it bills less.
+    /// Only differing totals are streamed, and added up exactly in Rust.
+    pub(crate) async fn cell_drift(
+        &self,
+        run_id: &str,
+    ) -> anyhow::Result<BTreeMap<(String, String, String), (Decimal, Decimal)>> {
+        use futures_util::TryStreamExt;
+        let mut drift: BTreeMap<(String, String, String), (Decimal, Decimal)> = BTreeMap::new();
+        let mut rows = sqlx::query(
+            "SELECT c.partition, c.region, t.currency, t.legacy_total, t.modern_total FROM totals t \
+             JOIN cohort c ON c.run_id = t.run_id AND c.account_id = t.account_id \
+             WHERE t.run_id = $1 AND t.legacy_total <> t.modern_total",
+        )
+        .bind(run_id)
+        .fetch(&self.pool);
+        while let Some(r) = rows.try_next().await? {
+            let (l, m): (String, String) = (r.try_get(3)?, r.try_get(4)?);
+            let parse = |v: &str| {
+                v.parse::<Decimal>()
+                    .with_context(|| format!("the store holds a total that is not a decimal: {v}"))
+            };
+            let delta = parse(&m)? - parse(&l)?;
+            let entry = drift
+                .entry((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?))
+                .or_default();
+            if delta.is_sign_positive() {
+                entry.0 += delta;
+            } else {
+                entry.1 -= delta;
+            }
+        }
+        Ok(drift)
+    }
+
     /// Per currency, the `limit` accounts whose total differs most in that currency (largest
     /// |modern − legacy| first, then by account id). Money is only ever compared within one
     /// currency; the differing totals are streamed and compared exactly.

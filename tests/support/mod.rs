@@ -40,6 +40,19 @@ pub(crate) fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// Every variable billshadow may read the actor from (`src/actor.rs`).
+pub(crate) const ACTOR_VARIABLES: [&str; 9] = [
+    "BILLSHADOW_ACTOR",
+    "GITHUB_ACTOR",
+    "GITLAB_USER_LOGIN",
+    "BUILDKITE_BUILD_CREATOR_EMAIL",
+    "CIRCLE_USERNAME",
+    "BUILD_REQUESTEDFOREMAIL",
+    "BUILD_USER_ID",
+    "USER",
+    "LOGNAME",
+];
+
 /// `billshadow ARGS` in `dir`, not yet started, with the environment every test gives it: no
 /// `NO_COLOR` or `BILLSHADOW_STORE` from the caller's shell, log lines from warnings up.
 pub(crate) fn command(args: &[&str], dir: &Path) -> Command {
@@ -50,6 +63,11 @@ pub(crate) fn command(args: &[&str], dir: &Path) -> Command {
         .env_remove("NO_COLOR")
         .env_remove("BILLSHADOW_STORE")
         .env("BILLSHADOW_LOG", "warn");
+    // Who acts is the same on every machine: no CI's user, the test's USER.
+    for name in ACTOR_VARIABLES {
+        command.env_remove(name);
+    }
+    command.env("USER", "billshadow-test");
     command
 }
 
@@ -243,4 +261,48 @@ pub(crate) fn redact(text: &str) -> String {
         out.push_str(rest);
     }
     out
+}
+
+/// `program ARGS` in `dir` (with `stdin` from a file, if given), required to succeed: an
+/// outside tool the tests use (promtool, node, check-jsonschema), installed by `.ci/test`.
+/// Returns what it printed, stdout then stderr.
+pub(crate) fn tool(program: &str, args: &[&str], dir: &Path, stdin: Option<&Path>) -> String {
+    let mut command = Command::new(program);
+    command.args(args).current_dir(dir);
+    if let Some(file) = stdin {
+        command.stdin(std::fs::File::open(file).unwrap());
+    }
+    let out = command
+        .output()
+        .unwrap_or_else(|e| panic!("{program} runs (installed by .ci/test): {e}"));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{program} {args:?}:\n{text}");
+    text
+}
+
+/// A `billshadow` server (`serve`, `metrics --listen`) on `port`, killed when dropped.
+pub(crate) struct Server(std::process::Child);
+
+impl Server {
+    /// Starts `billshadow ARGS` in `dir` and waits until it listens on `port`.
+    pub(crate) fn start(args: &[&str], dir: &Path, port: u16) -> Server {
+        let child = command(args, dir)
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let server = Server(child);
+        wait_for_listener(port, &format!("billshadow {}", args[0]));
+        server
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
