@@ -753,6 +753,22 @@ fn every_kind_of_tampering_with_the_audit_log_or_the_cells_is_detected() {
             "the cell p0/us-east-1 is cutover in the store but the audit log says canary(1%)",
         ),
         (
+            "edit when a cell took its step",
+            Box::new(|| {
+                f.exec("UPDATE cells SET entered_at = '2020-01-01T00:00:00+00:00', fresh_after = '2020-01-01T00:00:00+00:00' WHERE cell = 'p0/us-east-1'")
+            }),
+            "",
+            "the cell p0/us-east-1 is not the state the audit log recorded",
+        ),
+        (
+            "forge a pending transition",
+            Box::new(|| {
+                f.exec(r#"UPDATE cells SET pending = '{"action":"advance","stage":"cutover","step":0,"held":null,"from_label":"shadow","to_label":"cutover","since":"2026-11-25T21:32:50Z","actor":"alice","reason":"the gate passed","fresh_after":null}' WHERE cell = 'p1/us-east-1'"#)
+            }),
+            "",
+            "the cell p1/us-east-1 has the pending transition cutover in the store but the audit log says none",
+        ),
+        (
             "move a cell's version",
             Box::new(|| {
                 f.exec("UPDATE cells SET version = version + 1 WHERE cell = 'p1/us-east-1'")
@@ -1321,4 +1337,41 @@ fn the_actor_comes_from_the_ci_user_and_nothing_naming_one_is_refused_never_unkn
     let audit = f.migrate(&["audit"], open_time());
     assert!(audit.stdout.contains("octocat"), "{}", audit.stdout);
     assert!(!audit.stdout.contains("unknown"), "{}", audit.stdout);
+}
+
+#[test]
+fn a_forged_pending_transition_is_never_reconciled_and_edits_stop_every_move() {
+    let f = Fixture::new("");
+    let t = open_time();
+    let cell = "p1/us-east-1";
+    assert_eq!(f.migrate(&["advance", cell], t).code, 0);
+    f.exec(r#"UPDATE cells SET pending = '{"action":"advance","stage":"cutover","step":0,"held":null,"from_label":"shadow","to_label":"cutover","since":"2026-11-25T21:32:50Z","actor":"alice","reason":"the gate passed","fresh_after":null}' WHERE cell = 'p1/us-east-1'"#);
+    let reconcile = f.migrate(&["reconcile"], t);
+    assert_eq!(reconcile.code, 1, "{}", reconcile.transcript());
+    assert!(
+        reconcile
+            .transcript()
+            .contains("not reconciled: the audit log does not verify"),
+        "{}",
+        reconcile.transcript()
+    );
+    assert_eq!(f.state(cell)["state"], "shadow");
+    // Edits that would skip a step's evidence or dwell time stop every move.
+    f.exec("UPDATE cells SET pending = '' WHERE cell = 'p1/us-east-1'");
+    assert_eq!(f.migrate(&["audit", "--verify"], t).code, 0);
+    assert_eq!(f.migrate(&["advance", HEALTHY], t).code, 0);
+    assert_eq!(f.migrate(&["advance", HEALTHY], t).code, 0);
+    f.exec("UPDATE cells SET entered_at = '2020-01-01T00:00:00+00:00', fresh_after = '2020-01-01T00:00:00+00:00' WHERE cell = 'p0/us-east-1'");
+    f.run_stacks(&[]);
+    let advance = f.migrate(&["advance", HEALTHY, "--to", "canary:5"], t);
+    assert_eq!(advance.code, 1, "{}", advance.transcript());
+    assert!(
+        advance.stdout.contains("the audit log does not verify"),
+        "{}",
+        advance.transcript()
+    );
+    assert_eq!(f.state(HEALTHY)["label"], "canary(1%)");
+    // A hold needs its reason.
+    let hold = f.migrate(&["hold", cell, "--reason", " "], t);
+    assert_eq!(hold.code, 2, "{}", hold.transcript());
 }

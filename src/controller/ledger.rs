@@ -18,7 +18,7 @@ use super::machine::RunEvidence;
 use super::policy::{CellId, Policy};
 use crate::cell::CellState;
 use crate::store::Store;
-use crate::store::cells::{AuditLink, AuditRecord, Head, Sealed};
+use crate::store::cells::{AuditEntry, AuditLink, AuditRecord, Head, Sealed, Snapshot};
 use crate::support::sha256_hex;
 
 /// The store with the controller's key: what appends and verifies records.
@@ -92,36 +92,41 @@ impl Ledger<'_> {
     /// signature), the head, the checkpoint `since` if given, and that every cell is exactly
     /// what the chain implies. `Ok(Err(problem))` names the first record or cell that is wrong.
     pub(crate) async fn verify(&self, since: Option<&Head>) -> anyhow::Result<Result<u64, String>> {
-        let records = self.store.audit_records().await?;
-        let head = self.store.audit_head().await?;
-        if let Err(problem) = self.verify_chain(&records, &head) {
-            return Ok(Err(problem));
-        }
+        let snapshot = self.store.audit_snapshot().await?;
+        Ok(self.verify_snapshot(&snapshot, since))
+    }
+
+    /// `verify` over a snapshot read in one transaction (or under the controller lock).
+    pub(crate) fn verify_snapshot(
+        &self,
+        snapshot: &Snapshot,
+        since: Option<&Head>,
+    ) -> Result<u64, String> {
+        let Some((records, head)) = &snapshot.log else {
+            return Err("the snapshot has no log".to_owned());
+        };
+        self.verify_chain(records, head)?;
         if let Some(checkpoint) = since {
-            let at = records.iter().find(|r| r.seq == checkpoint.seq);
-            match at {
+            match records.iter().find(|r| r.seq == checkpoint.seq) {
                 None => {
-                    return Ok(Err(format!(
+                    return Err(format!(
                         "the checkpoint names record {} but the log ends at record {}: records after it were cut",
                         checkpoint.seq, head.seq
-                    )));
+                    ));
                 }
                 Some(r) if r.hash != checkpoint.hash => {
-                    return Ok(Err(format!(
+                    return Err(format!(
                         "record {} is not the one the checkpoint names (hash {} there, {} now): the log was rewritten",
                         r.seq,
                         short(&checkpoint.hash),
                         short(&r.hash)
-                    )));
+                    ));
                 }
                 Some(_) => {}
             }
         }
-        let states = self.store.cell_states().await?;
-        if let Err(problem) = self.verify_cells(&records, &states) {
-            return Ok(Err(problem));
-        }
-        Ok(Ok(records.len() as u64))
+        self.verify_cells(records, &snapshot.states)?;
+        Ok(records.len() as u64)
     }
 
     fn verify_chain(&self, records: &[AuditRecord], head: &Head) -> Result<(), String> {
@@ -194,7 +199,9 @@ impl Ledger<'_> {
         }
     }
 
-    /// Replays the chain per cell and compares with the `cells` table.
+    /// Replays the chain per cell and compares with the `cells` table: each transition starts
+    /// from the state the previous one left (or it was forged), and every cell is exactly the
+    /// state, pending transition and version the log implies.
     fn verify_cells(
         &self,
         records: &[AuditRecord],
@@ -204,47 +211,11 @@ impl Ledger<'_> {
         for r in records {
             let Some(e) = &r.entry else { continue };
             let cell = implied.entry(e.cell.as_str()).or_default();
-            if let Some(action) = e.action.strip_suffix("_begun") {
-                cell.pending = Some((action.to_owned(), e.to_state.clone()));
-                cell.version += 1;
-            } else if e.action.ends_with("_completed") {
-                cell.label = Some(e.to_state.clone());
-                cell.pending = None;
-                cell.version += 1;
-            } else if e.action.ends_with("_abandoned") || e.action.ends_with("_reverted") {
-                cell.pending = None;
-                cell.version += 1;
-            } else if matches!(
-                e.action.as_str(),
-                "advance" | "rollback" | "hold" | "release"
-            ) {
-                cell.label = Some(e.to_state.clone());
-                cell.version += 1;
-            }
+            cell.replay(r.seq, e)?;
         }
         for (name, state) in states {
             let want = implied.remove(name.as_str()).unwrap_or_default();
-            let label = state.label(self.policy);
-            let want_label = want.label.clone().unwrap_or_else(|| "legacy".to_owned());
-            if label != want_label {
-                return Err(format!(
-                    "the cell {name} is {label} in the store but the audit log says {want_label}: the cells table was edited"
-                ));
-            }
-            let pending = state.pending.as_ref().map(|p| p.to_label.clone());
-            if pending != want.pending.as_ref().map(|(_, to)| to.clone()) {
-                return Err(format!(
-                    "the cell {name} has the pending transition {} in the store but the audit log says {}: the cells table was edited",
-                    pending.as_deref().unwrap_or("none"),
-                    want.pending.as_ref().map_or("none", |(_, to)| to.as_str())
-                ));
-            }
-            if state.version != 1 + want.version {
-                return Err(format!(
-                    "the cell {name} is at version {} but the audit log records {} changes: the cells table was edited",
-                    state.version, want.version
-                ));
-            }
+            want.matches(name, state, self.policy)?;
         }
         if let Some((name, _)) = implied.iter().find(|(_, i)| i.version > 0) {
             return Err(format!(
@@ -259,8 +230,120 @@ impl Ledger<'_> {
 #[derive(Default, Clone)]
 struct Implied {
     label: Option<String>,
-    pending: Option<(String, String)>,
+    /// The state as the last record that set it wrote it (records since pending transitions).
+    state: Option<serde_json::Value>,
+    /// The pending transition's target label and, when recorded, the whole of it.
+    pending: Option<(String, Option<serde_json::Value>)>,
     version: i64,
+}
+
+impl Implied {
+    fn current_label(&self) -> &str {
+        self.label.as_deref().unwrap_or("legacy")
+    }
+
+    /// One record of this cell, in order.
+    fn replay(&mut self, seq: i64, e: &AuditEntry) -> Result<(), String> {
+        let forged = |what: &str| {
+            format!(
+                "record {seq} ({} {}) {what}: it does not follow from the records before it",
+                e.action, e.cell
+            )
+        };
+        if e.action.ends_with("_begun") {
+            if self.pending.is_some() {
+                return Err(forged("begins while another transition is pending"));
+            }
+            if e.from_state != self.current_label() {
+                return Err(forged(&format!(
+                    "starts from {} but the cell was {}",
+                    e.from_state,
+                    self.current_label()
+                )));
+            }
+            self.pending = Some((e.to_state.clone(), e.evidence.get("pending").cloned()));
+            self.version += 1;
+        } else if e.action.ends_with("_completed") {
+            match &self.pending {
+                Some((to, _)) if *to == e.to_state => {}
+                _ => return Err(forged("completes a transition that was not begun")),
+            }
+            self.label = Some(e.to_state.clone());
+            self.state = e.evidence.get("state").cloned();
+            self.pending = None;
+            self.version += 1;
+        } else if e.action.ends_with("_abandoned") || e.action.ends_with("_reverted") {
+            if self.pending.is_none() {
+                return Err(forged("ends a transition that was not begun"));
+            }
+            self.state = e.evidence.get("state").cloned().or(self.state.take());
+            self.pending = None;
+            self.version += 1;
+        } else if matches!(
+            e.action.as_str(),
+            "advance" | "rollback" | "hold" | "release"
+        ) {
+            self.label = Some(e.to_state.clone());
+            self.state = None;
+            self.version += 1;
+        }
+        Ok(())
+    }
+
+    /// Whether the stored `state` is what the log implies.
+    fn matches(&self, name: &str, state: &CellState, policy: &Policy) -> Result<(), String> {
+        let edited = |what: String| format!("the cell {name} {what}: the cells table was edited");
+        let label = state.label(policy);
+        if label != self.current_label() {
+            return Err(edited(format!(
+                "is {label} in the store but the audit log says {}",
+                self.current_label()
+            )));
+        }
+        let pending = state.pending.as_ref().map(|p| p.to_label.clone());
+        let want_pending = self.pending.as_ref().map(|(to, _)| to.clone());
+        if pending != want_pending {
+            return Err(edited(format!(
+                "has the pending transition {} in the store but the audit log says {}",
+                pending.as_deref().unwrap_or("none"),
+                want_pending.as_deref().unwrap_or("none")
+            )));
+        }
+        if let (Some(p), Some((_, Some(recorded)))) = (&state.pending, &self.pending)
+            && serde_json::to_value(p).ok().as_ref() != Some(recorded)
+        {
+            return Err(edited(
+                "has a pending transition other than the one the audit log recorded".to_owned(),
+            ));
+        }
+        if let Some(recorded) = &self.state
+            && &state_record(state) != recorded
+        {
+            return Err(edited(format!(
+                "is not the state the audit log recorded (its hold, step time or evidence time differs: {} in the store, {recorded} in the log)",
+                state_record(state)
+            )));
+        }
+        if state.version != 1 + self.version {
+            return Err(edited(format!(
+                "is at version {} but the audit log records {} changes",
+                state.version, self.version
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// A cell's state as transition records carry it (everything but its version and pending
+/// transition).
+pub(crate) fn state_record(s: &CellState) -> serde_json::Value {
+    serde_json::json!({
+        "stage": s.stage,
+        "step": s.step,
+        "held": s.held,
+        "entered_at": s.entered_at,
+        "fresh_after": s.fresh_after,
+    })
 }
 
 fn short(hash: &str) -> &str {

@@ -168,6 +168,13 @@ impl Controller<'_> {
                 self.act(&cell, &Action::Rollback, "rollback", &reason)
                     .await
             }
+            MigrateCommand::Hold { cell, reason } if reason.trim().is_empty() => {
+                Err(crate::usage!(
+                    "hold {}: --reason must say why (it is the hold)",
+                    cell.name()
+                )
+                .into())
+            }
             MigrateCommand::Hold { cell, reason } => {
                 self.act(&cell, &Action::Hold(reason.clone()), "hold", &reason)
                     .await
@@ -478,9 +485,10 @@ fn waiting_for(cell_policy: &CellPolicy, states: &BTreeMap<String, CellState>) -
         .after
         .iter()
         .filter(|dep| {
-            states
-                .get(&dep.name())
-                .is_none_or(|s| !matches!(s.stage, Stage::Cutover | Stage::Decommissioned))
+            // A dependency with a transition pending (a rollback, say) is not there yet.
+            states.get(&dep.name()).is_none_or(|s| {
+                s.pending.is_some() || !matches!(s.stage, Stage::Cutover | Stage::Decommissioned)
+            })
         })
         .map(CellId::name)
         .collect()

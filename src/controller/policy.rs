@@ -352,6 +352,19 @@ impl RawPolicy {
                     .map_err(|e| (span, format!("[audit] public_key: {e}")))
             })
             .transpose()?;
+        if let Some(key) = &audit_key
+            && let Some(a) = approvers
+                .iter()
+                .find(|a| a.key.key_data() == key.key_data())
+        {
+            return Err((
+                gate_span,
+                format!(
+                    "[[approvers]] {} has the controller's [audit] public_key: the controller signs the log, people sign steps",
+                    a.name
+                ),
+            ));
+        }
         Ok(Policy {
             cells,
             max_in_flight: self.max_in_flight.unwrap_or(2).max(1),

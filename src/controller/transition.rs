@@ -14,7 +14,7 @@ use super::{Controller, in_flight};
 use crate::args::Signing;
 use crate::cell::{Pending, StepName};
 use crate::exit::{Code, Failure, NotNextStep, Outcome};
-use crate::store::cells::AuditLink;
+use crate::store::cells::{AuditLink, Snapshot};
 
 impl Controller<'_> {
     /// Writes a decision: pending, hooked, completed.
@@ -53,15 +53,21 @@ impl Controller<'_> {
             pending: Some(pending.clone()),
             ..j.state.clone()
         };
-        let entry = self.entry(
+        let mut entry = self.entry(
             &j.cell,
             &format!("{action}_begun"),
             (&from, &to),
             reason,
             Some(&j.verdict),
         );
-        let check =
-            |states: &BTreeMap<String, CellState>| self.limits(&j.cell, &j.state, next, states);
+        entry.evidence["pending"] = serde_json::to_value(&pending).unwrap_or_default();
+        entry.evidence["approved_by"] = serde_json::json!(j.approvals);
+        let check = |snapshot: &Snapshot| {
+            self.ledger.verify_snapshot(snapshot, None).map_err(|problem| {
+                format!("not moved: the audit log does not verify, so nothing is changed until it is looked into: {problem}")
+            })?;
+            self.limits(&j.cell, &j.state, next, &snapshot.states)
+        };
         let seal = |link: &AuditLink<'_>| self.ledger.seal(link);
         self.store
             .write_cell(
@@ -70,6 +76,7 @@ impl Controller<'_> {
                 &begun,
                 &entry,
                 &seal,
+                true,
                 check,
             )
             .await?;
@@ -87,12 +94,17 @@ impl Controller<'_> {
         states: &BTreeMap<String, CellState>,
     ) -> Result<(), String> {
         let name = cell.name();
-        if let Some(p) = states.get(&name).and_then(|s| s.pending.as_ref())
-            && next.stage != Stage::RolledBack
-        {
+        // Nothing, a rollback included, overtakes a pending transition: its hook may still be
+        // moving the router.
+        if let Some(p) = states.get(&name).and_then(|s| s.pending.as_ref()) {
             return Err(format!(
-                "not moved: the transition {} → {} is pending; `billshadow migrate reconcile` finishes it",
+                "not moved: the transition {} → {} is pending; `billshadow migrate reconcile` finishes it (or `--revert`s it)",
                 p.from_label, p.to_label
+            ));
+        }
+        if states.get(&name).is_some_and(|s| s.version >= i64::MAX / 2) {
+            return Err(format!(
+                "not moved: the cell {name} has a version no controller wrote"
             ));
         }
         let entering = matches!(next.stage, Stage::Canary | Stage::Cutover)
@@ -134,17 +146,17 @@ impl Controller<'_> {
             return Ok(());
         };
         let pending = CellState {
-            version: begun.version + 1,
+            version: begun.version.saturating_add(1),
             ..begun.clone()
         };
         match hooked {
             Ok(()) => {
-                self.settle(cell, &pending, Settle::Completed, &p.reason)
+                self.settle(cell, &pending, Settle::Completed, &p.reason, false)
                     .await
             }
             Err(e) => {
                 let reason = format!("the hook failed, the transition did not happen: {e}");
-                self.settle(cell, &pending, Settle::Abandoned, &reason)
+                self.settle(cell, &pending, Settle::Abandoned, &reason, false)
                     .await?;
                 Err(anyhow::anyhow!(
                     "the transition hook failed, so {} stays {}: {e}",
@@ -156,13 +168,15 @@ impl Controller<'_> {
         }
     }
 
-    /// Ends `state`'s pending transition as `how`, with its audit record.
+    /// Ends `state`'s pending transition as `how`, with its audit record. A reconcile (`verify`)
+    /// first checks, under the lock, that the log verifies and records this very transition.
     async fn settle(
         &self,
         cell: &CellId,
         state: &CellState,
         how: Settle,
         reason: &str,
+        verify: bool,
     ) -> Result<(), Failure> {
         let Some(p) = &state.pending else {
             return Ok(());
@@ -185,14 +199,23 @@ impl Controller<'_> {
             }
         };
         let labels = (p.from_label.as_str(), p.to_label.as_str());
-        let entry = self.entry(
+        let mut entry = self.entry(
             cell,
             &format!("{}_{record}", p.action),
             labels,
             reason,
             None,
         );
+        entry.evidence = serde_json::json!({ "state": super::ledger::state_record(&next) });
         let seal = |link: &AuditLink<'_>| self.ledger.seal(link);
+        let check = |snapshot: &Snapshot| {
+            if verify {
+                self.ledger.verify_snapshot(snapshot, None).map_err(|problem| {
+                    format!("not reconciled: the audit log does not verify, so a pending transition in the store cannot be trusted: {problem}")
+                })?;
+            }
+            Ok(())
+        };
         self.store
             .write_cell(
                 &cell.name(),
@@ -200,7 +223,8 @@ impl Controller<'_> {
                 &next,
                 &entry,
                 &seal,
-                |_| Ok(()),
+                verify,
+                check,
             )
             .await?;
         Ok(())
@@ -234,7 +258,7 @@ impl Controller<'_> {
                     } else {
                         "reconciled: the hook ran again and succeeded"
                     };
-                    self.settle(&id, state, how, reason).await?;
+                    self.settle(&id, state, how, reason, true).await?;
                     if revert {
                         crate::outln!("{name}: {to} reverted; stays {from}");
                     } else {

@@ -151,6 +151,63 @@ async fn states_in(
         .collect()
 }
 
+/// Every audit record, in sequence order.
+async fn records_in(
+    executor: impl sqlx::Executor<'_, Database = sqlx::Any>,
+) -> anyhow::Result<Vec<AuditRecord>> {
+    let rows = sqlx::query(
+        "SELECT seq, at, actor, cell, action, from_state, to_state, reason, policy_hash, evidence, prev_hash, hash, signature FROM audit ORDER BY seq",
+    )
+    .fetch_all(executor)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            let raw_evidence: String = r.try_get(9)?;
+            let entry = serde_json::from_str(&raw_evidence)
+                .ok()
+                .map(|evidence| -> anyhow::Result<AuditEntry> {
+                    Ok(AuditEntry {
+                        actor: r.try_get(2)?,
+                        cell: r.try_get(3)?,
+                        action: r.try_get(4)?,
+                        from_state: r.try_get(5)?,
+                        to_state: r.try_get(6)?,
+                        reason: r.try_get(7)?,
+                        policy_hash: r.try_get(8)?,
+                        evidence,
+                    })
+                })
+                .transpose()?;
+            Ok(AuditRecord {
+                seq: r.try_get(0)?,
+                at: r.try_get(1)?,
+                entry,
+                prev_hash: r.try_get(10)?,
+                hash: r.try_get(11)?,
+                signature: r.try_get(12)?,
+            })
+        })
+        .collect()
+}
+
+async fn head_in(executor: impl sqlx::Executor<'_, Database = sqlx::Any>) -> anyhow::Result<Head> {
+    let r = sqlx::query("SELECT seq, hash, signature FROM audit_head WHERE id = 1")
+        .fetch_one(executor)
+        .await?;
+    Ok(Head {
+        seq: r.try_get(0)?,
+        hash: r.try_get(1)?,
+        signature: r.try_get(2)?,
+    })
+}
+
+/// What a write's check sees, under the controller lock: every cell, and the audit log with
+/// its head when asked for.
+pub(crate) struct Snapshot {
+    pub(crate) states: BTreeMap<String, CellState>,
+    pub(crate) log: Option<(Vec<AuditRecord>, Head)>,
+}
+
 /// Takes the controller lock: the first statement of every controller write, so concurrent
 /// controllers queue here (a row lock on PostgreSQL, the write lock on SQLite) and every
 /// check after it sees what the others committed.
@@ -271,8 +328,9 @@ impl Store {
 
     /// Writes `next` (a state with its pending transition, or a finished one) if the cell is
     /// still at `expected_version`, with its audit record, in one transaction under the
-    /// controller lock. `check` sees every cell as committed by then and may refuse the write
-    /// (a policy limit): the refusal is a `Conflict` with its reason, and nothing is written.
+    /// controller lock. `check` sees every cell (and with `read_log` the audit log) as
+    /// committed by then and may refuse the write (a policy limit, a log that does not
+    /// verify): the refusal is a `Conflict` with its reason, and nothing is written.
     pub(crate) async fn write_cell(
         &self,
         cell: &str,
@@ -280,12 +338,18 @@ impl Store {
         next: &CellState,
         entry: &AuditEntry,
         seal: Seal<'_>,
-        check: impl FnOnce(&BTreeMap<String, CellState>) -> Result<(), String>,
+        read_log: bool,
+        check: impl FnOnce(&Snapshot) -> Result<(), String>,
     ) -> anyhow::Result<()> {
         let mut tx = self.pool().begin().await?;
         lock(&mut tx).await?;
         let states = states_in(&mut *tx).await?;
-        if let Err(reason) = check(&states) {
+        let log = if read_log {
+            Some((records_in(&mut *tx).await?, head_in(&mut *tx).await?))
+        } else {
+            None
+        };
+        if let Err(reason) = check(&Snapshot { states, log }) {
             tx.rollback().await?;
             return Err(Conflict(reason).into());
         }
@@ -363,49 +427,29 @@ impl Store {
 
     /// Every audit record, in sequence order.
     pub(crate) async fn audit_records(&self) -> anyhow::Result<Vec<AuditRecord>> {
-        let rows = sqlx::query(
-            "SELECT seq, at, actor, cell, action, from_state, to_state, reason, policy_hash, evidence, prev_hash, hash, signature FROM audit ORDER BY seq",
-        )
-        .fetch_all(self.pool())
-        .await?;
-        rows.iter()
-            .map(|r| {
-                let raw_evidence: String = r.try_get(9)?;
-                let entry = serde_json::from_str(&raw_evidence)
-                    .ok()
-                    .map(|evidence| -> anyhow::Result<AuditEntry> {
-                        Ok(AuditEntry {
-                            actor: r.try_get(2)?,
-                            cell: r.try_get(3)?,
-                            action: r.try_get(4)?,
-                            from_state: r.try_get(5)?,
-                            to_state: r.try_get(6)?,
-                            reason: r.try_get(7)?,
-                            policy_hash: r.try_get(8)?,
-                            evidence,
-                        })
-                    })
-                    .transpose()?;
-                Ok(AuditRecord {
-                    seq: r.try_get(0)?,
-                    at: r.try_get(1)?,
-                    entry,
-                    prev_hash: r.try_get(10)?,
-                    hash: r.try_get(11)?,
-                    signature: r.try_get(12)?,
-                })
-            })
-            .collect()
+        records_in(self.pool()).await
     }
 
     pub(crate) async fn audit_head(&self) -> anyhow::Result<Head> {
-        let r = sqlx::query("SELECT seq, hash, signature FROM audit_head WHERE id = 1")
-            .fetch_one(self.pool())
-            .await?;
-        Ok(Head {
-            seq: r.try_get(0)?,
-            hash: r.try_get(1)?,
-            signature: r.try_get(2)?,
+        head_in(self.pool()).await
+    }
+
+    /// The log, its head and every cell as one consistent snapshot (one transaction; repeatable
+    /// read on PostgreSQL), so a verification never mistakes a concurrent write for tampering.
+    pub(crate) async fn audit_snapshot(&self) -> anyhow::Result<Snapshot> {
+        let mut tx = self.pool().begin().await?;
+        if !self.sqlite {
+            sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                .execute(&mut *tx)
+                .await?;
+        }
+        let states = states_in(&mut *tx).await?;
+        let records = records_in(&mut *tx).await?;
+        let head = head_in(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(Snapshot {
+            states,
+            log: Some((records, head)),
         })
     }
 }
