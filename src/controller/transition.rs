@@ -70,15 +70,7 @@ impl Controller<'_> {
         };
         let seal = |link: &AuditLink<'_>| self.ledger.seal(link);
         self.store
-            .write_cell(
-                &j.cell.name(),
-                j.state.version,
-                &begun,
-                &entry,
-                &seal,
-                true,
-                check,
-            )
+            .write_cell(&j.cell.name(), &begun, &entry, &seal, true, check)
             .await?;
         let hooked = self.hook(&j.cell, &from, &to).await;
         self.finish(&j.cell, &begun, hooked).await
@@ -217,15 +209,7 @@ impl Controller<'_> {
             Ok(())
         };
         self.store
-            .write_cell(
-                &cell.name(),
-                state.version,
-                &next,
-                &entry,
-                &seal,
-                verify,
-                check,
-            )
+            .write_cell(&cell.name(), &next, &entry, &seal, verify, check)
             .await?;
         Ok(())
     }

@@ -327,14 +327,13 @@ impl Store {
     }
 
     /// Writes `next` (a state with its pending transition, or a finished one) if the cell is
-    /// still at `expected_version`, with its audit record, in one transaction under the
-    /// controller lock. `check` sees every cell (and with `read_log` the audit log) as
+    /// still at `next.version` (the write bumps it), with its audit record, in one transaction
+    /// under the controller lock. `check` sees every cell (and with `read_log` the audit log) as
     /// committed by then and may refuse the write (a policy limit, a log that does not
     /// verify): the refusal is a `Conflict` with its reason, and nothing is written.
     pub(crate) async fn write_cell(
         &self,
         cell: &str,
-        expected_version: i64,
         next: &CellState,
         entry: &AuditEntry,
         seal: Seal<'_>,
@@ -353,7 +352,7 @@ impl Store {
             tx.rollback().await?;
             return Err(Conflict(reason).into());
         }
-        write_state(&mut tx, cell, expected_version, next).await?;
+        write_state(&mut tx, cell, next.version, next).await?;
         append(&mut tx, entry, seal).await?;
         tx.commit().await?;
         Ok(())
