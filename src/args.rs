@@ -369,7 +369,8 @@ pub(crate) enum MigrateFormat {
   billshadow migrate advance --all
   billshadow migrate approve p1/eu-west-1 --to cutover --key ~/.ssh/id_ed25519
   billshadow migrate rollback p1/eu-west-1 --reason \"INC-812\"
-  billshadow migrate reconcile                                  # after a controller was killed mid-transition
+  # After a controller was killed mid-transition
+  billshadow migrate reconcile
   billshadow migrate routes --format json
   billshadow migrate audit --verify --since head.json")]
 pub(crate) struct MigrateArgs {
@@ -506,8 +507,10 @@ pub(crate) enum MigrateCommand {
         /// The cell: PARTITION/REGION.
         cell: crate::cell::CellId,
     },
-    /// Finish or revert transitions left pending (the controller stopped between writing a
-    /// transition and completing it): the idempotent hook runs again.
+    /// Finish or revert a transition left pending when a controller stopped mid-step.
+    ///
+    /// The controller writes a transition as pending before its hook runs and completes it
+    /// after; `reconcile` runs the idempotent hook again and completes it (or reverts it).
     #[command(after_help = "Examples:
   # Completes every pending transition
   billshadow migrate reconcile
@@ -543,8 +546,7 @@ pub(crate) enum MigrateCommand {
         #[arg(long, requires = "verify", value_name = "HEAD_FILE")]
         since: Option<PathBuf>,
     },
-    /// Make an OpenSSH ed25519 key pair (FILE and FILE.pub): for the controller's
-    /// `[audit] public_key`, or an approver.
+    /// Make an OpenSSH ed25519 key pair (FILE, FILE.pub) for the controller or an approver.
     #[command(after_help = "Examples:
   billshadow migrate keygen /secure/billshadow-controller
   export BILLSHADOW_CONTROLLER_KEY=/secure/billshadow-controller")]
