@@ -570,6 +570,7 @@ fn two_controllers_advancing_one_cell_at_once_never_both_win() {
                 ])
                 .current_dir(f.path())
                 .env("BILLSHADOW_LOG", "warn")
+                .env("BILLSHADOW_FAKE_CLOCK", "1")
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
                 .spawn()
@@ -1093,6 +1094,7 @@ fn spawn_migrate(f: &Fixture, args: &[&str], actor: &str) -> std::process::Child
         .args(["--controller-key", "keys/controller"])
         .current_dir(f.path())
         .env("BILLSHADOW_LOG", "warn")
+        .env("BILLSHADOW_FAKE_CLOCK", "1")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -1374,4 +1376,23 @@ fn a_forged_pending_transition_is_never_reconciled_and_edits_stop_every_move() {
     // A hold needs its reason.
     let hold = f.migrate(&["hold", cell, "--reason", " "], t);
     assert_eq!(hold.code, 2, "{}", hold.transcript());
+    // A clock set by hand moves nothing unless the run says it is a rehearsal.
+    let now = t.to_rfc3339();
+    let mut advance = crate::support::command(
+        &[
+            "migrate",
+            "advance",
+            cell,
+            "--policy",
+            "policy.toml",
+            "--store",
+            "s.db",
+        ],
+        f.path(),
+    );
+    advance.args(["--now", &now, "--controller-key", "keys/controller"]);
+    advance.env_remove("BILLSHADOW_FAKE_CLOCK");
+    let out = advance.output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("needs BILLSHADOW_FAKE_CLOCK=1"));
 }

@@ -70,6 +70,13 @@ pub(crate) fn run(args: MigrateArgs, access: Access) -> Outcome {
     let policy = Policy::load(&args.policy)?;
     let now = args.now.unwrap_or_else(Utc::now);
     let signs = !matches!(access, Access::ReadOnly);
+    if signs && args.now.is_some() && std::env::var("BILLSHADOW_FAKE_CLOCK").as_deref() != Ok("1") {
+        // A clock set by hand would let a write skip a dwell time or a freeze window.
+        return Err(crate::usage!(
+            "--now on a command that changes the store needs BILLSHADOW_FAKE_CLOCK=1 (tests and rehearsals on a copy); every record it writes names both clocks"
+        )
+        .into());
+    }
     let key = if signs {
         keys::controller_key(args.controller_key.as_deref(), policy.audit_key.as_ref())
             .map_err(input)?
@@ -464,9 +471,17 @@ impl Controller<'_> {
             to_state: to.to_owned(),
             reason: reason.to_owned(),
             policy_hash: self.policy.hash.clone(),
-            evidence: verdict.map_or(serde_json::Value::Null, |v| {
-                serde_json::json!({"runs": v.runs, "evidence_hash": v.evidence_hash, "outcome": v.outcome, "criteria": v.criteria})
-            }),
+            evidence: {
+                let mut e = verdict.map_or(serde_json::json!({}), |v| {
+                    serde_json::json!({"runs": v.runs, "evidence_hash": v.evidence_hash, "outcome": v.outcome, "criteria": v.criteria})
+                });
+                // A clock set with --now is recorded beside the real one.
+                let real = Utc::now();
+                if (self.now - real).num_seconds().abs() > 60 {
+                    e["clock"] = serde_json::json!({"now": self.now, "real": real});
+                }
+                e
+            },
         }
     }
 }

@@ -198,7 +198,7 @@ impl Controller<'_> {
             reason,
             None,
         );
-        entry.evidence = serde_json::json!({ "state": super::ledger::state_record(&next) });
+        entry.evidence["state"] = super::ledger::state_record(&next);
         let seal = |link: &AuditLink<'_>| self.ledger.seal(link);
         let check = |snapshot: &Snapshot| {
             if verify {

@@ -68,6 +68,8 @@ pub(crate) fn command(args: &[&str], dir: &Path) -> Command {
         command.env_remove(name);
     }
     command.env("USER", "billshadow-test");
+    // Tests move the controller's clock with `--now` on commands that write.
+    command.env("BILLSHADOW_FAKE_CLOCK", "1");
     command
 }
 
