@@ -5,6 +5,7 @@
 //! The JSON shapes are versioned (`billshadow.diff/v1`) and documented in
 //! `reports/SCHEMA.md`.
 
+pub mod causes;
 pub mod explain;
 pub mod json;
 pub mod run;

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, anyhow};
 use billshadow_adapters::{Catalog, FormatRef, Mapping, ReadOptions, ReadStats};
-use billshadow_comparisons::{KeyField, LineStore, Verdict, compare_with_threads};
+use billshadow_comparisons::{Causes, KeyField, LineStore, Verdict, compare_with_threads};
 use billshadow_reports::{Inputs, SideInput};
 
 use crate::args::{CheckSpecArgs, DiffArgs, OutputFormat};
@@ -76,6 +76,8 @@ pub(crate) fn run(args: DiffArgs) -> Outcome {
         modern: side_input(&modern, &modern_stats),
         quarantine: quarantined.then(|| args.quarantine.display().to_string()),
     };
+    // The causes: a pass over the diffs only, never the lines.
+    let causes = Causes::of(&comparison.diffs);
     let mut out = Destination::open(args.out.as_deref())?;
     let color = out.colour();
     let written = match args.format {
@@ -85,18 +87,19 @@ pub(crate) fn run(args: DiffArgs) -> Outcome {
                 accounts_shown_max: args.limit,
                 ..Default::default()
             };
-            billshadow_reports::text::write(
+            billshadow_reports::text::write_with_causes(
                 out.writer(),
                 &billshadow_reports::text::Header::for_inputs(&inputs),
                 &comparison,
+                Some(&causes),
                 options,
             )
         }
         OutputFormat::Json => {
-            billshadow_reports::json::write_document(out.writer(), &inputs, &comparison)
+            billshadow_reports::json::write_document(out.writer(), &inputs, &comparison, &causes)
         }
         OutputFormat::Jsonl => {
-            billshadow_reports::json::write_lines(out.writer(), &inputs, &comparison)
+            billshadow_reports::json::write_lines(out.writer(), &inputs, &comparison, &causes)
         }
     };
     match written {

@@ -6,7 +6,7 @@ use std::io::Write;
 use anyhow::Context;
 use billshadow_comparisons::{Diff, DiffClass};
 
-use crate::args::{ExplainArgs, MetricsArgs, ReportArgs};
+use crate::args::{CausesArgs, ExplainArgs, MetricsArgs, ReportArgs};
 use crate::controller::policy::Policy;
 use crate::exit::{Code, Outcome, unavailable};
 use crate::output::Destination;
@@ -114,6 +114,39 @@ pub(crate) fn explain(args: ExplainArgs) -> Outcome {
             )
         })
         .map_err(Into::into)
+}
+
+/// `billshadow causes`: a stored run's diffs grouped into signatures. It reads every diff of
+/// the run (as `show --format json` does); the signatures kept are capped.
+pub(crate) fn causes(args: CausesArgs) -> Outcome {
+    runtime()?.block_on(async {
+        let store = Store::open_named(args.store.as_deref(), Access::ReadOnly).await?;
+        let run = store.resolve(&args.run).await?;
+        let diffs = store.diffs(&run.id, None).await;
+        store.close().await;
+        let causes = billshadow_comparisons::Causes::of(&diffs?);
+        let mut out = std::io::stdout().lock();
+        let written = match args.format {
+            crate::args::TableFormat::Json => {
+                billshadow_reports::causes::write_json(&mut out, Some(&run.id), &causes)
+            }
+            crate::args::TableFormat::Text => writeln!(out, "run {}", run.id).and_then(|()| {
+                billshadow_reports::causes::write_text(&mut out, &causes, args.limit, Some(&run.id))
+            }),
+        };
+        match written {
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+            other => {
+                other.map_err(|e| unavailable(anyhow::Error::new(e).context("cannot write")))?
+            }
+        }
+        let failing = causes.signatures.iter().any(|s| s.failing > 0);
+        Ok(if failing {
+            Code::Mismatch
+        } else {
+            Code::Parity
+        })
+    })
 }
 
 /// Serves the latest run's metrics on `/metrics` (and `/healthz`) until stopped, over one

@@ -80,7 +80,7 @@ pub(super) fn write(f: &Facts<'_>) -> String {
             signed(*delta)
         ),
         Shape::Varied => format!(
-            "modern computes {cur} {lines} differently, with no constant ratio or offset \
+            "modern computes {cur} {lines} differently, not by one constant ratio or offset \
              (a pricing rule such as tiers differs; modern higher on {} of {})",
             f.higher, f.paired
         ),

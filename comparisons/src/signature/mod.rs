@@ -144,30 +144,30 @@ enum Place {
     After(usize),
 }
 
-/// Knock-on diffs (tax lines, totals, credits without a shape of their own) follow the
-/// account's largest diff that is not one (by |delta|, then the first).
+/// Knock-on diffs follow their account's cause: the account's largest diff (by |delta|) of
+/// the lowest `knock_on` level present, so tax lines and totals follow a plan fee, and a
+/// total follows a tax line when the tax line is all there is.
 fn follows(diffs: &[Diff], observed: &[Observed]) -> Vec<Place> {
-    let knock_on: Vec<bool> = diffs
+    let levels: Vec<u8> = diffs
         .iter()
         .zip(observed)
-        .map(|(d, o)| is_knock_on(d, o))
+        .map(|(d, o)| knock_on(d, o))
         .collect();
+    // The lowest level, then the largest |delta|; on a tie, content decides, never the order
+    // of the diffs.
+    let rank = |j: usize| {
+        let d = &diffs[j];
+        let size = d.delta.map(|x| x.abs()).unwrap_or_default();
+        (
+            std::cmp::Reverse(levels[j]),
+            size,
+            std::cmp::Reverse((&d.charge_code, d.class, &d.fields, &d.key)),
+        )
+    };
     let mut cause_of: HashMap<&str, usize> = HashMap::new();
     for (i, d) in diffs.iter().enumerate() {
         let Some(account) = d.account_id.as_deref() else {
             continue;
-        };
-        if knock_on[i] {
-            continue;
-        }
-        // The largest |delta|; on a tie, content decides, never the order of the diffs.
-        let rank = |j: usize| {
-            let d = &diffs[j];
-            let size = d.delta.map(|x| x.abs()).unwrap_or_default();
-            (
-                size,
-                std::cmp::Reverse((&d.charge_code, d.class, &d.fields, &d.key)),
-            )
         };
         cause_of
             .entry(account)
@@ -184,22 +184,27 @@ fn follows(diffs: &[Diff], observed: &[Observed]) -> Vec<Place> {
         .map(|(i, d)| {
             let cause = d.account_id.as_deref().and_then(|a| cause_of.get(a));
             match cause {
-                Some(&cause) if knock_on[i] => Place::After(cause),
+                Some(&cause) if levels[i] > levels[cause] => Place::After(cause),
                 _ => Place::Own,
             }
         })
         .collect()
 }
 
-fn is_knock_on(diff: &Diff, observed: &Observed) -> bool {
+/// 0: a diff that may be a cause; 1: a line that follows others (tax, or a credit or
+/// discount with no shape of its own: a share of a fee); 2: a total.
+fn knock_on(diff: &Diff, observed: &Observed) -> u8 {
     if diff.scope != Scope::Line {
-        return diff.class == DiffClass::TotalMismatch;
+        return if diff.class == DiffClass::TotalMismatch {
+            2
+        } else {
+            0
+        };
     }
-    let line_type = line_type_of(diff);
-    match line_type.as_deref() {
-        Some("tax") => true,
-        Some("credit" | "discount") => matches!(observed, Observed::Numeric(_)),
-        _ => false,
+    match line_type_of(diff).as_deref() {
+        Some("tax") => 1,
+        Some("credit" | "discount") if matches!(observed, Observed::Numeric(_)) => 1,
+        _ => 0,
     }
 }
 
@@ -315,10 +320,30 @@ fn group(
             None => groups.entry(key).or_default().push(i),
         }
     }
-    for (key, members) in numeric {
-        let amounts: Vec<Amounts> = members.iter().map(|(_, a)| *a).collect();
-        let shape = shape::common_shape(&amounts);
-        for (i, _) in members {
+    let judged: Vec<(GroupKey, Shape, Vec<usize>)> = numeric
+        .into_iter()
+        .map(|(key, members)| {
+            let amounts: Vec<Amounts> = members.iter().map(|(_, a)| *a).collect();
+            let shape = shape::common_shape(&amounts);
+            (key, shape, members.into_iter().map(|(i, _)| i).collect())
+        })
+        .collect();
+    merge_roundings(&mut groups);
+    let per_cell = rules_per_cell(diffs, &judged);
+    for (key, shape, members) in judged {
+        let cell = shared(members.iter().map(|&i| cell_of(&diffs[i])));
+        let bucket = (
+            key.class,
+            key.fields.clone(),
+            key.scope.get(1..).unwrap_or_default().to_vec(),
+            cell,
+        );
+        let shape = if per_cell.contains(&bucket) {
+            Shape::Varied
+        } else {
+            shape
+        };
+        for i in members {
             let key = GroupKey {
                 scope: scope_for(&diffs[i], &shape),
                 shape: shape.clone(),
@@ -328,6 +353,83 @@ fn group(
         }
     }
     groups
+}
+
+/// A value rounded to 2 decimals may be written with 1 or 0 (`12.50`, `12.00`): the groups of
+/// one rounding rule that differ only in the decimals seen are one, with the most decimals.
+fn merge_roundings(groups: &mut BTreeMap<GroupKey, Vec<usize>>) {
+    let mut most: BTreeMap<GroupKey, u32> = BTreeMap::new();
+    let rounding_keys: Vec<GroupKey> = groups
+        .keys()
+        .filter(|k| matches!(k.shape, Shape::FewerDecimals { .. }))
+        .cloned()
+        .collect();
+    let rule = |k: &GroupKey| match k.shape {
+        Shape::FewerDecimals { coarser, decimals } => (
+            GroupKey {
+                shape: Shape::FewerDecimals {
+                    coarser,
+                    decimals: 0,
+                },
+                ..k.clone()
+            },
+            decimals,
+        ),
+        _ => (k.clone(), 0),
+    };
+    for key in &rounding_keys {
+        let (rule, decimals) = rule(key);
+        let best = most.entry(rule).or_default();
+        *best = (*best).max(decimals);
+    }
+    for key in rounding_keys {
+        let (rule_key, _) = rule(&key);
+        let decimals = most[&rule_key];
+        let Shape::FewerDecimals { coarser, .. } = key.shape else {
+            continue;
+        };
+        let target = GroupKey {
+            shape: Shape::FewerDecimals { coarser, decimals },
+            ..key.clone()
+        };
+        if target != key {
+            let members = groups.remove(&key).unwrap_or_default();
+            groups.entry(target).or_default().extend(members);
+        }
+    }
+}
+
+/// A bucket of judged groups: class, fields, line type and currency (the key's scope after
+/// the charge code), and the one cell every member is in.
+type Bucket = (
+    DiffClass,
+    Vec<String>,
+    Vec<(&'static str, String)>,
+    Option<String>,
+);
+
+/// Buckets where several charge codes of one line type, currency and cell each differ by a
+/// constant of their own (or none): one rule of that cell (tiers, a price book) rather than
+/// a price changed per charge code, so they are one `Varied` signature of the cell.
+fn rules_per_cell(diffs: &[Diff], judged: &[(GroupKey, Shape, Vec<usize>)]) -> BTreeSet<Bucket> {
+    let mut codes: BTreeMap<Bucket, usize> = BTreeMap::new();
+    for (key, _, members) in judged {
+        let cell = shared(members.iter().map(|&i| cell_of(&diffs[i])));
+        if cell.is_some() {
+            let bucket = (
+                key.class,
+                key.fields.clone(),
+                key.scope.get(1..).unwrap_or_default().to_vec(),
+                cell,
+            );
+            *codes.entry(bucket).or_default() += 1;
+        }
+    }
+    codes
+        .into_iter()
+        .filter(|(_, n)| *n >= 2)
+        .map(|(bucket, _)| bucket)
+        .collect()
 }
 
 /// A signature's figures over its own diffs and the ones that follow them.

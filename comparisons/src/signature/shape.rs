@@ -250,8 +250,10 @@ fn half_unit(decimals: u32) -> Decimal {
 }
 
 /// One side written with fewer decimals than the other, within the two roundings' reach.
+/// Decimals are counted without trailing zeros: a stack that pads `12.54` to `12.540` still
+/// rounded to 2.
 fn fewer_decimals(l: Decimal, m: Decimal) -> Option<Shape> {
-    let (sl, sm) = (l.scale(), m.scale());
+    let (sl, sm) = (l.normalize().scale(), m.normalize().scale());
     let reach = half_unit(sl) + half_unit(sm);
     if sl == sm || (m - l).abs() > reach {
         return None;
@@ -462,6 +464,15 @@ mod tests {
             amount,
             &[("amount", "12.345")],
             &[("amount", "12.35")],
+            fixed(Shape::FewerDecimals {
+                coarser: Side::Modern,
+                decimals: 2,
+            }),
+        );
+        check(
+            amount,
+            &[("amount", "12.541")],
+            &[("amount", "12.540")],
             fixed(Shape::FewerDecimals {
                 coarser: Side::Modern,
                 decimals: 2,

@@ -127,6 +127,13 @@ fn demo_like() -> Vec<Diff> {
             modern: Some("7.01"),
             ..line("b2", me, "api.calls")
         },
+        // Written as 7.000: two decimals all the same.
+        Line {
+            currency: "BHD",
+            legacy: Some("6.996"),
+            modern: Some("7.000"),
+            ..line("b2", me, "storage.gb")
+        },
         tax("b3", me, "BHD", "0.125", "0.13"),
         // 3. The WELCOME10 credit missing, in two currencies.
         Line {
@@ -179,11 +186,11 @@ fn the_demo_defects_are_four_signatures() {
         [
             (
                 "modern rounds BHD amounts to 2 decimals instead of 3 in cell p1/me-south-1",
-                3,
+                4,
                 0
             ),
             (
-                "modern computes JPY usage lines differently, with no constant ratio or offset \
+                "modern computes JPY usage lines differently, not by one constant ratio or offset \
                  (a pricing rule such as tiers differs; modern higher on 3 of 3) in cell p1/ap-northeast-1",
                 4,
                 1
