@@ -13,6 +13,7 @@ mod support;
 
 mod architecture;
 mod bad_input;
+mod causes;
 mod diff;
 mod limits;
 mod migrate;

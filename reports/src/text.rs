@@ -129,6 +129,7 @@ pub fn write_with_causes(
     let s = &comparison.summary;
     write_verdict(out, header, s, &p)?;
     if let Some(causes) = causes {
+        writeln!(out)?;
         crate::causes::write_text(out, causes, crate::causes::TEXT_SIGNATURES_MAX, None)?;
     }
     write_counts(out, s)?;

@@ -52,6 +52,15 @@ pub(crate) fn run(args: DemoArgs) -> Outcome {
         );
         return Ok(code);
     }
+    crate::outln!();
+    crate::outln!("demo: the causes of this run's diffs (`billshadow causes`):");
+    // Its exit code says there are failing causes, which the demo's defects are.
+    super::report::causes(crate::args::CausesArgs {
+        run: "latest".to_owned(),
+        format: TableFormat::Text,
+        store: Some(store.display().to_string()),
+        limit: 10,
+    })?;
     let policy = dir.join("policy.toml");
     let keys = demo_keys(dir).map_err(input)?;
     std::fs::write(
@@ -126,6 +135,9 @@ fn next_steps(
     );
     crate::outln!(
         "  billshadow show latest --store {store_arg} --format json   # every diff, as JSON"
+    );
+    crate::outln!(
+        "  billshadow causes latest --store {store_arg}               # the diffs grouped by cause"
     );
     crate::outln!("  billshadow runs --store {store_arg}");
     crate::outln!(

@@ -37,11 +37,11 @@ pub(super) fn write(f: &Facts<'_>) -> String {
             format!("modern bills {lines} that legacy does not")
         }
         Shape::FewerDecimals { coarser, decimals } => {
-            let finer = f
-                .currency
-                .and_then(|c| c.parse::<Currency>().ok())
-                .map(|c| format!(" instead of {}", c.minor_unit_exponent()))
-                .unwrap_or_default();
+            let minor = f.currency.and_then(|c| c.parse::<Currency>().ok());
+            let finer = match minor.map(Currency::minor_unit_exponent) {
+                Some(minor) if minor > *decimals => format!(" instead of {minor}"),
+                _ => format!(", {} keeps more", other(*coarser)),
+            };
             format!(
                 "{} rounds {cur} amounts to {decimals} decimals{finer}",
                 coarser.name()
@@ -79,6 +79,11 @@ pub(super) fn write(f: &Facts<'_>) -> String {
             "modern {cur} {lines} differ from legacy's by {} each: a fee added or dropped",
             signed(*delta)
         ),
+        Shape::Varied if f.paired <= 1 => {
+            format!(
+                "modern bills one {cur} line of the {lines} differently (one line shows no rule)"
+            )
+        }
         Shape::Varied => format!(
             "modern computes {cur} {lines} differently, not by one constant ratio or offset \
              (a pricing rule such as tiers differs; modern higher on {} of {})",
@@ -87,6 +92,13 @@ pub(super) fn write(f: &Facts<'_>) -> String {
         Shape::Other => format!("{} on {lines}", f.class.as_str()),
     };
     format!("{text}{}", place(f.partition, f.region))
+}
+
+fn other(side: Side) -> &'static str {
+    match side {
+        Side::Legacy => "modern",
+        Side::Modern => "legacy",
+    }
 }
 
 /// `21/20 (= 1.05)` when the fraction is a short decimal, else `31/30`.

@@ -295,19 +295,16 @@ fn group(
 ) -> BTreeMap<GroupKey, Vec<usize>> {
     let mut groups: BTreeMap<GroupKey, Vec<usize>> = BTreeMap::new();
     let mut numeric: BTreeMap<GroupKey, Vec<(usize, Amounts)>> = BTreeMap::new();
+    let mut weak: BTreeMap<GroupKey, Vec<(usize, Amounts)>> = BTreeMap::new();
     for (i, d) in diffs.iter().enumerate() {
         if follows[i] != Place::Own {
             continue;
         }
         let (shape, amounts) = match &observed[i] {
             Observed::Fixed(shape) => (shape.clone(), None),
+            Observed::Weak(shape, a) => (shape.clone(), Some(*a)),
             // Keyed as an offset until the group is judged.
-            Observed::Numeric(a) => (
-                Shape::Offset {
-                    delta: Decimal::ZERO,
-                },
-                Some(*a),
-            ),
+            Observed::Numeric(a) => (NUMERIC, Some(*a)),
         };
         let key = GroupKey {
             class: d.class,
@@ -315,11 +312,14 @@ fn group(
             scope: scope_for(d, &shape),
             shape,
         };
-        match amounts {
-            Some(a) => numeric.entry(key).or_default().push((i, a)),
-            None => groups.entry(key).or_default().push(i),
+        match (amounts, &observed[i]) {
+            (Some(a), Observed::Weak(..)) => weak.entry(key).or_default().push((i, a)),
+            (Some(a), _) => numeric.entry(key).or_default().push((i, a)),
+            (None, _) => groups.entry(key).or_default().push(i),
         }
     }
+    settle_weak(diffs, weak, &mut groups, &mut numeric);
+    merge_roundings(&mut groups);
     let judged: Vec<(GroupKey, Shape, Vec<usize>)> = numeric
         .into_iter()
         .map(|(key, members)| {
@@ -328,7 +328,6 @@ fn group(
             (key, shape, members.into_iter().map(|(i, _)| i).collect())
         })
         .collect();
-    merge_roundings(&mut groups);
     let per_cell = rules_per_cell(diffs, &judged);
     for (key, shape, members) in judged {
         let cell = shared(members.iter().map(|&i| cell_of(&diffs[i])));
@@ -355,41 +354,92 @@ fn group(
     groups
 }
 
-/// A value rounded to 2 decimals may be written with 1 or 0 (`12.50`, `12.00`): the groups of
-/// one rounding rule that differ only in the decimals seen are one, with the most decimals.
-fn merge_roundings(groups: &mut BTreeMap<GroupKey, Vec<usize>>) {
-    let mut most: BTreeMap<GroupKey, u32> = BTreeMap::new();
-    let rounding_keys: Vec<GroupKey> = groups
-        .keys()
-        .filter(|k| matches!(k.shape, Shape::FewerDecimals { .. }))
-        .cloned()
-        .collect();
-    let rule = |k: &GroupKey| match k.shape {
+/// The key numeric diffs are grouped under until the group is judged.
+const NUMERIC: Shape = Shape::Offset {
+    delta: Decimal::ZERO,
+};
+
+/// A hinted rounding rule is one when at least this many diffs hint at it (or one shows it
+/// outright): one `11.90` against `11.91` is chance (one in ten), three are not.
+const WEAK_SUPPORT_MIN: usize = 3;
+
+/// Hinted roundings (`Observed::Weak`) join their rule's group when the rule has support,
+/// else go back to the numeric diffs of their charge code.
+fn settle_weak(
+    diffs: &[Diff],
+    weak: BTreeMap<GroupKey, Vec<(usize, Amounts)>>,
+    groups: &mut BTreeMap<GroupKey, Vec<usize>>,
+    numeric: &mut BTreeMap<GroupKey, Vec<(usize, Amounts)>>,
+) {
+    let mut support: BTreeMap<GroupKey, usize> = BTreeMap::new();
+    for key in groups.keys() {
+        if matches!(key.shape, Shape::FewerDecimals { .. }) {
+            *support.entry(rounding_rule(key).0).or_default() += WEAK_SUPPORT_MIN;
+        }
+    }
+    for (key, members) in &weak {
+        *support.entry(rounding_rule(key).0).or_default() += members.len();
+    }
+    for (key, members) in weak {
+        if support[&rounding_rule(&key).0] >= WEAK_SUPPORT_MIN {
+            groups
+                .entry(key)
+                .or_default()
+                .extend(members.iter().map(|(i, _)| *i));
+            continue;
+        }
+        for (i, a) in members {
+            let numeric_key = GroupKey {
+                scope: scope_for(&diffs[i], &NUMERIC),
+                shape: NUMERIC,
+                ..key.clone()
+            };
+            numeric.entry(numeric_key).or_default().push((i, a));
+        }
+    }
+}
+
+/// A rounding group's rule (its key with the decimals left out) and its decimals.
+fn rounding_rule(key: &GroupKey) -> (GroupKey, u32) {
+    match key.shape {
         Shape::FewerDecimals { coarser, decimals } => (
             GroupKey {
                 shape: Shape::FewerDecimals {
                     coarser,
                     decimals: 0,
                 },
-                ..k.clone()
+                ..key.clone()
             },
             decimals,
         ),
-        _ => (k.clone(), 0),
-    };
+        _ => (key.clone(), 0),
+    }
+}
+
+/// A value rounded to 2 decimals may be written with 1 or 0 (`12.50`, `12.00`): the groups of
+/// one rounding rule that differ only in the decimals seen are one, with the most decimals.
+fn merge_roundings(groups: &mut BTreeMap<GroupKey, Vec<usize>>) {
+    let rounding_keys: Vec<GroupKey> = groups
+        .keys()
+        .filter(|k| matches!(k.shape, Shape::FewerDecimals { .. }))
+        .cloned()
+        .collect();
+    let mut most: BTreeMap<GroupKey, u32> = BTreeMap::new();
     for key in &rounding_keys {
-        let (rule, decimals) = rule(key);
+        let (rule, decimals) = rounding_rule(key);
         let best = most.entry(rule).or_default();
         *best = (*best).max(decimals);
     }
     for key in rounding_keys {
-        let (rule_key, _) = rule(&key);
-        let decimals = most[&rule_key];
+        let (rule, _) = rounding_rule(&key);
         let Shape::FewerDecimals { coarser, .. } = key.shape else {
             continue;
         };
         let target = GroupKey {
-            shape: Shape::FewerDecimals { coarser, decimals },
+            shape: Shape::FewerDecimals {
+                coarser,
+                decimals: most[&rule],
+            },
             ..key.clone()
         };
         if target != key {

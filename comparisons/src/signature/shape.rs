@@ -163,6 +163,9 @@ pub(crate) struct Amounts {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Observed {
     Fixed(Shape),
+    /// A shape one diff only hints at (fewer decimals seen only once trailing zeros are
+    /// dropped: `11.90` against `11.91` may be chance); the group decides (`WEAK_SUPPORT_MIN`).
+    Weak(Shape, Amounts),
     Numeric(Amounts),
 }
 
@@ -199,8 +202,16 @@ pub(crate) fn observe(diff: &Diff) -> Observed {
     if !l.is_zero() && m == -l {
         return Observed::Fixed(Shape::SignFlip);
     }
-    if let Some(shape) = fewer_decimals(l, m) {
-        return Observed::Fixed(shape);
+    if let Some((shape, written)) = fewer_decimals(l, m) {
+        let amounts = Amounts {
+            legacy: l,
+            modern: m,
+        };
+        return if written {
+            Observed::Fixed(shape)
+        } else {
+            Observed::Weak(shape, amounts)
+        };
     }
     let priced = price_of(legacy, modern);
     if let Some(shape) = priced.and_then(|exact| rounding_mode(exact, l, m)) {
@@ -251,19 +262,20 @@ fn half_unit(decimals: u32) -> Decimal {
 
 /// One side written with fewer decimals than the other, within the two roundings' reach.
 /// Decimals are counted without trailing zeros: a stack that pads `12.54` to `12.540` still
-/// rounded to 2.
-fn fewer_decimals(l: Decimal, m: Decimal) -> Option<Shape> {
+/// rounded to 2. Also says whether the sides were *written* with fewer decimals (sure) or
+/// only show it once trailing zeros are dropped (a hint).
+fn fewer_decimals(l: Decimal, m: Decimal) -> Option<(Shape, bool)> {
     let (sl, sm) = (l.normalize().scale(), m.normalize().scale());
     let reach = half_unit(sl) + half_unit(sm);
     if sl == sm || (m - l).abs() > reach {
         return None;
     }
-    let (coarser, decimals) = if sm < sl {
-        (Side::Modern, sm)
+    let (coarser, decimals, written) = if sm < sl {
+        (Side::Modern, sm, m.scale() < l.scale())
     } else {
-        (Side::Legacy, sl)
+        (Side::Legacy, sl, l.scale() < m.scale())
     };
-    Some(Shape::FewerDecimals { coarser, decimals })
+    Some((Shape::FewerDecimals { coarser, decimals }, written))
 }
 
 /// quantity × unit price, when both sides bill the same quantity at the same unit price.
@@ -473,10 +485,16 @@ mod tests {
             amount,
             &[("amount", "12.541")],
             &[("amount", "12.540")],
-            fixed(Shape::FewerDecimals {
-                coarser: Side::Modern,
-                decimals: 2,
-            }),
+            Observed::Weak(
+                Shape::FewerDecimals {
+                    coarser: Side::Modern,
+                    decimals: 2,
+                },
+                Amounts {
+                    legacy: d("12.541"),
+                    modern: d("12.540"),
+                },
+            ),
         );
         check(
             amount,

@@ -1,0 +1,143 @@
+//! Causes: diff signatures from the real binary, over the demo's shadow run of the sample
+//! stacks (four seeded defects) and over `diff` of files.
+
+use serde_json::Value;
+
+use crate::support::{billshadow, repo};
+
+/// The demo's four seeded defects (`examples/stacks/modern.rs`) are the run's only four
+/// signatures, each with its hypothesis and cells, and together they hold every diff.
+#[test]
+fn the_demo_defects_are_its_four_causes() {
+    let dir = tempfile::tempdir().unwrap();
+    let demo_dir = dir.path().join("demo");
+    let demo = billshadow(
+        &[
+            "demo",
+            "--accounts",
+            "1500",
+            "--dir",
+            demo_dir.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    assert_eq!(demo.code, 0, "{}", demo.transcript());
+    assert!(
+        demo.stdout.contains("demo: the causes of this run's diffs"),
+        "{}",
+        demo.stdout
+    );
+    let store = demo_dir.join("billshadow.db");
+    let store = store.to_str().unwrap();
+    let causes = billshadow(
+        &["causes", "--store", store, "--format", "json"],
+        dir.path(),
+    );
+    assert_eq!(causes.code, 1, "{}", causes.transcript());
+    let doc = causes.json();
+    assert_eq!(doc["schema"], "billshadow.causes/v1");
+    let signatures = doc["signatures"].as_array().unwrap();
+    let found: Vec<(&str, &str)> = signatures
+        .iter()
+        .map(|s| (s["shape"].as_str().unwrap(), s["rule"].as_str().unwrap()))
+        .collect();
+    let mut expected = vec![
+        ("fewer_decimals", "fewer_decimals:modern:2"),
+        ("missing", "missing:modern"),
+        ("varied", "varied"),
+        ("proration", "proration:31:30"),
+    ];
+    let mut sorted = found.clone();
+    sorted.sort();
+    expected.sort();
+    assert_eq!(sorted, expected, "{doc:#}");
+    let by_shape = |shape: &str| signatures.iter().find(|s| s["shape"] == shape).unwrap();
+    let hypothesis = |shape: &str| by_shape(shape)["hypothesis"].as_str().unwrap().to_owned();
+    let cells = |shape: &str| -> Vec<String> {
+        by_shape(shape)["cells"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c.as_str().unwrap().to_owned())
+            .collect()
+    };
+    // 1. Proration over a 30-day month in p2/eu-west-1.
+    assert_eq!(
+        hypothesis("proration"),
+        "modern prorates recurring lines over 30 days instead of 31 in cell p2/eu-west-1"
+    );
+    assert_eq!(cells("proration"), ["p2/eu-west-1"]);
+    // 2. The dinar rounded to cents in me-south-1.
+    assert_eq!(
+        hypothesis("fewer_decimals"),
+        "modern rounds BHD amounts to 2 decimals instead of 3 in region me-south-1"
+    );
+    assert!(
+        cells("fewer_decimals")
+            .iter()
+            .all(|c| c.ends_with("/me-south-1"))
+    );
+    // 3. The WELCOME10 credit never issued in p3.
+    assert_eq!(
+        hypothesis("missing"),
+        "modern does not bill the credit lines promo.welcome10 in partition p3"
+    );
+    assert!(cells("missing").iter().all(|c| c.starts_with("p3/")));
+    // 4. All-units tiers in p1/ap-northeast-1 (JPY).
+    assert!(
+        hypothesis("varied").starts_with("modern computes JPY usage lines differently"),
+        "{}",
+        hypothesis("varied")
+    );
+    assert!(hypothesis("varied").ends_with("in cell p1/ap-northeast-1"));
+    // All of the run's diffs are in these four.
+    let show = billshadow(&["show", "--store", store, "--format", "json"], dir.path());
+    let all_diffs = show.json()["diffs"].as_array().unwrap().len() as u64;
+    let in_signatures: u64 = signatures
+        .iter()
+        .map(|s| s["diffs"].as_u64().unwrap())
+        .sum();
+    assert_eq!(in_signatures, all_diffs);
+    assert_eq!(doc["signatures_left_off"], 0);
+    // The text names each cause and how to look at an example.
+    let text = billshadow(&["causes", "latest", "--store", store], dir.path());
+    assert!(
+        text.stdout.contains("Causes (4 signatures, ranked):"),
+        "{}",
+        text.stdout
+    );
+    assert!(text.stdout.contains("explain: billshadow explain run-"));
+}
+
+/// `diff --format json` lists the signatures beside the summary, and every diff names one of
+/// them; the text starts with them.
+#[test]
+fn diff_output_leads_with_signatures() {
+    let args = [
+        "diff",
+        "--legacy",
+        "examples/legacy.csv",
+        "--modern",
+        "examples/modern.csv",
+    ];
+    let json = billshadow(&[&args[..], &["--format", "json"]].concat(), &repo());
+    assert_eq!(json.code, 1);
+    let doc: Value = json.json();
+    assert_eq!(doc["schema"], "billshadow.diff/v1");
+    let ids: Vec<&str> = doc["signatures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap())
+        .collect();
+    assert!(!ids.is_empty());
+    let diffs = doc["diffs"].as_array().unwrap();
+    assert!(!diffs.is_empty());
+    for d in diffs {
+        assert!(ids.contains(&d["signature"].as_str().unwrap()), "{d}");
+    }
+    let text = billshadow(&args, &repo());
+    let causes = text.stdout.find("Causes (").unwrap();
+    let counts = text.stdout.find("accounts ").unwrap();
+    assert!(causes < counts, "{}", text.stdout);
+}
