@@ -141,3 +141,43 @@ fn diff_output_leads_with_signatures() {
     let counts = text.stdout.find("accounts ").unwrap();
     assert!(causes < counts, "{}", text.stdout);
 }
+
+/// An exclusive period end against an inclusive one: every line is missing on both sides, and
+/// the causes say it once, as one `key_mismatch` of `period_end`, with every diff in it.
+#[test]
+fn a_period_end_a_day_apart_is_one_key_mismatch() {
+    let dir = tempfile::tempdir().unwrap();
+    let header = "account_id,period_start,period_end,charge_code,line_type,amount,currency\n";
+    let (mut legacy, mut modern) = (header.to_owned(), header.to_owned());
+    for a in 0..50 {
+        for (code, amount) in [("plan.pro", "49.00"), ("egress.gb", "12.50")] {
+            legacy += &format!("acct-{a:03},2026-10-01,2026-10-31,{code},usage,{amount},USD\n");
+            modern += &format!("acct-{a:03},2026-10-01,2026-11-01,{code},usage,{amount},USD\n");
+        }
+    }
+    let legacy_path = dir.path().join("legacy.csv");
+    let modern_path = dir.path().join("modern.csv");
+    std::fs::write(&legacy_path, legacy).unwrap();
+    std::fs::write(&modern_path, modern).unwrap();
+    let run = billshadow(
+        &[
+            "diff",
+            "--legacy",
+            legacy_path.to_str().unwrap(),
+            "--modern",
+            modern_path.to_str().unwrap(),
+            "--format",
+            "json",
+        ],
+        dir.path(),
+    );
+    assert_eq!(run.code, 1, "{}", run.transcript());
+    let doc = run.json();
+    let signatures = doc["signatures"].as_array().unwrap();
+    assert_eq!(signatures.len(), 1, "{doc:#}");
+    assert_eq!(signatures[0]["rule"], "key_mismatch:period_end:+1 days");
+    assert_eq!(signatures[0]["accounts"], 50);
+    let diffs = doc["diffs"].as_array().unwrap();
+    assert_eq!(signatures[0]["diffs"].as_u64().unwrap(), diffs.len() as u64);
+    assert!(diffs.iter().all(|d| d["signature"] == signatures[0]["id"]));
+}

@@ -89,6 +89,15 @@ pub(super) fn write(f: &Facts<'_>) -> String {
              (a pricing rule such as tiers differs; modern higher on {} of {})",
             f.higher, f.paired
         ),
+        Shape::KeyMismatch { field, change } => match change.strip_suffix(" days") {
+            Some(days) => format!(
+                "modern writes {field} {days} days from legacy's on lines that are otherwise the same \
+                 (an inclusive against an exclusive date?)"
+            ),
+            None => format!(
+                "modern and legacy name {field} differently ({change}) on lines that are otherwise the same"
+            ),
+        },
         Shape::Other => format!("{} on {lines}", f.class.as_str()),
     };
     format!("{text}{}", place(f.partition, f.region))

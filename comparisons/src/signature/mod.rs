@@ -15,6 +15,7 @@
 //! are the smallest account ids.
 
 mod hypothesis;
+mod near_miss;
 mod shape;
 #[cfg(test)]
 mod tests;
@@ -84,7 +85,10 @@ pub struct Causes {
 impl Causes {
     /// The signatures of `diffs` (a comparison's or a run's; failing and informational).
     pub fn of(diffs: &[Diff]) -> Causes {
-        let observed: Vec<Observed> = diffs.iter().map(shape::observe).collect();
+        let mut observed: Vec<Observed> = diffs.iter().map(shape::observe).collect();
+        for (i, shape) in near_miss::near_misses(diffs) {
+            observed[i] = Observed::Fixed(shape);
+        }
         let follows = follows(diffs, &observed);
         let groups = group(diffs, &observed, &follows);
         let mut followers: HashMap<usize, Vec<usize>> = HashMap::new();
@@ -267,7 +271,7 @@ fn scope_for(diff: &Diff, shape: &Shape) -> Vec<(&'static str, String)> {
     match shape {
         Shape::FewerDecimals { .. } | Shape::RoundingMode { .. } => vec![currency],
         Shape::Proration { .. } => vec![line_type],
-        Shape::CurrencyRelabel { .. } => vec![],
+        Shape::CurrencyRelabel { .. } | Shape::KeyMismatch { .. } => vec![],
         Shape::Missing { .. } | Shape::SignFlip | Shape::UnitScale { .. } | Shape::Other => {
             vec![charge_code, line_type]
         }
@@ -306,8 +310,14 @@ fn group(
             // Keyed as an offset until the group is judged.
             Observed::Numeric(a) => (NUMERIC, Some(*a)),
         };
+        // Both halves of a near miss are one signature, under the legacy half's class.
+        let near_miss = matches!(shape, Shape::KeyMismatch { .. });
         let key = GroupKey {
-            class: d.class,
+            class: if near_miss {
+                DiffClass::MissingInModern
+            } else {
+                d.class
+            },
             fields: d.fields.clone(),
             scope: scope_for(d, &shape),
             shape,

@@ -94,6 +94,9 @@ pub enum Shape {
     Offset { delta: Decimal },
     /// The amounts differ with no constant ratio or offset.
     Varied,
+    /// A line missing on each side of an account, the same in every field but one key
+    /// component: `change` is `+N days` for dates, `legacy→modern` for names.
+    KeyMismatch { field: String, change: String },
     /// Not about amounts: a description, a customer, a stack's error, …
     Other,
 }
@@ -130,6 +133,7 @@ impl Shape {
             } => format!("ratio:{numerator}/{denominator}"),
             Shape::Offset { delta } => format!("offset:{}", delta.normalize()),
             Shape::Varied => "varied".to_owned(),
+            Shape::KeyMismatch { field, change } => format!("key_mismatch:{field}:{change}"),
             Shape::Other => "other".to_owned(),
         }
     }
@@ -147,6 +151,7 @@ impl Shape {
             Shape::Ratio { .. } => "ratio",
             Shape::Offset { .. } => "offset",
             Shape::Varied => "varied",
+            Shape::KeyMismatch { .. } => "key_mismatch",
             Shape::Other => "other",
         }
     }

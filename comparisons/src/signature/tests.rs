@@ -331,3 +331,52 @@ proptest! {
 fn gcd(a: u64, b: u64) -> u64 {
     if b == 0 { a } else { gcd(b, a % b) }
 }
+
+/// A period end written a day later by modern: in each account a line missing on each side,
+/// the same in every other field, is one `key_mismatch` signature, not two piles of missing
+/// lines.
+#[test]
+fn near_misses_are_one_key_mismatch() {
+    let half = |account: &str, end: &str, legacy_side: bool| {
+        let mut d = diff(Line {
+            legacy: legacy_side.then_some("5.00"),
+            modern: (!legacy_side).then_some("5.00"),
+            ..line(account, ("p", "r"), "egress.gb")
+        });
+        let evidence = if legacy_side {
+            &mut d.legacy
+        } else {
+            &mut d.modern
+        };
+        let fields = &mut evidence.as_mut().unwrap().fields;
+        fields.insert("period_end".to_owned(), end.to_owned());
+        d
+    };
+    let diffs = vec![
+        half("a", "2026-10-31", true),
+        half("a", "2026-11-01", false),
+        half("b", "2026-10-31", true),
+        half("b", "2026-11-01", false),
+        // Unpaired: stays a missing line.
+        half("c", "2026-10-31", true),
+    ];
+    let causes = Causes::of(&diffs);
+    let shapes: Vec<(String, u64)> = causes
+        .signatures
+        .iter()
+        .map(|s| (s.shape.key(), s.diffs))
+        .collect();
+    assert_eq!(
+        shapes,
+        [
+            ("key_mismatch:period_end:+1 days".to_owned(), 4),
+            ("missing:modern".to_owned(), 1)
+        ]
+    );
+    assert_eq!(
+        causes.signatures[0].hypothesis,
+        "modern writes period_end +1 days from legacy's on lines that are otherwise the same \
+         (an inclusive against an exclusive date?) in cell p/r"
+    );
+    assert_eq!(causes.signatures[0].money["USD"].net, Decimal::ZERO);
+}
