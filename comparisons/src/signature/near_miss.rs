@@ -120,13 +120,11 @@ mod tests {
     use super::*;
 
     fn evidence(fields: &[(&str, &str)]) -> Evidence {
-        Evidence {
-            fields: fields
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-                .collect(),
-            attributes: BTreeMap::new(),
+        let mut e = Evidence::default();
+        for (name, value) in fields {
+            e.fields.insert((*name).to_owned(), (*value).to_owned());
         }
+        e
     }
 
     fn check(legacy: &[(&str, &str)], modern: &[(&str, &str)], want: Option<(&str, &str)>) {
