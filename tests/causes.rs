@@ -107,6 +107,40 @@ fn the_demo_defects_are_its_four_causes() {
         text.stdout
     );
     assert!(text.stdout.contains("explain: billshadow explain run-"));
+    // The same causes in the next run have the same ids.
+    let spec = demo_dir.join("spec.toml");
+    let cohort = demo_dir.join("cohort.csv");
+    let again = billshadow(
+        &[
+            "run",
+            "--spec",
+            spec.to_str().unwrap(),
+            "--cohort",
+            cohort.to_str().unwrap(),
+            "--store",
+            store,
+            "--no-progress",
+        ],
+        dir.path(),
+    );
+    assert_eq!(again.code, 1, "{}", again.transcript());
+    let next = billshadow(
+        &["causes", "--store", store, "--format", "json"],
+        dir.path(),
+    )
+    .json();
+    assert_ne!(next["run_id"], doc["run_id"]);
+    let ids = |d: &Value| {
+        let mut ids: Vec<String> = d["signatures"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["id"].as_str().unwrap().to_owned())
+            .collect();
+        ids.sort();
+        ids
+    };
+    assert_eq!(ids(&next), ids(&doc));
 }
 
 /// `diff --format json` lists the signatures beside the summary, and every diff names one of
