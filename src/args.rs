@@ -90,6 +90,7 @@ pub(crate) enum Command {
     Migrate(MigrateArgs),
     Report(ReportArgs),
     Explain(ExplainArgs),
+    Causes(CausesArgs),
     Metrics(MetricsArgs),
     Serve(ServeArgs),
     CheckSpec(CheckSpecArgs),
@@ -633,6 +634,25 @@ pub(crate) struct ExplainArgs {
     pub(crate) format: TableFormat,
     #[arg(long, value_name = "URL", help = STORE_HELP)]
     pub(crate) store: Option<String>,
+}
+
+/// The causes of a stored run's diffs: signatures (class, fields, scope and the shape of the
+/// difference, such as fewer decimals, another day count or a constant ratio), ranked, each with
+/// a hypothesis, counts, money per currency, cells and example accounts.
+///
+/// Exit 1 when a signature has failing diffs, 0 otherwise.
+#[derive(Debug, Args)]
+pub(crate) struct CausesArgs {
+    /// A run id, or `latest`.
+    #[arg(default_value = "latest")]
+    pub(crate) run: String,
+    #[arg(long, value_enum, default_value_t = TableFormat::Text)]
+    pub(crate) format: TableFormat,
+    #[arg(long, value_name = "URL")]
+    pub(crate) store: Option<String>,
+    /// Signatures shown in text (JSON lists every kept one, up to 200).
+    #[arg(long, default_value_t = 20)]
+    pub(crate) limit: usize,
 }
 
 /// Serve the latest run's metrics on /metrics (Prometheus text exposition).

@@ -671,10 +671,23 @@ fn jsonl_streams_one_diff_per_line_then_the_summary() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert_eq!(lines.len(), 5);
+    // The diffs, each naming its signature, then the signatures, then the summary.
     assert!(lines[..4].iter().all(|l| l["record"] == "diff"));
-    assert_eq!(lines[4]["record"], "summary");
-    assert_eq!(lines[4]["schema"], "billshadow.diff/v1");
+    let signatures: Vec<&Value> = lines[4..]
+        .iter()
+        .filter(|l| l["record"] == "signature")
+        .collect();
+    assert_eq!(lines.len(), 5 + signatures.len());
+    assert!(!signatures.is_empty());
+    for diff in &lines[..4] {
+        assert!(
+            signatures.iter().any(|s| s["id"] == diff["signature"]),
+            "{diff}"
+        );
+    }
+    let last = lines.last().unwrap();
+    assert_eq!(last["record"], "summary");
+    assert_eq!(last["schema"], "billshadow.diff/v1");
 }
 
 #[test]

@@ -13,6 +13,7 @@ mod support;
 
 mod architecture;
 mod bad_input;
+mod causes;
 mod ci_kit;
 mod cli;
 mod diff;

@@ -9,6 +9,7 @@ pub mod difference;
 pub mod model;
 pub mod money;
 mod pairing;
+pub mod signature;
 pub mod summary;
 
 pub use config::{CompareConfig, Ignored, KeyField, Tolerance, Tolerances, Waiver};
@@ -16,4 +17,5 @@ pub use diff::{Comparison, compare, compare_with_threads};
 pub use difference::{Diff, DiffClass, Evidence, Scope};
 pub use model::{Field, Line, LineStore, LineType, NewLine};
 pub use money::{Currency, parse_amount, parse_decimal};
+pub use signature::{Causes, Signature};
 pub use summary::{CurrencyTotals, Summary, Verdict, WaiverUse};

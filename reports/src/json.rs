@@ -5,11 +5,12 @@ use std::io::{self, Write};
 
 use std::collections::BTreeMap;
 
-use billshadow_comparisons::{Comparison, Diff, Evidence, Scope, Summary};
+use billshadow_comparisons::{Causes, Comparison, Diff, Evidence, Scope, Summary};
 use rust_decimal::Decimal;
 use serde::Serialize;
 
 use crate::Inputs;
+use crate::causes::{SignatureJson, signatures_json};
 
 /// The schema id of the JSON document.
 pub const SCHEMA: &str = "billshadow.diff/v1";
@@ -19,20 +20,37 @@ struct Document<'a> {
     schema: &'static str,
     inputs: &'a Inputs,
     summary: &'a Summary,
+    /// The causes, ranked (added in place in v1: readers that do not know it skip it).
+    signatures: Vec<SignatureJson<'a>>,
+    signatures_left_off: u64,
     diffs: Vec<DiffJson<'a>>,
 }
 
-/// Writes the whole comparison as one JSON document.
+/// A diff with the id of its signature.
+fn with_signature<'a>(diff: &'a Diff, causes: &'a Causes, index: usize) -> DiffJson<'a> {
+    DiffJson {
+        signature: causes.signature_of(index),
+        ..DiffJson::from(diff)
+    }
+}
+
+/// Writes the whole comparison as one JSON document, its signatures beside the summary and
+/// each diff with its signature's id.
 pub fn write_document(
     out: &mut dyn Write,
     inputs: &Inputs,
     comparison: &Comparison,
+    causes: &Causes,
 ) -> io::Result<()> {
     let doc = Document {
         schema: SCHEMA,
         inputs,
         summary: &comparison.summary,
-        diffs: comparison.diffs.iter().map(DiffJson::from).collect(),
+        signatures: signatures_json(causes),
+        signatures_left_off: causes.left_off,
+        diffs: (comparison.diffs.iter().enumerate())
+            .map(|(i, d)| with_signature(d, causes, i))
+            .collect(),
     };
     serde_json::to_writer_pretty(&mut *out, &doc)?;
     out.write_all(b"\n")
@@ -46,6 +64,13 @@ struct DiffRecord<'a> {
 }
 
 #[derive(Serialize)]
+struct SignatureRecord<'a> {
+    record: &'static str,
+    #[serde(flatten)]
+    signature: SignatureJson<'a>,
+}
+
+#[derive(Serialize)]
 struct SummaryRecord<'a> {
     record: &'static str,
     schema: &'static str,
@@ -53,21 +78,31 @@ struct SummaryRecord<'a> {
     summary: &'a Summary,
 }
 
-/// Writes one line per diff (`"record": "diff"`), then one summary line
-/// (`"record": "summary"`), so a reader can stream a very large result.
+/// Writes one line per diff (`"record": "diff"`, with its `signature`), one per signature
+/// (`"record": "signature"`), then one summary line (`"record": "summary"`), so a reader can
+/// stream a very large result.
 pub fn write_lines(
     out: &mut dyn Write,
     inputs: &Inputs,
     comparison: &Comparison,
+    causes: &Causes,
 ) -> io::Result<()> {
-    for diff in &comparison.diffs {
+    for (i, diff) in comparison.diffs.iter().enumerate() {
         serde_json::to_writer(
             &mut *out,
             &DiffRecord {
                 record: "diff",
-                diff: DiffJson::from(diff),
+                diff: with_signature(diff, causes, i),
             },
         )?;
+        out.write_all(b"\n")?;
+    }
+    for signature in signatures_json(causes) {
+        let record = SignatureRecord {
+            record: "signature",
+            signature,
+        };
+        serde_json::to_writer(&mut *out, &record)?;
         out.write_all(b"\n")?;
     }
     let summary = SummaryRecord {
@@ -109,6 +144,9 @@ pub struct DiffJson<'a> {
     pub modern_line: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<&'a str>,
+    /// The id of the diff's signature (its cause), when signatures were found.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signature: Option<&'a str>,
 }
 
 /// One side's evidence in `billshadow.diff/v1`: its fields, then its attributes when any.
@@ -153,6 +191,7 @@ impl<'a> From<&'a Diff> for DiffJson<'a> {
             legacy_line: d.legacy_line,
             modern_line: d.modern_line,
             detail: d.detail.as_deref(),
+            signature: None,
         }
     }
 }

@@ -6,6 +6,7 @@
 //! The JSON shapes are versioned (`billshadow.diff/v1`) and documented in
 //! `reports/SCHEMA.md`.
 
+pub mod causes;
 pub mod ci;
 pub mod explain;
 pub mod gate;

@@ -3,7 +3,7 @@
 
 use std::io::{self, Write};
 
-use billshadow_comparisons::{Comparison, Diff, DiffClass, Scope, Summary, Verdict};
+use billshadow_comparisons::{Causes, Comparison, Diff, DiffClass, Scope, Summary, Verdict};
 
 use crate::clean;
 use crate::{Inputs, thousands};
@@ -114,9 +114,24 @@ pub fn write(
     comparison: &Comparison,
     options: TextOptions,
 ) -> io::Result<()> {
+    write_with_causes(out, header, comparison, None, options)
+}
+
+/// [`write`], with the causes (signatures) right after the verdict, before the counts.
+pub fn write_with_causes(
+    out: &mut dyn Write,
+    header: &Header,
+    comparison: &Comparison,
+    causes: Option<&Causes>,
+    options: TextOptions,
+) -> io::Result<()> {
     let p = Paint { on: options.color };
     let s = &comparison.summary;
     write_verdict(out, header, s, &p)?;
+    if let Some(causes) = causes {
+        writeln!(out)?;
+        crate::causes::write_text(out, causes, crate::causes::TEXT_SIGNATURES_MAX, None)?;
+    }
     write_counts(out, s)?;
     write_classes(out, s, &p)?;
     write_currencies(out, s, &p)?;

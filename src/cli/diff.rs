@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, anyhow};
 use billshadow_adapters::{Catalog, FormatRef, Mapping, ReadOptions, ReadStats};
-use billshadow_comparisons::{KeyField, LineStore, Verdict, compare_with_threads};
+use billshadow_comparisons::{Causes, KeyField, LineStore, Verdict, compare_with_threads};
 use billshadow_reports::{Inputs, SideInput};
 
 use crate::args::{CheckSpecArgs, DiffArgs, OutputFormat};
@@ -78,8 +78,17 @@ pub(crate) fn run(args: DiffArgs) -> Outcome {
         modern: side_input(&modern, &modern_stats),
         quarantine: quarantined.then(|| args.quarantine.display().to_string()),
     };
+    // The causes: a pass over the diffs only, never the lines.
+    let causes = Causes::of(&comparison.diffs);
     let mut out = Destination::open(args.out.as_deref())?;
-    let written = write_report(&args, &mut out, &inputs, &comparison, started.elapsed());
+    let written = write_report(
+        &args,
+        &mut out,
+        &inputs,
+        &comparison,
+        &causes,
+        started.elapsed(),
+    );
     match written {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
         other => other.context("cannot write the report").map_err(input)?,
@@ -290,6 +299,7 @@ fn write_report(
     out: &mut Destination,
     inputs: &Inputs,
     comparison: &billshadow_comparisons::Comparison,
+    causes: &Causes,
     elapsed: std::time::Duration,
 ) -> std::io::Result<()> {
     let color = out.colour();
@@ -300,18 +310,19 @@ fn write_report(
                 accounts_shown_max: args.limit,
                 ..Default::default()
             };
-            billshadow_reports::text::write(
+            billshadow_reports::text::write_with_causes(
                 out.writer(),
                 &billshadow_reports::text::Header::for_inputs(inputs),
                 comparison,
+                Some(causes),
                 options,
             )
         }
         OutputFormat::Json => {
-            billshadow_reports::json::write_document(out.writer(), inputs, comparison)
+            billshadow_reports::json::write_document(out.writer(), inputs, comparison, causes)
         }
         OutputFormat::Jsonl => {
-            billshadow_reports::json::write_lines(out.writer(), inputs, comparison)
+            billshadow_reports::json::write_lines(out.writer(), inputs, comparison, causes)
         }
         OutputFormat::Md => out
             .writer()

@@ -23,6 +23,7 @@ pub(crate) fn dispatch(command: Command) -> Outcome {
         Command::Migrate(args) => migrate::migrate(args),
         Command::Report(args) => report::report(args),
         Command::Explain(args) => report::explain(args),
+        Command::Causes(args) => report::causes(args),
         Command::Metrics(args) => report::metrics(args),
         Command::Serve(args) => report::serve(args),
         Command::Generate(Generate::Cohort(args)) => crate::demo::sample::run_cohort(args),

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use billshadow_comparisons::{Diff, DiffClass};
 
-use crate::args::{ExplainArgs, MetricsArgs, ReportArgs, ServeArgs};
+use crate::args::{CausesArgs, ExplainArgs, MetricsArgs, ReportArgs, ServeArgs};
 use crate::controller::policy::Policy;
 use crate::exit::{Code, Outcome, unavailable};
 use crate::output::Destination;
@@ -61,7 +61,9 @@ pub(crate) fn explain(args: ExplainArgs) -> Outcome {
                 ));
             }
             let (diffs, evidence) = store.account_detail(&run.id, &account).await?;
+            let causes = account_causes(&store, &run.id, &account).await;
             store.close().await;
+            let causes = causes?;
             let diffs: Vec<Diff> = diffs
                 .into_iter()
                 .map(diff_of_value)
@@ -81,8 +83,9 @@ pub(crate) fn explain(args: ExplainArgs) -> Outcome {
             let mut out = std::io::stdout().lock();
             let written = match args.format {
                 crate::args::TableFormat::Json => {
-                    let doc =
+                    let mut doc =
                         billshadow_reports::explain::to_json(&account, &diffs, &legacy, &modern);
+                    doc["signatures"] = causes_json(&causes);
                     serde_json::to_writer_pretty(&mut out, &doc)
                         .map_err(std::io::Error::other)
                         .and_then(|()| writeln!(out))
@@ -99,6 +102,7 @@ pub(crate) fn explain(args: ExplainArgs) -> Outcome {
                         billshadow_reports::explain::write_text(
                             &mut out, &account, &diffs, &legacy, &modern, color,
                         )
+                        .and_then(|()| write_causes(&mut out, &causes))
                     }
                 }
             };
@@ -115,6 +119,86 @@ pub(crate) fn explain(args: ExplainArgs) -> Outcome {
             )
         })
         .map_err(Into::into)
+}
+
+/// The signatures (id, hypothesis) an account's diffs belong to, found over the whole run's
+/// diffs so that they are the run's signatures.
+async fn account_causes(
+    store: &Store,
+    run_id: &str,
+    account: &str,
+) -> anyhow::Result<Vec<(String, String)>> {
+    let diffs = store.diffs(run_id, None).await?;
+    let causes = billshadow_comparisons::Causes::of(&diffs);
+    let mut named: Vec<(String, String)> = Vec::new();
+    for (i, d) in diffs.iter().enumerate() {
+        let Some(id) = causes.signature_of(i) else {
+            continue;
+        };
+        if d.account_id.as_deref() != Some(account) || named.iter().any(|(n, _)| n == id) {
+            continue;
+        }
+        let hypothesis = causes.signatures.iter().find(|s| s.id == id);
+        let hypothesis = hypothesis.map_or("(not among the signatures kept)", |s| &s.hypothesis);
+        named.push((id.to_owned(), hypothesis.to_owned()));
+    }
+    Ok(named)
+}
+
+fn causes_json(causes: &[(String, String)]) -> serde_json::Value {
+    let list = causes
+        .iter()
+        .map(|(id, hypothesis)| serde_json::json!({"id": id, "hypothesis": hypothesis}));
+    serde_json::Value::Array(list.collect())
+}
+
+fn write_causes(out: &mut dyn Write, causes: &[(String, String)]) -> std::io::Result<()> {
+    if causes.is_empty() {
+        return Ok(());
+    }
+    writeln!(out)?;
+    writeln!(
+        out,
+        "Causes (signatures of this account's diffs in the run):"
+    )?;
+    for (id, hypothesis) in causes {
+        let hypothesis = billshadow_reports::clean(hypothesis);
+        writeln!(out, "  {id}  {hypothesis}")?;
+    }
+    Ok(())
+}
+
+/// `billshadow causes`: a stored run's diffs grouped into signatures. It reads every diff of
+/// the run (as `show --format json` does); the signatures kept are capped.
+pub(crate) fn causes(args: CausesArgs) -> Outcome {
+    runtime()?.block_on(async {
+        let store = Store::open_named(args.store.as_deref(), Access::ReadOnly).await?;
+        let run = store.resolve(&args.run).await?;
+        let diffs = store.diffs(&run.id, None).await;
+        store.close().await;
+        let causes = billshadow_comparisons::Causes::of(&diffs?);
+        let mut out = std::io::stdout().lock();
+        let written = match args.format {
+            crate::args::TableFormat::Json => {
+                billshadow_reports::causes::write_json(&mut out, Some(&run.id), &causes)
+            }
+            crate::args::TableFormat::Text => writeln!(out, "run {}", run.id).and_then(|()| {
+                billshadow_reports::causes::write_text(&mut out, &causes, args.limit, Some(&run.id))
+            }),
+        };
+        match written {
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+            other => {
+                other.map_err(|e| unavailable(anyhow::Error::new(e).context("cannot write")))?
+            }
+        }
+        let failing = causes.signatures.iter().any(|s| s.failing > 0);
+        Ok(if failing {
+            Code::Mismatch
+        } else {
+            Code::Parity
+        })
+    })
 }
 
 /// Serves the latest run's metrics on `/metrics` (and `/healthz`) until stopped.
