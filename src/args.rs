@@ -642,13 +642,17 @@ pub(crate) struct ExplainArgs {
 ///
 /// Exit 1 when a signature has failing diffs, 0 otherwise.
 #[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  billshadow causes --store shadow.db\n  billshadow causes latest --store shadow.db --format json"
+)]
 pub(crate) struct CausesArgs {
     /// A run id, or `latest`.
     #[arg(default_value = "latest")]
     pub(crate) run: String,
+    /// How the output is written.
     #[arg(long, value_enum, default_value_t = TableFormat::Text)]
     pub(crate) format: TableFormat,
-    #[arg(long, value_name = "URL")]
+    #[arg(long, value_name = "URL", help = STORE_HELP)]
     pub(crate) store: Option<String>,
     /// Signatures shown in text (JSON lists every kept one, up to 200).
     #[arg(long, default_value_t = 20)]
