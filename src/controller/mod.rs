@@ -77,7 +77,9 @@ pub(crate) fn run(args: MigrateArgs, access: Access) -> Outcome {
         )
         .into());
     }
-    let key = if signs {
+    // `init` only creates cells in `legacy`: it appends no record, so it needs no key.
+    let appends = signs && !matches!(args.command, MigrateCommand::Init);
+    let key = if appends {
         keys::controller_key(args.controller_key.as_deref(), policy.audit_key.as_ref())
             .map_err(input)?
     } else {
