@@ -85,8 +85,8 @@ pub(crate) fn run(args: MigrateArgs, access: Access) -> Outcome {
     } else {
         None
     };
-    // Who acts is recorded by every command that writes; one that only reads records nothing.
-    let actor = if signs {
+    // Who acts is recorded by every command that appends a record; the others record nothing.
+    let actor = if appends {
         crate::actor::resolve(args.actor.as_deref())?
     } else {
         crate::actor::resolve(args.actor.as_deref()).unwrap_or_else(|_| "reader".to_owned())
