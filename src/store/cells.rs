@@ -10,7 +10,7 @@ use anyhow::{Context, anyhow};
 use chrono::{DateTime, Utc};
 use sqlx::Row;
 
-use super::{Store, now};
+use super::{Store, now, parse_time};
 use crate::cell::{CellId, CellState, Hold, Pending, Stage};
 use crate::exit::Conflict;
 
@@ -75,12 +75,6 @@ pub(crate) struct ApprovalRow {
 }
 
 type Tx<'t> = sqlx::Transaction<'t, sqlx::Any>;
-
-fn parse_time(s: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(s)
-        .ok()
-        .map(|t| t.with_timezone(&Utc))
-}
 
 fn optional_time(cell: &str, what: &str, s: &str) -> anyhow::Result<Option<DateTime<Utc>>> {
     if s.is_empty() {

@@ -4,11 +4,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use anyhow::Context;
-use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use sqlx::Row;
 
-use super::{RunKind, RunStatus, Store};
+use super::{RunKind, RunStatus, Store, parse_time};
 use crate::cell::{CellId, RunEvidence};
 
 /// One run's evidence about a cell, with what judging its waivers needs: the waivers its
@@ -19,12 +18,6 @@ pub(crate) struct StoredEvidence {
     pub(crate) waivers_used: BTreeSet<String>,
     pub(crate) spec_path: String,
     pub(crate) spec_text: String,
-}
-
-fn parse_time(s: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(s)
-        .ok()
-        .map(|t| t.with_timezone(&Utc))
 }
 
 /// `'a', 'b'`: stored words for an SQL `IN` list (words of the store's own vocabulary, never

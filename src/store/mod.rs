@@ -362,6 +362,13 @@ fn check_sqlite_file(url: &str, path: &str, access: Access) -> anyhow::Result<bo
     Ok(true)
 }
 
+/// A time the store holds (RFC 3339), or `None` when it does not read as one.
+fn parse_time(s: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    chrono::DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(|t| t.with_timezone(&chrono::Utc))
+}
+
 pub(crate) fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
