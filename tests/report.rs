@@ -1255,3 +1255,114 @@ fn evidence_that_does_not_read_back_fails_the_report_instead_of_being_skipped() 
         "unknown outcome status `maybe`",
     );
 }
+
+/// `floor(at_parity / compared × 100, 2 decimals)%`, as the dashboard's parity chart writes it.
+fn percent_truncated(at_parity: u64, compared: u64) -> String {
+    let basis_points = at_parity * 10_000 / compared;
+    let (whole, cents) = (basis_points / 100, basis_points % 100);
+    match cents {
+        0 => format!("{whole}%"),
+        c if c % 10 == 0 => format!("{whole}.{}%", c / 10),
+        c => format!("{whole}.{c:02}%"),
+    }
+}
+
+#[test]
+fn the_dashboard_charts_parity_per_cell_and_diffs_by_class_over_runs_in_chromium() {
+    let dir = stored_run();
+    let d = dir.path();
+    let first = billshadow(
+        &["show", "latest", "--store", "s.db", "--format", "json"],
+        d,
+    )
+    .json();
+    // A second run with two identical stacks: every cell at parity, no diff.
+    write_spec(d, free_port(), "\"--echo\",", "\"--echo\",", "");
+    let run = billshadow(
+        &[
+            "run",
+            "--spec",
+            "spec.toml",
+            "--cohort",
+            "cohort.csv",
+            "--store",
+            "s.db",
+        ],
+        d,
+    );
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    let report = billshadow(
+        &[
+            "report",
+            "latest",
+            "--store",
+            "s.db",
+            "--format",
+            "html",
+            "--out",
+            "report.html",
+        ],
+        d,
+    );
+    assert_eq!(report.code, 0, "{}", report.transcript());
+    let html = std::fs::read_to_string(d.join("report.html")).unwrap();
+    assert!(!html.contains("<script"), "the charts need no script");
+
+    let url = format!("file://{}", d.join("report.html").display());
+    let shot = d.join("charts.png");
+    let out = chromium(&[&format!("--screenshot={}", shot.display()), &url]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    if let Ok(keep) = std::env::var("BILLSHADOW_KEEP_SCREENSHOT") {
+        std::fs::copy(&shot, keep).unwrap();
+    }
+    let dom = chromium(&["--dump-dom", &url]);
+    let dom = String::from_utf8_lossy(&dom.stdout);
+    for text in [
+        "Parity over the last runs",
+        "Diffs by class over the last runs",
+        "id=\"chart-parity\"",
+        "id=\"chart-classes\"",
+        "run started (UTC), oldest → newest",
+        ">diffs<",
+        ">cell<",
+    ] {
+        assert!(dom.contains(text), "the page lacks {text:?}");
+    }
+    // Each cell has one box per run, with its parity written in it.
+    let cells = first["cells"].as_array().unwrap();
+    let first_id = first["run"]["id"].as_str().unwrap();
+    for cell in cells {
+        let name = cell["cell"].as_str().unwrap();
+        let (p, m) = (
+            cell["at_parity"].as_u64().unwrap(),
+            cell["mismatched"].as_u64().unwrap(),
+        );
+        let title = format!(
+            "{name} in run {first_id}: {} of accounts at parity",
+            percent_truncated(p, p + m)
+        );
+        assert!(dom.contains(&title), "the page lacks {title:?}");
+        assert_eq!(
+            dom.matches(&format!("data-cell=\"{name}\"")).count(),
+            2,
+            "{name}: one box per run"
+        );
+    }
+    // The first run's column stacks every class with its count; the second has none.
+    let by_class = first["summary"]["by_class"].as_object().unwrap();
+    assert!(!by_class.is_empty());
+    for (class, count) in by_class {
+        let segment =
+            format!("data-class=\"{class}\" data-run=\"{first_id}\" data-count=\"{count}\"");
+        assert!(dom.contains(&segment), "the page lacks {segment:?}");
+    }
+    let total: u64 = by_class.values().map(|v| v.as_u64().unwrap()).sum();
+    assert!(
+        dom.contains(&format!("font-weight=\"600\">{total}</text>")),
+        "{total} written on its column"
+    );
+}

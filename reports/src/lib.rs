@@ -7,6 +7,7 @@
 //! `reports/SCHEMA.md`.
 
 pub mod causes;
+pub mod charts;
 pub mod ci;
 pub mod explain;
 pub mod gate;

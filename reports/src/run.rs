@@ -86,6 +86,10 @@ struct DashboardContext<'a> {
     failing_more: u64,
     waived: Vec<DiffRow>,
     errors: Vec<DiffRow>,
+    /// Inline SVG (`crate::charts`), escaped there: the template writes them with `safe`.
+    chart_parity: String,
+    chart_classes: String,
+    chart_money: String,
 }
 
 /// What the Markdown template sees.
@@ -317,6 +321,13 @@ pub fn html(view: &RunView, template: Option<String>) -> Result<String, minijinj
         failing_more,
         waived,
         errors,
+        chart_parity: crate::charts::parity_strip(&view.history),
+        chart_classes: if view.history.len() > 1 {
+            crate::charts::classes_over_runs(&view.history)
+        } else {
+            String::new()
+        },
+        chart_money: String::new(),
     };
     env.get_template("dashboard.html")?
         .render(minijinja::value::Serde(&ctx))

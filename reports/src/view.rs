@@ -101,6 +101,9 @@ pub struct RunView {
     pub classes: Vec<ClassView>,
     /// Gate verdicts per cell, when a policy was given.
     pub gates: Vec<GateView>,
+    /// The last completed shadow runs (this one included when it is one), oldest first, for
+    /// the dashboard's charts.
+    pub history: Vec<crate::charts::HistoryRun>,
     /// Where the full list of diffs is (a CSV export command), for "and N more".
     pub csv_hint: String,
     /// `--store URL` as a shell reads it (the URL's password masked), for the closing hints.

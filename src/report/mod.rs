@@ -11,6 +11,7 @@ use std::path::Path;
 
 use anyhow::Context;
 use billshadow_comparisons::Diff;
+use billshadow_reports::charts::HistoryRun;
 use billshadow_reports::view::{
     AccountView, CellView, ClassView, RunView, WorstAccounts, bill_rows,
 };
@@ -134,7 +135,8 @@ async fn run_view(
 ) -> anyhow::Result<(RunView, RunReport)> {
     let report = RunReport::load(store, run.clone(), Some(LISTED_ACCOUNTS)).await?;
     let states = cell_labels(store, policy).await?;
-    let trends = trends(store).await?;
+    let history = history(store).await?;
+    let trends = trends(&history);
     let drift = store.cell_drift(&report.run.id).await?;
     let cells: Vec<CellView> = report
         .cells
@@ -164,6 +166,7 @@ async fn run_view(
         worst: worst_views,
         classes,
         gates,
+        history,
         csv_hint: format!(
             "`billshadow report {} {} --format csv` lists every diff",
             report.run.id,
@@ -203,18 +206,18 @@ async fn cell_labels(
         .collect())
 }
 
-/// Trends: the parity of each cell in the last completed runs, oldest first.
-async fn trends(store: &Store) -> anyhow::Result<BTreeMap<String, Vec<Option<String>>>> {
-    let mut history: Vec<RunRow> = store
+/// The last completed shadow runs, oldest first: each cell's parity and the diffs by class.
+async fn history(store: &Store) -> anyhow::Result<Vec<HistoryRun>> {
+    let mut runs: Vec<RunRow> = store
         .runs()
         .await?
         .into_iter()
         .filter(|r| r.status == RunStatus::Completed && r.kind == RunKind::Shadow)
         .take(TREND_RUNS)
         .collect();
-    history.reverse();
-    let mut trends: BTreeMap<String, Vec<Option<String>>> = BTreeMap::new();
-    for (i, r) in history.iter().enumerate() {
+    runs.reverse();
+    let mut history = Vec::with_capacity(runs.len());
+    for r in runs {
         let mut per_cell: BTreeMap<String, StatusCounts> = BTreeMap::new();
         for o in store.outcome_counts(&r.id).await? {
             let status: OutcomeStatus =
@@ -224,21 +227,40 @@ async fn trends(store: &Store) -> anyhow::Result<BTreeMap<String, Vec<Option<Str
                 .or_default()
                 .add(status, o.accounts as u64);
         }
-        for (cell, counts) in per_cell {
-            let (p, m) = (counts.parity, counts.mismatch);
-            let t = trends
-                .entry(cell)
-                .or_insert_with(|| vec![None; history.len()]);
-            if p + m > 0 {
-                t[i] = Some(
-                    (Decimal::from(p) / Decimal::from(p + m))
-                        .round_dp(4)
-                        .to_string(),
-                );
-            }
+        let parity = per_cell
+            .into_iter()
+            .filter(|(_, c)| c.parity + c.mismatch > 0)
+            .map(|(cell, c)| {
+                let ratio = Decimal::from(c.parity) / Decimal::from(c.parity + c.mismatch);
+                // Unrounded: a chart truncates it, so 99.996% never reads 100%.
+                (cell, ratio.normalize().to_string())
+            })
+            .collect();
+        let mut classes: BTreeMap<String, u64> = BTreeMap::new();
+        for d in store.diff_counts(&r.id).await? {
+            *classes.entry(d.class).or_default() += d.count as u64;
+        }
+        history.push(HistoryRun {
+            run_id: r.id,
+            started_at: r.started_at,
+            classes,
+            parity,
+        });
+    }
+    Ok(history)
+}
+
+/// Trends: the parity of each cell in the last completed runs, oldest first.
+fn trends(history: &[HistoryRun]) -> BTreeMap<String, Vec<Option<String>>> {
+    let mut trends: BTreeMap<String, Vec<Option<String>>> = BTreeMap::new();
+    for (i, r) in history.iter().enumerate() {
+        for (cell, ratio) in &r.parity {
+            trends
+                .entry(cell.clone())
+                .or_insert_with(|| vec![None; history.len()])[i] = Some(ratio.clone());
         }
     }
-    Ok(trends)
+    trends
 }
 
 /// A cell as a report shows it.
