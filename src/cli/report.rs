@@ -12,6 +12,7 @@ use crate::controller::policy::Policy;
 use crate::exit::{Code, Outcome, unavailable};
 use crate::output::Destination;
 use crate::report::render;
+use crate::run::causes::RunCauses;
 use crate::store::{Access, Store, default_url, diff_of_value};
 use crate::support::runtime;
 
@@ -121,24 +122,23 @@ pub(crate) fn explain(args: ExplainArgs) -> Outcome {
         .map_err(Into::into)
 }
 
-/// The signatures (id, hypothesis) an account's diffs belong to, found over the whole run's
-/// diffs so that they are the run's signatures.
+/// The signatures (id, hypothesis) an account's diffs belong to: the run's signatures,
+/// stored with it (or computed on read over the whole run's diffs).
 async fn account_causes(
     store: &Store,
     run_id: &str,
     account: &str,
 ) -> anyhow::Result<Vec<(String, String)>> {
-    let diffs = store.diffs(run_id, None).await?;
-    let causes = billshadow_comparisons::Causes::of(&diffs);
+    let causes = RunCauses::load(store, run_id).await?;
     let mut named: Vec<(String, String)> = Vec::new();
-    for (i, d) in diffs.iter().enumerate() {
-        let Some(id) = causes.signature_of(i) else {
+    for (seq, column) in store.account_signatures(run_id, account).await? {
+        let Some(id) = causes.signature_of(account, seq, &column) else {
             continue;
         };
-        if d.account_id.as_deref() != Some(account) || named.iter().any(|(n, _)| n == id) {
+        if named.iter().any(|(n, _)| n == id) {
             continue;
         }
-        let hypothesis = causes.signatures.iter().find(|s| s.id == id);
+        let hypothesis = causes.view.signatures.iter().find(|s| s.id == id);
         let hypothesis = hypothesis.map_or("(not among the signatures kept)", |s| &s.hypothesis);
         named.push((id.to_owned(), hypothesis.to_owned()));
     }
@@ -174,9 +174,11 @@ pub(crate) fn causes(args: CausesArgs) -> Outcome {
     runtime()?.block_on(async {
         let store = Store::open_named(args.store.as_deref(), Access::ReadOnly).await?;
         let run = store.resolve(&args.run).await?;
-        let diffs = store.diffs(&run.id, None).await;
+        let causes = RunCauses::load(&store, &run.id).await;
         store.close().await;
-        let causes = billshadow_comparisons::Causes::of(&diffs?);
+        let causes = causes?;
+        let failing = causes.any_failing();
+        let causes = causes.view;
         let mut out = std::io::stdout().lock();
         let written = match args.format {
             crate::args::TableFormat::Json => {
@@ -192,7 +194,6 @@ pub(crate) fn causes(args: CausesArgs) -> Outcome {
                 other.map_err(|e| unavailable(anyhow::Error::new(e).context("cannot write")))?
             }
         }
-        let failing = causes.signatures.iter().any(|s| s.failing > 0);
         Ok(if failing {
             Code::Mismatch
         } else {

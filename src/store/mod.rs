@@ -10,6 +10,7 @@ pub(crate) mod cells;
 mod diff;
 mod evidence;
 mod read;
+mod signatures;
 mod write;
 
 use std::collections::BTreeMap;
@@ -25,6 +26,7 @@ use sqlx::{AnyPool, Row};
 use crate::exit::{OpenError, StoreFailure};
 
 pub(crate) use diff::{bill_body, diff_of_str, diff_of_value};
+pub(crate) use signatures::KeyedDiff;
 
 static DRIVERS: Once = Once::new();
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("src/store/migrations");
