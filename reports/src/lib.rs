@@ -8,6 +8,7 @@
 
 pub mod causes;
 pub mod ci;
+pub mod compare;
 pub mod explain;
 pub mod gate;
 pub mod json;

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use billshadow_comparisons::{Diff, DiffClass};
 
-use crate::args::{CausesArgs, ExplainArgs, MetricsArgs, ReportArgs, ServeArgs};
+use crate::args::{CausesArgs, CompareArgs, CompareFormat, ExplainArgs, MetricsArgs, ReportArgs, ServeArgs};
 use crate::controller::policy::Policy;
 use crate::exit::{Code, Outcome, unavailable};
 use crate::output::Destination;
@@ -195,6 +195,80 @@ pub(crate) fn causes(args: CausesArgs) -> Outcome {
             }
         }
         Ok(if failing {
+            Code::Mismatch
+        } else {
+            Code::Parity
+        })
+    })
+}
+
+/// `billshadow compare RUN_A RUN_B`: how accounts and signatures moved between two stored
+/// runs. Both runs' causes are read as stored (computed on read for a run without them); the
+/// accounts are counted by the store.
+pub(crate) fn compare(args: CompareArgs) -> Outcome {
+    use billshadow_reports::compare::{AccountMoves, EXAMPLES_MAX, RunChange};
+    runtime()?.block_on(async {
+        let store = Store::open_named(args.store.as_deref(), Access::ReadOnly).await?;
+        let read = async {
+            let a = store.resolve(&args.run_a).await?;
+            let b = store.resolve(&args.run_b).await?;
+            if a.id == b.id {
+                return Err(crate::usage!(
+                    "`{}` and `{}` are both run {}: compare two different runs",
+                    args.run_a,
+                    args.run_b,
+                    a.id
+                ));
+            }
+            let mut moves = AccountMoves::default();
+            for (from, to, n) in store.account_moves(&a.id, &b.id).await? {
+                let slot = match (from.as_deref(), to.as_deref()) {
+                    (Some("parity"), Some("mismatch")) => &mut moves.newly_mismatched,
+                    (Some("mismatch"), Some("parity")) => &mut moves.newly_at_parity,
+                    (Some("mismatch"), Some("mismatch")) => &mut moves.still_mismatched,
+                    (Some("parity"), Some("parity")) => &mut moves.still_at_parity,
+                    (Some(_), None) => &mut moves.only_in_a,
+                    (None, Some(_)) => &mut moves.only_in_b,
+                    _ => &mut moves.errored,
+                };
+                *slot += n;
+            }
+            for (key, from, to) in [
+                ("newly_mismatched", "parity", "mismatch"),
+                ("newly_at_parity", "mismatch", "parity"),
+                ("still_mismatched", "mismatch", "mismatch"),
+            ] {
+                let examples = store
+                    .accounts_moved(&a.id, &b.id, from, to, EXAMPLES_MAX)
+                    .await?;
+                moves.examples.insert(key, examples);
+            }
+            let causes_a = RunCauses::load(&store, &a.id).await?;
+            let causes_b = RunCauses::load(&store, &b.id).await?;
+            Ok(RunChange::new(
+                &a.id,
+                &b.id,
+                moves,
+                &causes_a.view,
+                &causes_b.view,
+            ))
+        };
+        let change: anyhow::Result<RunChange> = read.await;
+        store.close().await;
+        let change = change?;
+        let mut out = std::io::stdout().lock();
+        let written = match args.format {
+            CompareFormat::Json => billshadow_reports::compare::write_json(&mut out, &change),
+            CompareFormat::Text => billshadow_reports::compare::write_text(&mut out, &change),
+            CompareFormat::Md => out.write_all(billshadow_reports::compare::markdown(&change).as_bytes()),
+        };
+        match written {
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+            other => {
+                other.map_err(|e| unavailable(anyhow::Error::new(e).context("cannot write")))?
+            }
+        }
+        Ok(if change.worse() {
             Code::Mismatch
         } else {
             Code::Parity

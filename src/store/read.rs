@@ -127,14 +127,27 @@ impl Store {
         rows.iter().map(run_of_row).collect()
     }
 
-    /// A run by id, or for `latest` the newest shadow run (a run that is not there is a usage
-    /// error): a calibration (A/A) run replays
+    /// A run by id, or for `latest` the newest shadow run and for `previous` the one before
+    /// it (a run that is not there is a usage error): a calibration (A/A) run replays
     /// the legacy stack twice and says nothing about the modern one, so it is only ever read
     /// by its id.
     pub(crate) async fn resolve(&self, which: &str) -> anyhow::Result<RunRow> {
         let runs = self.runs().await?;
         if runs.is_empty() {
             return Err(crate::usage!("the store {} has no runs yet", self.url));
+        }
+        if which == "previous" {
+            // The shadow run before the newest one.
+            return runs
+                .into_iter()
+                .filter(|r| r.kind == RunKind::Shadow)
+                .nth(1)
+                .ok_or_else(|| {
+                    crate::usage!(
+                        "the store {} has fewer than two shadow runs, so none is `previous`",
+                        self.url
+                    )
+                });
         }
         if which == "latest" {
             let calibrations = runs.iter().filter(|r| r.kind != RunKind::Shadow).count();

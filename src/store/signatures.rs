@@ -230,6 +230,78 @@ impl Store {
             .collect()
     }
 
+    /// How the accounts of two runs moved: accounts counted by (status in `a`, status in
+    /// `b`), an account in one run only under `None` on the other side; added up by the store.
+    pub(crate) async fn account_moves(
+        &self,
+        a: &str,
+        b: &str,
+    ) -> anyhow::Result<Vec<(Option<String>, Option<String>, u64)>> {
+        let mut out = Vec::new();
+        let both = sqlx::query(
+            "SELECT x.status, y.status, COUNT(*) FROM outcomes x JOIN outcomes y \
+             ON y.run_id = $2 AND y.account_id = x.account_id WHERE x.run_id = $1 \
+             GROUP BY x.status, y.status",
+        )
+        .bind(a)
+        .bind(b)
+        .fetch_all(&self.pool)
+        .await?;
+        for r in &both {
+            out.push((
+                Some(r.try_get(0)?),
+                Some(r.try_get(1)?),
+                u64::try_from(r.try_get::<i64, _>(2)?)?,
+            ));
+        }
+        for (first, second, swap) in [(a, b, false), (b, a, true)] {
+            let rows = sqlx::query(
+                "SELECT x.status, COUNT(*) FROM outcomes x WHERE x.run_id = $1 AND NOT EXISTS \
+                 (SELECT 1 FROM outcomes y WHERE y.run_id = $2 AND y.account_id = x.account_id) \
+                 GROUP BY x.status",
+            )
+            .bind(first)
+            .bind(second)
+            .fetch_all(&self.pool)
+            .await?;
+            for r in &rows {
+                let status: String = r.try_get(0)?;
+                let n = u64::try_from(r.try_get::<i64, _>(1)?)?;
+                out.push(if swap {
+                    (None, Some(status), n)
+                } else {
+                    (Some(status), None, n)
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// The first `limit` accounts (by id) with status `from` in run `a` and `to` in run `b`.
+    pub(crate) async fn accounts_moved(
+        &self,
+        a: &str,
+        b: &str,
+        from: &str,
+        to: &str,
+        limit: usize,
+    ) -> anyhow::Result<Vec<String>> {
+        let rows = sqlx::query(
+            "SELECT x.account_id FROM outcomes x JOIN outcomes y \
+             ON y.run_id = $2 AND y.account_id = x.account_id \
+             WHERE x.run_id = $1 AND x.status = $3 AND y.status = $4 \
+             ORDER BY x.account_id LIMIT $5",
+        )
+        .bind(a)
+        .bind(b)
+        .bind(from)
+        .bind(to)
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
+    }
+
     /// Forgets a run's stored causes (a run resumed: its diffs are about to change); they are
     /// computed on read until it completes again.
     pub(crate) async fn forget_causes(&self, run_id: &str) -> anyhow::Result<()> {
