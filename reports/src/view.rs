@@ -101,6 +101,11 @@ pub struct RunView {
     pub classes: Vec<ClassView>,
     /// Gate verdicts per cell, when a policy was given.
     pub gates: Vec<GateView>,
+    /// The run's causes, ranked (`billshadow.diff/v2`'s signature objects): every format
+    /// leads with them.
+    pub signatures: Vec<crate::causes::SignatureJson>,
+    /// Signatures past the cap, counted but not listed.
+    pub signatures_left_off: u64,
     /// Where the full list of diffs is (a CSV export command), for "and N more".
     pub csv_hint: String,
     /// `--store URL` as a shell reads it (the URL's password masked), for the closing hints.

@@ -177,6 +177,8 @@ async fn run_view(
         worst: worst_views,
         classes,
         gates,
+        signatures: report.causes.view.signatures.clone(),
+        signatures_left_off: report.causes.view.left_off,
         csv_hint: format!(
             "`billshadow report {} {} --format csv` lists every diff",
             report.run.id,
