@@ -111,7 +111,7 @@ pub(crate) enum Command {
 pub(crate) enum OutputFormat {
     /// A summary table and the diffs grouped by account.
     Text,
-    /// One JSON document (schema billshadow.diff/v1).
+    /// One JSON document (schema billshadow.diff/v2).
     Json,
     /// One diff per line, then a summary line.
     Jsonl,
