@@ -473,3 +473,87 @@ fn compare_shows_a_fixed_defect_gone_and_waivers_name_signatures_postgres() {
     let dir = tempfile::tempdir().unwrap();
     compare_and_waive_by_signature(dir.path(), &pg.url("causes"));
 }
+
+/// `diff` with a waiver naming one signature: exactly that signature's diffs are waived, the
+/// summary counts them, and every other diff still fails; the same waiver expired waives
+/// nothing.
+#[test]
+fn a_waiver_by_signature_covers_its_diffs_in_diff_and_nothing_else() {
+    let dir = tempfile::tempdir().unwrap();
+    // Two causes: a fee one unit higher on every account, and a support line missing on every
+    // third account.
+    let header = "account_id,period_start,period_end,charge_code,line_type,amount,currency\n";
+    let (mut l, mut m) = (header.to_owned(), header.to_owned());
+    for a in 0..30 {
+        let line = |code: &str, amount: &str| {
+            format!("acct-{a:03},2026-10-01,2026-10-31,{code},recurring,{amount},USD\n")
+        };
+        l += &line("fee.platform", "10.00");
+        m += &line("fee.platform", "11.00");
+        l += &line("support.plan", "5.00");
+        if a % 3 != 0 {
+            m += &line("support.plan", "5.00");
+        }
+    }
+    let legacy = dir.path().join("legacy.csv");
+    let modern = dir.path().join("modern.csv");
+    std::fs::write(&legacy, l).unwrap();
+    std::fs::write(&modern, m).unwrap();
+    let diff = |spec: Option<&str>| {
+        let mut args = vec![
+            "diff",
+            "--legacy",
+            legacy.to_str().unwrap(),
+            "--modern",
+            modern.to_str().unwrap(),
+            "--format",
+            "json",
+        ];
+        if let Some(spec) = spec {
+            std::fs::write(dir.path().join("spec.toml"), spec).unwrap();
+            args.extend(["--spec", "spec.toml"]);
+        }
+        billshadow(&args, dir.path())
+    };
+    let plain = diff(None).json();
+    let signatures = plain["signatures"].as_array().unwrap();
+    assert!(signatures.len() >= 2, "{plain:#}");
+    let chosen = (signatures.iter())
+        .find(|s| s["shape"] == "missing")
+        .unwrap_or_else(|| panic!("{plain:#}"));
+    let id = chosen["id"].as_str().unwrap();
+    let waiver = |expires: &str| {
+        format!(
+            "[[waiver]]\nid = \"W-SIG\"\nsignature = \"{id}\"\nreason = \"known\"\nticket = \"BILL-1\"\nowner = \"ana@example.com\"\nexpires = \"{expires}\"\n"
+        )
+    };
+    let waived = diff(Some(&waiver("2099-12-31")));
+    assert_eq!(waived.code, 1, "other causes still fail\n{}", waived.transcript());
+    let doc = waived.json();
+    let mut covered = 0u64;
+    for d in doc["diffs"].as_array().unwrap() {
+        let failing_class = !["sub_minor_unit", "within_tolerance", "description_changed"]
+            .contains(&d["class"].as_str().unwrap());
+        if d["signature"] == id && failing_class {
+            assert_eq!(d["waiver"], "W-SIG", "{d}");
+            covered += 1;
+        } else {
+            assert!(d["waiver"].is_null(), "{d}");
+        }
+    }
+    assert_eq!(covered, chosen["failing"].as_u64().unwrap());
+    let summary = &doc["summary"];
+    assert_eq!(summary["waived"], covered);
+    assert_eq!(
+        summary["diffs_failing"].as_u64().unwrap(),
+        plain["summary"]["diffs_failing"].as_u64().unwrap() - covered
+    );
+    assert_eq!(summary["waivers"][0]["waived"], covered);
+    let after = doc["signatures"].as_array().unwrap();
+    assert_eq!(after.iter().find(|s| s["id"] == id).unwrap()["failing"], 0);
+    // Expired: nothing waived, its matches counted, the verdict as without it.
+    let expired = diff(Some(&waiver("2020-01-01"))).json();
+    assert_eq!(expired["summary"]["waived"], 0);
+    assert_eq!(expired["summary"]["diffs_failing"], plain["summary"]["diffs_failing"]);
+    assert_eq!(expired["summary"]["waivers"][0]["matched_while_expired"], covered);
+}

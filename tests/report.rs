@@ -393,9 +393,19 @@ fn junit_of_a_run_parses_back_with_the_numbers() {
         .descendants()
         .filter(|n| n.has_tag_name("testsuite"))
         .collect();
-    // The `run` suite (is the run complete?), then one per cell.
-    assert_eq!(suites.len(), 25);
+    // The `run` suite (is the run complete?), the `causes` suite (one case per signature,
+    // failing with its hypothesis), then one per cell.
+    assert_eq!(suites.len(), 26);
     assert_eq!(suites[0].attribute("name"), Some("run"));
+    assert_eq!(suites[1].attribute("name"), Some("causes"));
+    let cause = suites[1]
+        .descendants()
+        .find(|n| n.has_tag_name("failure"))
+        .unwrap();
+    assert!(
+        cause.attribute("message").unwrap().starts_with("modern "),
+        "{xml}"
+    );
     let broken = suites
         .iter()
         .find(|s| s.attribute("name") == Some("p0/me-south-1"))
@@ -481,7 +491,7 @@ fn markdown_csv_and_explain_snapshots() {
             if l.starts_with("billshadow run ") {
                 "billshadow run [run] ([redacted])\n".to_owned()
             } else {
-                format!("{l}\n")
+                format!("{}\n", crate::support::redact(l))
             }
         })
         .collect();
