@@ -27,7 +27,10 @@ fn the_demo_defects_are_its_four_causes() {
     let causes_at = demo.stdout.find("Causes (4 signatures, ranked):");
     let causes_at = causes_at.unwrap_or_else(|| panic!("{}", demo.stdout));
     for later in ["  accounts ", "  cell ", "demo: the migration controller"] {
-        let at = demo.stdout.find(later).unwrap_or_else(|| panic!("{later}\n{}", demo.stdout));
+        let at = demo
+            .stdout
+            .find(later)
+            .unwrap_or_else(|| panic!("{later}\n{}", demo.stdout));
         assert!(causes_at < at, "{later}\n{}", demo.stdout);
     }
     let store = demo_dir.join("billshadow.db");
@@ -112,11 +115,17 @@ fn the_demo_defects_are_its_four_causes() {
         let mine = &expected[&defect];
         assert!(!mine.is_empty(), "defect {defect} seeded no diff");
         assert_eq!(&found, mine, "defect {defect} ({shape})");
-        assert_eq!(by_shape(shape)["diffs"].as_u64().unwrap(), mine.len() as u64);
+        assert_eq!(
+            by_shape(shape)["diffs"].as_u64().unwrap(),
+            mine.len() as u64
+        );
         let accounts: std::collections::BTreeSet<&str> = (mine.iter())
             .map(|&i| show["diffs"][i]["account_id"].as_str().unwrap())
             .collect();
-        assert_eq!(by_shape(shape)["accounts"].as_u64().unwrap(), accounts.len() as u64);
+        assert_eq!(
+            by_shape(shape)["accounts"].as_u64().unwrap(),
+            accounts.len() as u64
+        );
     }
     // All of the run's diffs are in these four.
     let all_diffs = show["diffs"].as_array().unwrap().len() as u64;
@@ -126,7 +135,10 @@ fn the_demo_defects_are_its_four_causes() {
         .sum();
     assert_eq!(in_signatures, all_diffs);
     assert_eq!(show["schema"], "billshadow.diff/v2");
-    assert_eq!(show["signatures"], doc["signatures"], "show and causes read the same");
+    assert_eq!(
+        show["signatures"], doc["signatures"],
+        "show and causes read the same"
+    );
     assert_eq!(doc["signatures_left_off"], 0);
     // The text names each cause and how to look at an example.
     let text = billshadow(&["causes", "latest", "--store", store], dir.path());
@@ -179,14 +191,17 @@ fn the_demo_defects_are_its_four_causes() {
 /// its credit has two defects: its missing credit is defect 3, and so are its tax line and
 /// bill total, which follow the account's largest difference — the credit (a tenth of a plan
 /// fee) outweighs any rounding (under 0.005 BHD a line); its other lines are defect 2.
-fn diffs_by_defect(show: &Value) -> std::collections::BTreeMap<u8, std::collections::BTreeSet<usize>> {
+fn diffs_by_defect(
+    show: &Value,
+) -> std::collections::BTreeMap<u8, std::collections::BTreeSet<usize>> {
     let diffs = show["diffs"].as_array().unwrap();
     let without_credit: std::collections::BTreeSet<&str> = (diffs.iter())
         .filter(|d| d["class"] == "missing_in_modern" && d["charge_code"] == "promo.welcome10")
         .map(|d| d["account_id"].as_str().unwrap())
         .collect();
     // Each account's cell, from whichever of its diffs carries it.
-    let mut cells: std::collections::BTreeMap<&str, (Option<&str>, Option<&str>)> = Default::default();
+    let mut cells: std::collections::BTreeMap<&str, (Option<&str>, Option<&str>)> =
+        Default::default();
     for d in diffs {
         if let (Some(p), Some(r)) = (d["partition"].as_str(), d["region"].as_str()) {
             cells.insert(d["account_id"].as_str().unwrap(), (Some(p), Some(r)));
@@ -306,7 +321,12 @@ fn signature_id(causes: &Value, shape: &str) -> String {
 
 /// A shadow run of the sample stacks into `store`; `modern_args` are extra flags of the
 /// modern service (`"--fix", "3",`), `extra` more spec text (waivers).
-fn sample_run(d: &std::path::Path, store: &str, modern_args: &str, extra: &str) -> crate::support::Run {
+fn sample_run(
+    d: &std::path::Path,
+    store: &str,
+    modern_args: &str,
+    extra: &str,
+) -> crate::support::Run {
     crate::support::write_spec(d, crate::support::free_port(), modern_args, "", extra);
     billshadow(
         &[
@@ -344,7 +364,11 @@ fn compare_and_waive_by_signature(d: &std::path::Path, store: &str) {
         by_account
             .entry(diff["account_id"].as_str().unwrap())
             .or_default()
-            .push(diff["signature"].as_str().expect("every diff names its signature"));
+            .push(
+                diff["signature"]
+                    .as_str()
+                    .expect("every diff names its signature"),
+            );
     }
     let fixed: Vec<&str> = (by_account.iter())
         .filter(|(_, sigs)| sigs.iter().all(|s| *s == missing))
@@ -355,7 +379,9 @@ fn compare_and_waive_by_signature(d: &std::path::Path, store: &str) {
     let second = sample_run(d, store, "\"--fix\", \"3\",", "");
     assert_eq!(second.code, 1, "{}", second.transcript());
     let compare = billshadow(
-        &["compare", "previous", "latest", "--store", store, "--format", "json"],
+        &[
+            "compare", "previous", "latest", "--store", store, "--format", "json",
+        ],
         d,
     );
     // Exit 1: run B is worse somewhere — the rounding cause grew, since the tax lines and
@@ -392,7 +418,11 @@ fn compare_and_waive_by_signature(d: &std::path::Path, store: &str) {
         text.stdout
     );
     let md = billshadow(&["compare", "--store", store, "--format", "md"], d);
-    assert!(md.stdout.contains(&format!("| gone | `{missing}` |")), "{}", md.stdout);
+    assert!(
+        md.stdout.contains(&format!("| gone | `{missing}` |")),
+        "{}",
+        md.stdout
+    );
     let same = billshadow(&["compare", "latest", "latest", "--store", store], d);
     assert_eq!(same.code, 2, "{}", same.transcript());
 
@@ -454,9 +484,15 @@ expires = "2020-01-01"
     );
     assert_eq!(summary["accounts_waived"].as_u64().unwrap(), only_proration);
     let signatures_c = shown_c["signatures"].as_array().unwrap();
-    let proration_c = signatures_c.iter().find(|s| s["id"] == proration.as_str()).unwrap();
+    let proration_c = signatures_c
+        .iter()
+        .find(|s| s["id"] == proration.as_str())
+        .unwrap();
     assert_eq!(proration_c["failing"], 0);
-    let rounding_c = signatures_c.iter().find(|s| s["id"] == rounding.as_str()).unwrap();
+    let rounding_c = signatures_c
+        .iter()
+        .find(|s| s["id"] == rounding.as_str())
+        .unwrap();
     assert_eq!(rounding_c["failing"], rounding_c["diffs"]);
 }
 
@@ -528,7 +564,12 @@ fn a_waiver_by_signature_covers_its_diffs_in_diff_and_nothing_else() {
         )
     };
     let waived = diff(Some(&waiver("2099-12-31")));
-    assert_eq!(waived.code, 1, "other causes still fail\n{}", waived.transcript());
+    assert_eq!(
+        waived.code,
+        1,
+        "other causes still fail\n{}",
+        waived.transcript()
+    );
     let doc = waived.json();
     let mut covered = 0u64;
     for d in doc["diffs"].as_array().unwrap() {
@@ -554,6 +595,12 @@ fn a_waiver_by_signature_covers_its_diffs_in_diff_and_nothing_else() {
     // Expired: nothing waived, its matches counted, the verdict as without it.
     let expired = diff(Some(&waiver("2020-01-01"))).json();
     assert_eq!(expired["summary"]["waived"], 0);
-    assert_eq!(expired["summary"]["diffs_failing"], plain["summary"]["diffs_failing"]);
-    assert_eq!(expired["summary"]["waivers"][0]["matched_while_expired"], covered);
+    assert_eq!(
+        expired["summary"]["diffs_failing"],
+        plain["summary"]["diffs_failing"]
+    );
+    assert_eq!(
+        expired["summary"]["waivers"][0]["matched_while_expired"],
+        covered
+    );
 }

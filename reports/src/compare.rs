@@ -303,7 +303,10 @@ pub fn markdown(change: &RunChange) -> String {
         ("newly at parity", a.newly_at_parity),
         ("still mismatched", a.still_mismatched),
         ("still at parity", a.still_at_parity),
-        ("not compared (stack error, one run only)", a.errored + a.only_in_a + a.only_in_b),
+        (
+            "not compared (stack error, one run only)",
+            a.errored + a.only_in_a + a.only_in_b,
+        ),
     ] {
         s.push_str(&format!("| {label} | {} |\n", thousands(n)));
     }

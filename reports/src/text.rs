@@ -133,12 +133,7 @@ pub fn write_with_causes(
     write_verdict(out, header, s, &p)?;
     if let Some(causes) = causes {
         writeln!(out)?;
-        crate::causes::write_text(
-            out,
-            causes,
-            crate::causes::TEXT_SIGNATURES_MAX,
-            explain_run,
-        )?;
+        crate::causes::write_text(out, causes, crate::causes::TEXT_SIGNATURES_MAX, explain_run)?;
     }
     write_counts(out, s)?;
     write_classes(out, s, &p)?;

@@ -106,7 +106,6 @@ pub(crate) fn run(args: DemoArgs) -> Outcome {
     })
 }
 
-
 /// What the demo did, and the commands to look deeper.
 fn next_steps(
     dir: &std::path::Path,

@@ -7,7 +7,9 @@ use std::path::PathBuf;
 use anyhow::Context;
 use billshadow_comparisons::{Diff, DiffClass};
 
-use crate::args::{CausesArgs, CompareArgs, CompareFormat, ExplainArgs, MetricsArgs, ReportArgs, ServeArgs};
+use crate::args::{
+    CausesArgs, CompareArgs, CompareFormat, ExplainArgs, MetricsArgs, ReportArgs, ServeArgs,
+};
 use crate::controller::policy::Policy;
 use crate::exit::{Code, Outcome, unavailable};
 use crate::output::Destination;
@@ -260,7 +262,9 @@ pub(crate) fn compare(args: CompareArgs) -> Outcome {
         let written = match args.format {
             CompareFormat::Json => billshadow_reports::compare::write_json(&mut out, &change),
             CompareFormat::Text => billshadow_reports::compare::write_text(&mut out, &change),
-            CompareFormat::Md => out.write_all(billshadow_reports::compare::markdown(&change).as_bytes()),
+            CompareFormat::Md => {
+                out.write_all(billshadow_reports::compare::markdown(&change).as_bytes())
+            }
         };
         match written {
             Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}

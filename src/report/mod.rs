@@ -67,7 +67,9 @@ pub(crate) async fn render(
                     record: "signature",
                     signature,
                 };
-                serde_json::to_writer(&mut *out, &record).map_err(std::io::Error::other).map_err(io)?;
+                serde_json::to_writer(&mut *out, &record)
+                    .map_err(std::io::Error::other)
+                    .map_err(io)?;
                 writeln!(out).map_err(io)?;
             }
             let mut summary = summary::json_head(&report);

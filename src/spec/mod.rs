@@ -386,9 +386,15 @@ expires = "2026-12-31"
         assert_eq!(spec.tolerances.default, Tolerance::MinorUnits(2));
         assert_eq!(spec.waivers[0].delta_abs_max.unwrap().to_string(), "0.05");
         assert_eq!(spec.waivers[0].signature, None);
-        let by_signature = text.replace("max_delta", "signature = \"sig-0123456789abcdef\"\nmax_delta");
+        let by_signature = text.replace(
+            "max_delta",
+            "signature = \"sig-0123456789abcdef\"\nmax_delta",
+        );
         let spec = Spec::parse(Path::new("dir/spec.toml"), &by_signature).unwrap();
-        assert_eq!(spec.waivers[0].signature.as_deref(), Some("sig-0123456789abcdef"));
+        assert_eq!(
+            spec.waivers[0].signature.as_deref(),
+            Some("sig-0123456789abcdef")
+        );
     }
 
     #[test]

@@ -89,8 +89,9 @@ impl Store {
             let (id, currency, net, gross): (String, String, String, String) =
                 (r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?);
             let amount = |s: &str| {
-                s.parse::<Decimal>()
-                    .with_context(|| format!("signature {id} of run {run_id}: `{s}` is not an amount"))
+                s.parse::<Decimal>().with_context(|| {
+                    format!("signature {id} of run {run_id}: `{s}` is not an amount")
+                })
             };
             let m = MoneyJson {
                 net: amount(&net)?,

@@ -96,10 +96,13 @@ impl Comparison {
             .iter()
             .filter_map(|&i| self.diffs[i].account_id.as_deref())
             .collect();
-        let mut still_failing: BTreeMap<&str, bool> =
-            touched.iter().map(|a| (*a, false)).collect();
+        let mut still_failing: BTreeMap<&str, bool> = touched.iter().map(|a| (*a, false)).collect();
         for d in &self.diffs {
-            if let Some(f) = d.account_id.as_deref().and_then(|a| still_failing.get_mut(a)) {
+            if let Some(f) = d
+                .account_id
+                .as_deref()
+                .and_then(|a| still_failing.get_mut(a))
+            {
                 *f |= d.is_failing();
             }
         }
