@@ -230,7 +230,7 @@ pub struct Waiver {
     /// The largest |delta| the waiver covers.
     pub delta_abs_max: Option<Decimal>,
     /// A signature id (`sig-…`): the waiver covers only the diffs of that signature, which
-    /// are known once every diff is (`signature::waive_by_signature`), never one by one.
+    /// are known once every diff is (`waive::waive_by_signature`), never one by one.
     pub signature: Option<String>,
     pub reason: String,
     pub ticket: String,

@@ -6,11 +6,12 @@
 use std::collections::HashMap;
 
 use anyhow::Context;
-use billshadow_comparisons::signature::waive_by_signature;
+use billshadow_comparisons::waive::waive_by_signature;
 use billshadow_comparisons::{Causes, Diff, Waiver};
 use billshadow_reports::causes::CausesView;
 
-use crate::store::{KeyedDiff, Store};
+use crate::store::Store;
+use crate::store::signatures::KeyedDiff;
 
 /// A run's signatures, ranked, and the signature of each of its diffs.
 #[derive(Debug, Clone, Default)]

@@ -10,7 +10,7 @@ pub(crate) mod cells;
 mod diff;
 mod evidence;
 mod read;
-mod signatures;
+pub(crate) mod signatures;
 mod write;
 
 use std::collections::BTreeMap;
@@ -26,7 +26,6 @@ use sqlx::{AnyPool, Row};
 use crate::exit::{OpenError, StoreFailure};
 
 pub(crate) use diff::{bill_body, diff_of_str, diff_of_value};
-pub(crate) use signatures::KeyedDiff;
 
 static DRIVERS: Once = Once::new();
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("src/store/migrations");

@@ -19,7 +19,6 @@ mod near_miss;
 mod shape;
 #[cfg(test)]
 mod tests;
-mod waive;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -28,7 +27,6 @@ use rust_decimal::Decimal;
 use crate::difference::{Diff, DiffClass, Scope};
 use shape::{Amounts, Observed};
 pub use shape::{Rounding, Shape, Side};
-pub use waive::{SignatureWaiving, waive_by_signature};
 
 /// At most this many signatures are kept in full; the rest are counted (`Causes::left_off`).
 pub const SIGNATURES_MAX: usize = 200;

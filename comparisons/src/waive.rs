@@ -7,9 +7,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::NaiveDate;
 
-use super::Causes;
 use crate::config::Waiver;
 use crate::diff::Comparison;
+use crate::signature::Causes;
 use crate::difference::Diff;
 use crate::summary::Verdict;
 
