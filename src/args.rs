@@ -91,6 +91,7 @@ pub(crate) enum Command {
     Report(ReportArgs),
     Explain(ExplainArgs),
     Causes(CausesArgs),
+    Compare(CompareArgs),
     Metrics(MetricsArgs),
     Serve(ServeArgs),
     CheckSpec(CheckSpecArgs),
@@ -110,7 +111,7 @@ pub(crate) enum Command {
 pub(crate) enum OutputFormat {
     /// A summary table and the diffs grouped by account.
     Text,
-    /// One JSON document (schema billshadow.diff/v1).
+    /// One JSON document (schema billshadow.diff/v2).
     Json,
     /// One diff per line, then a summary line.
     Jsonl,
@@ -657,6 +658,42 @@ pub(crate) struct CausesArgs {
     /// Signatures shown in text (JSON lists every kept one, up to 200).
     #[arg(long, default_value_t = 20)]
     pub(crate) limit: usize,
+}
+
+/// What changed between two stored runs: accounts newly mismatched, newly at parity and
+/// still mismatched; signatures (causes, by their stable id) new, grown, shrunk and gone, with
+/// their counts and money in each run.
+///
+/// Exit 1 when run B is worse somewhere (an account newly mismatched, or a new or grown
+/// signature with failing diffs), 0 otherwise; 2 for a run that is not there.
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  billshadow compare --store shadow.db
+  billshadow compare previous latest --store shadow.db --format json
+  billshadow compare run-20261124T101500.000Z-1a2b latest \\
+      --store shadow.db --format md >> \"$GITHUB_STEP_SUMMARY\"")]
+pub(crate) struct CompareArgs {
+    /// The earlier run: a run id, `previous` (the shadow run before the newest) or `latest`.
+    #[arg(default_value = "previous")]
+    pub(crate) run_a: String,
+    /// The later run: a run id, `latest` or `previous`.
+    #[arg(default_value = "latest")]
+    pub(crate) run_b: String,
+    /// How the output is written.
+    #[arg(long, value_enum, default_value_t = CompareFormat::Text)]
+    pub(crate) format: CompareFormat,
+    #[arg(long, value_name = "URL", help = STORE_HELP)]
+    pub(crate) store: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum CompareFormat {
+    /// For people: accounts, then each signature that changed.
+    Text,
+    /// One JSON document (schema billshadow.compare/v1).
+    Json,
+    /// Markdown, for a CI step summary or a pull-request comment.
+    Md,
 }
 
 /// Serve the latest run's metrics on /metrics (Prometheus text exposition).

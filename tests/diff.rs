@@ -687,7 +687,7 @@ fn jsonl_streams_one_diff_per_line_then_the_summary() {
     }
     let last = lines.last().unwrap();
     assert_eq!(last["record"], "summary");
-    assert_eq!(last["schema"], "billshadow.diff/v1");
+    assert_eq!(last["schema"], "billshadow.diff/v2");
 }
 
 #[test]

@@ -393,9 +393,19 @@ fn junit_of_a_run_parses_back_with_the_numbers() {
         .descendants()
         .filter(|n| n.has_tag_name("testsuite"))
         .collect();
-    // The `run` suite (is the run complete?), then one per cell.
-    assert_eq!(suites.len(), 25);
+    // The `run` suite (is the run complete?), the `causes` suite (one case per signature,
+    // failing with its hypothesis), then one per cell.
+    assert_eq!(suites.len(), 26);
     assert_eq!(suites[0].attribute("name"), Some("run"));
+    assert_eq!(suites[1].attribute("name"), Some("causes"));
+    let cause = suites[1]
+        .descendants()
+        .find(|n| n.has_tag_name("failure"))
+        .unwrap();
+    assert!(
+        cause.attribute("message").unwrap().starts_with("modern "),
+        "{xml}"
+    );
     let broken = suites
         .iter()
         .find(|s| s.attribute("name") == Some("p0/me-south-1"))
@@ -481,7 +491,7 @@ fn markdown_csv_and_explain_snapshots() {
             if l.starts_with("billshadow run ") {
                 "billshadow run [run] ([redacted])\n".to_owned()
             } else {
-                format!("{l}\n")
+                format!("{}\n", crate::support::redact(l))
             }
         })
         .collect();
@@ -1365,4 +1375,63 @@ fn the_dashboard_charts_parity_per_cell_and_diffs_by_class_over_runs_in_chromium
         dom.contains(&format!("font-weight=\"600\">{total}</text>")),
         "{total} written on its column"
     );
+}
+
+#[test]
+fn the_dashboard_charts_money_by_signature_one_panel_per_currency() {
+    let dir = stored_run();
+    let d = dir.path();
+    let report = billshadow(
+        &[
+            "report",
+            "latest",
+            "--store",
+            "s.db",
+            "--format",
+            "html",
+            "--out",
+            "report.html",
+        ],
+        d,
+    );
+    assert_eq!(report.code, 1, "{}", report.transcript());
+    let url = format!("file://{}", d.join("report.html").display());
+    let dom = chromium(&["--dump-dom", &url]);
+    let dom = String::from_utf8_lossy(&dom.stdout);
+    assert!(dom.contains("Money by signature"));
+    let show = billshadow(
+        &["show", "latest", "--store", "s.db", "--format", "json"],
+        d,
+    )
+    .json();
+    let signatures = show["signatures"].as_array().unwrap();
+    assert!(!signatures.is_empty());
+    // Per currency: signatures with money, and those drawn.
+    let mut counts: std::collections::BTreeMap<String, (usize, usize)> = Default::default();
+    for sig in signatures {
+        for (currency, money) in sig["money"].as_object().unwrap() {
+            let gross: rust_decimal::Decimal = money["gross"].as_str().unwrap().parse().unwrap();
+            if gross.is_zero() {
+                continue;
+            }
+            assert!(
+                dom.contains(&format!("id=\"chart-money-{currency}\"")),
+                "{currency} panel"
+            );
+            let bar = format!(
+                "data-signature=\"{}\" data-currency=\"{currency}\" data-gross=\"{}\"",
+                sig["id"].as_str().unwrap(),
+                gross.normalize()
+            );
+            let c = counts.entry(currency.clone()).or_default();
+            c.0 += 1;
+            c.1 += usize::from(dom.contains(&bar));
+        }
+    }
+    assert!(!counts.is_empty());
+    for (currency, (with_money, drawn)) in counts {
+        // Each panel draws its largest signatures; the rest are counted under it.
+        assert_eq!(drawn, with_money.min(8), "{currency}");
+    }
+    assert!(dom.contains("Σ |Δ| in "), "the value axis is named");
 }

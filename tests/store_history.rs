@@ -30,6 +30,10 @@ const RELEASED: &[(&str, &str)] = &[
         "0004_cohort_position.sql",
         "dc9f674f5fe16d64a2e6431c310a8e4ec2ad17c0b59c4ee43abf986ead2da09ab4149fafce66792c4a76fbef3edaeca6",
     ),
+    (
+        "0005_signatures.sql",
+        "6124f086eaf9c5d52cd4a596bcadf8cbec6520c31ab41871cf412f7cd96db3e2f0c513f08c6ec06138b8aafd8383c690",
+    ),
 ];
 
 /// The store fixtures' commit, and the run each holds (the same accounts, stacks and diffs).
@@ -122,9 +126,31 @@ fn reads_back_then_takes_a_new_run(d: &Path, store: &str, old_run: &str) {
         );
         show.json()
     };
+    // What this release adds to the document (schema v2: the causes beside the summary and
+    // each diff's signature) is checked apart; the rest reads back exactly as before.
     let without_run = |mut doc: Value| {
-        doc.as_object_mut().unwrap().remove("run");
+        let o = doc.as_object_mut().unwrap();
+        o.remove("run");
+        o.remove("schema");
+        o.remove("signatures");
+        o.remove("signatures_left_off");
+        for d in o["diffs"].as_array_mut().unwrap() {
+            d.as_object_mut().unwrap().remove("signature");
+        }
         doc
+    };
+    // The old run has no stored signatures: they are computed on read, and every diff
+    // names one of them.
+    let causes_on_read = |doc: &Value| {
+        assert_eq!(doc["schema"], "billshadow.diff/v2");
+        let ids: Vec<&str> = (doc["signatures"].as_array().unwrap().iter())
+            .map(|s| s["id"].as_str().unwrap())
+            .collect();
+        let diffs = doc["diffs"].as_array().unwrap();
+        assert!(!ids.is_empty() || diffs.is_empty(), "{doc:#}");
+        for d in doc["diffs"].as_array().unwrap() {
+            assert!(ids.contains(&d["signature"].as_str().unwrap()), "{d}");
+        }
     };
     // The store is behind this version's schema: a command that only reads says so by name
     // and does not migrate it; a command that writes (`migrate init`) migrates it.
@@ -144,6 +170,7 @@ fn reads_back_then_takes_a_new_run(d: &Path, store: &str, old_run: &str) {
     assert_eq!(before["run"]["status"], "completed");
     assert_eq!(before["summary"]["accounts_compared"], 50);
     assert_eq!(before["summary"]["accounts_mismatched"], 13);
+    causes_on_read(&before);
     assert_eq!(
         without_run(before.clone()),
         without_run(expected.clone()),
@@ -195,6 +222,9 @@ fn reads_back_then_takes_a_new_run(d: &Path, store: &str, old_run: &str) {
     let latest = billshadow(&["show", "latest", "--store", store, "--format", "json"], d).json();
     assert_ne!(latest["run"]["id"], old_run);
     assert_eq!(latest["summary"]["accounts_compared"], 20);
+    // The new run's causes were stored when it completed; the old one's still read back.
+    causes_on_read(&latest);
+    causes_on_read(&shown(old_run));
     // The old run is untouched by the migration and the new run.
     assert_eq!(without_run(shown(old_run)), without_run(expected));
     let status = billshadow(&["migrate", "status", "--store", store], d);

@@ -229,6 +229,9 @@ pub struct Waiver {
     pub region: Option<String>,
     /// The largest |delta| the waiver covers.
     pub delta_abs_max: Option<Decimal>,
+    /// A signature id (`sig-…`): the waiver covers only the diffs of that signature, which
+    /// are known once every diff is (`waive::waive_by_signature`), never one by one.
+    pub signature: Option<String>,
     pub reason: String,
     pub ticket: String,
     pub owner: String,

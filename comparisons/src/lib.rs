@@ -11,6 +11,7 @@ pub mod money;
 mod pairing;
 pub mod signature;
 pub mod summary;
+pub mod waive;
 
 pub use config::{CompareConfig, Ignored, KeyField, Tolerance, Tolerances, Waiver};
 pub use diff::{Comparison, compare, compare_with_threads};

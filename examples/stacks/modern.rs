@@ -19,11 +19,14 @@
 //! Fault injection for tests: `--fail-rate`, `--slow-rate` with `--slow-ms`, `--malformed-rate`,
 //! `--crash-after N` (the process exits after N bill requests).
 //!
+//! `--fix N` (repeatable) bills as if defect N above were fixed, so a test can see a cause go
+//! away between two runs.
+//!
 //! `--echo` bills any account with one fixed line carrying its id as received (to show ids
 //! arrive intact); `--watch-stdin` stops the service when its stdin closes (when whoever
 //! started it dies).
 //!
-//! Usage: billshadow-sample-modern --data DIR --listen 127.0.0.1:PORT [--echo] [--watch-stdin] [faults…]
+//! Usage: billshadow-sample-modern --data DIR --listen 127.0.0.1:PORT [--fix N]… [--echo] [--watch-stdin] [faults…]
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -85,6 +88,14 @@ struct Customer {
     promo: String,
 }
 
+/// The defects `--fix` turned off, by number (1 to 4), set once at start.
+static DEFECTS_FIXED: std::sync::OnceLock<[bool; 4]> = std::sync::OnceLock::new();
+
+/// Whether defect `n` (1 to 4, as numbered above) is in force.
+fn defect(n: usize) -> bool {
+    !DEFECTS_FIXED.get().is_some_and(|fixed| fixed[n - 1])
+}
+
 #[derive(Default)]
 struct Faults {
     fail_rate: f64,
@@ -126,6 +137,7 @@ fn start() -> Result<(), String> {
     let mut faults = Faults::default();
     let mut seed = 1u64;
     let mut echo = false;
+    let mut fixed = [false; 4];
     while let Some(arg) = args.next() {
         let mut value = || args.next().ok_or(format!("{arg} needs a value"));
         match arg.as_str() {
@@ -162,9 +174,17 @@ fn start() -> Result<(), String> {
                 });
             }
             "--echo" => echo = true,
+            "--fix" => {
+                let n: usize = value()?.parse().map_err(|e| format!("--fix: {e}"))?;
+                let defect = fixed
+                    .get_mut(n.wrapping_sub(1))
+                    .ok_or(format!("--fix {n}: the defects are numbered 1 to 4"))?;
+                *defect = true;
+            }
             other => return Err(format!("unknown argument {other}")),
         }
     }
+    let _ = DEFECTS_FIXED.set(fixed);
     let data = data.unwrap_or_default();
     if data.is_empty() && !echo {
         return Err("--data DIR is required".to_owned());
@@ -327,7 +347,7 @@ fn compute(s: &Service, c: &Customer) -> Result<Vec<serde_json::Value>, String> 
         lines.push(usage_line(book, c, code, *quantity, places)?);
     }
 
-    let skip_promo = c.partition == "p3" && c.promo == "WELCOME10"; // Defect 3.
+    let skip_promo = defect(3) && c.partition == "p3" && c.promo == "WELCOME10"; // Defect 3.
     if !c.promo.is_empty() && !skip_promo {
         lines.push(promo_line(book, c, fee_amount, places)?);
     }
@@ -344,7 +364,7 @@ fn compute(s: &Service, c: &Customer) -> Result<Vec<serde_json::Value>, String> 
 fn rounding_places(c: &Customer) -> u32 {
     match c.currency.as_str() {
         "JPY" => 0,
-        "BHD" if c.region == "me-south-1" => 2, // Defect 2: the dinar rounded to cents.
+        "BHD" if defect(2) && c.region == "me-south-1" => 2, // Defect 2: the dinar rounded to cents.
         "BHD" => 3,
         _ => 2,
     }
@@ -364,7 +384,7 @@ fn plan_line(book: &PriceBook, c: &Customer, places: u32) -> Result<Line, String
     let fee = *plan.fee.get(cur).ok_or(format!("no {cur} fee"))?;
     let first = c.start_date.max(book.period_start);
     let days = Decimal::from((book.period_end - first).num_days() + 1);
-    let month = if c.partition == "p2" && c.region == "eu-west-1" {
+    let month = if defect(1) && c.partition == "p2" && c.region == "eu-west-1" {
         Decimal::from(30) // Defect 1.
     } else {
         Decimal::from((book.period_end - book.period_start).num_days() + 1)
@@ -398,7 +418,7 @@ fn usage_line(
         .iter()
         .find(|m| m.code == code)
         .ok_or(format!("no metric {code}"))?;
-    let all_units = c.partition == "p1" && c.region == "ap-northeast-1"; // Defect 4.
+    let all_units = defect(4) && c.partition == "p1" && c.region == "ap-northeast-1"; // Defect 4.
     let amount = tiered(metric, quantity, &c.currency, all_units)?;
     Ok(Line {
         charge_code: code.to_owned(),

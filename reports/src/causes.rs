@@ -18,50 +18,51 @@ use crate::{clean, thousands};
 pub const TEXT_SIGNATURES_MAX: usize = 10;
 
 /// Net and gross money of a signature in one currency, as strings.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct MoneyJson {
     pub net: Decimal,
     pub gross: Decimal,
 }
 
-/// A signature as `billshadow.diff/v1` writes it.
-#[derive(Debug, Serialize)]
-pub struct SignatureJson<'a> {
-    pub id: &'a str,
-    pub hypothesis: &'a str,
-    pub class: &'static str,
-    pub fields: &'a [String],
+/// A signature as `billshadow.diff/v2` writes it, and as the run store keeps it: owned, so
+/// that a stored run's signatures read back render exactly as freshly found ones.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SignatureJson {
+    pub id: String,
+    pub hypothesis: String,
+    pub class: String,
+    pub fields: Vec<String>,
     /// The shape's kind (`proration`, `ratio`, …).
-    pub shape: &'static str,
+    pub shape: String,
     /// The shape with its values, as in the id's recipe (`proration:31:30`, `ratio:21/20`).
     pub rule: String,
-    pub charge_code: Option<&'a str>,
-    pub line_type: Option<&'a str>,
-    pub currency: Option<&'a str>,
-    pub cell: Option<&'a str>,
+    pub charge_code: Option<String>,
+    pub line_type: Option<String>,
+    pub currency: Option<String>,
+    pub cell: Option<String>,
     pub diffs: u64,
     pub follow_on: u64,
     pub failing: u64,
     pub accounts: u64,
-    pub money: BTreeMap<&'a str, MoneyJson>,
-    pub cells: &'a [String],
+    pub money: BTreeMap<String, MoneyJson>,
+    pub cells: Vec<String>,
     pub cells_total: u64,
-    pub examples: &'a [String],
+    pub examples: Vec<String>,
 }
 
-impl<'a> From<&'a Signature> for SignatureJson<'a> {
-    fn from(s: &'a Signature) -> SignatureJson<'a> {
+impl From<&Signature> for SignatureJson {
+    fn from(s: &Signature) -> SignatureJson {
         SignatureJson {
-            id: &s.id,
-            hypothesis: &s.hypothesis,
-            class: s.class.as_str(),
-            fields: &s.fields,
-            shape: s.shape.kind(),
+            id: s.id.clone(),
+            hypothesis: s.hypothesis.clone(),
+            class: s.class.as_str().to_owned(),
+            fields: s.fields.clone(),
+            shape: s.shape.kind().to_owned(),
             rule: s.shape.key(),
-            charge_code: s.charge_code.as_deref(),
-            line_type: s.line_type.as_deref(),
-            currency: s.currency.as_deref(),
-            cell: s.cell.as_deref(),
+            charge_code: s.charge_code.clone(),
+            line_type: s.line_type.clone(),
+            currency: s.currency.clone(),
+            cell: s.cell.clone(),
             diffs: s.diffs,
             follow_on: s.follow_on,
             failing: s.failing,
@@ -69,11 +70,11 @@ impl<'a> From<&'a Signature> for SignatureJson<'a> {
             money: s
                 .money
                 .iter()
-                .map(|(c, m)| (c.as_str(), money_json(c, m)))
+                .map(|(c, m)| (c.clone(), money_json(c, m)))
                 .collect(),
-            cells: &s.cells,
+            cells: s.cells.clone(),
             cells_total: s.cells_total,
-            examples: &s.examples,
+            examples: s.examples.clone(),
         }
     }
 }
@@ -86,8 +87,25 @@ fn money_json(currency: &str, m: &Money) -> MoneyJson {
     }
 }
 
+/// A comparison's or a run's signatures as reports show them: ranked, at most
+/// `SIGNATURES_MAX`, and how many were left off.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CausesView {
+    pub signatures: Vec<SignatureJson>,
+    pub left_off: u64,
+}
+
+impl From<&Causes> for CausesView {
+    fn from(causes: &Causes) -> CausesView {
+        CausesView {
+            signatures: signatures_json(causes),
+            left_off: causes.left_off,
+        }
+    }
+}
+
 /// Every kept signature as the schema writes it.
-pub fn signatures_json(causes: &Causes) -> Vec<SignatureJson<'_>> {
+pub fn signatures_json(causes: &Causes) -> Vec<SignatureJson> {
     causes.signatures.iter().map(SignatureJson::from).collect()
 }
 
@@ -96,18 +114,22 @@ pub fn signatures_json(causes: &Causes) -> Vec<SignatureJson<'_>> {
 struct CausesDocument<'a> {
     schema: &'static str,
     run_id: Option<&'a str>,
-    signatures: Vec<SignatureJson<'a>>,
+    signatures: &'a [SignatureJson],
     signatures_left_off: u64,
 }
 
 /// The schema id of `billshadow causes --format json`.
 pub const CAUSES_SCHEMA: &str = "billshadow.causes/v1";
 
-pub fn write_json(out: &mut dyn Write, run_id: Option<&str>, causes: &Causes) -> io::Result<()> {
+pub fn write_json(
+    out: &mut dyn Write,
+    run_id: Option<&str>,
+    causes: &CausesView,
+) -> io::Result<()> {
     let doc = CausesDocument {
         schema: CAUSES_SCHEMA,
         run_id,
-        signatures: signatures_json(causes),
+        signatures: &causes.signatures,
         signatures_left_off: causes.left_off,
     };
     serde_json::to_writer_pretty(&mut *out, &doc)?;
@@ -118,7 +140,7 @@ pub fn write_json(out: &mut dyn Write, run_id: Option<&str>, causes: &Causes) ->
 /// there are; `explain` named with `explain_run` when the diffs come from a stored run.
 pub fn write_text(
     out: &mut dyn Write,
-    causes: &Causes,
+    causes: &CausesView,
     shown_max: usize,
     explain_run: Option<&str>,
 ) -> io::Result<()> {
@@ -144,7 +166,7 @@ pub fn write_text(
 fn write_signature(
     out: &mut dyn Write,
     rank: usize,
-    s: &Signature,
+    s: &SignatureJson,
     explain_run: Option<&str>,
 ) -> io::Result<()> {
     let informational = if s.failing == 0 {
@@ -165,17 +187,14 @@ fn write_signature(
         out,
         "     {} · {} · {} diffs{follow} in {} accounts",
         s.id,
-        s.class.as_str(),
+        s.class,
         thousands(s.diffs),
         thousands(s.accounts)
     )?;
     let money: Vec<String> = s
         .money
         .iter()
-        .map(|(c, m)| {
-            let m = money_json(c, m);
-            format!("{c} net {} gross {}", m.net, m.gross)
-        })
+        .map(|(c, m)| format!("{c} net {} gross {}", m.net, m.gross))
         .collect();
     if !money.is_empty() {
         writeln!(out, "     money: {}", money.join(", "))?;

@@ -262,6 +262,7 @@ pub fn run_junit(
         ));
     }
     report.add_test_suite(run_suite);
+    report.add_test_suite(causes_suite(view));
     for cell in &view.cells {
         let classname = format!("billshadow.cell.{}", cell.cell);
         let body = cell_worst(view, &cell.partition, &cell.region);
@@ -306,6 +307,35 @@ pub fn run_junit(
         report.add_test_suite(suite);
     }
     report.to_string()
+}
+
+/// The run's causes, first after the run itself: one case per signature, failing when it
+/// has failing diffs (its hypothesis the message, its figures the body).
+fn causes_suite(view: &RunView) -> TestSuite {
+    let mut suite = TestSuite::new("causes");
+    for sig in &view.signatures {
+        let status = if sig.failing == 0 {
+            TestCaseStatus::success()
+        } else {
+            let money: Vec<String> = (sig.money.iter())
+                .map(|(c, m)| format!("{c} net {} gross {}", m.net, m.gross))
+                .collect();
+            failure(
+                sig.hypothesis.clone(),
+                Some(format!(
+                    "{} diffs ({} failing) in {} accounts; money: {}; cells: {}; examples: {}",
+                    sig.diffs,
+                    sig.failing,
+                    sig.accounts,
+                    money.join(", "),
+                    sig.cells.join(", "),
+                    sig.examples.join(", ")
+                )),
+            )
+        };
+        suite.add_test_case(case(&sig.id, "billshadow.causes", Duration::ZERO, status));
+    }
+    suite
 }
 
 /// The run's worst accounts in one cell, as a failure body (none when the cell has none).

@@ -13,15 +13,15 @@ use crate::Inputs;
 use crate::causes::{SignatureJson, signatures_json};
 
 /// The schema id of the JSON document.
-pub const SCHEMA: &str = "billshadow.diff/v1";
+pub const SCHEMA: &str = "billshadow.diff/v2";
 
 #[derive(Serialize)]
 struct Document<'a> {
     schema: &'static str,
     inputs: &'a Inputs,
     summary: &'a Summary,
-    /// The causes, ranked (added in place in v1: readers that do not know it skip it).
-    signatures: Vec<SignatureJson<'a>>,
+    /// The causes, ranked.
+    signatures: Vec<SignatureJson>,
     signatures_left_off: u64,
     diffs: Vec<DiffJson<'a>>,
 }
@@ -64,10 +64,10 @@ struct DiffRecord<'a> {
 }
 
 #[derive(Serialize)]
-struct SignatureRecord<'a> {
-    record: &'static str,
+pub struct SignatureRecord<'a> {
+    pub record: &'static str,
     #[serde(flatten)]
-    signature: SignatureJson<'a>,
+    pub signature: &'a SignatureJson,
 }
 
 #[derive(Serialize)]
@@ -97,7 +97,7 @@ pub fn write_lines(
         )?;
         out.write_all(b"\n")?;
     }
-    for signature in signatures_json(causes) {
+    for signature in &signatures_json(causes) {
         let record = SignatureRecord {
             record: "signature",
             signature,
@@ -115,7 +115,7 @@ pub fn write_lines(
     out.write_all(b"\n")
 }
 
-/// A diff as `billshadow.diff/v1` writes it: the schema's own shape, kept apart from the
+/// A diff as `billshadow.diff/v2` writes it: the schema's own shape, kept apart from the
 /// engine's `Diff` so that the engine can change without changing the schema (a change here
 /// is a change of the public schema: `reports/SCHEMA.md`). Fields in the schema's order.
 #[derive(Debug, Serialize)]
@@ -149,7 +149,7 @@ pub struct DiffJson<'a> {
     pub signature: Option<&'a str>,
 }
 
-/// One side's evidence in `billshadow.diff/v1`: its fields, then its attributes when any.
+/// One side's evidence in `billshadow.diff/v2`: its fields, then its attributes when any.
 #[derive(Debug, Serialize)]
 pub struct EvidenceJson<'a> {
     #[serde(flatten)]
@@ -162,7 +162,7 @@ fn no_attributes(attributes: &&BTreeMap<String, String>) -> bool {
     attributes.is_empty()
 }
 
-/// Diffs written as `billshadow.diff/v1` writes them, for a type that carries the engine's
+/// Diffs written as `billshadow.diff/v2` writes them, for a type that carries the engine's
 /// diffs (`view::RunView`, which templates read): they see the schema, not the engine.
 pub fn serialize_diffs<S: serde::Serializer>(
     diffs: &[Diff],
@@ -222,7 +222,7 @@ mod tests {
 
     use super::*;
 
-    /// A diff in `billshadow.diff/v1`, with and without its optional fields, written as the
+    /// A diff in `billshadow.diff/v2`, with and without its optional fields, written as the
     /// schema says (`reports/SCHEMA.md`), whatever the engine's `Diff` becomes.
     #[test]
     fn a_diff_is_written_in_the_schema() {

@@ -9,6 +9,7 @@
 pub mod causes;
 pub mod charts;
 pub mod ci;
+pub mod compare;
 pub mod explain;
 pub mod gate;
 pub mod json;

@@ -327,7 +327,23 @@ pub fn html(view: &RunView, template: Option<String>) -> Result<String, minijinj
         } else {
             String::new()
         },
-        chart_money: String::new(),
+        chart_money: crate::charts::money_by_signature(
+            &view
+                .signatures
+                .iter()
+                .flat_map(|sig| {
+                    sig.money
+                        .iter()
+                        .map(|(currency, m)| crate::charts::SignatureMoney {
+                            id: sig.id.clone(),
+                            hypothesis: sig.hypothesis.clone(),
+                            currency: currency.clone(),
+                            gross: m.gross,
+                            net: m.net,
+                        })
+                })
+                .collect::<Vec<_>>(),
+        ),
     };
     env.get_template("dashboard.html")?
         .render(minijinja::value::Serde(&ctx))

@@ -3,7 +3,8 @@
 
 use std::io::{self, Write};
 
-use billshadow_comparisons::{Causes, Comparison, Diff, DiffClass, Scope, Summary, Verdict};
+use crate::causes::CausesView;
+use billshadow_comparisons::{Comparison, Diff, DiffClass, Scope, Summary, Verdict};
 
 use crate::clean;
 use crate::{Inputs, thousands};
@@ -114,15 +115,17 @@ pub fn write(
     comparison: &Comparison,
     options: TextOptions,
 ) -> io::Result<()> {
-    write_with_causes(out, header, comparison, None, options)
+    write_with_causes(out, header, comparison, None, None, options)
 }
 
-/// [`write`], with the causes (signatures) right after the verdict, before the counts.
+/// [`write`], with the causes (signatures) right after the verdict, before the counts;
+/// `explain_run` names the stored run `explain` reads an example from.
 pub fn write_with_causes(
     out: &mut dyn Write,
     header: &Header,
     comparison: &Comparison,
-    causes: Option<&Causes>,
+    causes: Option<&CausesView>,
+    explain_run: Option<&str>,
     options: TextOptions,
 ) -> io::Result<()> {
     let p = Paint { on: options.color };
@@ -130,7 +133,7 @@ pub fn write_with_causes(
     write_verdict(out, header, s, &p)?;
     if let Some(causes) = causes {
         writeln!(out)?;
-        crate::causes::write_text(out, causes, crate::causes::TEXT_SIGNATURES_MAX, None)?;
+        crate::causes::write_text(out, causes, crate::causes::TEXT_SIGNATURES_MAX, explain_run)?;
     }
     write_counts(out, s)?;
     write_classes(out, s, &p)?;

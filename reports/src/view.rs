@@ -104,6 +104,11 @@ pub struct RunView {
     /// The last completed shadow runs (this one included when it is one), oldest first, for
     /// the dashboard's charts.
     pub history: Vec<crate::charts::HistoryRun>,
+    /// The run's causes, ranked (`billshadow.diff/v2`'s signature objects): every format
+    /// leads with them.
+    pub signatures: Vec<crate::causes::SignatureJson>,
+    /// Signatures past the cap, counted but not listed.
+    pub signatures_left_off: u64,
     /// Where the full list of diffs is (a CSV export command), for "and N more".
     pub csv_hint: String,
     /// `--store URL` as a shell reads it (the URL's password masked), for the closing hints.

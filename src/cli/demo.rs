@@ -53,7 +53,6 @@ pub(crate) fn run(args: DemoArgs) -> Outcome {
         );
         return Ok(code);
     }
-    show_causes(&store)?;
     let policy = dir.join("policy.toml");
     let keys = demo_keys(dir).map_err(input)?;
     std::fs::write(
@@ -104,19 +103,6 @@ pub(crate) fn run(args: DemoArgs) -> Outcome {
         Code::Stack
     } else {
         Code::Parity
-    })
-}
-
-/// The run's diffs grouped by cause (`billshadow causes`), right after its summary.
-fn show_causes(store: &std::path::Path) -> Outcome {
-    crate::outln!();
-    crate::outln!("demo: the causes of this run's diffs (`billshadow causes`):");
-    // Its exit code says there are failing causes, which the demo's defects are.
-    super::report::causes(crate::args::CausesArgs {
-        run: "latest".to_owned(),
-        format: TableFormat::Text,
-        store: Some(store.display().to_string()),
-        limit: 10,
     })
 }
 

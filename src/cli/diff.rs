@@ -78,8 +78,14 @@ pub(crate) fn run(args: DiffArgs) -> Outcome {
         modern: side_input(&modern, &modern_stats),
         quarantine: quarantined.then(|| args.quarantine.display().to_string()),
     };
-    // The causes: a pass over the diffs only, never the lines.
-    let causes = Causes::of(&comparison.diffs);
+    // The causes: a pass over the diffs only, never the lines. Waivers that name a
+    // signature apply once the signatures are known; the causes are then counted again, since
+    // their failing diffs changed (their ids do not).
+    let mut causes = Causes::of(&comparison.diffs);
+    let waived = comparison.waive_by_signature(&causes, &config.waivers, config.today);
+    if !waived.waived.is_empty() {
+        causes = Causes::of(&comparison.diffs);
+    }
     let mut out = Destination::open(args.out.as_deref())?;
     let written = write_report(
         &args,
@@ -314,7 +320,8 @@ fn write_report(
                 out.writer(),
                 &billshadow_reports::text::Header::for_inputs(inputs),
                 comparison,
-                Some(causes),
+                Some(&billshadow_reports::causes::CausesView::from(causes)),
+                None,
                 options,
             )
         }

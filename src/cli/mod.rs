@@ -24,6 +24,7 @@ pub(crate) fn dispatch(command: Command) -> Outcome {
         Command::Report(args) => report::report(args),
         Command::Explain(args) => report::explain(args),
         Command::Causes(args) => report::causes(args),
+        Command::Compare(args) => report::compare(args),
         Command::Metrics(args) => report::metrics(args),
         Command::Serve(args) => report::serve(args),
         Command::Generate(Generate::Cohort(args)) => crate::demo::sample::run_cohort(args),

@@ -7,11 +7,14 @@ use std::path::PathBuf;
 use anyhow::Context;
 use billshadow_comparisons::{Diff, DiffClass};
 
-use crate::args::{CausesArgs, ExplainArgs, MetricsArgs, ReportArgs, ServeArgs};
+use crate::args::{
+    CausesArgs, CompareArgs, CompareFormat, ExplainArgs, MetricsArgs, ReportArgs, ServeArgs,
+};
 use crate::controller::policy::Policy;
 use crate::exit::{Code, Outcome, unavailable};
 use crate::output::Destination;
 use crate::report::render;
+use crate::run::causes::RunCauses;
 use crate::store::{Access, Store, default_url, diff_of_value};
 use crate::support::runtime;
 
@@ -121,24 +124,23 @@ pub(crate) fn explain(args: ExplainArgs) -> Outcome {
         .map_err(Into::into)
 }
 
-/// The signatures (id, hypothesis) an account's diffs belong to, found over the whole run's
-/// diffs so that they are the run's signatures.
+/// The signatures (id, hypothesis) an account's diffs belong to: the run's signatures,
+/// stored with it (or computed on read over the whole run's diffs).
 async fn account_causes(
     store: &Store,
     run_id: &str,
     account: &str,
 ) -> anyhow::Result<Vec<(String, String)>> {
-    let diffs = store.diffs(run_id, None).await?;
-    let causes = billshadow_comparisons::Causes::of(&diffs);
+    let causes = RunCauses::load(store, run_id).await?;
     let mut named: Vec<(String, String)> = Vec::new();
-    for (i, d) in diffs.iter().enumerate() {
-        let Some(id) = causes.signature_of(i) else {
+    for (seq, column) in store.account_signatures(run_id, account).await? {
+        let Some(id) = causes.signature_of(account, seq, &column) else {
             continue;
         };
-        if d.account_id.as_deref() != Some(account) || named.iter().any(|(n, _)| n == id) {
+        if named.iter().any(|(n, _)| n == id) {
             continue;
         }
-        let hypothesis = causes.signatures.iter().find(|s| s.id == id);
+        let hypothesis = causes.view.signatures.iter().find(|s| s.id == id);
         let hypothesis = hypothesis.map_or("(not among the signatures kept)", |s| &s.hypothesis);
         named.push((id.to_owned(), hypothesis.to_owned()));
     }
@@ -174,9 +176,11 @@ pub(crate) fn causes(args: CausesArgs) -> Outcome {
     runtime()?.block_on(async {
         let store = Store::open_named(args.store.as_deref(), Access::ReadOnly).await?;
         let run = store.resolve(&args.run).await?;
-        let diffs = store.diffs(&run.id, None).await;
+        let causes = RunCauses::load(&store, &run.id).await;
         store.close().await;
-        let causes = billshadow_comparisons::Causes::of(&diffs?);
+        let causes = causes?;
+        let failing = causes.any_failing();
+        let causes = causes.view;
         let mut out = std::io::stdout().lock();
         let written = match args.format {
             crate::args::TableFormat::Json => {
@@ -192,8 +196,83 @@ pub(crate) fn causes(args: CausesArgs) -> Outcome {
                 other.map_err(|e| unavailable(anyhow::Error::new(e).context("cannot write")))?
             }
         }
-        let failing = causes.signatures.iter().any(|s| s.failing > 0);
         Ok(if failing {
+            Code::Mismatch
+        } else {
+            Code::Parity
+        })
+    })
+}
+
+/// `billshadow compare RUN_A RUN_B`: how accounts and signatures moved between two stored
+/// runs. Both runs' causes are read as stored (computed on read for a run without them); the
+/// accounts are counted by the store.
+pub(crate) fn compare(args: CompareArgs) -> Outcome {
+    use billshadow_reports::compare::{AccountMoves, EXAMPLES_MAX, RunChange};
+    runtime()?.block_on(async {
+        let store = Store::open_named(args.store.as_deref(), Access::ReadOnly).await?;
+        let read = async {
+            let a = store.resolve(&args.run_a).await?;
+            let b = store.resolve(&args.run_b).await?;
+            if a.id == b.id {
+                return Err(crate::usage!(
+                    "`{}` and `{}` are both run {}: compare two different runs",
+                    args.run_a,
+                    args.run_b,
+                    a.id
+                ));
+            }
+            let mut moves = AccountMoves::default();
+            for (from, to, n) in store.account_moves(&a.id, &b.id).await? {
+                let slot = match (from.as_deref(), to.as_deref()) {
+                    (Some("parity"), Some("mismatch")) => &mut moves.newly_mismatched,
+                    (Some("mismatch"), Some("parity")) => &mut moves.newly_at_parity,
+                    (Some("mismatch"), Some("mismatch")) => &mut moves.still_mismatched,
+                    (Some("parity"), Some("parity")) => &mut moves.still_at_parity,
+                    (Some(_), None) => &mut moves.only_in_a,
+                    (None, Some(_)) => &mut moves.only_in_b,
+                    _ => &mut moves.errored,
+                };
+                *slot += n;
+            }
+            for (key, from, to) in [
+                ("newly_mismatched", "parity", "mismatch"),
+                ("newly_at_parity", "mismatch", "parity"),
+                ("still_mismatched", "mismatch", "mismatch"),
+            ] {
+                let examples = store
+                    .accounts_moved(&a.id, &b.id, from, to, EXAMPLES_MAX)
+                    .await?;
+                moves.examples.insert(key, examples);
+            }
+            let causes_a = RunCauses::load(&store, &a.id).await?;
+            let causes_b = RunCauses::load(&store, &b.id).await?;
+            Ok(RunChange::new(
+                &a.id,
+                &b.id,
+                moves,
+                &causes_a.view,
+                &causes_b.view,
+            ))
+        };
+        let change: anyhow::Result<RunChange> = read.await;
+        store.close().await;
+        let change = change?;
+        let mut out = std::io::stdout().lock();
+        let written = match args.format {
+            CompareFormat::Json => billshadow_reports::compare::write_json(&mut out, &change),
+            CompareFormat::Text => billshadow_reports::compare::write_text(&mut out, &change),
+            CompareFormat::Md => {
+                out.write_all(billshadow_reports::compare::markdown(&change).as_bytes())
+            }
+        };
+        match written {
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+            other => {
+                other.map_err(|e| unavailable(anyhow::Error::new(e).context("cannot write")))?
+            }
+        }
+        Ok(if change.worse() {
             Code::Mismatch
         } else {
             Code::Parity

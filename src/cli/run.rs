@@ -232,6 +232,8 @@ async fn set_up(
             .await
             .map_err(|e| input(crate::store::name_failure(e, store_url)))?;
     } else {
+        // Its diffs are about to change: its causes are computed on read until it completes.
+        store.forget_causes(&run_id).await?;
         store.set_status(&run_id, RunStatus::Running).await?;
     }
     Ok(SetUp {
@@ -329,6 +331,20 @@ async fn run_async(args: RunArgs) -> Outcome {
         RunStatus::Completed
     };
     tracing::debug!(run = %run_id, stored = tally.accounts, status = %status, "run ended");
+    if status == RunStatus::Completed {
+        // The causes are stored with the run (and its waivers by signature applied) before
+        // it is marked completed, so a completed run always has them.
+        let config = &set_up.prepared.config;
+        if let Err(e) =
+            crate::run::causes::settle(&store, &run_id, &config.waivers, config.today).await
+        {
+            let _ = store.set_status(&run_id, RunStatus::Failed).await;
+            return Err(unavailable(e.context(format!(
+                "run {run_id}: its causes could not be stored; resume with --resume {run_id}"
+            )))
+            .into());
+        }
+    }
     store.set_status(&run_id, status).await?;
     let run = store.resolve(&run_id).await?;
     let report = RunReport::load(&store, run, diff_limit(args.format, args.limit)).await?;

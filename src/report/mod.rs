@@ -50,16 +50,31 @@ pub(crate) async fn render(
         ReportFormat::Jsonl => {
             let run_id = run.id.clone();
             let report = RunReport::load(store, run, Some(0)).await?;
+            let causes = &report.causes;
             store
-                .for_each_diff(&run_id, |body| {
+                .for_each_diff(&run_id, |body, account, seq, column| {
                     let mut v: serde_json::Value =
                         serde_json::from_str(body).context("a stored diff does not read back")?;
                     v["record"] = "diff".into();
+                    if let Some(id) = causes.signature_of(account, seq, column) {
+                        v["signature"] = id.into();
+                    }
                     writeln!(out, "{v}")?;
                     Ok(())
                 })
                 .await?;
+            for signature in &causes.view.signatures {
+                let record = billshadow_reports::json::SignatureRecord {
+                    record: "signature",
+                    signature,
+                };
+                serde_json::to_writer(&mut *out, &record)
+                    .map_err(std::io::Error::other)
+                    .map_err(io)?;
+                writeln!(out).map_err(io)?;
+            }
             let mut summary = summary::json_head(&report);
+            summary["signatures_left_off"] = causes.view.left_off.into();
             summary["record"] = "summary".into();
             writeln!(out, "{summary}").map_err(io)?;
             Ok(summary::exit_code(&report))
@@ -70,7 +85,7 @@ pub(crate) async fn render(
             let mut writer = csv::Writer::from_writer(out);
             billshadow_reports::run::csv_header(&mut writer).map_err(|e| crate::failed!(e))?;
             store
-                .for_each_diff(&run_id, |body| {
+                .for_each_diff(&run_id, |body, _, _, _| {
                     let diff = crate::store::diff_of_str(body)
                         .context("a stored diff does not read back")?;
                     billshadow_reports::run::csv_row(&mut writer, &diff)?;
@@ -167,6 +182,8 @@ async fn run_view(
         classes,
         gates,
         history,
+        signatures: report.causes.view.signatures.clone(),
+        signatures_left_off: report.causes.view.left_off,
         csv_hint: format!(
             "`billshadow report {} {} --format csv` lists every diff",
             report.run.id,

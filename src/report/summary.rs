@@ -59,7 +59,15 @@ pub(crate) fn json_head(report: &RunReport) -> serde_json::Value {
 pub(crate) fn write_json(out: &mut dyn Write, report: &RunReport) -> std::io::Result<()> {
     let mut doc = json_head(report);
     doc["retries"] = report.retries.into();
-    let diffs: Vec<DiffJson<'_>> = report.comparison.diffs.iter().map(DiffJson::from).collect();
+    doc["signatures"] = serde_json::to_value(&report.causes.view.signatures)?;
+    doc["signatures_left_off"] = report.causes.view.left_off.into();
+    let diffs: Vec<DiffJson<'_>> = (report.comparison.diffs.iter())
+        .zip(&report.diff_signatures)
+        .map(|(d, signature)| DiffJson {
+            signature: signature.as_deref(),
+            ..DiffJson::from(d)
+        })
+        .collect();
     doc["diffs"] = serde_json::to_value(diffs)?;
     serde_json::to_writer_pretty(&mut *out, &doc)?;
     writeln!(out)
@@ -107,7 +115,15 @@ pub(crate) fn write_text(
         accounts_with_diffs: Some(report.accounts_with_diffs as usize),
         ..Default::default()
     };
-    billshadow_reports::text::write(out, &header, &report.comparison, options)?;
+    // The causes lead, right after the verdict.
+    billshadow_reports::text::write_with_causes(
+        out,
+        &header,
+        &report.comparison,
+        Some(&report.causes.view),
+        Some(&run.id),
+        options,
+    )?;
     if report.retries > 0 {
         writeln!(
             out,

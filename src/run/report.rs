@@ -11,6 +11,7 @@ use billshadow_reports::view::Completeness;
 use rust_decimal::Decimal;
 use serde::Serialize;
 
+use crate::run::causes::RunCauses;
 use crate::store::{OutcomeStatus, RunRow, StatusCounts, Store};
 
 /// Parity of one partition in one region.
@@ -49,6 +50,10 @@ pub(crate) struct RunReport {
     pub(crate) accounts_with_diffs: u64,
     /// How much of the cohort has a verdict.
     pub(crate) completeness: Completeness,
+    /// The run's causes (stored, or computed on read).
+    pub(crate) causes: RunCauses,
+    /// The signature of each diff of `comparison.diffs`, in order.
+    pub(crate) diff_signatures: Vec<Option<String>>,
 }
 
 /// The verdict of a stored run: `mismatch` as soon as one account is mismatched (that much
@@ -264,10 +269,20 @@ impl RunReport {
             });
         }
 
-        let diffs = store
-            .diffs(&run.id, diff_accounts)
+        let keyed = store
+            .keyed_diffs(&run.id, diff_accounts)
             .await
             .with_context(|| format!("a stored diff of run {} does not read back", run.id))?;
+        let causes = RunCauses::load(store, &run.id).await?;
+        let diff_signatures = keyed
+            .iter()
+            .map(|k| {
+                causes
+                    .signature_of(&k.account_id, k.seq, &k.signature)
+                    .map(str::to_owned)
+            })
+            .collect();
+        let diffs = keyed.into_iter().map(|k| k.diff).collect();
 
         if i64::try_from(cohort_total).ok() != Some(run.accounts_total) {
             anyhow::bail!(
@@ -314,6 +329,8 @@ impl RunReport {
             retries: outcomes.retries,
             accounts_with_diffs: mismatched + waived_accounts + errored,
             completeness,
+            causes,
+            diff_signatures,
         })
     }
 

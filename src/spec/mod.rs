@@ -316,6 +316,17 @@ fn waiver(w: &RawWaiver, err: &dyn Fn(String) -> TomlError) -> Result<Waiver, To
                 .map_err(|e| err(format!("max_delta: {e}")))
         })
         .transpose()?;
+    let signature = w.signature.as_deref().map(|id| {
+        let hex = id.strip_prefix("sig-").unwrap_or("");
+        if hex.len() == 16 && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+            Ok(id.to_owned())
+        } else {
+            Err(err(format!(
+                "signature = `{id}` is not a signature id (`sig-` and 16 lower-case hex digits, as `billshadow causes` shows)"
+            )))
+        }
+    });
+    let signature = signature.transpose()?;
     Ok(Waiver {
         id: w.id.clone(),
         class,
@@ -324,6 +335,7 @@ fn waiver(w: &RawWaiver, err: &dyn Fn(String) -> TomlError) -> Result<Waiver, To
         partition: w.partition.clone(),
         region: w.region.clone(),
         delta_abs_max,
+        signature,
         reason: w.reason.clone(),
         ticket: w.ticket.clone(),
         owner: w.owner.clone(),
@@ -373,6 +385,16 @@ expires = "2026-12-31"
         assert!(spec.ignored.description);
         assert_eq!(spec.tolerances.default, Tolerance::MinorUnits(2));
         assert_eq!(spec.waivers[0].delta_abs_max.unwrap().to_string(), "0.05");
+        assert_eq!(spec.waivers[0].signature, None);
+        let by_signature = text.replace(
+            "max_delta",
+            "signature = \"sig-0123456789abcdef\"\nmax_delta",
+        );
+        let spec = Spec::parse(Path::new("dir/spec.toml"), &by_signature).unwrap();
+        assert_eq!(
+            spec.waivers[0].signature.as_deref(),
+            Some("sig-0123456789abcdef")
+        );
     }
 
     #[test]
@@ -404,6 +426,10 @@ expires = "2026-12-31"
         check_error(
             &WAIVER.replace("BILL-1", ""),
             "spec.toml:2:1: waiver `W-1`: `ticket` must not be empty",
+        );
+        check_error(
+            &WAIVER.replace("max_delta", "signature = \"sig-12\"\nmax_delta"),
+            "spec.toml:2:1: waiver `W-1`: signature = `sig-12` is not a signature id",
         );
         check_error(
             &format!("{WAIVER}{WAIVER}"),

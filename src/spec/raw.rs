@@ -232,6 +232,7 @@ pub(crate) struct RawWaiver {
     pub(crate) partition: Option<String>,
     pub(crate) region: Option<String>,
     pub(crate) max_delta: Option<String>,
+    pub(crate) signature: Option<String>,
     pub(crate) reason: String,
     pub(crate) ticket: String,
     pub(crate) owner: String,

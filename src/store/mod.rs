@@ -10,6 +10,7 @@ pub(crate) mod cells;
 mod diff;
 mod evidence;
 mod read;
+pub(crate) mod signatures;
 mod write;
 
 use std::collections::BTreeMap;

@@ -127,14 +127,27 @@ impl Store {
         rows.iter().map(run_of_row).collect()
     }
 
-    /// A run by id, or for `latest` the newest shadow run (a run that is not there is a usage
-    /// error): a calibration (A/A) run replays
+    /// A run by id, or for `latest` the newest shadow run and for `previous` the one before
+    /// it (a run that is not there is a usage error): a calibration (A/A) run replays
     /// the legacy stack twice and says nothing about the modern one, so it is only ever read
     /// by its id.
     pub(crate) async fn resolve(&self, which: &str) -> anyhow::Result<RunRow> {
         let runs = self.runs().await?;
         if runs.is_empty() {
             return Err(crate::usage!("the store {} has no runs yet", self.url));
+        }
+        if which == "previous" {
+            // The shadow run before the newest one.
+            return runs
+                .into_iter()
+                .filter(|r| r.kind == RunKind::Shadow)
+                .nth(1)
+                .ok_or_else(|| {
+                    crate::usage!(
+                        "the store {} has fewer than two shadow runs, so none is `previous`",
+                        self.url
+                    )
+                });
         }
         if which == "latest" {
             let calibrations = runs.iter().filter(|r| r.kind != RunKind::Shadow).count();
@@ -277,52 +290,23 @@ impl Store {
             .collect()
     }
 
-    /// The diffs of a run, in account order: all of them, or those of the first `accounts`
-    /// accounts that have a failing or waived diff. Each is read through its stored form.
-    pub(crate) async fn diffs(
-        &self,
-        run_id: &str,
-        accounts: Option<usize>,
-    ) -> anyhow::Result<Vec<Diff>> {
-        let rows = match accounts {
-            None => {
-                sqlx::query("SELECT body FROM diffs WHERE run_id = $1 ORDER BY account_id, seq").bind(run_id).fetch_all(&self.pool).await?
-            }
-            Some(n) => {
-                sqlx::query(&format!(
-                    "SELECT body FROM diffs WHERE run_id = $1 AND account_id IN \
-                     (SELECT DISTINCT account_id FROM diffs WHERE run_id = $1 AND {} ORDER BY account_id LIMIT $2) \
-                     ORDER BY account_id, seq",
-                    not_informational()
-                ))
-                .bind(run_id)
-                .bind(n as i64)
-                .fetch_all(&self.pool)
-                .await?
-            }
-        };
-        rows.iter()
-            .map(|r| {
-                let body: String = r.try_get(0)?;
-                diff::diff_of_value(serde_json::from_str(&body)?)
-            })
-            .collect()
-    }
-
-    /// Calls `each` with every diff of a run (JSON text), in account order, streamed.
+    /// Calls `each` with every diff of a run (JSON text), its account, its sequence number
+    /// and the signature its row names, in account order, streamed.
     pub(crate) async fn for_each_diff(
         &self,
         run_id: &str,
-        mut each: impl FnMut(&str) -> anyhow::Result<()>,
+        mut each: impl FnMut(&str, &str, i64, &str) -> anyhow::Result<()>,
     ) -> anyhow::Result<()> {
         use futures_util::TryStreamExt;
-        let mut rows =
-            sqlx::query("SELECT body FROM diffs WHERE run_id = $1 ORDER BY account_id, seq")
-                .bind(run_id)
-                .fetch(&self.pool);
+        let mut rows = sqlx::query(
+            "SELECT body, account_id, seq, signature FROM diffs WHERE run_id = $1 ORDER BY account_id, seq",
+        )
+        .bind(run_id)
+        .fetch(&self.pool);
         while let Some(r) = rows.try_next().await? {
-            let body: String = r.try_get(0)?;
-            each(&body)?;
+            let (body, account, seq, signature): (String, String, i64, String) =
+                (r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?);
+            each(&body, &account, seq, &signature)?;
         }
         Ok(())
     }

@@ -641,6 +641,12 @@ fn attribute_differences(
 }
 
 fn waiver_covers(waiver: &crate::config::Waiver, diff: &Diff) -> bool {
+    // A waiver by signature waits for the signatures (`signature::waive_by_signature`).
+    waiver.signature.is_none() && waiver_matches(waiver, diff)
+}
+
+/// Whether a waiver's filters other than its signature match a diff.
+pub(crate) fn waiver_matches(waiver: &crate::config::Waiver, diff: &Diff) -> bool {
     let glob_ok = |pattern: &Option<glob::Pattern>, value: &Option<String>| match pattern {
         None => true,
         Some(p) => value.as_deref().is_some_and(|v| p.matches(v)),
