@@ -138,7 +138,7 @@ pub fn parity_strip(history: &[HistoryRun]) -> String {
     let mut s = String::new();
     let _ = write!(
         s,
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" class=\"chart\" id=\"chart-parity\" width=\"{width}\" height=\"{height}\" viewBox=\"0 0 {width} {height}\" role=\"img\" aria-label=\"Parity of each cell over the last {} runs\" {FONT}>",
+        "<svg class=\"chart\" id=\"chart-parity\" width=\"{width}\" height=\"{height}\" viewBox=\"0 0 {width} {height}\" role=\"img\" aria-label=\"Parity of each cell over the last {} runs\" {FONT}>",
         history.len()
     );
     let _ = write!(
@@ -277,7 +277,7 @@ pub fn classes_over_runs(history: &[HistoryRun]) -> String {
     let mut s = String::new();
     let _ = write!(
         s,
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" class=\"chart\" id=\"chart-classes\" width=\"{width}\" height=\"{height}\" viewBox=\"0 0 {width} {height}\" role=\"img\" aria-label=\"Diffs by class in the last {} runs\" {FONT}>",
+        "<svg class=\"chart\" id=\"chart-classes\" width=\"{width}\" height=\"{height}\" viewBox=\"0 0 {width} {height}\" role=\"img\" aria-label=\"Diffs by class in the last {} runs\" {FONT}>",
         history.len()
     );
     // Y axis: ticks, grid lines and its title.
@@ -370,7 +370,7 @@ pub fn money_by_signature(rows: &[SignatureMoney]) -> String {
         let height = top + row_h * bars.len() + 44;
         let _ = write!(
             out,
-            "<svg xmlns=\"http://www.w3.org/2000/svg\" class=\"chart\" id=\"chart-money-{cur}\" width=\"{width}\" height=\"{height}\" viewBox=\"0 0 {width} {height}\" role=\"img\" aria-label=\"Money by signature in {cur}\" {FONT}>",
+            "<svg class=\"chart\" id=\"chart-money-{cur}\" width=\"{width}\" height=\"{height}\" viewBox=\"0 0 {width} {height}\" role=\"img\" aria-label=\"Money by signature in {cur}\" {FONT}>",
             cur = esc(currency)
         );
         let _ = write!(
