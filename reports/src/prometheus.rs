@@ -52,6 +52,16 @@ pub struct Exposition<'a> {
     pub started_seconds: Option<i64>,
     /// Each cell's migration state, by cell name (`p0/us-east-1`).
     pub migration: &'a BTreeMap<String, CellMigration>,
+    /// The newest run's signatures with failing diffs, by whether the shadow run before it
+    /// had the same signature (`known`) or not (`new`; all of them when there is none).
+    pub signatures: SignatureCounts,
+}
+
+/// Signatures with failing diffs, new since the previous shadow run or known from it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SignatureCounts {
+    pub new: u64,
+    pub known: u64,
 }
 
 /// Writes the exposition.
@@ -60,7 +70,23 @@ pub fn write(out: &mut dyn Write, e: Exposition<'_>) -> io::Result<()> {
     write_run(out, e.view)?;
     write_cells(out, e.view)?;
     write_money(out, e.view)?;
+    write_signatures(out, e.signatures)?;
     write_migration(out, e.view, e.migration)
+}
+
+/// The newest run's causes: new ones since the previous shadow run, and known ones.
+fn write_signatures(out: &mut dyn Write, s: SignatureCounts) -> io::Result<()> {
+    metric(
+        out,
+        "billshadow_run_signatures",
+        "Signatures (causes) of the newest run's failing diffs: new (not in the shadow run before it; all of them when there is none) or known.",
+    )?;
+    writeln!(out, "billshadow_run_signatures{{status=\"new\"}} {}", s.new)?;
+    writeln!(
+        out,
+        "billshadow_run_signatures{{status=\"known\"}} {}",
+        s.known
+    )
 }
 
 /// Escapes a label value.

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use billshadow_reports::prometheus::{BuildInfo, CellMigration, Exposition};
+use billshadow_reports::prometheus::{BuildInfo, CellMigration, Exposition, SignatureCounts};
 use billshadow_reports::view::RunView;
 
 use crate::store::Store;
@@ -22,6 +22,36 @@ fn unix_seconds(time: &str) -> Option<i64> {
     chrono::DateTime::parse_from_rfc3339(time)
         .ok()
         .map(|t| t.timestamp())
+}
+
+/// The newest run's failing signatures, new since the shadow run before it or known.
+async fn signature_counts(store: &Store, view: &RunView) -> anyhow::Result<SignatureCounts> {
+    let runs = store.runs().await?;
+    let previous = runs
+        .iter()
+        .filter(|r| r.kind == crate::store::RunKind::Shadow)
+        .skip_while(|r| r.id != view.run_id)
+        .nth(1);
+    let before: std::collections::BTreeSet<String> = match previous {
+        Some(r) => crate::run::causes::RunCauses::load(store, &r.id)
+            .await?
+            .view
+            .signatures
+            .into_iter()
+            .filter(|s| s.failing > 0)
+            .map(|s| s.id)
+            .collect(),
+        None => Default::default(),
+    };
+    let mut counts = SignatureCounts::default();
+    for s in view.signatures.iter().filter(|s| s.failing > 0) {
+        if before.contains(&s.id) {
+            counts.known += 1;
+        } else {
+            counts.new += 1;
+        }
+    }
+    Ok(counts)
 }
 
 /// The exposition of `view`, with the store's newest finished run and cell stages.
@@ -42,6 +72,7 @@ pub(crate) async fn exposition(store: &Store, view: &RunView) -> anyhow::Result<
             (cell, CellMigration { stage, held })
         })
         .collect();
+    let signatures = signature_counts(store, view).await?;
     let build = build_info();
     let mut out = Vec::new();
     billshadow_reports::prometheus::write(
@@ -52,6 +83,7 @@ pub(crate) async fn exposition(store: &Store, view: &RunView) -> anyhow::Result<
             last_finished_seconds,
             started_seconds: unix_seconds(&view.started_at),
             migration: &migration,
+            signatures,
         },
     )?;
     Ok(String::from_utf8(out)?)
