@@ -375,6 +375,7 @@ fn compare_and_waive_by_signature(d: &std::path::Path, store: &str) {
         .map(|(a, _)| *a)
         .collect();
     assert!(fixed.len() >= 3, "{fixed:?}");
+    reports_lead_with_the_causes(d, store, &causes);
 
     let second = sample_run(d, store, "\"--fix\", \"3\",", "");
     assert_eq!(second.code, 1, "{}", second.transcript());
@@ -494,6 +495,62 @@ expires = "2020-01-01"
         .find(|s| s["id"] == rounding.as_str())
         .unwrap();
     assert_eq!(rounding_c["failing"], rounding_c["diffs"]);
+}
+
+/// Every format of `report` leads with the run's causes: HTML and Markdown list them before the
+/// cells, JUnit has a `causes` suite before the cells', JSON lines name each diff's signature
+/// and carry one record per signature before the summary.
+fn reports_lead_with_the_causes(d: &std::path::Path, store: &str, causes: &Value) {
+    let report = |format: &str| {
+        let run = billshadow(&["report", "--store", store, "--format", format], d);
+        assert_eq!(run.code, 1, "{}", run.transcript());
+        run.stdout
+    };
+    let hypotheses: Vec<&str> = (causes["signatures"].as_array().unwrap().iter())
+        .map(|s| s["hypothesis"].as_str().unwrap())
+        .collect();
+    for (format, cells) in [
+        ("html", "Parity by partition and region"),
+        ("md", "### Parity per cell"),
+    ] {
+        let text = report(format);
+        let causes_at = text
+            .find("Causes")
+            .unwrap_or_else(|| panic!("{format}: {text}"));
+        assert!(causes_at < text.find(cells).unwrap(), "{format}");
+        for h in &hypotheses {
+            // In HTML as the template engine escapes text.
+            let shown = if format == "html" {
+                (h.replace('&', "&amp;")
+                    .replace('<', "&lt;")
+                    .replace('>', "&gt;"))
+                .replace('"', "&quot;")
+                .replace('\'', "&#x27;")
+                .replace('/', "&#x2f;")
+            } else {
+                (*h).to_owned()
+            };
+            assert!(text.contains(&shown), "{format} lacks {shown}");
+        }
+    }
+    let junit = report("junit");
+    let suite = junit
+        .find("<testsuite name=\"causes\"")
+        .expect("a causes suite");
+    assert!(suite < junit.find("billshadow.cell.").unwrap());
+    let lines: Vec<Value> = (report("jsonl").lines())
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let ids: Vec<&str> = (causes["signatures"].as_array().unwrap().iter())
+        .map(|s| s["id"].as_str().unwrap())
+        .collect();
+    let records = |kind: &'static str| lines.iter().filter(move |l| l["record"] == kind);
+    assert!(records("diff").all(|l| ids.contains(&l["signature"].as_str().unwrap())));
+    let listed: Vec<&str> = records("signature")
+        .map(|l| l["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(listed, ids);
+    assert_eq!(lines.last().unwrap()["record"], "summary");
 }
 
 #[test]

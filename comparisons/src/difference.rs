@@ -139,7 +139,7 @@ impl Evidence {
 /// One difference between the two sides.
 ///
 /// The engine neither serialises nor reads it: the store writes and reads its own `StoredDiff`
-/// and `billshadow.diff/v1` is written from `DiffJson`, so this type can change without moving
+/// and `billshadow.diff/v2` is written from `DiffJson`, so this type can change without moving
 /// either.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Diff {

@@ -120,3 +120,64 @@ impl Comparison {
         done
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::difference::{DiffClass, Scope};
+
+    fn diff(class: DiffClass, code: &str) -> Diff {
+        Diff {
+            account_id: Some("acct-1".to_owned()),
+            charge_code: Some(code.to_owned()),
+            ..Diff::new(class, Scope::Line)
+        }
+    }
+
+    fn waiver(id: &str, signature: &str, code: Option<&str>, expires: &str) -> Waiver {
+        Waiver {
+            id: id.to_owned(),
+            class: None,
+            charge_code: code.map(|c| glob::Pattern::new(c).unwrap()),
+            account_id: None,
+            partition: None,
+            region: None,
+            delta_abs_max: None,
+            signature: Some(signature.to_owned()),
+            reason: "r".to_owned(),
+            ticket: "t".to_owned(),
+            owner: "o".to_owned(),
+            expires: expires.parse().unwrap(),
+        }
+    }
+
+    /// A live waiver covers the failing diffs of its signature its other filters match, and
+    /// nothing else; an expired one covers nothing and counts what it matched.
+    #[test]
+    fn a_waiver_by_signature_covers_its_signature_only() {
+        let mut diffs = vec![
+            diff(DiffClass::AmountMismatch, "fee.platform"), // sig-a: covered
+            diff(DiffClass::SubMinorUnit, "fee.platform"),   // sig-a, informational
+            diff(DiffClass::AmountMismatch, "fee.support"),  // sig-b: its waiver expired
+            diff(DiffClass::AmountMismatch, "tax.vat"),      // sig-a, outside the glob
+            diff(DiffClass::MissingInModern, "fee.platform"), // sig-c: no waiver
+        ];
+        let causes = Causes {
+            of_diff: ["sig-a", "sig-a", "sig-b", "sig-a", "sig-c"]
+                .map(str::to_owned)
+                .to_vec(),
+            ..Causes::default()
+        };
+        let waivers = [
+            waiver("W-A", "sig-a", Some("fee.*"), "2026-12-31"),
+            waiver("W-B", "sig-b", None, "2026-01-31"),
+        ];
+        let today = "2026-11-25".parse().unwrap();
+        let done = waive_by_signature(&mut diffs, &causes, &waivers, today);
+        assert_eq!(done.waived, [0]);
+        assert_eq!(done.hits, [1, 0]);
+        assert_eq!(done.expired_hits, [0, 1]);
+        let waived: Vec<Option<&str>> = diffs.iter().map(|d| d.waiver.as_deref()).collect();
+        assert_eq!(waived, [Some("W-A"), None, None, None, None]);
+    }
+}

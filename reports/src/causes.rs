@@ -1,5 +1,5 @@
 //! Signatures (the causes of a comparison's diffs) as text and JSON: the section at the top of
-//! `diff`'s output, the `signatures` list of `billshadow.diff/v1`, and `billshadow causes`.
+//! `diff`'s output, the `signatures` list of `billshadow.diff/v2`, and `billshadow causes`.
 //!
 //! `SignatureJson` is the schema's own shape of a signature (`reports/SCHEMA.md`), converted
 //! from the engine's `Signature`, so the engine can change without moving the schema.

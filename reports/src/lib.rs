@@ -3,7 +3,7 @@
 //! for CI systems a diff as Markdown and JUnit and a run as JUnit (`ci`).
 //!
 //! Renderers only format what they are given; they never compare anything themselves.
-//! The JSON shapes are versioned (`billshadow.diff/v1`) and documented in
+//! The JSON shapes are versioned (`billshadow.diff/v2`) and documented in
 //! `reports/SCHEMA.md`.
 
 pub mod causes;

@@ -5,7 +5,7 @@
 //!
 //! A change here is a change of every store's contents: bodies already written must still
 //! read back (the fixtures in `tests/fixtures/stores/`), and `report --format jsonl` prints a
-//! body as a `billshadow.diff/v1` record, so the stored form is also held to the schema.
+//! body as a `billshadow.diff/v2` record, so the stored form is also held to the schema.
 //! Nothing here may name the engine's serde: only these types are (de)serialised.
 
 use std::collections::BTreeMap;
@@ -221,7 +221,7 @@ mod tests {
         }
     }
 
-    /// `report --format jsonl` prints stored bodies as `billshadow.diff/v1` records, so the
+    /// `report --format jsonl` prints stored bodies as `billshadow.diff/v2` records, so the
     /// stored form is the schema's, byte for byte, for every scope.
     #[test]
     fn a_stored_diff_is_written_as_the_schema_writes_it() {
