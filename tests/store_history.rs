@@ -30,6 +30,10 @@ const RELEASED: &[(&str, &str)] = &[
         "0004_cohort_position.sql",
         "dc9f674f5fe16d64a2e6431c310a8e4ec2ad17c0b59c4ee43abf986ead2da09ab4149fafce66792c4a76fbef3edaeca6",
     ),
+    (
+        "0005_workers.sql",
+        "3b9af77d1bb550b56a963a1bbf0f42cb9d92e9a7df4fc80caceb2e6048ed62091ab30254c62e6cc8b2e2fff34dfbbf86",
+    ),
 ];
 
 /// The store fixtures' commit, and the run each holds (the same accounts, stacks and diffs).

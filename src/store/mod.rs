@@ -25,6 +25,7 @@ use sqlx::{AnyPool, Row};
 use crate::exit::{OpenError, StoreFailure};
 
 pub(crate) use diff::{bill_body, diff_of_str, diff_of_value};
+pub(crate) use write::Claim;
 
 static DRIVERS: Once = Once::new();
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("src/store/migrations");
@@ -146,6 +147,9 @@ pub(crate) struct AccountOutcome {
     pub(crate) totals: Vec<(Currency, Decimal, Decimal)>,
     /// Both sides' lines (JSON arrays), kept for mismatched accounts.
     pub(crate) evidence: Option<(String, String)>,
+    /// The account's amounts per customer and currency, compared across the run's accounts
+    /// once they are all in.
+    pub(crate) customers: Vec<billshadow_comparisons::diff::CustomerPart>,
 }
 
 /// A run as stored.
