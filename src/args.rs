@@ -23,7 +23,8 @@ fn run_id(s: &str) -> Result<String, String> {
     let ok = !s.is_empty()
         && s.len() <= 128
         && !s.starts_with('-')
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
     if ok && s != "latest" {
         Ok(s.to_owned())
     } else {

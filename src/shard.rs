@@ -114,6 +114,11 @@ mod tests {
         for bad in ["2/2", "1", "a/2", "0/0", "-1/2", "1/100001", ""] {
             assert!(bad.parse::<Shard>().is_err(), "{bad}");
         }
-        assert!("2/2".parse::<Shard>().unwrap_err().contains("does not exist"));
+        assert!(
+            "2/2"
+                .parse::<Shard>()
+                .unwrap_err()
+                .contains("does not exist")
+        );
     }
 }

@@ -13,7 +13,9 @@ pub mod signature;
 pub mod summary;
 
 pub use config::{CompareConfig, Ignored, KeyField, Tolerance, Tolerances, Waiver};
-pub use diff::{Comparison, compare, compare_deferring_customers, compare_with_threads, customer_total_diff};
+pub use diff::{
+    Comparison, compare, compare_deferring_customers, compare_with_threads, customer_total_diff,
+};
 pub use difference::{Diff, DiffClass, Evidence, Scope};
 pub use model::{Field, Line, LineStore, LineType, NewLine};
 pub use money::{Currency, parse_amount, parse_decimal};

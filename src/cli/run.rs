@@ -362,7 +362,10 @@ async fn run_async(args: RunArgs) -> Outcome {
     };
     let pending = store.pending_count(&run_id, args.retry_errors).await?;
     let total = store.resolve(&run_id).await?.accounts_total as u64;
-    let shard = args.shard.map(|s| format!(", shard {s}")).unwrap_or_default();
+    let shard = args
+        .shard
+        .map(|s| format!(", shard {s}"))
+        .unwrap_or_default();
     crate::note!(
         "{} {run_id}{shard}: {} of {total} accounts to do (store {})",
         if set_up.joined {

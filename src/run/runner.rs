@@ -148,7 +148,9 @@ pub(crate) async fn execute(
     let split = options.split.clone();
     let claim_size = options.accounts_in_flight.max(batch_size);
     let poll = match &split {
-        Split::Leased { lease, .. } => (*lease / 4).clamp(Duration::from_millis(50), Duration::from_secs(1)),
+        Split::Leased { lease, .. } => {
+            (*lease / 4).clamp(Duration::from_millis(50), Duration::from_secs(1))
+        }
         Split::All | Split::Shard(_) => Duration::from_secs(1),
     };
     let writer = {
@@ -239,7 +241,9 @@ pub(crate) async fn execute(
             lease_ms: 0,
         };
         if let Err(e) = store.release_leases(&claim).await {
-            tracing::warn!("cannot give up this worker's leases (they expire by themselves): {e:#}");
+            tracing::warn!(
+                "cannot give up this worker's leases (they expire by themselves): {e:#}"
+            );
         }
     }
     let accounts = written?;
@@ -407,7 +411,11 @@ impl<'a> Pages<'a> {
                 (page, page)
             }
         };
-        if self.buffer.len() < low && !self.done && self.refill(page_size).await? && self.buffer.is_empty() {
+        if self.buffer.len() < low
+            && !self.done
+            && self.refill(page_size).await?
+            && self.buffer.is_empty()
+        {
             return Ok(Next::Wait);
         }
         let Some((key, _)) = self.buffer.front() else {
@@ -507,8 +515,7 @@ pub(crate) fn judge(
     };
     // A customer's accounts may be in other batches or other workers: its totals are
     // stored with the account's outcome and compared once the run's accounts are all in.
-    let (comparison, customers) =
-        compare_deferring_customers(&legacy.lines, &modern.lines, config);
+    let (comparison, customers) = compare_deferring_customers(&legacy.lines, &modern.lines, config);
     let s = &comparison.summary;
     let status = if s.diffs_failing == 0 {
         OutcomeStatus::Parity

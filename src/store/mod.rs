@@ -469,7 +469,24 @@ impl Store {
             }
         }
         if access != Access::ReadOnly {
-            match MIGRATOR.run(&store.pool).await {
+            // PostgreSQL migrates under an advisory lock; SQLite has none, so a worker that
+            // met another one migrating the same new file (`table … already exists`) tries
+            // again once that one is done.
+            let mut migrated = MIGRATOR.run(&store.pool).await;
+            for _ in 0..5 {
+                if !(sqlite
+                    && matches!(
+                        migrated,
+                        Err(sqlx::migrate::MigrateError::Execute(_)
+                            | sqlx::migrate::MigrateError::ExecuteMigration(..))
+                    ))
+                {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                migrated = MIGRATOR.run(&store.pool).await;
+            }
+            match migrated {
                 Ok(()) => {}
                 Err(sqlx::migrate::MigrateError::VersionMismatch(version)) => {
                     return Err(edited_migration(&store.url, version));

@@ -159,7 +159,11 @@ impl Store {
     pub(crate) async fn for_each_customer_total(
         &self,
         run_id: &str,
-        mut each: impl FnMut(&str, Currency, &billshadow_comparisons::CustomerTotals) -> anyhow::Result<()>,
+        mut each: impl FnMut(
+            &str,
+            Currency,
+            &billshadow_comparisons::CustomerTotals,
+        ) -> anyhow::Result<()>,
     ) -> anyhow::Result<()> {
         use futures_util::TryStreamExt;
         let mut rows = sqlx::query(
@@ -170,7 +174,11 @@ impl Store {
         .fetch(&self.pool);
         let mut current: Option<(String, String, billshadow_comparisons::CustomerTotals)> = None;
         let flush = |current: Option<(String, String, billshadow_comparisons::CustomerTotals)>,
-                     each: &mut dyn FnMut(&str, Currency, &billshadow_comparisons::CustomerTotals) -> anyhow::Result<()>|
+                     each: &mut dyn FnMut(
+            &str,
+            Currency,
+            &billshadow_comparisons::CustomerTotals,
+        ) -> anyhow::Result<()>|
          -> anyhow::Result<()> {
             if let Some((customer, code, totals)) = current {
                 let currency: Currency = code
@@ -185,7 +193,9 @@ impl Store {
             let amount = |i: usize| -> anyhow::Result<Decimal> {
                 let v: String = r.try_get(i)?;
                 v.parse().with_context(|| {
-                    format!("the store holds a customer total of {customer} that is not a decimal: {v}")
+                    format!(
+                        "the store holds a customer total of {customer} that is not a decimal: {v}"
+                    )
                 })
             };
             let part = billshadow_comparisons::CustomerTotals {

@@ -206,7 +206,10 @@ impl Store {
     }
 
     /// Whether a run with this id is in the store, and its spec and cohort hashes.
-    pub(crate) async fn run_hashes(&self, run_id: &str) -> anyhow::Result<Option<(String, String)>> {
+    pub(crate) async fn run_hashes(
+        &self,
+        run_id: &str,
+    ) -> anyhow::Result<Option<(String, String)>> {
         let row = sqlx::query("SELECT spec_hash, cohort_hash FROM runs WHERE id = $1")
             .bind(run_id)
             .fetch_optional(&self.pool)
@@ -234,11 +237,11 @@ impl Store {
         sqlx::query(&format!(
             "UPDATE runs SET status = $1, finished_at = $2 WHERE id = $3{guard}"
         ))
-            .bind(status.as_str())
-            .bind(finished)
-            .bind(run_id)
-            .execute(&self.pool)
-            .await?;
+        .bind(status.as_str())
+        .bind(finished)
+        .bind(run_id)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 }
