@@ -295,6 +295,27 @@ async fn join_created(
     Ok(())
 }
 
+/// How this worker takes the run's accounts: its shard, else leased on PostgreSQL, else (a
+/// SQLite run's one worker) all of them; a second worker without a shard on SQLite is
+/// refused.
+fn split_of(args: &RunArgs, store: &Store, run_id: &str, joined: bool) -> Result<Split, Failure> {
+    Ok(match args.shard {
+        Some(shard) => Split::Shard(shard),
+        None if store.is_postgres() => Split::Leased {
+            worker: worker_name(),
+            lease: std::time::Duration::from_secs(args.lease),
+        },
+        None if joined => {
+            return Err(crate::usage!(
+                "run {run_id} is in the SQLite store {}, which has one worker per run: join it with --shard I/N (each worker its own shard), or keep the store in PostgreSQL, whose workers share a run's accounts",
+                store.url
+            )
+            .into());
+        }
+        None => Split::All,
+    })
+}
+
 /// A name for this worker, unique among a run's workers: its leases carry it.
 fn worker_name() -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
@@ -345,21 +366,7 @@ async fn run_async(args: RunArgs) -> Outcome {
     };
     // The rest (stacks, started processes) is moved out of `set_up` where it is used.
     let SetUp { run_id, store, .. } = set_up;
-    let split = match args.shard {
-        Some(shard) => Split::Shard(shard),
-        None if store.is_postgres() => Split::Leased {
-            worker: worker_name(),
-            lease: std::time::Duration::from_secs(args.lease),
-        },
-        None if set_up.joined => {
-            return Err(crate::usage!(
-                "run {run_id} is in the SQLite store {}, which has one worker per run: join it with --shard I/N (each worker its own shard), or keep the store in PostgreSQL, whose workers share a run's accounts",
-                store.url
-            )
-            .into());
-        }
-        None => Split::All,
-    };
+    let split = split_of(&args, &store, &run_id, set_up.joined)?;
     let pending = store.pending_count(&run_id, args.retry_errors).await?;
     let total = store.resolve(&run_id).await?.accounts_total as u64;
     let shard = args
@@ -411,18 +418,8 @@ async fn run_async(args: RunArgs) -> Outcome {
         }
     };
     // The run is complete once no account is pending, whichever worker finishes last.
-    let remaining = store.pending_count(&run_id, false).await?;
-    let status = if tally.interrupted || tally.stack_down.is_some() {
-        RunStatus::Interrupted
-    } else if remaining == 0 {
-        RunStatus::Completed
-    } else {
-        // This worker's shard is done; others are not: no verdict yet, and nothing failed.
+    let Some(status) = final_status(&store, &run_id, &tally, &args).await? else {
         store.close().await;
-        crate::note!(
-            "run {run_id}{shard}: done, {} accounts stored by this worker; {remaining} accounts of the run are pending in other shards (`billshadow show {run_id}` once they are done)",
-            tally.accounts
-        );
         return Ok(Code::Parity);
     };
     tracing::debug!(run = %run_id, stored = tally.accounts, status = %status, "run ended");
@@ -443,6 +440,33 @@ async fn run_async(args: RunArgs) -> Outcome {
         return Ok(Code::Interrupted);
     }
     Ok(crate::report::summary::exit_code(&report))
+}
+
+/// The run's status once this worker stops: interrupted, or completed once no account is
+/// pending; none when this worker's shard is done and others are not (it says so, and exits
+/// 0 without a verdict: nothing failed, nothing is known yet).
+async fn final_status(
+    store: &Store,
+    run_id: &str,
+    tally: &crate::run::runner::RunTally,
+    args: &RunArgs,
+) -> Result<Option<RunStatus>, Failure> {
+    if tally.interrupted || tally.stack_down.is_some() {
+        return Ok(Some(RunStatus::Interrupted));
+    }
+    let remaining = store.pending_count(run_id, false).await?;
+    if remaining == 0 {
+        return Ok(Some(RunStatus::Completed));
+    }
+    let shard = args
+        .shard
+        .map(|s| format!(", shard {s}"))
+        .unwrap_or_default();
+    crate::note!(
+        "run {run_id}{shard}: done, {} accounts stored by this worker; {remaining} accounts of the run are pending in other shards (`billshadow show {run_id}` once they are done)",
+        tally.accounts
+    );
+    Ok(None)
 }
 
 /// The text report lists the first accounts' diffs only; JSON has them all.

@@ -105,6 +105,35 @@ impl Stop {
     }
 }
 
+impl Split {
+    /// How often a worker waiting for other workers' leases looks again.
+    fn poll(&self) -> Duration {
+        match self {
+            Split::Leased { lease, .. } => {
+                (*lease / 4).clamp(Duration::from_millis(50), Duration::from_secs(1))
+            }
+            Split::All | Split::Shard(_) => Duration::from_secs(1),
+        }
+    }
+}
+
+/// Gives up the leases a worker still holds: what it took and did not finish, the others may
+/// take at once.
+async fn release_leases(store: &Store, run_id: &str, split: &Split) {
+    if let Split::Leased { worker, .. } = split {
+        let claim = Claim {
+            run_id,
+            worker,
+            lease_ms: 0,
+        };
+        if let Err(e) = store.release_leases(&claim).await {
+            tracing::warn!(
+                "cannot give up this worker's leases (they expire by themselves): {e:#}"
+            );
+        }
+    }
+}
+
 /// Resolves on Ctrl-C or SIGTERM: how a run is asked to stop, also while it is being set up.
 pub(crate) async fn stop_requested() {
     tokio::select! {
@@ -140,30 +169,19 @@ pub(crate) async fn execute(
     let batch_size = legacy.batch_size().max(modern.batch_size()).max(1);
     let batches_in_flight = (options.accounts_in_flight / batch_size).max(1);
     let (sender, receiver) = mpsc::channel::<AccountOutcome>(WRITE_QUEUE_MAX);
-    let done_before = total - pending;
-    let progress = Progress::new(options.progress, total, done_before);
-
+    let progress = Progress::new(options.progress, total, total - pending);
     let stop = Arc::new(Stop::default());
-    let retry_errors = options.retry_errors;
-    let split = options.split.clone();
+    let (retry_errors, split) = (options.retry_errors, options.split.clone());
     let claim_size = options.accounts_in_flight.max(batch_size);
-    let poll = match &split {
-        Split::Leased { lease, .. } => {
-            (*lease / 4).clamp(Duration::from_millis(50), Duration::from_secs(1))
-        }
-        Split::All | Split::Shard(_) => Duration::from_secs(1),
-    };
-    let writer = {
-        let (progress, stop) = (progress.clone(), stop.clone());
-        async move {
-            let written = write_outcomes(store, run_id, receiver, progress, retry_errors).await;
-            if written.is_err() {
-                // Stop asking the stacks at once: nothing more can be stored.
-                stop.store_failed();
-            }
-            written
-        }
-    };
+    let poll = split.poll();
+    let writer = write_outcomes(
+        store,
+        run_id,
+        receiver,
+        progress.clone(),
+        retry_errors,
+        stop.clone(),
+    );
     let producer_stop = stop.clone();
     let producer = async move {
         let stop = producer_stop;
@@ -173,10 +191,7 @@ pub(crate) async fn execute(
         tokio::pin!(ctrl_c);
         let term = terminated();
         tokio::pin!(term);
-        let batch_key = {
-            let (legacy, modern) = (legacy.clone(), modern.clone());
-            move |a: &AccountRequest| (legacy.batch_key(a), modern.batch_key(a))
-        };
+        let batch_key = batch_key_of(legacy.clone(), modern.clone());
         let mut pages = Pages::new(store, run_id, &batch_key, retry_errors, &split);
         pages.claim_size = claim_size;
         loop {
@@ -233,19 +248,7 @@ pub(crate) async fn execute(
     };
     let (written, interrupted) = tokio::join!(writer, producer);
     progress.finish();
-    if let Split::Leased { worker, .. } = &options.split {
-        // What this worker took and did not finish, the others may take at once.
-        let claim = Claim {
-            run_id,
-            worker,
-            lease_ms: 0,
-        };
-        if let Err(e) = store.release_leases(&claim).await {
-            tracing::warn!(
-                "cannot give up this worker's leases (they expire by themselves): {e:#}"
-            );
-        }
-    }
+    release_leases(store, run_id, &options.split).await;
     let accounts = written?;
     let interrupted = interrupted?;
     Ok(RunTally {
@@ -279,6 +282,14 @@ async fn ask_both(
             return; // The writer failed; the run stops.
         }
     }
+}
+
+/// The batch key of an account: both stacks'.
+fn batch_key_of(
+    legacy: Arc<Stack>,
+    modern: Arc<Stack>,
+) -> impl Fn(&AccountRequest) -> BatchKey + Sync {
+    move |a: &AccountRequest| (legacy.batch_key(a), modern.batch_key(a))
 }
 
 /// What accounts must share to be in one batch: each stack's batch key (for a batched
@@ -446,7 +457,24 @@ impl<'a> Pages<'a> {
     }
 }
 
+/// Stores outcomes as they come, in transactions; on a failure, tells the producer to stop
+/// asking the stacks at once (nothing more can be stored).
 async fn write_outcomes(
+    store: &Store,
+    run_id: &str,
+    receiver: mpsc::Receiver<AccountOutcome>,
+    progress: Progress,
+    replace_errors: bool,
+    stop: Arc<Stop>,
+) -> anyhow::Result<u64> {
+    let written = store_outcomes(store, run_id, receiver, progress, replace_errors).await;
+    if written.is_err() {
+        stop.store_failed();
+    }
+    written
+}
+
+async fn store_outcomes(
     store: &Store,
     run_id: &str,
     mut receiver: mpsc::Receiver<AccountOutcome>,

@@ -517,11 +517,3 @@ async fn add_to_cell_totals(
     }
     Ok(())
 }
-
-/// A worker's claim on a run's accounts: who claims, and for how long.
-pub(crate) struct Claim<'a> {
-    pub(crate) run_id: &'a str,
-    /// Unique per worker process.
-    pub(crate) worker: &'a str,
-    pub(crate) lease_ms: i64,
-}
