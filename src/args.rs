@@ -13,6 +13,27 @@ fn date(s: &str) -> Result<chrono::NaiveDate, String> {
         .map_err(|_| format!("`{s}` is not a date (YYYY-MM-DD)"))
 }
 
+/// A shard as `--shard` takes it: `I/N`.
+fn shard(s: &str) -> Result<crate::shard::Shard, String> {
+    s.parse()
+}
+
+/// A run id as `--run-id` takes it: it names the run in every command, report and URL.
+fn run_id(s: &str) -> Result<String, String> {
+    let ok = !s.is_empty()
+        && s.len() <= 128
+        && !s.starts_with('-')
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+    if ok && s != "latest" {
+        Ok(s.to_owned())
+    } else {
+        Err(format!(
+            "`{s}` is not a run id: letters, digits, `.`, `_` and `-` (not first), up to 128, and not `latest`"
+        ))
+    }
+}
+
 /// A time as the command line takes it (parsed once, here).
 fn time(s: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
     chrono::DateTime::parse_from_rfc3339(s)
@@ -209,6 +230,14 @@ pub(crate) enum TableFormat {
 ///
 /// Each account's outcome is stored as soon as it is known; kill the process at any moment and
 /// `--resume` finishes what is left, counting no account twice.
+///
+/// Several workers can do one run. On PostgreSQL, `--join RUN` adds a worker: workers lease
+/// pages of pending accounts (`--lease`), and the accounts of a worker that dies are taken
+/// by another once its lease ends; each worker ends once no account of the run is pending.
+/// On any store, `--shard I/N` takes only the accounts whose FNV-1a 64 hash of the id (UTF-8
+/// bytes), mod N, is I; a worker done with its shard exits 0 while others are pending.
+/// `--run-id ID` lets every worker start with the same command: the first creates the run,
+/// the others (same spec and cohort) join it.
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:
   billshadow run --spec spec.toml --cohort cohort.csv
@@ -216,7 +245,12 @@ pub(crate) enum TableFormat {
   # Replay legacy twice: which fields are noise?
   billshadow run --spec spec.toml --cohort cohort.csv --calibrate
   export BILLSHADOW_STORE=postgres://billing@db/shadow
-  billshadow run --spec spec.toml --cohort cohort.csv")]
+  billshadow run --spec spec.toml --cohort cohort.csv
+  # One more worker on a run under way (PostgreSQL)
+  billshadow run --join run-20261125T101500.000Z-1a2b
+  # Worker 0 of 4: every worker the same command but its index
+  billshadow run --spec spec.toml --cohort cohort.csv \\
+    --run-id nightly-2026-11-25 --shard 0/4")]
 pub(crate) struct RunArgs {
     /// The comparison spec, with `kind = "command" | "http" | "sql"` on both sides.
     #[arg(long, value_name = "FILE")]
@@ -232,7 +266,26 @@ pub(crate) struct RunArgs {
     /// Finish an interrupted run (an id, or `latest`) instead of starting one.
     #[arg(long, value_name = "RUN", conflicts_with_all = ["spec", "cohort", "calibrate"])]
     pub(crate) resume: Option<String>,
-    /// With --resume: also redo the accounts whose outcome is `stack_error`, replacing it.
+    /// Work on a run other workers are doing (an id): on PostgreSQL take its pending
+    /// accounts with them, leased; on any store, with --shard, take this worker's shard.
+    #[arg(long, value_name = "RUN", conflicts_with_all = ["spec", "cohort", "calibrate", "resume", "run_id"])]
+    pub(crate) join: Option<String>,
+    /// The new run's id instead of one made from the time (letters, digits, `.`, `_`, `-`;
+    /// up to 128). A run with this id already in the store, started with the same spec and
+    /// cohort, is joined instead.
+    #[arg(long, value_name = "ID", value_parser = run_id, conflicts_with = "resume")]
+    pub(crate) run_id: Option<String>,
+    /// Take only shard I of N (0 ≤ I < N): the accounts whose FNV-1a 64 hash of the id's
+    /// UTF-8 bytes, mod N, is I.
+    #[arg(long, value_name = "I/N", value_parser = shard)]
+    pub(crate) shard: Option<crate::shard::Shard>,
+    /// How long a worker's lease on the accounts it took lasts, in seconds (PostgreSQL): a
+    /// worker killed mid-run has them taken by another once it ends. Longer than a page of
+    /// --concurrency accounts takes; a page done twice is stored once.
+    #[arg(long, value_name = "SECONDS", default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub(crate) lease: u64,
+    /// With --resume or --join: also redo the accounts whose outcome is `stack_error`,
+    /// replacing it.
     #[arg(long)]
     pub(crate) retry_errors: bool,
     /// Replay the legacy stack twice and report the fields that differ (noise).

@@ -14,6 +14,7 @@ mod exit;
 mod output;
 mod report;
 mod run;
+mod shard;
 mod spec;
 mod store;
 mod support;

@@ -34,6 +34,10 @@ const RELEASED: &[(&str, &str)] = &[
         "0005_signatures.sql",
         "6124f086eaf9c5d52cd4a596bcadf8cbec6520c31ab41871cf412f7cd96db3e2f0c513f08c6ec06138b8aafd8383c690",
     ),
+    (
+        "0006_workers.sql",
+        "3b9af77d1bb550b56a963a1bbf0f42cb9d92e9a7df4fc80caceb2e6048ed62091ab30254c62e6cc8b2e2fff34dfbbf86",
+    ),
 ];
 
 /// The store fixtures' commit, and the run each holds (the same accounts, stacks and diffs).

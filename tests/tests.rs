@@ -25,3 +25,4 @@ mod report;
 mod run;
 mod serve;
 mod store_history;
+mod workers;

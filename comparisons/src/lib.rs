@@ -14,9 +14,11 @@ pub mod summary;
 pub mod waive;
 
 pub use config::{CompareConfig, Ignored, KeyField, Tolerance, Tolerances, Waiver};
-pub use diff::{Comparison, compare, compare_with_threads};
+pub use diff::{
+    Comparison, compare, compare_deferring_customers, compare_with_threads, customer_total_diff,
+};
 pub use difference::{Diff, DiffClass, Evidence, Scope};
 pub use model::{Field, Line, LineStore, LineType, NewLine};
 pub use money::{Currency, parse_amount, parse_decimal};
 pub use signature::{Causes, Signature};
-pub use summary::{CurrencyTotals, Summary, Verdict, WaiverUse};
+pub use summary::{CurrencyTotals, CustomerTotals, Summary, Verdict, WaiverUse};

@@ -117,14 +117,26 @@ impl Summary {
     }
 }
 
-/// Per-customer totals in one currency.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct CustomerTotals {
-    pub(crate) legacy: Decimal,
-    pub(crate) modern: Decimal,
+/// Per-customer totals in one currency: each side's lines counted to that side's own
+/// customer. Totals of several comparisons (a run's accounts) add up (`add`) to the
+/// customer's.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CustomerTotals {
+    pub legacy: Decimal,
+    pub modern: Decimal,
     /// The customer's bills that were not themselves a total mismatch, per side.
-    pub(crate) unflagged_legacy: Decimal,
-    pub(crate) unflagged_modern: Decimal,
+    pub unflagged_legacy: Decimal,
+    pub unflagged_modern: Decimal,
+}
+
+impl CustomerTotals {
+    /// Adds another part of the same customer's totals (another account's).
+    pub fn add(&mut self, other: &CustomerTotals) {
+        self.legacy += other.legacy;
+        self.modern += other.modern;
+        self.unflagged_legacy += other.unflagged_legacy;
+        self.unflagged_modern += other.unflagged_modern;
+    }
 }
 
 /// Counters gathered while comparing; merged across threads, then finished.
@@ -226,6 +238,13 @@ impl Tally {
         }
     }
 
+    /// The customers' totals, taken out: they are compared later, across comparisons.
+    pub(crate) fn take_customers(&mut self) -> Vec<((String, Currency), CustomerTotals)> {
+        let mut all: Vec<_> = std::mem::take(&mut self.customers).into_iter().collect();
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        all
+    }
+
     pub(crate) fn customers_sorted(&self) -> Vec<((String, Currency), CustomerTotals)> {
         let mut all: Vec<_> = self
             .customers
@@ -262,11 +281,7 @@ impl Tally {
             *mine += theirs;
         }
         for (key, theirs) in other.customers {
-            let mine = self.customers.entry(key).or_default();
-            mine.legacy += theirs.legacy;
-            mine.modern += theirs.modern;
-            mine.unflagged_legacy += theirs.unflagged_legacy;
-            mine.unflagged_modern += theirs.unflagged_modern;
+            self.customers.entry(key).or_default().add(&theirs);
         }
     }
 

@@ -479,3 +479,97 @@ fn shuffle<T>(items: &mut [T], state: &mut u64) {
         items.swap(i, j);
     }
 }
+
+/// The customer diffs of `compare` over everything, and those of the same lines compared
+/// account by account (`compare_deferring_customers`), the customers' parts added up and
+/// judged by `customer_total_diff` (how a shadow run compares customers across workers).
+fn customers_at_once_and_by_account(legacy: &[Gen], modern: &[Gen]) -> (Vec<String>, Vec<String>) {
+    use billshadow_comparisons::{
+        CustomerTotals, Scope, compare_deferring_customers, customer_total_diff,
+    };
+    let show = |d: &billshadow_comparisons::Diff| {
+        format!(
+            "{:?} {:?} {:?} {:?} {:?} {:?}",
+            d.customer_id,
+            d.currency,
+            d.delta,
+            d.waiver,
+            d.detail,
+            d.is_failing()
+        )
+    };
+    let config = config();
+    let whole = compare(&store(legacy, 0), &store(modern, 0), &config);
+    let at_once: Vec<String> = whole
+        .diffs
+        .iter()
+        .filter(|d| d.scope == Scope::Customer)
+        .map(show)
+        .collect();
+    let accounts: std::collections::BTreeSet<u8> =
+        legacy.iter().chain(modern).map(|g| g.account).collect();
+    let mut parts: BTreeMap<(String, Currency), CustomerTotals> = BTreeMap::new();
+    for account in accounts {
+        let only = |lines: &[Gen]| -> Vec<Gen> {
+            lines
+                .iter()
+                .filter(|g| g.account == account)
+                .cloned()
+                .collect()
+        };
+        let (c, customers) = compare_deferring_customers(
+            &store(&only(legacy), 0),
+            &store(&only(modern), 0),
+            &config,
+        );
+        assert_eq!(c.summary.customers_compared, 0);
+        assert!(c.diffs.iter().all(|d| d.scope != Scope::Customer));
+        for (key, totals) in customers {
+            parts.entry(key).or_default().add(&totals);
+        }
+    }
+    let customers: std::collections::BTreeSet<&str> =
+        parts.keys().map(|(c, _)| c.as_str()).collect();
+    assert_eq!(customers.len() as u64, whole.summary.customers_compared);
+    let by_account = parts
+        .iter()
+        .filter_map(|((customer, currency), totals)| {
+            customer_total_diff(customer, *currency, totals, &config)
+        })
+        .map(|d| show(&d))
+        .collect();
+    (at_once, by_account)
+}
+
+#[test]
+fn a_customers_drift_across_accounts_is_found_account_by_account_too() {
+    // Two accounts of one customer, each a bill 0.006 apart: within tolerance each, 0.012
+    // together.
+    let line = |account: u8, amount_e4: i64| Gen {
+        account,
+        charge: 0,
+        currency: "USD",
+        amount_e4,
+        quantity: None,
+        customer: 1,
+    };
+    let legacy = [line(0, 10_000), line(2, 10_000)];
+    let modern = [line(0, 10_060), line(2, 10_060)];
+    let (at_once, by_account) = customers_at_once_and_by_account(&legacy, &modern);
+    assert_eq!(at_once.len(), 1, "{at_once:?}");
+    assert_eq!(at_once, by_account);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn customers_compared_account_by_account_agree_with_compare(
+        legacy in prop::collection::vec(gen_tie_prone_line(), 0..40),
+        modern in prop::collection::vec(gen_tie_prone_line(), 0..40),
+    ) {
+        let (legacy, modern) = (normalise(legacy), normalise(modern));
+        let (at_once, by_account) = customers_at_once_and_by_account(&legacy, &modern);
+        prop_assert_eq!(at_once, by_account);
+    }
+}

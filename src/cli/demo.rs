@@ -32,19 +32,7 @@ pub(crate) fn run(args: DemoArgs) -> Outcome {
         "demo: shadow-running them through the legacy batch program and the modern HTTP service …"
     );
     let started = std::time::Instant::now();
-    let run = RunArgs {
-        spec: Some(spec),
-        cohort: Some(dir.join("cohort.csv")),
-        store: Some(store.display().to_string()),
-        concurrency: 512,
-        resume: None,
-        retry_errors: false,
-        calibrate: false,
-        as_of: None,
-        format: TableFormat::Text,
-        limit: 5,
-        no_progress: false,
-    };
+    let run = demo_run(spec, dir, &store);
     let code = super::run::run(run)?;
     if code == Code::Interrupted {
         // The run stopped before its verdict: nothing for the controller to judge yet.
@@ -218,5 +206,26 @@ fn refuse_to_replace_runs(
             "{url} is there but does not open as a run store ({e:#}): `billshadow demo --force` replaces it"
         )
         .into()),
+    }
+}
+
+/// The demo's run: its spec and cohort, its own store.
+fn demo_run(spec: std::path::PathBuf, dir: &std::path::Path, store: &std::path::Path) -> RunArgs {
+    RunArgs {
+        spec: Some(spec),
+        cohort: Some(dir.join("cohort.csv")),
+        store: Some(store.display().to_string()),
+        concurrency: 512,
+        resume: None,
+        join: None,
+        run_id: None,
+        shard: None,
+        lease: 120,
+        retry_errors: false,
+        calibrate: false,
+        as_of: None,
+        format: TableFormat::Text,
+        limit: 5,
+        no_progress: false,
     }
 }

@@ -13,7 +13,7 @@ use billshadow_comparisons::CompareConfig;
 use crate::args::{RunArgs, RunsArgs, ShowArgs, TableFormat};
 use crate::exit::{Code, Failure, Outcome, input, unavailable};
 use crate::run::report::RunReport;
-use crate::run::runner::{RunnerOptions, execute};
+use crate::run::runner::{RunnerOptions, Split, execute};
 use crate::spec::Spec;
 use crate::store::{Access, NewRun, RunKind, RunStatus, Store, default_url};
 
@@ -132,6 +132,8 @@ struct SetUp {
     run_id: String,
     prepared: Prepared,
     resumed: bool,
+    /// Other workers may be doing the run too (`--join`, or `--run-id` of a run there).
+    joined: bool,
     started: Vec<StartedStack>,
     legacy: Arc<Stack>,
     modern: Arc<Stack>,
@@ -146,7 +148,7 @@ async fn which_run(
     new_id: &str,
     as_of: chrono::NaiveDate,
 ) -> Result<(String, Prepared, bool), Failure> {
-    Ok(match &args.resume {
+    Ok(match args.resume.as_ref().or(args.join.as_ref()) {
         Some(which) => {
             let store = Store::open_with(store_url, Access::ReadOnly).await?;
             let run = store.resolve(which).await?;
@@ -171,7 +173,7 @@ async fn which_run(
                 .ok_or_else(|| crate::usage!("a run needs --spec FILE (or --resume RUN)"))?;
             let text = crate::support::read_named(&spec_path)?;
             (
-                new_id.to_owned(),
+                args.run_id.clone().unwrap_or_else(|| new_id.to_owned()),
                 prepare(&spec_path, text, as_of, args.calibrate)?,
                 false,
             )
@@ -207,8 +209,28 @@ async fn set_up(
         Access::Create
     };
     let store = Store::open_with(store_url, access).await?;
+    let mut joined = args.join.is_some();
     if let Some(path) = &cohort {
         let cohort_bytes = crate::support::read_named_bytes(path)?;
+        let hashes = (
+            sha256_hex(prepared.spec_text.as_bytes()),
+            sha256_hex(&cohort_bytes),
+        );
+        // `--run-id` of a run already there: every worker of a batch job starts alike.
+        if args.run_id.is_some() && store.run_hashes(&run_id).await?.is_some() {
+            join_created(&store, &run_id, &hashes).await?;
+            joined = true;
+            return Ok(SetUp {
+                run_id,
+                prepared,
+                resumed: true,
+                joined,
+                started,
+                legacy,
+                modern,
+                store,
+            });
+        }
         let new = NewRun {
             id: &run_id,
             kind: if args.calibrate {
@@ -227,10 +249,15 @@ async fn set_up(
         let accounts = crate::run::cohort::open(path, prepared.spec.cohort)?;
         // A cohort error is input (2); a database error (a disk that fills) is the store's
         // failure (3, by its type), named.
-        store
-            .create_run(&new, accounts)
-            .await
-            .map_err(|e| input(crate::store::name_failure(e, store_url)))?;
+        let created = store.create_run(&new, accounts).await;
+        if let Err(e) = created {
+            // Another worker created it first, with the same `--run-id`: join it.
+            if args.run_id.is_none() || store.run_hashes(&run_id).await?.is_none() {
+                return Err(input(crate::store::name_failure(e, store_url)).into());
+            }
+            join_created(&store, &run_id, &hashes).await?;
+            joined = true;
+        }
     } else {
         // Its diffs are about to change: its causes are computed on read until it completes.
         store.forget_causes(&run_id).await?;
@@ -239,12 +266,67 @@ async fn set_up(
     Ok(SetUp {
         run_id,
         prepared,
-        resumed,
+        resumed: joined || resumed,
+        joined,
         started,
         legacy,
         modern,
         store,
     })
+}
+
+/// Joins the run `run_id` another worker created with `--run-id`: only with the same spec
+/// and cohort (their SHA-256), or two workers would do different runs under one id.
+async fn join_created(
+    store: &Store,
+    run_id: &str,
+    (spec_hash, cohort_hash): &(String, String),
+) -> Result<(), Failure> {
+    let Some((spec, cohort)) = store.run_hashes(run_id).await? else {
+        return Err(crate::usage!("no run `{run_id}` in the store {}", store.url).into());
+    };
+    if spec != *spec_hash || cohort != *cohort_hash {
+        let what = if spec != *spec_hash { "spec" } else { "cohort" };
+        return Err(crate::usage!(
+            "the store {} holds a run `{run_id}` started with another {what}: a worker joins a run only with the same spec and cohort (or give another --run-id)",
+            store.url
+        )
+        .into());
+    }
+    store.set_status(run_id, RunStatus::Running).await?;
+    Ok(())
+}
+
+/// How this worker takes the run's accounts: its shard, else leased on PostgreSQL, else (a
+/// SQLite run's one worker) all of them; a second worker without a shard on SQLite is
+/// refused.
+fn split_of(args: &RunArgs, store: &Store, run_id: &str, joined: bool) -> Result<Split, Failure> {
+    Ok(match args.shard {
+        Some(shard) => Split::Shard(shard),
+        None if store.is_postgres() => Split::Leased {
+            worker: worker_name(),
+            lease: std::time::Duration::from_secs(args.lease),
+        },
+        None if joined => {
+            return Err(crate::usage!(
+                "run {run_id} is in the SQLite store {}, which has one worker per run: join it with --shard I/N (each worker its own shard), or keep the store in PostgreSQL, whose workers share a run's accounts",
+                store.url
+            )
+            .into());
+        }
+        None => Split::All,
+    })
+}
+
+/// A name for this worker, unique among a run's workers: its leases carry it.
+fn worker_name() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "worker".to_owned());
+    format!("{host}:{}:{:08x}", std::process::id(), fastrand::u32(..))
 }
 
 pub(crate) fn run(args: RunArgs) -> Outcome {
@@ -267,9 +349,9 @@ async fn run_async(args: RunArgs) -> Outcome {
     let as_of = args
         .as_of
         .unwrap_or_else(|| chrono::Utc::now().date_naive());
-    if args.retry_errors && args.resume.is_none() {
+    if args.retry_errors && args.resume.is_none() && args.join.is_none() {
         return Err(crate::usage!(
-            "--retry-errors redoes the stack errors of a stored run: it needs --resume RUN"
+            "--retry-errors redoes the stack errors of a stored run: it needs --resume RUN or --join RUN"
         )
         .into());
     }
@@ -286,11 +368,22 @@ async fn run_async(args: RunArgs) -> Outcome {
     };
     // The rest (stacks, started processes) is moved out of `set_up` where it is used.
     let SetUp { run_id, store, .. } = set_up;
+    let split = split_of(&args, &store, &run_id, set_up.joined)?;
     let pending = store.pending_count(&run_id, args.retry_errors).await?;
     let total = store.resolve(&run_id).await?.accounts_total as u64;
+    let shard = args
+        .shard
+        .map(|s| format!(", shard {s}"))
+        .unwrap_or_default();
     crate::note!(
-        "{} {run_id}: {} of {total} accounts to do (store {})",
-        if set_up.resumed { "resuming" } else { "run" },
+        "{} {run_id}{shard}: {} of {total} accounts to do (store {})",
+        if set_up.joined {
+            "joining"
+        } else if set_up.resumed {
+            "resuming"
+        } else {
+            "run"
+        },
         pending,
         store.url
     );
@@ -302,6 +395,7 @@ async fn run_async(args: RunArgs) -> Outcome {
         total,
         pending,
         retry_errors: args.retry_errors,
+        split,
     };
     let result = execute(
         &store,
@@ -325,10 +419,10 @@ async fn run_async(args: RunArgs) -> Outcome {
             .into());
         }
     };
-    let status = if tally.interrupted || tally.stack_down.is_some() {
-        RunStatus::Interrupted
-    } else {
-        RunStatus::Completed
+    // The run is complete once no account is pending, whichever worker finishes last.
+    let Some(status) = final_status(&store, &run_id, &tally, &args).await? else {
+        store.close().await;
+        return Ok(Code::Parity);
     };
     tracing::debug!(run = %run_id, stored = tally.accounts, status = %status, "run ended");
     if status == RunStatus::Completed {
@@ -362,6 +456,33 @@ async fn run_async(args: RunArgs) -> Outcome {
         return Ok(Code::Interrupted);
     }
     Ok(crate::report::summary::exit_code(&report))
+}
+
+/// The run's status once this worker stops: interrupted, or completed once no account is
+/// pending; none when this worker's shard is done and others are not (it says so, and exits
+/// 0 without a verdict: nothing failed, nothing is known yet).
+async fn final_status(
+    store: &Store,
+    run_id: &str,
+    tally: &crate::run::runner::RunTally,
+    args: &RunArgs,
+) -> Result<Option<RunStatus>, Failure> {
+    if tally.interrupted || tally.stack_down.is_some() {
+        return Ok(Some(RunStatus::Interrupted));
+    }
+    let remaining = store.pending_count(run_id, false).await?;
+    if remaining == 0 {
+        return Ok(Some(RunStatus::Completed));
+    }
+    let shard = args
+        .shard
+        .map(|s| format!(", shard {s}"))
+        .unwrap_or_default();
+    crate::note!(
+        "run {run_id}{shard}: done, {} accounts stored by this worker; {remaining} accounts of the run are pending in other shards (`billshadow show {run_id}` once they are done)",
+        tally.accounts
+    );
+    Ok(None)
 }
 
 /// The text report lists the first accounts' diffs only; JSON has them all.

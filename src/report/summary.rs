@@ -13,7 +13,7 @@ use crate::run::report::RunReport;
 /// without a verdict, or the run did not complete), else 0.
 pub(crate) fn exit_code(report: &RunReport) -> Code {
     let s = &report.comparison.summary;
-    if s.accounts_mismatched > 0 {
+    if s.accounts_mismatched > 0 || s.verdict == billshadow_comparisons::Verdict::Mismatch {
         Code::Mismatch
     } else if !report.completeness.complete || s.verdict != billshadow_comparisons::Verdict::Parity
     {

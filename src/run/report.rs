@@ -274,7 +274,7 @@ impl RunReport {
             .await
             .with_context(|| format!("a stored diff of run {} does not read back", run.id))?;
         let causes = RunCauses::load(store, &run.id).await?;
-        let diff_signatures = keyed
+        let mut diff_signatures: Vec<Option<String>> = keyed
             .iter()
             .map(|k| {
                 causes
@@ -282,7 +282,7 @@ impl RunReport {
                     .map(str::to_owned)
             })
             .collect();
-        let diffs = keyed.into_iter().map(|k| k.diff).collect();
+        let diffs: Vec<billshadow_comparisons::Diff> = keyed.into_iter().map(|k| k.diff).collect();
 
         if i64::try_from(cohort_total).ok() != Some(run.accounts_total) {
             anyhow::bail!(
@@ -299,16 +299,32 @@ impl RunReport {
             at_parity + mismatched,
             errored,
         );
-        let waivers = waiver_uses(store, &run, &classes.waiver_hits).await?;
+        let (spec, today) = stored_spec(store, &run).await?;
+        let mut classes = classes;
+        let customers = if completeness.accounts_pending == 0 {
+            CustomerTally::read(store, &run.id, &spec, today).await?
+        } else {
+            CustomerTally::default()
+        };
+        customers.add_to(&mut classes);
+        let waivers = waiver_uses(&spec, today, &run, &classes.waiver_hits)?;
+        let mut diffs = diffs;
+        diffs.extend(customers.diffs.iter().cloned());
+        // Customer totals are judged on read, after the run's causes were found: no signature.
+        diff_signatures.resize(diffs.len(), None);
         let summary = Summary {
-            verdict: verdict(mismatched, &completeness),
+            verdict: if customers.failing > 0 {
+                Verdict::Mismatch
+            } else {
+                verdict(mismatched, &completeness)
+            },
             accounts_compared: at_parity + mismatched,
             accounts_at_parity: at_parity,
             accounts_mismatched: mismatched,
             accounts_errored: errored,
             accounts_waived: waived_accounts,
-            customers_compared: 0,
-            customers_mismatched: 0,
+            customers_compared: customers.compared,
+            customers_mismatched: customers.diffs.len() as u64,
             lines_legacy: outcomes.lines_legacy,
             lines_modern: outcomes.lines_modern,
             lines_matched: outcomes.lines_matched,
@@ -340,13 +356,77 @@ impl RunReport {
     }
 }
 
-/// The spec's waivers, with how often each waived a diff in this run. A spec or date that
-/// does not read back is an error: a report without its waivers would hide evidence.
-async fn waiver_uses(
+/// Customers' totals across a run's accounts, compared as `diff` compares them
+/// (`customer_total_diff`), from the amounts each account's outcome stored, whichever worker
+/// did it: only once no account is pending, so a customer is never judged on part of its
+/// accounts.
+#[derive(Default)]
+struct CustomerTally {
+    /// Customers compared (distinct ids).
+    compared: u64,
+    /// The customer `total_mismatch` diffs, in customer and currency order.
+    diffs: Vec<billshadow_comparisons::Diff>,
+    failing: u64,
+}
+
+impl CustomerTally {
+    async fn read(
+        store: &Store,
+        run_id: &str,
+        spec: &crate::spec::Spec,
+        today: chrono::NaiveDate,
+    ) -> anyhow::Result<CustomerTally> {
+        let mut config = billshadow_comparisons::CompareConfig::new(today);
+        config.tolerances = spec.tolerances.clone();
+        config.ignored = spec.ignored.clone();
+        config.waivers = spec.waivers.clone();
+        let mut t = CustomerTally::default();
+        let mut last: Option<String> = None;
+        store
+            .for_each_customer_total(run_id, |customer, currency, totals| {
+                if last.as_deref() != Some(customer) {
+                    t.compared += 1;
+                    last = Some(customer.to_owned());
+                }
+                if let Some(diff) =
+                    billshadow_comparisons::customer_total_diff(customer, currency, totals, &config)
+                {
+                    t.failing += u64::from(diff.is_failing());
+                    t.diffs.push(diff);
+                }
+                Ok(())
+            })
+            .await
+            .with_context(|| format!("cannot compare the customers of run {run_id}"))?;
+        // The store's collation orders the rows; the diffs come in one order on every backend.
+        t.diffs.sort_by(|a, b| {
+            (&a.customer_id, a.currency.map(|c| c.code()))
+                .cmp(&(&b.customer_id, b.currency.map(|c| c.code())))
+        });
+        Ok(t)
+    }
+
+    /// Counts the customer diffs with the run's others.
+    fn add_to(&self, classes: &mut ClassTally) {
+        for diff in &self.diffs {
+            *classes.by_class.entry(diff.class).or_default() += 1;
+            if diff.is_failing() {
+                classes.failing += 1;
+            }
+            if let Some(waiver) = &diff.waiver {
+                classes.waived += 1;
+                *classes.waiver_hits.entry(waiver.clone()).or_default() += 1;
+            }
+        }
+    }
+}
+
+/// The spec stored with a run, and the date its waivers are judged against. A spec or date
+/// that does not read back is an error: a report without its waivers would hide evidence.
+async fn stored_spec(
     store: &Store,
     run: &RunRow,
-    hits: &BTreeMap<String, u64>,
-) -> anyhow::Result<Vec<WaiverUse>> {
+) -> anyhow::Result<(crate::spec::Spec, chrono::NaiveDate)> {
     let text = store
         .spec_text(&run.id)
         .await
@@ -366,6 +446,16 @@ async fn waiver_uses(
             run.id, run.as_of
         )
     })?;
+    Ok((spec, today))
+}
+
+/// The spec's waivers, with how often each waived a diff in this run.
+fn waiver_uses(
+    spec: &crate::spec::Spec,
+    today: chrono::NaiveDate,
+    run: &RunRow,
+    hits: &BTreeMap<String, u64>,
+) -> anyhow::Result<Vec<WaiverUse>> {
     let unknown: Vec<&String> = hits
         .keys()
         .filter(|id| !spec.waivers.iter().any(|w| &w.id == *id))

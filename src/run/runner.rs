@@ -18,12 +18,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use billshadow_adapters::live::{AccountRequest, FetchResult, Stack};
-use billshadow_comparisons::{CompareConfig, Diff, DiffClass, Scope, compare};
+use billshadow_comparisons::{CompareConfig, Diff, DiffClass, Scope, compare_deferring_customers};
 use rust_decimal::Decimal;
 use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinSet;
 
-use crate::store::{AccountOutcome, OutcomeStatus, Store, bill_body};
+use crate::shard::Shard;
+use crate::store::{AccountOutcome, Claim, OutcomeStatus, Store, bill_body};
 
 /// Outcomes written per store transaction at most.
 const WRITE_BATCH_MAX: usize = 512;
@@ -42,6 +43,20 @@ pub(crate) struct RunnerOptions {
     /// `--retry-errors`: accounts whose outcome is `stack_error` are done again, their
     /// outcome replaced.
     pub(crate) retry_errors: bool,
+    /// Which of the run's accounts this worker takes, and how.
+    pub(crate) split: Split,
+}
+
+/// How a worker takes the run's accounts.
+#[derive(Debug, Clone)]
+pub(crate) enum Split {
+    /// Every pending account, in cohort order: the one worker of a run on SQLite.
+    All,
+    /// The pending accounts of one shard, in cohort order (`--shard`).
+    Shard(Shard),
+    /// Pending accounts claimed a page at a time with a lease (PostgreSQL), shared with every
+    /// other worker of the run; this worker ends once no account of the run is pending.
+    Leased { worker: String, lease: Duration },
 }
 
 /// What the runner did in this process.
@@ -90,6 +105,35 @@ impl Stop {
     }
 }
 
+impl Split {
+    /// How often a worker waiting for other workers' leases looks again.
+    fn poll(&self) -> Duration {
+        match self {
+            Split::Leased { lease, .. } => {
+                (*lease / 4).clamp(Duration::from_millis(50), Duration::from_secs(1))
+            }
+            Split::All | Split::Shard(_) => Duration::from_secs(1),
+        }
+    }
+}
+
+/// Gives up the leases a worker still holds: what it took and did not finish, the others may
+/// take at once.
+async fn release_leases(store: &Store, run_id: &str, split: &Split) {
+    if let Split::Leased { worker, .. } = split {
+        let claim = Claim {
+            run_id,
+            worker,
+            lease_ms: 0,
+        };
+        if let Err(e) = store.release_leases(&claim).await {
+            tracing::warn!(
+                "cannot give up this worker's leases (they expire by themselves): {e:#}"
+            );
+        }
+    }
+}
+
 /// Resolves on Ctrl-C or SIGTERM: how a run is asked to stop, also while it is being set up.
 pub(crate) async fn stop_requested() {
     tokio::select! {
@@ -125,22 +169,19 @@ pub(crate) async fn execute(
     let batch_size = legacy.batch_size().max(modern.batch_size()).max(1);
     let batches_in_flight = (options.accounts_in_flight / batch_size).max(1);
     let (sender, receiver) = mpsc::channel::<AccountOutcome>(WRITE_QUEUE_MAX);
-    let done_before = total - pending;
-    let progress = Progress::new(options.progress, total, done_before);
-
+    let progress = Progress::new(options.progress, total, total - pending);
     let stop = Arc::new(Stop::default());
-    let retry_errors = options.retry_errors;
-    let writer = {
-        let (progress, stop) = (progress.clone(), stop.clone());
-        async move {
-            let written = write_outcomes(store, run_id, receiver, progress, retry_errors).await;
-            if written.is_err() {
-                // Stop asking the stacks at once: nothing more can be stored.
-                stop.store_failed();
-            }
-            written
-        }
-    };
+    let (retry_errors, split) = (options.retry_errors, options.split.clone());
+    let claim_size = options.accounts_in_flight.max(batch_size);
+    let poll = split.poll();
+    let writer = write_outcomes(
+        store,
+        run_id,
+        receiver,
+        progress.clone(),
+        retry_errors,
+        stop.clone(),
+    );
     let producer_stop = stop.clone();
     let producer = async move {
         let stop = producer_stop;
@@ -150,21 +191,25 @@ pub(crate) async fn execute(
         tokio::pin!(ctrl_c);
         let term = terminated();
         tokio::pin!(term);
-        let batch_key = {
-            let (legacy, modern) = (legacy.clone(), modern.clone());
-            move |a: &AccountRequest| (legacy.batch_key(a), modern.batch_key(a))
-        };
-        let mut pages = Pages::new(store, run_id, &batch_key, retry_errors);
+        let batch_key = batch_key_of(legacy.clone(), modern.clone());
+        let mut pages = Pages::new(store, run_id, &batch_key, retry_errors, &split);
+        pages.claim_size = claim_size;
         loop {
             if stop.abandon() {
                 tasks.abort_all();
                 break;
             }
+            // Other workers hold leases on what is left: look again after a while.
+            let mut waiting = false;
             while tasks.len() < batches_in_flight && !interrupted && !stop.abandon() {
-                let batch = pages.next_batch(batch_size).await?;
-                if batch.is_empty() {
-                    break;
-                }
+                let batch = match pages.next_batch(batch_size).await? {
+                    Next::Batch(batch) => batch,
+                    Next::Wait => {
+                        waiting = true;
+                        break;
+                    }
+                    Next::Done => break,
+                };
                 tasks.spawn(ask_both(
                     batch,
                     legacy.clone(),
@@ -174,16 +219,17 @@ pub(crate) async fn execute(
                     stop.clone(),
                 ));
             }
-            if tasks.is_empty() {
+            if tasks.is_empty() && (!waiting || interrupted || stop.abandon()) {
                 break;
             }
             tokio::select! {
-                joined = tasks.join_next() => {
+                joined = tasks.join_next(), if !tasks.is_empty() => {
                     if let Some(Err(e)) = joined.filter(|j| j.as_ref().is_err_and(|e| !e.is_cancelled())) {
                         tracing::error!("a batch task failed: {e}");
                     }
                 }
                 () = stop.notify.notified() => {}
+                () = tokio::time::sleep(poll), if waiting && tasks.is_empty() => {}
                 _ = &mut ctrl_c, if !interrupted => {
                     interrupted = true;
                     crate::note!("interrupted: finishing the accounts in flight, then stopping (resume with --resume {run_id})");
@@ -202,6 +248,7 @@ pub(crate) async fn execute(
     };
     let (written, interrupted) = tokio::join!(writer, producer);
     progress.finish();
+    release_leases(store, run_id, &options.split).await;
     let accounts = written?;
     let interrupted = interrupted?;
     Ok(RunTally {
@@ -237,11 +284,28 @@ async fn ask_both(
     }
 }
 
+/// The batch key of an account: both stacks'.
+fn batch_key_of(
+    legacy: Arc<Stack>,
+    modern: Arc<Stack>,
+) -> impl Fn(&AccountRequest) -> BatchKey + Sync {
+    move |a: &AccountRequest| (legacy.batch_key(a), modern.batch_key(a))
+}
+
 /// What accounts must share to be in one batch: each stack's batch key (for a batched
 /// command, every template value other than the id list).
 type BatchKey = (Vec<String>, Vec<String>);
 
-/// The accounts still to do, read from the store a page at a time.
+/// What a worker is to do next.
+enum Next {
+    Batch(Vec<AccountRequest>),
+    /// Nothing to take now, but accounts of the run are pending under other workers' leases.
+    Wait,
+    /// Nothing left for this worker.
+    Done,
+}
+
+/// The accounts still to do, read (or, leased, claimed) from the store a page at a time.
 struct Pages<'a> {
     store: &'a Store,
     run_id: &'a str,
@@ -253,6 +317,12 @@ struct Pages<'a> {
     key: &'a (dyn Fn(&AccountRequest) -> BatchKey + Sync),
     /// Accounts with a `stack_error` outcome are to do again (`--retry-errors`).
     redo_errors: bool,
+    split: &'a Split,
+    /// Leased: accounts claimed at a time (what is in flight at once, so leases do not run
+    /// out while their accounts wait in the buffer).
+    claim_size: usize,
+    /// Leased: a pass from the start of the cohort, for the leases that expired behind.
+    rescanning: bool,
 }
 
 /// Accounts read from the store per page.
@@ -264,6 +334,7 @@ impl<'a> Pages<'a> {
         run_id: &'a str,
         key: &'a (dyn Fn(&AccountRequest) -> BatchKey + Sync),
         redo_errors: bool,
+        split: &'a Split,
     ) -> Pages<'a> {
         Pages {
             store,
@@ -273,30 +344,93 @@ impl<'a> Pages<'a> {
             done: false,
             key,
             redo_errors,
+            split,
+            claim_size: PAGE_SIZE,
+            rescanning: false,
+        }
+    }
+
+    /// Reads the next page of this worker's pending accounts into the buffer; whether it has
+    /// to wait for other workers' leases instead.
+    async fn refill(&mut self, page_size: usize) -> anyhow::Result<bool> {
+        loop {
+            let page = match self.split {
+                Split::Leased { worker, lease } => {
+                    let claim = Claim {
+                        run_id: self.run_id,
+                        worker,
+                        lease_ms: i64::try_from(lease.as_millis()).unwrap_or(i64::MAX),
+                    };
+                    // `--retry-errors` redoes each stack error once, on the first pass.
+                    let redo = self.redo_errors && !self.rescanning;
+                    self.store
+                        .claim_page(&claim, self.after, page_size, redo)
+                        .await?
+                }
+                Split::All | Split::Shard(_) => {
+                    self.store
+                        .pending_page(self.run_id, self.after, page_size, self.redo_errors)
+                        .await?
+                }
+            };
+            let Some((last, _)) = page.last() else {
+                if !matches!(self.split, Split::Leased { .. }) {
+                    self.done = true;
+                    return Ok(false);
+                }
+                if self.after >= 0 {
+                    // The end of a pass: once more from the start, for expired leases.
+                    self.after = -1;
+                    self.rescanning = true;
+                    continue;
+                }
+                // Nothing to claim anywhere: done once no account of the run is pending.
+                if self.store.pending_count(self.run_id, false).await? == 0 {
+                    self.done = true;
+                    return Ok(false);
+                }
+                return Ok(true);
+            };
+            self.after = *last;
+            let key = self.key;
+            let before = self.buffer.len();
+            let shard = match self.split {
+                Split::Shard(shard) => Some(*shard),
+                Split::All | Split::Leased { .. } => None,
+            };
+            self.buffer.extend(
+                page.into_iter()
+                    .filter(|(_, account)| shard.is_none_or(|s| s.takes(&account.account_id)))
+                    .map(|(_, account)| (key(&account), account)),
+            );
+            if self.buffer.len() > before {
+                return Ok(false);
+            }
         }
     }
 
     /// Up to `size` pending accounts that share their batch key: a batch never mixes periods
     /// (or any other value a stack renders once per batch). The buffer holds at most two pages.
-    async fn next_batch(&mut self, size: usize) -> anyhow::Result<Vec<AccountRequest>> {
-        let page_size = PAGE_SIZE.max(size);
-        if self.buffer.len() < page_size && !self.done {
-            let page = self
-                .store
-                .pending_page(self.run_id, self.after, page_size, self.redo_errors)
-                .await?;
-            self.done = page.is_empty();
-            if let Some((position, _)) = page.last() {
-                self.after = *position;
+    async fn next_batch(&mut self, size: usize) -> anyhow::Result<Next> {
+        let (page_size, low) = match self.split {
+            Split::Leased { .. } => {
+                let claim = self.claim_size.max(size);
+                (claim, size)
             }
-            let key = self.key;
-            self.buffer.extend(
-                page.into_iter()
-                    .map(|(_, account)| (key(&account), account)),
-            );
+            Split::All | Split::Shard(_) => {
+                let page = PAGE_SIZE.max(size);
+                (page, page)
+            }
+        };
+        if self.buffer.len() < low
+            && !self.done
+            && self.refill(page_size).await?
+            && self.buffer.is_empty()
+        {
+            return Ok(Next::Wait);
         }
         let Some((key, _)) = self.buffer.front() else {
-            return Ok(Vec::new());
+            return Ok(Next::Done);
         };
         let key = key.clone();
         let mut batch = Vec::with_capacity(size.min(self.buffer.len()));
@@ -319,11 +453,28 @@ impl<'a> Pages<'a> {
             }
             self.buffer = rest;
         }
-        Ok(batch)
+        Ok(Next::Batch(batch))
     }
 }
 
+/// Stores outcomes as they come, in transactions; on a failure, tells the producer to stop
+/// asking the stacks at once (nothing more can be stored).
 async fn write_outcomes(
+    store: &Store,
+    run_id: &str,
+    receiver: mpsc::Receiver<AccountOutcome>,
+    progress: Progress,
+    replace_errors: bool,
+    stop: Arc<Stop>,
+) -> anyhow::Result<u64> {
+    let written = store_outcomes(store, run_id, receiver, progress, replace_errors).await;
+    if written.is_err() {
+        stop.store_failed();
+    }
+    written
+}
+
+async fn store_outcomes(
     store: &Store,
     run_id: &str,
     mut receiver: mpsc::Receiver<AccountOutcome>,
@@ -343,8 +494,7 @@ async fn write_outcomes(
                 Ok(None) | Err(_) => break,
             }
         }
-        store.record(run_id, &batch, replace_errors).await?;
-        written += batch.len() as u64;
+        written += store.record(run_id, &batch, replace_errors).await?;
         progress.add(&batch);
         batch.clear();
     }
@@ -387,10 +537,13 @@ pub(crate) fn judge(
                 error,
                 totals: Vec::new(),
                 evidence: None,
+                customers: Vec::new(),
             };
         }
     };
-    let comparison = compare(&legacy.lines, &modern.lines, config);
+    // A customer's accounts may be in other batches or other workers: its totals are
+    // stored with the account's outcome and compared once the run's accounts are all in.
+    let (comparison, customers) = compare_deferring_customers(&legacy.lines, &modern.lines, config);
     let s = &comparison.summary;
     let status = if s.diffs_failing == 0 {
         OutcomeStatus::Parity
@@ -421,6 +574,7 @@ pub(crate) fn judge(
         error: String::new(),
         totals: totals.into_iter().map(|(c, (l, m))| (c, l, m)).collect(),
         evidence,
+        customers,
         diffs: comparison.diffs,
     }
 }

@@ -147,6 +147,17 @@ pub(crate) struct AccountOutcome {
     pub(crate) totals: Vec<(Currency, Decimal, Decimal)>,
     /// Both sides' lines (JSON arrays), kept for mismatched accounts.
     pub(crate) evidence: Option<(String, String)>,
+    /// The account's amounts per customer and currency, compared across the run's accounts
+    /// once they are all in.
+    pub(crate) customers: Vec<billshadow_comparisons::diff::CustomerPart>,
+}
+
+/// A worker's claim on a run's accounts: who claims, and for how long.
+pub(crate) struct Claim<'a> {
+    pub(crate) run_id: &'a str,
+    /// Unique per worker process.
+    pub(crate) worker: &'a str,
+    pub(crate) lease_ms: i64,
 }
 
 /// A run as stored.
@@ -466,18 +477,42 @@ impl Store {
             }
         }
         if access != Access::ReadOnly {
-            match MIGRATOR.run(&store.pool).await {
-                Ok(()) => {}
-                Err(sqlx::migrate::MigrateError::VersionMismatch(version)) => {
-                    return Err(edited_migration(&store.url, version));
-                }
-                Err(e) => {
-                    return Err(anyhow!(e))
-                        .with_context(|| format!("cannot migrate the run store {}", store.url));
-                }
-            }
+            store.migrate().await?;
         }
         Ok(store)
+    }
+
+    /// Brings the store's schema to this version.
+    async fn migrate(&self) -> anyhow::Result<()> {
+        let (store, sqlite) = (self, self.sqlite);
+        // PostgreSQL migrates under an advisory lock; SQLite has none, so a worker that
+        // met another one migrating the same new file (`table … already exists`) tries
+        // again once that one is done.
+        let mut migrated = MIGRATOR.run(&store.pool).await;
+        for _ in 0..5 {
+            if !(sqlite
+                && matches!(
+                    migrated,
+                    Err(sqlx::migrate::MigrateError::Execute(_)
+                        | sqlx::migrate::MigrateError::ExecuteMigration(..))
+                ))
+            {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            migrated = MIGRATOR.run(&store.pool).await;
+        }
+        match migrated {
+            Ok(()) => {}
+            Err(sqlx::migrate::MigrateError::VersionMismatch(version)) => {
+                return Err(edited_migration(&store.url, version));
+            }
+            Err(e) => {
+                return Err(anyhow!(e))
+                    .with_context(|| format!("cannot migrate the run store {}", store.url));
+            }
+        }
+        Ok(())
     }
 
     /// That the database holds a run store: its migrations table, every migration it applied

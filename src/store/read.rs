@@ -166,6 +166,68 @@ impl Store {
         })
     }
 
+    /// Each customer's totals per currency over the run's accounts (added up exactly here, the
+    /// rows streamed in customer order, one customer at a time in memory), handed to `each`
+    /// in that order.
+    pub(crate) async fn for_each_customer_total(
+        &self,
+        run_id: &str,
+        mut each: impl FnMut(
+            &str,
+            Currency,
+            &billshadow_comparisons::CustomerTotals,
+        ) -> anyhow::Result<()>,
+    ) -> anyhow::Result<()> {
+        use futures_util::TryStreamExt;
+        let mut rows = sqlx::query(
+            "SELECT customer_id, currency, legacy_total, modern_total, legacy_unflagged, modern_unflagged \
+             FROM customer_totals WHERE run_id = $1 ORDER BY customer_id, currency",
+        )
+        .bind(run_id)
+        .fetch(&self.pool);
+        let mut current: Option<(String, String, billshadow_comparisons::CustomerTotals)> = None;
+        let flush = |current: Option<(String, String, billshadow_comparisons::CustomerTotals)>,
+                     each: &mut dyn FnMut(
+            &str,
+            Currency,
+            &billshadow_comparisons::CustomerTotals,
+        ) -> anyhow::Result<()>|
+         -> anyhow::Result<()> {
+            if let Some((customer, code, totals)) = current {
+                let currency: Currency = code
+                    .parse()
+                    .with_context(|| format!("the store holds an unknown currency {code}"))?;
+                each(&customer, currency, &totals)?;
+            }
+            Ok(())
+        };
+        while let Some(r) = rows.try_next().await? {
+            let (customer, code): (String, String) = (r.try_get(0)?, r.try_get(1)?);
+            let amount = |i: usize| -> anyhow::Result<Decimal> {
+                let v: String = r.try_get(i)?;
+                v.parse().with_context(|| {
+                    format!(
+                        "the store holds a customer total of {customer} that is not a decimal: {v}"
+                    )
+                })
+            };
+            let part = billshadow_comparisons::CustomerTotals {
+                legacy: amount(2)?,
+                modern: amount(3)?,
+                unflagged_legacy: amount(4)?,
+                unflagged_modern: amount(5)?,
+            };
+            match &mut current {
+                Some((c, k, totals)) if *c == customer && *k == code => totals.add(&part),
+                _ => {
+                    flush(current.take(), &mut each)?;
+                    current = Some((customer, code, part));
+                }
+            }
+        }
+        flush(current, &mut each)
+    }
+
     /// Per run, its outcomes counted by status (`parity`, `mismatch`, `stack_error`).
     pub(crate) async fn outcome_status_counts(
         &self,

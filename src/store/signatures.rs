@@ -140,7 +140,8 @@ impl Store {
     /// Stores a completed run's causes in one transaction: the waivers by signature applied
     /// (`waived`: indices into `diffs` whose `waiver` is now set; their rows and their
     /// accounts' outcomes follow), each diff's signature id, the signatures and their money.
-    /// Any signatures stored before for the run are replaced.
+    /// When the run's causes are already stored (another worker of the run stored them),
+    /// nothing is written: a resumed run forgets its causes before it runs again.
     pub(crate) async fn save_causes(
         &self,
         run_id: &str,
@@ -148,12 +149,24 @@ impl Store {
         waived: &[usize],
         causes: &Causes,
     ) -> anyhow::Result<()> {
+        let view = CausesView::from(causes);
         let mut tx = self.pool.begin().await?;
-        for table in ["signature_runs", "signatures", "signature_money"] {
-            sqlx::query(&format!("DELETE FROM {table} WHERE run_id = $1"))
-                .bind(run_id)
-                .execute(&mut *tx)
-                .await?;
+        // The run's row first: of several workers finishing one run at once, the first to
+        // insert it settles the run; the others wait for its transaction, insert nothing and
+        // leave (their waivers are not applied twice). A resumed run forgot its row first.
+        let claimed = sqlx::query(
+            "INSERT INTO signature_runs (run_id, left_off, computed_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (run_id) DO NOTHING",
+        )
+        .bind(run_id)
+        .bind(i64::try_from(view.left_off)?)
+        .bind(now())
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if claimed == 0 {
+            tx.rollback().await?;
+            return Ok(());
         }
         let mut per_account: BTreeMap<&str, i64> = BTreeMap::new();
         for &i in waived {
@@ -197,18 +210,9 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         }
-        let view = CausesView::from(causes);
         for (position, s) in view.signatures.iter().enumerate() {
             insert_signature(&mut tx, run_id, position, s).await?;
         }
-        sqlx::query(
-            "INSERT INTO signature_runs (run_id, left_off, computed_at) VALUES ($1, $2, $3)",
-        )
-        .bind(run_id)
-        .bind(i64::try_from(view.left_off)?)
-        .bind(now())
-        .execute(&mut *tx)
-        .await?;
         tx.commit().await?;
         Ok(())
     }

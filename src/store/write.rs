@@ -99,27 +99,88 @@ impl Store {
         Ok(row.try_get::<i64, _>(0)? as u64)
     }
 
-    /// Records outcomes, all or none. With `replace_errors`, an account's `stack_error`
-    /// outcome is replaced in the same transaction: its rows are deleted and its totals taken
-    /// out of its cell's before the new outcome goes in, so an account never has two outcomes
-    /// and the cell totals stay exact. Any other existing outcome fails the transaction.
+    /// Up to `limit` pending accounts of a run (as `pending_page` finds them) that no other
+    /// worker holds a live lease on, leased to `worker` for `lease_ms` milliseconds, with
+    /// their positions, in cohort order. PostgreSQL only: the rows are taken with `FOR
+    /// UPDATE SKIP LOCKED`, so two workers claiming at once never take the same account, and
+    /// lease times are the server's clock, so workers' clocks do not matter.
+    pub(crate) async fn claim_page(
+        &self,
+        claim: &Claim<'_>,
+        after: i64,
+        limit: usize,
+        redo_errors: bool,
+    ) -> anyhow::Result<Vec<(i64, AccountRequest)>> {
+        const NOW_MS: &str = "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)";
+        let rows = sqlx::query(&format!(
+            "UPDATE cohort SET lease_owner = $1, lease_until = {NOW_MS} + $2 \
+             WHERE run_id = $3 AND position IN (\
+             SELECT c.position FROM cohort c WHERE c.run_id = $3 AND c.position > $4 \
+             AND (c.lease_until IS NULL OR c.lease_until < {NOW_MS}) \
+             AND NOT EXISTS (SELECT 1 FROM outcomes o WHERE o.run_id = c.run_id AND o.account_id = c.account_id{}) \
+             ORDER BY c.position LIMIT $5 FOR UPDATE SKIP LOCKED) \
+             RETURNING account_id, customer_id, partition, region, period_start, period_end, position",
+            kept_outcomes(redo_errors)
+        ))
+        .bind(claim.worker)
+        .bind(claim.lease_ms)
+        .bind(claim.run_id)
+        .bind(after)
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut page = rows
+            .iter()
+            .map(|r| Ok((r.try_get::<i64, _>(6)?, account_of_row(r)?)))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        page.sort_by_key(|(position, _)| *position);
+        Ok(page)
+    }
+
+    /// Gives up the leases `worker` holds on a run's accounts (a worker stopping before its
+    /// accounts are done lets the others take them at once).
+    pub(crate) async fn release_leases(&self, claim: &Claim<'_>) -> anyhow::Result<()> {
+        sqlx::query(
+            "UPDATE cohort SET lease_owner = NULL, lease_until = NULL WHERE run_id = $1 AND lease_owner = $2",
+        )
+        .bind(claim.run_id)
+        .bind(claim.worker)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Records outcomes, all or none; returns how many were recorded. The first outcome
+    /// stored for an account wins: one that another worker stored already (a lease that
+    /// expired while its worker was still at work) is left out with its totals, diffs and
+    /// evidence, so no account is counted twice. With `replace_errors`, an account's
+    /// `stack_error` outcome is replaced in the same transaction: its rows are deleted and
+    /// its totals taken out of its cell's before the new outcome goes in.
+    ///
+    /// Several workers write at once: outcomes are inserted in account order and the cells'
+    /// totals rows locked in cell order (`FOR UPDATE` on PostgreSQL; SQLite has one writer
+    /// at a time), so two transactions neither lose each other's amounts nor deadlock.
     pub(crate) async fn record(
         &self,
         run_id: &str,
         outcomes: &[AccountOutcome],
         replace_errors: bool,
-    ) -> anyhow::Result<()> {
+    ) -> anyhow::Result<u64> {
+        let mut ordered: Vec<&AccountOutcome> = outcomes.iter().collect();
+        ordered.sort_by(|a, b| a.account_id.cmp(&b.account_id));
         let mut tx = self.pool.begin().await?;
         let finished_at = now();
         // Per cell and currency code: what this transaction adds to the cell's totals.
         let mut cells: CellDeltas<'_> = BTreeMap::new();
-        for o in outcomes {
-            if replace_errors {
-                take_out_stack_error(&mut tx, run_id, o, &mut cells).await?;
+        let mut recorded = 0u64;
+        for o in ordered {
+            if replace_errors && !take_out_stack_error(&mut tx, run_id, o, &mut cells).await? {
+                continue;
             }
-            insert_outcome(&mut tx, run_id, o, &finished_at).await?;
-        }
-        for o in outcomes {
+            if !insert_outcome(&mut tx, run_id, o, &finished_at).await? {
+                continue;
+            }
+            recorded += 1;
             for (currency, legacy, modern) in &o.totals {
                 let e = cells
                     .entry((
@@ -132,23 +193,55 @@ impl Store {
                 e.1 += *modern;
             }
         }
-        add_to_cell_totals(&mut tx, run_id, cells).await?;
+        add_to_cell_totals(&mut tx, self.sqlite, run_id, cells).await?;
         tx.commit().await?;
-        Ok(())
+        if recorded < outcomes.len() as u64 {
+            tracing::info!(
+                run = run_id,
+                "{} outcome(s) were already stored by another worker and were left out",
+                outcomes.len() as u64 - recorded
+            );
+        }
+        Ok(recorded)
     }
 
+    /// Whether a run with this id is in the store, and its spec and cohort hashes.
+    pub(crate) async fn run_hashes(
+        &self,
+        run_id: &str,
+    ) -> anyhow::Result<Option<(String, String)>> {
+        let row = sqlx::query("SELECT spec_hash, cohort_hash FROM runs WHERE id = $1")
+            .bind(run_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).transpose()
+    }
+
+    /// Whether the store is PostgreSQL (whose workers lease accounts) rather than SQLite.
+    pub(crate) fn is_postgres(&self) -> bool {
+        !self.sqlite
+    }
+
+    /// Sets a run's status. A run that one worker completed stays completed whatever another
+    /// worker says on stopping (`interrupted`, `failed`).
     pub(crate) async fn set_status(&self, run_id: &str, status: RunStatus) -> anyhow::Result<()> {
         let finished = if status == RunStatus::Running {
             None
         } else {
             Some(now())
         };
-        sqlx::query("UPDATE runs SET status = $1, finished_at = $2 WHERE id = $3")
-            .bind(status.as_str())
-            .bind(finished)
-            .bind(run_id)
-            .execute(&self.pool)
-            .await?;
+        let guard = match status {
+            RunStatus::Interrupted | RunStatus::Failed => " AND status <> 'completed'",
+            RunStatus::Running | RunStatus::Completed => "",
+        };
+        sqlx::query(&format!(
+            "UPDATE runs SET status = $1, finished_at = $2 WHERE id = $3{guard}"
+        ))
+        .bind(status.as_str())
+        .bind(finished)
+        .bind(run_id)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 }
@@ -237,13 +330,14 @@ fn delta_order(totals: &[(Currency, Decimal, Decimal)]) -> i64 {
 type CellDeltas<'a> = BTreeMap<(&'a str, &'a str, String), (Decimal, Decimal)>;
 
 /// An account's `stack_error` outcome, deleted with its rows and its totals taken out of its
-/// cell's, so that the new outcome replaces it; any other outcome is an error.
+/// cell's, so that the new outcome replaces it. Any other outcome was stored by another
+/// worker meanwhile and stays: false, the new outcome is left out.
 async fn take_out_stack_error<'a>(
     tx: &mut sqlx::AnyConnection,
     run_id: &str,
     o: &'a AccountOutcome,
     cells: &mut CellDeltas<'a>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<bool> {
     let replaced = sqlx::query("SELECT status FROM outcomes WHERE run_id = $1 AND account_id = $2")
         .bind(run_id)
         .bind(o.account_id.as_str())
@@ -252,10 +346,7 @@ async fn take_out_stack_error<'a>(
     if let Some(row) = replaced {
         let status: String = row.try_get(0)?;
         if status != OutcomeStatus::StackError.as_str() {
-            bail!(
-                "{} already has a `{status}` outcome in run {run_id}; only a stack_error is redone",
-                o.account_id
-            );
+            return Ok(false);
         }
         let totals = sqlx::query(
             "SELECT currency, legacy_total, modern_total FROM totals WHERE run_id = $1 AND account_id = $2",
@@ -271,7 +362,7 @@ async fn take_out_stack_error<'a>(
             e.0 -= t.try_get::<String, _>(1)?.parse::<Decimal>()?;
             e.1 -= t.try_get::<String, _>(2)?.parse::<Decimal>()?;
         }
-        for table in ["totals", "diffs", "evidence", "outcomes"] {
+        for table in ["totals", "customer_totals", "diffs", "evidence", "outcomes"] {
             sqlx::query(&format!(
                 "DELETE FROM {table} WHERE run_id = $1 AND account_id = $2"
             ))
@@ -281,19 +372,21 @@ async fn take_out_stack_error<'a>(
             .await?;
         }
     }
-    Ok(())
+    Ok(true)
 }
 
-/// One account's outcome row with its totals, diffs and evidence.
+/// One account's outcome row with its totals, customers' amounts, diffs and evidence; false
+/// (nothing written) when the account has an outcome already.
 async fn insert_outcome(
     tx: &mut sqlx::AnyConnection,
     run_id: &str,
     o: &AccountOutcome,
     finished_at: &str,
-) -> anyhow::Result<()> {
-    sqlx::query(
+) -> anyhow::Result<bool> {
+    let inserted = sqlx::query(
         "INSERT INTO outcomes (run_id, account_id, status, diffs_failing, waived, lines_legacy, lines_modern, \
-         lines_matched, lines_mismatched, retries, error, finished_at, delta_order) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13)",
+         lines_matched, lines_mismatched, retries, error, finished_at, delta_order) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13) \
+         ON CONFLICT (run_id, account_id) DO NOTHING",
     )
     .bind(run_id)
     .bind(o.account_id.as_str())
@@ -311,6 +404,25 @@ async fn insert_outcome(
     .execute(&mut *tx)
     .await
     .with_context(|| format!("cannot record the outcome of {}", o.account_id))?;
+    if inserted.rows_affected() == 0 {
+        return Ok(false);
+    }
+    for ((customer, currency), t) in &o.customers {
+        sqlx::query(
+            "INSERT INTO customer_totals (run_id, account_id, customer_id, currency, legacy_total, modern_total, \
+             legacy_unflagged, modern_unflagged) VALUES ($1,$2,$3,$4,$5,$6,$7,$8)",
+        )
+        .bind(run_id)
+        .bind(o.account_id.as_str())
+        .bind(customer.as_str())
+        .bind(currency.code())
+        .bind(t.legacy.to_string())
+        .bind(t.modern.to_string())
+        .bind(t.unflagged_legacy.to_string())
+        .bind(t.unflagged_modern.to_string())
+        .execute(&mut *tx)
+        .await?;
+    }
     for (currency, legacy, modern) in &o.totals {
         sqlx::query("INSERT INTO totals (run_id, account_id, currency, legacy_total, modern_total) VALUES ($1,$2,$3,$4,$5)")
             .bind(run_id)
@@ -348,19 +460,35 @@ async fn insert_outcome(
             .await?;
         }
     }
-    Ok(())
+    Ok(true)
 }
 
-/// Adds a transaction's amounts to the running per-cell totals.
+/// Adds a transaction's amounts to the running per-cell totals, cell by cell in order. On
+/// PostgreSQL each cell's row is made if missing and then locked (`FOR UPDATE`) before it
+/// is read, so writers add up one after the other; SQLite lets one writer at a time in.
 async fn add_to_cell_totals(
     tx: &mut sqlx::AnyConnection,
+    sqlite: bool,
     run_id: &str,
     cells: CellDeltas<'_>,
 ) -> anyhow::Result<()> {
     for ((partition, region, currency), (legacy, modern)) in cells {
-        let existing = sqlx::query(
-            "SELECT legacy_total, modern_total FROM cell_totals WHERE run_id = $1 AND partition = $2 AND region = $3 AND currency = $4",
-        )
+        if !sqlite {
+            sqlx::query(
+                "INSERT INTO cell_totals (run_id, partition, region, currency, legacy_total, modern_total) \
+                 VALUES ($1,$2,$3,$4,'0','0') ON CONFLICT (run_id, partition, region, currency) DO NOTHING",
+            )
+            .bind(run_id)
+            .bind(partition)
+            .bind(region)
+            .bind(currency.as_str())
+            .execute(&mut *tx)
+            .await?;
+        }
+        let existing = sqlx::query(&format!(
+            "SELECT legacy_total, modern_total FROM cell_totals WHERE run_id = $1 AND partition = $2 AND region = $3 AND currency = $4{}",
+            if sqlite { "" } else { " FOR UPDATE" }
+        ))
         .bind(run_id)
         .bind(partition)
         .bind(region)

@@ -25,7 +25,7 @@ use crate::difference::{Diff, DiffClass, Evidence, Scope};
 use crate::model::{Field, Line, LineStore};
 use crate::money::Currency;
 use crate::pairing::{Pairing, pair_group};
-use crate::summary::{Summary, Tally};
+use crate::summary::{CustomerTotals, Summary, Tally};
 
 /// The result of comparing two sides.
 #[derive(Debug, Clone)]
@@ -54,6 +54,46 @@ pub fn compare_with_threads(
     config: &CompareConfig,
     threads: usize,
 ) -> Comparison {
+    compare_inner(legacy, modern, config, threads, false).0
+}
+
+/// Each customer's totals in one currency, as one comparison added them up.
+pub type CustomerPart = ((String, Currency), CustomerTotals);
+
+/// Compares some of a customer's accounts (a shadow run's batch), leaving the customers'
+/// totals to be compared once all their accounts are in: the comparison has no customer
+/// diffs and counts no customer, and each customer's totals in this comparison are returned
+/// instead (whatever `config.customer_totals` says), sorted, to be added up across
+/// comparisons (`CustomerTotals::add`) and judged by `customer_total_diff`. Adding the
+/// parts of every account gives what `compare` of all of them at once would compare.
+pub fn compare_deferring_customers(
+    legacy: &LineStore,
+    modern: &LineStore,
+    config: &CompareConfig,
+) -> (Comparison, Vec<CustomerPart>) {
+    compare_inner(legacy, modern, config, 1, true)
+}
+
+/// A customer's totals in one currency judged as `compare` judges them: a `total_mismatch`
+/// diff of scope customer when the bills of the customer that no `total_mismatch` already
+/// reports differ by the total tolerance or more, with the first live waiver covering it.
+pub fn customer_total_diff(
+    customer: &str,
+    currency: Currency,
+    totals: &CustomerTotals,
+    config: &CompareConfig,
+) -> Option<Diff> {
+    let diff = customer_diff(customer, currency, totals, config)?;
+    Some(apply_waiver(config, diff).0)
+}
+
+fn compare_inner(
+    legacy: &LineStore,
+    modern: &LineStore,
+    config: &CompareConfig,
+    threads: usize,
+    defer_customers: bool,
+) -> (Comparison, Vec<CustomerPart>) {
     // Both passes read each side in file order, which is what memory is fastest at; the
     // per-account work that follows jumps around.
     let threads = threads.clamp(1, 64);
@@ -84,6 +124,7 @@ pub fn compare_with_threads(
         legacy_hashes,
         modern_hashes,
         config,
+        collect_customers: config.customer_totals || defer_customers,
     };
     let parts: Vec<(Vec<Diff>, Tally)> = if threads == 1 {
         vec![engine.compare_accounts(&accounts, &accounts.order)]
@@ -111,13 +152,18 @@ pub fn compare_with_threads(
     }
     tally.lines_legacy = legacy.len() as u64;
     tally.lines_modern = modern.len() as u64;
-    diffs.extend(engine.customer_diffs(&mut tally));
+    let customers = if defer_customers {
+        tally.take_customers()
+    } else {
+        diffs.extend(engine.customer_diffs(&mut tally));
+        Vec::new()
+    };
     let summary = tally.finish(config);
     debug_assert_eq!(
         summary.diffs_failing,
         diffs.iter().filter(|d| d.is_failing()).count() as u64
     );
-    Comparison { summary, diffs }
+    (Comparison { summary, diffs }, customers)
 }
 
 struct Engine<'s> {
@@ -127,6 +173,9 @@ struct Engine<'s> {
     legacy_hashes: Vec<u64>,
     modern_hashes: Vec<u64>,
     config: &'s CompareConfig,
+    /// Each line's amount is added to its customer's totals (`config.customer_totals`, or
+    /// the totals are wanted for later).
+    collect_customers: bool,
 }
 
 impl<'s> Engine<'s> {
@@ -187,7 +236,7 @@ impl<'s> Engine<'s> {
 
         let account_id = self.account_id(legacy_ids, modern_ids);
         let flagged_bills = self.compare_bill_totals(account_id, &bills, diffs, tally);
-        if self.config.customer_totals {
+        if self.collect_customers {
             add_customer_totals(&bills, &flagged_bills, &customers, tally);
         }
         if !legacy_ids.is_empty() && !modern_ids.is_empty() && !self.config.ignored.customer_id {
@@ -526,30 +575,9 @@ impl<'s> Engine<'s> {
     fn customer_diffs(&self, tally: &mut Tally) -> Vec<Diff> {
         let mut out = Vec::new();
         for ((customer, currency), acc) in tally.customers_sorted() {
-            let unflagged_delta = acc.unflagged_modern - acc.unflagged_legacy;
-            if unflagged_delta.abs() < self.config.tolerances.total.in_currency(currency) {
-                continue;
+            if let Some(diff) = customer_diff(&customer, currency, &acc, self.config) {
+                out.push(self.waive(diff, tally));
             }
-            let diff = Diff {
-                customer_id: Some(customer),
-                detail: (acc.unflagged_legacy != acc.legacy || acc.unflagged_modern != acc.modern)
-                    .then(|| {
-                        format!(
-                            "the customer's bills not reported as total_mismatch; all its bills: legacy {}, modern {}",
-                            currency.present(acc.legacy),
-                            currency.present(acc.modern)
-                        )
-                    }),
-                // What the evidence shows adds up to the delta exactly: the customer's bills
-                // that no total_mismatch already reports.
-                ..totals_diff(
-                    Scope::Customer,
-                    currency,
-                    acc.unflagged_legacy,
-                    acc.unflagged_modern,
-                )
-            };
-            out.push(self.waive(diff, tally));
         }
         tally.customers_mismatched = out.len() as u64;
         out
@@ -557,27 +585,85 @@ impl<'s> Engine<'s> {
 
     /// Marks the diff with the first live waiver that covers it; counts the expired ones
     /// that would have.
-    fn waive(&self, mut diff: Diff, tally: &mut Tally) -> Diff {
+    fn waive(&self, diff: Diff, tally: &mut Tally) -> Diff {
         tally.count_diff(&diff);
-        if diff.class.is_informational() {
-            return diff;
+        let (diff, waived) = apply_waiver(self.config, diff);
+        for i in waived.expired {
+            tally.waiver_expired_hits[i] += 1;
         }
-        for (i, waiver) in self.config.waivers.iter().enumerate() {
-            if !waiver_covers(waiver, &diff) {
-                continue;
+        match waived.by {
+            Some(i) => {
+                tally.waiver_hits[i] += 1;
+                tally.waived += 1;
             }
-            if waiver.is_expired(self.config.today) {
-                tally.waiver_expired_hits[i] += 1;
-                continue;
-            }
-            tally.waiver_hits[i] += 1;
-            tally.waived += 1;
-            diff.waiver = Some(waiver.id.clone());
-            return diff;
+            None if !diff.class.is_informational() => tally.diffs_failing += 1,
+            None => {}
         }
-        tally.diffs_failing += 1;
         diff
     }
+}
+
+/// Which waiver covered a diff (its index), and the expired ones that would have.
+#[derive(Default)]
+struct Waived {
+    by: Option<usize>,
+    expired: Vec<usize>,
+}
+
+/// Marks the diff with the first live waiver that covers it (informational diffs are never
+/// waived).
+fn apply_waiver(config: &CompareConfig, mut diff: Diff) -> (Diff, Waived) {
+    let mut waived = Waived::default();
+    if diff.class.is_informational() {
+        return (diff, waived);
+    }
+    for (i, waiver) in config.waivers.iter().enumerate() {
+        if !waiver_covers(waiver, &diff) {
+            continue;
+        }
+        if waiver.is_expired(config.today) {
+            waived.expired.push(i);
+            continue;
+        }
+        waived.by = Some(i);
+        diff.waiver = Some(waiver.id.clone());
+        return (diff, waived);
+    }
+    (diff, waived)
+}
+
+/// Customer totals drift that no bill shows: the bills of a customer that are each within a
+/// minor unit can still add up to a difference on the customer's invoice. Not yet waived.
+fn customer_diff(
+    customer: &str,
+    currency: Currency,
+    acc: &CustomerTotals,
+    config: &CompareConfig,
+) -> Option<Diff> {
+    let unflagged_delta = acc.unflagged_modern - acc.unflagged_legacy;
+    if unflagged_delta.abs() < config.tolerances.total.in_currency(currency) {
+        return None;
+    }
+    Some(Diff {
+        customer_id: Some(customer.to_owned()),
+        detail: (acc.unflagged_legacy != acc.legacy || acc.unflagged_modern != acc.modern).then(
+            || {
+                format!(
+                    "the customer's bills not reported as total_mismatch; all its bills: legacy {}, modern {}",
+                    currency.present(acc.legacy),
+                    currency.present(acc.modern)
+                )
+            },
+        ),
+        // What the evidence shows adds up to the delta exactly: the customer's bills that no
+        // total_mismatch already reports.
+        ..totals_diff(
+            Scope::Customer,
+            currency,
+            acc.unflagged_legacy,
+            acc.unflagged_modern,
+        )
+    })
 }
 
 /// Key groups are visited in hash order; a reader wants an account's diffs in key order.
