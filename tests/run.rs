@@ -6,7 +6,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::support::{
-    BILLSHADOW, MODERN, billshadow, billshadow_env, cohort, free_port, postgres::Postgres,
+    BILLSHADOW, billshadow, billshadow_env, cohort, free_port, modern, postgres::Postgres,
     wait_for_listener, write_spec,
 };
 use serde_json::Value;
@@ -652,6 +652,7 @@ currency = "currency"
 "#;
 
 fn sql_spec(dir: &Path, port: u16, placeholder: (&str, &str)) {
+    let modern = modern();
     let spec = format!(
         r#"
 [legacy]
@@ -665,7 +666,7 @@ format = "rows.toml"
 kind = "http"
 url = "http://127.0.0.1:{port}/v1/accounts/{{account_id}}/bill"
 format = "modern-bill.toml"
-start = {{ program = {MODERN:?}, args = ["--data", "data", "--listen", "127.0.0.1:{port}", "--watch-stdin", "--echo"], ready_address = "127.0.0.1:{port}" }}
+start = {{ program = {modern:?}, args = ["--data", "data", "--listen", "127.0.0.1:{port}", "--watch-stdin", "--echo"], ready_address = "127.0.0.1:{port}" }}
 
 [match]
 key = ["account_id", "period", "charge_code", "line_type"]
@@ -1054,7 +1055,7 @@ fn a_leftover_server_on_the_ready_address_is_refused_not_compared() {
     write_spec(d, port, "\"--echo\"", "\"--echo\",", "");
     // A server from an earlier run still answers on the port the spec's stack would use.
     let address = format!("127.0.0.1:{port}");
-    let mut leftover = Command::new(MODERN)
+    let mut leftover = Command::new(modern())
         .args(["--data", "data", "--listen", &address, "--echo"])
         .current_dir(d)
         .stdout(Stdio::null())
@@ -1132,7 +1133,7 @@ fn outage_spec(dir: &Path, port: u16, outage: &str) {
 /// The sample modern stack on 127.0.0.1:`port`, once it accepts connections.
 fn start_modern(dir: &Path, port: u16, args: &[&str]) -> std::process::Child {
     let address = format!("127.0.0.1:{port}");
-    let child = Command::new(MODERN)
+    let child = Command::new(modern())
         .args(["--data", "data", "--listen", &address])
         .args(args)
         .current_dir(dir)

@@ -57,7 +57,7 @@ pub(crate) fn sample_binary(name: &str) -> anyhow::Result<PathBuf> {
         Ok(path)
     } else {
         Err(anyhow!(
-            "{} is missing: build the sample stacks with `cargo build --release --locked --bins`",
+            "{} is missing: build the sample stacks with `cargo build --release --locked` in a clone of billshadow (they are its `examples/stacks` package, not installed with it)",
             path.display()
         ))
     }
