@@ -17,6 +17,7 @@ mod run;
 mod spec;
 mod store;
 mod support;
+mod versions;
 
 use std::process::ExitCode;
 
