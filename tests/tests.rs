@@ -24,4 +24,5 @@ mod real_formats;
 mod report;
 mod run;
 mod serve;
+mod stack_versions;
 mod store_history;

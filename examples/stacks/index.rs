@@ -163,9 +163,7 @@ fn read_header(index: &Path, stamp: [u64; 3]) -> Option<Slots> {
 /// Reads the CSV file once: each account's first row's offset, plus one, in its slot.
 fn build(path: &Path, name: &str) -> Result<Vec<u64>, String> {
     let mut reader = csv::Reader::from_path(path).map_err(|e| format!("{name}: {e}"))?;
-    reader
-        .byte_headers()
-        .map_err(|e| format!("{name}: {e}"))?;
+    reader.byte_headers().map_err(|e| format!("{name}: {e}"))?;
     let mut firsts: Vec<(u64, u64)> = Vec::new();
     let mut seen: HashSet<Vec<u8>> = HashSet::new();
     let mut last: Vec<u8> = Vec::new();

@@ -10,6 +10,7 @@
 //!
 //! Usage: billshadow-sample-legacy --data DIR [--echo] ACCOUNT...
 //!        (`--echo` prints one fixed line per account id given, to show argv arrives intact)
+//!        billshadow-sample-legacy --version
 
 mod index;
 
@@ -53,6 +54,10 @@ fn run() -> Result<(), String> {
     let mut accounts = Vec::new();
     while let Some(arg) = args.next() {
         match arg.as_str() {
+            "--version" => {
+                println!("billshadow-sample-legacy {}", env!("CARGO_PKG_VERSION"));
+                return Ok(());
+            }
             "--data" => data = args.next().map(PathBuf::from),
             "--echo" => echo = true,
             _ => accounts.push(arg),

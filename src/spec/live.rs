@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use billshadow_adapters::live::OUTPUT_BYTES_MAX;
 use billshadow_adapters::live::{
-    CommandConfig, HttpConfig, Resilience, SqlConfig, StackConfig, StackKind, StartConfig, Template,
-    VersionSource,
+    CommandConfig, HttpConfig, Resilience, SqlConfig, StackConfig, StackKind, StartConfig,
+    Template, VersionSource,
 };
 use billshadow_adapters::{Catalog, Mapping, redact};
 

@@ -62,10 +62,7 @@ pub enum VersionSource {
     Args(Vec<String>),
     /// An HTTP stack: a `GET` of this URL with the stack's headers; the named response header,
     /// or without one the first line of the body.
-    Url {
-        url: String,
-        header: Option<String>,
-    },
+    Url { url: String, header: Option<String> },
 }
 
 /// Everything about one live stack.
