@@ -197,4 +197,8 @@ pub(crate) struct RunEvidence {
     pub(crate) largest_unwaived: BTreeMap<String, Decimal>,
     /// Waivers the run relied on that have expired since.
     pub(crate) expired_waivers: Vec<String>,
+    /// What each stack reported as its version when the run started (left out of the evidence
+    /// hash when none was recorded, as before versions were).
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub(crate) stack_versions: crate::versions::StackVersions,
 }

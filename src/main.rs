@@ -18,6 +18,7 @@ mod shard;
 mod spec;
 mod store;
 mod support;
+mod versions;
 
 use std::process::ExitCode;
 

@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use crate::support::{BILLSHADOW, LEGACY};
+use crate::support::{BILLSHADOW, legacy};
 
 /// The address space a bad input may use (the binary's threads and allocator arenas
 /// included): a bad input that made the process grow past it would fail, not pass.
@@ -46,8 +46,9 @@ fn file(rows: &str) -> String {
 
 /// A spec of two command stacks (never started: every case fails before).
 fn run_spec(extra: &str) -> String {
+    let legacy = legacy();
     format!(
-        "[legacy]\nkind = \"command\"\nprogram = {LEGACY:?}\nargs = [\"{{account_ids}}\"]\n\n[modern]\nkind = \"command\"\nprogram = {LEGACY:?}\nargs = [\"{{account_ids}}\"]\n{extra}"
+        "[legacy]\nkind = \"command\"\nprogram = {legacy:?}\nargs = [\"{{account_ids}}\"]\n\n[modern]\nkind = \"command\"\nprogram = {legacy:?}\nargs = [\"{{account_ids}}\"]\n{extra}"
     )
 }
 

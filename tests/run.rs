@@ -6,7 +6,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::support::{
-    BILLSHADOW, MODERN, billshadow, billshadow_env, cohort, free_port, postgres::Postgres,
+    BILLSHADOW, billshadow, billshadow_env, cohort, free_port, modern, postgres::Postgres,
     wait_for_listener, write_spec,
 };
 use serde_json::Value;
@@ -652,6 +652,7 @@ currency = "currency"
 "#;
 
 fn sql_spec(dir: &Path, port: u16, placeholder: (&str, &str)) {
+    let modern = modern();
     let spec = format!(
         r#"
 [legacy]
@@ -665,7 +666,7 @@ format = "rows.toml"
 kind = "http"
 url = "http://127.0.0.1:{port}/v1/accounts/{{account_id}}/bill"
 format = "modern-bill.toml"
-start = {{ program = {MODERN:?}, args = ["--data", "data", "--listen", "127.0.0.1:{port}", "--watch-stdin", "--echo"], ready_address = "127.0.0.1:{port}" }}
+start = {{ program = {modern:?}, args = ["--data", "data", "--listen", "127.0.0.1:{port}", "--watch-stdin", "--echo"], ready_address = "127.0.0.1:{port}" }}
 
 [match]
 key = ["account_id", "period", "charge_code", "line_type"]
@@ -1054,7 +1055,7 @@ fn a_leftover_server_on_the_ready_address_is_refused_not_compared() {
     write_spec(d, port, "\"--echo\"", "\"--echo\",", "");
     // A server from an earlier run still answers on the port the spec's stack would use.
     let address = format!("127.0.0.1:{port}");
-    let mut leftover = Command::new(MODERN)
+    let mut leftover = Command::new(modern())
         .args(["--data", "data", "--listen", &address, "--echo"])
         .current_dir(d)
         .stdout(Stdio::null())
@@ -1132,7 +1133,7 @@ fn outage_spec(dir: &Path, port: u16, outage: &str) {
 /// The sample modern stack on 127.0.0.1:`port`, once it accepts connections.
 fn start_modern(dir: &Path, port: u16, args: &[&str]) -> std::process::Child {
     let address = format!("127.0.0.1:{port}");
-    let child = Command::new(MODERN)
+    let child = Command::new(modern())
         .args(["--data", "data", "--listen", &address])
         .args(args)
         .current_dir(dir)
@@ -1695,4 +1696,61 @@ fn sigterm_while_a_stack_starts_exits_130_and_leaves_no_process_behind() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// The sample legacy program is started per batch and reads only its batch's rows, through an
+/// index of each data file that is rebuilt when the file changes; rows of one account apart
+/// are refused rather than half read.
+#[test]
+fn the_sample_legacy_program_reads_its_batch_through_an_index_rebuilt_when_its_data_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    cohort(d, 30);
+    let bill = |ids: &[&str]| {
+        Command::new(crate::support::legacy())
+            .args(["--data", "data"])
+            .args(ids)
+            .current_dir(d)
+            .output()
+            .unwrap()
+    };
+    let first = bill(&["acct-000003", "acct-000029", "acct-nope"]);
+    assert!(first.status.success(), "{first:?}");
+    let first = String::from_utf8(first.stdout).unwrap();
+    assert!(first.contains("acct-000003,cust-00001,"), "{first}");
+    assert!(first.contains("acct-000029,cust-00009,"), "{first}");
+    assert!(!first.contains("acct-nope"), "{first}");
+    assert!(d.join("data/accounts.idx").is_file() && d.join("data/usage.idx").is_file());
+
+    // The data changes under the index: the next batch reads the new rows.
+    let accounts = std::fs::read_to_string(d.join("data/accounts.csv")).unwrap();
+    std::fs::write(
+        d.join("data/accounts.csv"),
+        accounts.replace("acct-000003,cust-00001,", "acct-000003,cust-moved-here,"),
+    )
+    .unwrap();
+    let second = String::from_utf8(bill(&["acct-000003"]).stdout).unwrap();
+    assert!(second.contains("acct-000003,cust-moved-here,"), "{second}");
+    assert!(!second.contains("cust-00001"), "{second}");
+
+    // A usage row of an account apart from the account's other rows.
+    let mut usage = std::fs::read_to_string(d.join("data/usage.csv")).unwrap();
+    let used = usage
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split(',')
+        .next()
+        .unwrap()
+        .to_owned();
+    usage.push_str(&format!("{used},storage.gb,1.0\n"));
+    std::fs::write(d.join("data/usage.csv"), usage).unwrap();
+    let refused = bill(&[used.as_str()]);
+    assert_eq!(refused.status.code(), Some(2), "{refused:?}");
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("usage.csv: line")
+            && stderr.contains(&format!("the rows of account {used} are not together")),
+        "{stderr}"
+    );
 }

@@ -24,5 +24,6 @@ mod real_formats;
 mod report;
 mod run;
 mod serve;
+mod stack_versions;
 mod store_history;
 mod workers;

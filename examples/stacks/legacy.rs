@@ -6,11 +6,14 @@
 //! `billshadow generate cohort`: monthly plan fees prorated by day for accounts that started
 //! during the period, graduated tiered usage, promotions as credits, and tax by region on the
 //! invoice subtotal. Every line is rounded half away from zero to the currency's minor unit.
+//! It reads only its batch's rows of the data files, through their indexes (`index.rs`).
 //!
 //! Usage: billshadow-sample-legacy --data DIR [--echo] ACCOUNT...
 //!        (`--echo` prints one fixed line per account id given, to show argv arrives intact)
+//!        billshadow-sample-legacy --version
 
-use std::collections::HashMap;
+mod index;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -51,6 +54,10 @@ fn run() -> Result<(), String> {
     let mut accounts = Vec::new();
     while let Some(arg) = args.next() {
         match arg.as_str() {
+            "--version" => {
+                println!("billshadow-sample-legacy {}", env!("CARGO_PKG_VERSION"));
+                return Ok(());
+            }
             "--data" => data = args.next().map(PathBuf::from),
             "--echo" => echo = true,
             _ => accounts.push(arg),
@@ -88,22 +95,25 @@ fn run() -> Result<(), String> {
     }
     let data = data.ok_or("--data DIR is required")?;
     let book = load_book(&data)?;
-    let known = load_accounts(&data)?;
-    let usage = load_usage(&data, &accounts)?;
+    let known = index::Index::open(&data.join("accounts.csv"))?;
+    let usage = index::Index::open(&data.join("usage.csv"))?;
     let mut w = csv::WriterBuilder::new()
         .has_headers(false)
         .from_writer(&mut out);
     for id in &accounts {
-        let Some(account) = known.get(id) else {
+        let Some(account) = known.rows(id)?.first().map(account).transpose()? else {
             eprintln!("legacy: unknown account {id}, skipped");
             continue;
         };
-        for line in bill(
-            &book,
-            id,
-            account,
-            usage.get(id).map(Vec::as_slice).unwrap_or(&[]),
-        )? {
+        let used = usage
+            .rows(id)?
+            .iter()
+            .map(|row| {
+                let quantity: Decimal = row[2].parse().map_err(|e| format!("usage.csv: {e}"))?;
+                Ok((row[1].to_owned(), quantity))
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        for line in bill(&book, id, &account, &used)? {
             w.write_record(&line).map_err(|e| e.to_string())?;
         }
     }
@@ -129,48 +139,19 @@ fn load_book(data: &Path) -> Result<Book, String> {
     })
 }
 
-fn load_accounts(data: &Path) -> Result<HashMap<String, Account>, String> {
-    let mut reader = csv::Reader::from_path(data.join("accounts.csv"))
-        .map_err(|e| format!("accounts.csv: {e}"))?;
-    let mut out = HashMap::new();
-    for row in reader.records() {
-        let row = row.map_err(|e| format!("accounts.csv: {e}"))?;
-        let start = NaiveDate::parse_from_str(&row[6], "%Y-%m-%d")
-            .map_err(|e| format!("accounts.csv: {e}"))?;
-        out.insert(
-            row[0].to_owned(),
-            Account {
-                customer_id: row[1].to_owned(),
-                partition: row[2].to_owned(),
-                region: row[3].to_owned(),
-                currency: row[4].to_owned(),
-                plan: row[5].to_owned(),
-                start,
-                promo: row[7].to_owned(),
-            },
-        );
-    }
-    Ok(out)
-}
-
-fn load_usage(
-    data: &Path,
-    wanted: &[String],
-) -> Result<HashMap<String, Vec<(String, Decimal)>>, String> {
-    let wanted: std::collections::HashSet<&str> = wanted.iter().map(String::as_str).collect();
-    let mut reader =
-        csv::Reader::from_path(data.join("usage.csv")).map_err(|e| format!("usage.csv: {e}"))?;
-    let mut out: HashMap<String, Vec<(String, Decimal)>> = HashMap::new();
-    for row in reader.records() {
-        let row = row.map_err(|e| format!("usage.csv: {e}"))?;
-        if wanted.contains(&row[0]) {
-            let quantity: Decimal = row[2].parse().map_err(|e| format!("usage.csv: {e}"))?;
-            out.entry(row[0].to_owned())
-                .or_default()
-                .push((row[1].to_owned(), quantity));
-        }
-    }
-    Ok(out)
+/// One row of `accounts.csv`.
+fn account(row: &csv::StringRecord) -> Result<Account, String> {
+    let start =
+        NaiveDate::parse_from_str(&row[6], "%Y-%m-%d").map_err(|e| format!("accounts.csv: {e}"))?;
+    Ok(Account {
+        customer_id: row[1].to_owned(),
+        partition: row[2].to_owned(),
+        region: row[3].to_owned(),
+        currency: row[4].to_owned(),
+        plan: row[5].to_owned(),
+        start,
+        promo: row[7].to_owned(),
+    })
 }
 
 fn minor_digits(currency: &str) -> u32 {

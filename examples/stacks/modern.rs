@@ -27,6 +27,7 @@
 //! started it dies).
 //!
 //! Usage: billshadow-sample-modern --data DIR --listen 127.0.0.1:PORT [--fix N]… [--echo] [--watch-stdin] [faults…]
+//! `GET /version` answers its version, in the body and the `x-service-version` header.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -207,6 +208,14 @@ fn start() -> Result<(), String> {
             .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
         let app = axum::Router::new()
             .route("/health", get(|| async { "ok" }))
+            // Its version, in a header (and the body), for a run to record.
+            .route(
+                "/version",
+                get(|| async {
+                    let version = concat!("billshadow-sample-modern ", env!("CARGO_PKG_VERSION"));
+                    ([("x-service-version", version)], version)
+                }),
+            )
             .route("/v1/accounts/{account_id}/bill", get(bill_handler))
             .with_state(service);
         axum::serve(listener, app).await.map_err(|e| e.to_string())

@@ -81,6 +81,9 @@ pub struct RunView {
     pub status: String,
     pub started_at: String,
     pub finished_at: Option<String>,
+    /// Per side (`legacy`, `modern`), the version its stack reported when the run started
+    /// (`unreported (why)` when it gave none); empty when the spec names no version source.
+    pub stack_versions: std::collections::BTreeMap<String, String>,
     pub accounts_total: i64,
     pub accounts_done: i64,
     /// How much of the cohort has a verdict; `summary.verdict` is `incomplete` (or

@@ -231,6 +231,11 @@ async fn set_up(
                 store,
             });
         }
+        let mut sides = vec![("legacy", &*legacy)];
+        if !args.calibrate {
+            sides.push(("modern", &*modern));
+        }
+        let versions = crate::versions::ask(&sides).await;
         let new = NewRun {
             id: &run_id,
             kind: if args.calibrate {
@@ -245,6 +250,7 @@ async fn set_up(
             cohort_path: &path.display().to_string(),
             cohort_hash: &sha256_hex(&cohort_bytes),
             as_of: &prepared.config.today.to_string(),
+            stack_versions: &crate::versions::to_stored(&versions),
         };
         let accounts = crate::run::cohort::open(path, prepared.spec.cohort)?;
         // A cohort error is input (2); a database error (a disk that fills) is the store's
@@ -548,8 +554,8 @@ pub(crate) fn runs(args: RunsArgs) -> Outcome {
             TableFormat::Text => {
                 let mut r = writeln!(
                     out,
-                    "{:<34} {:<18} {:<11} {:<20} {:>9} {:>9} {:>9}  started",
-                    "run", "kind", "status", "verdict", "compared", "done", "accounts"
+                    "{:<34} {:<18} {:<11} {:<20} {:>9} {:>9} {:>9}  {:<24}  stacks",
+                    "run", "kind", "status", "verdict", "compared", "done", "accounts", "started"
                 );
                 for l in &listed {
                     // A mismatch is known, and the run is incomplete too: say both.
@@ -562,7 +568,7 @@ pub(crate) fn runs(args: RunsArgs) -> Outcome {
                     r = r.and_then(|()| {
                         writeln!(
                             out,
-                            "{:<34} {:<18} {:<11} {:<20} {:>9} {:>9} {:>9}  {}",
+                            "{:<34} {:<18} {:<11} {:<20} {:>9} {:>9} {:>9}  {:<24}  {}",
                             l.run.id,
                             l.label,
                             l.run.status,
@@ -570,7 +576,8 @@ pub(crate) fn runs(args: RunsArgs) -> Outcome {
                             l.accounts_compared,
                             l.run.accounts_done,
                             l.run.accounts_total,
-                            l.run.started_at
+                            l.run.started_at,
+                            crate::versions::one_line(&l.run.stack_versions)
                         )
                     });
                 }

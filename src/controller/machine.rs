@@ -704,6 +704,7 @@ time_zone = "UTC"
             delta: BTreeMap::new(),
             largest_unwaived: BTreeMap::new(),
             expired_waivers: Vec::new(),
+            stack_versions: Default::default(),
         }
     }
 

@@ -80,6 +80,7 @@ fn cell_json(j: &Judged, policy: &Policy) -> serde_json::Value {
         "accounts": latest.map(|l| l.compared),
         "mismatched": latest.map(|l| l.mismatched),
         "delta": latest.map(|l| l.delta.iter().map(|(c, d)| (c.clone(), d.to_string())).collect::<BTreeMap<_, _>>()),
+        "stack_versions": latest.map(|l| l.stack_versions.iter().map(|(side, v)| (side.clone(), v.shown())).collect::<BTreeMap<_, _>>()),
         "passing_streak": j.streak,
         "verdict": verdict_word(j),
         "criteria": j.verdict.criteria,
@@ -217,9 +218,21 @@ pub(super) fn gate(j: &Judged, policy: &Policy, format: MigrateFormat) -> std::i
                 } else {
                     j.verdict.runs.join(", ")
                 }
-            )
+            )?;
+            match latest_versions(j) {
+                Some(versions) => writeln!(out, "  stacks of the newest run: {versions}"),
+                None => Ok(()),
+            }
         }
     }
+}
+
+/// The versions the stacks of the newest judged run reported, when it recorded any.
+fn latest_versions(j: &Judged) -> Option<String> {
+    j.latest
+        .as_ref()
+        .filter(|l| !l.stack_versions.is_empty())
+        .map(|l| crate::versions::one_line(&l.stack_versions))
 }
 
 fn gate_markdown(j: &Judged, policy: &Policy) -> String {
@@ -244,6 +257,12 @@ fn gate_markdown(j: &Judged, policy: &Policy) -> String {
             c.name,
             c.measured.replace('|', "\\|"),
             c.threshold.replace('|', "\\|")
+        ));
+    }
+    if let Some(versions) = latest_versions(j) {
+        md.push_str(&format!(
+            "\nStacks of the newest run: {}\n",
+            versions.replace('|', "\\|")
         ));
     }
     md.push_str(&format!(

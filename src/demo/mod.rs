@@ -57,7 +57,7 @@ pub(crate) fn sample_binary(name: &str) -> anyhow::Result<PathBuf> {
         Ok(path)
     } else {
         Err(anyhow!(
-            "{} is missing: build the sample stacks with `cargo build --release --locked --bins`",
+            "{} is missing: build the sample stacks with `cargo build --release --locked` in a clone of billshadow (they are its `examples/stacks` package, not installed with it)",
             path.display()
         ))
     }
@@ -94,6 +94,8 @@ batch_size = 250
 format = "canonical"
 timeout_ms = 30000
 concurrency = 2
+# Each run records what the program reports as its version.
+version = {{ args = ["--version"] }}
 
 [modern]
 # The modern stack: an HTTP service, started for the duration of the run.
@@ -105,6 +107,8 @@ retries = 3
 backoff_ms = 20
 concurrency = 64
 start = {{ program = {modern}, args = ["--data", "data", "--listen", "127.0.0.1:{port}", "--watch-stdin"], ready_address = "127.0.0.1:{port}" }}
+# Each run records the version the service reports, here a response header of an endpoint.
+version = {{ url = "http://127.0.0.1:{port}/version", header = "x-service-version" }}
 
 [match]
 key = ["account_id", "period", "charge_code", "line_type"]

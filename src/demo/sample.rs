@@ -5,7 +5,6 @@
 //! row per account and metric) and `pricebook.toml` (plans, tiered metric prices, promotions,
 //! tax rates by region). Deterministic for a seed.
 
-use std::fmt::Write as _;
 use std::path::Path;
 
 use anyhow::Context;
@@ -108,29 +107,39 @@ pub(crate) fn run_cohort(args: CohortArgs) -> Outcome {
     if args.accounts == 0 {
         return Err(crate::usage!("--accounts must be at least 1").into());
     }
-    let cohort = write_cohort(&args.out, args.accounts, args.seed).map_err(input)?;
+    let written = write_cohort(&args.out, args.accounts, args.seed).map_err(input)?;
     crate::note!(
         "wrote {} accounts to {}/cohort.csv and their usage to {}/data/",
-        cohort.len(),
+        written,
         args.out.display(),
         args.out.display()
     );
     Ok(Code::Parity)
 }
 
-/// Writes the cohort and the sample stacks' data; returns the cohort.
-pub(crate) fn write_cohort(
-    dir: &Path,
-    accounts: u32,
-    seed: u64,
-) -> anyhow::Result<Vec<AccountRequest>> {
+/// Writes the cohort and the sample stacks' data, row by row (memory does not grow with the
+/// cohort); returns the number of accounts.
+pub(crate) fn write_cohort(dir: &Path, accounts: u32, seed: u64) -> anyhow::Result<u32> {
+    use std::io::Write as _;
     let data = dir.join("data");
     std::fs::create_dir_all(&data).with_context(|| format!("cannot create {}", data.display()))?;
+    let create = |path: std::path::PathBuf| {
+        std::fs::File::create(&path)
+            .map(std::io::BufWriter::new)
+            .with_context(|| format!("cannot create {}", path.display()))
+    };
     let mut rng = fastrand::Rng::with_seed(seed);
-    let mut cohort = Vec::with_capacity(accounts as usize);
-    let mut accounts_csv =
-        String::from("account_id,customer_id,partition,region,currency,plan,start_date,promo\n");
-    let mut usage_csv = String::from("account_id,metric,quantity\n");
+    let mut accounts_csv = create(data.join("accounts.csv"))?;
+    let mut usage_csv = create(data.join("usage.csv"))?;
+    let cohort_path = dir.join("cohort.csv");
+    let mut cohort = csv::Writer::from_path(&cohort_path)
+        .with_context(|| format!("cannot create {}", cohort_path.display()))?;
+    cohort.write_record(AccountRequest::FIELDS)?;
+    writeln!(
+        accounts_csv,
+        "account_id,customer_id,partition,region,currency,plan,start_date,promo"
+    )?;
+    writeln!(usage_csv, "account_id,metric,quantity")?;
     for i in 0..accounts {
         let account_id = format!("acct-{i:06}");
         let customer_id = format!("cust-{:05}", i / 3);
@@ -144,10 +153,10 @@ pub(crate) fn write_cohort(
         };
         // A quarter of the accounts started during the period: their fee is prorated.
         let start_day = if rng.u8(..4) == 0 { rng.u32(2..=28) } else { 1 };
-        let _ = writeln!(
+        writeln!(
             accounts_csv,
             "{account_id},{customer_id},{partition},{region},{currency},{plan},2026-10-{start_day:02},{promo}"
-        );
+        )?;
         for (metric, max_tenths) in [
             ("compute.hours", 20_000u32),
             ("storage.gb", 15_000),
@@ -155,25 +164,29 @@ pub(crate) fn write_cohort(
         ] {
             if rng.u8(..10) < 8 {
                 let quantity = Decimal::new(i64::from(rng.u32(1..=max_tenths)), 1);
-                let _ = writeln!(usage_csv, "{account_id},{metric},{quantity}");
+                writeln!(usage_csv, "{account_id},{metric},{quantity}")?;
             }
         }
-        cohort.push(AccountRequest {
+        let account = AccountRequest {
             account_id,
             customer_id,
             partition: partition.to_owned(),
             region: region.to_owned(),
             period_start: PERIOD_START.to_owned(),
             period_end: PERIOD_END.to_owned(),
-        });
+        };
+        cohort.write_record(account.values())?;
     }
-    let write = |name: &str, text: &str| {
-        let path = data.join(name);
-        std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))
-    };
-    write("accounts.csv", &accounts_csv)?;
-    write("usage.csv", &usage_csv)?;
-    write("pricebook.toml", PRICEBOOK)?;
-    crate::run::cohort::write(&dir.join("cohort.csv"), &cohort)?;
-    Ok(cohort)
+    for (name, file) in [("accounts.csv", accounts_csv), ("usage.csv", usage_csv)] {
+        file.into_inner()
+            .map_err(|e| e.into_error())
+            .with_context(|| format!("cannot write {}", data.join(name).display()))?;
+    }
+    cohort
+        .flush()
+        .with_context(|| format!("cannot write {}", cohort_path.display()))?;
+    let pricebook = data.join("pricebook.toml");
+    std::fs::write(&pricebook, PRICEBOOK)
+        .with_context(|| format!("cannot write {}", pricebook.display()))?;
+    Ok(accounts)
 }

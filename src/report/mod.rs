@@ -171,6 +171,12 @@ async fn run_view(
         status: report.run.status.to_string(),
         started_at: report.run.started_at.clone(),
         finished_at: report.run.finished_at.clone(),
+        stack_versions: report
+            .run
+            .stack_versions
+            .iter()
+            .map(|(side, v)| (side.clone(), v.shown()))
+            .collect(),
         accounts_total: report.run.accounts_total,
         accounts_done: report.run.accounts_done,
         completeness: report.completeness.clone(),

@@ -96,9 +96,17 @@ pub(crate) fn write_text(
                 .to_owned(),
         );
     }
+    let stacks = if run.stack_versions.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "; stacks: {}",
+            crate::versions::one_line(&run.stack_versions)
+        )
+    };
     let header = billshadow_reports::text::Header {
         title: format!(
-            "billshadow run {} ({}, {}, started {} by {})",
+            "billshadow run {} ({}, {}, started {} by {}{stacks})",
             run.id,
             billshadow_reports::view::kind_label(run.kind.as_str()),
             run.status,

@@ -220,15 +220,3 @@ fn check_file(path: &Path, rules: Rules) -> anyhow::Result<u64> {
     }
     Ok(rows)
 }
-
-/// Writes a cohort file.
-pub(crate) fn write(path: &Path, accounts: &[AccountRequest]) -> anyhow::Result<()> {
-    let mut w = csv::Writer::from_path(path)
-        .with_context(|| format!("cannot create {}", path.display()))?;
-    w.write_record(AccountRequest::FIELDS)?;
-    for a in accounts {
-        w.write_record(a.values())?;
-    }
-    w.flush()
-        .with_context(|| format!("cannot write {}", path.display()))
-}

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use billshadow_adapters::live::OUTPUT_BYTES_MAX;
 use billshadow_adapters::live::{
-    CommandConfig, HttpConfig, Resilience, SqlConfig, StackConfig, StackKind, StartConfig, Template,
+    CommandConfig, HttpConfig, Resilience, SqlConfig, StackConfig, StackKind, StartConfig,
+    Template, VersionSource,
 };
 use billshadow_adapters::{Catalog, Mapping, redact};
 
@@ -28,6 +29,7 @@ pub(crate) struct LiveSpec {
     resilience: Resilience,
     base: PathBuf,
     pub(crate) start: Option<StartConfig>,
+    version: Option<VersionSource>,
 }
 
 #[derive(Debug, Clone)]
@@ -65,6 +67,7 @@ fn file_side(raw: &RawSide) -> Result<(), String> {
         ("url", raw.url.is_some()),
         ("query", raw.query.is_some()),
         ("start", raw.start.is_some()),
+        ("version", raw.version.is_some()),
     ];
     match live_only.iter().find(|(_, given)| *given) {
         Some((name, _)) => Err(format!(
@@ -161,6 +164,33 @@ impl HttpRequest {
     }
 }
 
+/// Where the stack reports its version: `args` for a command stack, `url` (with an optional
+/// `header`) for an HTTP stack; an SQL stack names none.
+fn version_source(
+    raw: Option<super::raw::RawVersion>,
+    kind: &str,
+) -> Result<Option<VersionSource>, String> {
+    let Some(v) = raw else {
+        return Ok(None);
+    };
+    match (kind, v.args, v.url, v.header) {
+        ("command", Some(args), None, None) => Ok(Some(VersionSource::Args(args))),
+        ("http", None, Some(url), header) => {
+            reqwest::Url::parse(&url).map_err(|e| format!("`version.url` `{url}`: {e}"))?;
+            Ok(Some(VersionSource::Url { url, header }))
+        }
+        ("command", ..) => Err(
+            "a command stack's `version` takes `args` only (the program's arguments, e.g. [\"--version\"])"
+                .to_owned(),
+        ),
+        ("http", ..) => Err(
+            "an http stack's `version` takes `url` (its body is the version) and optionally `header` (that response header is)"
+                .to_owned(),
+        ),
+        (other, ..) => Err(format!("a {other} stack takes no `version`")),
+    }
+}
+
 /// Retries, backoff and the circuit breaker, bounded, with the defaults where unset.
 fn resilience(raw: &RawSide) -> Resilience {
     let defaults = Resilience::default();
@@ -198,6 +228,7 @@ impl LiveSpec {
         };
         not_for("path", raw.path.is_some())?;
         let resilience = resilience(&raw);
+        let version = version_source(raw.version.clone(), &kind)?;
         if kind != "http" {
             not_for("max_response_bytes", raw.max_response_bytes.is_some())?;
             not_for("ca_file", raw.ca_file.is_some())?;
@@ -264,6 +295,7 @@ impl LiveSpec {
             timeout: Duration::from_millis(raw.timeout_ms.unwrap_or(10_000).max(1)),
             base: base.to_path_buf(),
             start,
+            version,
         }))
     }
 
@@ -343,6 +375,7 @@ impl LiveSpec {
             rate_per_second: self.rate_per_second,
             resilience: self.resilience.clone(),
             secrets,
+            version: self.version.clone(),
         })
     }
 }

@@ -59,6 +59,17 @@ pub(crate) struct RawSide {
     pub(crate) concurrency: Option<usize>,
     pub(crate) rate_per_second: Option<u32>,
     pub(crate) start: Option<RawStart>,
+    pub(crate) version: Option<RawVersion>,
+}
+
+/// Where the stack reports its version: `args` for a command stack, `url` (and `header`) for
+/// an HTTP stack.
+#[derive(Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawVersion {
+    pub(crate) args: Option<Vec<String>>,
+    pub(crate) url: Option<String>,
+    pub(crate) header: Option<String>,
 }
 
 /// A header whose value comes from an environment variable (never from the spec itself).

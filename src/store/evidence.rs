@@ -61,9 +61,9 @@ impl Store {
             );
         }
         let runs = sqlx::query(
-            "SELECT r.id, r.started_at, r.finished_at, r.spec_path, r.spec_text, COUNT(*) FROM runs r JOIN cohort c ON c.run_id = r.id \
+            "SELECT r.id, r.started_at, r.finished_at, r.spec_path, r.spec_text, COUNT(*), r.stack_versions FROM runs r JOIN cohort c ON c.run_id = r.id \
              WHERE r.status = $4 AND r.kind = $5 AND c.partition = $1 AND c.region = $2 \
-             GROUP BY r.id, r.started_at, r.finished_at, r.spec_path, r.spec_text ORDER BY r.started_at DESC, r.id DESC LIMIT $3",
+             GROUP BY r.id, r.started_at, r.finished_at, r.spec_path, r.spec_text, r.stack_versions ORDER BY r.started_at DESC, r.id DESC LIMIT $3",
         )
         .bind(cell.partition.as_str())
         .bind(cell.region.as_str())
@@ -110,6 +110,7 @@ impl Store {
             delta: BTreeMap::new(),
             largest_unwaived: BTreeMap::new(),
             expired_waivers: Vec::new(),
+            stack_versions: crate::versions::from_stored(&r.try_get::<String, _>(6)?)?,
         };
         self.count_outcomes(cell, &mut e).await?;
         self.add_total_drift(cell, &mut e).await?;

@@ -176,6 +176,8 @@ pub(crate) struct RunRow {
     pub(crate) accounts_total: i64,
     pub(crate) accounts_done: i64,
     pub(crate) as_of: String,
+    /// What each stack reported as its version when the run started.
+    pub(crate) stack_versions: crate::versions::StackVersions,
 }
 
 /// What a new run records before any work starts.
@@ -189,6 +191,8 @@ pub(crate) struct NewRun<'a> {
     pub(crate) cohort_path: &'a str,
     pub(crate) cohort_hash: &'a str,
     pub(crate) as_of: &'a str,
+    /// `crate::versions::to_stored`.
+    pub(crate) stack_versions: &'a str,
 }
 
 pub(crate) struct Store {

@@ -119,7 +119,7 @@ impl Store {
     pub(crate) async fn runs(&self) -> anyhow::Result<Vec<RunRow>> {
         let rows = sqlx::query(
             "SELECT r.id, r.kind, r.status, r.started_at, r.finished_at, r.started_by, r.spec_path, r.spec_hash, r.cohort_path, \
-             r.cohort_hash, r.accounts_total, r.as_of, (SELECT COUNT(*) FROM outcomes o WHERE o.run_id = r.id) AS done \
+             r.cohort_hash, r.accounts_total, r.as_of, (SELECT COUNT(*) FROM outcomes o WHERE o.run_id = r.id) AS done, r.stack_versions \
              FROM runs r ORDER BY r.started_at DESC, r.id DESC",
         )
         .fetch_all(&self.pool)
@@ -516,5 +516,7 @@ pub(super) fn run_of_row(r: &sqlx::any::AnyRow) -> anyhow::Result<RunRow> {
         accounts_total: r.try_get(10)?,
         as_of: r.try_get(11)?,
         accounts_done: r.try_get(12)?,
+        stack_versions: crate::versions::from_stored(&r.try_get::<String, _>(13)?)
+            .with_context(|| format!("run {}", r.try_get::<String, _>(0).unwrap_or_default()))?,
     })
 }

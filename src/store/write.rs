@@ -16,7 +16,7 @@ impl Store {
         sqlx::query(
             "INSERT INTO runs (id, kind, status, started_at, finished_at, started_by, spec_path, spec_text, spec_hash, \
              cohort_path, cohort_hash, accounts_total, as_of, stack_versions, note) \
-             VALUES ($1, $2, 'running', $3, NULL, $4, $5, $6, $7, $8, $9, 0, $10, '{}', '')",
+             VALUES ($1, $2, 'running', $3, NULL, $4, $5, $6, $7, $8, $9, 0, $10, $11, '')",
         )
         .bind(run.id)
         .bind(run.kind.as_str())
@@ -28,6 +28,7 @@ impl Store {
         .bind(run.cohort_path)
         .bind(run.cohort_hash)
         .bind(run.as_of)
+        .bind(run.stack_versions)
         .execute(&mut *tx)
         .await?;
         let mut position = 0i64;

@@ -8,7 +8,8 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
-const MODERN: &str = env!("CARGO_BIN_EXE_billshadow-sample-modern");
+#[path = "../support/stacks.rs"]
+mod stacks;
 const ACCOUNTS: u32 = 500_000;
 /// Where the stored run is kept between runs of the benchmark (storing it takes two minutes).
 const STORE_DIR: &str = "target/bench-data/report-1m";
@@ -22,10 +23,11 @@ fn free_port() -> u16 {
 }
 
 fn spec(dir: &Path) {
+    let modern = &stacks::paths().1;
     let side = |port: u16, mapping: &str| {
         format!(
             "kind = \"http\"\nurl = \"http://127.0.0.1:{port}/v1/accounts/{{account_id}}/bill\"\nformat = \"{mapping}\"\nconcurrency = 64\n\
-             start = {{ program = {MODERN:?}, args = [\"--echo\", \"--listen\", \"127.0.0.1:{port}\", \"--watch-stdin\"], ready_address = \"127.0.0.1:{port}\" }}\n"
+             start = {{ program = {modern:?}, args = [\"--echo\", \"--listen\", \"127.0.0.1:{port}\", \"--watch-stdin\"], ready_address = \"127.0.0.1:{port}\" }}\n"
         )
     };
     std::fs::write(

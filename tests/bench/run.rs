@@ -8,7 +8,8 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
-const MODERN: &str = env!("CARGO_BIN_EXE_billshadow-sample-modern");
+#[path = "../support/stacks.rs"]
+mod stacks;
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -19,6 +20,7 @@ fn free_port() -> u16 {
 }
 
 fn spec(dir: &Path) {
+    let modern = &stacks::paths().1;
     let side = |port: u16| {
         format!(
             r#"kind = "http"
@@ -26,7 +28,7 @@ url = "http://127.0.0.1:{port}/v1/accounts/{{account_id}}/bill"
 format = "echo.toml"
 timeout_ms = 5000
 concurrency = 64
-start = {{ program = {MODERN:?}, args = ["--echo", "--listen", "127.0.0.1:{port}", "--watch-stdin"], ready_address = "127.0.0.1:{port}" }}
+start = {{ program = {modern:?}, args = ["--echo", "--listen", "127.0.0.1:{port}", "--watch-stdin"], ready_address = "127.0.0.1:{port}" }}
 "#
         )
     };

@@ -1,6 +1,7 @@
 //! Shared helpers of the end-to-end tests: running the binary, free ports, real databases.
 
 pub(crate) mod postgres;
+pub(crate) mod stacks;
 
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -30,10 +31,18 @@ impl Run {
     }
 }
 
-/// The binary under test, and the two sample stacks it shadow-runs.
+/// The binary under test.
 pub(crate) const BILLSHADOW: &str = env!("CARGO_BIN_EXE_billshadow");
-pub(crate) const LEGACY: &str = env!("CARGO_BIN_EXE_billshadow-sample-legacy");
-pub(crate) const MODERN: &str = env!("CARGO_BIN_EXE_billshadow-sample-modern");
+
+/// The sample legacy stack (a batch program) the tests shadow-run.
+pub(crate) fn legacy() -> &'static str {
+    &stacks::paths().0
+}
+
+/// The sample modern stack (an HTTP service) the tests shadow-run.
+pub(crate) fn modern() -> &'static str {
+    &stacks::paths().1
+}
 
 /// The repository's root (fixtures, examples and the catalog are read from there).
 pub(crate) fn repo() -> PathBuf {
@@ -190,11 +199,12 @@ pub(crate) fn write_spec(
     legacy_args: &str,
     extra: &str,
 ) -> PathBuf {
+    let (legacy, modern) = (legacy(), modern());
     let spec = format!(
         r#"
 [legacy]
 kind = "command"
-program = {LEGACY:?}
+program = {legacy:?}
 args = ["--data", "data", {legacy_args} "{{account_ids}}"]
 batch_size = 50
 timeout_ms = 20000
@@ -208,7 +218,7 @@ timeout_ms = 2000
 retries = 2
 backoff_ms = 5
 concurrency = 16
-start = {{ program = {MODERN:?}, args = ["--data", "data", "--listen", "127.0.0.1:{port}", "--watch-stdin", {modern_args}], ready_address = "127.0.0.1:{port}" }}
+start = {{ program = {modern:?}, args = ["--data", "data", "--listen", "127.0.0.1:{port}", "--watch-stdin", {modern_args}], ready_address = "127.0.0.1:{port}" }}
 
 [match]
 key = ["account_id", "period", "charge_code", "line_type"]

@@ -127,16 +127,29 @@ impl CommandStack {
         }
     }
 
+    /// The program as started: a path with folders is relative to the spec's folder.
+    pub(super) fn program(&self) -> std::path::PathBuf {
+        if self.config.program.components().count() > 1 {
+            self.config.working_dir.join(&self.config.program)
+        } else {
+            self.config.program.clone()
+        }
+    }
+
+    pub(super) fn working_dir(&self) -> &std::path::Path {
+        &self.config.working_dir
+    }
+
+    pub(super) fn timeout(&self) -> std::time::Duration {
+        self.config.timeout
+    }
+
     async fn invoke(
         &self,
         batch: &[AccountRequest],
         stack: &StackConfig,
     ) -> Result<Vec<billshadow_comparisons::LineStore>, Invocation> {
-        let program = if self.config.program.components().count() > 1 {
-            self.config.working_dir.join(&self.config.program)
-        } else {
-            self.config.program.clone()
-        };
+        let program = self.program();
         let mut child = tokio::process::Command::new(&program)
             .args(self.argv(batch))
             .current_dir(&self.config.working_dir)

@@ -54,6 +54,17 @@ pub enum StackKind {
     Sql(SqlConfig),
 }
 
+/// Where a stack's version is read at the start of a run (the spec's `version` table).
+#[derive(Debug, Clone)]
+pub enum VersionSource {
+    /// A command stack's program run with these arguments (`["--version"]`): the first line
+    /// of its standard output.
+    Args(Vec<String>),
+    /// An HTTP stack: a `GET` of this URL with the stack's headers; the named response header,
+    /// or without one the first line of the body.
+    Url { url: String, header: Option<String> },
+}
+
 /// Everything about one live stack.
 #[derive(Debug, Clone)]
 pub struct StackConfig {
@@ -70,4 +81,6 @@ pub struct StackConfig {
     /// Values that must never leave (header values from the environment, a DSN's password):
     /// masked in every failure message before it is stored or shown (`crate::redact`).
     pub secrets: Vec<String>,
+    /// Where the stack reports its version, when the spec says.
+    pub version: Option<VersionSource>,
 }

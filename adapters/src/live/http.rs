@@ -90,6 +90,15 @@ impl HttpStack {
         Ok(Fetched { lines, retries })
     }
 
+    /// A `GET` of `url` with the stack's headers (its version endpoint).
+    pub(super) fn get(&self, url: &str) -> reqwest::RequestBuilder {
+        let mut request = self.client.get(url);
+        for (name, value) in &self.config.headers {
+            request = request.header(name, value);
+        }
+        request
+    }
+
     async fn attempt(&self, account: &AccountRequest) -> Attempt<Vec<u8>> {
         let url = self.config.url.render(account, Escape::Url);
         let mut request = self.client.request(self.config.method.clone(), &url);
@@ -226,7 +235,7 @@ const SYSTEM_BUNDLES: &[&str] = &[
 ];
 
 /// The error without its URL (which may carry an account id the log should not repeat).
-fn without_url(error: &reqwest::Error) -> String {
+pub(super) fn without_url(error: &reqwest::Error) -> String {
     let mut text = error.to_string();
     if let Some(url) = error.url() {
         text = text.replace(url.as_str(), "<url>");

@@ -21,15 +21,17 @@ mod resilience;
 mod sql;
 mod start;
 pub mod template;
+mod version;
 
 use std::sync::Arc;
 
-pub use config::{CommandConfig, HttpConfig, SqlConfig, StackConfig, StackKind};
+pub use config::{CommandConfig, HttpConfig, SqlConfig, StackConfig, StackKind, VersionSource};
 pub use outcome::{FetchResult, Fetched, StackFailure};
 pub use output::{OUTPUT_BYTES_MAX, STDERR_TAIL_BYTES};
 pub use resilience::{Resilience, UNCHARGED_FAILURES_MAX};
 pub use start::{StartConfig, StartedStack};
 pub use template::{AccountRequest, Escape, Template, TemplateError};
+pub use version::{VERSION_CHARS_MAX, VERSION_READ_MAX};
 
 /// A stack ready to be asked for bills.
 pub struct Stack {
@@ -101,6 +103,21 @@ impl Stack {
             Inner::Sql(s) => s.preflight().await,
         };
         result.map_err(|e| crate::redact::text(&e, &self.config.secrets))
+    }
+
+    /// What the stack reports as its version (`version` in the spec), read once at the start
+    /// of a run: `None` when the spec names no source; an error (its secrets masked) when the
+    /// source does not answer with a version.
+    pub async fn version(&self) -> Option<Result<String, String>> {
+        let source = self.config.version.as_ref()?;
+        let result = match (&self.inner, source) {
+            (Inner::Command(c), VersionSource::Args(args)) => c.version(args).await,
+            (Inner::Http(h), VersionSource::Url { url, header }) => {
+                h.version(url, header.as_deref()).await
+            }
+            _ => Err("this kind of stack has no such version source".to_owned()),
+        };
+        Some(result.map_err(|e| crate::redact::text(&e, &self.config.secrets)))
     }
 
     /// Bills for a batch of accounts, one result per account, in order; a failure's message
