@@ -125,6 +125,11 @@ pub(crate) enum OutputFormat {
 /// Lines are paired by a match key (default: account, billing period, charge code, line
 /// type, usage period, region); duplicates are paired to minimise the total difference.
 /// Bill and customer totals are compared too.
+///
+/// Exports are read as delivered: gzip, zstd and Parquet are told by their first bytes,
+/// not their names; a directory's files are read in name order (part-2 before part-10)
+/// as one export, every part with the first part's header; `-` is standard input. A bar
+/// shows bytes per second and the time left on a terminal (not with -q).
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:
   billshadow diff --legacy examples/legacy.csv --modern examples/modern.csv
@@ -135,12 +140,7 @@ pub(crate) enum OutputFormat {
   billshadow diff --spec spec.toml --format md >> \"$GITHUB_STEP_SUMMARY\"
   billshadow diff --legacy cur/ --legacy-format aws-cur2 \\
       --modern 'focus/part-*.parquet' --modern-format focus
-  zcat old.csv.gz | billshadow diff --legacy - --modern new.csv.zst
-
-Inputs: gzip, zstd and Parquet are told by their first bytes, not their names.
-A directory's files are read in name order (part-2 before part-10), as one
-export; every part must have the first part's header. `-` is standard input.
-A bar shows bytes per second and the time left on a terminal (not with -q).")]
+  zcat old.csv.gz | billshadow diff --legacy - --modern new.csv.zst")]
 pub(crate) struct DiffArgs {
     /// The legacy stack's export (default: the spec's [legacy] path): files, a directory
     /// or a glob of parts, or `-` for standard input; gzip, zstd and Parquet are read as

@@ -123,7 +123,7 @@ pub(super) fn read_failed(
     source: std::io::Error,
     header: Option<&[String]>,
 ) -> ReadError {
-    if let Some(problem) = super::input::decode_problem(&source) {
+    if let Some(problem) = decode_problem(&source) {
         return ReadError::Decode {
             origin: origin.to_owned(),
             format: problem.format,
@@ -151,4 +151,25 @@ pub(super) fn too_long(origin: &str, found: &TooLong, header: Option<&[String]>)
             .and_then(|c| header.and_then(|h| h.get(c - 1)).cloned()),
         message: found.message.clone(),
     }))
+}
+
+/// A decoding problem carried through an `io::Error` (`decode_problem` finds it).
+#[derive(Debug)]
+pub(super) struct DecodeProblem {
+    pub(super) format: &'static str,
+    pub(super) message: String,
+}
+
+impl std::fmt::Display for DecodeProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for DecodeProblem {}
+
+pub(super) fn decode_problem(error: &std::io::Error) -> Option<&DecodeProblem> {
+    error
+        .get_ref()
+        .and_then(|e| e.downcast_ref::<DecodeProblem>())
 }

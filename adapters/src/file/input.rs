@@ -17,7 +17,7 @@ use crate::limits::{
     DECOMPRESSED_BYTES_MAX, DECOMPRESSION_FLOOR_BYTES, DECOMPRESSION_RATIO_MAX, STDIN_HEAD_BYTES,
 };
 
-use super::error::ReadError;
+use super::error::{DecodeProblem, ReadError, decode_problem};
 
 /// How standard input is named in errors.
 pub const STDIN_ORIGIN: &str = "standard input";
@@ -168,7 +168,7 @@ fn resolve_one(name: &Path) -> Result<Vec<PathBuf>, ReadError> {
     }
     Err(ReadError::Parts {
         origin,
-        message: "no such file or directory".to_owned(),
+        message: "does not exist (expected a file, a directory, a glob or `-`)".to_owned(),
     })
 }
 
@@ -365,27 +365,6 @@ struct Bounded {
     encoding: Encoding,
     consumed: Arc<AtomicU64>,
     produced: u64,
-}
-
-/// A decoding problem carried through an `io::Error` (`decode_problem` finds it).
-#[derive(Debug)]
-pub(super) struct DecodeProblem {
-    pub(super) format: &'static str,
-    pub(super) message: String,
-}
-
-impl std::fmt::Display for DecodeProblem {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.message)
-    }
-}
-
-impl std::error::Error for DecodeProblem {}
-
-pub(super) fn decode_problem(error: &io::Error) -> Option<&DecodeProblem> {
-    error
-        .get_ref()
-        .and_then(|e| e.downcast_ref::<DecodeProblem>())
 }
 
 impl Read for Bounded {

@@ -18,6 +18,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use parquet::basic::{LogicalType, TimeUnit};
+use parquet::file::metadata::ParquetMetaData;
 use parquet::file::reader::{FileReader, SerializedFileReader};
 use parquet::record::Field as Value;
 
@@ -129,25 +130,7 @@ fn read_rows(
             ),
         ));
     }
-    for (g, group) in metadata.row_groups().iter().enumerate() {
-        for column in group.columns() {
-            let compressed = column.compressed_size().max(0) as u64;
-            let declared = column.uncompressed_size().max(0) as u64;
-            let bomb = declared > PARQUET_CHUNK_BYTES_MAX
-                || (declared > DECOMPRESSION_FLOOR_BYTES
-                    && declared / compressed.max(1) > DECOMPRESSION_RATIO_MAX);
-            if bomb {
-                return Err(malformed(
-                    &origin,
-                    format!(
-                        "refused as a decompression bomb: column `{}` of row group {} declares {declared} bytes decompressed from {compressed} (the limits: {DECOMPRESSION_RATIO_MAX} times past the first {DECOMPRESSION_FLOOR_BYTES}, {PARQUET_CHUNK_BYTES_MAX} a column chunk)",
-                        column.column_path(),
-                        g + 1
-                    ),
-                ));
-            }
-        }
-    }
+    refuse_bombs(&origin, metadata)?;
     if header.is_empty() {
         return Err(ReadError::Empty {
             origin,
@@ -155,24 +138,7 @@ fn read_rows(
         });
     }
     check_part_header(&origin, &header, first)?;
-    // The record reader gives TIMESTAMP(NANOS) (pyarrow's default for nanosecond data) as its
-    // bare integer: such columns are written as timestamps here.
-    let nanos: Vec<bool> = metadata
-        .file_metadata()
-        .schema_descr()
-        .root_schema()
-        .get_fields()
-        .iter()
-        .map(|f| {
-            matches!(
-                f.get_basic_info().logical_type_ref(),
-                Some(LogicalType::Timestamp {
-                    unit: TimeUnit::NANOS,
-                    ..
-                })
-            )
-        })
-        .collect();
+    let nanos = nanos_columns(metadata);
     let total_rows = metadata.file_metadata().num_rows().max(1) as u64;
     let compiled = Compiled::new(mapping, Some(&header), &origin)?;
     let mut scratch = Scratch::new();
@@ -195,31 +161,7 @@ fn read_rows(
                 ),
             )
         })?;
-        record.clear();
-        for (column, (_, value)) in row.get_column_iter().enumerate() {
-            text.clear();
-            let value = match value {
-                Value::Long(ns) if nanos.get(column) == Some(&true) => {
-                    &Value::TimestampMicros(ns.div_euclid(1000))
-                }
-                other => other,
-            };
-            write_value(value, &mut text)
-                .map_err(|message| row_error(&origin, line, column, &header, message.to_owned()))?;
-            if text.len() > FIELD_BYTES_MAX {
-                return Err(row_error(
-                    &origin,
-                    line,
-                    column,
-                    &header,
-                    format!(
-                        "the value is {} bytes long; the limit is {FIELD_BYTES_MAX}",
-                        text.len()
-                    ),
-                ));
-            }
-            record.push_field(text.as_bytes());
-        }
+        row_as_record(&row, &nanos, &origin, line, &header, &mut record, &mut text)?;
         let view = Record::Csv(
             &record,
             std::str::from_utf8(record.as_slice()).ok(),
@@ -237,6 +179,90 @@ fn read_rows(
     }
     if let Some(progress) = progress {
         progress.fetch_add(stored.saturating_sub(reported), Ordering::Relaxed);
+    }
+    Ok(())
+}
+
+/// Refuses a file whose column chunks declare they decompress past the limits, from its
+/// index, before any page is read.
+fn refuse_bombs(origin: &str, metadata: &ParquetMetaData) -> Result<(), ReadError> {
+    for (g, group) in metadata.row_groups().iter().enumerate() {
+        for column in group.columns() {
+            let compressed = column.compressed_size().max(0) as u64;
+            let declared = column.uncompressed_size().max(0) as u64;
+            let bomb = declared > PARQUET_CHUNK_BYTES_MAX
+                || (declared > DECOMPRESSION_FLOOR_BYTES
+                    && declared / compressed.max(1) > DECOMPRESSION_RATIO_MAX);
+            if bomb {
+                return Err(malformed(
+                    origin,
+                    format!(
+                        "refused as a decompression bomb: column `{}` of row group {} declares {declared} bytes decompressed from {compressed} (the limits: {DECOMPRESSION_RATIO_MAX} times past the first {DECOMPRESSION_FLOOR_BYTES}, {PARQUET_CHUNK_BYTES_MAX} a column chunk)",
+                        column.column_path(),
+                        g + 1
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Which top-level columns are TIMESTAMP(NANOS): the record reader gives them as their bare
+/// integer (pyarrow's default for nanosecond data), written as timestamps here.
+fn nanos_columns(metadata: &ParquetMetaData) -> Vec<bool> {
+    metadata
+        .file_metadata()
+        .schema_descr()
+        .root_schema()
+        .get_fields()
+        .iter()
+        .map(|f| {
+            matches!(
+                f.get_basic_info().logical_type_ref(),
+                Some(LogicalType::Timestamp {
+                    unit: TimeUnit::NANOS,
+                    ..
+                })
+            )
+        })
+        .collect()
+}
+
+/// A row's values as the text fields of a CSV record, each bounded by `FIELD_BYTES_MAX`.
+fn row_as_record(
+    row: &parquet::record::Row,
+    nanos: &[bool],
+    origin: &str,
+    line: u64,
+    header: &[String],
+    record: &mut csv::ByteRecord,
+    text: &mut String,
+) -> Result<(), ReadError> {
+    record.clear();
+    for (column, (_, value)) in row.get_column_iter().enumerate() {
+        text.clear();
+        let value = match value {
+            Value::Long(ns) if nanos.get(column) == Some(&true) => {
+                &Value::TimestampMicros(ns.div_euclid(1000))
+            }
+            other => other,
+        };
+        write_value(value, text)
+            .map_err(|message| row_error(origin, line, column, header, message.to_owned()))?;
+        if text.len() > FIELD_BYTES_MAX {
+            return Err(row_error(
+                origin,
+                line,
+                column,
+                header,
+                format!(
+                    "the value is {} bytes long; the limit is {FIELD_BYTES_MAX}",
+                    text.len()
+                ),
+            ));
+        }
+        record.push_field(text.as_bytes());
     }
     Ok(())
 }
