@@ -33,6 +33,12 @@ fn diff(dir: &Path, legacy: &[&str], modern: &[&str], extra: &[&str], stdin: Opt
     }
 }
 
+/// A case: its name, the legacy and modern names given, the file on standard input.
+type Case<'a> = (&'a str, &'a [&'a str], &'a [&'a str], Option<&'a str>);
+
+/// A bad case: the legacy and modern names, the file on standard input, the error expected.
+type BadCase<'a> = (&'a [&'a str], &'a [&'a str], Option<&'a str>, &'a str);
+
 /// The result without the names of the inputs: what must not change with how they came.
 fn result(run: &Run) -> Value {
     let mut doc = run.json();
@@ -108,7 +114,7 @@ fn compressed_stdin_and_parts_give_the_plain_files_result() {
         std::fs::write(part_dir.join("part-10.csv.zst"), zstd(parts[2].as_bytes())).unwrap();
         std::fs::write(part_dir.join(".hidden"), "not a part").unwrap();
     }
-    let cases: [(&str, &[&str], &[&str], Option<&str>); 8] = [
+    let cases: [Case; 8] = [
         ("gzip", &["legacy.csv.gz"], &["modern.csv.gz"], None),
         ("zstd", &["legacy-zstd.csv"], &["modern-zstd.csv"], None),
         ("stdin legacy", &["-"], &["modern.csv"], Some("legacy.csv")),
@@ -221,7 +227,7 @@ fn bad_inputs_are_refused_with_their_reason() {
     }
     std::fs::write(d.join("bomb.csv.zst"), bomb.finish().unwrap()).unwrap();
 
-    let cases: [(&[&str], &[&str], Option<&str>, &str); 8] = [
+    let cases: [BadCase; 8] = [
         (
             &["corrupt.csv.gz"],
             &["good.csv"],
