@@ -147,6 +147,11 @@ pub(crate) enum OutputFormat {
 /// Lines are paired by a match key (default: account, billing period, charge code, line
 /// type, usage period, region); duplicates are paired to minimise the total difference.
 /// Bill and customer totals are compared too.
+///
+/// Exports are read as delivered: gzip, zstd and Parquet are told by their first bytes,
+/// not their names; a directory's files are read in name order (part-2 before part-10)
+/// as one export, every part with the first part's header; `-` is standard input. A bar
+/// shows bytes per second and the time left on a terminal (not with -q).
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:
   billshadow diff --legacy examples/legacy.csv --modern examples/modern.csv
@@ -154,14 +159,19 @@ pub(crate) enum OutputFormat {
       --modern-format canonical-jsonl --format json --out diff.json
   billshadow diff --spec spec.toml --format jsonl --max-bad-rows 10
   billshadow diff --spec spec.toml --format junit --out diff.xml
-  billshadow diff --spec spec.toml --format md >> \"$GITHUB_STEP_SUMMARY\"")]
+  billshadow diff --spec spec.toml --format md >> \"$GITHUB_STEP_SUMMARY\"
+  billshadow diff --legacy cur/ --legacy-format aws-cur2 \\
+      --modern 'focus/part-*.parquet' --modern-format focus
+  zcat old.csv.gz | billshadow diff --legacy - --modern new.csv.zst")]
 pub(crate) struct DiffArgs {
-    /// The legacy stack's export (default: the spec's [legacy] path).
-    #[arg(long, value_name = "PATH")]
-    pub(crate) legacy: Option<PathBuf>,
-    /// The modern stack's export (default: the spec's [modern] path).
-    #[arg(long, value_name = "PATH")]
-    pub(crate) modern: Option<PathBuf>,
+    /// The legacy stack's export (default: the spec's [legacy] path): files, a directory
+    /// or a glob of parts, or `-` for standard input; gzip, zstd and Parquet are read as
+    /// such, whatever their names.
+    #[arg(long, value_name = "PATH", num_args = 1..)]
+    pub(crate) legacy: Vec<PathBuf>,
+    /// The modern stack's export (default: the spec's [modern] path), named as --legacy's.
+    #[arg(long, value_name = "PATH", num_args = 1..)]
+    pub(crate) modern: Vec<PathBuf>,
     /// A catalog format (see `billshadow formats`), `auto`, or a mapping file.
     #[arg(long, value_name = "NAME|FILE")]
     pub(crate) legacy_format: Option<String>,

@@ -601,7 +601,7 @@ fn usage_errors_exit_2() {
     );
     assert_eq!(run.code, 2);
     assert!(
-        run.stderr.contains("nope.csv does not exist"),
+        run.stderr.contains("nope.csv: does not exist"),
         "{}",
         run.stderr
     );

@@ -17,6 +17,7 @@ mod causes;
 mod ci_kit;
 mod cli;
 mod diff;
+mod inputs;
 mod limits;
 mod migrate;
 mod monitoring;

@@ -1,9 +1,9 @@
 //! The catalog of format mappings shipped with billshadow, as data files in
 //! `adapters/catalog/`, and how a format is named on the command line.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
+use crate::file::{Head, Input, ReadError, input_head};
 use crate::location::TomlError;
 use crate::mapping::{InputKind, Mapping};
 
@@ -67,43 +67,60 @@ impl Catalog {
     }
 
     /// Picks the catalog format whose signature columns all appear in the file's CSV header
-    /// or first JSON object, preferring the most specific; `None` when nothing fits.
-    pub fn detect(&self, path: &Path) -> Result<Option<&Mapping>, std::io::Error> {
-        let mut head = Vec::new();
-        std::fs::File::open(path)?
-            .take(1 << 20)
-            .read_to_end(&mut head)?;
-        let head = String::from_utf8_lossy(head.strip_prefix(b"\xef\xbb\xbf").unwrap_or(&head))
+    /// (decoded when compressed, its columns when Parquet) or first JSON object, preferring
+    /// the most specific; `None` when nothing fits.
+    pub fn detect(&self, path: &Path) -> Result<Option<&Mapping>, ReadError> {
+        self.detect_input(&Input::file(path))
+    }
+
+    /// `detect` for an input of any kind: its first part, or standard input's first bytes.
+    pub fn detect_input(&self, input: &Input) -> Result<Option<&Mapping>, ReadError> {
+        Ok(self.detect_head(&input_head(input, 1 << 20)?))
+    }
+
+    /// `detect` from what was read of an input.
+    pub fn detect_head(&self, head: &Head) -> Option<&Mapping> {
+        let head = match head {
+            Head::Text(bytes) => bytes,
+            Head::Columns(columns) => {
+                return self.best(|mapping, column| {
+                    mapping.input == InputKind::Csv && columns.iter().any(|c| c == column)
+                });
+            }
+        };
+        let head = String::from_utf8_lossy(head.strip_prefix(b"\xef\xbb\xbf").unwrap_or(head))
             .into_owned();
         let first_line = head.lines().next().unwrap_or("");
         let json_keys: Option<Vec<String>> = serde_json::from_str::<serde_json::Value>(first_line)
             .ok()
             .or_else(|| serde_json::from_str::<serde_json::Value>(&head).ok())
             .map(|v| json_paths(&v));
+        self.best(|mapping, column| match (&json_keys, mapping.input) {
+            (Some(keys), InputKind::Jsonl | InputKind::Json) => keys.iter().any(|k| k == column),
+            (None, InputKind::Csv) => {
+                let delimiter = char::from(mapping.delimiter);
+                first_line
+                    .split(delimiter)
+                    .any(|h| h.trim().trim_matches('"') == column)
+            }
+            _ => false,
+        })
+    }
+
+    /// The mapping whose signature columns are all `present`, the most specific first.
+    fn best(&self, present: impl Fn(&Mapping, &String) -> bool) -> Option<&Mapping> {
         let mut best: Option<(&Mapping, usize)> = None;
         for mapping in &self.mappings {
             if mapping.signature.is_empty() {
                 continue;
             }
-            let present = |column: &String| match (&json_keys, mapping.input) {
-                (Some(keys), InputKind::Jsonl | InputKind::Json) => {
-                    keys.iter().any(|k| k == column)
-                }
-                (None, InputKind::Csv) => {
-                    let delimiter = char::from(mapping.delimiter);
-                    first_line
-                        .split(delimiter)
-                        .any(|h| h.trim().trim_matches('"') == column)
-                }
-                _ => false,
-            };
-            if mapping.signature.iter().all(present)
+            if mapping.signature.iter().all(|c| present(mapping, c))
                 && best.is_none_or(|(_, n)| mapping.signature.len() > n)
             {
                 best = Some((mapping, mapping.signature.len()));
             }
         }
-        Ok(best.map(|(m, _)| m))
+        best.map(|(m, _)| m)
     }
 }
 

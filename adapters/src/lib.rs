@@ -16,6 +16,9 @@ pub mod mapping;
 pub mod redact;
 
 pub use catalog::{Catalog, FormatRef};
-pub use file::{ReadError, ReadOptions, ReadStats, RowError, read_from, read_path};
+pub use file::{
+    Head, Input, ReadError, ReadOptions, ReadStats, RowError, STDIN_ORIGIN, input_head, read_from,
+    read_input, read_path,
+};
 pub use location::TomlError;
 pub use mapping::Mapping;

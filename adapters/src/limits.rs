@@ -27,3 +27,23 @@ pub const RECORD_BYTES_MAX: usize = 16 * 1024 * 1024;
 /// The fields one record may have: a CSV record's fields, or a JSON line's values (every
 /// string, number, boolean, null, object and array in it).
 pub const RECORD_FIELDS_MAX: usize = 100_000;
+
+/// The most a compressed part may expand to, in bytes: beyond it the part is refused as a
+/// decompression bomb whatever its ratio (a terabyte: no month of billing lines is this big).
+pub const DECOMPRESSED_BYTES_MAX: u64 = 1 << 40;
+
+/// How many times the compressed bytes read a part may expand to, once past
+/// `DECOMPRESSION_FLOOR_BYTES`. Billing CSV compresses 5 to 50 times; gzip cannot pass about
+/// 1,030 and zstd reaches millions on a bomb's repeated bytes.
+pub const DECOMPRESSION_RATIO_MAX: u64 = 250;
+
+/// The decompressed bytes a part may reach at any ratio: a small file of repeated rows
+/// legitimately compresses past the ratio bound.
+pub const DECOMPRESSION_FLOOR_BYTES: u64 = 16 * 1024 * 1024;
+
+/// The bytes of standard input read ahead to tell its encoding and format.
+pub const STDIN_HEAD_BYTES: usize = 256 * 1024;
+
+/// The most a Parquet column chunk may declare it decompresses to (and the ratio bound above
+/// applies to it too): checked from the file's index before any page is read.
+pub const PARQUET_CHUNK_BYTES_MAX: u64 = 4 << 30;

@@ -2,9 +2,11 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 
 use anyhow::{Context, anyhow};
-use billshadow_adapters::{Catalog, FormatRef, Mapping, ReadOptions, ReadStats};
+use billshadow_adapters::{Catalog, FormatRef, Input, Mapping, ReadOptions, ReadStats};
 use billshadow_comparisons::{Causes, KeyField, LineStore, Verdict, compare_with_threads};
 use billshadow_reports::{Inputs, SideInput};
 
@@ -13,9 +15,9 @@ use crate::exit::{Code, Outcome, input};
 use crate::output::Destination;
 use crate::spec::Spec;
 
-/// One side, resolved: its file and its mapping.
+/// One side, resolved: its input (standard input, or its parts) and its mapping.
 struct Side {
-    path: PathBuf,
+    input: Input,
     mapping: Mapping,
 }
 
@@ -32,29 +34,40 @@ pub(crate) fn run(args: DiffArgs) -> Outcome {
         .unwrap_or_else(|| chrono::Utc::now().date_naive());
     let legacy = resolve_side(
         "legacy",
-        args.legacy.as_ref(),
+        &args.legacy,
         args.legacy_format.as_deref(),
         &spec.legacy,
         &catalog,
+        false,
     )?;
     let modern = resolve_side(
         "modern",
-        args.modern.as_ref(),
+        &args.modern,
         args.modern_format.as_deref(),
         &spec.modern,
         &catalog,
+        legacy.input.is_stdin(),
     )?;
     // Before reading: a spec that cannot say how lines are matched is refused at once.
     let config = spec.config(today, &legacy.mapping, &modern.mapping)?;
 
+    // Bytes per second and the time left on a terminal, for reads that take a while.
+    let total = legacy
+        .input
+        .stored_bytes()
+        .zip(modern.input.stored_bytes())
+        .map(|(l, m)| l + m);
+    let progress = super::read_progress::ReadProgress::start(total);
     let ((legacy_store, legacy_stats, legacy_bad), (modern_store, modern_stats, modern_bad)) =
         std::thread::scope(|scope| {
             let max = args.max_bad_rows;
             let legacy = &legacy;
-            let l = scope.spawn(move || read_side(legacy, max));
-            let m = read_side(&modern, max);
+            let counter = progress.counter();
+            let l = scope.spawn(move || read_side(legacy, max, counter));
+            let m = read_side(&modern, max, progress.counter());
             (l.join().unwrap_or_else(|e| std::panic::resume_unwind(e)), m)
         });
+    progress.finish();
     let (legacy_store, legacy_stats) = (legacy_store?, legacy_stats);
     let (modern_store, modern_stats) = (modern_store?, modern_stats);
     let quarantined = write_quarantine(&args.quarantine, &legacy_bad, &modern_bad)?;
@@ -121,58 +134,64 @@ fn verdict_code(verdict: Verdict) -> Code {
     }
 }
 
+/// A side's input (the names on the command line, else the spec's path) and its mapping.
+/// Standard input (`-`) may be one side only: `other_stdin` says the other side took it.
 fn resolve_side(
     name: &str,
-    path: Option<&PathBuf>,
+    paths: &[PathBuf],
     format: Option<&str>,
     spec: &crate::spec::SideSpec,
     catalog: &Catalog,
+    other_stdin: bool,
 ) -> Result<Side, crate::exit::Failure> {
-    let path = path.cloned().or_else(|| spec.path.clone()).ok_or_else(|| {
-        crate::usage!("no {name} file: pass --{name} PATH or set `path` under [{name}] in the spec")
-    })?;
-    if !path.is_file() {
+    let names: Vec<PathBuf> = if paths.is_empty() {
+        spec.path.clone().into_iter().collect()
+    } else {
+        paths.to_vec()
+    };
+    if names.is_empty() {
         return Err(crate::usage!(
-            "the {name} file {} does not exist or is not a file",
-            path.display()
+            "no {name} file: pass --{name} PATH or set `path` under [{name}] in the spec"
         )
         .into());
     }
+    if other_stdin && names.iter().any(|n| n.as_os_str() == "-") {
+        return Err(crate::usage!(
+            "`-` (standard input) can be one side only; the legacy side already reads it"
+        )
+        .into());
+    }
+    let source = Input::resolve(&names)
+        .with_context(|| format!("the {name} input"))
+        .map_err(input)?;
     let format = format
         .map(str::to_owned)
         .or_else(|| spec.format.clone())
         .unwrap_or_else(|| "canonical".to_owned());
-    let mapping = load_mapping(&format, &path, catalog)?;
-    Ok(Side { path, mapping })
+    let mapping = find_mapping_for(&format, &source, catalog).map_err(input)?;
+    Ok(Side {
+        input: source,
+        mapping,
+    })
 }
 
-/// The mapping a format names (built in, or a mapping file); its errors are input errors.
-pub(crate) fn load_mapping(
-    format: &str,
-    path: &Path,
-    catalog: &Catalog,
-) -> anyhow::Result<Mapping> {
-    find_mapping(format, path, catalog).map_err(input)
-}
-
-fn find_mapping(format: &str, path: &Path, catalog: &Catalog) -> anyhow::Result<Mapping> {
+/// The mapping a format names: built in, detected from the input (`auto`), or a mapping file.
+fn find_mapping_for(format: &str, source: &Input, catalog: &Catalog) -> anyhow::Result<Mapping> {
     match FormatRef::parse(format, catalog) {
         FormatRef::Builtin(name) => Ok(catalog
             .get(&name)
             .cloned()
             .context("catalog entry vanished")?),
         FormatRef::Auto => {
-            let found = catalog
-                .detect(path)
-                .with_context(|| format!("cannot read {}", path.display()))?;
+            let found = catalog.detect_input(source)?;
             let mapping = found.ok_or_else(|| {
                 anyhow!(
                     "{}: no catalog format recognises this file's header; name one with --legacy-format/--modern-format ({})",
-                    path.display(),
+                    source.name(),
                     catalog.names().collect::<Vec<_>>().join(", ")
                 )
             })?;
-            crate::note!("{}: detected format `{}`", path.display(), mapping.name);
+            crate::note!("{}: detected format `{}`", source.name(), mapping.name);
             Ok(mapping.clone())
         }
         FormatRef::File(file) => {
@@ -189,13 +208,13 @@ fn find_mapping(format: &str, path: &Path, catalog: &Catalog) -> anyhow::Result<
 
 type SideRead = (Result<LineStore, crate::exit::Failure>, ReadStats, Vec<u8>);
 
-fn read_side(side: &Side, max_bad_rows: u64) -> SideRead {
+fn read_side(side: &Side, max_bad_rows: u64, progress: Arc<AtomicU64>) -> SideRead {
     let mut quarantine = Vec::new();
     let options = ReadOptions {
         max_bad_rows,
         quarantine: Some(&mut quarantine),
     };
-    match billshadow_adapters::read_path(&side.path, &side.mapping, options) {
+    match billshadow_adapters::read_input(&side.input, &side.mapping, options, Some(progress)) {
         Ok((store, stats)) => (Ok(store), stats, quarantine),
         Err(e) => (Err(e.into()), ReadStats::default(), quarantine),
     }
@@ -223,7 +242,7 @@ fn write_quarantine(
 
 fn side_input(side: &Side, stats: &ReadStats) -> SideInput {
     SideInput {
-        path: side.path.display().to_string(),
+        path: side.input.name().to_owned(),
         format: side.mapping.name.clone(),
         records: stats.records,
         lines: stats.lines,

@@ -6,6 +6,7 @@ mod demo;
 mod diff;
 mod docs;
 mod migrate;
+mod read_progress;
 mod report;
 mod run;
 

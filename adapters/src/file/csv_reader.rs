@@ -19,6 +19,7 @@ pub(super) fn read_csv(
     reader: impl Read,
     mapping: &Mapping,
     sink: &mut Sink<'_>,
+    first: &mut PartHeader,
 ) -> Result<(), ReadError> {
     let origin = sink.origin.clone();
     let reader = BufReader::with_capacity(1 << 16, reader);
@@ -48,6 +49,7 @@ pub(super) fn read_csv(
     };
     next_record(&csv);
     let header = read_header(&origin, &header_record, mapping)?;
+    check_part_header(&origin, &header, first)?;
     let compiled = Compiled::new(mapping, Some(&header), &origin)?;
     let mut scratch = Scratch::new();
     let mut record = csv::ByteRecord::new();
@@ -58,6 +60,9 @@ pub(super) fn read_csv(
             Ok(false) => return Ok(()),
             Ok(true) => {
                 let line = record.position().map_or(0, |p| lines.line_at(p.byte()));
+                // The rows after the header so far, a quoted line break in a field counted.
+                let breaks = memchr::memchr_iter(b'\n', record.as_slice()).count() as u64;
+                sink.part_lines = (line + breaks).saturating_sub(1);
                 let view = Record::Csv(
                     &record,
                     std::str::from_utf8(record.as_slice()).ok(),
@@ -71,6 +76,48 @@ pub(super) fn read_csv(
             Err(e) => unreadable_record(e, &record, mapping.delimiter, &header, &lines, sink)?,
         }
     }
+}
+
+/// The first part's name and header, once a part of the input has been read: every later
+/// part must have the same columns in the same order.
+pub(super) type PartHeader = Option<(String, Vec<String>)>;
+
+/// Checks a part's header against the first part's (or makes it the first); the error names
+/// both files and the first column that differs.
+pub(super) fn check_part_header(
+    origin: &str,
+    header: &[String],
+    first: &mut PartHeader,
+) -> Result<(), ReadError> {
+    let Some((first_origin, first_header)) = first else {
+        *first = Some((origin.to_owned(), header.to_vec()));
+        return Ok(());
+    };
+    if first_header.as_slice() == header {
+        return Ok(());
+    }
+    let detail = match header
+        .iter()
+        .zip(first_header.iter())
+        .position(|(a, b)| a != b)
+    {
+        Some(i) => format!(
+            "column {} is `{}` here and `{}` there",
+            i + 1,
+            header[i],
+            first_header[i]
+        ),
+        None => format!(
+            "it has {} columns, the first part {}",
+            header.len(),
+            first_header.len()
+        ),
+    };
+    Err(ReadError::PartHeader {
+        origin: origin.to_owned(),
+        first: first_origin.clone(),
+        detail,
+    })
 }
 
 /// The header's column names, trimmed (a byte-order mark too): the file is empty without
@@ -145,7 +192,7 @@ fn unreadable_record(
 
 /// A CSV record as it was read: its fields with the file's delimiter, quoted where they
 /// need it, so the quarantined row reads back as the same fields.
-fn as_read(record: &csv::ByteRecord, delimiter: u8) -> String {
+pub(super) fn as_read(record: &csv::ByteRecord, delimiter: u8) -> String {
     let mut writer = csv::WriterBuilder::new()
         .delimiter(delimiter)
         .terminator(csv::Terminator::Any(b'\n'))

@@ -74,6 +74,26 @@ pub enum ReadError {
     },
     #[error("cannot write the quarantine file")]
     Quarantine(#[source] std::io::Error),
+    /// An input named by a directory, a glob or `-` that cannot be read as parts.
+    #[error("{origin}: {message}")]
+    Parts { origin: String, message: String },
+    /// A part whose header is not the first part's: every part of an export has the same
+    /// columns in the same order.
+    #[error(
+        "{origin}, line 1: the header differs from that of the first part, {first}: {detail}; every part of an export must have the same columns in the same order"
+    )]
+    PartHeader {
+        origin: String,
+        first: String,
+        detail: String,
+    },
+    /// Compressed or Parquet data that cannot be decoded, or would decode past the limits.
+    #[error("{origin}: {message}")]
+    Decode {
+        origin: String,
+        format: &'static str,
+        message: String,
+    },
 }
 
 pub(super) fn locate(
@@ -103,6 +123,13 @@ pub(super) fn read_failed(
     source: std::io::Error,
     header: Option<&[String]>,
 ) -> ReadError {
+    if let Some(problem) = decode_problem(&source) {
+        return ReadError::Decode {
+            origin: origin.to_owned(),
+            format: problem.format,
+            message: problem.message.clone(),
+        };
+    }
     match crate::guard::too_long(&source) {
         Some(found) => too_long(origin, found, header),
         None => ReadError::Io {
@@ -124,4 +151,25 @@ pub(super) fn too_long(origin: &str, found: &TooLong, header: Option<&[String]>)
             .and_then(|c| header.and_then(|h| h.get(c - 1)).cloned()),
         message: found.message.clone(),
     }))
+}
+
+/// A decoding problem carried through an `io::Error` (`decode_problem` finds it).
+#[derive(Debug)]
+pub(super) struct DecodeProblem {
+    pub(super) format: &'static str,
+    pub(super) message: String,
+}
+
+impl std::fmt::Display for DecodeProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for DecodeProblem {}
+
+pub(super) fn decode_problem(error: &std::io::Error) -> Option<&DecodeProblem> {
+    error
+        .get_ref()
+        .and_then(|e| e.downcast_ref::<DecodeProblem>())
 }

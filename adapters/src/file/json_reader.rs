@@ -59,6 +59,7 @@ fn read_lines(
             break;
         }
         line_number += 1;
+        sink.part_lines = line_number;
         let text = if line_number == 1 {
             buffer.strip_prefix(b"\xef\xbb\xbf").unwrap_or(&buffer)
         } else {

@@ -6,7 +6,9 @@
 //! to a quarantine file instead and counted.
 //!
 //! One concern per module, arrows pointing down the list:
-//! - `csv_reader`, `json_reader`: read records (CSV through `CsvGuard`, JSON lines through
+//! - `input`: an input as delivered — `-`, files, a directory or a glob of parts — each
+//!   part opened and decoded by its first bytes (gzip, zstd), bounded against bombs;
+//! - `csv_reader`, `json_reader`, `parquet_reader`: read records (CSV through `CsvGuard`, JSON lines through
 //!   `read_json_line`, both bounded while read) and hand each to the sink;
 //! - `sink`: the one path of every record — filter, convert, push, or quarantine — and the
 //!   read's counts;
@@ -20,12 +22,16 @@ mod convert;
 mod csv_reader;
 mod dates;
 mod error;
+mod input;
 mod json_reader;
+mod parquet_reader;
 mod record;
 mod sink;
 
 use std::io::Read;
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 
 use billshadow_comparisons::LineStore;
 
@@ -33,25 +39,130 @@ use crate::limits::PREALLOCATE_BYTES_MAX;
 use crate::mapping::{InputKind, Mapping};
 
 pub use crate::limits::{FIELD_BYTES_MAX, JSON_DOCUMENT_BYTES_MAX};
-use csv_reader::read_csv;
+use csv_reader::{PartHeader, read_csv};
 pub use error::{ReadError, RowError};
+pub use input::{Encoding, Input, STDIN_ORIGIN};
+use input::{Opened, open_part};
 use json_reader::{JsonInput, read_json};
 use sink::Sink;
 pub use sink::{ReadOptions, ReadStats};
 
-/// Reads a file through a mapping.
+/// Reads a file through a mapping (gzip and zstd decoded, Parquet read, by its first bytes).
 pub fn read_path(
     path: &Path,
     mapping: &Mapping,
     options: ReadOptions<'_>,
 ) -> Result<(LineStore, ReadStats), ReadError> {
-    let origin = path.display().to_string();
-    let file = std::fs::File::open(path).map_err(|source| ReadError::Io {
-        origin: origin.clone(),
-        source,
-    })?;
-    let size = file.metadata().map(|m| m.len() as usize).unwrap_or(0);
-    read_from(&origin, file, size, mapping, options)
+    read_input(&Input::file(path), mapping, options, None)
+}
+
+/// Reads every part of an input, in order, into one store: each part decoded by its first
+/// bytes, every CSV or Parquet part's header the first part's, bad rows located by the part
+/// and its own line. The raw bytes read are added to `progress` as they are read.
+pub fn read_input(
+    input: &Input,
+    mapping: &Mapping,
+    options: ReadOptions<'_>,
+    progress: Option<Arc<AtomicU64>>,
+) -> Result<(LineStore, ReadStats), ReadError> {
+    let size_hint = input.stored_bytes().unwrap_or(0) as usize;
+    let mut sink = new_sink(input.name(), size_hint, options);
+    let mut first: PartHeader = None;
+    match input {
+        Input::Stdin { head } => {
+            sink.origin = STDIN_ORIGIN.to_owned();
+            let opened = open_part(STDIN_ORIGIN, None, Some(head.clone()), progress.clone())?;
+            read_part(opened, mapping, &mut sink, &mut first, progress.as_ref())?;
+        }
+        Input::Parts { parts, .. } => {
+            for part in parts {
+                sink.origin = part.display().to_string();
+                let opened = open_part(&sink.origin, Some(part), None, progress.clone())?;
+                read_part(opened, mapping, &mut sink, &mut first, progress.as_ref())?;
+                sink.line_offset += std::mem::take(&mut sink.part_lines);
+            }
+        }
+    }
+    Ok((sink.store, sink.stats))
+}
+
+fn read_part(
+    opened: Opened,
+    mapping: &Mapping,
+    sink: &mut Sink<'_>,
+    first: &mut PartHeader,
+    progress: Option<&Arc<AtomicU64>>,
+) -> Result<(), ReadError> {
+    match (opened, mapping.input) {
+        (Opened::Parquet(file), _) => {
+            parquet_reader::read_parquet(file, mapping, sink, first, progress)
+        }
+        (Opened::Text(reader), InputKind::Csv) => read_csv(reader, mapping, sink, first),
+        (Opened::Text(reader), InputKind::Jsonl) => {
+            read_json(reader, mapping, JsonInput::Lines, sink)
+        }
+        (Opened::Text(reader), InputKind::Json) => {
+            read_json(reader, mapping, JsonInput::Document, sink)
+        }
+    }
+}
+
+/// The first bytes of an input's first part, decoded (at most `max` of them), to tell its
+/// format; for Parquet, its column names instead.
+pub fn input_head(input: &Input, max: usize) -> Result<Head, ReadError> {
+    let (origin, opened) = match input {
+        Input::Stdin { head } => (
+            STDIN_ORIGIN.to_owned(),
+            input::open_head(STDIN_ORIGIN, head)?,
+        ),
+        Input::Parts { parts, name } => {
+            let part = parts.first().ok_or_else(|| ReadError::Parts {
+                origin: name.clone(),
+                message: "no parts".to_owned(),
+            })?;
+            let origin = part.display().to_string();
+            let opened = open_part(&origin, Some(part), None, None)?;
+            (origin, opened)
+        }
+    };
+    match opened {
+        Opened::Text(reader) => {
+            let mut head = Vec::new();
+            // A head cut short by truncated compressed data is still a head.
+            let mut reader = reader.take(max as u64);
+            let mut chunk = [0u8; 1 << 14];
+            loop {
+                match reader.read(&mut chunk) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => head.extend_from_slice(&chunk[..n]),
+                }
+            }
+            Ok(Head::Text(head))
+        }
+        Opened::Parquet(file) => parquet_reader::columns(file, &origin).map(Head::Columns),
+    }
+}
+
+/// What tells an input's format: its first bytes, or a Parquet file's column names.
+#[derive(Debug, Clone)]
+pub enum Head {
+    Text(Vec<u8>),
+    Columns(Vec<String>),
+}
+
+fn new_sink<'q>(origin: &str, size_hint: usize, options: ReadOptions<'q>) -> Sink<'q> {
+    // Canonical CSV keeps nearly all its bytes as text; a store sized to the file (up to a
+    // bound: a size is a hint, not a promise) rarely has to double.
+    let preallocate = size_hint.min(PREALLOCATE_BYTES_MAX);
+    Sink {
+        origin: origin.to_owned(),
+        store: LineStore::with_capacity(preallocate, preallocate / 64),
+        stats: ReadStats::default(),
+        options,
+        first_bad: None,
+        line_offset: 0,
+        part_lines: 0,
+    }
 }
 
 /// Reads from any reader; `origin` names it in errors, `size_hint` sizes the store.
@@ -62,18 +173,9 @@ pub fn read_from(
     mapping: &Mapping,
     options: ReadOptions<'_>,
 ) -> Result<(LineStore, ReadStats), ReadError> {
-    // Canonical CSV keeps nearly all its bytes as text; a store sized to the file (up to a
-    // bound: a size is a hint, not a promise) rarely has to double.
-    let preallocate = size_hint.min(PREALLOCATE_BYTES_MAX);
-    let mut sink = Sink {
-        origin: origin.to_owned(),
-        store: LineStore::with_capacity(preallocate, preallocate / 64),
-        stats: ReadStats::default(),
-        options,
-        first_bad: None,
-    };
+    let mut sink = new_sink(origin, size_hint, options);
     match mapping.input {
-        InputKind::Csv => read_csv(reader, mapping, &mut sink)?,
+        InputKind::Csv => read_csv(reader, mapping, &mut sink, &mut None)?,
         InputKind::Jsonl => read_json(reader, mapping, JsonInput::Lines, &mut sink)?,
         InputKind::Json => read_json(reader, mapping, JsonInput::Document, &mut sink)?,
     }

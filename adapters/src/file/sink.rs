@@ -45,6 +45,13 @@ pub(super) struct Sink<'q> {
     pub(super) stats: ReadStats,
     pub(super) options: ReadOptions<'q>,
     pub(super) first_bad: Option<Box<RowError>>,
+    /// Added to the line a diff refers to (never to an error's, which names its part): the
+    /// lines of the parts before this one, less their headers, so that a line of an export in
+    /// parts is numbered as in the export read as one file.
+    pub(super) line_offset: u64,
+    /// The lines of the part being read that the next part's lines follow (its header not
+    /// counted), set by the reader at the part's end.
+    pub(super) part_lines: u64,
 }
 
 impl Sink<'_> {
@@ -97,7 +104,7 @@ impl Sink<'_> {
                 amount: converted.amount,
                 line_type: converted.line_type,
                 currency: converted.currency,
-                source_line: u32::try_from(line).unwrap_or(u32::MAX),
+                source_line: u32::try_from(line + self.line_offset).unwrap_or(u32::MAX),
             })
             .map_err(|e| Problem {
                 column: None,
