@@ -78,8 +78,13 @@ pub(crate) fn run(args: DiffArgs) -> Outcome {
         modern: side_input(&modern, &modern_stats),
         quarantine: quarantined.then(|| args.quarantine.display().to_string()),
     };
-    // The causes: a pass over the diffs only, never the lines.
-    let causes = Causes::of(&comparison.diffs);
+    // The causes: a pass over the diffs only, never the lines. BILLSHADOW_SKIP_SIGNATURES=1
+    // leaves them out, only to measure what they cost (BENCHMARKS.md); not a user option.
+    let causes = if std::env::var("BILLSHADOW_SKIP_SIGNATURES").as_deref() == Ok("1") {
+        Causes::default()
+    } else {
+        Causes::of(&comparison.diffs)
+    };
     let mut out = Destination::open(args.out.as_deref())?;
     let written = write_report(
         &args,

@@ -9,6 +9,7 @@ use chrono::NaiveDate;
 
 use super::shape::Shape;
 use crate::difference::{Diff, DiffClass, Evidence};
+use crate::money::parse_decimal;
 
 /// The key components a near miss may differ in.
 const KEY_FIELDS: [&str; 7] = [
@@ -88,7 +89,7 @@ fn one_key_apart(legacy: &Evidence, modern: &Evidence) -> Option<Shape> {
     let names = legacy.fields.keys().chain(modern.fields.keys());
     for name in names {
         let (l, m) = (legacy.fields.get(name), modern.fields.get(name));
-        if l == m {
+        if l == m || same_number(name, l, m) {
             continue;
         }
         if !KEY_FIELDS.contains(&name.as_str()) {
@@ -109,6 +110,15 @@ fn one_key_apart(legacy: &Evidence, modern: &Evidence) -> Option<Shape> {
         field: field.clone(),
         change,
     })
+}
+
+/// The fields that are numbers, equal when their values are (`12.5` and `12.50E0`).
+const NUMBER_FIELDS: [&str; 3] = ["amount", "quantity", "unit_price"];
+
+fn same_number(name: &str, l: Option<&String>, m: Option<&String>) -> bool {
+    let value = |v: Option<&String>| v.and_then(|v| parse_decimal(v).ok());
+    NUMBER_FIELDS.contains(&name)
+        && matches!((value(l), value(m)), (Some(a), Some(b)) if a == b)
 }
 
 fn day(value: &str) -> Option<NaiveDate> {
@@ -181,5 +191,15 @@ mod tests {
             None,
         );
         check(&line, &line, None);
+        // A number spelled another way is the same number.
+        check(
+            &line,
+            &[
+                ("amount", "500E-2"),
+                ("period_end", "2026-11-01"),
+                ("region", "eu"),
+            ],
+            Some(("period_end", "+1 days")),
+        );
     }
 }
