@@ -423,9 +423,11 @@ fn judge_into(amounts: &[Amounts], members: Vec<usize>, out: &mut Vec<(Shape, Ve
         out.push((shape, members));
         return;
     }
-    let core = core_offset(&picked).or_else(|| core_ratio(&picked));
-    let Some(inside) = core.filter(|c| c.len() >= CORE_MIN && c.len() * 2 > members.len())
-    else {
+    let most = |c: &Vec<usize>| c.len() >= CORE_MIN && c.len() * 2 > members.len();
+    let core = core_offset(&picked)
+        .filter(most)
+        .or_else(|| core_ratio(&picked).filter(most));
+    let Some(inside) = core else {
         out.push((Shape::Varied, members));
         return;
     };
