@@ -260,8 +260,7 @@ fn defects_land_in_their_signatures(seed: &str) {
         dir.path(),
     );
     assert_eq!(generate.code, 0, "{}", generate.transcript());
-    let answers: Value =
-        serde_json::from_slice(&std::fs::read(&answers_path).unwrap()).unwrap();
+    let answers: Value = serde_json::from_slice(&std::fs::read(&answers_path).unwrap()).unwrap();
     assert_eq!(answers["schema"], "billshadow.defects/v1");
     let defects = answers["defects"].as_array().unwrap();
     assert_eq!(defects.len(), 10);
@@ -336,7 +335,10 @@ fn defects_land_in_their_signatures(seed: &str) {
         signatures_per_defect += held.len();
         let signature = signatures[main];
         let expected = &defect["expected"];
-        assert_eq!(signature["shape"], expected["shape"], "{kind}: {signature:#}");
+        assert_eq!(
+            signature["shape"], expected["shape"],
+            "{kind}: {signature:#}"
+        );
         assert_eq!(signature["rule"], expected["rule"], "{kind}: {signature:#}");
         let hypothesis = signature["hypothesis"].as_str().unwrap();
         for words in expected["hypothesis_contains"].as_array().unwrap() {

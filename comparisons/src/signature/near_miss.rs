@@ -117,8 +117,7 @@ const NUMBER_FIELDS: [&str; 3] = ["amount", "quantity", "unit_price"];
 
 fn same_number(name: &str, l: Option<&String>, m: Option<&String>) -> bool {
     let value = |v: Option<&String>| v.and_then(|v| parse_decimal(v).ok());
-    NUMBER_FIELDS.contains(&name)
-        && matches!((value(l), value(m)), (Some(a), Some(b)) if a == b)
+    NUMBER_FIELDS.contains(&name) && matches!((value(l), value(m)), (Some(a), Some(b)) if a == b)
 }
 
 fn day(value: &str) -> Option<NaiveDate> {

@@ -445,7 +445,10 @@ fn judge_into(amounts: &[Amounts], members: Vec<usize>, out: &mut Vec<(Shape, Ve
         .into_iter()
         .zip(in_core)
         .partition(|(_, inside)| *inside);
-    out.push((core_shape, core_members.into_iter().map(|(i, _)| i).collect()));
+    out.push((
+        core_shape,
+        core_members.into_iter().map(|(i, _)| i).collect(),
+    ));
     judge_into(amounts, rest.into_iter().map(|(i, _)| i).collect(), out);
 }
 
@@ -456,12 +459,13 @@ fn core_offset(amounts: &[Amounts]) -> Option<Vec<usize>> {
     for a in amounts {
         *counts.entry((a.modern - a.legacy).normalize()).or_default() += 1;
     }
-    let (best, n) = counts
-        .into_iter()
-        .fold(None, |best: Option<(Decimal, usize)>, (delta, n)| match best {
+    let (best, n) = counts.into_iter().fold(
+        None,
+        |best: Option<(Decimal, usize)>, (delta, n)| match best {
             Some((_, m)) if m >= n => best,
             _ => Some((delta, n)),
-        })?;
+        },
+    )?;
     (n >= 2).then(|| {
         (0..amounts.len())
             .filter(|&j| (amounts[j].modern - amounts[j].legacy).normalize() == best)
@@ -716,6 +720,48 @@ mod tests {
             &[("amount", "5.00"), ("quantity", "2000")],
             fixed(Shape::UnitScale { factor: d("1000") }),
         );
+        // Padded to three decimals, half even still shows: 5 × 0.025 = 0.125.
+        let rounds_half_even = fixed(Shape::RoundingMode {
+            decimals: 2,
+            legacy: Rounding::HalfUp,
+            modern: Rounding::HalfEven,
+        });
+        let priced = |amount, quantity, price| {
+            [
+                ("amount", amount),
+                ("quantity", quantity),
+                ("unit_price", price),
+            ]
+        };
+        check(
+            amount,
+            &priced("0.13", "5", "0.025"),
+            &priced("0.120", "5", "0.025"),
+            rounds_half_even.clone(),
+        );
+        // Half even's `0.10` for 0.105 is a rounding mode, not a hint of fewer decimals.
+        check(
+            amount,
+            &priced("0.11", "1", "0.105"),
+            &priced("0.10", "1", "0.105"),
+            rounds_half_even,
+        );
+        // Off a midpoint the hint stands: 12.3491 rounded to 2 is 12.35 (up to 3 also is).
+        check(
+            amount,
+            &priced("12.349", "1", "12.3491"),
+            &priced("12.350", "1", "12.3491"),
+            Observed::Weak(
+                Shape::FewerDecimals {
+                    coarser: Side::Modern,
+                    decimals: 2,
+                },
+                Amounts {
+                    legacy: d("12.349"),
+                    modern: d("12.350"),
+                },
+            ),
+        );
         check(
             CurrencyMismatch,
             &[("amount", "5.00"), ("currency", "USD")],
@@ -760,6 +806,15 @@ mod tests {
         let tax = amounts(&[("2.47", "2.59"), ("20.00", "21.00"), ("0.33", "0.35")]);
         assert_eq!(
             common_shape(&tax),
+            Shape::Ratio {
+                numerator: 21,
+                denominator: 20
+            }
+        );
+        // Padded amounts round to no more decimals than their digits show.
+        let padded = amounts(&[("2.47", "2.590"), ("20.00", "21.000"), ("0.33", "0.350")]);
+        assert_eq!(
+            common_shape(&padded),
             Shape::Ratio {
                 numerator: 21,
                 denominator: 20

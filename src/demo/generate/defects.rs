@@ -165,7 +165,12 @@ fn parameters_of(kind: DefectKind) -> (BTreeMap<&'static str, String>, ExpectedR
     };
     match kind {
         DefectKind::RoundingMode => (
-            p(&[("currency", "USD"), ("legacy", "half_up"), ("modern", "half_even"), ("decimals", "2")]),
+            p(&[
+                ("currency", "USD"),
+                ("legacy", "half_up"),
+                ("modern", "half_even"),
+                ("decimals", "2"),
+            ]),
             rule(
                 "rounding_mode",
                 "rounding_mode:2:half_up:half_even".into(),
@@ -173,7 +178,11 @@ fn parameters_of(kind: DefectKind) -> (BTreeMap<&'static str, String>, ExpectedR
             ),
         ),
         DefectKind::Decimals => (
-            p(&[("currency", "BHD"), ("legacy_decimals", "3"), ("modern_decimals", "2")]),
+            p(&[
+                ("currency", "BHD"),
+                ("legacy_decimals", "3"),
+                ("modern_decimals", "2"),
+            ]),
             rule(
                 "fewer_decimals",
                 "fewer_decimals:modern:2".into(),
@@ -184,8 +193,16 @@ fn parameters_of(kind: DefectKind) -> (BTreeMap<&'static str, String>, ExpectedR
             let (n, d) = PRICE_RATIO;
             let k = ratio_text(n, d);
             (
-                p(&[("currency", "GBP"), ("charge_code", PRICE_SKU), ("ratio", &k)]),
-                rule("ratio", format!("ratio:{k}"), &["GBP", PRICE_SKU, &format!("× {k}")]),
+                p(&[
+                    ("currency", "GBP"),
+                    ("charge_code", PRICE_SKU),
+                    ("ratio", &k),
+                ]),
+                rule(
+                    "ratio",
+                    format!("ratio:{k}"),
+                    &["GBP", PRICE_SKU, &format!("× {k}")],
+                ),
             )
         }
         DefectKind::TaxRate => {
@@ -197,13 +214,21 @@ fn parameters_of(kind: DefectKind) -> (BTreeMap<&'static str, String>, ExpectedR
                     ("legacy_rate", &VAT.to_string()),
                     ("modern_rate", &MODERN_VAT.to_string()),
                 ]),
-                rule("ratio", format!("ratio:{k}"), &["EUR", "tax.vat", &format!("× {k}")]),
+                rule(
+                    "ratio",
+                    format!("ratio:{k}"),
+                    &["EUR", "tax.vat", &format!("× {k}")],
+                ),
             )
         }
         DefectKind::Proration => {
             let (l, m) = (LEGACY_MONTH.to_string(), MODERN_MONTH.to_string());
             (
-                p(&[("charge_code", "platform.fee"), ("legacy_days", &l), ("modern_days", &m)]),
+                p(&[
+                    ("charge_code", "platform.fee"),
+                    ("legacy_days", &l),
+                    ("modern_days", &m),
+                ]),
                 rule(
                     "proration",
                     format!("proration:{l}:{m}"),
@@ -214,7 +239,11 @@ fn parameters_of(kind: DefectKind) -> (BTreeMap<&'static str, String>, ExpectedR
         DefectKind::FeeOffset => {
             let delta = FEE_OFFSET.to_string();
             (
-                p(&[("currency", "JPY"), ("charge_code", "platform.fee"), ("offset", &delta)]),
+                p(&[
+                    ("currency", "JPY"),
+                    ("charge_code", "platform.fee"),
+                    ("offset", &delta),
+                ]),
                 rule(
                     "offset",
                     format!("offset:{delta}"),
@@ -224,14 +253,25 @@ fn parameters_of(kind: DefectKind) -> (BTreeMap<&'static str, String>, ExpectedR
         }
         DefectKind::SignFlip => (
             p(&[("charge_code", "promo.credit")]),
-            rule("sign_flip", "sign_flip".into(), &["promo.credit", "opposite sign"]),
+            rule(
+                "sign_flip",
+                "sign_flip".into(),
+                &["promo.credit", "opposite sign"],
+            ),
         ),
         DefectKind::MissingSku => (
             p(&[("charge_code", "egress.gb")]),
-            rule("missing", "missing:modern".into(), &["does not bill", "egress.gb"]),
+            rule(
+                "missing",
+                "missing:modern".into(),
+                &["does not bill", "egress.gb"],
+            ),
         ),
         DefectKind::PeriodEndShift => (
-            p(&[("legacy_period_end", super::PERIOD_END), ("modern_period_end", SHIFTED_END)]),
+            p(&[
+                ("legacy_period_end", super::PERIOD_END),
+                ("modern_period_end", SHIFTED_END),
+            ]),
             rule(
                 "key_mismatch",
                 "key_mismatch:period_end:+1 days".into(),
@@ -239,7 +279,10 @@ fn parameters_of(kind: DefectKind) -> (BTreeMap<&'static str, String>, ExpectedR
             ),
         ),
         DefectKind::RegionRename | DefectKind::All => (
-            p(&[("legacy_region", RENAMED_FROM), ("modern_region", RENAMED_TO)]),
+            p(&[
+                ("legacy_region", RENAMED_FROM),
+                ("modern_region", RENAMED_TO),
+            ]),
             rule(
                 "key_mismatch",
                 format!("key_mismatch:region:{RENAMED_FROM}→{RENAMED_TO}"),
@@ -448,7 +491,11 @@ fn is_usage(line: &GenLine) -> bool {
 }
 
 /// An account's legacy and modern lines under `kind`.
-fn apply(kind: DefectKind, lines: Vec<GenLine>, rng: &mut fastrand::Rng) -> (Vec<GenLine>, Vec<GenLine>) {
+fn apply(
+    kind: DefectKind,
+    lines: Vec<GenLine>,
+    rng: &mut fastrand::Rng,
+) -> (Vec<GenLine>, Vec<GenLine>) {
     let mut legacy = lines;
     let mut modern_rules = LEGACY_RULES;
     match kind {
@@ -456,7 +503,10 @@ fn apply(kind: DefectKind, lines: Vec<GenLine>, rng: &mut fastrand::Rng) -> (Vec
             modern_rules.rounding = RoundingStrategy::MidpointNearestEven;
             // Quantities of the storage lines that land on a half cent rounded the two
             // ways apart, so the rule shows on the account.
-            for line in legacy.iter_mut().filter(|l| is_usage(l) && l.charge_code == "storage.gb") {
+            for line in legacy
+                .iter_mut()
+                .filter(|l| is_usage(l) && l.charge_code == "storage.gb")
+            {
                 let price = line.unit_price.unwrap_or_default();
                 for _ in 0..10_000 {
                     let q = Decimal::from(rng.u32(1..=5000));
@@ -489,7 +539,10 @@ fn apply(kind: DefectKind, lines: Vec<GenLine>, rng: &mut fastrand::Rng) -> (Vec
                     fee.currency,
                 );
             }
-            return (with_tax(legacy, LEGACY_RULES), with_tax(modern, LEGACY_RULES));
+            return (
+                with_tax(legacy, LEGACY_RULES),
+                with_tax(modern, LEGACY_RULES),
+            );
         }
         _ => {}
     }
@@ -512,21 +565,32 @@ fn apply(kind: DefectKind, lines: Vec<GenLine>, rng: &mut fastrand::Rng) -> (Vec
         }
         DefectKind::PriceRatio => {
             let (n, d) = PRICE_RATIO;
-            for line in modern.iter_mut().filter(|l| is_usage(l) && l.charge_code == PRICE_SKU) {
-                let price = line.unit_price.unwrap_or_default() * Decimal::from(n) / Decimal::from(d);
+            for line in modern
+                .iter_mut()
+                .filter(|l| is_usage(l) && l.charge_code == PRICE_SKU)
+            {
+                let price =
+                    line.unit_price.unwrap_or_default() * Decimal::from(n) / Decimal::from(d);
                 line.unit_price = Some(price);
-                line.amount = modern_rules.round(line.quantity.unwrap_or_default() * price, line.currency);
+                line.amount =
+                    modern_rules.round(line.quantity.unwrap_or_default() * price, line.currency);
             }
         }
         DefectKind::TaxRate => modern_rules.vat = MODERN_VAT,
         DefectKind::FeeOffset => {
-            for line in modern.iter_mut().filter(|l| l.charge_code == "platform.fee") {
+            for line in modern
+                .iter_mut()
+                .filter(|l| l.charge_code == "platform.fee")
+            {
                 line.amount += Decimal::from(FEE_OFFSET);
                 line.unit_price = Some(line.amount);
             }
         }
         DefectKind::SignFlip => {
-            for line in modern.iter_mut().filter(|l| l.charge_code == "promo.credit") {
+            for line in modern
+                .iter_mut()
+                .filter(|l| l.charge_code == "promo.credit")
+            {
                 line.amount = -line.amount;
             }
         }
@@ -543,11 +607,24 @@ fn apply(kind: DefectKind, lines: Vec<GenLine>, rng: &mut fastrand::Rng) -> (Vec
         }
         DefectKind::Proration | DefectKind::All => {}
     }
-    (with_tax(legacy, LEGACY_RULES), with_tax(modern, modern_rules))
+    (
+        with_tax(legacy, LEGACY_RULES),
+        with_tax(modern, modern_rules),
+    )
 }
 
 /// What a line bills, as compared here: every field a stack writes but the description.
-fn billed(line: &GenLine) -> (String, &'static str, &'static str, Option<Decimal>, Option<Decimal>, Decimal, &'static str) {
+fn billed(
+    line: &GenLine,
+) -> (
+    String,
+    &'static str,
+    &'static str,
+    Option<Decimal>,
+    Option<Decimal>,
+    Decimal,
+    &'static str,
+) {
     (
         line.customer.clone(),
         line.region,
@@ -562,7 +639,15 @@ fn billed(line: &GenLine) -> (String, &'static str, &'static str, Option<Decimal
 /// The lines of one account that differ between the sides, by identity (charge code, line
 /// type, usage day): each side's lines of an identity, in order, compared field by field.
 fn changed_lines(legacy: &[GenLine], modern: &[GenLine]) -> Vec<LineRef> {
-    type Billed = (String, &'static str, &'static str, Option<Decimal>, Option<Decimal>, Decimal, &'static str);
+    type Billed = (
+        String,
+        &'static str,
+        &'static str,
+        Option<Decimal>,
+        Option<Decimal>,
+        Decimal,
+        &'static str,
+    );
     let mut sides: BTreeMap<LineRef, (Vec<Billed>, Vec<Billed>)> = BTreeMap::new();
     for l in legacy {
         sides.entry(line_ref(l)).or_default().0.push(billed(l));
