@@ -441,15 +441,17 @@ fn judge_into(amounts: &[Amounts], members: Vec<usize>, out: &mut Vec<(Shape, Ve
     for &j in &inside {
         in_core[j] = true;
     }
-    let (core_members, rest): (Vec<(usize, bool)>, Vec<(usize, bool)>) = members
-        .into_iter()
-        .zip(in_core)
-        .partition(|(_, inside)| *inside);
-    out.push((
-        core_shape,
-        core_members.into_iter().map(|(i, _)| i).collect(),
-    ));
-    judge_into(amounts, rest.into_iter().map(|(i, _)| i).collect(), out);
+    let mut core_members = Vec::with_capacity(inside.len());
+    let mut rest = Vec::with_capacity(members.len() - inside.len());
+    for (i, inside) in members.into_iter().zip(in_core) {
+        if inside {
+            core_members.push(i);
+        } else {
+            rest.push(i);
+        }
+    }
+    out.push((core_shape, core_members));
+    judge_into(amounts, rest, out);
 }
 
 /// The lines sharing the most common difference (on a tie, the smallest one), when at least
