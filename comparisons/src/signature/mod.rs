@@ -264,19 +264,22 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 /// day count for a line type, a price, fee or missing line for one charge code; a pricing
 /// rule with no constant for a line type in one currency and cell.
 fn scope_for(diff: &Diff, shape: &Shape) -> Vec<(&'static str, String)> {
-    let charge_code = ("charge_code", diff.charge_code.clone().unwrap_or_default());
-    let line_type = ("line_type", line_type_of(diff).unwrap_or_default());
-    let currency = ("currency", currency_of(diff).unwrap_or_default());
-    let cell = ("cell", cell_of(diff).unwrap_or_default());
+    // Only the parts the shape needs are built: this runs for every diff.
+    let charge_code = || ("charge_code", diff.charge_code.clone().unwrap_or_default());
+    let line_type = || ("line_type", line_type_of(diff).unwrap_or_default());
+    let currency = || ("currency", currency_of(diff).unwrap_or_default());
+    let cell = || ("cell", cell_of(diff).unwrap_or_default());
     match shape {
-        Shape::FewerDecimals { .. } | Shape::RoundingMode { .. } => vec![currency],
-        Shape::Proration { .. } => vec![line_type],
+        Shape::FewerDecimals { .. } | Shape::RoundingMode { .. } => vec![currency()],
+        Shape::Proration { .. } => vec![line_type()],
         Shape::CurrencyRelabel { .. } | Shape::KeyMismatch { .. } => vec![],
         Shape::Missing { .. } | Shape::SignFlip | Shape::UnitScale { .. } | Shape::Other => {
-            vec![charge_code, line_type]
+            vec![charge_code(), line_type()]
         }
-        Shape::Ratio { .. } | Shape::Offset { .. } => vec![charge_code, line_type, currency],
-        Shape::Varied => vec![line_type, currency, cell],
+        Shape::Ratio { .. } | Shape::Offset { .. } => {
+            vec![charge_code(), line_type(), currency()]
+        }
+        Shape::Varied => vec![line_type(), currency(), cell()],
     }
 }
 

@@ -47,14 +47,15 @@ pub(crate) fn near_misses(diffs: &[Diff]) -> HashMap<usize, Shape> {
         if legacy.len() > ACCOUNT_MISSING_MAX || modern.len() > ACCOUNT_MISSING_MAX {
             continue;
         }
-        // Content order, so the pairs never depend on the order of the diffs.
-        let fields = |i: &usize, legacy_side: bool| {
-            let d = &diffs[*i];
+        // Content order, so the pairs never depend on the order of the diffs (compared in
+        // place: a sort key would copy each line's fields at every comparison).
+        let fields = |i: usize, legacy_side: bool| {
+            let d = &diffs[i];
             let e = if legacy_side { &d.legacy } else { &d.modern };
-            e.as_ref().map(|e| e.fields.clone()).unwrap_or_default()
+            e.as_ref().map(|e| &e.fields)
         };
-        legacy.sort_by_key(|i| fields(i, true));
-        modern.sort_by_key(|i| fields(i, false));
+        legacy.sort_by(|a, b| fields(*a, true).cmp(&fields(*b, true)));
+        modern.sort_by(|a, b| fields(*a, false).cmp(&fields(*b, false)));
         let mut taken = vec![false; modern.len()];
         for l in legacy {
             let Some(le) = diffs[l].legacy.as_ref() else {
