@@ -236,6 +236,21 @@ fn parameters_of(kind: DefectKind) -> (BTreeMap<&'static str, String>, ExpectedR
                 ),
             )
         }
+        _ => other_parameters(kind),
+    }
+}
+
+/// `parameters_of` for the kinds that are not about amounts' arithmetic.
+fn other_parameters(kind: DefectKind) -> (BTreeMap<&'static str, String>, ExpectedRule) {
+    let p = |pairs: &[(&'static str, &str)]| -> BTreeMap<&'static str, String> {
+        pairs.iter().map(|(k, v)| (*k, (*v).to_owned())).collect()
+    };
+    let rule = |shape: &'static str, rule: String, words: &[&str]| ExpectedRule {
+        shape,
+        rule,
+        hypothesis_contains: words.iter().map(|w| (*w).to_owned()).collect(),
+    };
+    match kind {
         DefectKind::FeeOffset => {
             let delta = FEE_OFFSET.to_string();
             (
@@ -278,7 +293,7 @@ fn parameters_of(kind: DefectKind) -> (BTreeMap<&'static str, String>, ExpectedR
                 &["period_end +1 days"],
             ),
         ),
-        DefectKind::RegionRename | DefectKind::All => (
+        _ => (
             p(&[
                 ("legacy_region", RENAMED_FROM),
                 ("modern_region", RENAMED_TO),
@@ -521,6 +536,7 @@ fn apply(
             }
         }
         DefectKind::Decimals => modern_rules.decimals = Some(2),
+        DefectKind::TaxRate => modern_rules.vat = MODERN_VAT,
         DefectKind::Proration => {
             // The account started on day 32 − days: a part month.
             let days = rng.u32(1..=MODERN_MONTH);
@@ -547,6 +563,15 @@ fn apply(
         _ => {}
     }
     let mut modern = legacy.clone();
+    change_modern(kind, &mut modern, modern_rules);
+    (
+        with_tax(legacy, LEGACY_RULES),
+        with_tax(modern, modern_rules),
+    )
+}
+
+/// What `kind` changes on an account's modern lines (before its tax line).
+fn change_modern(kind: DefectKind, modern: &mut Vec<GenLine>, modern_rules: Rules) {
     match kind {
         DefectKind::RoundingMode => {
             for line in modern.iter_mut().filter(|l| is_usage(l)) {
@@ -555,7 +580,7 @@ fn apply(
             }
         }
         DefectKind::Decimals => {
-            for line in &mut modern {
+            for line in modern.iter_mut() {
                 let exact = match (line.quantity, line.unit_price) {
                     (Some(q), Some(p)) if is_usage(line) => q * p,
                     _ => line.amount,
@@ -576,7 +601,6 @@ fn apply(
                     modern_rules.round(line.quantity.unwrap_or_default() * price, line.currency);
             }
         }
-        DefectKind::TaxRate => modern_rules.vat = MODERN_VAT,
         DefectKind::FeeOffset => {
             for line in modern
                 .iter_mut()
@@ -596,21 +620,18 @@ fn apply(
         }
         DefectKind::MissingSku => modern.retain(|l| l.charge_code != "egress.gb"),
         DefectKind::PeriodEndShift => {
-            for line in &mut modern {
+            for line in modern.iter_mut() {
                 line.period_end = SHIFTED_END;
             }
         }
         DefectKind::RegionRename => {
-            for line in &mut modern {
+            for line in modern.iter_mut() {
                 line.region = RENAMED_TO;
             }
         }
-        DefectKind::Proration | DefectKind::All => {}
+        // Rules only (set by `apply`), or nothing on the lines.
+        DefectKind::TaxRate | DefectKind::Proration | DefectKind::All => {}
     }
-    (
-        with_tax(legacy, LEGACY_RULES),
-        with_tax(modern, modern_rules),
-    )
 }
 
 /// What a line bills, as compared here: every field a stack writes but the description.
