@@ -1,6 +1,8 @@
 //! Causes: diff signatures from the real binary, over the demo's shadow run of the sample
 //! stacks (four seeded defects) and over `diff` of files.
 
+use std::collections::BTreeMap;
+
 use serde_json::Value;
 
 use crate::support::{billshadow, repo};
@@ -660,4 +662,152 @@ fn a_waiver_by_signature_covers_its_diffs_in_diff_and_nothing_else() {
         expired["summary"]["waivers"][0]["matched_while_expired"],
         covered
     );
+}
+
+/// One line as the defect generator's answer file names it.
+type LineId = (String, String, String, Option<String>);
+
+fn line_id(account: &Value, evidence: &Value) -> LineId {
+    let text = |v: &Value| v.as_str().unwrap_or_default().to_owned();
+    (
+        text(account),
+        text(&evidence["charge_code"]),
+        text(&evidence["line_type"]),
+        evidence["usage_start"].as_str().map(str::to_owned),
+    )
+}
+
+/// `generate pair --defects all` injects ten systematic defects into thousands of accounts,
+/// with one-off noise on others, and writes what it changed (computed by the generator, not
+/// the engine). `diff`, run as a child process, must put at least 95 % of each defect's diffs
+/// in one signature, at most 1.2 signatures a defect on average, each named by the defect's
+/// rule and value.
+fn defects_land_in_their_signatures(seed: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("pair");
+    let answers_path = dir.path().join("defects.json");
+    let generate = billshadow(
+        &[
+            "generate",
+            "pair",
+            "--accounts",
+            "5000",
+            "--seed",
+            seed,
+            "--defects",
+            "all",
+            "--inject-percent",
+            "6",
+            "--answers",
+            answers_path.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    assert_eq!(generate.code, 0, "{}", generate.transcript());
+    let answers: Value = serde_json::from_slice(&std::fs::read(&answers_path).unwrap()).unwrap();
+    assert_eq!(answers["schema"], "billshadow.defects/v1");
+    let defects = answers["defects"].as_array().unwrap();
+    assert_eq!(defects.len(), 10);
+    assert!(answers["noise"].as_array().unwrap().len() > 100);
+
+    let report = dir.path().join("diff.json");
+    let diff = billshadow(
+        &[
+            "diff",
+            "--legacy",
+            out.join("legacy.csv").to_str().unwrap(),
+            "--modern",
+            out.join("modern.csv").to_str().unwrap(),
+            "--format",
+            "json",
+            "--out",
+            report.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    assert_eq!(diff.code, 1, "{}", diff.transcript());
+    let doc: Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    let signatures: BTreeMap<&str, &Value> = doc["signatures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["id"].as_str().unwrap(), s))
+        .collect();
+    // Each line diff by the line it is about (both halves of a renamed line alike).
+    let mut by_line: BTreeMap<LineId, Vec<&str>> = BTreeMap::new();
+    for d in doc["diffs"].as_array().unwrap() {
+        if d["scope"] != "line" {
+            continue;
+        }
+        let evidence = if d["legacy"].is_object() {
+            &d["legacy"]
+        } else {
+            &d["modern"]
+        };
+        by_line
+            .entry(line_id(&d["account_id"], evidence))
+            .or_default()
+            .push(d["signature"].as_str().unwrap());
+    }
+
+    let mut signatures_per_defect = 0usize;
+    for defect in defects {
+        let kind = defect["kind"].as_str().unwrap();
+        let lines = defect["lines"].as_array().unwrap();
+        assert!(lines.len() >= 40, "{kind}: only {} lines", lines.len());
+        assert!(defect["accounts"].as_u64().unwrap() >= 30, "{kind}");
+        let mut held: BTreeMap<&str, usize> = BTreeMap::new();
+        let mut diffs = 0usize;
+        for line in lines {
+            let id = line_id(&line["account_id"], line);
+            let found = by_line.get(&id);
+            assert!(found.is_some(), "{kind}: no diff for changed line {line}");
+            for signature in found.into_iter().flatten() {
+                *held.entry(signature).or_default() += 1;
+                diffs += 1;
+            }
+        }
+        let (main, in_main) = held
+            .iter()
+            .max_by_key(|(id, n)| (**n, std::cmp::Reverse(**id)))
+            .map(|(id, n)| (*id, *n))
+            .unwrap();
+        assert!(
+            in_main * 100 >= diffs * 95,
+            "{kind}: {in_main} of {diffs} diffs in its signature; spread over {held:?}"
+        );
+        signatures_per_defect += held.len();
+        let signature = signatures[main];
+        let expected = &defect["expected"];
+        assert_eq!(
+            signature["shape"], expected["shape"],
+            "{kind}: {signature:#}"
+        );
+        assert_eq!(signature["rule"], expected["rule"], "{kind}: {signature:#}");
+        let hypothesis = signature["hypothesis"].as_str().unwrap();
+        for words in expected["hypothesis_contains"].as_array().unwrap() {
+            let words = words.as_str().unwrap();
+            assert!(
+                hypothesis.contains(words),
+                "{kind}: «{hypothesis}» does not say «{words}»"
+            );
+        }
+    }
+    assert!(
+        signatures_per_defect * 10 <= defects.len() * 12,
+        "{signatures_per_defect} signatures for {} defects",
+        defects.len()
+    );
+}
+
+#[test]
+fn generated_defects_land_in_their_signatures() {
+    defects_land_in_their_signatures("1");
+}
+
+#[test]
+fn generated_defects_land_in_their_signatures_with_another_seed() {
+    defects_land_in_their_signatures("3");
 }

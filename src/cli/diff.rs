@@ -93,8 +93,13 @@ pub(crate) fn run(args: DiffArgs) -> Outcome {
     };
     // The causes: a pass over the diffs only, never the lines. Waivers that name a
     // signature apply once the signatures are known; the causes are then counted again, since
-    // their failing diffs changed (their ids do not).
-    let mut causes = Causes::of(&comparison.diffs);
+    // their failing diffs changed (their ids do not). BILLSHADOW_SKIP_SIGNATURES=1 leaves them
+    // out, only to measure what they cost (BENCHMARKS.md); not a user option.
+    let mut causes = if std::env::var("BILLSHADOW_SKIP_SIGNATURES").as_deref() == Ok("1") {
+        Causes::default()
+    } else {
+        Causes::of(&comparison.diffs)
+    };
     let waived = comparison.waive_by_signature(&causes, &config.waivers, config.today);
     if !waived.waived.is_empty() {
         causes = Causes::of(&comparison.diffs);

@@ -16,6 +16,8 @@ use serde::Serialize;
 use crate::args::PairArgs;
 use crate::exit::{Code, Outcome, input};
 
+mod defects;
+
 const PERIOD_START: &str = "2026-10-01";
 const PERIOD_END: &str = "2026-10-31";
 const REGIONS: [&str; 3] = ["us-east-1", "eu-west-1", "ap-northeast-1"];
@@ -27,6 +29,7 @@ struct GenLine {
     customer: String,
     partition: String,
     region: &'static str,
+    period_end: &'static str,
     charge_code: String,
     line_type: &'static str,
     description: String,
@@ -83,6 +86,12 @@ pub(crate) fn run_pair(args: PairArgs) -> Outcome {
     }
     if args.inject_percent > 100 {
         return Err(crate::usage!("--inject-percent must be between 0 and 100").into());
+    }
+    if !args.defects.is_empty() {
+        return defects::run(&args);
+    }
+    if args.answers.is_some() {
+        return Err(crate::usage!("--answers goes with --defects").into());
     }
     let pair = generate(
         args.accounts,
@@ -155,6 +164,7 @@ fn account_base(i: u32) -> GenLine {
         customer: format!("cust-{customer:06}"),
         partition: format!("p{}", i % 4),
         region: REGIONS[(i as usize / 4) % REGIONS.len()],
+        period_end: PERIOD_END,
         charge_code: String::new(),
         line_type: "usage",
         description: String::new(),
@@ -615,7 +625,7 @@ fn row(line: &GenLine, columns: &[&str], style: u32) -> Vec<String> {
             "partition" => line.partition.clone(),
             "region" => line.region.to_owned(),
             "period_start" => PERIOD_START.to_owned(),
-            "period_end" => PERIOD_END.to_owned(),
+            "period_end" => line.period_end.to_owned(),
             "charge_code" => line.charge_code.clone(),
             "line_type" => line.line_type.to_owned(),
             "description" => line.description.clone(),
@@ -630,9 +640,15 @@ fn row(line: &GenLine, columns: &[&str], style: u32) -> Vec<String> {
         .collect()
 }
 
-fn write_pair(dir: &Path, pair: &Pair, seed: u64, accounts: u32) -> anyhow::Result<()> {
+/// Writes legacy.csv as generated and modern.csv with its columns in another order, every
+/// line in another place and numbers spelled differently (none of which is a difference).
+fn write_csvs(
+    dir: &Path,
+    legacy: &[GenLine],
+    modern: &[GenLine],
+    rng: &mut fastrand::Rng,
+) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let mut rng = pair.rng.clone();
     let write = |name: &str,
                  lines: &[GenLine],
                  columns: &[&str],
@@ -650,14 +666,17 @@ fn write_pair(dir: &Path, pair: &Pair, seed: u64, accounts: u32) -> anyhow::Resu
         w.flush()
             .with_context(|| format!("cannot write {}", path.display()))
     };
-    write("legacy.csv", &pair.legacy, &COLUMNS, &mut rng, false)?;
-    // The modern side: another column order, every line in another place, and numbers
-    // spelled differently; none of which is a difference.
+    write("legacy.csv", legacy, &COLUMNS, rng, false)?;
     let mut columns = COLUMNS.to_vec();
     rng.shuffle(&mut columns);
-    let mut modern = pair.modern.clone();
+    let mut modern = modern.to_vec();
     rng.shuffle(&mut modern);
-    write("modern.csv", &modern, &columns, &mut rng, true)?;
+    write("modern.csv", &modern, &columns, rng, true)
+}
+
+fn write_pair(dir: &Path, pair: &Pair, seed: u64, accounts: u32) -> anyhow::Result<()> {
+    let mut rng = pair.rng.clone();
+    write_csvs(dir, &pair.legacy, &pair.modern, &mut rng)?;
     let answers = Answers {
         seed,
         accounts,

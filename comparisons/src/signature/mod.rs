@@ -264,19 +264,22 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 /// day count for a line type, a price, fee or missing line for one charge code; a pricing
 /// rule with no constant for a line type in one currency and cell.
 fn scope_for(diff: &Diff, shape: &Shape) -> Vec<(&'static str, String)> {
-    let charge_code = ("charge_code", diff.charge_code.clone().unwrap_or_default());
-    let line_type = ("line_type", line_type_of(diff).unwrap_or_default());
-    let currency = ("currency", currency_of(diff).unwrap_or_default());
-    let cell = ("cell", cell_of(diff).unwrap_or_default());
+    // Only the parts the shape needs are built: this runs for every diff.
+    let charge_code = || ("charge_code", diff.charge_code.clone().unwrap_or_default());
+    let line_type = || ("line_type", line_type_of(diff).unwrap_or_default());
+    let currency = || ("currency", currency_of(diff).unwrap_or_default());
+    let cell = || ("cell", cell_of(diff).unwrap_or_default());
     match shape {
-        Shape::FewerDecimals { .. } | Shape::RoundingMode { .. } => vec![currency],
-        Shape::Proration { .. } => vec![line_type],
+        Shape::FewerDecimals { .. } | Shape::RoundingMode { .. } => vec![currency()],
+        Shape::Proration { .. } => vec![line_type()],
         Shape::CurrencyRelabel { .. } | Shape::KeyMismatch { .. } => vec![],
         Shape::Missing { .. } | Shape::SignFlip | Shape::UnitScale { .. } | Shape::Other => {
-            vec![charge_code, line_type]
+            vec![charge_code(), line_type()]
         }
-        Shape::Ratio { .. } | Shape::Offset { .. } => vec![charge_code, line_type, currency],
-        Shape::Varied => vec![line_type, currency, cell],
+        Shape::Ratio { .. } | Shape::Offset { .. } => {
+            vec![charge_code(), line_type(), currency()]
+        }
+        Shape::Varied => vec![line_type(), currency(), cell()],
     }
 }
 
@@ -332,10 +335,15 @@ fn group(
     merge_roundings(&mut groups);
     let judged: Vec<(GroupKey, Shape, Vec<usize>)> = numeric
         .into_iter()
-        .map(|(key, members)| {
+        .flat_map(|(key, members)| {
             let amounts: Vec<Amounts> = members.iter().map(|(_, a)| *a).collect();
-            let shape = shape::common_shape(&amounts);
-            (key, shape, members.into_iter().map(|(i, _)| i).collect())
+            shape::judge(&amounts)
+                .into_iter()
+                .map(|(shape, part)| {
+                    let part = part.into_iter().map(|j| members[j].0).collect();
+                    (key.clone(), shape, part)
+                })
+                .collect::<Vec<_>>()
         })
         .collect();
     let per_cell = rules_per_cell(diffs, &judged);
@@ -472,7 +480,9 @@ type Bucket = (
 /// constant of their own (or none): one rule of that cell (tiers, a price book) rather than
 /// a price changed per charge code, so they are one `Varied` signature of the cell.
 fn rules_per_cell(diffs: &[Diff], judged: &[(GroupKey, Shape, Vec<usize>)]) -> BTreeSet<Bucket> {
-    let mut codes: BTreeMap<Bucket, usize> = BTreeMap::new();
+    // The charge codes (the key's first scope part) of each bucket: a charge code judged in
+    // parts (a constant and the lines outside it) is still one.
+    let mut codes: BTreeMap<Bucket, BTreeSet<&str>> = BTreeMap::new();
     for (key, _, members) in judged {
         let cell = shared(members.iter().map(|&i| cell_of(&diffs[i])));
         if cell.is_some() {
@@ -482,12 +492,13 @@ fn rules_per_cell(diffs: &[Diff], judged: &[(GroupKey, Shape, Vec<usize>)]) -> B
                 key.scope.get(1..).unwrap_or_default().to_vec(),
                 cell,
             );
-            *codes.entry(bucket).or_default() += 1;
+            let code = key.scope.first().map_or("", |(_, v)| v.as_str());
+            codes.entry(bucket).or_default().insert(code);
         }
     }
     codes
         .into_iter()
-        .filter(|(_, n)| *n >= 2)
+        .filter(|(_, n)| n.len() >= 2)
         .map(|(bucket, _)| bucket)
         .collect()
 }

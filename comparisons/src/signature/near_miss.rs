@@ -9,6 +9,7 @@ use chrono::NaiveDate;
 
 use super::shape::Shape;
 use crate::difference::{Diff, DiffClass, Evidence};
+use crate::money::parse_decimal;
 
 /// The key components a near miss may differ in.
 const KEY_FIELDS: [&str; 7] = [
@@ -46,14 +47,15 @@ pub(crate) fn near_misses(diffs: &[Diff]) -> HashMap<usize, Shape> {
         if legacy.len() > ACCOUNT_MISSING_MAX || modern.len() > ACCOUNT_MISSING_MAX {
             continue;
         }
-        // Content order, so the pairs never depend on the order of the diffs.
-        let fields = |i: &usize, legacy_side: bool| {
-            let d = &diffs[*i];
+        // Content order, so the pairs never depend on the order of the diffs (compared in
+        // place: a sort key would copy each line's fields at every comparison).
+        let fields = |i: usize, legacy_side: bool| {
+            let d = &diffs[i];
             let e = if legacy_side { &d.legacy } else { &d.modern };
-            e.as_ref().map(|e| e.fields.clone()).unwrap_or_default()
+            e.as_ref().map(|e| &e.fields)
         };
-        legacy.sort_by_key(|i| fields(i, true));
-        modern.sort_by_key(|i| fields(i, false));
+        legacy.sort_by(|a, b| fields(*a, true).cmp(&fields(*b, true)));
+        modern.sort_by(|a, b| fields(*a, false).cmp(&fields(*b, false)));
         let mut taken = vec![false; modern.len()];
         for l in legacy {
             let Some(le) = diffs[l].legacy.as_ref() else {
@@ -88,7 +90,7 @@ fn one_key_apart(legacy: &Evidence, modern: &Evidence) -> Option<Shape> {
     let names = legacy.fields.keys().chain(modern.fields.keys());
     for name in names {
         let (l, m) = (legacy.fields.get(name), modern.fields.get(name));
-        if l == m {
+        if l == m || same_number(name, l, m) {
             continue;
         }
         if !KEY_FIELDS.contains(&name.as_str()) {
@@ -109,6 +111,14 @@ fn one_key_apart(legacy: &Evidence, modern: &Evidence) -> Option<Shape> {
         field: field.clone(),
         change,
     })
+}
+
+/// The fields that are numbers, equal when their values are (`12.5` and `12.50E0`).
+const NUMBER_FIELDS: [&str; 3] = ["amount", "quantity", "unit_price"];
+
+fn same_number(name: &str, l: Option<&String>, m: Option<&String>) -> bool {
+    let value = |v: Option<&String>| v.and_then(|v| parse_decimal(v).ok());
+    NUMBER_FIELDS.contains(&name) && matches!((value(l), value(m)), (Some(a), Some(b)) if a == b)
 }
 
 fn day(value: &str) -> Option<NaiveDate> {
@@ -181,5 +191,15 @@ mod tests {
             None,
         );
         check(&line, &line, None);
+        // A number spelled another way is the same number.
+        check(
+            &line,
+            &[
+                ("amount", "500E-2"),
+                ("period_end", "2026-11-01"),
+                ("region", "eu"),
+            ],
+            Some(("period_end", "+1 days")),
+        );
     }
 }

@@ -6,6 +6,8 @@
 //! or offset only shows across several diffs: those diffs are handed back as `Observed::Numeric`
 //! for the grouping to judge together (`common_shape`).
 
+use std::collections::BTreeMap;
+
 use rust_decimal::{Decimal, RoundingStrategy};
 
 use crate::difference::{Diff, DiffClass, Evidence};
@@ -207,28 +209,53 @@ pub(crate) fn observe(diff: &Diff) -> Observed {
     if !l.is_zero() && m == -l {
         return Observed::Fixed(Shape::SignFlip);
     }
-    if let Some((shape, written)) = fewer_decimals(l, m) {
-        let amounts = Amounts {
-            legacy: l,
-            modern: m,
-        };
-        return if written {
-            Observed::Fixed(shape)
-        } else {
-            Observed::Weak(shape, amounts)
-        };
+    let fewer = fewer_decimals(l, m);
+    if let Some((shape, true)) = fewer {
+        return Observed::Fixed(shape);
     }
+    // A rounding mode shown exactly by quantity × unit price on a midpoint outweighs fewer
+    // decimals only hinted at by trailing zeros (half even gives `0.10` for `0.105`); off a
+    // midpoint the hint stands (`12.3491` rounded to 2 is `12.35`, which rounding up to 3
+    // also gives). A difference within rounding is never a day count's.
     let priced = price_of(legacy, modern);
-    if let Some(shape) = priced.and_then(|exact| rounding_mode(exact, l, m)) {
+    let hinted = fewer.is_some();
+    if let Some((shape, exact)) =
+        priced.and_then(|exact| rounding_mode(exact, l, m).map(|shape| (shape, exact)))
+    {
+        if !hinted || on_midpoint(exact, &shape) {
+            return Observed::Fixed(shape);
+        }
+    }
+    if let Some(shape) = priced
+        .filter(|_| !hinted)
+        .and_then(|exact| proration(exact, l, m))
+    {
         return Observed::Fixed(shape);
     }
-    if let Some(shape) = priced.and_then(|exact| proration(exact, l, m)) {
-        return Observed::Fixed(shape);
-    }
-    Observed::Numeric(Amounts {
+    let amounts = Amounts {
         legacy: l,
         modern: m,
-    })
+    };
+    match fewer {
+        Some((shape, _)) => Observed::Weak(shape, amounts),
+        None => Observed::Numeric(amounts),
+    }
+}
+
+/// `exact` lies halfway between two values of the rounding mode's decimals.
+fn on_midpoint(exact: Decimal, shape: &Shape) -> bool {
+    let Shape::RoundingMode { decimals, .. } = shape else {
+        return false;
+    };
+    let down = exact.round_dp_with_strategy(*decimals, RoundingStrategy::ToZero);
+    (exact - down).abs() == half_unit(*decimals)
+}
+
+/// The decimals a value may have been rounded to: from its decimals without trailing zeros
+/// to the decimals it is written with (`12.50` was rounded to 1 or 2; padding adds zeros, it
+/// never rounds).
+fn decimals_written(x: Decimal) -> std::ops::RangeInclusive<u32> {
+    x.normalize().scale()..=x.scale()
 }
 
 fn number(evidence: &Evidence, field: &str) -> Option<Decimal> {
@@ -292,20 +319,21 @@ fn price_of(legacy: &Evidence, modern: &Evidence) -> Option<Decimal> {
     same.then(|| quantity.checked_mul(price)).flatten()
 }
 
-fn decimals_of(l: Decimal, m: Decimal) -> u32 {
-    l.scale().max(m.scale())
-}
-
-/// Each side is quantity × unit price rounded its own way to the same decimals.
+/// Each side is quantity × unit price rounded its own way to the same decimals: the fewest
+/// both sides may have been rounded to (`decimals_written`) for which a rounding gives each.
 fn rounding_mode(exact: Decimal, l: Decimal, m: Decimal) -> Option<Shape> {
-    let decimals = decimals_of(l, m);
-    let rounded = |r: Rounding| exact.round_dp_with_strategy(decimals, r.strategy());
-    let legacy = Rounding::ALL.into_iter().find(|r| rounded(*r) == l)?;
-    let modern = Rounding::ALL.into_iter().find(|r| rounded(*r) == m)?;
-    Some(Shape::RoundingMode {
-        decimals,
-        legacy,
-        modern,
+    let (wl, wm) = (decimals_written(l), decimals_written(m));
+    let from = (*wl.start()).max(*wm.start());
+    let to = (*wl.end()).min(*wm.end());
+    (from..=to).find_map(|decimals| {
+        let rounded = |r: Rounding| exact.round_dp_with_strategy(decimals, r.strategy());
+        let legacy = Rounding::ALL.into_iter().find(|r| rounded(*r) == l)?;
+        let modern = Rounding::ALL.into_iter().find(|r| rounded(*r) == m)?;
+        Some(Shape::RoundingMode {
+            decimals,
+            legacy,
+            modern,
+        })
     })
 }
 
@@ -318,11 +346,17 @@ fn proration(exact: Decimal, l: Decimal, m: Decimal) -> Option<Shape> {
     if exact.is_zero() {
         return None;
     }
-    let prorated = |days: u32, count: u32, decimals: u32| {
+    // The share rounded half up to some decimals the value may have been rounded to.
+    let prorated_is = |days: u32, count: u32, value: Decimal| {
         let share = exact
-            .checked_mul(Decimal::from(days))?
-            .checked_div(Decimal::from(count))?;
-        Some(share.round_dp_with_strategy(decimals, RoundingStrategy::MidpointAwayFromZero))
+            .checked_mul(Decimal::from(days))
+            .and_then(|x| x.checked_div(Decimal::from(count)));
+        share.is_some_and(|share| {
+            decimals_written(value).any(|decimals| {
+                share.round_dp_with_strategy(decimals, RoundingStrategy::MidpointAwayFromZero)
+                    == value
+            })
+        })
     };
     for legacy_days in MONTH_DAYS {
         // The days that give the legacy amount: the nearest whole number, and its neighbours.
@@ -331,12 +365,12 @@ fn proration(exact: Decimal, l: Decimal, m: Decimal) -> Option<Shape> {
             continue;
         };
         for days in guess.saturating_sub(1)..=guess.saturating_add(1).min(legacy_days) {
-            if days == 0 || prorated(days, legacy_days, l.scale()) != Some(l) {
+            if days == 0 || !prorated_is(days, legacy_days, l) {
                 continue;
             }
-            let modern = MONTH_DAYS.into_iter().find(|count| {
-                *count != legacy_days && prorated(days, *count, m.scale()) == Some(m)
-            });
+            let modern = MONTH_DAYS
+                .into_iter()
+                .find(|count| *count != legacy_days && prorated_is(days, *count, m));
             if let Some(modern_days) = modern {
                 return Some(Shape::Proration {
                     legacy_days,
@@ -367,16 +401,131 @@ pub(crate) fn common_shape(amounts: &[Amounts]) -> Shape {
     })
 }
 
+/// A constant that at least this many of a group's lines share, more than half of them, is
+/// the group's rule even when a few other lines (one-off differences of the same charge
+/// code) share none.
+const CORE_MIN: usize = 3;
+
+/// The shapes of a group's paired lines, each with the indices (into `amounts`) it holds:
+/// the whole group's constant when every line shares one (`common_shape`); else the constant
+/// most lines share (`CORE_MIN`, more than half), and the other lines judged again; else
+/// `Varied`. Depends only on the amounts, never on their order.
+pub(crate) fn judge(amounts: &[Amounts]) -> Vec<(Shape, Vec<usize>)> {
+    let mut out = Vec::new();
+    judge_into(amounts, (0..amounts.len()).collect(), &mut out);
+    out
+}
+
+fn judge_into(amounts: &[Amounts], members: Vec<usize>, out: &mut Vec<(Shape, Vec<usize>)>) {
+    let picked: Vec<Amounts> = members.iter().map(|&i| amounts[i]).collect();
+    let shape = common_shape(&picked);
+    if shape != Shape::Varied || members.len() <= CORE_MIN {
+        out.push((shape, members));
+        return;
+    }
+    let most = |c: &Vec<usize>| c.len() >= CORE_MIN && c.len() * 2 > members.len();
+    let core = core_offset(&picked)
+        .filter(most)
+        .or_else(|| core_ratio(&picked).filter(most));
+    let Some(inside) = core else {
+        out.push((Shape::Varied, members));
+        return;
+    };
+    let core_amounts: Vec<Amounts> = inside.iter().map(|&j| picked[j]).collect();
+    let core_shape = common_shape(&core_amounts);
+    if core_shape == Shape::Varied {
+        out.push((Shape::Varied, members));
+        return;
+    }
+    let mut in_core = vec![false; members.len()];
+    for &j in &inside {
+        in_core[j] = true;
+    }
+    let mut core_members = Vec::with_capacity(inside.len());
+    let mut rest = Vec::with_capacity(members.len() - inside.len());
+    for (i, inside) in members.into_iter().zip(in_core) {
+        if inside {
+            core_members.push(i);
+        } else {
+            rest.push(i);
+        }
+    }
+    out.push((core_shape, core_members));
+    judge_into(amounts, rest, out);
+}
+
+/// The lines sharing the most common difference (on a tie, the smallest one), when at least
+/// two do.
+fn core_offset(amounts: &[Amounts]) -> Option<Vec<usize>> {
+    let mut counts: BTreeMap<Decimal, usize> = BTreeMap::new();
+    for a in amounts {
+        *counts.entry((a.modern - a.legacy).normalize()).or_default() += 1;
+    }
+    let (best, n) = counts.into_iter().fold(
+        None,
+        |best: Option<(Decimal, usize)>, (delta, n)| match best {
+            Some((_, m)) if m >= n => best,
+            _ => Some((delta, n)),
+        },
+    )?;
+    (n >= 2).then(|| {
+        (0..amounts.len())
+            .filter(|&j| (amounts[j].modern - amounts[j].legacy).normalize() == best)
+            .collect()
+    })
+}
+
+/// The lines whose ratio intervals (modern over legacy, each within its rounding) share the
+/// point most of them cover (on a tie, the smallest such point).
+fn core_ratio(amounts: &[Amounts]) -> Option<Vec<usize>> {
+    let (hl, hm) = rounding_of(amounts);
+    let intervals: Vec<Option<(Decimal, Decimal)>> = amounts
+        .iter()
+        .map(|a| {
+            let (l, m) = (a.legacy.abs(), a.modern.abs());
+            let same_sign = a.legacy.is_sign_negative() == a.modern.is_sign_negative();
+            if !same_sign || l <= hl || m <= hm {
+                return None;
+            }
+            Some(((m - hm).checked_div(l + hl)?, (m + hm).checked_div(l - hl)?))
+        })
+        .collect();
+    // A sweep over the ends: an interval opens before one closes at the same value.
+    let mut ends: Vec<(Decimal, u8)> = Vec::new();
+    for (lo, hi) in intervals.iter().flatten() {
+        ends.push((*lo, 0));
+        ends.push((*hi, 1));
+    }
+    ends.sort();
+    let (mut open, mut most, mut point) = (0usize, 0usize, None);
+    for (value, end) in ends {
+        if end == 0 {
+            open += 1;
+            if open > most {
+                (most, point) = (open, Some(value));
+            }
+        } else {
+            open -= 1;
+        }
+    }
+    let point = point?;
+    Some(
+        (0..amounts.len())
+            .filter(|&j| intervals[j].is_some_and(|(lo, hi)| lo <= point && point <= hi))
+            .collect(),
+    )
+}
+
 /// The simplest fraction k (denominator at most 10,000) with every modern amount within its
 /// rounding of legacy × k, checked exactly; none when 1 fits (the amounts only differ by
 /// rounding) or the sides' signs differ.
 fn common_ratio(amounts: &[Amounts]) -> Option<(u64, u64)> {
+    let (hl, hm) = rounding_of(amounts);
     let mut lo = Decimal::ZERO;
     let mut hi = Decimal::MAX;
     for a in amounts {
         let (l, m) = (a.legacy.abs(), a.modern.abs());
         let same_sign = a.legacy.is_sign_negative() == a.modern.is_sign_negative();
-        let (hl, hm) = (half_unit(a.legacy.scale()), half_unit(a.modern.scale()));
         if !same_sign || l <= hl || m <= hm {
             return None;
         }
@@ -387,15 +536,29 @@ fn common_ratio(amounts: &[Amounts]) -> Option<(u64, u64)> {
         return None;
     }
     let (p, q) = simplest_between(lo, hi, 10_000)?;
-    let fits = amounts.iter().all(|a| within_ratio(*a, p, q));
+    let fits = amounts.iter().all(|a| within_ratio(*a, p, q, (hl, hm)));
     fits.then_some((p, q))
 }
 
-/// |m·q − l·p| ≤ hm·q + hl·p: modern within both roundings of legacy × p/q, exactly.
-fn within_ratio(a: Amounts, p: u64, q: u64) -> bool {
+/// Half a unit of the decimals each side rounds to: the most decimals any of its amounts
+/// shows once trailing zeros are dropped (a stack that pads `12.5` to `12.500` rounded to at
+/// most 1 there; another of its amounts, `3.25`, shows it rounds to 2).
+fn rounding_of(amounts: &[Amounts]) -> (Decimal, Decimal) {
+    let most = |side: fn(&Amounts) -> Decimal| {
+        amounts
+            .iter()
+            .map(|a| side(a).normalize().scale())
+            .max()
+            .unwrap_or_default()
+    };
+    (half_unit(most(|a| a.legacy)), half_unit(most(|a| a.modern)))
+}
+
+/// |m·q − l·p| ≤ hm·q + hl·p: modern within both roundings (half units `hl`, `hm`) of
+/// legacy × p/q, exactly.
+fn within_ratio(a: Amounts, p: u64, q: u64, (hl, hm): (Decimal, Decimal)) -> bool {
     let (l, m) = (a.legacy.abs(), a.modern.abs());
     let (p, q) = (Decimal::from(p), Decimal::from(q));
-    let (hl, hm) = (half_unit(a.legacy.scale()), half_unit(a.modern.scale()));
     let gap = m
         .checked_mul(q)
         .zip(l.checked_mul(p))
@@ -559,6 +722,48 @@ mod tests {
             &[("amount", "5.00"), ("quantity", "2000")],
             fixed(Shape::UnitScale { factor: d("1000") }),
         );
+        // Padded to three decimals, half even still shows: 5 × 0.025 = 0.125.
+        let rounds_half_even = fixed(Shape::RoundingMode {
+            decimals: 2,
+            legacy: Rounding::HalfUp,
+            modern: Rounding::HalfEven,
+        });
+        let priced = |amount, quantity, price| {
+            [
+                ("amount", amount),
+                ("quantity", quantity),
+                ("unit_price", price),
+            ]
+        };
+        check(
+            amount,
+            &priced("0.13", "5", "0.025"),
+            &priced("0.120", "5", "0.025"),
+            rounds_half_even.clone(),
+        );
+        // Half even's `0.10` for 0.105 is a rounding mode, not a hint of fewer decimals.
+        check(
+            amount,
+            &priced("0.11", "1", "0.105"),
+            &priced("0.10", "1", "0.105"),
+            rounds_half_even,
+        );
+        // Off a midpoint the hint stands: 12.3491 rounded to 2 is 12.35 (up to 3 also is).
+        check(
+            amount,
+            &priced("12.349", "1", "12.3491"),
+            &priced("12.350", "1", "12.3491"),
+            Observed::Weak(
+                Shape::FewerDecimals {
+                    coarser: Side::Modern,
+                    decimals: 2,
+                },
+                Amounts {
+                    legacy: d("12.349"),
+                    modern: d("12.350"),
+                },
+            ),
+        );
         check(
             CurrencyMismatch,
             &[("amount", "5.00"), ("currency", "USD")],
@@ -603,6 +808,15 @@ mod tests {
         let tax = amounts(&[("2.47", "2.59"), ("20.00", "21.00"), ("0.33", "0.35")]);
         assert_eq!(
             common_shape(&tax),
+            Shape::Ratio {
+                numerator: 21,
+                denominator: 20
+            }
+        );
+        // Padded amounts round to no more decimals than their digits show.
+        let padded = amounts(&[("2.47", "2.590"), ("20.00", "21.000"), ("0.33", "0.350")]);
+        assert_eq!(
+            common_shape(&padded),
             Shape::Ratio {
                 numerator: 21,
                 denominator: 20

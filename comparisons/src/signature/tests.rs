@@ -328,6 +328,53 @@ proptest! {
     }
 }
 
+proptest! {
+    /// A constant most of a group's lines share survives a few one-off lines of the same
+    /// charge code, padded or not, in any order.
+    #[test]
+    fn a_constant_survives_one_off_lines(
+        cents in proptest::collection::vec(10_000i64..10_000_000, 6..20),
+        outliers in proptest::collection::vec((10_000i64..10_000_000, 1i64..5_000), 1..3),
+        pad in any::<bool>(),
+    ) {
+        let k = Decimal::new(105, 2);
+        let mut all: Vec<Amounts> = cents
+            .iter()
+            .map(|c| {
+                let legacy = Decimal::new(*c, 2);
+                let mut modern = (legacy * k)
+                    .round_dp_with_strategy(2, rust_decimal::RoundingStrategy::MidpointAwayFromZero);
+                if pad {
+                    modern.rescale(3);
+                }
+                Amounts { legacy, modern }
+            })
+            .collect();
+        all.extend(outliers.iter().map(|(c, delta)| Amounts {
+            legacy: Decimal::new(*c, 2),
+            modern: Decimal::new(c + delta, 2),
+        }));
+        let rule = Shape::Ratio { numerator: 21, denominator: 20 };
+        let holding = |parts: &[(Shape, Vec<usize>)], amounts: &[Amounts]| -> Vec<(Decimal, Decimal)> {
+            let mut held: Vec<(Decimal, Decimal)> = parts
+                .iter()
+                .filter(|(shape, _)| *shape == rule)
+                .flat_map(|(_, members)| members.iter().map(|&i| (amounts[i].legacy, amounts[i].modern)))
+                .collect();
+            held.sort();
+            held
+        };
+        let parts = shape::judge(&all);
+        let held = holding(&parts, &all);
+        for a in &all[..cents.len()] {
+            prop_assert!(held.contains(&(a.legacy, a.modern)), "{a:?} not in the ratio: {parts:?}");
+        }
+        let mut reversed = all.clone();
+        reversed.reverse();
+        prop_assert_eq!(holding(&shape::judge(&reversed), &reversed), held);
+    }
+}
+
 fn gcd(a: u64, b: u64) -> u64 {
     if b == 0 { a } else { gcd(b, a % b) }
 }
