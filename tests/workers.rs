@@ -9,8 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::support::{
-    MODERN, billshadow, cohort, command, free_port, postgres::Postgres, wait_for_listener,
-    write_spec,
+    billshadow, cohort, command, free_port, postgres::Postgres, wait_for_listener, write_spec,
 };
 use serde_json::Value;
 
@@ -27,7 +26,7 @@ fn shared_spec(dir: &Path, port: u16) {
 fn modern(dir: &Path, port: u16, slow_ms: u32) -> Child {
     let address = format!("127.0.0.1:{port}");
     let slow = slow_ms.to_string();
-    let child = Command::new(MODERN)
+    let child = Command::new(crate::support::modern())
         .args(["--data", "data", "--listen", &address])
         .args(["--slow-rate", "1", "--slow-ms", &slow])
         .current_dir(dir)

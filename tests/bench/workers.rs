@@ -11,7 +11,8 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-const MODERN: &str = env!("CARGO_BIN_EXE_billshadow-sample-modern");
+#[path = "../support/stacks.rs"]
+mod stacks;
 const BILLSHADOW: &str = env!("CARGO_BIN_EXE_billshadow");
 
 fn free_port() -> u16 {
@@ -24,7 +25,7 @@ fn free_port() -> u16 {
 
 /// An echo stack on `port`, once it accepts connections.
 fn echo(port: u16) -> Child {
-    let child = Command::new(MODERN)
+    let child = Command::new(&stacks::paths().1)
         .args(["--echo", "--listen", &format!("127.0.0.1:{port}")])
         .stdin(Stdio::null())
         .stdout(Stdio::null())

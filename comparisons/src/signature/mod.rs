@@ -71,10 +71,50 @@ pub struct Signature {
     pub examples: Vec<String>,
 }
 
+/// Ranks signatures: failing ones first; then by money — each signature's share of the gross
+/// money that differs in each currency (Σ |Δ| of the signature in it ÷ Σ |Δ| of every
+/// signature in it), added over its currencies, so amounts in two currencies are never added
+/// to each other; then by accounts, diffs, and id (a total order: the ranking never depends on
+/// the diffs' order).
+fn rank(signatures: &mut [Signature]) {
+    let mut gross: BTreeMap<&str, Decimal> = BTreeMap::new();
+    for s in signatures.iter() {
+        for (currency, m) in &s.money {
+            *gross.entry(currency.as_str()).or_default() += m.gross;
+        }
+    }
+    let shares: Vec<Decimal> = signatures
+        .iter()
+        .map(|s| {
+            s.money
+                .iter()
+                .filter_map(|(currency, m)| {
+                    let total = gross.get(currency.as_str())?;
+                    (!total.is_zero()).then(|| m.gross / *total)
+                })
+                .sum()
+        })
+        .collect();
+    let mut order: Vec<usize> = (0..signatures.len()).collect();
+    order.sort_by(|&i, &j| {
+        let (a, b) = (&signatures[i], &signatures[j]);
+        (b.failing > 0, shares[j], b.accounts, b.diffs, &a.id).cmp(&(
+            a.failing > 0,
+            shares[i],
+            a.accounts,
+            a.diffs,
+            &b.id,
+        ))
+    });
+    let ranked: Vec<Signature> = order.iter().map(|&i| signatures[i].clone()).collect();
+    signatures.clone_from_slice(&ranked);
+}
+
 /// A comparison's signatures, ranked, and the signature of each diff.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Causes {
-    /// Ranked: failing ones first, then by accounts, diffs, id; at most `SIGNATURES_MAX`.
+    /// Ranked (`rank`): failing ones first, then by money, accounts, diffs, id; at most
+    /// `SIGNATURES_MAX`.
     pub signatures: Vec<Signature>,
     /// Signatures past `SIGNATURES_MAX`, counted but not kept.
     pub left_off: u64,
@@ -114,14 +154,7 @@ impl Causes {
             }
             built.push(build(diffs, key, &own, &members));
         }
-        built.sort_by(|a, b| {
-            (b.failing > 0, b.accounts, b.diffs, &a.id).cmp(&(
-                a.failing > 0,
-                a.accounts,
-                a.diffs,
-                &b.id,
-            ))
-        });
+        rank(&mut built);
         let left_off = built.len().saturating_sub(SIGNATURES_MAX) as u64;
         built.truncate(SIGNATURES_MAX);
         Causes {

@@ -181,9 +181,16 @@ fn the_demo_defects_are_four_signatures() {
         .iter()
         .map(|s| (s.hypothesis.as_str(), s.diffs, s.follow_on))
         .collect();
+    // Ranked by money: the missing credit is all of the USD that differs and part of the EUR;
+    // each other cause is all (or most) of its own currency's.
     assert_eq!(
         found,
         [
+            (
+                "modern does not bill the credit lines promo.welcome10 in partition p3",
+                3,
+                1
+            ),
             (
                 "modern rounds BHD amounts to 2 decimals instead of 3 in cell p1/me-south-1",
                 4,
@@ -200,16 +207,11 @@ fn the_demo_defects_are_four_signatures() {
                 4,
                 2
             ),
-            (
-                "modern does not bill the credit lines promo.welcome10 in partition p3",
-                3,
-                1
-            ),
         ]
     );
     // Every diff carries its signature's id; the money is per currency, net and gross.
     assert!(causes.of_diff.iter().all(|id| id.starts_with("sig-")));
-    let missing = &causes.signatures[3];
+    let missing = &causes.signatures[0];
     assert_eq!(missing.examples, ["c1", "c2"]);
     assert_eq!(missing.cells, ["p3/eu-west-1", "p3/us-east-1"]);
     assert_eq!(
@@ -426,4 +428,39 @@ fn near_misses_are_one_key_mismatch() {
          (an inclusive against an exclusive date?) in cell p/r"
     );
     assert_eq!(causes.signatures[0].money["USD"].net, Decimal::ZERO);
+}
+
+#[test]
+fn signatures_rank_by_their_share_of_each_currencys_money_then_accounts() {
+    // Many accounts missing a cheap USD line; one account missing a costly USD line; one
+    // account missing a JPY line that is all of the JPY money.
+    let mut diffs: Vec<Diff> = ["a1", "a2", "a3", "a4"]
+        .iter()
+        .map(|a| {
+            diff(Line {
+                legacy: Some("0.10"),
+                ..line(a, ("p", "r"), "cheap")
+            })
+        })
+        .collect();
+    diffs.push(diff(Line {
+        legacy: Some("99.60"),
+        ..line("b1", ("p", "r"), "costly")
+    }));
+    diffs.push(diff(Line {
+        currency: "JPY",
+        legacy: Some("5"),
+        ..line("c1", ("p", "r"), "yen")
+    }));
+    let causes = Causes::of(&diffs);
+    let codes: Vec<&str> = causes
+        .signatures
+        .iter()
+        .map(|s| s.charge_code.as_deref().unwrap())
+        .collect();
+    // Shares: yen 1 (all of JPY), costly 0.996 of USD, cheap 0.004 of USD despite 4 accounts.
+    assert_eq!(codes, ["yen", "costly", "cheap"]);
+    let mut reversed = diffs.clone();
+    reversed.reverse();
+    assert_eq!(Causes::of(&reversed).signatures, causes.signatures);
 }
