@@ -106,6 +106,13 @@ fn diff_writes_junit_with_the_worst_accounts_and_markdown() {
     assert_eq!(junit.code, 1, "{}", junit.transcript());
     let (cases, bodies) = cases_and_failure_bodies(&junit.stdout);
     assert!(cases >= 3, "{}", junit.stdout);
+    // The causes first: a suite with a case per signature.
+    let causes = junit
+        .stdout
+        .find("<testsuite name=\"causes\"")
+        .expect("a causes suite");
+    assert!(causes < junit.stdout.find("billshadow.diff\"").unwrap());
+    assert!(junit.stdout.contains("classname=\"billshadow.causes\""));
     assert!(
         !bodies.is_empty() && bodies.iter().all(|b| b.contains("acct-002")),
         "{bodies:?}"
@@ -113,6 +120,8 @@ fn diff_writes_junit_with_the_worst_accounts_and_markdown() {
 
     let md = examples_diff(d, "md");
     assert_eq!(md.code, 1, "{}", md.transcript());
+    let causes = md.stdout.find("### Causes").expect("a causes section");
+    assert!(causes < md.stdout.find("### Totals per currency").unwrap());
     let paths = repo().join("examples").display().to_string();
     insta::assert_snapshot!("diff_md", md.stdout.replace(&paths, "[examples]"));
 

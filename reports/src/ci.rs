@@ -14,6 +14,7 @@ use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
 use rust_decimal::Decimal;
 
 use crate::Inputs;
+use crate::causes::CausesView;
 use crate::run::{MARKDOWN_BYTES_MAX, md_escape};
 use crate::view::RunView;
 
@@ -85,7 +86,12 @@ fn failure(message: String, body: Option<String>) -> TestCaseStatus {
 /// A diff as JUnit: a `parity` case (its failure body lists the worst accounts), a
 /// `complete` case (failing when rows were left out), and a case per failing class.
 /// `time` is how long reading and comparing took.
-pub fn diff_junit(inputs: &Inputs, comparison: &Comparison, time: Duration) -> String {
+pub fn diff_junit(
+    inputs: &Inputs,
+    comparison: &Comparison,
+    causes: &CausesView,
+    time: Duration,
+) -> String {
     let s = &comparison.summary;
     let classname = "billshadow.diff";
     let mut suite = TestSuite::new(format!("{} vs {}", inputs.legacy.path, inputs.modern.path));
@@ -125,13 +131,14 @@ pub fn diff_junit(inputs: &Inputs, comparison: &Comparison, time: Duration) -> S
         suite.add_test_case(case(class, "billshadow.diff.class", Duration::ZERO, status));
     }
     let mut report = Report::new("billshadow diff");
+    report.add_test_suite(causes_suite(&causes.signatures));
     report.add_test_suite(suite);
     report.to_string().unwrap_or_default()
 }
 
 /// A diff as Markdown: verdict, counts, totals per currency, the worst accounts per currency
 /// and the first failing diffs, at most `MARKDOWN_BYTES_MAX` bytes.
-pub fn diff_markdown(inputs: &Inputs, comparison: &Comparison) -> String {
+pub fn diff_markdown(inputs: &Inputs, comparison: &Comparison, causes: &CausesView) -> String {
     let s = &comparison.summary;
     let mut md = String::new();
     let verdict = s.verdict.as_str().to_uppercase();
@@ -161,6 +168,7 @@ pub fn diff_markdown(inputs: &Inputs, comparison: &Comparison) -> String {
         s.waived,
         s.rows_quarantined
     );
+    write_causes(&mut md, causes);
     md.push_str("### Totals per currency\n\n| currency | legacy | modern | \\|Δ\\| |\n|---|---:|---:|---:|\n");
     for (c, t) in &s.currencies {
         let _ = writeln!(
@@ -197,6 +205,37 @@ pub fn diff_markdown(inputs: &Inputs, comparison: &Comparison) -> String {
         md.push_str("\n\n… cut at 64 KiB: `--format csv` or `json` has every diff.\n");
     }
     md
+}
+
+/// The causes, first after the counts: the ten first signatures, ranked.
+fn write_causes(md: &mut String, causes: &CausesView) {
+    if causes.signatures.is_empty() {
+        return;
+    }
+    md.push_str("### Causes\n\n| # | hypothesis | signature | diffs | accounts | money (net / gross) |\n|---:|---|---|---:|---:|---|\n");
+    for (i, sig) in causes.signatures.iter().take(10).enumerate() {
+        let money: Vec<String> = (sig.money.iter())
+            .map(|(c, m)| format!("{} {} / {}", md_escape(c), m.net, m.gross))
+            .collect();
+        let _ = writeln!(
+            md,
+            "| {} | {} | `{}` | {} | {} | {} |",
+            i + 1,
+            md_escape(&sig.hypothesis),
+            md_escape(&sig.id),
+            sig.diffs,
+            sig.accounts,
+            money.join(", ")
+        );
+    }
+    let all = causes.signatures.len() as u64 + causes.left_off;
+    if all > 10 {
+        let _ = writeln!(
+            md,
+            "\n… {all} signatures in all: `--format json` lists them."
+        );
+    }
+    md.push('\n');
 }
 
 fn write_failing_diffs(md: &mut String, comparison: &Comparison) {
@@ -262,7 +301,7 @@ pub fn run_junit(
         ));
     }
     report.add_test_suite(run_suite);
-    report.add_test_suite(causes_suite(view));
+    report.add_test_suite(causes_suite(&view.signatures));
     for cell in &view.cells {
         let classname = format!("billshadow.cell.{}", cell.cell);
         let body = cell_worst(view, &cell.partition, &cell.region);
@@ -311,9 +350,9 @@ pub fn run_junit(
 
 /// The run's causes, first after the run itself: one case per signature, failing when it
 /// has failing diffs (its hypothesis the message, its figures the body).
-fn causes_suite(view: &RunView) -> TestSuite {
+fn causes_suite(signatures: &[crate::causes::SignatureJson]) -> TestSuite {
     let mut suite = TestSuite::new("causes");
-    for sig in &view.signatures {
+    for sig in signatures {
         let status = if sig.failing == 0 {
             TestCaseStatus::success()
         } else {

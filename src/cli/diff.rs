@@ -355,11 +355,21 @@ fn write_report(
         OutputFormat::Jsonl => {
             billshadow_reports::json::write_lines(out.writer(), inputs, comparison, causes)
         }
-        OutputFormat::Md => out
-            .writer()
-            .write_all(billshadow_reports::ci::diff_markdown(inputs, comparison).as_bytes()),
+        OutputFormat::Md => out.writer().write_all(
+            billshadow_reports::ci::diff_markdown(
+                inputs,
+                comparison,
+                &billshadow_reports::causes::CausesView::from(causes),
+            )
+            .as_bytes(),
+        ),
         OutputFormat::Junit => {
-            let xml = billshadow_reports::ci::diff_junit(inputs, comparison, elapsed);
+            let xml = billshadow_reports::ci::diff_junit(
+                inputs,
+                comparison,
+                &billshadow_reports::causes::CausesView::from(causes),
+                elapsed,
+            );
             out.writer().write_all(xml.as_bytes())
         }
     }
