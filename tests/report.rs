@@ -1381,6 +1381,21 @@ fn the_dashboard_charts_parity_per_cell_and_diffs_by_class_over_runs_in_chromium
 fn the_dashboard_charts_money_by_signature_one_panel_per_currency() {
     let dir = stored_run();
     let d = dir.path();
+    // The same stacks again: the same causes in the second run.
+    write_spec(d, free_port(), "", "", "");
+    let again = billshadow(
+        &[
+            "run",
+            "--spec",
+            "spec.toml",
+            "--cohort",
+            "cohort.csv",
+            "--store",
+            "s.db",
+        ],
+        d,
+    );
+    assert_eq!(again.code, 1, "{}", again.transcript());
     let report = billshadow(
         &[
             "report",
@@ -1434,4 +1449,28 @@ fn the_dashboard_charts_money_by_signature_one_panel_per_currency() {
         assert_eq!(drawn, with_money.min(8), "{currency}");
     }
     assert!(dom.contains("Σ |Δ| in "), "the value axis is named");
+    // Causes over the runs: this run's first signatures, their diffs in each run.
+    assert!(dom.contains("Causes over the last runs"));
+    for sig in signatures.iter().take(8) {
+        let boxes = format!(
+            "data-signature=\"{}\" data-run=",
+            sig["id"].as_str().unwrap()
+        );
+        assert_eq!(dom.matches(&boxes).count(), 2, "{boxes}: one box per run");
+        let both = format!(
+            "data-diffs=\"{}\"><title>{}",
+            sig["diffs"],
+            sig["id"].as_str().unwrap()
+        );
+        assert_eq!(
+            dom.matches(&both).count(),
+            2,
+            "{both}: the same diffs in both runs"
+        );
+    }
+    if let Ok(keep) = std::env::var("BILLSHADOW_KEEP_SCREENSHOT") {
+        let shot = d.join("money.png");
+        chromium(&[&format!("--screenshot={}", shot.display()), &url]);
+        std::fs::copy(&shot, keep).unwrap();
+    }
 }

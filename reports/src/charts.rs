@@ -24,6 +24,9 @@ pub struct HistoryRun {
     pub classes: BTreeMap<String, u64>,
     /// Parity ratio (0..=1, as text) of each cell compared in that run.
     pub parity: BTreeMap<String, String>,
+    /// Diffs per signature id, when the run's causes are stored (`None`: not stored, as for
+    /// a run stored by an earlier release).
+    pub signatures: Option<BTreeMap<String, u64>>,
 }
 
 /// One signature's money in one currency.
@@ -216,6 +219,68 @@ pub fn parity_strip(history: &[HistoryRun]) -> String {
             s,
             "<text x=\"{x}\" y=\"{ly}\" fill=\"{MUTED}\">and {left_off} more cells (see the grid)</text>"
         );
+    }
+    s.push_str("</svg>");
+    s
+}
+
+/// The causes of this run over the last runs: one row per signature (this run's first
+/// `SIGNATURE_BARS_MAX`), one column per run, the signature's diffs written in each box (0
+/// when the run did not have it, `—` when the run's causes are not stored).
+pub fn signatures_over_runs(history: &[HistoryRun], rows: &[(String, String)]) -> String {
+    if history.len() < 2 || rows.is_empty() {
+        return String::new();
+    }
+    let rows = &rows[..rows.len().min(SIGNATURE_BARS_MAX)];
+    let (label_w, col_w, row_h, top) = (420usize, 76usize, 34usize, 58usize);
+    let width = label_w + col_w * history.len() + 10;
+    let height = top + row_h * rows.len() + 10;
+    let mut s = String::new();
+    let _ = write!(
+        s,
+        "<svg class=\"chart\" id=\"chart-signatures\" width=\"{width}\" height=\"{height}\" viewBox=\"0 0 {width} {height}\" role=\"img\" aria-label=\"Diffs of each cause over the last {} runs\" {FONT}>",
+        history.len()
+    );
+    let _ = write!(
+        s,
+        "<text x=\"{label_w}\" y=\"14\" fill=\"{MUTED}\">diffs in each run started (UTC), oldest → newest</text><text x=\"4\" y=\"{}\" fill=\"{MUTED}\" font-weight=\"600\">cause (signature)</text>",
+        top - 8
+    );
+    for (i, r) in history.iter().enumerate() {
+        write_run_label(&mut s, r, label_w + i * col_w + col_w / 2, top - 22);
+    }
+    for (row, (id, hypothesis)) in rows.iter().enumerate() {
+        let y = top + row * row_h;
+        let _ = write!(
+            s,
+            "<text x=\"4\" y=\"{}\" fill=\"{INK}\" font-family=\"ui-monospace, monospace\"><title>{}</title>{}</text><text x=\"4\" y=\"{}\" fill=\"{MUTED}\">{}</text>",
+            y + 12,
+            esc(hypothesis),
+            esc(id),
+            y + 27,
+            esc(&clip(hypothesis, 64))
+        );
+        for (i, r) in history.iter().enumerate() {
+            let x = label_w + i * col_w;
+            let (text, fill) = match &r.signatures {
+                None => ("—".to_owned(), "#eaeef2"),
+                Some(m) => match m.get(id) {
+                    Some(&n) if n > 0 => (n.to_string(), "#ffd8d3"),
+                    _ => ("0".to_owned(), "#dafbe1"),
+                },
+            };
+            let _ = write!(
+                s,
+                "<g class=\"box\" data-signature=\"{sig}\" data-run=\"{run}\" data-diffs=\"{text}\"><title>{sig} in run {run}: {text} diffs</title><rect x=\"{x}\" y=\"{ry}\" width=\"{w}\" height=\"{h}\" fill=\"{fill}\" stroke=\"#ffffff\"/><text x=\"{tx}\" y=\"{ty}\" text-anchor=\"middle\" fill=\"{INK}\">{text}</text></g>",
+                sig = esc(id),
+                run = esc(&r.run_id),
+                ry = y + 4,
+                w = col_w - 2,
+                h = row_h - 8,
+                tx = x + col_w / 2 - 1,
+                ty = y + 21,
+            );
+        }
     }
     s.push_str("</svg>");
     s
@@ -440,6 +505,7 @@ mod tests {
                 .iter()
                 .map(|(c, r)| ((*c).to_owned(), (*r).to_owned()))
                 .collect(),
+            signatures: None,
         }
     }
 

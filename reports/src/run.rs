@@ -90,6 +90,7 @@ struct DashboardContext<'a> {
     chart_parity: String,
     chart_classes: String,
     chart_money: String,
+    chart_signatures: String,
 }
 
 /// What the Markdown template sees.
@@ -327,6 +328,14 @@ pub fn html(view: &RunView, template: Option<String>) -> Result<String, minijinj
         } else {
             String::new()
         },
+        chart_signatures: crate::charts::signatures_over_runs(
+            &view.history,
+            &view
+                .signatures
+                .iter()
+                .map(|s| (s.id.clone(), s.hypothesis.clone()))
+                .collect::<Vec<_>>(),
+        ),
         chart_money: crate::charts::money_by_signature(
             &view
                 .signatures

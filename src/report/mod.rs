@@ -263,11 +263,18 @@ async fn history(store: &Store) -> anyhow::Result<Vec<HistoryRun>> {
         for d in store.diff_counts(&r.id).await? {
             *classes.entry(d.class).or_default() += d.count as u64;
         }
+        let signatures = store.stored_causes(&r.id).await?.map(|c| {
+            c.signatures
+                .into_iter()
+                .map(|s| (s.id, s.diffs))
+                .collect::<BTreeMap<String, u64>>()
+        });
         history.push(HistoryRun {
             run_id: r.id,
             started_at: r.started_at,
             classes,
             parity,
+            signatures,
         });
     }
     Ok(history)
