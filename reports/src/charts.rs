@@ -233,7 +233,7 @@ pub fn signatures_over_runs(history: &[HistoryRun], rows: &[(String, String)]) -
     }
     let rows = &rows[..rows.len().min(SIGNATURE_BARS_MAX)];
     let (label_w, col_w, row_h, top) = (420usize, 76usize, 34usize, 58usize);
-    let width = label_w + col_w * history.len() + 10;
+    let width = (label_w + col_w * history.len() + 10).max(760);
     let height = top + row_h * rows.len() + 10;
     let mut s = String::new();
     let _ = write!(
@@ -453,11 +453,12 @@ pub fn money_by_signature(rows: &[SignatureMoney]) -> String {
                 .max(1) as usize;
             let _ = write!(
                 out,
-                "<g class=\"signature\" data-signature=\"{id}\" data-currency=\"{cur}\" data-gross=\"{gross}\"><title>{id}: {hyp}</title><text x=\"4\" y=\"{ty}\" fill=\"{INK}\" font-family=\"ui-monospace, monospace\">{id}</text><text x=\"4\" y=\"{ty2}\" fill=\"{MUTED}\">{hyp_short}</text><rect x=\"{label_w}\" y=\"{ry}\" width=\"{len}\" height=\"18\" fill=\"#cf222e\"/><text x=\"{vx}\" y=\"{vy}\" fill=\"{INK}\">{gross} {cur} (net {net})</text></g>",
+                "<g class=\"signature\" data-signature=\"{id}\" data-currency=\"{cur}\" data-gross=\"{gross}\"><title>{id}: {hyp}</title><text x=\"4\" y=\"{ty}\" fill=\"{INK}\" font-family=\"ui-monospace, monospace\">{id}</text><text x=\"4\" y=\"{ty2}\" fill=\"{MUTED}\">{hyp_short}</text><rect x=\"{label_w}\" y=\"{ry}\" width=\"{len}\" height=\"18\" fill=\"#cf222e\"/><text x=\"{vx}\" y=\"{vy}\" fill=\"{INK}\">{shown} {cur} (net {net})</text></g>",
                 id = esc(&b.id),
                 cur = esc(currency),
                 gross = b.gross.normalize(),
-                net = b.net.normalize(),
+                shown = b.gross,
+                net = b.net,
                 hyp = esc(&b.hypothesis),
                 hyp_short = esc(&clip(&b.hypothesis, 64)),
                 ty = y + 12,
@@ -475,7 +476,7 @@ pub fn money_by_signature(rows: &[SignatureMoney]) -> String {
             ay + 16,
             label_w + bar_max,
             ay + 16,
-            max.normalize(),
+            max,
             label_w + bar_max / 2,
             ay + 32,
             esc(currency)
@@ -568,7 +569,10 @@ mod tests {
         assert_eq!(svg.matches("<svg").count(), 2, "one panel per currency");
         let (a, b) = (svg.find("sig-a").unwrap(), svg.find("sig-b").unwrap());
         assert!(b < a, "largest first");
-        assert!(svg.contains("45.25 BHD (net -45.25)"));
+        assert!(
+            svg.contains("45.250 BHD (net -45.250)"),
+            "amounts as the currency writes them"
+        );
         assert!(svg.contains("modern &lt;rounds&gt; &amp; more"));
         assert!(!svg.contains("<rounds>"));
     }
