@@ -1266,6 +1266,58 @@ fn evidence_that_does_not_read_back_fails_the_report_instead_of_being_skipped() 
     );
 }
 
+/// Another shadow run into `d`'s store (`s.db`) with the sample stacks given these flags,
+/// exiting `code`, then the latest run's dashboard: its HTML and the DOM Chromium makes of it.
+fn run_again_and_open_the_dashboard(
+    d: &Path,
+    modern_args: &str,
+    legacy_args: &str,
+    code: i32,
+) -> (String, String) {
+    write_spec(d, free_port(), modern_args, legacy_args, "");
+    let run = billshadow(
+        &[
+            "run",
+            "--spec",
+            "spec.toml",
+            "--cohort",
+            "cohort.csv",
+            "--store",
+            "s.db",
+        ],
+        d,
+    );
+    assert_eq!(run.code, code, "{}", run.transcript());
+    let report = billshadow(
+        &[
+            "report",
+            "latest",
+            "--store",
+            "s.db",
+            "--format",
+            "html",
+            "--out",
+            "report.html",
+        ],
+        d,
+    );
+    assert_eq!(report.code, code, "{}", report.transcript());
+    let html = std::fs::read_to_string(d.join("report.html")).unwrap();
+    let url = format!("file://{}", d.join("report.html").display());
+    if let Ok(keep) = std::env::var("BILLSHADOW_KEEP_SCREENSHOT") {
+        let shot = d.join("report.png");
+        let out = chromium(&[&format!("--screenshot={}", shot.display()), &url]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::fs::copy(&shot, keep).unwrap();
+    }
+    let dom = chromium(&["--dump-dom", &url]);
+    (html, String::from_utf8_lossy(&dom.stdout).into_owned())
+}
+
 /// `floor(at_parity / compared × 100, 2 decimals)%`, as the dashboard's parity chart writes it.
 fn percent_truncated(at_parity: u64, compared: u64) -> String {
     let basis_points = at_parity * 10_000 / compared;
@@ -1287,50 +1339,8 @@ fn the_dashboard_charts_parity_per_cell_and_diffs_by_class_over_runs_in_chromium
     )
     .json();
     // A second run with two identical stacks: every cell at parity, no diff.
-    write_spec(d, free_port(), "\"--echo\",", "\"--echo\",", "");
-    let run = billshadow(
-        &[
-            "run",
-            "--spec",
-            "spec.toml",
-            "--cohort",
-            "cohort.csv",
-            "--store",
-            "s.db",
-        ],
-        d,
-    );
-    assert_eq!(run.code, 0, "{}", run.transcript());
-    let report = billshadow(
-        &[
-            "report",
-            "latest",
-            "--store",
-            "s.db",
-            "--format",
-            "html",
-            "--out",
-            "report.html",
-        ],
-        d,
-    );
-    assert_eq!(report.code, 0, "{}", report.transcript());
-    let html = std::fs::read_to_string(d.join("report.html")).unwrap();
+    let (html, dom) = run_again_and_open_the_dashboard(d, "\"--echo\",", "\"--echo\",", 0);
     assert!(!html.contains("<script"), "the charts need no script");
-
-    let url = format!("file://{}", d.join("report.html").display());
-    let shot = d.join("charts.png");
-    let out = chromium(&[&format!("--screenshot={}", shot.display()), &url]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    if let Ok(keep) = std::env::var("BILLSHADOW_KEEP_SCREENSHOT") {
-        std::fs::copy(&shot, keep).unwrap();
-    }
-    let dom = chromium(&["--dump-dom", &url]);
-    let dom = String::from_utf8_lossy(&dom.stdout);
     for text in [
         "Parity over the last runs",
         "Diffs by class over the last runs",
@@ -1382,37 +1392,7 @@ fn the_dashboard_charts_money_by_signature_one_panel_per_currency() {
     let dir = stored_run();
     let d = dir.path();
     // The same stacks again: the same causes in the second run.
-    write_spec(d, free_port(), "", "", "");
-    let again = billshadow(
-        &[
-            "run",
-            "--spec",
-            "spec.toml",
-            "--cohort",
-            "cohort.csv",
-            "--store",
-            "s.db",
-        ],
-        d,
-    );
-    assert_eq!(again.code, 1, "{}", again.transcript());
-    let report = billshadow(
-        &[
-            "report",
-            "latest",
-            "--store",
-            "s.db",
-            "--format",
-            "html",
-            "--out",
-            "report.html",
-        ],
-        d,
-    );
-    assert_eq!(report.code, 1, "{}", report.transcript());
-    let url = format!("file://{}", d.join("report.html").display());
-    let dom = chromium(&["--dump-dom", &url]);
-    let dom = String::from_utf8_lossy(&dom.stdout);
+    let (_, dom) = run_again_and_open_the_dashboard(d, "", "", 1);
     assert!(dom.contains("Money by signature"));
     let show = billshadow(
         &["show", "latest", "--store", "s.db", "--format", "json"],
@@ -1467,10 +1447,5 @@ fn the_dashboard_charts_money_by_signature_one_panel_per_currency() {
             2,
             "{both}: the same diffs in both runs"
         );
-    }
-    if let Ok(keep) = std::env::var("BILLSHADOW_KEEP_SCREENSHOT") {
-        let shot = d.join("money.png");
-        chromium(&[&format!("--screenshot={}", shot.display()), &url]);
-        std::fs::copy(&shot, keep).unwrap();
     }
 }
