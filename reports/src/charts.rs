@@ -120,6 +120,33 @@ fn percent(ratio: Decimal) -> String {
     format!("{p}%")
 }
 
+/// The heat strip's legend at `ly`: the colours' thresholds, and the cells left out.
+fn write_parity_legend(s: &mut String, ly: usize, left_off: usize) {
+    let mut x = 4;
+    for (fill, label) in [
+        ("#2da44e", "100%"),
+        ("#a2d9a5", "≥ 99%"),
+        ("#f2cc60", "≥ 90%"),
+        ("#e5534b", "< 90%"),
+        ("#eaeef2", "not compared"),
+    ] {
+        let _ = write!(
+            s,
+            "<rect x=\"{x}\" y=\"{}\" width=\"12\" height=\"12\" fill=\"{fill}\"/><text x=\"{}\" y=\"{}\" fill=\"{MUTED}\">{label}</text>",
+            ly - 10,
+            x + 16,
+            ly
+        );
+        x += 28 + label.chars().count() * 7;
+    }
+    if left_off > 0 {
+        let _ = write!(
+            s,
+            "<text x=\"{x}\" y=\"{ly}\" fill=\"{MUTED}\">and {left_off} more cells (see the grid)</text>"
+        );
+    }
+}
+
 /// Parity of each cell over the last runs: one row per cell, one column per run (oldest on
 /// the left), the percentage written in each box. Empty when fewer than one run is known.
 pub fn parity_strip(history: &[HistoryRun]) -> String {
@@ -195,31 +222,7 @@ pub fn parity_strip(history: &[HistoryRun]) -> String {
             }
         }
     }
-    // Legend: the colours' thresholds.
-    let ly = top + row_h * cells.len() + 16;
-    let mut x = 4;
-    for (fill, label) in [
-        ("#2da44e", "100%"),
-        ("#a2d9a5", "≥ 99%"),
-        ("#f2cc60", "≥ 90%"),
-        ("#e5534b", "< 90%"),
-        ("#eaeef2", "not compared"),
-    ] {
-        let _ = write!(
-            s,
-            "<rect x=\"{x}\" y=\"{}\" width=\"12\" height=\"12\" fill=\"{fill}\"/><text x=\"{}\" y=\"{}\" fill=\"{MUTED}\">{label}</text>",
-            ly - 10,
-            x + 16,
-            ly
-        );
-        x += 28 + label.chars().count() * 7;
-    }
-    if left_off > 0 {
-        let _ = write!(
-            s,
-            "<text x=\"{x}\" y=\"{ly}\" fill=\"{MUTED}\">and {left_off} more cells (see the grid)</text>"
-        );
-    }
+    write_parity_legend(&mut s, top + row_h * cells.len() + 16, left_off);
     s.push_str("</svg>");
     s
 }

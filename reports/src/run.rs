@@ -86,11 +86,56 @@ struct DashboardContext<'a> {
     failing_more: u64,
     waived: Vec<DiffRow>,
     errors: Vec<DiffRow>,
-    /// Inline SVG (`crate::charts`), escaped there: the template writes them with `safe`.
+    #[serde(flatten)]
+    charts: Charts,
+}
+
+/// The dashboard's inline SVG charts (`crate::charts`), escaped there: the template writes
+/// them with `safe`.
+#[derive(Serialize)]
+struct Charts {
     chart_parity: String,
     chart_classes: String,
     chart_money: String,
     chart_signatures: String,
+}
+
+impl Charts {
+    fn of(view: &RunView) -> Charts {
+        Charts {
+            chart_parity: crate::charts::parity_strip(&view.history),
+            chart_classes: if view.history.len() > 1 {
+                crate::charts::classes_over_runs(&view.history)
+            } else {
+                String::new()
+            },
+            chart_signatures: crate::charts::signatures_over_runs(
+                &view.history,
+                &view
+                    .signatures
+                    .iter()
+                    .map(|s| (s.id.clone(), s.hypothesis.clone()))
+                    .collect::<Vec<_>>(),
+            ),
+            chart_money: crate::charts::money_by_signature(
+                &view
+                    .signatures
+                    .iter()
+                    .flat_map(|sig| {
+                        sig.money
+                            .iter()
+                            .map(|(currency, m)| crate::charts::SignatureMoney {
+                                id: sig.id.clone(),
+                                hypothesis: sig.hypothesis.clone(),
+                                currency: currency.clone(),
+                                gross: m.gross,
+                                net: m.net,
+                            })
+                    })
+                    .collect::<Vec<_>>(),
+            ),
+        }
+    }
 }
 
 /// What the Markdown template sees.
@@ -322,37 +367,7 @@ pub fn html(view: &RunView, template: Option<String>) -> Result<String, minijinj
         failing_more,
         waived,
         errors,
-        chart_parity: crate::charts::parity_strip(&view.history),
-        chart_classes: if view.history.len() > 1 {
-            crate::charts::classes_over_runs(&view.history)
-        } else {
-            String::new()
-        },
-        chart_signatures: crate::charts::signatures_over_runs(
-            &view.history,
-            &view
-                .signatures
-                .iter()
-                .map(|s| (s.id.clone(), s.hypothesis.clone()))
-                .collect::<Vec<_>>(),
-        ),
-        chart_money: crate::charts::money_by_signature(
-            &view
-                .signatures
-                .iter()
-                .flat_map(|sig| {
-                    sig.money
-                        .iter()
-                        .map(|(currency, m)| crate::charts::SignatureMoney {
-                            id: sig.id.clone(),
-                            hypothesis: sig.hypothesis.clone(),
-                            currency: currency.clone(),
-                            gross: m.gross,
-                            net: m.net,
-                        })
-                })
-                .collect::<Vec<_>>(),
-        ),
+        charts: Charts::of(view),
     };
     env.get_template("dashboard.html")?
         .render(minijinja::value::Serde(&ctx))

@@ -21,6 +21,24 @@ struct Side {
     mapping: Mapping,
 }
 
+/// The comparison's causes, after the waivers that name a signature are applied (the causes
+/// are then counted again, since their failing diffs changed; their ids do not).
+fn causes_of(
+    comparison: &mut billshadow_comparisons::Comparison,
+    config: &billshadow_comparisons::CompareConfig,
+) -> Causes {
+    let mut causes = if std::env::var("BILLSHADOW_SKIP_SIGNATURES").as_deref() == Ok("1") {
+        Causes::default()
+    } else {
+        Causes::of(&comparison.diffs)
+    };
+    let waived = comparison.waive_by_signature(&causes, &config.waivers, config.today);
+    if !waived.waived.is_empty() {
+        causes = Causes::of(&comparison.diffs);
+    }
+    causes
+}
+
 pub(crate) fn run(args: DiffArgs) -> Outcome {
     // How long reading and comparing took: the JUnit report's time.
     let started = std::time::Instant::now();
@@ -95,15 +113,7 @@ pub(crate) fn run(args: DiffArgs) -> Outcome {
     // signature apply once the signatures are known; the causes are then counted again, since
     // their failing diffs changed (their ids do not). BILLSHADOW_SKIP_SIGNATURES=1 leaves them
     // out, only to measure what they cost (BENCHMARKS.md); not a user option.
-    let mut causes = if std::env::var("BILLSHADOW_SKIP_SIGNATURES").as_deref() == Ok("1") {
-        Causes::default()
-    } else {
-        Causes::of(&comparison.diffs)
-    };
-    let waived = comparison.waive_by_signature(&causes, &config.waivers, config.today);
-    if !waived.waived.is_empty() {
-        causes = Causes::of(&comparison.diffs);
-    }
+    let causes = causes_of(&mut comparison, &config);
     let mut out = Destination::open(args.out.as_deref())?;
     let written = write_report(
         &args,

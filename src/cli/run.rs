@@ -351,16 +351,22 @@ async fn abandon_set_up(args: &RunArgs, store_url: &str, new_id: &str) -> Code {
     Code::Interrupted
 }
 
-async fn run_async(args: RunArgs) -> Outcome {
-    let as_of = args
-        .as_of
-        .unwrap_or_else(|| chrono::Utc::now().date_naive());
+/// `--retry-errors` needs a stored run.
+fn check_retry_errors(args: &RunArgs) -> Result<(), Failure> {
     if args.retry_errors && args.resume.is_none() && args.join.is_none() {
         return Err(crate::usage!(
             "--retry-errors redoes the stack errors of a stored run: it needs --resume RUN or --join RUN"
         )
         .into());
     }
+    Ok(())
+}
+
+async fn run_async(args: RunArgs) -> Outcome {
+    let as_of = args
+        .as_of
+        .unwrap_or_else(|| chrono::Utc::now().date_naive());
+    check_retry_errors(&args)?;
     let store_url = default_url(args.store.as_deref());
     let new_id = run_id();
     // A signal while the stacks start or the cohort is stored stops the run as well: the
@@ -432,18 +438,7 @@ async fn run_async(args: RunArgs) -> Outcome {
     };
     tracing::debug!(run = %run_id, stored = tally.accounts, status = %status, "run ended");
     if status == RunStatus::Completed {
-        // The causes are stored with the run (and its waivers by signature applied) before
-        // it is marked completed, so a completed run always has them.
-        let config = &set_up.prepared.config;
-        if let Err(e) =
-            crate::run::causes::settle(&store, &run_id, &config.waivers, config.today).await
-        {
-            let _ = store.set_status(&run_id, RunStatus::Failed).await;
-            return Err(unavailable(e.context(format!(
-                "run {run_id}: its causes could not be stored; resume with --resume {run_id}"
-            )))
-            .into());
-        }
+        settle(&store, &run_id, &set_up.prepared.config).await?;
     }
     store.set_status(&run_id, status).await?;
     let run = store.resolve(&run_id).await?;
@@ -462,6 +457,23 @@ async fn run_async(args: RunArgs) -> Outcome {
         return Ok(Code::Interrupted);
     }
     Ok(crate::report::summary::exit_code(&report))
+}
+
+/// Stores a completing run's causes (its waivers by signature applied) before it is marked
+/// completed, so a completed run always has them.
+async fn settle(
+    store: &Store,
+    run_id: &str,
+    config: &billshadow_comparisons::CompareConfig,
+) -> Result<(), Failure> {
+    if let Err(e) = crate::run::causes::settle(store, run_id, &config.waivers, config.today).await {
+        let _ = store.set_status(run_id, RunStatus::Failed).await;
+        return Err(unavailable(e.context(format!(
+            "run {run_id}: its causes could not be stored; resume with --resume {run_id}"
+        )))
+        .into());
+    }
+    Ok(())
 }
 
 /// The run's status once this worker stops: interrupted, or completed once no account is

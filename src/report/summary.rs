@@ -73,12 +73,8 @@ pub(crate) fn write_json(out: &mut dyn Write, report: &RunReport) -> std::io::Re
     writeln!(out)
 }
 
-pub(crate) fn write_text(
-    out: &mut dyn Write,
-    report: &RunReport,
-    limit: usize,
-    calibrate: bool,
-) -> std::io::Result<()> {
+/// The text report's header: the run, its stacks, and its warnings.
+fn text_header(report: &RunReport) -> billshadow_reports::text::Header {
     let run = &report.run;
     let mut warnings = Vec::new();
     if report.accounts_pending() > 0 {
@@ -104,7 +100,7 @@ pub(crate) fn write_text(
             crate::versions::one_line(&run.stack_versions)
         )
     };
-    let header = billshadow_reports::text::Header {
+    billshadow_reports::text::Header {
         title: format!(
             "billshadow run {} ({}, {}, started {} by {}{stacks})",
             run.id,
@@ -115,7 +111,17 @@ pub(crate) fn write_text(
         ),
         warnings,
         incomplete: report.completeness.describe(),
-    };
+    }
+}
+
+pub(crate) fn write_text(
+    out: &mut dyn Write,
+    report: &RunReport,
+    limit: usize,
+    calibrate: bool,
+) -> std::io::Result<()> {
+    let run = &report.run;
+    let header = text_header(report);
     let color = crate::output::stdout_colour();
     let options = billshadow_reports::text::TextOptions {
         color,

@@ -240,6 +240,34 @@ impl ClassTally {
     }
 }
 
+/// The stored diffs of the first `diff_accounts` accounts (all when none), each with its
+/// signature, and the run's causes.
+async fn diffs_and_causes(
+    store: &Store,
+    run_id: &str,
+    diff_accounts: Option<usize>,
+) -> anyhow::Result<(
+    Vec<billshadow_comparisons::Diff>,
+    Vec<Option<String>>,
+    RunCauses,
+)> {
+    let keyed = store
+        .keyed_diffs(run_id, diff_accounts)
+        .await
+        .with_context(|| format!("a stored diff of run {run_id} does not read back"))?;
+    let causes = RunCauses::load(store, run_id).await?;
+    let diff_signatures: Vec<Option<String>> = keyed
+        .iter()
+        .map(|k| {
+            causes
+                .signature_of(&k.account_id, k.seq, &k.signature)
+                .map(str::to_owned)
+        })
+        .collect();
+    let diffs: Vec<billshadow_comparisons::Diff> = keyed.into_iter().map(|k| k.diff).collect();
+    Ok((diffs, diff_signatures, causes))
+}
+
 impl RunReport {
     /// Reads a run back. The summary and cells are added up by the store and by a paged pass
     /// over the totals; `diff_accounts` limits the diffs read to those of the first accounts.
@@ -269,20 +297,8 @@ impl RunReport {
             });
         }
 
-        let keyed = store
-            .keyed_diffs(&run.id, diff_accounts)
-            .await
-            .with_context(|| format!("a stored diff of run {} does not read back", run.id))?;
-        let causes = RunCauses::load(store, &run.id).await?;
-        let mut diff_signatures: Vec<Option<String>> = keyed
-            .iter()
-            .map(|k| {
-                causes
-                    .signature_of(&k.account_id, k.seq, &k.signature)
-                    .map(str::to_owned)
-            })
-            .collect();
-        let diffs: Vec<billshadow_comparisons::Diff> = keyed.into_iter().map(|k| k.diff).collect();
+        let (diffs, mut diff_signatures, causes) =
+            diffs_and_causes(store, &run.id, diff_accounts).await?;
 
         if i64::try_from(cohort_total).ok() != Some(run.accounts_total) {
             anyhow::bail!(
