@@ -154,15 +154,22 @@ fn ratio_text(n: u32, d: u32) -> String {
     format!("{n}/{d}")
 }
 
-fn parameters_of(kind: DefectKind) -> (BTreeMap<&'static str, String>, ExpectedRule) {
-    let p = |pairs: &[(&'static str, &str)]| -> BTreeMap<&'static str, String> {
-        pairs.iter().map(|(k, v)| (*k, (*v).to_owned())).collect()
-    };
-    let rule = |shape: &'static str, rule: String, words: &[&str]| ExpectedRule {
+/// A defect's parameters from `(name, value)` pairs.
+fn parameters(pairs: &[(&'static str, &str)]) -> BTreeMap<&'static str, String> {
+    pairs.iter().map(|(k, v)| (*k, (*v).to_owned())).collect()
+}
+
+/// What the defect's signature must say: its shape, rule, and words of its hypothesis.
+fn expected_rule(shape: &'static str, rule: String, words: &[&str]) -> ExpectedRule {
+    ExpectedRule {
         shape,
         rule,
         hypothesis_contains: words.iter().map(|w| (*w).to_owned()).collect(),
-    };
+    }
+}
+
+fn parameters_of(kind: DefectKind) -> (BTreeMap<&'static str, String>, ExpectedRule) {
+    let (p, rule) = (parameters, expected_rule);
     match kind {
         DefectKind::RoundingMode => (
             p(&[
@@ -242,14 +249,7 @@ fn parameters_of(kind: DefectKind) -> (BTreeMap<&'static str, String>, ExpectedR
 
 /// `parameters_of` for the kinds that are not about amounts' arithmetic.
 fn other_parameters(kind: DefectKind) -> (BTreeMap<&'static str, String>, ExpectedRule) {
-    let p = |pairs: &[(&'static str, &str)]| -> BTreeMap<&'static str, String> {
-        pairs.iter().map(|(k, v)| (*k, (*v).to_owned())).collect()
-    };
-    let rule = |shape: &'static str, rule: String, words: &[&str]| ExpectedRule {
-        shape,
-        rule,
-        hypothesis_contains: words.iter().map(|w| (*w).to_owned()).collect(),
-    };
+    let (p, rule) = (parameters, expected_rule);
     match kind {
         DefectKind::FeeOffset => {
             let delta = FEE_OFFSET.to_string();
