@@ -229,7 +229,7 @@ fn follows(diffs: &[Diff], observed: &[Observed]) -> Vec<Place> {
 }
 
 /// 0: a diff that may be a cause; 1: a line that follows others (tax, or a credit or
-/// discount with no shape of its own: a share of a fee); 2: a total.
+/// discount with no shape of its own, or only a hinted one: a share of a fee); 2: a total.
 fn knock_on(diff: &Diff, observed: &Observed) -> u8 {
     if diff.scope != Scope::Line {
         return if diff.class == DiffClass::TotalMismatch {
@@ -240,7 +240,12 @@ fn knock_on(diff: &Diff, observed: &Observed) -> u8 {
     }
     match line_type_of(diff).as_deref() {
         Some("tax") => 1,
-        Some("credit" | "discount") if matches!(observed, Observed::Numeric(_)) => 1,
+        // A hint of fewer decimals (`-2.00` against `-2.07`) is no shape of its own either.
+        Some("credit" | "discount")
+            if matches!(observed, Observed::Numeric(_) | Observed::Weak(..)) =>
+        {
+            1
+        }
         _ => 0,
     }
 }

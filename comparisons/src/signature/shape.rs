@@ -216,9 +216,13 @@ pub(crate) fn observe(diff: &Diff) -> Observed {
     // A rounding mode shown exactly by quantity × unit price on a midpoint outweighs fewer
     // decimals only hinted at by trailing zeros (half even gives `0.10` for `0.105`); off a
     // midpoint the hint stands (`12.3491` rounded to 2 is `12.35`, which rounding up to 3
-    // also gives). A difference within rounding is never a day count's.
+    // also gives). A difference within one decimal's rounding is never a day count's; a hint
+    // that drops two decimals or more (`9.00` for `8.71`: a whole euro) is chance beside a day
+    // count that quantity × unit price gives exactly on both sides.
     let priced = price_of(legacy, modern);
     let hinted = fewer.is_some();
+    let hint_is_close =
+        fewer.is_some() && l.normalize().scale().abs_diff(m.normalize().scale()) < 2;
     if let Some((shape, exact)) =
         priced.and_then(|exact| rounding_mode(exact, l, m).map(|shape| (shape, exact)))
     {
@@ -227,7 +231,7 @@ pub(crate) fn observe(diff: &Diff) -> Observed {
         }
     }
     if let Some(shape) = priced
-        .filter(|_| !hinted)
+        .filter(|_| !hint_is_close)
         .and_then(|exact| proration(exact, l, m))
     {
         return Observed::Fixed(shape);
@@ -346,18 +350,20 @@ fn proration(exact: Decimal, l: Decimal, m: Decimal) -> Option<Shape> {
     if exact.is_zero() {
         return None;
     }
-    // The share rounded half up to some decimals the value may have been rounded to.
-    let prorated_is = |days: u32, count: u32, value: Decimal| {
+    // The most decimals the value may have been rounded to (`decimals_written`) at which the
+    // share rounded half up gives it: `9.00` is 27 × 10 / 30 to 2 decimals, and 27 × 10 / 29
+    // only to none, so the day count that gives more of the written decimals is the one.
+    let prorated_at = |days: u32, count: u32, value: Decimal| {
         let share = exact
             .checked_mul(Decimal::from(days))
-            .and_then(|x| x.checked_div(Decimal::from(count)));
-        share.is_some_and(|share| {
-            decimals_written(value).any(|decimals| {
-                share.round_dp_with_strategy(decimals, RoundingStrategy::MidpointAwayFromZero)
-                    == value
-            })
+            .and_then(|x| x.checked_div(Decimal::from(count)))?;
+        decimals_written(value).rev().find(|decimals| {
+            share.round_dp_with_strategy(*decimals, RoundingStrategy::MidpointAwayFromZero) == value
         })
     };
+    // Every reading (legacy count, days, modern count) that gives both amounts; the one that
+    // gives the most written decimals on both sides wins, then the order of MONTH_DAYS.
+    let mut best: Option<((u32, u32), Shape)> = None;
     for legacy_days in MONTH_DAYS {
         // The days that give the legacy amount: the nearest whole number, and its neighbours.
         let guess = (l * Decimal::from(legacy_days) / exact).round();
@@ -365,21 +371,26 @@ fn proration(exact: Decimal, l: Decimal, m: Decimal) -> Option<Shape> {
             continue;
         };
         for days in guess.saturating_sub(1)..=guess.saturating_add(1).min(legacy_days) {
-            if days == 0 || !prorated_is(days, legacy_days, l) {
+            let Some(legacy_decimals) = prorated_at(days, legacy_days, l).filter(|_| days > 0)
+            else {
                 continue;
-            }
-            let modern = MONTH_DAYS
-                .into_iter()
-                .find(|count| *count != legacy_days && prorated_is(days, *count, m));
-            if let Some(modern_days) = modern {
-                return Some(Shape::Proration {
-                    legacy_days,
-                    modern_days,
-                });
+            };
+            for modern_days in MONTH_DAYS.into_iter().filter(|c| *c != legacy_days) {
+                let Some(modern_decimals) = prorated_at(days, modern_days, m) else {
+                    continue;
+                };
+                let fit = (legacy_decimals, modern_decimals);
+                if best.as_ref().is_none_or(|(best_fit, _)| fit > *best_fit) {
+                    let shape = Shape::Proration {
+                        legacy_days,
+                        modern_days,
+                    };
+                    best = Some((fit, shape));
+                }
             }
         }
     }
-    None
+    best.map(|(_, shape)| shape)
 }
 
 /// The shape several paired lines share: a constant offset, else a constant ratio (each side

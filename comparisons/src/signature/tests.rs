@@ -225,6 +225,58 @@ fn the_demo_defects_are_four_signatures() {
     assert_eq!(causes.left_off, 0);
 }
 
+/// Two prorated fees whose amounts also hint at fewer decimals (`9.00` for `8.71`, a whole
+/// euro; a credit of `-2.00` for `-2.07`) are the day count's, with their knock-on lines: the
+/// demo's 10,000 accounts once gave these two extra signatures of one account each.
+#[test]
+fn a_whole_euro_hint_and_its_credit_follow_the_proration() {
+    let eu = ("p2", "eu-west-1");
+    let plan = |account, legacy, modern, price| Line {
+        line_type: "recurring",
+        currency: "EUR",
+        legacy: Some(legacy),
+        modern: Some(modern),
+        priced: Some(("1", price)),
+        ..line(account, eu, "plan.starter")
+    };
+    let other = |account, line_type, code, legacy, modern| Line {
+        line_type,
+        currency: "EUR",
+        legacy: Some(legacy),
+        modern: Some(modern),
+        ..line(account, eu, code)
+    };
+    let diffs: Vec<Diff> = [
+        // 27.00 × 17 / 31 = 14.806…, × 17 / 30 = 15.30.
+        plan("a1", "14.81", "15.30", "27.00"),
+        // 27.00 × 10 / 31 = 8.709…, × 10 / 30 = 9.00.
+        plan("a2", "8.71", "9.00", "27.00"),
+        other("a2", "tax", "tax.vat", "17.25", "17.32"),
+        // 27.00 × 23 / 31 = 20.032…, × 23 / 30 = 20.70; the credit is a tenth of it.
+        plan("a3", "20.03", "20.70", "27.00"),
+        other("a3", "credit", "promo.welcome10", "-2.00", "-2.07"),
+        other("a3", "tax", "tax.vat", "13.56", "13.70"),
+    ]
+    .into_iter()
+    .map(diff)
+    .collect();
+    let causes = Causes::of(&diffs);
+    let found: Vec<(&str, u64, u64)> = causes
+        .signatures
+        .iter()
+        .map(|s| (s.hypothesis.as_str(), s.diffs, s.follow_on))
+        .collect();
+    assert_eq!(
+        found,
+        [(
+            "modern prorates recurring lines plan.starter over 30 days instead of 31 in cell \
+             p2/eu-west-1",
+            6,
+            3
+        )]
+    );
+}
+
 #[test]
 fn an_id_is_its_recipe() {
     // Pinned: a change of the recipe changes every id users have noted down.
