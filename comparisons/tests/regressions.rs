@@ -247,3 +247,29 @@ fn a_customer_total_diff_adds_up_to_its_own_evidence() {
     assert_eq!(amount(&d.modern) - amount(&d.legacy), d.delta.unwrap());
     assert_eq!(d.delta.unwrap(), Decimal::new(-1, 2));
 }
+
+#[test]
+fn pairing_ties_on_amount_look_at_the_charge_code_when_the_key_leaves_it_out() {
+    // Paired by account and period only: of the lines B and C against B, B pairs with B and
+    // only A against C is a change — one diff in any order and either way round, not two.
+    let legacy = [
+        ("a", "", "A", "10.00", "USD", "", ""),
+        ("a", "", "B", "10.00", "USD", "", ""),
+    ];
+    let modern = [
+        ("a", "", "B", "10.00", "USD", "", ""),
+        ("a", "", "C", "10.00", "USD", "", ""),
+    ];
+    let mut config = config();
+    config.key =
+        billshadow_comparisons::config::parse_key_names(["account_id", "period"]).unwrap();
+    for (l, m) in [(&legacy, &modern), (&modern, &legacy)] {
+        let mut reversed = m.to_vec();
+        reversed.reverse();
+        for m in [m.to_vec(), reversed] {
+            let result = compare(&store(l), &store(&m), &config);
+            assert_eq!(result.diffs.len(), 1, "{:#?}", result.diffs);
+            assert_eq!(result.diffs[0].fields, ["charge_code"]);
+        }
+    }
+}
