@@ -895,26 +895,49 @@ fn quarantined_money_makes_the_verdict_incomplete_in_every_format() {
         );
         assert_eq!(run.code, 2, "{format}: {}", run.transcript());
         assert!(!run.stdout.contains("PARITY"), "{format}: {}", run.stdout);
-        assert!(run.stdout.contains("1000.00 USD"), "{format}: {}", run.stdout);
+        assert!(
+            run.stdout.contains("1000.00 USD"),
+            "{format}: {}",
+            run.stdout
+        );
         assert!(run.stdout.contains("1 rows"), "{format}: {}", run.stdout);
     }
     let md = billshadow(
         &[
-            "diff", "--legacy", "legacy.csv", "--modern", "modern.csv", "--format", "md",
-            "--max-bad-rows", "5",
+            "diff",
+            "--legacy",
+            "legacy.csv",
+            "--modern",
+            "modern.csv",
+            "--format",
+            "md",
+            "--max-bad-rows",
+            "5",
         ],
         dir.path(),
     );
     assert!(md.stdout.contains("INCOMPLETE"), "{}", md.stdout);
     let junit = billshadow(
         &[
-            "diff", "--legacy", "legacy.csv", "--modern", "modern.csv", "--format", "junit",
-            "--max-bad-rows", "5",
+            "diff",
+            "--legacy",
+            "legacy.csv",
+            "--modern",
+            "modern.csv",
+            "--format",
+            "junit",
+            "--max-bad-rows",
+            "5",
         ],
         dir.path(),
     );
     let xml = roxmltree::Document::parse(&junit.stdout).unwrap();
-    let failures: u64 = xml.root_element().attribute("failures").unwrap().parse().unwrap();
+    let failures: u64 = xml
+        .root_element()
+        .attribute("failures")
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!(failures >= 1, "{}", junit.stdout);
 
     // The quarantine keeps the row as it was read, delimiters and quotes included.

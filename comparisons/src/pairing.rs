@@ -63,6 +63,10 @@ struct Facts<'s> {
     description: &'s str,
     charge_code: &'s str,
     attributes: &'s str,
+    /// Not compared, but a usage line is rather paired with a usage line than with a
+    /// recurring one when the key leaves the line type out; and the canonical order must
+    /// tell lines apart by it.
+    line_type: crate::model::LineType,
 }
 
 impl<'s> Facts<'s> {
@@ -77,6 +81,7 @@ impl<'s> Facts<'s> {
             description: line.get(Field::Description),
             charge_code: line.get(Field::ChargeCode),
             attributes: line.get(Field::Attributes),
+            line_type: line.line_type(),
         }
     }
 }
@@ -138,6 +143,7 @@ impl Cost {
             cosmetic: differs(!ignored.unit && a.unit != b.unit)
                 + differs(!ignored.description && a.description != b.description)
                 + differs(a.charge_code != b.charge_code)
+                + differs(a.line_type != b.line_type)
                 + attribute_differences(a.attributes, b.attributes, ignored),
         }
     }
@@ -150,8 +156,7 @@ fn attribute_differences(a: &str, b: &str, ignored: &Ignored) -> i64 {
         return 0;
     }
     let left: std::collections::BTreeMap<&str, &str> = crate::model::attribute_pairs(a).collect();
-    let right: std::collections::BTreeMap<&str, &str> =
-        crate::model::attribute_pairs(b).collect();
+    let right: std::collections::BTreeMap<&str, &str> = crate::model::attribute_pairs(b).collect();
     let names: std::collections::BTreeSet<&str> =
         left.keys().chain(right.keys()).copied().collect();
     names
@@ -249,6 +254,7 @@ fn identical(legacy: &LineStore, a: u32, modern: &LineStore, b: u32) -> bool {
     };
     a.amount() == b.amount()
         && a.currency() == b.currency()
+        && a.line_type() == b.line_type()
         && [
             Field::Unit,
             Field::Description,
