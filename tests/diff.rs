@@ -877,6 +877,69 @@ fn quarantined_money_makes_the_verdict_incomplete_in_every_format() {
     assert!(!run.stdout.contains("PARITY"), "{}", run.stdout);
     assert!(run.stdout.contains("1000.00 USD"), "{}", run.stdout);
 
+    // Markdown and JUnit: incomplete, never exit 0, the count and the money shown.
+    for format in ["md", "junit"] {
+        let run = billshadow(
+            &[
+                "diff",
+                "--legacy",
+                "legacy.csv",
+                "--modern",
+                "modern.csv",
+                "--format",
+                format,
+                "--max-bad-rows",
+                "5",
+            ],
+            dir.path(),
+        );
+        assert_eq!(run.code, 2, "{format}: {}", run.transcript());
+        assert!(!run.stdout.contains("PARITY"), "{format}: {}", run.stdout);
+        assert!(
+            run.stdout.contains("1000.00 USD"),
+            "{format}: {}",
+            run.stdout
+        );
+        assert!(run.stdout.contains("1 rows"), "{format}: {}", run.stdout);
+    }
+    let md = billshadow(
+        &[
+            "diff",
+            "--legacy",
+            "legacy.csv",
+            "--modern",
+            "modern.csv",
+            "--format",
+            "md",
+            "--max-bad-rows",
+            "5",
+        ],
+        dir.path(),
+    );
+    assert!(md.stdout.contains("INCOMPLETE"), "{}", md.stdout);
+    let junit = billshadow(
+        &[
+            "diff",
+            "--legacy",
+            "legacy.csv",
+            "--modern",
+            "modern.csv",
+            "--format",
+            "junit",
+            "--max-bad-rows",
+            "5",
+        ],
+        dir.path(),
+    );
+    let xml = roxmltree::Document::parse(&junit.stdout).unwrap();
+    let failures: u64 = xml
+        .root_element()
+        .attribute("failures")
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(failures >= 1, "{}", junit.stdout);
+
     // The quarantine keeps the row as it was read, delimiters and quotes included.
     let quarantine =
         std::fs::read_to_string(dir.path().join("billshadow-quarantine.jsonl")).unwrap();
@@ -966,4 +1029,169 @@ fn formats_with_different_default_keys_need_one_match_key() {
         [0, 0],
         "paired by account and period, the amounts agree"
     );
+}
+
+/// A generated line of the swap property: (account, charge code, amount in cents, currency,
+/// quantity, customer, region, line type); 0 is "none" for the customer and the region.
+type GenLine = (u8, u8, i64, u8, Option<u8>, u8, u8, u8);
+
+fn gen_lines() -> impl proptest::strategy::Strategy<Value = Vec<GenLine>> {
+    use proptest::prelude::*;
+    // Few keys and few amounts: duplicate keys with ties are the rule, not the exception.
+    let line = (
+        0u8..3,
+        0u8..2,
+        prop::sample::select(vec![100i64, 250, 1000, -100, 101]),
+        0u8..2,
+        prop::option::of(0u8..3),
+        0u8..3,
+        0u8..2,
+        0u8..2,
+    );
+    prop::collection::vec(line, 0..12)
+}
+
+const SWAP_HEADER: &str = "account_id,customer_id,period_start,period_end,charge_code,line_type,region,quantity,unit_price,amount,currency";
+
+fn swap_csv(lines: &[GenLine], bad_row: bool) -> String {
+    let mut out = format!("{SWAP_HEADER}\n");
+    for &(account, charge, cents, currency, quantity, customer, region, line_type) in lines {
+        let (amount, currency) = match currency {
+            0 => (Decimal::new(cents, 2).to_string(), "USD"),
+            _ => (cents.to_string(), "JPY"),
+        };
+        let customer = match customer {
+            0 => String::new(),
+            c => format!("C{c}"),
+        };
+        let region = ["", "eu-west-1"][region as usize];
+        let line_type = ["usage", "recurring"][line_type as usize];
+        let quantity = quantity.map(|q| q.to_string()).unwrap_or_default();
+        out.push_str(&format!(
+            "a{account},{customer},2026-10-01,2026-10-31,sku-{charge},{line_type},{region},{quantity},,{amount},{currency}\n"
+        ));
+    }
+    if bad_row {
+        out.push_str("a9,,2026-13-01,2026-10-31,sku-0,usage,,,,5.00,USD\n");
+    }
+    out
+}
+
+/// A diff of the JSON report as the other direction reports it (missing classes flipped,
+/// sides, line numbers swapped, delta negated), or as it is; without its signature id and
+/// free text, which name the sides.
+fn swap_view(d: &Value, flip: bool) -> String {
+    let mut d = d.clone();
+    let o = d.as_object_mut().unwrap();
+    o.remove("signature");
+    o.remove("detail");
+    let delta = o.get("delta").and_then(Value::as_str).map(|x| {
+        let x: Decimal = x.parse().unwrap();
+        match (x.is_zero(), flip) {
+            (true, _) => "0".to_owned(),
+            (false, true) => (-x).normalize().to_string(),
+            (false, false) => x.normalize().to_string(),
+        }
+    });
+    if let Some(delta) = delta {
+        o.insert("delta".into(), Value::String(delta));
+    }
+    if flip {
+        let class = match o["class"].as_str().unwrap() {
+            "missing_in_modern" => "missing_in_legacy",
+            "missing_in_legacy" => "missing_in_modern",
+            other => other,
+        }
+        .to_owned();
+        o.insert("class".into(), Value::String(class));
+        for (a, b) in [("legacy", "modern"), ("legacy_line", "modern_line")] {
+            let (x, y) = (o.remove(a), o.remove(b));
+            if let Some(y) = y {
+                o.insert(a.into(), y);
+            }
+            if let Some(x) = x {
+                o.insert(b.into(), x);
+            }
+        }
+    }
+    d.to_string()
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 24, ..Default::default() })]
+
+    /// Issue 9, done when: swapping legacy and modern flips every missing class, negates
+    /// every delta and total, and never changes the verdict or the exit code — the real
+    /// binary on real files, with duplicate keys and ties, customers that move, appear on
+    /// one side only or differ per line, two formats whose default keys differ (with and
+    /// without a `[match]` naming one key), and rows quarantined on either side.
+    #[test]
+    fn swapping_sides_never_changes_the_verdict_or_the_exit_code(
+        legacy in gen_lines(),
+        modern in gen_lines(),
+        formats in 0usize..3,
+        key in 0usize..5,
+        bad in 0u8..3,
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let canonical =
+            std::fs::read_to_string(repo().join("adapters/catalog/canonical.toml")).unwrap();
+        write(d, "coarse.toml", canonical.replacen(
+            "name = \"canonical\"",
+            "name = \"coarse\"\nmatch_key = [\"account_id\", \"period\", \"charge_code\"]",
+            1,
+        ));
+        write(d, "legacy.csv", swap_csv(&legacy, bad == 1));
+        write(d, "modern.csv", swap_csv(&modern, bad == 2));
+        let keys = [
+            "\"account_id\", \"period\", \"charge_code\", \"line_type\", \"usage_period\", \"region\"",
+            "\"account_id\", \"period\", \"charge_code\"",
+            "\"account_id\", \"period\"",
+            "\"account_id\", \"period\", \"charge_code\", \"currency\"",
+        ];
+        let mut spec = String::new();
+        if let Some(k) = keys.get(key) {
+            spec = format!("[match]\nkey = [{k}]\n");
+        }
+        write(d, "spec.toml", spec);
+        let (lf, mf) = [("canonical", "canonical"), ("canonical", "coarse.toml"), ("coarse.toml", "canonical")][formats];
+        let run = |l: &str, lf: &str, m: &str, mf: &str| billshadow(
+            &["diff", "--spec", "spec.toml", "--legacy", l, "--legacy-format", lf, "--modern", m,
+              "--modern-format", mf, "--format", "json", "--max-bad-rows", "5", "--quarantine", "q.jsonl"],
+            d,
+        );
+        let forward = run("legacy.csv", lf, "modern.csv", mf);
+        let backward = run("modern.csv", mf, "legacy.csv", lf);
+        proptest::prop_assert_eq!(forward.code, backward.code, "{}\n{}", forward.transcript(), backward.transcript());
+        proptest::prop_assert!(matches!(forward.code, 0..=2), "{}", forward.transcript());
+        if forward.stdout.is_empty() || backward.stdout.is_empty() {
+            // Refused before comparing (the formats' keys differ and no `[match]` names
+            // one): refused both ways.
+            proptest::prop_assert_eq!(forward.code, 2);
+            proptest::prop_assert!(forward.stdout.is_empty() && backward.stdout.is_empty());
+            proptest::prop_assert!(forward.stderr.contains("[match]") && backward.stderr.contains("[match]"), "{}", forward.stderr);
+            return Ok(());
+        }
+        let (f, b) = (forward.json(), backward.json());
+        let (fs, bs) = (&f["summary"], &b["summary"]);
+        proptest::prop_assert_eq!(&fs["verdict"], &bs["verdict"]);
+        for count in ["accounts_compared", "accounts_mismatched", "diffs_failing", "customers_compared",
+                      "customers_mismatched", "lines_matched", "rows_quarantined", "quarantined_money"] {
+            proptest::prop_assert_eq!(&fs[count], &bs[count], "{}", count);
+        }
+        let mut fd: Vec<String> = f["diffs"].as_array().unwrap().iter().map(|x| swap_view(x, false)).collect();
+        let mut bd: Vec<String> = b["diffs"].as_array().unwrap().iter().map(|x| swap_view(x, true)).collect();
+        fd.sort();
+        bd.sort();
+        proptest::prop_assert_eq!(fd, bd);
+        let currencies = fs["currencies"].as_object().unwrap();
+        proptest::prop_assert_eq!(currencies.len(), bs["currencies"].as_object().unwrap().len());
+        for (currency, t) in currencies {
+            let other = &bs["currencies"][currency];
+            proptest::prop_assert_eq!(&t["legacy_total"], &other["modern_total"]);
+            proptest::prop_assert_eq!(&t["modern_total"], &other["legacy_total"]);
+            proptest::prop_assert_eq!(&t["delta_abs"], &other["delta_abs"]);
+        }
+    }
 }

@@ -973,6 +973,42 @@ fn a_stored_spec_that_does_not_parse_holds_the_gate_instead_of_hiding_an_expired
     assert_eq!(f.state(cell)["state"], "shadow");
 }
 
+/// Issue 9, item 10: a stored diff the gate cannot read must hold it, not drop out of the
+/// evidence (a damaged flag or delta read as "not failing" would pass the cell).
+#[test]
+fn a_stored_diff_that_does_not_read_back_holds_the_gate() {
+    let f = Fixture::new(W_PRORATION);
+    let cell = "p2/eu-west-1";
+    assert_eq!(f.migrate(&["advance", cell], open_time()).code, 0);
+    assert_eq!(f.migrate(&["gate", cell], open_time()).code, 0);
+    // The waived diffs' failing flag damaged: whether they fail cannot be known.
+    f.exec("UPDATE diffs SET failing = 2 WHERE waiver = 'W-PRORATION'");
+    let gate = f.migrate(&["gate", cell], open_time());
+    assert_eq!(gate.code, 1, "{}", gate.transcript());
+    assert!(
+        gate.stdout.contains("has the failing flag 2"),
+        "{}",
+        gate.stdout
+    );
+    let json = f
+        .migrate(&["gate", cell, "--format", "json"], open_time())
+        .json();
+    assert_eq!(json["verdict"], "inconclusive", "{json}");
+    // A failing diff whose delta is not a decimal: its size cannot be judged.
+    f.exec("UPDATE diffs SET failing = 0 WHERE failing = 2");
+    f.exec(
+        "UPDATE diffs SET failing = 1, delta = '1,50' WHERE rowid = \
+         (SELECT MIN(rowid) FROM diffs WHERE waiver = 'W-PRORATION')",
+    );
+    let gate = f.migrate(&["gate", cell], open_time());
+    assert_eq!(gate.code, 1, "{}", gate.transcript());
+    assert!(
+        gate.stdout.contains("has the delta `1,50`, not a decimal"),
+        "{}",
+        gate.stdout
+    );
+}
+
 #[test]
 fn an_unknown_stored_status_holds_the_gate() {
     let f = Fixture::new("");

@@ -1048,6 +1048,45 @@ fn every_more_accounts_count_agrees_with_the_summary() {
     .json();
     let mismatched = show["summary"]["accounts_mismatched"].as_u64().unwrap();
     assert!(mismatched > 0);
+    // The summary's count is the store's: the outcome rows, counted here independently.
+    let counted: Vec<(String, i64)> = crate::support::runtime().block_on(async {
+        let url = format!("sqlite://{}?mode=ro", d.join("s.db").display());
+        let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+        let rows =
+            sqlx::query_as("SELECT status, COUNT(*) FROM outcomes GROUP BY status ORDER BY status")
+                .fetch_all(&pool)
+                .await
+                .unwrap();
+        pool.close().await;
+        rows
+    });
+    let stored = |status: &str| {
+        counted
+            .iter()
+            .find(|(s, _)| s == status)
+            .map_or(0, |(_, n)| *n as u64)
+    };
+    assert_eq!(stored("mismatch"), mismatched, "{counted:?}");
+    assert_eq!(
+        stored("parity"),
+        show["summary"]["accounts_at_parity"].as_u64().unwrap()
+    );
+    // The JSON report, Prometheus (summed over cells) and the Markdown headline say the same.
+    let json = report(d, "latest", "json").json();
+    assert_eq!(json["summary"], show["summary"]);
+    let prom = report(d, "latest", "prom").stdout;
+    let prom_mismatched: u64 = prom
+        .lines()
+        .filter(|l| l.starts_with("billshadow_accounts{") && l.contains("status=\"mismatch\""))
+        .map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
+        .sum();
+    assert_eq!(prom_mismatched, mismatched, "{prom}");
+    let md = report(d, "latest", "md").stdout;
+    assert!(
+        md.contains(&format!(" {mismatched} mismatched,")),
+        "{}",
+        &md[..md.len().min(800)]
+    );
 
     // The accounts listed in a table: its rows' first cell, without the stack errors.
     fn listed(rows: &str, row_start: &str, cell_end: &str) -> std::collections::BTreeSet<String> {

@@ -336,11 +336,15 @@ impl<'s> Line<'s> {
 
     /// The extra columns as (name, value) pairs, sorted by name.
     pub fn attributes(&self) -> impl Iterator<Item = (&'s str, &'s str)> {
-        self.get(Field::Attributes)
-            .split(ATTRIBUTE_SEP)
-            .filter(|pair| !pair.is_empty())
-            .map(|pair| pair.split_once(ATTRIBUTE_KV).unwrap_or((pair, "")))
+        attribute_pairs(self.get(Field::Attributes))
     }
+}
+
+/// A line's attributes field read as (name, value) pairs.
+pub(crate) fn attribute_pairs(text: &str) -> impl Iterator<Item = (&str, &str)> {
+    text.split(ATTRIBUTE_SEP)
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| pair.split_once(ATTRIBUTE_KV).unwrap_or((pair, "")))
 }
 
 impl fmt::Debug for Line<'_> {

@@ -3,7 +3,8 @@
 //! Several lines can share a match key (two storage lines of one account and period, say).
 //! The pairing minimises the whole difference, lexicographically: the total absolute amount
 //! difference first, then currency mismatches, quantity mismatches, unit-price mismatches and
-//! the cosmetic fields. Every line of the shorter side is paired; the rest are missing lines.
+//! the cosmetic fields (unit, description, the charge code when the key leaves it out, each
+//! attribute not ignored: what `compare_pair` reports). Every line of the shorter side is paired; the rest are missing lines.
 //!
 //! It must never depend on the order lines arrive in, nor on which side is called legacy:
 //! lines are first put in a canonical order by content, and the side that plays the rows of
@@ -60,7 +61,12 @@ struct Facts<'s> {
     unit_price: Num<'s>,
     unit: &'s str,
     description: &'s str,
+    charge_code: &'s str,
     attributes: &'s str,
+    /// Not compared, but a usage line is rather paired with a usage line than with a
+    /// recurring one when the key leaves the line type out; and the canonical order must
+    /// tell lines apart by it.
+    line_type: crate::model::LineType,
 }
 
 impl<'s> Facts<'s> {
@@ -73,7 +79,9 @@ impl<'s> Facts<'s> {
             unit_price: Num::of(line.get(Field::UnitPrice)),
             unit: line.get(Field::Unit),
             description: line.get(Field::Description),
+            charge_code: line.get(Field::ChargeCode),
             attributes: line.get(Field::Attributes),
+            line_type: line.line_type(),
         }
     }
 }
@@ -134,9 +142,27 @@ impl Cost {
             unit_price: differs(!ignored.unit_price && a.unit_price != b.unit_price),
             cosmetic: differs(!ignored.unit && a.unit != b.unit)
                 + differs(!ignored.description && a.description != b.description)
-                + differs(!ignored.all_attributes && a.attributes != b.attributes),
+                + differs(a.charge_code != b.charge_code)
+                + differs(a.line_type != b.line_type)
+                + attribute_differences(a.attributes, b.attributes, ignored),
         }
     }
+}
+
+/// How many attributes the comparison of two lines reports as different: the names whose
+/// values differ (or that one side lacks) and are not ignored.
+fn attribute_differences(a: &str, b: &str, ignored: &Ignored) -> i64 {
+    if a == b || ignored.all_attributes {
+        return 0;
+    }
+    let left: std::collections::BTreeMap<&str, &str> = crate::model::attribute_pairs(a).collect();
+    let right: std::collections::BTreeMap<&str, &str> = crate::model::attribute_pairs(b).collect();
+    let names: std::collections::BTreeSet<&str> =
+        left.keys().chain(right.keys()).copied().collect();
+    names
+        .into_iter()
+        .filter(|name| left.get(name) != right.get(name) && !ignored.attribute(name))
+        .count() as i64
 }
 
 /// Pairs the lines of one key group (line indices into each side's store).
@@ -228,6 +254,7 @@ fn identical(legacy: &LineStore, a: u32, modern: &LineStore, b: u32) -> bool {
     };
     a.amount() == b.amount()
         && a.currency() == b.currency()
+        && a.line_type() == b.line_type()
         && [
             Field::Unit,
             Field::Description,

@@ -21,6 +21,12 @@ struct Gen {
     quantity: Option<u16>,
     /// 0: no customer id.
     customer: u8,
+    /// Fields some match keys include and others leave out (0 for the plain generator):
+    /// the region (0: none), the line type (0: usage, 1: recurring) and the unit price
+    /// (0: none).
+    region: u8,
+    line_type: u8,
+    unit_price: u8,
 }
 
 fn gen_line() -> impl Strategy<Value = Gen> {
@@ -34,11 +40,14 @@ fn gen_tie_prone_line() -> impl Strategy<Value = Gen> {
         3 => prop::sample::select(vec![-10_000i64, 0, 10_000, 25_000, 100_000]),
         1 => -200_000i64..200_000,
     ];
-    gen_line_with(amount, 0u8..3).prop_map(|mut g| {
-        g.charge %= 2;
-        g.quantity = g.quantity.map(|q| q % 3);
-        g
-    })
+    (gen_line_with(amount, 0u8..3), 0u8..3, 0u8..2, 0u8..3).prop_map(
+        |(mut g, region, line_type, unit_price)| {
+            g.charge %= 2;
+            g.quantity = g.quantity.map(|q| q % 3);
+            (g.region, g.line_type, g.unit_price) = (region, line_type, unit_price);
+            g
+        },
+    )
 }
 
 fn gen_line_with(
@@ -61,6 +70,9 @@ fn gen_line_with(
                 amount_e4,
                 quantity,
                 customer,
+                region: 0,
+                line_type: 0,
+                unit_price: 0,
             },
         )
 }
@@ -114,8 +126,18 @@ fn store(lines: &[Gen], style: u8) -> LineStore {
             .quantity
             .map(|q| spell(i64::from(q) * 10_000, at.wrapping_add(1)))
             .unwrap_or_default();
+        let region = match g.region {
+            0 => String::new(),
+            r => format!("region-{r}"),
+        };
+        let unit_price = match g.unit_price {
+            0 => String::new(),
+            p => spell(i64::from(p) * 2_500, at.wrapping_add(2)),
+        };
         let mut text = [""; Field::COUNT];
         text[Field::AccountId as usize] = &account;
+        text[Field::Region as usize] = &region;
+        text[Field::UnitPrice as usize] = &unit_price;
         text[Field::PeriodStart as usize] = "2026-10-01";
         text[Field::PeriodEnd as usize] = "2026-10-31";
         text[Field::ChargeCode as usize] = &charge;
@@ -126,7 +148,11 @@ fn store(lines: &[Gen], style: u8) -> LineStore {
             .push(NewLine {
                 text,
                 amount: billshadow_comparisons::parse_amount(&amount_text).unwrap(),
-                line_type: LineType::Usage,
+                line_type: if g.line_type == 0 {
+                    LineType::Usage
+                } else {
+                    LineType::Recurring
+                },
                 currency: g.currency.parse::<Currency>().unwrap(),
                 source_line: i as u32 + 2,
             })
@@ -327,7 +353,7 @@ proptest! {
         modern in prop::collection::vec(-500i64..500, 1..5),
     ) {
         let lines = |amounts: &[i64]| -> Vec<Gen> {
-            amounts.iter().map(|a| Gen { account: 0, charge: 0, currency: "USD", amount_e4: a * 100, quantity: None, customer: 0 }).collect()
+            amounts.iter().map(|a| Gen { account: 0, charge: 0, currency: "USD", amount_e4: a * 100, quantity: None, customer: 0, region: 0, line_type: 0, unit_price: 0 }).collect()
         };
         let result = compare(&store(&lines(&legacy), 0), &store(&lines(&modern), 0), &config());
         let paired_cost: Decimal = result
@@ -403,14 +429,17 @@ proptest! {
         legacy in prop::collection::vec(gen_tie_prone_line(), 0..30),
         modern in prop::collection::vec(gen_tie_prone_line(), 0..30),
         seed in any::<u64>(),
+        key in 0usize..KEYS.len(),
     ) {
         let (legacy, modern) = (normalise(legacy), normalise(modern));
-        let base = compare(&store(&legacy, 4), &store(&modern, 4), &config());
+        let mut config = config();
+        config.key = billshadow_comparisons::config::parse_key_names(KEYS[key].iter().copied()).unwrap();
+        let base = compare(&store(&legacy, 4), &store(&modern, 4), &config);
         let mut rng = fastrand_like(seed);
         let (mut l2, mut m2) = (legacy.clone(), modern.clone());
         shuffle(&mut l2, &mut rng);
         shuffle(&mut m2, &mut rng);
-        let shuffled = compare(&store(&l2, 4), &store(&m2, 4), &config());
+        let shuffled = compare(&store(&l2, 4), &store(&m2, 4), &config);
         prop_assert_eq!(full(&base), full(&shuffled));
         prop_assert_eq!(&base.summary, &shuffled.summary);
     }
@@ -552,6 +581,9 @@ fn a_customers_drift_across_accounts_is_found_account_by_account_too() {
         amount_e4,
         quantity: None,
         customer: 1,
+        region: 0,
+        line_type: 0,
+        unit_price: 0,
     };
     let legacy = [line(0, 10_000), line(2, 10_000)];
     let modern = [line(0, 10_060), line(2, 10_060)];

@@ -20,9 +20,17 @@ type Row<'a> = (
 );
 
 fn store(rows: &[Row<'_>]) -> LineStore {
+    let rows: Vec<_> = rows.iter().map(|r| (*r, "", LineType::Usage)).collect();
+    store_in_regions(&rows)
+}
+
+/// Lines with a region and a line type each.
+fn store_in_regions(rows: &[(Row<'_>, &str, LineType)]) -> LineStore {
     let mut store = LineStore::new();
-    for (i, &(account, customer, charge, amount, currency, quantity, unit_price)) in
-        rows.iter().enumerate()
+    for (
+        i,
+        &((account, customer, charge, amount, currency, quantity, unit_price), region, line_type),
+    ) in rows.iter().enumerate()
     {
         let mut text = [""; Field::COUNT];
         text[Field::AccountId as usize] = account;
@@ -33,11 +41,12 @@ fn store(rows: &[Row<'_>]) -> LineStore {
         text[Field::Amount as usize] = amount;
         text[Field::Quantity as usize] = quantity;
         text[Field::UnitPrice as usize] = unit_price;
+        text[Field::Region as usize] = region;
         store
             .push(NewLine {
                 text,
                 amount: billshadow_comparisons::parse_amount(amount).unwrap(),
-                line_type: LineType::Usage,
+                line_type,
                 currency: currency.parse::<Currency>().unwrap(),
                 source_line: i as u32 + 2,
             })
@@ -246,4 +255,101 @@ fn a_customer_total_diff_adds_up_to_its_own_evidence() {
     };
     assert_eq!(amount(&d.modern) - amount(&d.legacy), d.delta.unwrap());
     assert_eq!(d.delta.unwrap(), Decimal::new(-1, 2));
+}
+
+#[test]
+fn pairing_ties_on_amount_look_at_the_charge_code_when_the_key_leaves_it_out() {
+    // Paired by account and period only: of the lines B and C against B, B pairs with B and
+    // only A against C is a change — one diff in any order and either way round, not two.
+    let legacy = [
+        ("a", "", "A", "10.00", "USD", "", ""),
+        ("a", "", "B", "10.00", "USD", "", ""),
+    ];
+    let modern = [
+        ("a", "", "B", "10.00", "USD", "", ""),
+        ("a", "", "C", "10.00", "USD", "", ""),
+    ];
+    let mut config = config();
+    config.key = billshadow_comparisons::config::parse_key_names(["account_id", "period"]).unwrap();
+    for (l, m) in [(&legacy, &modern), (&modern, &legacy)] {
+        let mut reversed = m.to_vec();
+        reversed.reverse();
+        for m in [m.to_vec(), reversed] {
+            let result = compare(&store(l), &store(&m), &config);
+            assert_eq!(result.diffs.len(), 1, "{:#?}", result.diffs);
+            assert_eq!(result.diffs[0].fields, ["charge_code"]);
+        }
+    }
+}
+
+#[test]
+fn pairing_ties_on_amount_look_at_the_line_type_when_the_key_leaves_it_out() {
+    // Paired by account and period only, a usage line against a usage and a recurring line
+    // of the same amount: the usage lines pair, whatever the order of the modern lines.
+    let line = |line_type| (("a", "", "sku", "10.00", "USD", "", ""), "", line_type);
+    let legacy = [line(LineType::Usage)];
+    let modern = [line(LineType::Recurring), line(LineType::Usage)];
+    let mut config = config();
+    config.key = billshadow_comparisons::config::parse_key_names(["account_id", "period"]).unwrap();
+    let mut reversed = modern.to_vec();
+    reversed.reverse();
+    for m in [modern.to_vec(), reversed] {
+        let result = compare(&store_in_regions(&legacy), &store_in_regions(&m), &config);
+        let missing: Vec<_> = result
+            .diffs
+            .iter()
+            .filter(|d| d.class == DiffClass::MissingInLegacy)
+            .collect();
+        assert_eq!(missing.len(), 1, "{:#?}", result.diffs);
+        assert_eq!(
+            missing[0].modern.as_ref().unwrap().fields["line_type"],
+            "recurring"
+        );
+    }
+}
+
+#[test]
+fn a_bill_total_diff_names_a_region_only_when_every_line_of_the_bill_is_in_it() {
+    // Two lines of one bill, one in a region and one in none: the bill's diff names no
+    // region, whichever line comes first (it named the first line's).
+    let legacy = [
+        (
+            ("a", "", "sku", "1.00", "USD", "", ""),
+            "eu-west-1",
+            LineType::Usage,
+        ),
+        (("a", "", "sku", "1.00", "USD", "", ""), "", LineType::Usage),
+    ];
+    let mut reversed = legacy.to_vec();
+    reversed.reverse();
+    for l in [legacy.to_vec(), reversed] {
+        let result = compare(&store_in_regions(&l), &LineStore::new(), &config());
+        let bill: Vec<_> = result
+            .diffs
+            .iter()
+            .filter(|d| d.scope == Scope::Bill)
+            .collect();
+        assert_eq!(bill.len(), 1, "{:#?}", result.diffs);
+        assert_eq!(bill[0].region, None, "{:#?}", bill[0]);
+    }
+    // Every line in one region: the bill is in it.
+    let both = [
+        (
+            ("a", "", "sku", "1.00", "USD", "", ""),
+            "eu-west-1",
+            LineType::Usage,
+        ),
+        (
+            ("a", "", "sku2", "1.00", "USD", "", ""),
+            "eu-west-1",
+            LineType::Usage,
+        ),
+    ];
+    let result = compare(&store_in_regions(&both), &LineStore::new(), &config());
+    let bill = result
+        .diffs
+        .iter()
+        .find(|d| d.scope == Scope::Bill)
+        .unwrap();
+    assert_eq!(bill.region.as_deref(), Some("eu-west-1"));
 }

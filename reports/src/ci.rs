@@ -113,7 +113,11 @@ pub fn diff_junit(
         TestCaseStatus::success()
     } else {
         failure(
-            format!("{} rows quarantined: not compared", s.rows_quarantined),
+            format!(
+                "{} rows quarantined: not compared ({})",
+                s.rows_quarantined,
+                quarantined_money(s)
+            ),
             None,
         )
     };
@@ -168,6 +172,14 @@ pub fn diff_markdown(inputs: &Inputs, comparison: &Comparison, causes: &CausesVi
         s.waived,
         s.rows_quarantined
     );
+    if s.rows_quarantined > 0 {
+        let _ = writeln!(
+            md,
+            "**Incomplete:** {} rows left out of the comparison: {}.\n",
+            s.rows_quarantined,
+            quarantined_money(s)
+        );
+    }
     write_causes(&mut md, causes);
     md.push_str("### Totals per currency\n\n| currency | legacy | modern | \\|Δ\\| |\n|---|---:|---:|---:|\n");
     for (c, t) in &s.currencies {
@@ -205,6 +217,21 @@ pub fn diff_markdown(inputs: &Inputs, comparison: &Comparison, causes: &CausesVi
         md.push_str("\n\n… cut at 64 KiB: `--format csv` or `json` has every diff.\n");
     }
     md
+}
+
+/// The money of the rows a diff quarantined, per currency, and how many had no readable
+/// amount: what the verdict could not look at.
+fn quarantined_money(s: &billshadow_comparisons::Summary) -> String {
+    let mut parts: Vec<String> = (s.quarantined_money.iter())
+        .map(|(c, a)| format!("{} {}", c.present(*a), c.code()))
+        .collect();
+    if s.rows_quarantined_unpriced > 0 {
+        parts.push(format!(
+            "{} rows with no readable amount",
+            s.rows_quarantined_unpriced
+        ));
+    }
+    parts.join(" · ")
 }
 
 /// The causes, first after the counts: the ten first signatures, ranked.

@@ -17,7 +17,8 @@ pub(super) struct BillTotal<'s> {
     pub(super) currency: Currency,
     pub(super) legacy: Decimal,
     pub(super) modern: Decimal,
-    /// Customer, partition and region of the first line of each side.
+    /// Customer, partition and region each side's lines of the bill all share (empty where
+    /// they differ).
     pub(super) legacy_meta: Option<[&'s str; 3]>,
     pub(super) modern_meta: Option<[&'s str; 3]>,
 }
@@ -162,13 +163,23 @@ pub(super) fn bill_of<'s>(
     } else {
         &mut bill.modern_meta
     };
-    meta.get_or_insert_with(|| {
-        [
-            line.get(Field::CustomerId),
-            line.get(Field::Partition),
-            line.get(Field::Region),
-        ]
-    });
+    let values = [
+        line.get(Field::CustomerId),
+        line.get(Field::Partition),
+        line.get(Field::Region),
+    ];
+    match meta {
+        None => *meta = Some(values),
+        // A value the side's lines of the bill do not all share is none: which line came
+        // first must not decide it.
+        Some(seen) => {
+            for (seen, value) in seen.iter_mut().zip(values) {
+                if *seen != value {
+                    *seen = "";
+                }
+            }
+        }
+    }
     index
 }
 
