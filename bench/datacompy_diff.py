@@ -15,9 +15,11 @@ def main():
     key_types = {k: str for k in keys}
     legacy = pd.read_csv(legacy_path, dtype=key_types, keep_default_na=False)
     modern = pd.read_csv(modern_path, dtype=key_types, keep_default_na=False)
-    compare = datacompy.Compare(
+    # `Compare` before datacompy 0.17, `PandasCompare` since.
+    compare_class = getattr(datacompy, "PandasCompare", None) or datacompy.Compare
+    compare = compare_class(
         legacy, modern, join_columns=keys, abs_tol=0, rel_tol=0,
-        df1_name="legacy", df2_name="modern",
+        df1_name="legacy", df2_name="modern", cast_column_names_lower=False,
     )
     unequal = compare.all_mismatch().shape[0]
     print(

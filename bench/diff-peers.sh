@@ -24,6 +24,7 @@
 #   DATACOMPY_MAX  the largest size datacompy is run at (default 1000000: it holds both files
 #                  as pandas frames, several GB at 10 M lines)
 #   DIFF_ARGS      extra arguments for `billshadow diff` (e.g. a memory limit)
+#   PAIRS          which pairs (default "generated independent")
 # Results: one row per run in $DATA/results.tsv, and a summary (medians, ratios) at the end.
 set -euo pipefail
 
@@ -41,6 +42,7 @@ ROUNDS_SMALL=${ROUNDS_SMALL:-5}
 ROUNDS_LARGE=${ROUNDS_LARGE:-2}
 DATACOMPY_MAX=${DATACOMPY_MAX:-1000000}
 DIFF_ARGS=${DIFF_ARGS:-}
+PAIRS=${PAIRS:-"generated independent"}
 
 for tool in "$BILLSHADOW" "$CSV_PARSE"; do
     [[ -x $tool ]] || { echo "missing $tool: build it first (see the top of $0)" >&2; exit 2; }
@@ -134,7 +136,8 @@ for lines in $SIZES; do
     # About 12.5 lines per account in `generate pair` (12 and the injected ones).
     accounts=$((lines * 2 / 25))
     first=1
-    for seed in $SEEDS; do
+    [[ $PAIRS == *generated* ]] || SEEDS_HERE=""
+    for seed in ${SEEDS_HERE-$SEEDS}; do
         dir=$DATA/gen-$lines-s$seed
         if [[ ! -f $dir/modern.csv ]]; then
             "$BILLSHADOW" generate pair --accounts "$accounts" --lines-per-account 12 \
@@ -150,6 +153,7 @@ for lines in $SIZES; do
         fi
         [[ ${KEEP_DATA:-0} == 1 ]] || rm -rf "$dir"
     done
+    [[ $PAIRS == *independent* ]] || continue
     seed=${SEEDS%% *}
     dir=$DATA/independent-$lines-s$seed
     [[ -f $dir/modern.csv ]] || python3 "$here/independent_pair.py" --lines "$lines" --seed "$seed" --out "$dir"

@@ -432,7 +432,10 @@ mod tests {
         let mut whole = LineStore::new();
         let mut first = LineStore::new();
         let mut second = LineStore::new();
-        for (i, account) in ["acct-1", "acct-22", "acct-333", "acct-4444"].iter().enumerate() {
+        for (i, account) in ["acct-1", "acct-22", "acct-333", "acct-4444"]
+            .iter()
+            .enumerate()
+        {
             whole.push(new_line(account, "sku", "")).unwrap();
             let part = if i < 2 { &mut first } else { &mut second };
             part.push(new_line(account, "sku", "")).unwrap();

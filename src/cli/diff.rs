@@ -225,12 +225,7 @@ fn find_mapping_for(format: &str, source: &Input, catalog: &Catalog) -> anyhow::
 
 type SideRead = (Result<LineStore, crate::exit::Failure>, ReadStats, Vec<u8>);
 
-fn read_side(
-    side: &Side,
-    max_bad_rows: u64,
-    workers: usize,
-    progress: Arc<AtomicU64>,
-) -> SideRead {
+fn read_side(side: &Side, max_bad_rows: u64, workers: usize, progress: Arc<AtomicU64>) -> SideRead {
     let mut quarantine = Vec::new();
     let options = ReadOptions {
         max_bad_rows,

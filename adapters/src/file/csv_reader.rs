@@ -126,7 +126,9 @@ impl<R: Read> Source<R> {
             match read {
                 Ok(false) => return Ok(false),
                 Ok(true) => {
-                    let line = record.position().map_or(0, |p| self.lines.line_at(p.byte()));
+                    let line = record
+                        .position()
+                        .map_or(0, |p| self.lines.line_at(p.byte()));
                     let breaks = memchr::memchr_iter(b'\n', record.as_slice()).count() as u64;
                     self.part_lines = (line + breaks).saturating_sub(1);
                     batch.items.push(Item::Record(line));
