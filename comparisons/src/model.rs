@@ -255,6 +255,19 @@ impl LineStore {
         debug_assert!(pushed.is_ok());
     }
 
+    /// Moves every line of `other` to the end of this store, in order, leaving `other`
+    /// empty with its capacity kept (to be filled again): how the stores a file's chunks
+    /// were read into become one.
+    pub fn append(&mut self, other: &mut LineStore) {
+        let base = self.text.len();
+        self.text.push_str(&other.text);
+        self.lines.extend(other.lines.drain(..).map(|mut line| {
+            line.text_start += base;
+            line
+        }));
+        other.text.clear();
+    }
+
     /// Splits the store into one store per account, accounts in order of first appearance.
     pub fn split_by_account(&self) -> Vec<(String, LineStore)> {
         let mut out: Vec<(String, LineStore)> = Vec::new();
@@ -416,6 +429,32 @@ mod tests {
         );
         assert_eq!(store.line(1).get(Field::AccountId), "acct-2");
         assert_eq!(store.line(1).attributes().count(), 0);
+    }
+
+    #[test]
+    fn appended_stores_read_as_one_store_filled_in_order() {
+        let mut whole = LineStore::new();
+        let mut first = LineStore::new();
+        let mut second = LineStore::new();
+        for (i, account) in ["acct-1", "acct-22", "acct-333", "acct-4444"]
+            .iter()
+            .enumerate()
+        {
+            whole.push(new_line(account, "sku", "")).unwrap();
+            let part = if i < 2 { &mut first } else { &mut second };
+            part.push(new_line(account, "sku", "")).unwrap();
+        }
+        let capacity = second.text.capacity();
+        first.append(&mut second);
+        assert!(second.is_empty());
+        assert_eq!(second.text.capacity(), capacity);
+        let fields = |store: &LineStore| -> Vec<Vec<String>> {
+            store
+                .lines()
+                .map(|l| Field::ALL.iter().map(|f| l.get(*f).to_owned()).collect())
+                .collect()
+        };
+        assert_eq!(fields(&first), fields(&whole));
     }
 
     #[test]

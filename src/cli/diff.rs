@@ -75,14 +75,17 @@ pub(crate) fn run(args: DiffArgs) -> Outcome {
         .stored_bytes()
         .zip(modern.input.stored_bytes())
         .map(|(l, m)| l + m);
+    let threads = args
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let progress = super::read_progress::ReadProgress::start(total);
     let ((legacy_store, legacy_stats, legacy_bad), (modern_store, modern_stats, modern_bad)) =
         std::thread::scope(|scope| {
             let max = args.max_bad_rows;
             let legacy = &legacy;
             let counter = progress.counter();
-            let l = scope.spawn(move || read_side(legacy, max, counter));
-            let m = read_side(&modern, max, progress.counter());
+            let l = scope.spawn(move || read_side(legacy, max, threads, counter));
+            let m = read_side(&modern, max, threads, progress.counter());
             (l.join().unwrap_or_else(|e| std::panic::resume_unwind(e)), m)
         });
     progress.finish();
@@ -90,9 +93,6 @@ pub(crate) fn run(args: DiffArgs) -> Outcome {
     let (modern_store, modern_stats) = (modern_store?, modern_stats);
     let quarantined = write_quarantine(&args.quarantine, &legacy_bad, &modern_bad)?;
 
-    let threads = args
-        .threads
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let mut comparison = compare_with_threads(&legacy_store, &modern_store, &config, threads);
     drop((legacy_store, modern_store));
     // Rows left out make the comparison incomplete, whatever the compared rows say.
@@ -223,11 +223,15 @@ fn find_mapping_for(format: &str, source: &Input, catalog: &Catalog) -> anyhow::
 
 type SideRead = (Result<LineStore, crate::exit::Failure>, ReadStats, Vec<u8>);
 
-fn read_side(side: &Side, max_bad_rows: u64, progress: Arc<AtomicU64>) -> SideRead {
+fn read_side(side: &Side, max_bad_rows: u64, threads: usize, progress: Arc<AtomicU64>) -> SideRead {
     let mut quarantine = Vec::new();
     let options = ReadOptions {
         max_bad_rows,
         quarantine: Some(&mut quarantine),
+        // Each side is read on a thread of its own; the threads beyond those two convert
+        // records.
+        workers: threads.saturating_sub(2) / 2,
+        batch_records: 0,
     };
     match billshadow_adapters::read_input(&side.input, &side.mapping, options, Some(progress)) {
         Ok((store, stats)) => (Ok(store), stats, quarantine),

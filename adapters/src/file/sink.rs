@@ -19,6 +19,12 @@ pub struct ReadOptions<'q> {
     /// Bad rows tolerated (written to `quarantine` and counted) before the read fails.
     pub max_bad_rows: u64,
     pub quarantine: Option<&'q mut dyn Write>,
+    /// Threads converting a CSV file's records besides the one reading it (0: the reading
+    /// thread converts them itself). The lines, their order, their line numbers and the bad
+    /// rows are the same whatever the number.
+    pub workers: usize,
+    /// Records per batch handed to a converting thread (0: the default, 2,048).
+    pub batch_records: usize,
 }
 
 /// What a read saw.
@@ -69,48 +75,37 @@ impl Sink<'_> {
         raw: impl FnOnce() -> String,
     ) -> Result<(), ReadError> {
         self.stats.records += 1;
-        let result = compiled.keeps(record).and_then(|keep| {
-            if !keep {
-                return Ok(false);
+        let place = Place {
+            origin: &self.origin,
+            line,
+            line_offset: self.line_offset,
+            header,
+        };
+        match convert_record(&mut self.store, compiled, record, scratch, &place) {
+            Outcome::Pushed => {
+                self.stats.lines += 1;
+                Ok(())
             }
-            let converted = compiled.convert(record, scratch)?;
-            self.push_line(scratch, converted, line).map(|()| true)
-        });
-        match result {
-            Ok(true) => Ok(()),
-            Ok(false) => {
+            Outcome::Filtered => {
                 self.stats.filtered += 1;
                 Ok(())
             }
-            Err(problem) => {
-                let money = compiled.money(record, scratch);
-                let error = locate(&self.origin, line, problem, header);
-                self.bad_row(error, &raw(), money)
-            }
+            Outcome::Bad(error, money) => self.bad_row(*error, &raw(), money),
         }
     }
 
-    /// Pushes the line `scratch` holds.
-    fn push_line(
-        &mut self,
-        scratch: &Scratch,
-        converted: Converted,
-        line: u64,
-    ) -> Result<(), Problem> {
-        let text: [&str; Field::COUNT] = std::array::from_fn(|i| scratch.text[i].as_str());
-        self.store
-            .push(NewLine {
-                text,
-                amount: converted.amount,
-                line_type: converted.line_type,
-                currency: converted.currency,
-                source_line: u32::try_from(line + self.line_offset).unwrap_or(u32::MAX),
-            })
-            .map_err(|e| Problem {
-                column: None,
-                message: e.to_string(),
-            })?;
-        self.stats.lines += 1;
+    /// Takes what a batch of records gave (`convert_record`, on another thread or this
+    /// one): its bad rows in file order, as `take` would have taken them one by one, then
+    /// its counts; `tally` is left empty. The lines are already in the store, or are
+    /// appended by the caller.
+    pub(super) fn absorb(&mut self, tally: &mut Tally) -> Result<(), ReadError> {
+        for bad in tally.bad.drain(..) {
+            self.stats.records += 1;
+            self.bad_row(bad.error, &bad.raw, bad.money)?;
+        }
+        self.stats.records += std::mem::take(&mut tally.records);
+        self.stats.lines += std::mem::take(&mut tally.lines);
+        self.stats.filtered += std::mem::take(&mut tally.filtered);
         Ok(())
     }
 
@@ -152,4 +147,108 @@ impl Sink<'_> {
         }
         Ok(())
     }
+}
+
+/// What one batch of records gave, kept apart from the sink while it is converted: counts,
+/// and the bad rows in file order (the quarantine and the allowance are the sink's).
+#[derive(Default)]
+pub(super) struct Tally {
+    /// Records turned into lines or filtered out (bad rows are counted when absorbed).
+    pub(super) records: u64,
+    pub(super) lines: u64,
+    pub(super) filtered: u64,
+    pub(super) bad: Vec<BadRow>,
+}
+
+impl Tally {
+    /// Takes one record's outcome; `raw` gives its text, asked for only for a bad row.
+    pub(super) fn count(&mut self, outcome: Outcome, raw: impl FnOnce() -> String) {
+        match outcome {
+            Outcome::Pushed => {
+                self.records += 1;
+                self.lines += 1;
+            }
+            Outcome::Filtered => {
+                self.records += 1;
+                self.filtered += 1;
+            }
+            Outcome::Bad(error, money) => self.bad.push(BadRow {
+                error: *error,
+                raw: raw(),
+                money,
+            }),
+        }
+    }
+}
+
+/// A bad row waiting for the sink: the error, the record as read, its money when readable.
+pub(super) struct BadRow {
+    pub(super) error: RowError,
+    pub(super) raw: String,
+    pub(super) money: Option<(Currency, Decimal)>,
+}
+
+/// Where a record comes from, to locate it: its file, its line, the lines of the parts
+/// before it (added to the line a diff refers to), and its CSV header.
+pub(super) struct Place<'a> {
+    pub(super) origin: &'a str,
+    pub(super) line: u64,
+    pub(super) line_offset: u64,
+    pub(super) header: Option<&'a [String]>,
+}
+
+/// What became of one record.
+pub(super) enum Outcome {
+    Pushed,
+    Filtered,
+    Bad(Box<RowError>, Option<(Currency, Decimal)>),
+}
+
+/// The one path of every record: filtered out, or converted and pushed into `store`, or a
+/// bad row located at its place (with its money, when that much can still be read).
+pub(super) fn convert_record(
+    store: &mut LineStore,
+    compiled: &Compiled<'_>,
+    record: &Record<'_>,
+    scratch: &mut Scratch,
+    place: &Place<'_>,
+) -> Outcome {
+    let result = compiled.keeps(record).and_then(|keep| {
+        if !keep {
+            return Ok(false);
+        }
+        let converted = compiled.convert(record, scratch)?;
+        push_line(store, scratch, converted, place.line + place.line_offset).map(|()| true)
+    });
+    match result {
+        Ok(true) => Outcome::Pushed,
+        Ok(false) => Outcome::Filtered,
+        Err(problem) => {
+            let money = compiled.money(record, scratch);
+            let error = locate(place.origin, place.line, problem, place.header);
+            Outcome::Bad(Box::new(error), money)
+        }
+    }
+}
+
+/// Pushes the line `scratch` holds, numbered `line`.
+fn push_line(
+    store: &mut LineStore,
+    scratch: &Scratch,
+    converted: Converted,
+    line: u64,
+) -> Result<(), Problem> {
+    let text: [&str; Field::COUNT] = std::array::from_fn(|i| scratch.text[i].as_str());
+    store
+        .push(NewLine {
+            text,
+            amount: converted.amount,
+            line_type: converted.line_type,
+            currency: converted.currency,
+            source_line: u32::try_from(line).unwrap_or(u32::MAX),
+        })
+        .map_err(|e| Problem {
+            column: None,
+            message: e.to_string(),
+        })
 }
