@@ -434,7 +434,7 @@ async fn run_async(args: RunArgs) -> Outcome {
     // The run is complete once no account is pending, whichever worker finishes last.
     let Some(status) = final_status(&store, &run_id, &tally, &args).await? else {
         store.close().await;
-        return Ok(Code::Parity);
+        return Ok(Code::NoVerdictYet);
     };
     tracing::debug!(run = %run_id, stored = tally.accounts, status = %status, "run ended");
     if status == RunStatus::Completed {
@@ -478,7 +478,7 @@ async fn settle(
 
 /// The run's status once this worker stops: interrupted, or completed once no account is
 /// pending; none when this worker's shard is done and others are not (it says so, and exits
-/// 0 without a verdict: nothing failed, nothing is known yet).
+/// 4 without a verdict: nothing failed, but nothing is known yet, so never 0).
 async fn final_status(
     store: &Store,
     run_id: &str,
@@ -497,7 +497,7 @@ async fn final_status(
         .map(|s| format!(", shard {s}"))
         .unwrap_or_default();
     crate::note!(
-        "run {run_id}{shard}: done, {} accounts stored by this worker; {remaining} accounts of the run are pending in other shards (`billshadow show {run_id}` once they are done)",
+        "run {run_id}{shard}: done, {} accounts stored by this worker; {remaining} accounts of the run are pending in other shards; no verdict yet, exit code 4 (`billshadow show {run_id}` once they are done)",
         tally.accounts
     );
     Ok(None)
