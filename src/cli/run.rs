@@ -523,6 +523,10 @@ struct RunListing {
     accounts_compared: u64,
     accounts_mismatched: u64,
     accounts_errored: u64,
+    /// Customers compared across the run's accounts, and those with a customer total diff
+    /// (0 while accounts are pending); a failing one makes the verdict a mismatch.
+    customers_compared: u64,
+    customers_mismatched: u64,
     /// `INCOMPLETE: …` for an incomplete run, else null.
     incomplete: Option<String>,
 }
@@ -532,7 +536,6 @@ pub(crate) fn runs(args: RunsArgs) -> Outcome {
         let store = Store::open_named(args.store.as_deref(), Access::ReadOnly).await?;
         let runs = store.runs().await?;
         let counts = store.outcome_status_counts().await?;
-        store.close().await;
         let mut listed = Vec::with_capacity(runs.len());
         for run in runs {
             let by_status = counts.get(&run.id).copied().unwrap_or_default();
@@ -545,17 +548,33 @@ pub(crate) fn runs(args: RunsArgs) -> Outcome {
                 parity + mismatched,
                 errored,
             );
+            let customers = crate::run::report::customer_counts(
+                &store,
+                &run,
+                completeness.accounts_pending,
+                None,
+            )
+            .await?;
+            // As `show` judges it: a customer whose total fails is a mismatch on its own.
+            let verdict = if customers.failing > 0 {
+                billshadow_comparisons::Verdict::Mismatch
+            } else {
+                crate::run::report::verdict(mismatched, &completeness)
+            };
             listed.push(RunListing {
                 label: billshadow_reports::view::kind_label(run.kind.as_str()),
-                verdict: crate::run::report::verdict(mismatched, &completeness),
+                verdict,
                 accounts_pending: completeness.accounts_pending,
                 accounts_compared: completeness.accounts_compared,
                 accounts_mismatched: mismatched,
                 accounts_errored: errored,
+                customers_compared: customers.compared,
+                customers_mismatched: customers.mismatched,
                 incomplete: completeness.describe(),
                 run,
             });
         }
+        store.close().await;
         let mut out = std::io::stdout().lock();
         let written = match args.format {
             TableFormat::Json => {
