@@ -407,6 +407,10 @@ async fn run_async(args: RunArgs) -> Outcome {
         total,
         pending,
         retry_errors: args.retry_errors,
+        writer: match &split {
+            Split::Leased { worker, .. } => worker.clone(),
+            Split::All | Split::Shard(_) => worker_name(),
+        },
         split,
     };
     let result = execute(

@@ -45,6 +45,8 @@ pub(crate) struct RunnerOptions {
     pub(crate) retry_errors: bool,
     /// Which of the run's accounts this worker takes, and how.
     pub(crate) split: Split,
+    /// This worker process's name: its leases and its rows of the per-cell totals carry it.
+    pub(crate) writer: String,
 }
 
 /// How a worker takes the run's accounts.
@@ -218,15 +220,14 @@ pub(crate) async fn execute(
     let claim_size = options.accounts_in_flight.max(batch_size);
     let poll = split.poll();
     let held: Held = Arc::default();
-    let writer = write_outcomes(
+    let target = WriteTarget {
         store,
         run_id,
-        receiver,
-        progress.clone(),
-        retry_errors,
-        stop.clone(),
-        held.clone(),
-    );
+        writer: &options.writer,
+        replace_errors: retry_errors,
+        held: held.clone(),
+    };
+    let writer = write_outcomes(target, receiver, progress.clone(), stop.clone());
     let beat = heartbeat(store, run_id, &options.split, held.clone());
     let producer_stop = stop.clone();
     let producer = async move {
@@ -518,29 +519,42 @@ impl<'a> Pages<'a> {
 /// Stores outcomes as they come, in transactions; on a failure, tells the producer to stop
 /// asking the stacks at once (nothing more can be stored).
 async fn write_outcomes(
-    store: &Store,
-    run_id: &str,
+    target: WriteTarget<'_>,
     receiver: mpsc::Receiver<AccountOutcome>,
     progress: Progress,
-    replace_errors: bool,
     stop: Arc<Stop>,
-    held: Held,
 ) -> anyhow::Result<u64> {
-    let written = store_outcomes(store, run_id, receiver, progress, replace_errors, held).await;
+    let written = store_outcomes(&target, receiver, progress).await;
     if written.is_err() {
         stop.store_failed();
     }
     written
 }
 
+/// Where and how the writer stores outcomes.
+struct WriteTarget<'a> {
+    store: &'a Store,
+    run_id: &'a str,
+    /// This worker process's name (its rows of the per-cell totals).
+    writer: &'a str,
+    /// `--retry-errors`: a `stack_error` outcome is replaced.
+    replace_errors: bool,
+    /// Leased: the accounts held, each let go once stored.
+    held: Held,
+}
+
 async fn store_outcomes(
-    store: &Store,
-    run_id: &str,
+    target: &WriteTarget<'_>,
     mut receiver: mpsc::Receiver<AccountOutcome>,
     progress: Progress,
-    replace_errors: bool,
-    held: Held,
 ) -> anyhow::Result<u64> {
+    let WriteTarget {
+        store,
+        run_id,
+        writer,
+        replace_errors,
+        held,
+    } = target;
     let mut written = 0u64;
     let mut batch = Vec::with_capacity(WRITE_BATCH_MAX);
     loop {
@@ -554,7 +568,7 @@ async fn store_outcomes(
                 Ok(None) | Err(_) => break,
             }
         }
-        written += store.record(run_id, &batch, replace_errors).await?;
+        written += store.record(run_id, writer, &batch, *replace_errors).await?;
         {
             let mut held = held.lock().unwrap_or_else(|e| e.into_inner());
             for o in &batch {

@@ -194,6 +194,7 @@ impl Store {
     pub(crate) async fn record(
         &self,
         run_id: &str,
+        writer: &str,
         outcomes: &[AccountOutcome],
         replace_errors: bool,
     ) -> anyhow::Result<u64> {
@@ -229,7 +230,7 @@ impl Store {
             }
         }
         let recorded = kept.len() as u64;
-        add_to_cell_totals(&mut tx, self.sqlite, run_id, cells).await?;
+        add_to_cell_totals(&mut tx, self.sqlite, run_id, writer, cells).await?;
         tx.commit().await?;
         if recorded < outcomes.len() as u64 {
             tracing::info!(
@@ -615,36 +616,41 @@ async fn insert_outcome_rows(
     Ok(())
 }
 
-/// Adds a transaction's amounts to the running per-cell totals, cell by cell in order. On
-/// PostgreSQL each cell's row is made if missing and then locked (`FOR UPDATE`) before it
-/// is read, so writers add up one after the other; SQLite lets one writer at a time in.
+/// Adds a transaction's amounts to this writer's running per-cell totals, cell by cell in
+/// order. Each worker process has its own rows (`writer`), so workers never wait on each
+/// other's; within one, on PostgreSQL each cell's row is made if missing and then locked
+/// (`FOR UPDATE`) before it is read; SQLite lets one writer at a time in. Readers add a
+/// cell's rows up.
 async fn add_to_cell_totals(
     tx: &mut sqlx::AnyConnection,
     sqlite: bool,
     run_id: &str,
+    writer: &str,
     cells: CellDeltas<'_>,
 ) -> anyhow::Result<()> {
     for ((partition, region, currency), (legacy, modern)) in cells {
         if !sqlite {
             sqlx::query(
-                "INSERT INTO cell_totals (run_id, partition, region, currency, legacy_total, modern_total) \
-                 VALUES ($1,$2,$3,$4,'0','0') ON CONFLICT (run_id, partition, region, currency) DO NOTHING",
+                "INSERT INTO cell_totals (run_id, partition, region, currency, legacy_total, modern_total, writer) \
+                 VALUES ($1,$2,$3,$4,'0','0',$5) ON CONFLICT (run_id, partition, region, currency, writer) DO NOTHING",
             )
             .bind(run_id)
             .bind(partition)
             .bind(region)
             .bind(currency.as_str())
+            .bind(writer)
             .execute(&mut *tx)
             .await?;
         }
         let existing = sqlx::query(&format!(
-            "SELECT legacy_total, modern_total FROM cell_totals WHERE run_id = $1 AND partition = $2 AND region = $3 AND currency = $4{}",
+            "SELECT legacy_total, modern_total FROM cell_totals WHERE run_id = $1 AND partition = $2 AND region = $3 AND currency = $4 AND writer = $5{}",
             if sqlite { "" } else { " FOR UPDATE" }
         ))
         .bind(run_id)
         .bind(partition)
         .bind(region)
         .bind(currency.as_str())
+        .bind(writer)
         .fetch_optional(&mut *tx)
         .await?;
         let (l, m) = match existing {
@@ -655,8 +661,8 @@ async fn add_to_cell_totals(
             None => (legacy, modern),
         };
         sqlx::query(
-            "INSERT INTO cell_totals (run_id, partition, region, currency, legacy_total, modern_total) VALUES ($1,$2,$3,$4,$5,$6) \
-             ON CONFLICT (run_id, partition, region, currency) DO UPDATE SET legacy_total = $5, modern_total = $6",
+            "INSERT INTO cell_totals (run_id, partition, region, currency, legacy_total, modern_total, writer) VALUES ($1,$2,$3,$4,$5,$6,$7) \
+             ON CONFLICT (run_id, partition, region, currency, writer) DO UPDATE SET legacy_total = $5, modern_total = $6",
         )
         .bind(run_id)
         .bind(partition)
@@ -664,6 +670,7 @@ async fn add_to_cell_totals(
         .bind(currency.as_str())
         .bind(l.to_string())
         .bind(m.to_string())
+        .bind(writer)
         .execute(&mut *tx)
         .await?;
     }
