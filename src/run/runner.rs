@@ -30,8 +30,12 @@ use crate::store::{AccountOutcome, Claim, OutcomeStatus, Store, bill_body};
 const WRITE_BATCH_MAX: usize = 512;
 /// How long an outcome may wait for its transaction.
 const WRITE_DELAY_MAX: Duration = Duration::from_millis(100);
-/// Outcomes queued for the writer at most (the runner waits when it is full).
-const WRITE_QUEUE_MAX: usize = 8192;
+/// Outcomes queued for the writer at most (the runner waits when it is full): two
+/// transactions' worth. The queue fills only when the store is slower than the stacks, and
+/// fills further the longer the run: at 8,192 it was a ceiling of several MiB of outcomes that
+/// a short run does not reach and a long one may (likely part of the peak memory measured to
+/// grow from 20 k to 500 k accounts on PostgreSQL; not verified by a profile).
+const WRITE_QUEUE_MAX: usize = 2 * WRITE_BATCH_MAX;
 
 pub(crate) struct RunnerOptions {
     /// Accounts in flight at most, across batches.
