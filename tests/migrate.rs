@@ -1405,11 +1405,9 @@ fn a_customer_total_mismatch_alone_blocks_the_gate_and_is_counted_in_runs() {
     assert_eq!(gate.code, 0, "{}", gate.transcript());
     let counted = |f: &Fixture| {
         let dir = f.path();
-        let runs = crate::support::billshadow(
-            &["runs", "--store", &f.store, "--format", "json"],
-            dir,
-        )
-        .json();
+        let runs =
+            crate::support::billshadow(&["runs", "--store", &f.store, "--format", "json"], dir)
+                .json();
         let show = crate::support::billshadow(
             &["show", "latest", "--store", &f.store, "--format", "json"],
             dir,
@@ -1447,7 +1445,9 @@ fn a_customer_total_mismatch_alone_blocks_the_gate_and_is_counted_in_runs() {
     // The customer alone blocks it: the accounts' criteria still pass.
     assert!(failing.contains(&"no_customer_mismatch"), "{doc:#}");
     assert!(
-        !failing.iter().any(|c| c.starts_with("max_") || c.starts_with("min_")),
+        !failing
+            .iter()
+            .any(|c| c.starts_with("max_") || c.starts_with("min_")),
         "{doc:#}"
     );
 }

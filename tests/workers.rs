@@ -363,7 +363,14 @@ fn a_shard_worker_done_before_the_run_is_complete_exits_4_never_0() {
     let port = free_port();
     shared_spec(d, port);
     let mut stack = modern(d, port, 0);
-    let new = ["--spec", "spec.toml", "--cohort", "cohort.csv", "--run-id", "r"];
+    let new = [
+        "--spec",
+        "spec.toml",
+        "--cohort",
+        "cohort.csv",
+        "--run-id",
+        "r",
+    ];
     // Shard 0 alone: its accounts are in, shard 1's are pending: no verdict yet.
     let (code, stderr) = run_logged(d, "s.db", &[&new[..], &["--shard", "0/2"]].concat());
     assert_eq!(code, 4, "{stderr}");

@@ -572,7 +572,9 @@ async fn store_outcomes(
                 Ok(None) | Err(_) => break,
             }
         }
-        written += store.record(run_id, writer, &batch, *replace_errors).await?;
+        written += store
+            .record(run_id, writer, &batch, *replace_errors)
+            .await?;
         {
             let mut held = held.lock().unwrap_or_else(|e| e.into_inner());
             for o in &batch {
