@@ -487,11 +487,11 @@ async fn insert_rows(
 /// The outcome rows of `outcomes` (in account order, so that writers lock rows in one
 /// order), each left out when its account has an outcome already; the ids of the accounts
 /// whose row went in.
-async fn insert_outcomes<'o>(
+async fn insert_outcomes(
     tx: &mut sqlx::AnyConnection,
     sqlite: bool,
     run_id: &str,
-    outcomes: &[&'o AccountOutcome],
+    outcomes: &[&AccountOutcome],
     finished_at: &str,
 ) -> anyhow::Result<std::collections::HashSet<String>> {
     let rows = outcomes
