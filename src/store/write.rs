@@ -200,6 +200,9 @@ impl Store {
     ) -> anyhow::Result<u64> {
         let mut ordered: Vec<&AccountOutcome> = outcomes.iter().collect();
         ordered.sort_by(|a, b| a.account_id.cmp(&b.account_id));
+        // An account twice in one batch (its own lease ran out and this worker took it again):
+        // the first outcome is the one stored, as across transactions.
+        ordered.dedup_by(|a, b| a.account_id == b.account_id);
         let mut tx = self.pool.begin().await?;
         let finished_at = now();
         // Per cell and currency code: what this transaction adds to the cell's totals.
