@@ -248,7 +248,8 @@ pub(crate) enum TableFormat {
 /// pages of pending accounts (`--lease`), and the accounts of a worker that dies are taken
 /// by another once its lease ends; each worker ends once no account of the run is pending.
 /// On any store, `--shard I/N` takes only the accounts whose FNV-1a 64 hash of the id (UTF-8
-/// bytes), mod N, is I; a worker done with its shard exits 0 while others are pending.
+/// bytes), mod N, is I; a worker done with its shard while others are pending exits 4 (no
+/// verdict yet; the worker that completes the run prints it and exits with its code).
 /// `--run-id ID` lets every worker start with the same command: the first creates the run,
 /// the others (same spec and cohort) join it.
 #[derive(Debug, Args)]
@@ -293,8 +294,8 @@ pub(crate) struct RunArgs {
     #[arg(long, value_name = "I/N", value_parser = shard)]
     pub(crate) shard: Option<crate::shard::Shard>,
     /// How long a worker's lease on the accounts it took lasts, in seconds (PostgreSQL): a
-    /// worker killed mid-run has them taken by another once it ends. Longer than a page of
-    /// --concurrency accounts takes; a page done twice is stored once.
+    /// live worker renews it every third of it, so a slow batch keeps its accounts; a worker
+    /// killed mid-run has them taken by another once it ends.
     #[arg(long, value_name = "SECONDS", default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub(crate) lease: u64,
     /// With --resume or --join: also redo the accounts whose outcome is `stack_error`,

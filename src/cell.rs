@@ -191,6 +191,11 @@ pub(crate) struct RunEvidence {
     pub(crate) compared: u64,
     pub(crate) mismatched: u64,
     pub(crate) errored: u64,
+    /// Customers with an account in the cell whose total across the run's accounts fails
+    /// (no waiver covers it): any blocks the gate. Left out of the evidence hash when 0, as
+    /// before customers were counted.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub(crate) customers_mismatched: u64,
     /// Per currency, modern − legacy over the cell's accounts.
     pub(crate) delta: BTreeMap<String, Decimal>,
     /// Per currency, the largest |delta| of an unwaived failing diff.
@@ -201,4 +206,8 @@ pub(crate) struct RunEvidence {
     /// hash when none was recorded, as before versions were).
     #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub(crate) stack_versions: crate::versions::StackVersions,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }

@@ -1,7 +1,8 @@
 //! Exit codes, for every command: 0 parity / gate passes, 1 mismatches beyond tolerance /
 //! gate blocked, 2 usage, configuration or input error, 3 a stack or store failure
-//! prevented a verdict (for `run`, also a stack that stayed down), 130 interrupted by Ctrl-C
-//! or SIGTERM (the run can be resumed).
+//! prevented a verdict (for `run`, also a stack that stayed down), 4 a worker of a shared run
+//! (`run --shard`, `--join`) did its part but other workers' accounts are pending (no verdict
+//! yet), 130 interrupted by Ctrl-C or SIGTERM (the run can be resumed).
 //!
 //! The code an error maps to is decided here, by the error's type ([`code_of`]), wherever it
 //! is met: an error type says what went wrong (input the user gave: [`InputError`], a TOML
@@ -21,6 +22,9 @@ pub(crate) enum Code {
     Mismatch = 1,
     Input = 2,
     Stack = 3,
+    /// A worker of a shared run did its part (or found nothing left to take) while other
+    /// workers' accounts are pending: the run's verdict is not known yet.
+    NoVerdictYet = 4,
     Interrupted = 130,
 }
 

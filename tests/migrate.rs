@@ -1432,3 +1432,58 @@ fn a_forged_pending_transition_is_never_reconciled_and_edits_stop_every_move() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("needs BILLSHADOW_FAKE_CLOCK=1"));
 }
+
+#[test]
+fn a_customer_total_mismatch_alone_blocks_the_gate_and_is_counted_in_runs() {
+    let f = Fixture::new("");
+    assert_eq!(f.migrate(&["advance", HEALTHY], open_time()).code, 0);
+    let gate = f.migrate(&["gate", HEALTHY, "--format", "json"], open_time());
+    assert_eq!(gate.code, 0, "{}", gate.transcript());
+    let counted = |f: &Fixture| {
+        let dir = f.path();
+        let runs =
+            crate::support::billshadow(&["runs", "--store", &f.store, "--format", "json"], dir)
+                .json();
+        let show = crate::support::billshadow(
+            &["show", "latest", "--store", &f.store, "--format", "json"],
+            dir,
+        )
+        .json();
+        let run = &runs["runs"][0];
+        let summary = &show["summary"];
+        assert_eq!(run["customers_compared"], summary["customers_compared"]);
+        assert_eq!(run["customers_mismatched"], summary["customers_mismatched"]);
+        assert_eq!(run["verdict"], summary["verdict"]);
+        assert!(summary["customers_compared"].as_u64().unwrap() > 100);
+        summary["customers_mismatched"].as_u64().unwrap()
+    };
+    let before = counted(&f);
+    // One account of the healthy cell: its own outcome untouched (parity), but its
+    // customer's amount 7 more on the modern side, as a customer drifting across its
+    // accounts would be.
+    f.exec(
+        "UPDATE customer_totals SET modern_total = CAST(CAST(modern_total AS REAL) + 7 AS TEXT), \
+         modern_unflagged = CAST(CAST(modern_unflagged AS REAL) + 7 AS TEXT) \
+         WHERE account_id = (SELECT account_id FROM cohort WHERE partition = 'p0' AND region = 'us-east-1' \
+         ORDER BY account_id LIMIT 1)",
+    );
+    assert_eq!(counted(&f), before + 1);
+    let gate = f.migrate(&["gate", HEALTHY, "--format", "json"], open_time());
+    assert_eq!(gate.code, 1, "{}", gate.transcript());
+    let doc = gate.json();
+    let failing: Vec<&str> = doc["criteria"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["passed"] == false)
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    // The customer alone blocks it: the accounts' criteria still pass.
+    assert!(failing.contains(&"no_customer_mismatch"), "{doc:#}");
+    assert!(
+        !failing
+            .iter()
+            .any(|c| c.starts_with("max_") || c.starts_with("min_")),
+        "{doc:#}"
+    );
+}

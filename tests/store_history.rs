@@ -38,6 +38,10 @@ const RELEASED: &[(&str, &str)] = &[
         "0006_workers.sql",
         "3b9af77d1bb550b56a963a1bbf0f42cb9d92e9a7df4fc80caceb2e6048ed62091ab30254c62e6cc8b2e2fff34dfbbf86",
     ),
+    (
+        "0007_cell_totals_per_writer.sql",
+        "fe7f30e84bd4304cccce731a4d80ad1f2d61dc32e01ebe6953d36a283b111a236fd8fb6430d2f80a58b1e5e26c34e550",
+    ),
 ];
 
 /// The store fixtures' commit, and the run each holds (the same accounts, stacks and diffs).

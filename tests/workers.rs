@@ -125,7 +125,7 @@ fn one_run_split_every_way_gives_the_same_summary_diffs_and_customer_totals() {
     assert_eq!(shown(d, &single, "r"), reference);
 
     // Two static shards in parallel, PostgreSQL and SQLite: the last one to end completes
-    // the run; the first says its shard is done and exits 0.
+    // the run; the first says its shard is done and exits 4 (no verdict yet), never 0.
     pg.create_database("shards");
     for store in [pg.url("shards"), "shards.db".to_owned()] {
         let shards: Vec<Child> = ["0/2", "1/2"]
@@ -144,7 +144,7 @@ fn one_run_split_every_way_gives_the_same_summary_diffs_and_customer_totals() {
         codes.sort_unstable();
         // Both may end at once, each seeing the other's accounts in: then both report.
         assert!(
-            codes == [0, 1] || codes == [1, 1],
+            codes == [1, 4] || codes == [1, 1],
             "{codes:?} {}",
             stderr_of(d, "shard0")
         );
@@ -338,6 +338,104 @@ fn a_worker_killed_with_sigkill_has_its_accounts_taken_by_another_once_its_lease
     );
     assert_eq!(finish(one, d, "one"), 1, "{}", stderr_of(d, "one"));
     assert_eq!(shown(d, &store, "k"), shown(d, "one.db", "k"));
+    stack.kill().unwrap();
+    stack.wait().unwrap();
+}
+
+/// `billshadow run ARGS --store STORE` run to its end with the log at `info`: its exit code
+/// and its stderr.
+fn run_logged(dir: &Path, store: &str, args: &[&str]) -> (i32, String) {
+    let out = command(&["run", "--store", store, "--no-progress"], dir)
+        .args(args)
+        .env("BILLSHADOW_LOG", "info")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    (out.status.code().unwrap_or(-1), stderr)
+}
+
+#[test]
+fn a_shard_worker_done_before_the_run_is_complete_exits_4_never_0() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    cohort(d, 80);
+    let port = free_port();
+    shared_spec(d, port);
+    let mut stack = modern(d, port, 0);
+    let new = [
+        "--spec",
+        "spec.toml",
+        "--cohort",
+        "cohort.csv",
+        "--run-id",
+        "r",
+    ];
+    // Shard 0 alone: its accounts are in, shard 1's are pending: no verdict yet.
+    let (code, stderr) = run_logged(d, "s.db", &[&new[..], &["--shard", "0/2"]].concat());
+    assert_eq!(code, 4, "{stderr}");
+    assert!(stderr.contains("no verdict yet"), "{stderr}");
+    // Shard 0 again: nothing left to take, and still no verdict.
+    let (code, stderr) = run_logged(d, "s.db", &["--join", "r", "--shard", "0/2"]);
+    assert_eq!(code, 4, "{stderr}");
+    // Shard 1 completes the run: the verdict's code, as `show` gives it.
+    let (last, stderr) = run_logged(d, "s.db", &["--join", "r", "--shard", "1/2"]);
+    assert!(last == 0 || last == 1, "{last} {stderr}");
+    let show = billshadow(&["show", "r", "--store", "s.db"], d);
+    assert_eq!(show.code, last, "{}", show.transcript());
+    // A worker that finds nothing left in a completed run: the verdict is known, its code.
+    let (code, stderr) = run_logged(d, "s.db", &["--join", "r", "--shard", "0/2"]);
+    assert_eq!(code, last, "{stderr}");
+    stack.kill().unwrap();
+    stack.wait().unwrap();
+}
+
+#[test]
+fn a_slow_worker_renews_its_leases_so_no_account_is_done_twice() {
+    let pg = Postgres::start();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    cohort(d, 48);
+    let port = free_port();
+    shared_spec(d, port);
+    // Every modern answer takes 1.5 s, the lease 1 s: the first worker claims every account
+    // (a page of 50) and takes about 4.5 s over them (16 at a time); without its heartbeat
+    // the second would take them over once their leases end, and do them again.
+    let mut stack = modern(d, port, 1500);
+    pg.create_database("store");
+    let store = pg.url("store");
+    let args = [
+        "--spec",
+        "spec.toml",
+        "--cohort",
+        "cohort.csv",
+        "--run-id",
+        "s",
+        "--lease",
+        "1",
+        "--concurrency",
+        "8",
+    ];
+    let spawn = |name: &str| {
+        command(&["run", "--store", &store, "--no-progress"], d)
+            .args(args)
+            .env("BILLSHADOW_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(d.join(format!("{name}.stderr"))).unwrap())
+            .spawn()
+            .unwrap()
+    };
+    let first = spawn("a");
+    wait_for_run(d, &store);
+    let second = spawn("b");
+    let (a, b) = (finish(first, d, "a"), finish(second, d, "b"));
+    let logs = stderr_of(d, "a") + &stderr_of(d, "b");
+    assert!(a == b && (a == 0 || a == 1), "{a} {b}\n{logs}");
+    // An account done twice is stored once, and its worker says so: nothing of the kind.
+    assert!(!logs.contains("already stored by another worker"), "{logs}");
+    let counts = outcomes_per_account(&store);
+    assert_eq!(counts.len(), 48);
+    assert!(counts.iter().all(|(_, n)| *n == 1), "{counts:?}");
     stack.kill().unwrap();
     stack.wait().unwrap();
 }

@@ -407,6 +407,10 @@ async fn run_async(args: RunArgs) -> Outcome {
         total,
         pending,
         retry_errors: args.retry_errors,
+        writer: match &split {
+            Split::Leased { worker, .. } => worker.clone(),
+            Split::All | Split::Shard(_) => worker_name(),
+        },
         split,
     };
     let result = execute(
@@ -434,7 +438,7 @@ async fn run_async(args: RunArgs) -> Outcome {
     // The run is complete once no account is pending, whichever worker finishes last.
     let Some(status) = final_status(&store, &run_id, &tally, &args).await? else {
         store.close().await;
-        return Ok(Code::Parity);
+        return Ok(Code::NoVerdictYet);
     };
     tracing::debug!(run = %run_id, stored = tally.accounts, status = %status, "run ended");
     if status == RunStatus::Completed {
@@ -478,7 +482,7 @@ async fn settle(
 
 /// The run's status once this worker stops: interrupted, or completed once no account is
 /// pending; none when this worker's shard is done and others are not (it says so, and exits
-/// 0 without a verdict: nothing failed, nothing is known yet).
+/// 4 without a verdict: nothing failed, but nothing is known yet, so never 0).
 async fn final_status(
     store: &Store,
     run_id: &str,
@@ -497,7 +501,7 @@ async fn final_status(
         .map(|s| format!(", shard {s}"))
         .unwrap_or_default();
     crate::note!(
-        "run {run_id}{shard}: done, {} accounts stored by this worker; {remaining} accounts of the run are pending in other shards (`billshadow show {run_id}` once they are done)",
+        "run {run_id}{shard}: done, {} accounts stored by this worker; {remaining} accounts of the run are pending in other shards; no verdict yet, exit code 4 (`billshadow show {run_id}` once they are done)",
         tally.accounts
     );
     Ok(None)
@@ -523,6 +527,10 @@ struct RunListing {
     accounts_compared: u64,
     accounts_mismatched: u64,
     accounts_errored: u64,
+    /// Customers compared across the run's accounts, and those with a customer total diff
+    /// (0 while accounts are pending); a failing one makes the verdict a mismatch.
+    customers_compared: u64,
+    customers_mismatched: u64,
     /// `INCOMPLETE: …` for an incomplete run, else null.
     incomplete: Option<String>,
 }
@@ -532,7 +540,6 @@ pub(crate) fn runs(args: RunsArgs) -> Outcome {
         let store = Store::open_named(args.store.as_deref(), Access::ReadOnly).await?;
         let runs = store.runs().await?;
         let counts = store.outcome_status_counts().await?;
-        store.close().await;
         let mut listed = Vec::with_capacity(runs.len());
         for run in runs {
             let by_status = counts.get(&run.id).copied().unwrap_or_default();
@@ -545,17 +552,33 @@ pub(crate) fn runs(args: RunsArgs) -> Outcome {
                 parity + mismatched,
                 errored,
             );
+            let customers = crate::run::report::customer_counts(
+                &store,
+                &run,
+                completeness.accounts_pending,
+                None,
+            )
+            .await?;
+            // As `show` judges it: a customer whose total fails is a mismatch on its own.
+            let verdict = if customers.failing > 0 {
+                billshadow_comparisons::Verdict::Mismatch
+            } else {
+                crate::run::report::verdict(mismatched, &completeness)
+            };
             listed.push(RunListing {
                 label: billshadow_reports::view::kind_label(run.kind.as_str()),
-                verdict: crate::run::report::verdict(mismatched, &completeness),
+                verdict,
                 accounts_pending: completeness.accounts_pending,
                 accounts_compared: completeness.accounts_compared,
                 accounts_mismatched: mismatched,
                 accounts_errored: errored,
+                customers_compared: customers.compared,
+                customers_mismatched: customers.mismatched,
                 incomplete: completeness.describe(),
                 run,
             });
         }
+        store.close().await;
         let mut out = std::io::stdout().lock();
         let written = match args.format {
             TableFormat::Json => {

@@ -192,6 +192,16 @@ fn run_criteria(gate: &Gate, run: &RunEvidence) -> Vec<Criterion> {
     if let Some(critical) = &gate.critical_amount {
         out.extend(critical_criteria(critical, run));
     }
+    out.push(criterion(
+        "no_customer_mismatch",
+        format!(
+            "{} customers whose total across the run fails",
+            run.customers_mismatched
+        ),
+        "<= 0".to_owned(),
+        run.customers_mismatched == 0,
+        false,
+    ));
     let error_rate = ratio(run.errored, run.cohort);
     out.push(criterion(
         "max_stack_error_rate",
@@ -701,6 +711,7 @@ time_zone = "UTC"
             compared,
             mismatched,
             errored: 0,
+            customers_mismatched: 0,
             delta: BTreeMap::new(),
             largest_unwaived: BTreeMap::new(),
             expired_waivers: Vec::new(),

@@ -318,7 +318,7 @@ impl RunReport {
         let (spec, today) = stored_spec(store, &run).await?;
         let mut classes = classes;
         let customers = if completeness.accounts_pending == 0 {
-            CustomerTally::read(store, &run.id, &spec, today).await?
+            CustomerTally::read(store, &run.id, None, &spec, today).await?
         } else {
             CustomerTally::default()
         };
@@ -389,6 +389,7 @@ impl CustomerTally {
     async fn read(
         store: &Store,
         run_id: &str,
+        cell: Option<(&str, &str)>,
         spec: &crate::spec::Spec,
         today: chrono::NaiveDate,
     ) -> anyhow::Result<CustomerTally> {
@@ -399,7 +400,7 @@ impl CustomerTally {
         let mut t = CustomerTally::default();
         let mut last: Option<String> = None;
         store
-            .for_each_customer_total(run_id, |customer, currency, totals| {
+            .for_each_customer_total(run_id, cell, |customer, currency, totals| {
                 if last.as_deref() != Some(customer) {
                     t.compared += 1;
                     last = Some(customer.to_owned());
@@ -435,6 +436,35 @@ impl CustomerTally {
             }
         }
     }
+}
+
+/// A run's customers as its summary counts them: compared across its accounts, with a
+/// customer diff, and with a failing one (no waiver covers it). With a cell, the customers
+/// any of whose accounts is in the cell (all their accounts counted). All zero while the
+/// run has accounts pending: a customer is never judged on part of its accounts.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct CustomerCounts {
+    pub(crate) compared: u64,
+    pub(crate) mismatched: u64,
+    pub(crate) failing: u64,
+}
+
+pub(crate) async fn customer_counts(
+    store: &Store,
+    run: &RunRow,
+    pending: u64,
+    cell: Option<(&str, &str)>,
+) -> anyhow::Result<CustomerCounts> {
+    if pending > 0 {
+        return Ok(CustomerCounts::default());
+    }
+    let (spec, today) = stored_spec(store, run).await?;
+    let t = CustomerTally::read(store, &run.id, cell, &spec, today).await?;
+    Ok(CustomerCounts {
+        compared: t.compared,
+        mismatched: t.diffs.len() as u64,
+        failing: t.failing,
+    })
 }
 
 /// The spec stored with a run, and the date its waivers are judged against. A spec or date

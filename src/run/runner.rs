@@ -30,8 +30,12 @@ use crate::store::{AccountOutcome, Claim, OutcomeStatus, Store, bill_body};
 const WRITE_BATCH_MAX: usize = 512;
 /// How long an outcome may wait for its transaction.
 const WRITE_DELAY_MAX: Duration = Duration::from_millis(100);
-/// Outcomes queued for the writer at most (the runner waits when it is full).
-const WRITE_QUEUE_MAX: usize = 8192;
+/// Outcomes queued for the writer at most (the runner waits when it is full): two
+/// transactions' worth. The queue fills only when the store is slower than the stacks, and
+/// fills further the longer the run: at 8,192 it was a ceiling of several MiB of outcomes that
+/// a short run does not reach and a long one may (likely part of the peak memory measured to
+/// grow from 20 k to 500 k accounts on PostgreSQL; not verified by a profile).
+const WRITE_QUEUE_MAX: usize = 2 * WRITE_BATCH_MAX;
 
 pub(crate) struct RunnerOptions {
     /// Accounts in flight at most, across batches.
@@ -45,6 +49,8 @@ pub(crate) struct RunnerOptions {
     pub(crate) retry_errors: bool,
     /// Which of the run's accounts this worker takes, and how.
     pub(crate) split: Split,
+    /// This worker process's name: its leases and its rows of the per-cell totals carry it.
+    pub(crate) writer: String,
 }
 
 /// How a worker takes the run's accounts.
@@ -117,6 +123,49 @@ impl Split {
     }
 }
 
+/// The accounts a leasing worker claimed and has not stored yet: what its heartbeat renews.
+/// Bounded by what it claims ahead (a page of `--concurrency` accounts) and what is in flight.
+type Held = Arc<Mutex<std::collections::HashSet<String>>>;
+
+/// A leasing worker's heartbeat: every third of its lease, the leases on the accounts it
+/// holds are renewed, so a batch that takes longer than the lease is never taken by another
+/// worker while this one is alive. A killed worker's heartbeat stops with it, and its leases
+/// end. Never returns; not leasing, it waits forever.
+async fn heartbeat(
+    store: &Store,
+    run_id: &str,
+    split: &Split,
+    held: Held,
+) -> std::convert::Infallible {
+    let Split::Leased { worker, lease } = split else {
+        return std::future::pending().await;
+    };
+    let every = (*lease / 3).max(Duration::from_millis(100));
+    let claim = Claim {
+        run_id,
+        worker,
+        lease_ms: i64::try_from(lease.as_millis()).unwrap_or(i64::MAX),
+    };
+    loop {
+        tokio::time::sleep(every).await;
+        let accounts: Vec<String> = held
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .cloned()
+            .collect();
+        if accounts.is_empty() {
+            continue;
+        }
+        match store.renew_leases(&claim, &accounts).await {
+            Ok(renewed) => tracing::debug!(run = run_id, renewed, "leases renewed"),
+            Err(e) => tracing::warn!(
+                "cannot renew this worker's leases (another worker may take its accounts once they end): {e:#}"
+            ),
+        }
+    }
+}
+
 /// Gives up the leases a worker still holds: what it took and did not finish, the others may
 /// take at once.
 async fn release_leases(store: &Store, run_id: &str, split: &Split) {
@@ -174,14 +223,16 @@ pub(crate) async fn execute(
     let (retry_errors, split) = (options.retry_errors, options.split.clone());
     let claim_size = options.accounts_in_flight.max(batch_size);
     let poll = split.poll();
-    let writer = write_outcomes(
+    let held: Held = Arc::default();
+    let target = WriteTarget {
         store,
         run_id,
-        receiver,
-        progress.clone(),
-        retry_errors,
-        stop.clone(),
-    );
+        writer: &options.writer,
+        replace_errors: retry_errors,
+        held: held.clone(),
+    };
+    let writer = write_outcomes(target, receiver, progress.clone(), stop.clone());
+    let beat = heartbeat(store, run_id, &options.split, held.clone());
     let producer_stop = stop.clone();
     let producer = async move {
         let stop = producer_stop;
@@ -194,6 +245,7 @@ pub(crate) async fn execute(
         let batch_key = batch_key_of(legacy.clone(), modern.clone());
         let mut pages = Pages::new(store, run_id, &batch_key, retry_errors, &split);
         pages.claim_size = claim_size;
+        pages.held = held;
         loop {
             if stop.abandon() {
                 tasks.abort_all();
@@ -246,7 +298,10 @@ pub(crate) async fn execute(
         while tasks.join_next().await.is_some() {}
         Ok::<_, anyhow::Error>(interrupted)
     };
-    let (written, interrupted) = tokio::join!(writer, producer);
+    let (written, interrupted) = tokio::select! {
+        done = async { tokio::join!(writer, producer) } => done,
+        never = beat => match never {},
+    };
     progress.finish();
     release_leases(store, run_id, &options.split).await;
     let accounts = written?;
@@ -323,6 +378,8 @@ struct Pages<'a> {
     claim_size: usize,
     /// Leased: a pass from the start of the cohort, for the leases that expired behind.
     rescanning: bool,
+    /// Leased: the accounts claimed and not stored yet, renewed by the heartbeat.
+    held: Held,
 }
 
 /// Accounts read from the store per page.
@@ -347,6 +404,7 @@ impl<'a> Pages<'a> {
             split,
             claim_size: PAGE_SIZE,
             rescanning: false,
+            held: Held::default(),
         }
     }
 
@@ -363,9 +421,14 @@ impl<'a> Pages<'a> {
                     };
                     // `--retry-errors` redoes each stack error once, on the first pass.
                     let redo = self.redo_errors && !self.rescanning;
-                    self.store
+                    let page = self
+                        .store
                         .claim_page(&claim, self.after, page_size, redo)
-                        .await?
+                        .await?;
+                    let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+                    held.extend(page.iter().map(|(_, a)| a.account_id.clone()));
+                    drop(held);
+                    page
                 }
                 Split::All | Split::Shard(_) => {
                     self.store
@@ -460,27 +523,42 @@ impl<'a> Pages<'a> {
 /// Stores outcomes as they come, in transactions; on a failure, tells the producer to stop
 /// asking the stacks at once (nothing more can be stored).
 async fn write_outcomes(
-    store: &Store,
-    run_id: &str,
+    target: WriteTarget<'_>,
     receiver: mpsc::Receiver<AccountOutcome>,
     progress: Progress,
-    replace_errors: bool,
     stop: Arc<Stop>,
 ) -> anyhow::Result<u64> {
-    let written = store_outcomes(store, run_id, receiver, progress, replace_errors).await;
+    let written = store_outcomes(&target, receiver, progress).await;
     if written.is_err() {
         stop.store_failed();
     }
     written
 }
 
+/// Where and how the writer stores outcomes.
+struct WriteTarget<'a> {
+    store: &'a Store,
+    run_id: &'a str,
+    /// This worker process's name (its rows of the per-cell totals).
+    writer: &'a str,
+    /// `--retry-errors`: a `stack_error` outcome is replaced.
+    replace_errors: bool,
+    /// Leased: the accounts held, each let go once stored.
+    held: Held,
+}
+
 async fn store_outcomes(
-    store: &Store,
-    run_id: &str,
+    target: &WriteTarget<'_>,
     mut receiver: mpsc::Receiver<AccountOutcome>,
     progress: Progress,
-    replace_errors: bool,
 ) -> anyhow::Result<u64> {
+    let WriteTarget {
+        store,
+        run_id,
+        writer,
+        replace_errors,
+        held,
+    } = target;
     let mut written = 0u64;
     let mut batch = Vec::with_capacity(WRITE_BATCH_MAX);
     loop {
@@ -494,7 +572,15 @@ async fn store_outcomes(
                 Ok(None) | Err(_) => break,
             }
         }
-        written += store.record(run_id, &batch, replace_errors).await?;
+        written += store
+            .record(run_id, writer, &batch, *replace_errors)
+            .await?;
+        {
+            let mut held = held.lock().unwrap_or_else(|e| e.into_inner());
+            for o in &batch {
+                held.remove(&o.account_id);
+            }
+        }
         progress.add(&batch);
         batch.clear();
     }

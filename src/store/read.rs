@@ -172,6 +172,7 @@ impl Store {
     pub(crate) async fn for_each_customer_total(
         &self,
         run_id: &str,
+        cell: Option<(&str, &str)>,
         mut each: impl FnMut(
             &str,
             Currency,
@@ -179,12 +180,23 @@ impl Store {
         ) -> anyhow::Result<()>,
     ) -> anyhow::Result<()> {
         use futures_util::TryStreamExt;
-        let mut rows = sqlx::query(
+        // With a cell: the customers any of whose accounts is in the cell, all their accounts.
+        let in_cell = if cell.is_some() {
+            " AND customer_id IN (SELECT t.customer_id FROM customer_totals t JOIN cohort c \
+             ON c.run_id = t.run_id AND c.account_id = t.account_id \
+             WHERE t.run_id = $1 AND c.partition = $2 AND c.region = $3)"
+        } else {
+            ""
+        };
+        let sql = format!(
             "SELECT customer_id, currency, legacy_total, modern_total, legacy_unflagged, modern_unflagged \
-             FROM customer_totals WHERE run_id = $1 ORDER BY customer_id, currency",
-        )
-        .bind(run_id)
-        .fetch(&self.pool);
+             FROM customer_totals WHERE run_id = $1{in_cell} ORDER BY customer_id, currency"
+        );
+        let mut query = sqlx::query(&sql).bind(run_id);
+        if let Some((partition, region)) = cell {
+            query = query.bind(partition).bind(region);
+        }
+        let mut rows = query.fetch(&self.pool);
         let mut current: Option<(String, String, billshadow_comparisons::CustomerTotals)> = None;
         let flush = |current: Option<(String, String, billshadow_comparisons::CustomerTotals)>,
                      each: &mut dyn FnMut(

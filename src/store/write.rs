@@ -138,6 +138,36 @@ impl Store {
         Ok(page)
     }
 
+    /// Renews `worker`'s leases on `accounts` (a heartbeat): each lease it still holds ends
+    /// `lease_ms` from now, by the server's clock. A lease another worker took meanwhile is
+    /// left alone. Returns how many leases were renewed.
+    pub(crate) async fn renew_leases(
+        &self,
+        claim: &Claim<'_>,
+        accounts: &[String],
+    ) -> anyhow::Result<u64> {
+        const NOW_MS: &str = "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)";
+        let mut renewed = 0;
+        for chunk in accounts.chunks(PARAMS_PER_STATEMENT) {
+            let list: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 4)).collect();
+            let sql = format!(
+                "UPDATE cohort SET lease_until = {NOW_MS} + $1 \
+                 WHERE run_id = $2 AND lease_owner = $3 AND account_id IN ({})",
+                list.join(",")
+            );
+            let mut query = sqlx::query(&sql)
+                .persistent(false)
+                .bind(claim.lease_ms)
+                .bind(claim.run_id)
+                .bind(claim.worker);
+            for account in chunk {
+                query = query.bind(account.as_str());
+            }
+            renewed += query.execute(&self.pool).await?.rows_affected();
+        }
+        Ok(renewed)
+    }
+
     /// Gives up the leases `worker` holds on a run's accounts (a worker stopping before its
     /// accounts are done lets the others take them at once).
     pub(crate) async fn release_leases(&self, claim: &Claim<'_>) -> anyhow::Result<()> {
@@ -164,24 +194,32 @@ impl Store {
     pub(crate) async fn record(
         &self,
         run_id: &str,
+        writer: &str,
         outcomes: &[AccountOutcome],
         replace_errors: bool,
     ) -> anyhow::Result<u64> {
         let mut ordered: Vec<&AccountOutcome> = outcomes.iter().collect();
         ordered.sort_by(|a, b| a.account_id.cmp(&b.account_id));
+        // An account twice in one batch (its own lease ran out and this worker took it again):
+        // the first outcome is the one stored, as across transactions.
+        ordered.dedup_by(|a, b| a.account_id == b.account_id);
         let mut tx = self.pool.begin().await?;
         let finished_at = now();
         // Per cell and currency code: what this transaction adds to the cell's totals.
         let mut cells: CellDeltas<'_> = BTreeMap::new();
-        let mut recorded = 0u64;
+        let mut kept = Vec::with_capacity(ordered.len());
         for o in ordered {
-            if replace_errors && !take_out_stack_error(&mut tx, run_id, o, &mut cells).await? {
-                continue;
+            if !replace_errors || take_out_stack_error(&mut tx, run_id, o, &mut cells).await? {
+                kept.push(o);
             }
-            if !insert_outcome(&mut tx, run_id, o, &finished_at).await? {
-                continue;
-            }
-            recorded += 1;
+        }
+        let inserted = insert_outcomes(&mut tx, self.sqlite, run_id, &kept, &finished_at).await?;
+        let kept: Vec<&AccountOutcome> = kept
+            .into_iter()
+            .filter(|o| inserted.contains(o.account_id.as_str()))
+            .collect();
+        insert_outcome_rows(&mut tx, self.sqlite, run_id, &kept).await?;
+        for o in &kept {
             for (currency, legacy, modern) in &o.totals {
                 let e = cells
                     .entry((
@@ -194,7 +232,8 @@ impl Store {
                 e.1 += *modern;
             }
         }
-        add_to_cell_totals(&mut tx, self.sqlite, run_id, cells).await?;
+        let recorded = kept.len() as u64;
+        add_to_cell_totals(&mut tx, self.sqlite, run_id, writer, cells).await?;
         tx.commit().await?;
         if recorded < outcomes.len() as u64 {
             tracing::info!(
@@ -376,124 +415,245 @@ async fn take_out_stack_error<'a>(
     Ok(true)
 }
 
-/// One account's outcome row with its totals, customers' amounts, diffs and evidence; false
-/// (nothing written) when the account has an outcome already.
-async fn insert_outcome(
-    tx: &mut sqlx::AnyConnection,
-    run_id: &str,
-    o: &AccountOutcome,
-    finished_at: &str,
-) -> anyhow::Result<bool> {
-    let inserted = sqlx::query(
-        "INSERT INTO outcomes (run_id, account_id, status, diffs_failing, waived, lines_legacy, lines_modern, \
-         lines_matched, lines_mismatched, retries, error, finished_at, delta_order) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13) \
-         ON CONFLICT (run_id, account_id) DO NOTHING",
-    )
-    .bind(run_id)
-    .bind(o.account_id.as_str())
-    .bind(o.status.as_str())
-    .bind(o.diffs_failing as i64)
-    .bind(o.waived as i64)
-    .bind(o.lines_legacy as i64)
-    .bind(o.lines_modern as i64)
-    .bind(o.lines_matched as i64)
-    .bind(o.lines_mismatched as i64)
-    .bind(o.retries as i64)
-    .bind(o.error.as_str())
-    .bind(finished_at)
-    .bind(delta_order(&o.totals))
-    .execute(&mut *tx)
-    .await
-    .with_context(|| format!("cannot record the outcome of {}", o.account_id))?;
-    if inserted.rows_affected() == 0 {
-        return Ok(false);
-    }
-    for ((customer, currency), t) in &o.customers {
-        sqlx::query(
-            "INSERT INTO customer_totals (run_id, account_id, customer_id, currency, legacy_total, modern_total, \
-             legacy_unflagged, modern_unflagged) VALUES ($1,$2,$3,$4,$5,$6,$7,$8)",
-        )
-        .bind(run_id)
-        .bind(o.account_id.as_str())
-        .bind(customer.as_str())
-        .bind(currency.code())
-        .bind(t.legacy.to_string())
-        .bind(t.modern.to_string())
-        .bind(t.unflagged_legacy.to_string())
-        .bind(t.unflagged_modern.to_string())
-        .execute(&mut *tx)
-        .await?;
-    }
-    for (currency, legacy, modern) in &o.totals {
-        sqlx::query("INSERT INTO totals (run_id, account_id, currency, legacy_total, modern_total) VALUES ($1,$2,$3,$4,$5)")
-            .bind(run_id)
-            .bind(o.account_id.as_str())
-            .bind(currency.code())
-            .bind(legacy.to_string())
-            .bind(modern.to_string())
-            .execute(&mut *tx)
-            .await?;
-    }
-    for (seq, diff) in o.diffs.iter().enumerate() {
-        sqlx::query("INSERT INTO diffs (run_id, account_id, seq, class, failing, waiver, delta, currency, body) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9)")
-            .bind(run_id)
-            .bind(o.account_id.as_str())
-            .bind(seq as i64)
-            .bind(diff.class.as_str())
-            .bind(i64::from(diff.is_failing()))
-            .bind(diff.waiver.as_deref().unwrap_or(""))
-            .bind(diff.delta.map(|d| d.to_string()).unwrap_or_default())
-            .bind(diff.currency.map(|c| c.code()).unwrap_or(""))
-            .bind(diff::diff_body(diff)?)
-            .execute(&mut *tx)
-            .await?;
-    }
-    if let Some((legacy, modern)) = &o.evidence {
-        for (side, body) in [("legacy", legacy), ("modern", modern)] {
-            sqlx::query(
-                "INSERT INTO evidence (run_id, account_id, side, body) VALUES ($1,$2,$3,$4)",
-            )
-            .bind(run_id)
-            .bind(o.account_id.as_str())
-            .bind(side)
-            .bind(body.as_str())
-            .execute(&mut *tx)
-            .await?;
-        }
-    }
-    Ok(true)
+/// A value bound to a multi-row insert.
+enum Param<'a> {
+    Str(&'a str),
+    Text(String),
+    Int(i64),
 }
 
-/// Adds a transaction's amounts to the running per-cell totals, cell by cell in order. On
-/// PostgreSQL each cell's row is made if missing and then locked (`FOR UPDATE`) before it
-/// is read, so writers add up one after the other; SQLite lets one writer at a time in.
+/// Parameters bound per statement at most: well under SQLite's 32,766 and PostgreSQL's
+/// 65,535, and few enough that a statement's text stays small.
+const PARAMS_PER_STATEMENT: usize = 4000;
+
+/// The `VALUES` list of a multi-row insert of `rows` rows of `columns` values: `?` on
+/// SQLite (positional, so binding does not look names up), `$n` on PostgreSQL.
+fn values_list(sqlite: bool, rows: usize, columns: usize) -> String {
+    let mut sql = String::with_capacity(rows * columns * 5);
+    for i in 0..rows {
+        sql.push_str(if i == 0 { "(" } else { ",(" });
+        for k in 0..columns {
+            if k > 0 {
+                sql.push(',');
+            }
+            if sqlite {
+                sql.push('?');
+            } else {
+                sql.push_str(&format!("${}", i * columns + k + 1));
+            }
+        }
+        sql.push(')');
+    }
+    sql
+}
+
+/// Inserts `rows` (each `columns` values) with as few statements as the parameter limit
+/// allows: `INSERT INTO {head} VALUES … {tail}`. Returns the rows the statements return
+/// (with a `RETURNING` tail).
+async fn insert_rows(
+    tx: &mut sqlx::AnyConnection,
+    sqlite: bool,
+    head: &str,
+    tail: &str,
+    columns: usize,
+    rows: Vec<Vec<Param<'_>>>,
+) -> anyhow::Result<Vec<sqlx::any::AnyRow>> {
+    let per_statement = (PARAMS_PER_STATEMENT / columns).max(1);
+    let mut returned = Vec::new();
+    for chunk in rows.chunks(per_statement) {
+        let sql = format!(
+            "INSERT INTO {head} VALUES {} {tail}",
+            values_list(sqlite, chunk.len(), columns)
+        );
+        // Not kept prepared: its text changes with the number of rows, and a connection's
+        // cache of prepared statements would fill with sizes never seen again.
+        let mut query = sqlx::query(&sql).persistent(false);
+        for row in chunk {
+            debug_assert_eq!(row.len(), columns);
+            for value in row {
+                query = match value {
+                    Param::Str(s) => query.bind(*s),
+                    Param::Text(s) => query.bind(s.as_str()),
+                    Param::Int(i) => query.bind(*i),
+                };
+            }
+        }
+        if tail.contains("RETURNING") {
+            returned.extend(query.fetch_all(&mut *tx).await?);
+        } else {
+            query.execute(&mut *tx).await?;
+        }
+    }
+    Ok(returned)
+}
+
+/// The outcome rows of `outcomes` (in account order, so that writers lock rows in one
+/// order), each left out when its account has an outcome already; the ids of the accounts
+/// whose row went in.
+async fn insert_outcomes(
+    tx: &mut sqlx::AnyConnection,
+    sqlite: bool,
+    run_id: &str,
+    outcomes: &[&AccountOutcome],
+    finished_at: &str,
+) -> anyhow::Result<std::collections::HashSet<String>> {
+    let rows = outcomes
+        .iter()
+        .map(|o| {
+            let int = |n: u64| Param::Int(i64::try_from(n).unwrap_or(i64::MAX));
+            vec![
+                Param::Str(run_id),
+                Param::Str(o.account_id.as_str()),
+                Param::Str(o.status.as_str()),
+                int(o.diffs_failing),
+                int(o.waived),
+                int(o.lines_legacy),
+                int(o.lines_modern),
+                int(o.lines_matched),
+                int(o.lines_mismatched),
+                int(o.retries),
+                Param::Str(o.error.as_str()),
+                Param::Str(finished_at),
+                Param::Int(delta_order(&o.totals)),
+            ]
+        })
+        .collect();
+    let returned = insert_rows(
+        tx,
+        sqlite,
+        "outcomes (run_id, account_id, status, diffs_failing, waived, lines_legacy, lines_modern, \
+         lines_matched, lines_mismatched, retries, error, finished_at, delta_order)",
+        "ON CONFLICT (run_id, account_id) DO NOTHING RETURNING account_id",
+        13,
+        rows,
+    )
+    .await
+    .context("cannot record the accounts' outcomes")?;
+    returned
+        .iter()
+        .map(|r| Ok(r.try_get::<String, _>(0)?))
+        .collect()
+}
+
+/// The totals, customers' amounts, diffs and evidence of outcomes just inserted, a
+/// multi-row insert per table.
+async fn insert_outcome_rows(
+    tx: &mut sqlx::AnyConnection,
+    sqlite: bool,
+    run_id: &str,
+    outcomes: &[&AccountOutcome],
+) -> anyhow::Result<()> {
+    let (mut customers, mut totals, mut diffs, mut evidence) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for o in outcomes {
+        let account = Param::Str;
+        for ((customer, currency), t) in &o.customers {
+            customers.push(vec![
+                Param::Str(run_id),
+                account(o.account_id.as_str()),
+                Param::Str(customer.as_str()),
+                Param::Str(currency.code()),
+                Param::Text(t.legacy.to_string()),
+                Param::Text(t.modern.to_string()),
+                Param::Text(t.unflagged_legacy.to_string()),
+                Param::Text(t.unflagged_modern.to_string()),
+            ]);
+        }
+        for (currency, legacy, modern) in &o.totals {
+            totals.push(vec![
+                Param::Str(run_id),
+                account(o.account_id.as_str()),
+                Param::Str(currency.code()),
+                Param::Text(legacy.to_string()),
+                Param::Text(modern.to_string()),
+            ]);
+        }
+        for (seq, d) in o.diffs.iter().enumerate() {
+            diffs.push(vec![
+                Param::Str(run_id),
+                account(o.account_id.as_str()),
+                Param::Int(i64::try_from(seq).unwrap_or(i64::MAX)),
+                Param::Str(d.class.as_str()),
+                Param::Int(i64::from(d.is_failing())),
+                Param::Str(d.waiver.as_deref().unwrap_or("")),
+                Param::Text(d.delta.map(|x| x.to_string()).unwrap_or_default()),
+                Param::Str(d.currency.map(|c| c.code()).unwrap_or("")),
+                Param::Text(diff::diff_body(d)?),
+            ]);
+        }
+        if let Some((legacy, modern)) = &o.evidence {
+            for (side, body) in [("legacy", legacy), ("modern", modern)] {
+                evidence.push(vec![
+                    Param::Str(run_id),
+                    account(o.account_id.as_str()),
+                    Param::Str(side),
+                    Param::Str(body.as_str()),
+                ]);
+            }
+        }
+    }
+    let tables = [
+        (
+            "customer_totals (run_id, account_id, customer_id, currency, legacy_total, modern_total, \
+             legacy_unflagged, modern_unflagged)",
+            8,
+            customers,
+        ),
+        (
+            "totals (run_id, account_id, currency, legacy_total, modern_total)",
+            5,
+            totals,
+        ),
+        (
+            "diffs (run_id, account_id, seq, class, failing, waiver, delta, currency, body)",
+            9,
+            diffs,
+        ),
+        ("evidence (run_id, account_id, side, body)", 4, evidence),
+    ];
+    for (head, columns, rows) in tables {
+        if !rows.is_empty() {
+            insert_rows(tx, sqlite, head, "", columns, rows).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Adds a transaction's amounts to this writer's running per-cell totals, cell by cell in
+/// order. Each worker process has its own rows (`writer`), so workers never wait on each
+/// other's; within one, on PostgreSQL each cell's row is made if missing and then locked
+/// (`FOR UPDATE`) before it is read; SQLite lets one writer at a time in. Readers add a
+/// cell's rows up.
 async fn add_to_cell_totals(
     tx: &mut sqlx::AnyConnection,
     sqlite: bool,
     run_id: &str,
+    writer: &str,
     cells: CellDeltas<'_>,
 ) -> anyhow::Result<()> {
     for ((partition, region, currency), (legacy, modern)) in cells {
         if !sqlite {
             sqlx::query(
-                "INSERT INTO cell_totals (run_id, partition, region, currency, legacy_total, modern_total) \
-                 VALUES ($1,$2,$3,$4,'0','0') ON CONFLICT (run_id, partition, region, currency) DO NOTHING",
+                "INSERT INTO cell_totals (run_id, partition, region, currency, legacy_total, modern_total, writer) \
+                 VALUES ($1,$2,$3,$4,'0','0',$5) ON CONFLICT (run_id, partition, region, currency, writer) DO NOTHING",
             )
             .bind(run_id)
             .bind(partition)
             .bind(region)
             .bind(currency.as_str())
+            .bind(writer)
             .execute(&mut *tx)
             .await?;
         }
         let existing = sqlx::query(&format!(
-            "SELECT legacy_total, modern_total FROM cell_totals WHERE run_id = $1 AND partition = $2 AND region = $3 AND currency = $4{}",
+            "SELECT legacy_total, modern_total FROM cell_totals WHERE run_id = $1 AND partition = $2 AND region = $3 AND currency = $4 AND writer = $5{}",
             if sqlite { "" } else { " FOR UPDATE" }
         ))
         .bind(run_id)
         .bind(partition)
         .bind(region)
         .bind(currency.as_str())
+        .bind(writer)
         .fetch_optional(&mut *tx)
         .await?;
         let (l, m) = match existing {
@@ -504,8 +664,8 @@ async fn add_to_cell_totals(
             None => (legacy, modern),
         };
         sqlx::query(
-            "INSERT INTO cell_totals (run_id, partition, region, currency, legacy_total, modern_total) VALUES ($1,$2,$3,$4,$5,$6) \
-             ON CONFLICT (run_id, partition, region, currency) DO UPDATE SET legacy_total = $5, modern_total = $6",
+            "INSERT INTO cell_totals (run_id, partition, region, currency, legacy_total, modern_total, writer) VALUES ($1,$2,$3,$4,$5,$6,$7) \
+             ON CONFLICT (run_id, partition, region, currency, writer) DO UPDATE SET legacy_total = $5, modern_total = $6",
         )
         .bind(run_id)
         .bind(partition)
@@ -513,6 +673,7 @@ async fn add_to_cell_totals(
         .bind(currency.as_str())
         .bind(l.to_string())
         .bind(m.to_string())
+        .bind(writer)
         .execute(&mut *tx)
         .await?;
     }
