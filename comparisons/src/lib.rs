@@ -9,6 +9,7 @@ pub mod difference;
 pub mod model;
 pub mod money;
 mod pairing;
+pub mod partitioned;
 pub mod signature;
 pub mod summary;
 pub mod waive;
@@ -19,6 +20,7 @@ pub use diff::{
 };
 pub use difference::{Diff, DiffClass, Evidence, Scope};
 pub use model::{Field, Line, LineStore, LineType, NewLine};
+pub use partitioned::PartitionedComparison;
 pub use money::{Currency, parse_amount, parse_decimal};
 pub use signature::{Causes, Signature};
 pub use summary::{CurrencyTotals, CustomerTotals, Summary, Verdict, WaiverUse};

@@ -6,13 +6,14 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
 use anyhow::{Context, anyhow};
-use billshadow_adapters::{Catalog, FormatRef, Input, Mapping, ReadOptions, ReadStats};
+use billshadow_adapters::{Catalog, FormatRef, Input, Mapping, ReadOptions, ReadStats, Spill};
 use billshadow_comparisons::{Causes, KeyField, LineStore, Verdict, compare_with_threads};
 use billshadow_reports::{Inputs, SideInput};
 
 use crate::args::{CheckSpecArgs, DiffArgs, OutputFormat};
 use crate::exit::{Code, Outcome, input};
 use crate::output::Destination;
+use crate::outofcore;
 use crate::spec::Spec;
 
 /// One side, resolved: its input (standard input, or its parts) and its mapping.
@@ -69,32 +70,25 @@ pub(crate) fn run(args: DiffArgs) -> Outcome {
     // Before reading: a spec that cannot say how lines are matched is refused at once.
     let config = spec.config(today, &legacy.mapping, &modern.mapping)?;
 
-    // Bytes per second and the time left on a terminal, for reads that take a while.
-    let total = legacy
-        .input
-        .stored_bytes()
-        .zip(modern.input.stored_bytes())
-        .map(|(l, m)| l + m);
-    let progress = super::read_progress::ReadProgress::start(total);
-    let ((legacy_store, legacy_stats, legacy_bad), (modern_store, modern_stats, modern_bad)) =
-        std::thread::scope(|scope| {
-            let max = args.max_bad_rows;
-            let legacy = &legacy;
-            let counter = progress.counter();
-            let l = scope.spawn(move || read_side(legacy, max, counter));
-            let m = read_side(&modern, max, progress.counter());
-            (l.join().unwrap_or_else(|e| std::panic::resume_unwind(e)), m)
-        });
-    progress.finish();
-    let (legacy_store, legacy_stats) = (legacy_store?, legacy_stats);
-    let (modern_store, modern_stats) = (modern_store?, modern_stats);
-    let quarantined = write_quarantine(&args.quarantine, &legacy_bad, &modern_bad)?;
-
     let threads = args
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    let mut comparison = compare_with_threads(&legacy_store, &modern_store, &config, threads);
-    drop((legacy_store, modern_store));
+    let temp_root = args.temp_dir.clone().unwrap_or_else(std::env::temp_dir);
+    let swept = outofcore::temp::sweep_leftovers(&temp_root);
+    if swept > 0 {
+        crate::note!(
+            "removed {swept} temporary directories of killed diffs under {}",
+            temp_root.display()
+        );
+    }
+    let plan = outofcore::Plan::new(
+        args.memory_limit.unwrap_or_else(outofcore::default_limit),
+        outofcore::estimate([&legacy.input, &modern.input]),
+    );
+    // Removed when this function returns, whichever way.
+    let scratch = outofcore::temp::Scratch::new(&temp_root);
+    let (mut comparison, [legacy_stats, modern_stats], quarantined) =
+        read_and_compare(&args, [&legacy, &modern], &config, &plan, &scratch, threads)?;
     // Rows left out make the comparison incomplete, whatever the compared rows say.
     for stats in [&legacy_stats, &modern_stats] {
         comparison.summary.leave_out(
@@ -223,16 +217,78 @@ fn find_mapping_for(format: &str, source: &Input, catalog: &Catalog) -> anyhow::
 
 type SideRead = (Result<LineStore, crate::exit::Failure>, ReadStats, Vec<u8>);
 
-fn read_side(side: &Side, max_bad_rows: u64, progress: Arc<AtomicU64>) -> SideRead {
+fn read_side(
+    side: &Side,
+    max_bad_rows: u64,
+    progress: Arc<AtomicU64>,
+    spill: &mut dyn billshadow_adapters::Spill,
+) -> SideRead {
     let mut quarantine = Vec::new();
     let options = ReadOptions {
         max_bad_rows,
         quarantine: Some(&mut quarantine),
+        spill: Some(spill),
     };
     match billshadow_adapters::read_input(&side.input, &side.mapping, options, Some(progress)) {
         Ok((store, stats)) => (Ok(store), stats, quarantine),
         Err(e) => (Err(e.into()), ReadStats::default(), quarantine),
     }
+}
+
+/// A comparison, each side's read, and whether rows were quarantined.
+type Compared = (billshadow_comparisons::Comparison, [ReadStats; 2], bool);
+
+/// Reads both sides (at once, a thread each) and compares them: in memory when their lines
+/// fit the plan's batches, else partition by partition out of core (`outofcore`).
+fn read_and_compare(
+    args: &DiffArgs,
+    [legacy, modern]: [&Side; 2],
+    config: &billshadow_comparisons::CompareConfig,
+    plan: &outofcore::Plan,
+    scratch: &outofcore::temp::Scratch,
+    threads: usize,
+) -> Result<Compared, crate::exit::Failure> {
+    // Bytes per second and the time left on a terminal, for reads that take a while.
+    let total = legacy
+        .input
+        .stored_bytes()
+        .zip(modern.input.stored_bytes())
+        .map(|(l, m)| l + m);
+    let progress = super::read_progress::ReadProgress::start(total);
+    let mut legacy_parts = outofcore::Partitioner::new(scratch, plan, "legacy");
+    let mut modern_parts = outofcore::Partitioner::new(scratch, plan, "modern");
+    let ((legacy_store, legacy_stats, legacy_bad), (modern_store, modern_stats, modern_bad)) =
+        std::thread::scope(|scope| {
+            let max = args.max_bad_rows;
+            let counter = progress.counter();
+            let parts = &mut legacy_parts;
+            let l = scope.spawn(move || read_side(legacy, max, counter, parts));
+            let m = read_side(modern, max, progress.counter(), &mut modern_parts);
+            (l.join().unwrap_or_else(|e| std::panic::resume_unwind(e)), m)
+        });
+    progress.finish();
+    let (legacy_store, modern_store) = (legacy_store?, modern_store?);
+    let quarantined = write_quarantine(&args.quarantine, &legacy_bad, &modern_bad)?;
+    if !legacy_parts.spilled() && !modern_parts.spilled() {
+        let comparison = compare_with_threads(&legacy_store, &modern_store, config, threads);
+        return Ok((comparison, [legacy_stats, modern_stats], quarantined));
+    }
+    crate::note!(
+        "the inputs need more than --memory-limit {}: diffing them in {} partitions under {}",
+        outofcore::human(plan.limit),
+        plan.partitions,
+        scratch.dir().map(|d| d.display().to_string()).unwrap_or_default()
+    );
+    let out_of_core = || -> Result<_, outofcore::OutOfCoreError> {
+        legacy_parts.spill(&legacy_store)?;
+        modern_parts.spill(&modern_store)?;
+        drop((legacy_store, modern_store));
+        legacy_parts.finish()?;
+        modern_parts.finish()?;
+        outofcore::compare_partitions(scratch, plan, config, threads)
+    };
+    let comparison = out_of_core().map_err(input)?;
+    Ok((comparison, [legacy_stats, modern_stats], quarantined))
 }
 
 /// Writes the quarantined rows of both sides, if any; says whether it wrote.

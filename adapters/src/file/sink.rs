@@ -19,6 +19,17 @@ pub struct ReadOptions<'q> {
     /// Bad rows tolerated (written to `quarantine` and counted) before the read fails.
     pub max_bad_rows: u64,
     pub quarantine: Option<&'q mut dyn Write>,
+    /// Where the lines go once the store holds `Spill::threshold` bytes of them (an
+    /// out-of-core diff), instead of all being held: the store is handed over, then emptied.
+    pub spill: Option<&'q mut dyn Spill>,
+}
+
+/// Takes the lines of a read in batches, so that the read holds no more than a batch.
+pub trait Spill {
+    /// The bytes of lines (`LineStore::used_bytes`) a batch reaches before it is handed over.
+    fn threshold(&self) -> usize;
+    /// Takes a batch of lines, in the order they were read.
+    fn spill(&mut self, lines: &LineStore) -> std::io::Result<()>;
 }
 
 /// What a read saw.
@@ -77,7 +88,7 @@ impl Sink<'_> {
             self.push_line(scratch, converted, line).map(|()| true)
         });
         match result {
-            Ok(true) => Ok(()),
+            Ok(true) => self.maybe_spill(),
             Ok(false) => {
                 self.stats.filtered += 1;
                 Ok(())
@@ -88,6 +99,17 @@ impl Sink<'_> {
                 self.bad_row(error, &raw(), money)
             }
         }
+    }
+
+    /// Hands the lines over once there are enough of them (see `ReadOptions::spill`).
+    fn maybe_spill(&mut self) -> Result<(), ReadError> {
+        if let Some(spill) = self.options.spill.as_deref_mut()
+            && self.store.used_bytes() >= spill.threshold()
+        {
+            spill.spill(&self.store).map_err(ReadError::Spill)?;
+            self.store.clear();
+        }
+        Ok(())
     }
 
     /// Pushes the line `scratch` holds.
