@@ -23,7 +23,7 @@ use billshadow_comparisons::{
 use temp::Scratch;
 
 /// The smallest `--memory-limit`.
-pub(crate) const LIMIT_MIN: u64 = 64 * 1024;
+pub(crate) const LIMIT_MIN: u64 = 1024;
 /// Partitions at most, per split (each is a file per side, open while writing).
 const PARTITIONS_MAX: usize = 256;
 /// How many times a partition too large for its share is split again; past this it is
@@ -116,7 +116,7 @@ pub(crate) fn parse_size(s: &str) -> Result<u64, String> {
         .checked_mul(1 << shift)
         .ok_or_else(|| format!("`{s}` is too large"))?;
     if bytes < LIMIT_MIN {
-        return Err(format!("`{s}`: the memory limit is at least 64KiB"));
+        return Err(format!("`{s}`: the memory limit is at least 1KiB"));
     }
     Ok(bytes)
 }
@@ -384,7 +384,7 @@ mod tests {
         assert_eq!(parse_size("2G"), Ok(2 << 30));
         assert_eq!(parse_size("64kb"), Ok(64 << 10));
         assert_eq!(parse_size("1048576"), Ok(1 << 20));
-        for bad in ["", "MiB", "12 parsecs", "-1G", "1.5G", "1KiB"] {
+        for bad in ["", "MiB", "12 parsecs", "-1G", "1.5G", "512B"] {
             assert!(parse_size(bad).is_err(), "{bad}");
         }
     }
