@@ -29,7 +29,9 @@ use super::OutputFormat;
   zcat old.csv.gz | billshadow diff --legacy - --modern new.csv.zst
   # Bounded memory: larger inputs are diffed a partition at a time
   billshadow diff --legacy big-old/ --modern big-new/ \\
-      --memory-limit 512MiB --temp-dir /var/tmp")]
+      --memory-limit 512MiB --temp-dir /var/tmp
+  billshadow diff --legacy old-sorted.csv.gz --modern new-sorted.csv.gz \\
+      --sorted-by-account --memory-limit 256MiB")]
 pub(crate) struct DiffArgs {
     /// The legacy stack's export (default: the spec's [legacy] path): files, a directory
     /// or a glob of parts, or `-` for standard input; gzip, zstd and Parquet are read as
@@ -83,5 +85,10 @@ pub(crate) struct DiffArgs {
     /// temporary directory); removed when the diff ends, even on Ctrl-C or SIGTERM.
     #[arg(long, value_name = "DIR")]
     pub(crate) temp_dir: Option<PathBuf>,
+    /// Both inputs list their lines by account, accounts in ascending byte order: they are
+    /// merged in one pass in bounded memory, no temporary file (a line out of order is an
+    /// error).
+    #[arg(long)]
+    pub(crate) sorted_by_account: bool,
 }
 

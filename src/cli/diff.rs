@@ -87,8 +87,11 @@ pub(crate) fn run(args: DiffArgs) -> Outcome {
     );
     // Removed when this function returns, whichever way.
     let scratch = outofcore::temp::Scratch::new(&temp_root);
-    let (mut comparison, [legacy_stats, modern_stats], quarantined) =
-        read_and_compare(&args, [&legacy, &modern], &config, &plan, &scratch, threads)?;
+    let (mut comparison, [legacy_stats, modern_stats], quarantined) = if args.sorted_by_account {
+        read_and_merge(&args, [&legacy, &modern], &config, &plan, threads)?
+    } else {
+        read_and_compare(&args, [&legacy, &modern], &config, &plan, &scratch, threads)?
+    };
     // Rows left out make the comparison incomplete, whatever the compared rows say.
     for stats in [&legacy_stats, &modern_stats] {
         comparison.summary.leave_out(
@@ -288,6 +291,62 @@ fn read_and_compare(
         outofcore::compare_partitions(scratch, plan, config, threads)
     };
     let comparison = out_of_core().map_err(input)?;
+    if legacy_parts.was_ordered() && modern_parts.was_ordered() {
+        crate::note!(
+            "both inputs came ordered by account: --sorted-by-account would merge them in one pass, no temporary file"
+        );
+    }
+    Ok((comparison, [legacy_stats, modern_stats], quarantined))
+}
+
+/// Reads both sides (a thread each) and merges them as they come (`--sorted-by-account`).
+fn read_and_merge(
+    args: &DiffArgs,
+    [legacy, modern]: [&Side; 2],
+    config: &billshadow_comparisons::CompareConfig,
+    plan: &outofcore::Plan,
+    threads: usize,
+) -> Result<Compared, crate::exit::Failure> {
+    let total = legacy
+        .input
+        .stored_bytes()
+        .zip(modern.input.stored_bytes())
+        .map(|(l, m)| l + m);
+    let progress = super::read_progress::ReadProgress::start(total);
+    let (legacy_to, legacy_from) = std::sync::mpsc::sync_channel(1);
+    let (modern_to, modern_from) = std::sync::mpsc::sync_channel(1);
+    let read = |side: &Side, name: &'static str, to_merge, counter| {
+        let mut feeder = outofcore::ordered::Feeder::new(name, side.input.name(), plan, to_merge);
+        let (store, stats, bad) = read_side(side, args.max_bad_rows, counter, &mut feeder);
+        // The last batch, still in the store.
+        let rest = store.and_then(|store| {
+            feeder
+                .spill(&store)
+                .map_err(|e| input(billshadow_adapters::ReadError::Spill(e)).into())
+        });
+        (rest, stats, bad)
+    };
+    let (merged, (legacy_read, legacy_stats, legacy_bad), (modern_read, modern_stats, modern_bad)) =
+        std::thread::scope(|scope| {
+            let (l_counter, m_counter) = (progress.counter(), progress.counter());
+            let l = scope.spawn(move || read(legacy, "legacy", legacy_to, l_counter));
+            let m = scope.spawn(move || read(modern, "modern", modern_to, m_counter));
+            let merged = outofcore::ordered::merge([legacy_from, modern_from], config, plan, threads);
+            let join = |h: std::thread::ScopedJoinHandle<'_, _>| {
+                h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))
+            };
+            (merged, join(l), join(m))
+        });
+    progress.finish();
+    // A comparison stopped by its own limit stops the reads: its error is the one to tell.
+    let comparison = match merged {
+        Err(e @ outofcore::OutOfCoreError::TooManyDiffs { .. }) => return Err(input(e).into()),
+        other => other,
+    };
+    legacy_read?;
+    modern_read?;
+    let comparison = comparison.map_err(input)?;
+    let quarantined = write_quarantine(&args.quarantine, &legacy_bad, &modern_bad)?;
     Ok((comparison, [legacy_stats, modern_stats], quarantined))
 }
 

@@ -6,9 +6,11 @@
 //! Inputs that fit are compared in memory as before; both paths give the same report.
 //!
 //! - `temp`: the temporary directory, its removal on every exit, and leftovers of killed runs;
-//! - `codec`: the partition files' encoding of parsed lines.
+//! - `codec`: the partition files' encoding of parsed lines;
+//! - `ordered`: inputs declared ordered by account merged in one pass instead, no file written.
 
 pub(crate) mod codec;
+pub(crate) mod ordered;
 pub(crate) mod temp;
 
 use std::fs::File;
@@ -218,6 +220,9 @@ pub(crate) struct Partitioner<'s> {
     plan: &'s Plan,
     side: &'static str,
     writers: Option<Writers>,
+    /// Whether the lines so far came by account in ascending order, and the last account.
+    ordered: bool,
+    last: String,
 }
 
 impl<'s> Partitioner<'s> {
@@ -227,7 +232,14 @@ impl<'s> Partitioner<'s> {
             plan,
             side,
             writers: None,
+            ordered: true,
+            last: String::new(),
         }
+    }
+
+    /// Whether every line written came by account, accounts in ascending order.
+    pub(crate) fn was_ordered(&self) -> bool {
+        self.ordered
     }
 
     /// Whether any line went to a partition file.
@@ -252,6 +264,13 @@ impl Spill for Partitioner<'_> {
             let count = self.plan.partitions;
             let buffer = self.plan.buffer(2 * count);
             self.writers = Some(Writers::open(&dir, self.side, "", count, buffer)?);
+        }
+        for line in lines.lines().filter(|_| self.ordered) {
+            let account = line.get(Field::AccountId);
+            self.ordered = account >= self.last.as_str();
+            if account != self.last {
+                account.clone_into(&mut self.last);
+            }
         }
         match &mut self.writers {
             Some(writers) => writers.write(lines).map_err(|e| {
@@ -325,6 +344,11 @@ fn compare_one(
     let [legacy, modern] = paths.map(|path| load(&path));
     let (legacy, modern) = (legacy?, modern?);
     comparison.add(&legacy, &modern, threads);
+    check_diffs(comparison, plan)
+}
+
+/// Stops the comparison once the diffs held for the report take more than their share.
+fn check_diffs(comparison: &PartitionedComparison<'_>, plan: &Plan) -> Result<(), OutOfCoreError> {
     let (diffs, diff_bytes) = comparison.diffs_held();
     if diff_bytes as u64 > plan.diff_bytes {
         return Err(OutOfCoreError::TooManyDiffs {
