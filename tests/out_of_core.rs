@@ -43,10 +43,15 @@ fn leftovers(root: &Path) -> Vec<String> {
     names
 }
 
-/// Runs `args` in `dir` in memory and out of core (`limit`, partitions in `temp`):
-/// the two stdouts, exit codes and quarantine files must be the same bytes. Returns the
-/// in-memory run.
+/// Runs `args` in `dir` in memory and out of core (`limit`, partitions in `temp`).
 fn same_both_ways(args: &[&str], dir: &Path, temp: &Path, limit: &str) -> Run {
+    same_as_in_memory(args, dir, temp, &["--memory-limit", limit])
+}
+
+/// Runs `args` in `dir` in memory, and with `other` (and `--temp-dir temp`): the two
+/// stdouts, exit codes and quarantine files must be the same bytes, and no temporary file is
+/// left. Returns the in-memory run.
+fn same_as_in_memory(args: &[&str], dir: &Path, temp: &Path, other: &[&str]) -> Run {
     // The report names the quarantine file: one name, each run's file kept aside.
     let quarantine = dir.join("quarantine.jsonl");
     let q = quarantine.to_str().unwrap();
@@ -57,12 +62,14 @@ fn same_both_ways(args: &[&str], dir: &Path, temp: &Path, limit: &str) -> Run {
     let _ = std::fs::remove_file(&quarantine);
     let mut out_of_core: Vec<&str> = in_memory.clone();
     let temp = temp.to_str().unwrap();
-    out_of_core.extend(["--memory-limit", limit, "--temp-dir", temp]);
+    out_of_core.extend(other);
+    out_of_core.extend(["--temp-dir", temp]);
     let ooc = billshadow(&out_of_core, dir);
     let q_ooc = std::fs::read(&quarantine).ok();
     let _ = std::fs::remove_file(&quarantine);
+    let merged = other.contains(&"--sorted-by-account");
     assert!(
-        ooc.stderr.contains("partitions under"),
+        merged || ooc.stderr.contains("partitions under"),
         "not out of core: {}",
         ooc.transcript()
     );
@@ -75,10 +82,9 @@ fn same_both_ways(args: &[&str], dir: &Path, temp: &Path, limit: &str) -> Run {
 
 /// A generated pair with every diff class, a waiver, customer totals and bad rows (their
 /// file and line in the quarantine): every output format the same both ways.
-#[test]
-fn out_of_core_and_in_memory_give_byte_identical_json() {
-    let dir = tempfile::tempdir().unwrap();
-    let pair = generate(dir.path(), "1500");
+/// A generated pair with two bad rows and a spec with a waiver.
+fn pair_with_bad_rows_and_a_waiver(dir: &Path) -> PathBuf {
+    let pair = generate(dir, "1500");
     // Two malformed rows mid-file, one per side, quarantined with their lines.
     for (side, at) in [("legacy.csv", 700), ("modern.csv", 9000)] {
         let path = pair.join(side);
@@ -101,27 +107,38 @@ expires = "2099-12-31"
 "#,
     )
     .unwrap();
+    pair
+}
+
+const PAIR_ARGS: [&str; 15] = [
+    "diff",
+    "--legacy",
+    "legacy.csv",
+    "--modern",
+    "modern.csv",
+    "--spec",
+    "spec.toml",
+    "--max-bad-rows",
+    "5",
+    "--as-of",
+    "2026-11-25",
+    "--limit",
+    "100000",
+    "--format",
+    "json",
+];
+
+#[test]
+fn out_of_core_and_in_memory_give_byte_identical_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let pair = pair_with_bad_rows_and_a_waiver(dir.path());
     let temp = tempfile::tempdir().unwrap();
     let mut classes = None;
     for format in ["json", "jsonl", "text", "md"] {
+        let mut args = PAIR_ARGS.to_vec();
+        args[14] = format;
         let run = same_both_ways(
-            &[
-                "diff",
-                "--legacy",
-                "legacy.csv",
-                "--modern",
-                "modern.csv",
-                "--spec",
-                "spec.toml",
-                "--max-bad-rows",
-                "5",
-                "--as-of",
-                "2026-11-25",
-                "--format",
-                format,
-                "--limit",
-                "100000",
-            ],
+            &args,
             &pair,
             temp.path(),
             TINY,
@@ -145,6 +162,54 @@ expires = "2099-12-31"
     ] {
         assert!(classes.get(class).is_some(), "{class}: {classes}");
     }
+}
+
+/// Both files ordered by account: merged in one pass (`--sorted-by-account`),
+/// with a read batch of a few hundred lines, the report is the same; no file is written.
+#[test]
+fn the_ordered_merge_and_in_memory_give_byte_identical_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let pair = pair_with_bad_rows_and_a_waiver(dir.path());
+    // The generator shuffles the modern side's lines and columns: sorted by account here, each
+    // account's lines kept in their order (no field of the pair holds a comma or a newline).
+    let path = pair.join("modern.csv");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let mut lines: Vec<&str> = text.lines().collect();
+    let column = lines[0].split(',').position(|c| c == "account_id").unwrap();
+    lines[1..].sort_by_key(|l| l.split(',').nth(column).unwrap_or_default());
+    std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+    let temp = tempfile::tempdir().unwrap();
+    for format in ["json", "text"] {
+        let mut args = PAIR_ARGS.to_vec();
+        args[14] = format;
+        let other = ["--sorted-by-account", "--memory-limit", TINY];
+        same_as_in_memory(&args, &pair, temp.path(), &other);
+    }
+    // A partitioned diff of the same pair says the merge would do.
+    let mut args = PAIR_ARGS.to_vec();
+    args.extend(["--memory-limit", TINY]);
+    let run = billshadow(&args, &pair);
+    assert!(
+        run.stderr.contains("--sorted-by-account would merge them"),
+        "{}",
+        run.stderr
+    );
+    // A line out of order stops a merge that was promised ordered input: exit 2, where.
+    let path = pair.join("modern.csv");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let mut lines: Vec<&str> = text.lines().collect();
+    let early = lines[5].to_owned();
+    lines.insert(4000, &early);
+    std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+    args.extend(["--sorted-by-account"]);
+    let run = billshadow(&args, &pair);
+    assert_eq!(run.code, 2, "{}", run.transcript());
+    assert!(
+        run.stderr.contains("modern.csv (modern), line 4001: account `acct-0000000` comes after"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(leftovers(temp.path()), Vec::<String>::new());
 }
 
 /// The golden cases (customers drifting across accounts, duplicate keys, waivers, JPY and

@@ -282,16 +282,14 @@ fn read_and_compare(
         plan.partitions,
         scratch.dir().map(|d| d.display().to_string()).unwrap_or_default()
     );
-    let out_of_core = || -> Result<_, outofcore::OutOfCoreError> {
-        legacy_parts.spill(&legacy_store)?;
-        modern_parts.spill(&modern_store)?;
-        drop((legacy_store, modern_store));
-        legacy_parts.finish()?;
-        modern_parts.finish()?;
-        outofcore::compare_partitions(scratch, plan, config, threads)
-    };
-    let comparison = out_of_core().map_err(input)?;
-    if legacy_parts.was_ordered() && modern_parts.was_ordered() {
+    let legacy_ordered = legacy_parts.finish(&legacy_store);
+    drop(legacy_store);
+    let modern_ordered = modern_parts.finish(&modern_store);
+    drop(modern_store);
+    let ordered = legacy_ordered.map_err(input)? && modern_ordered.map_err(input)?;
+    let comparison =
+        outofcore::compare_partitions(scratch, plan, config, threads).map_err(input)?;
+    if ordered {
         crate::note!(
             "both inputs came ordered by account: --sorted-by-account would merge them in one pass, no temporary file"
         );
@@ -315,7 +313,10 @@ fn read_and_merge(
     let progress = super::read_progress::ReadProgress::start(total);
     let (legacy_to, legacy_from) = std::sync::mpsc::sync_channel(1);
     let (modern_to, modern_from) = std::sync::mpsc::sync_channel(1);
-    let read = |side: &Side, name: &'static str, to_merge, counter| {
+    let read = &|side: &Side,
+                 name: &'static str,
+                 to_merge: std::sync::mpsc::SyncSender<billshadow_comparisons::LineStore>,
+                 counter: Arc<AtomicU64>| {
         let mut feeder = outofcore::ordered::Feeder::new(name, side.input.name(), plan, to_merge);
         let (store, stats, bad) = read_side(side, args.max_bad_rows, counter, &mut feeder);
         // The last batch, still in the store.
@@ -324,7 +325,7 @@ fn read_and_merge(
                 .spill(&store)
                 .map_err(|e| input(billshadow_adapters::ReadError::Spill(e)).into())
         });
-        (rest, stats, bad)
+        (rest.map_err(|e| (e, feeder.stopped())), stats, bad)
     };
     let (merged, (legacy_read, legacy_stats, legacy_bad), (modern_read, modern_stats, modern_bad)) =
         std::thread::scope(|scope| {
@@ -332,20 +333,24 @@ fn read_and_merge(
             let l = scope.spawn(move || read(legacy, "legacy", legacy_to, l_counter));
             let m = scope.spawn(move || read(modern, "modern", modern_to, m_counter));
             let merged = outofcore::ordered::merge([legacy_from, modern_from], config, plan, threads);
-            let join = |h: std::thread::ScopedJoinHandle<'_, _>| {
-                h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))
-            };
-            (merged, join(l), join(m))
+            let l = l.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
+            let m = m.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
+            (merged, l, m)
         });
     progress.finish();
-    // A comparison stopped by its own limit stops the reads: its error is the one to tell.
-    let comparison = match merged {
-        Err(e @ outofcore::OutOfCoreError::TooManyDiffs { .. }) => return Err(input(e).into()),
-        other => other,
-    };
-    legacy_read?;
-    modern_read?;
-    let comparison = comparison.map_err(input)?;
+    // A read's own error first; one that only says the merge stopped, after the merge's.
+    let mut stopped = None;
+    for read in [legacy_read, modern_read] {
+        match read {
+            Err((e, false)) => return Err(e),
+            Err((e, true)) => stopped = Some(e),
+            Ok(()) => {}
+        }
+    }
+    let comparison = merged.map_err(input)?;
+    if let Some(e) = stopped {
+        return Err(e);
+    }
     let quarantined = write_quarantine(&args.quarantine, &legacy_bad, &modern_bad)?;
     Ok((comparison, [legacy_stats, modern_stats], quarantined))
 }

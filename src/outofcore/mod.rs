@@ -237,19 +237,17 @@ impl<'s> Partitioner<'s> {
         }
     }
 
-    /// Whether every line written came by account, accounts in ascending order.
-    pub(crate) fn was_ordered(&self) -> bool {
-        self.ordered
-    }
-
     /// Whether any line went to a partition file.
     pub(crate) fn spilled(&self) -> bool {
         self.writers.is_some()
     }
 
-    /// Writes what is buffered out.
-    pub(crate) fn finish(self) -> std::io::Result<()> {
-        self.writers.map_or(Ok(()), Writers::finish)
+    /// Writes the lines still held (`rest`, the read's last batch) and what is buffered out;
+    /// says whether every line came by account in ascending order.
+    pub(crate) fn finish(mut self, rest: &LineStore) -> std::io::Result<bool> {
+        self.spill(rest)?;
+        self.writers.map_or(Ok(()), Writers::finish)?;
+        Ok(self.ordered)
     }
 }
 
@@ -265,7 +263,10 @@ impl Spill for Partitioner<'_> {
             let buffer = self.plan.buffer(2 * count);
             self.writers = Some(Writers::open(&dir, self.side, "", count, buffer)?);
         }
-        for line in lines.lines().filter(|_| self.ordered) {
+        for line in lines.lines() {
+            if !self.ordered {
+                break;
+            }
             let account = line.get(Field::AccountId);
             self.ordered = account >= self.last.as_str();
             if account != self.last {

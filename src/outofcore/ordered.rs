@@ -18,6 +18,8 @@ pub(crate) struct Feeder<'p> {
     plan: &'p Plan,
     last: String,
     to_merge: SyncSender<LineStore>,
+    /// The merge stopped (its own error) before this side was read to its end.
+    stopped: bool,
 }
 
 impl<'p> Feeder<'p> {
@@ -33,7 +35,14 @@ impl<'p> Feeder<'p> {
             plan,
             last: String::new(),
             to_merge,
+            stopped: false,
         }
+    }
+
+    /// Whether the merge stopped before this side was read to its end: the read's error is
+    /// then only that.
+    pub(crate) fn stopped(&self) -> bool {
+        self.stopped
     }
 }
 
@@ -61,9 +70,13 @@ impl Spill for Feeder<'_> {
                 account.clone_into(&mut self.last);
             }
         }
-        self.to_merge
-            .send(lines.clone())
-            .map_err(|_| std::io::Error::other("the comparison stopped"))
+        if lines.is_empty() {
+            return Ok(());
+        }
+        self.to_merge.send(lines.clone()).map_err(|_| {
+            self.stopped = true;
+            std::io::Error::other("the comparison stopped")
+        })
     }
 }
 
@@ -139,8 +152,9 @@ pub(crate) fn merge(
     let mut sides = [pending(legacy), pending(modern)];
     let mut comparison = PartitionedComparison::new(config);
     loop {
+        // A side still reading has lines pending, or the bound below could pass its lines.
         for side in &mut sides {
-            if !side.done && side.is_empty() {
+            while !side.done && side.is_empty() {
                 side.receive();
             }
         }
