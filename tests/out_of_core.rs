@@ -73,7 +73,13 @@ fn same_as_in_memory(args: &[&str], dir: &Path, temp: &Path, other: &[&str]) -> 
         "not out of core: {}",
         ooc.transcript()
     );
-    assert_eq!(mem.code, ooc.code, "{}\n{}", mem.transcript(), ooc.transcript());
+    assert_eq!(
+        mem.code,
+        ooc.code,
+        "{}\n{}",
+        mem.transcript(),
+        ooc.transcript()
+    );
     assert!(mem.stdout == ooc.stdout, "{args:?}: the reports differ");
     assert!(q_mem == q_ooc, "the quarantine files differ");
     assert_eq!(leftovers(Path::new(temp)), Vec::<String>::new());
@@ -137,12 +143,7 @@ fn out_of_core_and_in_memory_give_byte_identical_json() {
     for format in ["json", "jsonl", "text", "md"] {
         let mut args = PAIR_ARGS.to_vec();
         args[14] = format;
-        let run = same_both_ways(
-            &args,
-            &pair,
-            temp.path(),
-            TINY,
-        );
+        let run = same_both_ways(&args, &pair, temp.path(), TINY);
         if format == "json" {
             classes = Some(run.json()["summary"]["by_class"].clone());
             assert_eq!(run.json()["summary"]["rows_quarantined"], 2);
@@ -205,7 +206,8 @@ fn the_ordered_merge_and_in_memory_give_byte_identical_json() {
     let run = billshadow(&args, &pair);
     assert_eq!(run.code, 2, "{}", run.transcript());
     assert!(
-        run.stderr.contains("modern.csv (modern), line 4001: account `acct-0000000` comes after"),
+        run.stderr
+            .contains("modern.csv (modern), line 4001: account `acct-0000000` comes after"),
         "{}",
         run.stderr
     );

@@ -18,8 +18,7 @@ pub mod redact;
 pub use catalog::{Catalog, FormatRef};
 pub use file::{
     Head, Input, ReadError, ReadOptions, ReadStats, RowError, STDIN_ORIGIN, Spill, input_head,
-    read_from,
-    read_input, read_path,
+    read_from, read_input, read_path,
 };
 pub use location::TomlError;
 pub use mapping::Mapping;

@@ -20,7 +20,7 @@ pub use diff::{
 };
 pub use difference::{Diff, DiffClass, Evidence, Scope};
 pub use model::{Field, Line, LineStore, LineType, NewLine};
-pub use partitioned::PartitionedComparison;
 pub use money::{Currency, parse_amount, parse_decimal};
+pub use partitioned::PartitionedComparison;
 pub use signature::{Causes, Signature};
 pub use summary::{CurrencyTotals, CustomerTotals, Summary, Verdict, WaiverUse};

@@ -73,4 +73,3 @@ impl<'c> PartitionedComparison<'c> {
         Comparison { summary, diffs }
     }
 }
-

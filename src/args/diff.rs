@@ -91,4 +91,3 @@ pub(crate) struct DiffArgs {
     #[arg(long)]
     pub(crate) sorted_by_account: bool,
 }
-

@@ -12,8 +12,8 @@ use billshadow_reports::{Inputs, SideInput};
 
 use crate::args::{CheckSpecArgs, DiffArgs, OutputFormat};
 use crate::exit::{Code, Outcome, input};
-use crate::output::Destination;
 use crate::outofcore;
+use crate::output::Destination;
 use crate::spec::Spec;
 
 /// One side, resolved: its input (standard input, or its parts) and its mapping.
@@ -280,7 +280,10 @@ fn read_and_compare(
         "the inputs need more than --memory-limit {}: diffing them in {} partitions under {}",
         outofcore::human(plan.limit),
         plan.partitions,
-        scratch.dir().map(|d| d.display().to_string()).unwrap_or_default()
+        scratch
+            .dir()
+            .map(|d| d.display().to_string())
+            .unwrap_or_default()
     );
     let legacy_ordered = legacy_parts.finish(&legacy_store);
     drop(legacy_store);
@@ -332,7 +335,8 @@ fn read_and_merge(
             let (l_counter, m_counter) = (progress.counter(), progress.counter());
             let l = scope.spawn(move || read(legacy, "legacy", legacy_to, l_counter));
             let m = scope.spawn(move || read(modern, "modern", modern_to, m_counter));
-            let merged = outofcore::ordered::merge([legacy_from, modern_from], config, plan, threads);
+            let merged =
+                outofcore::ordered::merge([legacy_from, modern_from], config, plan, threads);
             let l = l.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
             let m = m.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
             (merged, l, m)

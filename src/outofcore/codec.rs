@@ -80,7 +80,9 @@ pub(crate) fn decode(
         let mut fields = [""; Field::COUNT];
         let mut at = 0;
         for (field, len) in fields.iter_mut().zip(lens) {
-            *field = text.get(at..at + len).ok_or_else(|| corrupt("field bounds"))?;
+            *field = text
+                .get(at..at + len)
+                .ok_or_else(|| corrupt("field bounds"))?;
             at += len;
         }
         let mut amount = [0u8; 16];

@@ -18,9 +18,7 @@ use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
 use billshadow_adapters::{Input, Spill};
-use billshadow_comparisons::{
-    CompareConfig, Comparison, Field, LineStore, PartitionedComparison,
-};
+use billshadow_comparisons::{CompareConfig, Comparison, Field, LineStore, PartitionedComparison};
 
 use temp::Scratch;
 
@@ -87,12 +85,14 @@ pub(crate) fn human(bytes: u64) -> String {
 
 /// The default `--memory-limit`: half the machine's memory, else 4 GiB.
 pub(crate) fn default_limit() -> u64 {
-    let total = std::fs::read_to_string("/proc/meminfo").ok().and_then(|info| {
-        info.lines()
-            .find_map(|l| l.strip_prefix("MemTotal:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-            .map(|kib| kib * 1024)
-    });
+    let total = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+                .map(|kib| kib * 1024)
+        });
     total.map_or(4 << 30, |bytes| (bytes / 2).max(LIMIT_MIN))
 }
 
@@ -100,7 +100,9 @@ pub(crate) fn default_limit() -> u64 {
 /// `G`/`GB`/`GiB` (powers of 1024 all: a memory size).
 pub(crate) fn parse_size(s: &str) -> Result<u64, String> {
     let text = s.trim();
-    let digits = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let digits = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
     let (number, unit) = text.split_at(digits);
     let expected = "expected a size such as 512MiB, 2GiB or 800M";
     let number: u64 = number
@@ -135,7 +137,9 @@ pub(crate) fn estimate(inputs: [&Input; 2]) -> Option<u64> {
         for part in parts {
             let stored = std::fs::metadata(part).map_or(0, |m| m.len());
             let mut head = [0u8; 4];
-            let read = File::open(part).and_then(|mut f| f.read(&mut head)).unwrap_or(0);
+            let read = File::open(part)
+                .and_then(|mut f| f.read(&mut head))
+                .unwrap_or(0);
             let factor = match billshadow_adapters::file::Encoding::sniff(&head[..read]) {
                 billshadow_adapters::file::Encoding::Plain => 3,
                 billshadow_adapters::file::Encoding::Parquet => 20,
@@ -176,7 +180,13 @@ struct Writers {
 }
 
 impl Writers {
-    fn open(dir: &Path, side: &str, id: &str, count: usize, buffer: usize) -> std::io::Result<Writers> {
+    fn open(
+        dir: &Path,
+        side: &str,
+        id: &str,
+        count: usize,
+        buffer: usize,
+    ) -> std::io::Result<Writers> {
         let files = (0..count)
             .map(|i| {
                 let id = if id.is_empty() {
@@ -293,7 +303,11 @@ pub(crate) enum OutOfCoreError {
     #[error(
         "{diffs} diffs found so far take about {mib} MiB, more than the {max_mib} MiB --memory-limit leaves for the diffs the report holds; raise --memory-limit"
     )]
-    TooManyDiffs { diffs: usize, mib: u64, max_mib: u64 },
+    TooManyDiffs {
+        diffs: usize,
+        mib: u64,
+        max_mib: u64,
+    },
 }
 
 /// Compares the partitions written by both sides' `Partitioner`s, one at a time.
@@ -377,7 +391,14 @@ fn load(path: &Path) -> std::io::Result<LineStore> {
 
 /// Splits one side's partition file into `count` by the next level's hash, a batch at a time;
 /// removes it.
-fn split(dir: &Path, plan: &Plan, side: &str, id: &str, path: &Path, count: usize) -> std::io::Result<()> {
+fn split(
+    dir: &Path,
+    plan: &Plan,
+    side: &str,
+    id: &str,
+    path: &Path,
+    count: usize,
+) -> std::io::Result<()> {
     let mut writers = Writers::open(dir, side, id, count, plan.buffer(count))?;
     match File::open(path) {
         Ok(file) => {

@@ -169,7 +169,10 @@ pub(crate) fn merge(
             .min()
             .map(str::to_owned);
         let [l, m] = &mut sides;
-        let (legacy, modern) = (l.take_below(bound.as_deref()), m.take_below(bound.as_deref()));
+        let (legacy, modern) = (
+            l.take_below(bound.as_deref()),
+            m.take_below(bound.as_deref()),
+        );
         if legacy.is_empty() && modern.is_empty() {
             // The smallest side's last account may go on: read more of it.
             let lowest = sides
