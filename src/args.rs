@@ -9,14 +9,8 @@ const STORE_HELP: &str = "The run store: a SQLite file or a postgres:// URL [env
 
 mod diff;
 mod generate;
-pub(crate) use diff::DiffArgs;
+pub(crate) use diff::{DiffArgs, OutputFormat, date};
 pub(crate) use generate::{CohortArgs, DefectKind, PairArgs};
-
-/// A date as the command line takes it (parsed once, here).
-fn date(s: &str) -> Result<chrono::NaiveDate, String> {
-    chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
-        .map_err(|_| format!("`{s}` is not a date (YYYY-MM-DD)"))
-}
 
 /// A shard as `--shard` takes it: `I/N`.
 fn shard(s: &str) -> Result<crate::shard::Shard, String> {
@@ -131,20 +125,6 @@ pub(crate) enum Command {
     Generate(Generate),
     Completions(CompletionsArgs),
     Man(ManArgs),
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub(crate) enum OutputFormat {
-    /// A summary table and the diffs grouped by account.
-    Text,
-    /// One JSON document (schema billshadow.diff/v2).
-    Json,
-    /// One diff per line, then a summary line.
-    Jsonl,
-    /// Markdown for a CI step summary or a pull-request comment (at most 64 KiB).
-    Md,
-    /// JUnit XML: parity, completeness and a case per failing class, worst accounts in failures.
-    Junit,
 }
 
 /// Validate a comparison spec and the format mappings it names.

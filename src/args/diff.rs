@@ -2,9 +2,27 @@
 
 use std::path::PathBuf;
 
-use clap::Args;
+use clap::{Args, ValueEnum};
 
-use super::OutputFormat;
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum OutputFormat {
+    /// A summary table and the diffs grouped by account.
+    Text,
+    /// One JSON document (schema billshadow.diff/v2).
+    Json,
+    /// One diff per line, then a summary line.
+    Jsonl,
+    /// Markdown for a CI step summary or a pull-request comment (at most 64 KiB).
+    Md,
+    /// JUnit XML: parity, completeness and a case per failing class, worst accounts in failures.
+    Junit,
+}
+
+/// A date as `--as-of` takes it: YYYY-MM-DD.
+pub(crate) fn date(s: &str) -> Result<chrono::NaiveDate, String> {
+    chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .map_err(|_| format!("`{s}` is not a date (YYYY-MM-DD)"))
+}
 
 /// Compare two exported bill files line by line, to the cent.
 ///
@@ -68,7 +86,7 @@ pub(crate) struct DiffArgs {
     )]
     pub(crate) quarantine: PathBuf,
     /// Judge waiver expiry as of this date (YYYY-MM-DD) instead of today.
-    #[arg(long, value_name = "DATE", value_parser = super::date)]
+    #[arg(long, value_name = "DATE", value_parser = date)]
     pub(crate) as_of: Option<chrono::NaiveDate>,
     /// Accounts listed in the text report; the rest are counted.
     #[arg(long, value_name = "N", default_value_t = 20)]
@@ -79,7 +97,7 @@ pub(crate) struct DiffArgs {
     /// Memory the diff may use (512MiB, 2GiB; default: half the machine's). Inputs that
     /// need more are split by account into temporary files and compared a partition at a
     /// time, with the same report.
-    #[arg(long, value_name = "SIZE", value_parser = crate::outofcore::parse_size)]
+    #[arg(long, value_name = "SIZE", value_parser = memory_size)]
     pub(crate) memory_limit: Option<u64>,
     /// Where the partitions of a diff over --memory-limit go (default: the system's
     /// temporary directory); removed when the diff ends, even on Ctrl-C or SIGTERM.
@@ -90,4 +108,49 @@ pub(crate) struct DiffArgs {
     /// error).
     #[arg(long)]
     pub(crate) sorted_by_account: bool,
+}
+
+/// Parses a size: a whole number with an optional unit, `B`, `K`/`KB`/`KiB`, `M`/`MB`/`MiB`,
+/// `G`/`GB`/`GiB` (powers of 1024 all: a memory size).
+fn memory_size(s: &str) -> Result<u64, String> {
+    let text = s.trim();
+    let digits = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(digits);
+    let expected = "expected a size such as 512MiB, 2GiB or 800M";
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("`{s}` is not a size; {expected}"))?;
+    let shift = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        "t" | "tb" | "tib" => 40,
+        other => return Err(format!("`{other}` is not a unit of size; {expected}")),
+    };
+    let bytes = number
+        .checked_mul(1 << shift)
+        .ok_or_else(|| format!("`{s}` is too large"))?;
+    if bytes < 1024 {
+        return Err(format!("`{s}`: the memory limit is at least 1KiB"));
+    }
+    Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_are_read_in_powers_of_1024() {
+        assert_eq!(memory_size("512MiB"), Ok(512 << 20));
+        assert_eq!(memory_size("2G"), Ok(2 << 30));
+        assert_eq!(memory_size("64kb"), Ok(64 << 10));
+        assert_eq!(memory_size("1048576"), Ok(1 << 20));
+        for bad in ["", "MiB", "12 parsecs", "-1G", "1.5G", "512B"] {
+            assert!(memory_size(bad).is_err(), "{bad}");
+        }
+    }
 }

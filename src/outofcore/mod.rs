@@ -22,7 +22,7 @@ use billshadow_comparisons::{CompareConfig, Comparison, Field, LineStore, Partit
 
 use temp::Scratch;
 
-/// The smallest `--memory-limit`.
+/// The smallest `--memory-limit` (`args::diff::memory_size` checks it too).
 pub(crate) const LIMIT_MIN: u64 = 1024;
 /// Partitions at most, per split (each is a file per side, open while writing).
 const PARTITIONS_MAX: usize = 256;
@@ -94,35 +94,6 @@ pub(crate) fn default_limit() -> u64 {
                 .map(|kib| kib * 1024)
         });
     total.map_or(4 << 30, |bytes| (bytes / 2).max(LIMIT_MIN))
-}
-
-/// Parses a size: a whole number with an optional unit, `B`, `K`/`KB`/`KiB`, `M`/`MB`/`MiB`,
-/// `G`/`GB`/`GiB` (powers of 1024 all: a memory size).
-pub(crate) fn parse_size(s: &str) -> Result<u64, String> {
-    let text = s.trim();
-    let digits = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(digits);
-    let expected = "expected a size such as 512MiB, 2GiB or 800M";
-    let number: u64 = number
-        .parse()
-        .map_err(|_| format!("`{s}` is not a size; {expected}"))?;
-    let shift = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 0,
-        "k" | "kb" | "kib" => 10,
-        "m" | "mb" | "mib" => 20,
-        "g" | "gb" | "gib" => 30,
-        "t" | "tb" | "tib" => 40,
-        other => return Err(format!("`{other}` is not a unit of size; {expected}")),
-    };
-    let bytes = number
-        .checked_mul(1 << shift)
-        .ok_or_else(|| format!("`{s}` is too large"))?;
-    if bytes < LIMIT_MIN {
-        return Err(format!("`{s}`: the memory limit is at least 1KiB"));
-    }
-    Ok(bytes)
 }
 
 /// About the bytes both inputs' lines take in memory: as stored, compressed parts counted
@@ -423,17 +394,6 @@ fn split(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sizes_are_read_in_powers_of_1024() {
-        assert_eq!(parse_size("512MiB"), Ok(512 << 20));
-        assert_eq!(parse_size("2G"), Ok(2 << 30));
-        assert_eq!(parse_size("64kb"), Ok(64 << 10));
-        assert_eq!(parse_size("1048576"), Ok(1 << 20));
-        for bad in ["", "MiB", "12 parsecs", "-1G", "1.5G", "512B"] {
-            assert!(parse_size(bad).is_err(), "{bad}");
-        }
-    }
 
     #[test]
     fn every_split_spreads_what_the_one_before_put_together() {
