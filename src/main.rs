@@ -11,6 +11,7 @@ mod cli;
 mod controller;
 mod demo;
 mod exit;
+mod outofcore;
 mod output;
 mod report;
 mod run;

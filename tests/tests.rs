@@ -21,6 +21,7 @@ mod inputs;
 mod limits;
 mod migrate;
 mod monitoring;
+mod out_of_core;
 mod real_formats;
 mod report;
 mod run;

@@ -17,8 +17,8 @@ pub mod redact;
 
 pub use catalog::{Catalog, FormatRef};
 pub use file::{
-    Head, Input, ReadError, ReadOptions, ReadStats, RowError, STDIN_ORIGIN, input_head, read_from,
-    read_input, read_path,
+    Head, Input, ReadError, ReadOptions, ReadStats, RowError, STDIN_ORIGIN, Spill, input_head,
+    read_from, read_input, read_path,
 };
 pub use location::TomlError;
 pub use mapping::Mapping;

@@ -168,6 +168,34 @@ pub struct Diff {
 }
 
 impl Diff {
+    /// About how many bytes the diff takes on the heap and inline: its strings, and a
+    /// B-tree entry's overhead per map entry. An estimate for memory limits, not a measure.
+    pub fn approx_bytes(&self) -> usize {
+        const ENTRY: usize = 64;
+        let text = |s: &Option<String>| s.as_ref().map_or(0, String::len);
+        let map = |m: &BTreeMap<String, String>| {
+            m.iter()
+                .map(|(k, v)| k.len() + v.len() + ENTRY)
+                .sum::<usize>()
+        };
+        let evidence = |e: &Option<Evidence>| {
+            e.as_ref()
+                .map_or(0, |e| map(&e.fields) + map(&e.attributes) + ENTRY)
+        };
+        std::mem::size_of::<Diff>()
+            + text(&self.account_id)
+            + text(&self.charge_code)
+            + map(&self.key)
+            + evidence(&self.legacy)
+            + evidence(&self.modern)
+            + self.fields.iter().map(|f| f.len() + 24).sum::<usize>()
+            + text(&self.waiver)
+            + text(&self.customer_id)
+            + text(&self.partition)
+            + text(&self.region)
+            + text(&self.detail)
+    }
+
     /// A diff of `class` about `scope` with nothing else known yet: every diff is built from
     /// it, filling in only what it knows (`Diff { account_id, ..Diff::new(class, scope) }`).
     pub fn new(class: DiffClass, scope: Scope) -> Diff {

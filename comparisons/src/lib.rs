@@ -9,6 +9,7 @@ pub mod difference;
 pub mod model;
 pub mod money;
 mod pairing;
+pub mod partitioned;
 pub mod signature;
 pub mod summary;
 pub mod waive;
@@ -20,5 +21,6 @@ pub use diff::{
 pub use difference::{Diff, DiffClass, Evidence, Scope};
 pub use model::{Field, Line, LineStore, LineType, NewLine};
 pub use money::{Currency, parse_amount, parse_decimal};
+pub use partitioned::PartitionedComparison;
 pub use signature::{Causes, Signature};
 pub use summary::{CurrencyTotals, CustomerTotals, Summary, Verdict, WaiverUse};

@@ -305,6 +305,17 @@ impl LineStore {
         })
     }
 
+    /// Bytes in use (text and lines, not the capacity reserved beyond them).
+    pub fn used_bytes(&self) -> usize {
+        self.text.len() + self.lines.len() * std::mem::size_of::<StoredLine>()
+    }
+
+    /// Empties the store, keeping its capacity for the lines that follow.
+    pub fn clear(&mut self) {
+        self.text.clear();
+        self.lines.clear();
+    }
+
     /// Bytes held, for memory accounting in benchmarks.
     pub fn heap_bytes(&self) -> usize {
         self.text.capacity() + self.lines.capacity() * std::mem::size_of::<StoredLine>()

@@ -6,12 +6,13 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
 use anyhow::{Context, anyhow};
-use billshadow_adapters::{Catalog, FormatRef, Input, Mapping, ReadOptions, ReadStats};
+use billshadow_adapters::{Catalog, FormatRef, Input, Mapping, ReadOptions, ReadStats, Spill};
 use billshadow_comparisons::{Causes, KeyField, LineStore, Verdict, compare_with_threads};
 use billshadow_reports::{Inputs, SideInput};
 
 use crate::args::{CheckSpecArgs, DiffArgs, OutputFormat};
 use crate::exit::{Code, Outcome, input};
+use crate::outofcore;
 use crate::output::Destination;
 use crate::spec::Spec;
 
@@ -69,32 +70,28 @@ pub(crate) fn run(args: DiffArgs) -> Outcome {
     // Before reading: a spec that cannot say how lines are matched is refused at once.
     let config = spec.config(today, &legacy.mapping, &modern.mapping)?;
 
-    // Bytes per second and the time left on a terminal, for reads that take a while.
-    let total = legacy
-        .input
-        .stored_bytes()
-        .zip(modern.input.stored_bytes())
-        .map(|(l, m)| l + m);
     let threads = args
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    let progress = super::read_progress::ReadProgress::start(total);
-    let ((legacy_store, legacy_stats, legacy_bad), (modern_store, modern_stats, modern_bad)) =
-        std::thread::scope(|scope| {
-            let max = args.max_bad_rows;
-            let legacy = &legacy;
-            let counter = progress.counter();
-            let l = scope.spawn(move || read_side(legacy, max, threads, counter));
-            let m = read_side(&modern, max, threads, progress.counter());
-            (l.join().unwrap_or_else(|e| std::panic::resume_unwind(e)), m)
-        });
-    progress.finish();
-    let (legacy_store, legacy_stats) = (legacy_store?, legacy_stats);
-    let (modern_store, modern_stats) = (modern_store?, modern_stats);
-    let quarantined = write_quarantine(&args.quarantine, &legacy_bad, &modern_bad)?;
-
-    let mut comparison = compare_with_threads(&legacy_store, &modern_store, &config, threads);
-    drop((legacy_store, modern_store));
+    let temp_root = args.temp_dir.clone().unwrap_or_else(std::env::temp_dir);
+    let swept = outofcore::temp::sweep_leftovers(&temp_root);
+    if swept > 0 {
+        crate::note!(
+            "removed {swept} temporary directories of killed diffs under {}",
+            temp_root.display()
+        );
+    }
+    let plan = outofcore::Plan::new(
+        args.memory_limit.unwrap_or_else(outofcore::default_limit),
+        outofcore::estimate([&legacy.input, &modern.input]),
+    );
+    // Removed when this function returns, whichever way.
+    let scratch = outofcore::temp::Scratch::new(&temp_root);
+    let (mut comparison, [legacy_stats, modern_stats], quarantined) = if args.sorted_by_account {
+        read_and_merge(&args, [&legacy, &modern], &config, &plan, threads)?
+    } else {
+        read_and_compare(&args, [&legacy, &modern], &config, &plan, &scratch, threads)?
+    };
     // Rows left out make the comparison incomplete, whatever the compared rows say.
     for stats in [&legacy_stats, &modern_stats] {
         comparison.summary.leave_out(
@@ -223,7 +220,13 @@ fn find_mapping_for(format: &str, source: &Input, catalog: &Catalog) -> anyhow::
 
 type SideRead = (Result<LineStore, crate::exit::Failure>, ReadStats, Vec<u8>);
 
-fn read_side(side: &Side, max_bad_rows: u64, threads: usize, progress: Arc<AtomicU64>) -> SideRead {
+fn read_side(
+    side: &Side,
+    max_bad_rows: u64,
+    threads: usize,
+    progress: Arc<AtomicU64>,
+    spill: &mut dyn billshadow_adapters::Spill,
+) -> SideRead {
     let mut quarantine = Vec::new();
     let options = ReadOptions {
         max_bad_rows,
@@ -232,11 +235,133 @@ fn read_side(side: &Side, max_bad_rows: u64, threads: usize, progress: Arc<Atomi
         // records.
         workers: threads.saturating_sub(2) / 2,
         batch_records: 0,
+        spill: Some(spill),
     };
     match billshadow_adapters::read_input(&side.input, &side.mapping, options, Some(progress)) {
         Ok((store, stats)) => (Ok(store), stats, quarantine),
         Err(e) => (Err(e.into()), ReadStats::default(), quarantine),
     }
+}
+
+/// A comparison, each side's read, and whether rows were quarantined.
+type Compared = (billshadow_comparisons::Comparison, [ReadStats; 2], bool);
+
+/// Reads both sides (at once, a thread each) and compares them: in memory when their lines
+/// fit the plan's batches, else partition by partition out of core (`outofcore`).
+fn read_and_compare(
+    args: &DiffArgs,
+    [legacy, modern]: [&Side; 2],
+    config: &billshadow_comparisons::CompareConfig,
+    plan: &outofcore::Plan,
+    scratch: &outofcore::temp::Scratch,
+    threads: usize,
+) -> Result<Compared, crate::exit::Failure> {
+    // Bytes per second and the time left on a terminal, for reads that take a while.
+    let total = legacy
+        .input
+        .stored_bytes()
+        .zip(modern.input.stored_bytes())
+        .map(|(l, m)| l + m);
+    let progress = super::read_progress::ReadProgress::start(total);
+    let mut legacy_parts = outofcore::Partitioner::new(scratch, plan, "legacy");
+    let mut modern_parts = outofcore::Partitioner::new(scratch, plan, "modern");
+    let ((legacy_store, legacy_stats, legacy_bad), (modern_store, modern_stats, modern_bad)) =
+        std::thread::scope(|scope| {
+            let max = args.max_bad_rows;
+            let counter = progress.counter();
+            let parts = &mut legacy_parts;
+            let l = scope.spawn(move || read_side(legacy, max, threads, counter, parts));
+            let m = read_side(modern, max, threads, progress.counter(), &mut modern_parts);
+            (l.join().unwrap_or_else(|e| std::panic::resume_unwind(e)), m)
+        });
+    progress.finish();
+    let (legacy_store, modern_store) = (legacy_store?, modern_store?);
+    let quarantined = write_quarantine(&args.quarantine, &legacy_bad, &modern_bad)?;
+    if !legacy_parts.spilled() && !modern_parts.spilled() {
+        let comparison = compare_with_threads(&legacy_store, &modern_store, config, threads);
+        return Ok((comparison, [legacy_stats, modern_stats], quarantined));
+    }
+    crate::note!(
+        "the inputs need more than --memory-limit {}: diffing them in {} partitions under {}",
+        outofcore::human(plan.limit),
+        plan.partitions,
+        scratch
+            .dir()
+            .map(|d| d.display().to_string())
+            .unwrap_or_default()
+    );
+    let legacy_ordered = legacy_parts.finish(&legacy_store);
+    drop(legacy_store);
+    let modern_ordered = modern_parts.finish(&modern_store);
+    drop(modern_store);
+    let ordered = legacy_ordered.map_err(input)? && modern_ordered.map_err(input)?;
+    let comparison =
+        outofcore::compare_partitions(scratch, plan, config, threads).map_err(input)?;
+    if ordered {
+        crate::note!(
+            "both inputs came ordered by account: --sorted-by-account would merge them in one pass, no temporary file"
+        );
+    }
+    Ok((comparison, [legacy_stats, modern_stats], quarantined))
+}
+
+/// Reads both sides (a thread each) and merges them as they come (`--sorted-by-account`).
+fn read_and_merge(
+    args: &DiffArgs,
+    [legacy, modern]: [&Side; 2],
+    config: &billshadow_comparisons::CompareConfig,
+    plan: &outofcore::Plan,
+    threads: usize,
+) -> Result<Compared, crate::exit::Failure> {
+    let total = legacy
+        .input
+        .stored_bytes()
+        .zip(modern.input.stored_bytes())
+        .map(|(l, m)| l + m);
+    let progress = super::read_progress::ReadProgress::start(total);
+    let (legacy_to, legacy_from) = std::sync::mpsc::sync_channel(1);
+    let (modern_to, modern_from) = std::sync::mpsc::sync_channel(1);
+    let read = &|side: &Side,
+                 name: &'static str,
+                 to_merge: std::sync::mpsc::SyncSender<billshadow_comparisons::LineStore>,
+                 counter: Arc<AtomicU64>| {
+        let mut feeder = outofcore::ordered::Feeder::new(name, side.input.name(), plan, to_merge);
+        let (store, stats, bad) = read_side(side, args.max_bad_rows, threads, counter, &mut feeder);
+        // The last batch, still in the store.
+        let rest = store.and_then(|store| {
+            feeder
+                .spill(&store)
+                .map_err(|e| input(billshadow_adapters::ReadError::Spill(e)).into())
+        });
+        (rest.map_err(|e| (e, feeder.stopped())), stats, bad)
+    };
+    let (merged, (legacy_read, legacy_stats, legacy_bad), (modern_read, modern_stats, modern_bad)) =
+        std::thread::scope(|scope| {
+            let (l_counter, m_counter) = (progress.counter(), progress.counter());
+            let l = scope.spawn(move || read(legacy, "legacy", legacy_to, l_counter));
+            let m = scope.spawn(move || read(modern, "modern", modern_to, m_counter));
+            let merged =
+                outofcore::ordered::merge([legacy_from, modern_from], config, plan, threads);
+            let l = l.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
+            let m = m.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
+            (merged, l, m)
+        });
+    progress.finish();
+    // A read's own error first; one that only says the merge stopped, after the merge's.
+    let mut stopped = None;
+    for read in [legacy_read, modern_read] {
+        match read {
+            Err((e, false)) => return Err(e),
+            Err((e, true)) => stopped = Some(e),
+            Ok(()) => {}
+        }
+    }
+    let comparison = merged.map_err(input)?;
+    if let Some(e) = stopped {
+        return Err(e);
+    }
+    let quarantined = write_quarantine(&args.quarantine, &legacy_bad, &modern_bad)?;
+    Ok((comparison, [legacy_stats, modern_stats], quarantined))
 }
 
 /// Writes the quarantined rows of both sides, if any; says whether it wrote.

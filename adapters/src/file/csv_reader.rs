@@ -218,6 +218,7 @@ fn convert_here<R: Read>(
         let filled = source.fill(&mut batch, batch_records, context);
         convert_batch(&batch, context, &mut scratch, &mut sink.store, &mut tally);
         sink.absorb(&mut tally)?;
+        sink.maybe_spill()?;
         if !filled? {
             return Ok(());
         }
@@ -264,6 +265,7 @@ fn convert_on_workers<R: Read>(
             *taken += 1;
             sink.absorb(&mut tally)?;
             sink.store.append(&mut store);
+            sink.maybe_spill()?;
             free.push((batch, store, tally));
             Ok(())
         };
@@ -522,6 +524,7 @@ description = { column = "note", optional = true }
             quarantine: Some(&mut quarantine),
             workers,
             batch_records,
+            spill: None,
         };
         let result = read_from("in.csv", input.as_bytes(), 0, &mapping, options);
         let quarantine = String::from_utf8(quarantine).expect("utf-8");

@@ -74,6 +74,10 @@ pub enum ReadError {
     },
     #[error("cannot write the quarantine file")]
     Quarantine(#[source] std::io::Error),
+    /// The lines read could not be handed over (`ReadOptions::spill`): written to the
+    /// out-of-core diff's temporary files, or out of the order the read was declared in.
+    #[error("{0}")]
+    Spill(std::io::Error),
     /// An input named by a directory, a glob or `-` that cannot be read as parts.
     #[error("{origin}: {message}")]
     Parts { origin: String, message: String },

@@ -45,7 +45,7 @@ pub use input::{Encoding, Input, STDIN_ORIGIN};
 use input::{Opened, open_part};
 use json_reader::{JsonInput, read_json};
 use sink::Sink;
-pub use sink::{ReadOptions, ReadStats};
+pub use sink::{ReadOptions, ReadStats, Spill};
 
 /// Reads a file through a mapping (gzip and zstd decoded, Parquet read, by its first bytes).
 pub fn read_path(
@@ -65,7 +65,11 @@ pub fn read_input(
     options: ReadOptions<'_>,
     progress: Option<Arc<AtomicU64>>,
 ) -> Result<(LineStore, ReadStats), ReadError> {
-    let size_hint = input.stored_bytes().unwrap_or(0) as usize;
+    let mut size_hint = input.stored_bytes().unwrap_or(0) as usize;
+    if let Some(spill) = &options.spill {
+        // Lines held in batches: no more room than a batch.
+        size_hint = size_hint.min(spill.threshold());
+    }
     let mut sink = new_sink(input.name(), size_hint, options);
     let mut first: PartHeader = None;
     match input {

@@ -25,6 +25,17 @@ pub struct ReadOptions<'q> {
     pub workers: usize,
     /// Records per batch handed to a converting thread (0: the default, 2,048).
     pub batch_records: usize,
+    /// Where the lines go once the store holds `Spill::threshold` bytes of them (an
+    /// out-of-core diff), instead of all being held: the store is handed over, then emptied.
+    pub spill: Option<&'q mut dyn Spill>,
+}
+
+/// Takes the lines of a read in batches, so that the read holds no more than a batch.
+pub trait Spill {
+    /// The bytes of lines (`LineStore::used_bytes`) a batch reaches before it is handed over.
+    fn threshold(&self) -> usize;
+    /// Takes a batch of lines, in the order they were read.
+    fn spill(&mut self, lines: &LineStore) -> std::io::Result<()>;
 }
 
 /// What a read saw.
@@ -84,7 +95,7 @@ impl Sink<'_> {
         match convert_record(&mut self.store, compiled, record, scratch, &place) {
             Outcome::Pushed => {
                 self.stats.lines += 1;
-                Ok(())
+                self.maybe_spill()
             }
             Outcome::Filtered => {
                 self.stats.filtered += 1;
@@ -92,6 +103,17 @@ impl Sink<'_> {
             }
             Outcome::Bad(error, money) => self.bad_row(*error, &raw(), money),
         }
+    }
+
+    /// Hands the lines over once there are enough of them (see `ReadOptions::spill`).
+    pub(super) fn maybe_spill(&mut self) -> Result<(), ReadError> {
+        if let Some(spill) = self.options.spill.as_deref_mut()
+            && self.store.used_bytes() >= spill.threshold()
+        {
+            spill.spill(&self.store).map_err(ReadError::Spill)?;
+            self.store.clear();
+        }
+        Ok(())
     }
 
     /// Takes what a batch of records gave (`convert_record`, on another thread or this

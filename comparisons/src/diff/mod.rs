@@ -94,6 +94,31 @@ fn compare_inner(
     threads: usize,
     defer_customers: bool,
 ) -> (Comparison, Vec<CustomerPart>) {
+    let collect_customers = config.customer_totals || defer_customers;
+    let (mut diffs, mut tally) = compare_part(legacy, modern, config, threads, collect_customers);
+    let customers = if defer_customers {
+        tally.take_customers()
+    } else {
+        diffs.extend(customer_diffs(config, &mut tally));
+        Vec::new()
+    };
+    let summary = tally.finish(config);
+    debug_assert_eq!(
+        summary.diffs_failing,
+        diffs.iter().filter(|d| d.is_failing()).count() as u64
+    );
+    (Comparison { summary, diffs }, customers)
+}
+
+/// Compares two sides' accounts: their diffs, accounts in name order, and the tally (the
+/// customers' totals in it when `collect_customers`), the customers not yet judged.
+pub(crate) fn compare_part(
+    legacy: &LineStore,
+    modern: &LineStore,
+    config: &CompareConfig,
+    threads: usize,
+    collect_customers: bool,
+) -> (Vec<Diff>, Tally) {
     // Both passes read each side in file order, which is what memory is fastest at; the
     // per-account work that follows jumps around.
     let threads = threads.clamp(1, 64);
@@ -124,7 +149,7 @@ fn compare_inner(
         legacy_hashes,
         modern_hashes,
         config,
-        collect_customers: config.customer_totals || defer_customers,
+        collect_customers,
     };
     let parts: Vec<(Vec<Diff>, Tally)> = if threads == 1 {
         vec![engine.compare_accounts(&accounts, &accounts.order)]
@@ -152,18 +177,39 @@ fn compare_inner(
     }
     tally.lines_legacy = legacy.len() as u64;
     tally.lines_modern = modern.len() as u64;
-    let customers = if defer_customers {
-        tally.take_customers()
-    } else {
-        diffs.extend(engine.customer_diffs(&mut tally));
-        Vec::new()
-    };
-    let summary = tally.finish(config);
-    debug_assert_eq!(
-        summary.diffs_failing,
-        diffs.iter().filter(|d| d.is_failing()).count() as u64
-    );
-    (Comparison { summary, diffs }, customers)
+    (diffs, tally)
+}
+
+/// Customer totals drift that no bill shows: the bills of a customer that are each within a
+/// minor unit can still add up to a difference on the customer's invoice.
+pub(crate) fn customer_diffs(config: &CompareConfig, tally: &mut Tally) -> Vec<Diff> {
+    let mut out = Vec::new();
+    for ((customer, currency), acc) in tally.customers_sorted() {
+        if let Some(diff) = customer_diff(&customer, currency, &acc, config) {
+            out.push(waive(config, diff, tally));
+        }
+    }
+    tally.customers_mismatched = out.len() as u64;
+    out
+}
+
+/// Marks the diff with the first live waiver that covers it; counts the expired ones that
+/// would have.
+fn waive(config: &CompareConfig, diff: Diff, tally: &mut Tally) -> Diff {
+    tally.count_diff(&diff);
+    let (diff, waived) = apply_waiver(config, diff);
+    for i in waived.expired {
+        tally.waiver_expired_hits[i] += 1;
+    }
+    match waived.by {
+        Some(i) => {
+            tally.waiver_hits[i] += 1;
+            tally.waived += 1;
+        }
+        None if !diff.class.is_informational() => tally.diffs_failing += 1,
+        None => {}
+    }
+    diff
 }
 
 struct Engine<'s> {
@@ -570,36 +616,8 @@ impl<'s> Engine<'s> {
         }
     }
 
-    /// Customer totals drift that no bill shows: the bills of a customer that are each
-    /// within a minor unit can still add up to a difference on the customer's invoice.
-    fn customer_diffs(&self, tally: &mut Tally) -> Vec<Diff> {
-        let mut out = Vec::new();
-        for ((customer, currency), acc) in tally.customers_sorted() {
-            if let Some(diff) = customer_diff(&customer, currency, &acc, self.config) {
-                out.push(self.waive(diff, tally));
-            }
-        }
-        tally.customers_mismatched = out.len() as u64;
-        out
-    }
-
-    /// Marks the diff with the first live waiver that covers it; counts the expired ones
-    /// that would have.
     fn waive(&self, diff: Diff, tally: &mut Tally) -> Diff {
-        tally.count_diff(&diff);
-        let (diff, waived) = apply_waiver(self.config, diff);
-        for i in waived.expired {
-            tally.waiver_expired_hits[i] += 1;
-        }
-        match waived.by {
-            Some(i) => {
-                tally.waiver_hits[i] += 1;
-                tally.waived += 1;
-            }
-            None if !diff.class.is_informational() => tally.diffs_failing += 1,
-            None => {}
-        }
-        diff
+        waive(self.config, diff, tally)
     }
 }
 

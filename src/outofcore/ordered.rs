@@ -1,0 +1,191 @@
+//! The ordered merge (`diff --sorted-by-account`): when both inputs list their lines by
+//! account, accounts in ascending byte order, the two reads are merged in one streaming
+//! pass, no temporary file written. Each side's reader hands its batches over a channel of
+//! one (`Feeder`, checking the order as it goes); the merge compares every account below the
+//! smaller of the two sides' last accounts seen, which no later line can belong to.
+
+use std::sync::mpsc::{Receiver, SyncSender};
+
+use billshadow_adapters::Spill;
+use billshadow_comparisons::{CompareConfig, Comparison, Field, LineStore, PartitionedComparison};
+
+use super::{OutOfCoreError, Plan, check_diffs};
+
+/// One side's reader end: checks that accounts come in ascending order and sends each batch.
+pub(crate) struct Feeder<'p> {
+    side: &'static str,
+    origin: String,
+    plan: &'p Plan,
+    last: String,
+    to_merge: SyncSender<LineStore>,
+    /// The merge stopped (its own error) before this side was read to its end.
+    stopped: bool,
+}
+
+impl<'p> Feeder<'p> {
+    pub(crate) fn new(
+        side: &'static str,
+        origin: &str,
+        plan: &'p Plan,
+        to_merge: SyncSender<LineStore>,
+    ) -> Feeder<'p> {
+        Feeder {
+            side,
+            origin: origin.to_owned(),
+            plan,
+            last: String::new(),
+            to_merge,
+            stopped: false,
+        }
+    }
+
+    /// Whether the merge stopped before this side was read to its end: the read's error is
+    /// then only that.
+    pub(crate) fn stopped(&self) -> bool {
+        self.stopped
+    }
+}
+
+impl Spill for Feeder<'_> {
+    fn threshold(&self) -> usize {
+        self.plan.read_batch
+    }
+
+    fn spill(&mut self, lines: &LineStore) -> std::io::Result<()> {
+        for line in lines.lines() {
+            let account = line.get(Field::AccountId);
+            if account < self.last.as_str() {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!(
+                        "{} ({}), line {}: account `{account}` comes after `{}`, but --sorted-by-account says the lines are in ascending account order; leave the option out to diff unordered inputs",
+                        self.origin,
+                        self.side,
+                        line.source_line(),
+                        self.last
+                    ),
+                ));
+            }
+            if account != self.last {
+                account.clone_into(&mut self.last);
+            }
+        }
+        if lines.is_empty() {
+            return Ok(());
+        }
+        self.to_merge.send(lines.clone()).map_err(|_| {
+            self.stopped = true;
+            std::io::Error::other("the comparison stopped")
+        })
+    }
+}
+
+/// One side's lines received and not yet compared: `lines[start..]`.
+struct Pending {
+    lines: LineStore,
+    start: usize,
+    done: bool,
+    from: Receiver<LineStore>,
+}
+
+impl Pending {
+    /// Waits for the next batch; marks the side done when there is none.
+    fn receive(&mut self) {
+        match self.from.recv() {
+            Ok(batch) => {
+                for line in batch.lines() {
+                    self.lines.push_copy(&line);
+                }
+            }
+            Err(_) => self.done = true,
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.start == self.lines.len()
+    }
+
+    fn last_account(&self) -> Option<&str> {
+        let n = self.lines.len();
+        (n > self.start).then(|| self.lines.line(n - 1).get(Field::AccountId))
+    }
+
+    /// Takes the lines of the accounts below `bound` (all of them without one): a prefix.
+    fn take_below(&mut self, bound: Option<&str>) -> LineStore {
+        let len = self.lines.len();
+        let end = match bound {
+            None => len,
+            Some(bound) => (self.start..len)
+                .find(|&i| self.lines.line(i).get(Field::AccountId) >= bound)
+                .unwrap_or(len),
+        };
+        let mut taken = LineStore::new();
+        for i in self.start..end {
+            taken.push_copy(&self.lines.line(i));
+        }
+        self.start = end;
+        // What is taken is dropped once it is most of the store.
+        if self.start * 2 > len {
+            let mut rest = LineStore::new();
+            for i in self.start..len {
+                rest.push_copy(&self.lines.line(i));
+            }
+            (self.lines, self.start) = (rest, 0);
+        }
+        taken
+    }
+}
+
+/// Merges both sides' batches as they come, comparing each run of complete accounts.
+pub(crate) fn merge(
+    [legacy, modern]: [Receiver<LineStore>; 2],
+    config: &CompareConfig,
+    plan: &Plan,
+    threads: usize,
+) -> Result<Comparison, OutOfCoreError> {
+    let pending = |from| Pending {
+        lines: LineStore::new(),
+        start: 0,
+        done: false,
+        from,
+    };
+    let mut sides = [pending(legacy), pending(modern)];
+    let mut comparison = PartitionedComparison::new(config);
+    loop {
+        // A side still reading has lines pending, or the bound below could pass its lines.
+        for side in &mut sides {
+            while !side.done && side.is_empty() {
+                side.receive();
+            }
+        }
+        if sides.iter().all(|s| s.done && s.is_empty()) {
+            break;
+        }
+        // Every account below the smallest last account of a side still reading is complete.
+        let bound: Option<String> = sides
+            .iter()
+            .filter(|s| !s.done)
+            .filter_map(|s| s.last_account())
+            .min()
+            .map(str::to_owned);
+        let [l, m] = &mut sides;
+        let (legacy, modern) = (
+            l.take_below(bound.as_deref()),
+            m.take_below(bound.as_deref()),
+        );
+        if legacy.is_empty() && modern.is_empty() {
+            // The smallest side's last account may go on: read more of it.
+            let lowest = sides
+                .iter_mut()
+                .filter(|s| !s.done)
+                .min_by(|a, b| a.last_account().cmp(&b.last_account()));
+            if let Some(side) = lowest {
+                side.receive();
+            }
+            continue;
+        }
+        comparison.add(&legacy, &modern, threads);
+        check_diffs(&comparison, plan)?;
+    }
+    Ok(comparison.finish())
+}
