@@ -145,8 +145,9 @@ fn one_run_split_every_way_gives_the_same_summary_diffs_and_customer_totals() {
         // Both may end at once, each seeing the other's accounts in: then both report.
         assert!(
             codes == [1, 4] || codes == [1, 1],
-            "{codes:?} {}",
-            stderr_of(d, "shard0")
+            "{codes:?}\n{}\n{}",
+            stderr_of(d, "shard0"),
+            stderr_of(d, "shard1")
         );
         let both = stderr_of(d, "shard0") + &stderr_of(d, "shard1");
         assert!(

@@ -74,6 +74,19 @@ impl Ledger<'_> {
         let mut out = Vec::new();
         for stored in self.store.cell_evidence(cell, limit).await? {
             let mut e = stored.evidence;
+            // A stored spec that does not parse holds the cell for that reason (its waivers
+            // are unknown, below): its customers are not judged here.
+            if crate::spec::Spec::parse(std::path::Path::new(&stored.spec_path), &stored.spec_text)
+                .is_ok()
+            {
+                let run = self.store.resolve(&e.run_id).await?;
+                let pending = e.cohort.saturating_sub(e.compared + e.errored);
+                let cell = (cell.partition.as_str(), cell.region.as_str());
+                e.customers_mismatched =
+                    crate::run::report::customer_counts(self.store, &run, pending, Some(cell))
+                        .await?
+                        .failing;
+            }
             if !stored.waivers_used.is_empty() {
                 e.expired_waivers = expired_waivers(
                     &stored.spec_path,

@@ -224,13 +224,7 @@ pub(crate) async fn execute(
     let claim_size = options.accounts_in_flight.max(batch_size);
     let poll = split.poll();
     let held: Held = Arc::default();
-    let target = WriteTarget {
-        store,
-        run_id,
-        writer: &options.writer,
-        replace_errors: retry_errors,
-        held: held.clone(),
-    };
+    let target = WriteTarget::new(store, run_id, &options, held.clone());
     let writer = write_outcomes(target, receiver, progress.clone(), stop.clone());
     let beat = heartbeat(store, run_id, &options.split, held.clone());
     let producer_stop = stop.clone();
@@ -238,39 +232,39 @@ pub(crate) async fn execute(
         let stop = producer_stop;
         let mut tasks = JoinSet::new();
         let mut interrupted = false;
-        let ctrl_c = tokio::signal::ctrl_c();
-        tokio::pin!(ctrl_c);
-        let term = terminated();
-        tokio::pin!(term);
+        let mut ctrl_c = std::pin::pin!(tokio::signal::ctrl_c());
+        let mut term = std::pin::pin!(terminated());
         let batch_key = batch_key_of(legacy.clone(), modern.clone());
         let mut pages = Pages::new(store, run_id, &batch_key, retry_errors, &split);
         pages.claim_size = claim_size;
         pages.held = held;
+        let (l, m, c, s) = (&legacy, &modern, &config, &sender);
+        let ask = |batch| {
+            ask_both(
+                batch,
+                l.clone(),
+                m.clone(),
+                c.clone(),
+                s.clone(),
+                stop.clone(),
+            )
+        };
         loop {
             if stop.abandon() {
                 tasks.abort_all();
                 break;
             }
             // Other workers hold leases on what is left: look again after a while.
-            let mut waiting = false;
-            while tasks.len() < batches_in_flight && !interrupted && !stop.abandon() {
-                let batch = match pages.next_batch(batch_size).await? {
-                    Next::Batch(batch) => batch,
-                    Next::Wait => {
-                        waiting = true;
-                        break;
-                    }
-                    Next::Done => break,
-                };
-                tasks.spawn(ask_both(
-                    batch,
-                    legacy.clone(),
-                    modern.clone(),
-                    config.clone(),
-                    sender.clone(),
-                    stop.clone(),
-                ));
-            }
+            let waiting = !interrupted
+                && fill(
+                    &mut pages,
+                    &mut tasks,
+                    batches_in_flight,
+                    batch_size,
+                    &stop,
+                    &ask,
+                )
+                .await?;
             if tasks.is_empty() && (!waiting || interrupted || stop.abandon()) {
                 break;
             }
@@ -304,13 +298,36 @@ pub(crate) async fn execute(
     };
     progress.finish();
     release_leases(store, run_id, &options.split).await;
-    let accounts = written?;
-    let interrupted = interrupted?;
     Ok(RunTally {
-        accounts,
-        interrupted,
+        accounts: written?,
+        interrupted: interrupted?,
         stack_down: stop.down(),
     })
+}
+
+/// Spawns batches (`ask`) until `room` are in flight, the run stops, or nothing is left to
+/// take; true when what is left is under other workers' leases (look again later).
+async fn fill<F>(
+    pages: &mut Pages<'_>,
+    tasks: &mut JoinSet<()>,
+    room: usize,
+    batch_size: usize,
+    stop: &Stop,
+    ask: impl Fn(Vec<AccountRequest>) -> F,
+) -> anyhow::Result<bool>
+where
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    while tasks.len() < room && !stop.abandon() {
+        match pages.next_batch(batch_size).await? {
+            Next::Batch(batch) => {
+                tasks.spawn(ask(batch));
+            }
+            Next::Wait => return Ok(true),
+            Next::Done => break,
+        }
+    }
+    Ok(false)
 }
 
 /// Asks both stacks for one batch and sends each account's outcome to the writer. A stack
@@ -545,6 +562,18 @@ struct WriteTarget<'a> {
     replace_errors: bool,
     /// Leased: the accounts held, each let go once stored.
     held: Held,
+}
+
+impl<'a> WriteTarget<'a> {
+    fn new(store: &'a Store, run_id: &'a str, options: &'a RunnerOptions, held: Held) -> Self {
+        WriteTarget {
+            store,
+            run_id,
+            writer: &options.writer,
+            replace_errors: options.retry_errors,
+            held,
+        }
+    }
 }
 
 async fn store_outcomes(

@@ -114,17 +114,6 @@ impl Store {
             stack_versions: crate::versions::from_stored(&r.try_get::<String, _>(6)?)?,
         };
         self.count_outcomes(cell, &mut e).await?;
-        // A stored spec that does not parse holds the cell for that reason (the controller
-        // reads it for its waivers): its customers are not judged here.
-        if crate::spec::Spec::parse(std::path::Path::new(&spec_path), &spec_text).is_ok() {
-            let run = self.resolve(&run_id).await?;
-            let pending = e.cohort.saturating_sub(e.compared + e.errored);
-            let partition_region = (cell.partition.as_str(), cell.region.as_str());
-            e.customers_mismatched =
-                crate::run::report::customer_counts(self, &run, pending, Some(partition_region))
-                    .await?
-                    .failing;
-        }
         self.add_total_drift(cell, &mut e).await?;
         let waivers_used = self.add_unwaived_diffs(cell, &mut e).await?;
         Ok(StoredEvidence {
