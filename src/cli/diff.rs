@@ -256,13 +256,7 @@ fn read_and_compare(
     scratch: &outofcore::temp::Scratch,
     threads: usize,
 ) -> Result<Compared, crate::exit::Failure> {
-    // Bytes per second and the time left on a terminal, for reads that take a while.
-    let total = legacy
-        .input
-        .stored_bytes()
-        .zip(modern.input.stored_bytes())
-        .map(|(l, m)| l + m);
-    let progress = super::read_progress::ReadProgress::start(total);
+    let progress = read_progress([legacy, modern]);
     let mut legacy_parts = outofcore::Partitioner::new(scratch, plan, "legacy");
     let mut modern_parts = outofcore::Partitioner::new(scratch, plan, "modern");
     let ((legacy_store, legacy_stats, legacy_bad), (modern_store, modern_stats, modern_bad)) =
@@ -305,6 +299,16 @@ fn read_and_compare(
     Ok((comparison, [legacy_stats, modern_stats], quarantined))
 }
 
+/// Bytes per second and the time left on a terminal, for reads that take a while.
+fn read_progress([legacy, modern]: [&Side; 2]) -> super::read_progress::ReadProgress {
+    let total = legacy
+        .input
+        .stored_bytes()
+        .zip(modern.input.stored_bytes())
+        .map(|(l, m)| l + m);
+    super::read_progress::ReadProgress::start(total)
+}
+
 /// Reads both sides (a thread each) and merges them as they come (`--sorted-by-account`).
 fn read_and_merge(
     args: &DiffArgs,
@@ -313,12 +317,7 @@ fn read_and_merge(
     plan: &outofcore::Plan,
     threads: usize,
 ) -> Result<Compared, crate::exit::Failure> {
-    let total = legacy
-        .input
-        .stored_bytes()
-        .zip(modern.input.stored_bytes())
-        .map(|(l, m)| l + m);
-    let progress = super::read_progress::ReadProgress::start(total);
+    let progress = read_progress([legacy, modern]);
     let (legacy_to, legacy_from) = std::sync::mpsc::sync_channel(1);
     let (modern_to, modern_from) = std::sync::mpsc::sync_channel(1);
     let read = &|side: &Side,
