@@ -40,6 +40,51 @@ fn modern(dir: &Path, port: u16, slow_ms: u32) -> Child {
 }
 
 /// `billshadow run ARGS --store STORE` started, its stderr kept in `NAME.stderr`.
+/// A PostgreSQL store, a cohort of `accounts` and the modern stack answering in `slow_ms`,
+/// for leasing workers that all run the same command (`leased_args`).
+struct Leased {
+    pg: Postgres,
+    dir: tempfile::TempDir,
+    port: u16,
+    stack: Child,
+    store: String,
+}
+
+fn leased(accounts: u32, slow_ms: u32) -> Leased {
+    let pg = Postgres::start();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    cohort(d, accounts);
+    let port = free_port();
+    shared_spec(d, port);
+    let stack = modern(d, port, slow_ms);
+    pg.create_database("store");
+    let store = pg.url("store");
+    Leased {
+        pg,
+        dir,
+        port,
+        stack,
+        store,
+    }
+}
+
+/// Every worker the same command (`--run-id`): one creates the run, the others join it.
+fn leased_args<'a>(run: &'a str, lease: &'a str, concurrency: &'a str) -> [&'a str; 10] {
+    [
+        "--spec",
+        "spec.toml",
+        "--cohort",
+        "cohort.csv",
+        "--run-id",
+        run,
+        "--lease",
+        lease,
+        "--concurrency",
+        concurrency,
+    ]
+}
+
 fn worker(dir: &Path, store: &str, name: &str, args: &[&str]) -> Child {
     command(&["run", "--store", store, "--no-progress"], dir)
         .args(args)
@@ -250,29 +295,16 @@ fn done(dir: &Path, store: &str) -> u64 {
 
 #[test]
 fn a_worker_killed_with_sigkill_has_its_accounts_taken_by_another_once_its_lease_ends() {
-    let pg = Postgres::start();
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    cohort(d, 1500);
-    let port = free_port();
-    shared_spec(d, port);
     // Slow enough that the kill lands mid-run with accounts leased to the killed worker.
-    let mut stack = modern(d, port, 60);
-    pg.create_database("store");
-    let store = pg.url("store");
-    // Every worker the same command (`--run-id`): one creates the run, the others join it.
-    let args = [
-        "--spec",
-        "spec.toml",
-        "--cohort",
-        "cohort.csv",
-        "--run-id",
-        "k",
-        "--lease",
-        "2",
-        "--concurrency",
-        "32",
-    ];
+    let Leased {
+        pg: _pg,
+        dir,
+        port,
+        mut stack,
+        store,
+    } = leased(1500, 60);
+    let d = dir.path();
+    let args = leased_args("k", "2", "32");
     let mut workers: Vec<Child> = (0..3)
         .map(|i| worker(d, &store, &format!("k{i}"), &args))
         .collect();
@@ -393,30 +425,18 @@ fn a_shard_worker_done_before_the_run_is_complete_exits_4_never_0() {
 
 #[test]
 fn a_slow_worker_renews_its_leases_so_no_account_is_done_twice() {
-    let pg = Postgres::start();
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    cohort(d, 48);
-    let port = free_port();
-    shared_spec(d, port);
     // Every modern answer takes 1.5 s, the lease 1 s: the first worker claims every account
     // (a page of 50) and takes about 4.5 s over them (16 at a time); without its heartbeat
     // the second would take them over once their leases end, and do them again.
-    let mut stack = modern(d, port, 1500);
-    pg.create_database("store");
-    let store = pg.url("store");
-    let args = [
-        "--spec",
-        "spec.toml",
-        "--cohort",
-        "cohort.csv",
-        "--run-id",
-        "s",
-        "--lease",
-        "1",
-        "--concurrency",
-        "8",
-    ];
+    let Leased {
+        pg: _pg,
+        dir,
+        mut stack,
+        store,
+        ..
+    } = leased(48, 1500);
+    let d = dir.path();
+    let args = leased_args("s", "1", "8");
     let spawn = |name: &str| {
         command(&["run", "--store", &store, "--no-progress"], d)
             .args(args)
