@@ -313,10 +313,13 @@ async fn prepare_connection(
         let pragmas: &[&str] = if read_only {
             &["PRAGMA busy_timeout = 10000", "PRAGMA query_only = ON"]
         } else {
+            // The busy timeout first: switching a new file to WAL takes its lock, and two
+            // workers opening one new store at once would otherwise fail at once ("database
+            // is locked") instead of waiting for each other.
             &[
+                "PRAGMA busy_timeout = 10000",
                 "PRAGMA journal_mode = WAL",
                 "PRAGMA synchronous = NORMAL",
-                "PRAGMA busy_timeout = 10000",
             ]
         };
         for pragma in pragmas {
