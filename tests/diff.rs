@@ -7,7 +7,7 @@ use std::path::Path;
 use rust_decimal::Decimal;
 use serde_json::Value;
 
-use crate::support::{billshadow, repo};
+use crate::support::{billshadow, golden_case_diffs, repo};
 
 fn diff_json(dir: &Path, legacy: &str, modern: &str, extra: &[&str]) -> (i32, Value) {
     let mut args = vec![
@@ -753,28 +753,9 @@ fn json_report_snapshot() {
 /// `BILLSHADOW_BLESS=1` to rewrite them after a deliberate change.
 #[test]
 fn golden_cases() {
-    let cases = repo().join("tests/cases");
-    let mut names: Vec<_> = std::fs::read_dir(&cases)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    names.sort();
-    assert!(names.len() >= 5);
-    for case in names {
-        let mut args = vec![
-            "diff",
-            "--legacy",
-            "legacy.csv",
-            "--modern",
-            "modern.csv",
-            "--format",
-            "json",
-            "--as-of",
-            "2026-11-25",
-        ];
-        if case.join("spec.toml").exists() {
-            args.extend(["--spec", "spec.toml"]);
-        }
+    let cases = golden_case_diffs();
+    assert!(cases.len() >= 5);
+    for (case, args) in cases {
         let run = billshadow(&args, &case);
         assert!(
             run.code == 0 || run.code == 1,

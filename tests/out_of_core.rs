@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use crate::support::{Run, billshadow, command, repo};
+use crate::support::{Run, billshadow, command, golden_case_diffs, repo};
 
 /// A tiny limit: a few hundred lines per read batch, hundreds of partitions, split again.
 const TINY: &str = "64KiB";
@@ -219,27 +219,7 @@ fn the_ordered_merge_and_in_memory_give_byte_identical_json() {
 #[test]
 fn out_of_core_and_in_memory_agree_on_the_cases_and_the_real_formats() {
     let temp = tempfile::tempdir().unwrap();
-    let cases = repo().join("tests/cases");
-    let mut names: Vec<PathBuf> = std::fs::read_dir(&cases)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    names.sort();
-    for case in names {
-        let mut args = vec![
-            "diff",
-            "--legacy",
-            "legacy.csv",
-            "--modern",
-            "modern.csv",
-            "--format",
-            "json",
-            "--as-of",
-            "2026-11-25",
-        ];
-        if case.join("spec.toml").exists() {
-            args.extend(["--spec", "spec.toml"]);
-        }
+    for (case, args) in golden_case_diffs() {
         same_both_ways(&args, &case, temp.path(), SMALLEST);
     }
     let run = same_both_ways(

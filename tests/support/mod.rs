@@ -318,3 +318,33 @@ impl Drop for Server {
         let _ = self.0.wait();
     }
 }
+
+/// The golden cases (`tests/cases/<name>/`), sorted, each with the arguments of its JSON
+/// diff (`legacy.csv` against `modern.csv`, as of 2026-11-25, with its `spec.toml` if any).
+pub(crate) fn golden_case_diffs() -> Vec<(PathBuf, Vec<&'static str>)> {
+    let mut names: Vec<PathBuf> = std::fs::read_dir(repo().join("tests/cases"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    names.sort();
+    names
+        .into_iter()
+        .map(|case| {
+            let mut args = vec![
+                "diff",
+                "--legacy",
+                "legacy.csv",
+                "--modern",
+                "modern.csv",
+                "--format",
+                "json",
+                "--as-of",
+                "2026-11-25",
+            ];
+            if case.join("spec.toml").exists() {
+                args.extend(["--spec", "spec.toml"]);
+            }
+            (case, args)
+        })
+        .collect()
+}
