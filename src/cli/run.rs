@@ -211,11 +211,8 @@ async fn set_up(
     let store = Store::open_with(store_url, access).await?;
     let mut joined = args.join.is_some();
     if let Some(path) = &cohort {
-        let cohort_bytes = crate::support::read_named_bytes(path)?;
-        let hashes = (
-            sha256_hex(prepared.spec_text.as_bytes()),
-            sha256_hex(&cohort_bytes),
-        );
+        let cohort_hash = crate::support::sha256_file_hex(path)?;
+        let hashes = (sha256_hex(prepared.spec_text.as_bytes()), cohort_hash);
         // `--run-id` of a run already there: every worker of a batch job starts alike.
         if args.run_id.is_some() && store.run_hashes(&run_id).await?.is_some() {
             join_created(&store, &run_id, &hashes).await?;
@@ -248,7 +245,7 @@ async fn set_up(
             spec_text: &prepared.spec_text,
             spec_hash: &sha256_hex(prepared.spec_text.as_bytes()),
             cohort_path: &path.display().to_string(),
-            cohort_hash: &sha256_hex(&cohort_bytes),
+            cohort_hash: &hashes.1,
             as_of: &prepared.config.today.to_string(),
             stack_versions: &crate::versions::to_stored(&versions),
         };

@@ -316,10 +316,16 @@ async fn prepare_connection(
             // The busy timeout first: switching a new file to WAL takes its lock, and two
             // workers opening one new store at once would otherwise fail at once ("database
             // is locked") instead of waiting for each other.
+            // A writer's page cache is 256 KiB, not SQLite's 2 MB: a run's connections
+            // filled theirs only once the store grew past a few hundred thousand accounts,
+            // so a run's memory grew with its cohort up to that ceiling (8 MiB for four
+            // connections). The operating system caches the file anyway; a run of 500,000
+            // accounts was no slower with the smaller cache (BENCHMARKS.md).
             &[
                 "PRAGMA busy_timeout = 10000",
                 "PRAGMA journal_mode = WAL",
                 "PRAGMA synchronous = NORMAL",
+                "PRAGMA cache_size = -256",
             ]
         };
         for pragma in pragmas {

@@ -2,7 +2,9 @@
 //!
 //! Both stacks are HTTP services on 127.0.0.1 doing trivial work (the sample modern stack in
 //! `--echo` mode, twice), so what is measured is the harness: requests, comparison, and the
-//! SQLite run store. Cohorts of growing size show whether memory stays flat.
+//! run store. Cohorts of growing size show whether throughput and memory stay flat. Each size
+//! is run on a SQLite store, then, when `BILLSHADOW_BENCH_POSTGRES` names a server (a URL whose
+//! user may create databases), on a new PostgreSQL database there.
 
 use std::path::Path;
 use std::process::Command;
@@ -46,11 +48,69 @@ start = {{ program = {modern:?}, args = ["--echo", "--listen", "127.0.0.1:{port}
     .expect("mapping");
 }
 
+/// A new, empty database `name` on the server `admin` names; its URL.
+fn database(admin: &str, name: &str) -> String {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    runtime.block_on(async {
+        use sqlx::Connection;
+        let mut conn = sqlx::PgConnection::connect(admin)
+            .await
+            .expect("BILLSHADOW_BENCH_POSTGRES answers");
+        for statement in [
+            format!("DROP DATABASE IF EXISTS {name}"),
+            format!("CREATE DATABASE {name}"),
+        ] {
+            sqlx::query(&statement)
+                .execute(&mut conn)
+                .await
+                .expect("the bench's database is made");
+        }
+    });
+    let (base, _) = admin.rsplit_once('/').expect("a URL with a database");
+    format!("{base}/{name}")
+}
+
+/// One `billshadow run` of the cohort in `dir` on `store`: seconds and peak memory in KiB.
+fn measure(binary: &str, dir: &Path, store: &str) -> (f64, f64) {
+    let start = Instant::now();
+    let output = Command::new("/usr/bin/time")
+        .args([
+            "-f",
+            "%M",
+            binary,
+            "run",
+            "--spec",
+            "spec.toml",
+            "--cohort",
+            "cohort.csv",
+            "--store",
+            store,
+            "--no-progress",
+        ])
+        .current_dir(dir)
+        .env("BILLSHADOW_LOG", "warn")
+        .output()
+        .expect("/usr/bin/time runs billshadow");
+    let seconds = start.elapsed().as_secs_f64();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    let peak_kib: f64 = stderr
+        .lines()
+        .last()
+        .and_then(|l| l.trim().parse().ok())
+        .unwrap_or(f64::NAN);
+    (seconds, peak_kib)
+}
+
 fn main() {
     let binary = env!("CARGO_BIN_EXE_billshadow");
+    let postgres = std::env::var("BILLSHADOW_BENCH_POSTGRES").ok();
     println!(
-        "{:>9} {:>9} {:>14} {:>12}",
-        "accounts", "seconds", "accounts/s", "peak MiB"
+        "{:<11} {:>9} {:>9} {:>14} {:>12}",
+        "store", "accounts", "seconds", "accounts/s", "peak MiB"
     );
     // BILLSHADOW_BENCH_ACCOUNTS=100000,500000 measures other cohort sizes.
     let sizes: Vec<u32> = std::env::var("BILLSHADOW_BENCH_ACCOUNTS")
@@ -82,37 +142,17 @@ fn main() {
             .expect("generate");
         assert!(status.success());
         spec(d);
-        let start = Instant::now();
-        let output = Command::new("/usr/bin/time")
-            .args([
-                "-f",
-                "%M",
-                binary,
-                "run",
-                "--spec",
-                "spec.toml",
-                "--cohort",
-                "cohort.csv",
-                "--store",
-                "bench.db",
-                "--no-progress",
-            ])
-            .current_dir(d)
-            .env("BILLSHADOW_LOG", "warn")
-            .output()
-            .expect("/usr/bin/time runs billshadow");
-        let seconds = start.elapsed().as_secs_f64();
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert_eq!(output.status.code(), Some(0), "{stderr}");
-        let peak_kib: f64 = stderr
-            .lines()
-            .last()
-            .and_then(|l| l.trim().parse().ok())
-            .unwrap_or(f64::NAN);
-        println!(
-            "{accounts:>9} {seconds:>9.2} {:>14.0} {:>12.0}",
-            f64::from(accounts) / seconds,
-            peak_kib / 1024.0
-        );
+        let mut stores = vec![("SQLite", "bench.db".to_owned())];
+        if let Some(admin) = &postgres {
+            stores.push(("PostgreSQL", database(admin, "bench_run")));
+        }
+        for (name, store) in stores {
+            let (seconds, peak_kib) = measure(binary, d, &store);
+            println!(
+                "{name:<11} {accounts:>9} {seconds:>9.2} {:>14.0} {:>12.0}",
+                f64::from(accounts) / seconds,
+                peak_kib / 1024.0
+            );
+        }
     }
 }
