@@ -176,16 +176,31 @@ impl Store {
         Ok(renewed)
     }
 
-    /// Gives up the leases `worker` holds on a run's accounts (a worker stopping before its
-    /// accounts are done lets the others take them at once).
-    pub(crate) async fn release_leases(&self, claim: &Claim<'_>) -> anyhow::Result<()> {
-        sqlx::query(
-            "UPDATE cohort SET lease_owner = NULL, lease_until = NULL WHERE run_id = $1 AND lease_owner = $2",
-        )
-        .bind(claim.run_id)
-        .bind(claim.worker)
-        .execute(&self.pool)
-        .await?;
+    /// Gives up `worker`'s leases on `accounts` (a worker stopping before its accounts are
+    /// done lets the others take them at once), found by key. A lease another worker took
+    /// meanwhile is left alone. (Every row it ever leased, found by owner, was a scan and a
+    /// rewrite of the whole cohort: 5,000,000 rows and over a minute at the end of a run.)
+    pub(crate) async fn release_leases(
+        &self,
+        claim: &Claim<'_>,
+        accounts: &[String],
+    ) -> anyhow::Result<()> {
+        for chunk in accounts.chunks(PARAMS_PER_STATEMENT) {
+            let list: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 3)).collect();
+            let sql = format!(
+                "UPDATE cohort SET lease_owner = NULL, lease_until = NULL \
+                 WHERE run_id = $1 AND lease_owner = $2 AND account_id IN ({})",
+                list.join(",")
+            );
+            let mut query = sqlx::query(&sql)
+                .persistent(false)
+                .bind(claim.run_id)
+                .bind(claim.worker);
+            for account in chunk {
+                query = query.bind(account.as_str());
+            }
+            query.execute(&self.pool).await?;
+        }
         Ok(())
     }
 
