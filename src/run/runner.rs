@@ -127,6 +127,15 @@ impl Split {
 /// Bounded by what it claims ahead (a page of `--concurrency` accounts) and what is in flight.
 type Held = Arc<Mutex<std::collections::HashSet<String>>>;
 
+/// The accounts held at this moment.
+fn held_now(held: &Held) -> Vec<String> {
+    held.lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .cloned()
+        .collect()
+}
+
 /// A leasing worker's heartbeat: every third of its lease, the leases on the accounts it
 /// holds are renewed, so a batch that takes longer than the lease is never taken by another
 /// worker while this one is alive. A killed worker's heartbeat stops with it, and its leases
@@ -148,12 +157,7 @@ async fn heartbeat(
     };
     loop {
         tokio::time::sleep(every).await;
-        let accounts: Vec<String> = held
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-            .cloned()
-            .collect();
+        let accounts = held_now(&held);
         if accounts.is_empty() {
             continue;
         }
@@ -177,13 +181,7 @@ async fn release_leases(store: &Store, run_id: &str, split: &Split, held: &Held)
             worker,
             lease_ms: 0,
         };
-        let accounts: Vec<String> = held
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-            .cloned()
-            .collect();
-        if let Err(e) = store.release_leases(&claim, &accounts).await {
+        if let Err(e) = store.release_leases(&claim, &held_now(held)).await {
             tracing::warn!(
                 "cannot give up this worker's leases (they expire by themselves): {e:#}"
             );

@@ -11,8 +11,11 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
+#[path = "postgres.rs"]
+mod postgres;
 #[path = "../support/stacks.rs"]
 mod stacks;
+use postgres::database;
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -47,31 +50,6 @@ start = {{ program = {modern:?}, args = ["--echo", "--listen", "127.0.0.1:{port}
          period_end = \"period_end\"\ncharge_code = \"charge_code\"\nline_type = \"line_type\"\namount = \"amount\"\ncurrency = \"currency\"\n",
     )
     .expect("mapping");
-}
-
-/// A new, empty database `name` on the server `admin` names; its URL.
-fn database(admin: &str, name: &str) -> String {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a runtime");
-    runtime.block_on(async {
-        use sqlx::Connection;
-        let mut conn = sqlx::PgConnection::connect(admin)
-            .await
-            .expect("BILLSHADOW_BENCH_POSTGRES answers");
-        for statement in [
-            format!("DROP DATABASE IF EXISTS {name}"),
-            format!("CREATE DATABASE {name}"),
-        ] {
-            sqlx::query(&statement)
-                .execute(&mut conn)
-                .await
-                .expect("the bench's database is made");
-        }
-    });
-    let (base, _) = admin.rsplit_once('/').expect("a URL with a database");
-    format!("{base}/{name}")
 }
 
 /// What one `billshadow run` took.

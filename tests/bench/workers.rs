@@ -13,8 +13,11 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+#[path = "postgres.rs"]
+mod postgres;
 #[path = "../support/stacks.rs"]
 mod stacks;
+use postgres::database;
 const BILLSHADOW: &str = env!("CARGO_BIN_EXE_billshadow");
 
 fn free_port() -> u16 {
@@ -57,30 +60,6 @@ fn spec(dir: &Path, legacy: u16, modern: u16) {
          period_end = \"period_end\"\ncharge_code = \"charge_code\"\nline_type = \"line_type\"\namount = \"amount\"\ncurrency = \"currency\"\n",
     )
     .expect("mapping");
-}
-
-/// A new database on the server `admin` names; its URL.
-fn database(admin: &str, name: &str) -> String {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a runtime");
-    runtime.block_on(async {
-        use sqlx::Connection;
-        let mut conn = sqlx::PgConnection::connect(admin)
-            .await
-            .expect("BILLSHADOW_BENCH_POSTGRES answers");
-        sqlx::query(&format!("DROP DATABASE IF EXISTS {name}"))
-            .execute(&mut conn)
-            .await
-            .expect("drop");
-        sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(&mut conn)
-            .await
-            .expect("create");
-    });
-    let (base, _) = admin.rsplit_once('/').expect("a URL with a database");
-    format!("{base}/{name}")
 }
 
 /// CPU seconds a process has used (`utime + stime`), with those of the children it has
