@@ -346,6 +346,14 @@ async fn prepare_connection(
     Ok(())
 }
 
+/// Whether a SQLite error is SQLITE_BUSY or SQLITE_LOCKED (any extended code of either).
+fn is_busy(e: &sqlx::Error) -> bool {
+    e.as_database_error()
+        .and_then(|d| d.code())
+        .and_then(|c| c.parse::<i32>().ok())
+        .is_some_and(|c| matches!(c & 0xff, 5 | 6))
+}
+
 /// A SQLite file's header.
 const SQLITE_MAGIC: &[u8; 16] = b"SQLite format 3\0";
 
@@ -442,7 +450,7 @@ impl Store {
         // One connection first, prepared as the pool's are and, for a writer, made to take
         // the write lock: a read-only, full or unreachable store fails here at once, named
         // (the pool would retry a failing connection until its acquire timeout).
-        let probe = async {
+        let probe_once = || async {
             let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&full).await?;
             prepare_connection(&mut conn, sqlite, read_only).await?;
             if sqlite && !read_only && existing {
@@ -459,6 +467,19 @@ impl Store {
                 wrote?;
             }
             sqlx::Connection::close(conn).await
+        };
+        // SQLite answers "database is locked" at once, without waiting out the busy timeout,
+        // when two processes open one new file together and both switch it to WAL (each holds
+        // a read lock and wants the exclusive one): the one refused tries again.
+        let probe = async {
+            loop {
+                match probe_once().await {
+                    Err(e) if sqlite && is_busy(&e) => {
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    }
+                    done => return done,
+                }
+            }
         };
         match tokio::time::timeout(std::time::Duration::from_secs(10), probe).await {
             Ok(Ok(())) => {}
