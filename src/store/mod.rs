@@ -511,7 +511,17 @@ impl Store {
             url: shown,
             sqlite,
         };
-        if existing {
+        // A SQLite file with no table at all is a store another worker has just created and
+        // not migrated yet (or an empty database): it is migrated, not refused.
+        let empty = sqlite
+            && access == Access::Create
+            && sqlx::query("SELECT COUNT(*) FROM sqlite_master")
+                .fetch_one(&store.pool)
+                .await
+                .ok()
+                .and_then(|r| r.try_get::<i64, _>(0).ok())
+                == Some(0);
+        if existing && !empty {
             if let Err(e) = store.check_schema(access).await {
                 store.pool.close().await;
                 return Err(e);
