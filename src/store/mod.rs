@@ -402,6 +402,59 @@ fn check_sqlite_file(url: &str, path: &str, access: Access) -> anyhow::Result<bo
     Ok(true)
 }
 
+/// Opens one connection to the store, prepared as the pool's are and, for a writer of an
+/// existing SQLite file, made to take the write lock; within 10 s, or a `StoreFailure`.
+async fn probe(
+    url: &str,
+    full: &str,
+    sqlite: bool,
+    read_only: bool,
+    existing: bool,
+) -> anyhow::Result<()> {
+    let probe_once = || async {
+        let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(full).await?;
+        prepare_connection(&mut conn, sqlite, read_only).await?;
+        if sqlite && !read_only && existing {
+            // A write rolled back: a read-only file, folder or mount refuses it.
+            let version: i64 = sqlx::query("PRAGMA user_version")
+                .fetch_one(&mut conn)
+                .await?
+                .try_get(0)?;
+            sqlx::query("BEGIN IMMEDIATE").execute(&mut conn).await?;
+            let wrote = sqlx::query(&format!("PRAGMA user_version = {version}"))
+                .execute(&mut conn)
+                .await;
+            sqlx::query("ROLLBACK").execute(&mut conn).await?;
+            wrote?;
+        }
+        sqlx::Connection::close(conn).await
+    };
+    // SQLite answers "database is locked" at once, without waiting out the busy timeout,
+    // when two processes open one new file together and both switch it to WAL (each holds
+    // a read lock and wants the exclusive one): the one refused tries again.
+    let probe = async {
+        loop {
+            match probe_once().await {
+                Err(e) if sqlite && is_busy(&e) => {
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+                done => return done,
+            }
+        }
+    };
+    match tokio::time::timeout(std::time::Duration::from_secs(10), probe).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(anyhow::Error::new(StoreFailure {
+            url: url.to_owned(),
+            problem: format!("cannot be opened for this command: {e}"),
+        })),
+        Err(_) => Err(anyhow::Error::new(StoreFailure {
+            url: url.to_owned(),
+            problem: "did not answer within 10 s".to_owned(),
+        })),
+    }
+}
+
 /// A time the store holds (RFC 3339), or `None` when it does not read as one.
 fn parse_time(s: &str) -> Option<chrono::DateTime<chrono::Utc>> {
     chrono::DateTime::parse_from_rfc3339(s)
@@ -450,52 +503,7 @@ impl Store {
         // One connection first, prepared as the pool's are and, for a writer, made to take
         // the write lock: a read-only, full or unreachable store fails here at once, named
         // (the pool would retry a failing connection until its acquire timeout).
-        let probe_once = || async {
-            let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&full).await?;
-            prepare_connection(&mut conn, sqlite, read_only).await?;
-            if sqlite && !read_only && existing {
-                // A write rolled back: a read-only file, folder or mount refuses it.
-                let version: i64 = sqlx::query("PRAGMA user_version")
-                    .fetch_one(&mut conn)
-                    .await?
-                    .try_get(0)?;
-                sqlx::query("BEGIN IMMEDIATE").execute(&mut conn).await?;
-                let wrote = sqlx::query(&format!("PRAGMA user_version = {version}"))
-                    .execute(&mut conn)
-                    .await;
-                sqlx::query("ROLLBACK").execute(&mut conn).await?;
-                wrote?;
-            }
-            sqlx::Connection::close(conn).await
-        };
-        // SQLite answers "database is locked" at once, without waiting out the busy timeout,
-        // when two processes open one new file together and both switch it to WAL (each holds
-        // a read lock and wants the exclusive one): the one refused tries again.
-        let probe = async {
-            loop {
-                match probe_once().await {
-                    Err(e) if sqlite && is_busy(&e) => {
-                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                    }
-                    done => return done,
-                }
-            }
-        };
-        match tokio::time::timeout(std::time::Duration::from_secs(10), probe).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                return Err(anyhow::Error::new(StoreFailure {
-                    url: url.to_owned(),
-                    problem: format!("cannot be opened for this command: {e}"),
-                }));
-            }
-            Err(_) => {
-                return Err(anyhow::Error::new(StoreFailure {
-                    url: url.to_owned(),
-                    problem: "did not answer within 10 s".to_owned(),
-                }));
-            }
-        }
+        probe(url, &full, sqlite, read_only, existing).await?;
         let pool = AnyPoolOptions::new()
             .max_connections(if sqlite { 4 } else { 8 })
             .acquire_timeout(std::time::Duration::from_secs(10))
