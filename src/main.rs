@@ -26,11 +26,29 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    limit_malloc_arenas();
     let cli = args::Cli::parse();
     output::set_global(cli.global.color, cli.global.quiet);
     logging(&cli.global);
     exit::finish(cli::dispatch(cli.command))
 }
+
+/// glibc gives threads that allocate at once arenas of their own (up to eight per core) and
+/// keeps what is freed in each: a long run's memory then creeps up with its store's
+/// connection threads (20 % from 20 k to 5 M accounts on SQLite). Two arenas keep it flat.
+/// `MALLOC_ARENA_MAX`, when set, wins. Called first, before any thread exists.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn limit_malloc_arenas() {
+    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+        // SAFETY: mallopt only sets a glibc tunable; no other thread runs yet.
+        unsafe {
+            libc::mallopt(libc::M_ARENA_MAX, 2);
+        }
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn limit_malloc_arenas() {}
 
 /// Log lines on standard error: `BILLSHADOW_LOG` when set, else by `-q` / `-v`; ANSI colour
 /// only where `output::stderr_colour` allows (never in a file); text or JSON lines.
