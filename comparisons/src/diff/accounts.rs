@@ -18,7 +18,10 @@ pub(super) struct AccountIndex<'s> {
 
 impl<'s> AccountIndex<'s> {
     pub(super) fn build(legacy: &'s LineStore, modern: &'s LineStore) -> AccountIndex<'s> {
-        let mut ids: FxHashMap<&'s str, u32> = FxHashMap::default();
+        // The map owns a copy of each name: the names then lie together in a few megabytes
+        // of cache, where a key pointing into the store's text would be a miss in memory
+        // for every line looked up (the lines of a shuffled side come in no account order).
+        let mut ids: FxHashMap<Box<str>, u32> = FxHashMap::default();
         let mut names: Vec<&'s str> = Vec::new();
         let mut account_of = |store: &'s LineStore| -> Vec<u32> {
             let mut last: Option<(&str, u32)> = None;
@@ -31,11 +34,15 @@ impl<'s> AccountIndex<'s> {
                     {
                         return id;
                     }
-                    let next = names.len() as u32;
-                    let id = *ids.entry(name).or_insert_with(|| {
-                        names.push(name);
-                        next
-                    });
+                    let id = match ids.get(name) {
+                        Some(&id) => id,
+                        None => {
+                            let id = names.len() as u32;
+                            names.push(name);
+                            ids.insert(name.into(), id);
+                            id
+                        }
+                    };
                     last = Some((name, id));
                     id
                 })
