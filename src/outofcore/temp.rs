@@ -42,6 +42,9 @@ impl Scratch {
         let path = self
             .root
             .join(format!("{PREFIX}{}-{nanos}", std::process::id()));
+        // Made and listed under the list's lock, which the handler holds from the signal to
+        // the exit: a signal either finds the directory listed or comes before it is made.
+        let mut live = LIVE.lock().unwrap_or_else(|e| e.into_inner());
         std::fs::create_dir_all(&path).map_err(|e| {
             std::io::Error::new(
                 e.kind(),
@@ -51,9 +54,8 @@ impl Scratch {
                 ),
             )
         })?;
-        LIVE.lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(path.clone());
+        live.push(path.clone());
+        drop(live);
         *dir = Some(path.clone());
         Ok(path)
     }
@@ -80,6 +82,20 @@ fn remove(dir: &Path) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
             Err(_) => {}
         }
+    }
+}
+
+/// Removes a directory other threads may still be writing files into: moved aside first (a
+/// name [`sweep_leftovers`] still knows), so a file created by the old path fails instead of
+/// appearing while the directory is removed.
+#[cfg(unix)]
+fn remove_aside(dir: &Path) {
+    let mut aside = dir.as_os_str().to_owned();
+    aside.push("0");
+    let aside = PathBuf::from(aside);
+    match std::fs::rename(dir, &aside) {
+        Ok(()) => remove(&aside),
+        Err(_) => remove(dir),
     }
 }
 
@@ -162,7 +178,7 @@ fn watch_signals(ready: &std::sync::mpsc::Sender<()>) {
         }
         let live = LIVE.lock().unwrap_or_else(|e| e.into_inner());
         for dir in live.iter() {
-            remove(dir);
+            remove_aside(dir);
         }
         crate::note!("interrupted: the diff's temporary files are removed");
         std::process::exit(crate::exit::Code::Interrupted as i32);
