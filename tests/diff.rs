@@ -220,6 +220,13 @@ fn generated_pair_with_other_seed_and_shape_has_precision_and_recall_of_exactly_
     check_generated_pair("2500", "5", "2026");
 }
 
+/// `generate pair` makes large pairs 15,000 accounts at a time (bounded memory): a pair of
+/// three such windows, the last one partial, still has exactly its answers.
+#[test]
+fn generated_pair_made_in_several_windows_has_precision_and_recall_of_exactly_one() {
+    check_generated_pair("31000", "1", "11");
+}
+
 #[test]
 fn five_hundred_sub_cent_drifts_make_a_total_mismatch() {
     let dir = tempfile::tempdir().unwrap();

@@ -93,29 +93,32 @@ pub(crate) fn run_pair(args: PairArgs) -> Outcome {
     if args.answers.is_some() {
         return Err(crate::usage!("--answers goes with --defects").into());
     }
-    let pair = generate(
-        args.accounts,
-        args.lines_per_account,
-        args.seed,
-        args.inject_percent,
-    );
-    write_pair(&args.out, &pair, args.seed, args.accounts).map_err(input)?;
+    let summary = generate(&args).map_err(input)?;
     crate::note!(
         "wrote {} legacy and {} modern lines, {} expected diffs, to {}",
-        pair.legacy.len(),
-        pair.modern.len(),
-        pair.expected.len(),
+        summary.lines_legacy,
+        summary.lines_modern,
+        summary.diffs.len(),
         args.out.display()
     );
     Ok(Code::Parity)
 }
 
-struct Pair {
-    legacy: Vec<GenLine>,
-    modern: Vec<GenLine>,
+/// Accounts generated, written and let go together: the modern side's lines are shuffled
+/// within such a window, so a pair of any size is made in bounded memory (about 200 MB). A
+/// multiple of three, so that a customer's accounts (three each) share a window.
+const WINDOW_ACCOUNTS: u32 = 15_000;
+
+/// What the generation carries from one window of accounts to the next.
+struct Generator {
+    rng: fastrand::Rng,
+    lines_per_account: u32,
+    inject_percent: u32,
+    next_class: usize,
+    drift_customers: u32,
+    previous_injected: bool,
     expected: Vec<Expected>,
     injected: BTreeMap<&'static str, u64>,
-    rng: fastrand::Rng,
 }
 
 fn currency_of_customer(c: u32) -> &'static str {
@@ -287,52 +290,87 @@ const CLASSES: [&str; 12] = [
     "credit_mismatch",
 ];
 
-fn generate(accounts: u32, k: u32, seed: u64, inject_percent: u32) -> Pair {
-    let mut rng = fastrand::Rng::with_seed(seed);
-    let mut pair = Pair {
-        legacy: Vec::new(),
-        modern: Vec::new(),
+/// Generates the pair window by window, writing each window's lines before the next is
+/// made, then the answers.
+fn generate(args: &PairArgs) -> anyhow::Result<Answers> {
+    let mut generator = Generator {
+        rng: fastrand::Rng::with_seed(args.seed),
+        lines_per_account: args.lines_per_account,
+        inject_percent: args.inject_percent,
+        next_class: 0,
+        drift_customers: 0,
+        previous_injected: false,
         expected: Vec::new(),
         injected: BTreeMap::new(),
-        rng: rng.clone(),
     };
-    let mut next_class = 0usize;
-    let mut drift_customers = 0u32;
-    let mut previous_injected = false;
-    for i in 0..accounts {
-        let lines = account_lines(i, k, &mut rng);
-        let mut modern = lines.clone();
-        let customer = i / 3;
-        let injected = rng.u32(0..100) < inject_percent;
-        if injected {
-            let class = CLASSES[next_class % CLASSES.len()];
-            next_class += 1;
-            inject(class, &lines, &mut modern, &mut rng, &mut pair.expected);
-            *pair.injected.entry(class).or_default() += 1;
-        } else if i % 3 == 1 && customer % 17 == 5 && drift_customers < 50 && !previous_injected {
-            // Customer-level drift: this account and the previous one of its customer
-            // each drift by 0.6 of a minor unit (never a bill mismatch), together 1.2.
-            drift_customers += 1;
-            *pair.injected.entry("customer_drift").or_default() += 1;
-            add_sub_minor(&mut modern, Decimal::new(6, 1), &mut pair.expected);
-            let previous_account = format!("acct-{:07}", i - 1);
-            if let Some(start) = pair.modern.iter().position(|l| {
-                l.account == previous_account && l.usage_day.is_some() && !l.duplicate
-            }) {
-                let mut single = vec![pair.modern[start].clone()];
-                add_sub_minor(&mut single, Decimal::new(6, 1), &mut pair.expected);
-                pair.modern[start] = single.remove(0);
-            }
-        }
-        pair.legacy.extend(lines);
-        pair.modern.extend(modern);
-        previous_injected = injected;
+    let mut writer = PairWriter::create(&args.out, &mut generator.rng)?;
+    let mut start = 0;
+    while start < args.accounts {
+        let end = args.accounts.min(start.saturating_add(WINDOW_ACCOUNTS));
+        let (legacy, modern) = generator.window(start..end);
+        // Every account of a customer is in this window, so its totals are complete.
+        generator.expected.extend(expected_totals(&legacy, &modern));
+        writer.write(&legacy, modern, &mut generator.rng)?;
+        start = end;
     }
-    pair.expected
-        .extend(expected_totals(&pair.legacy, &pair.modern));
-    pair.expected.sort();
-    pair.rng = rng;
-    pair
+    let (lines_legacy, lines_modern) = (writer.lines_legacy, writer.lines_modern);
+    writer.finish()?;
+    generator.expected.sort();
+    let answers = Answers {
+        seed: args.seed,
+        accounts: args.accounts,
+        lines_legacy,
+        lines_modern,
+        injected: generator.injected,
+        diffs: generator.expected,
+    };
+    let path = args.out.join("answers.json");
+    std::fs::write(&path, serde_json::to_vec_pretty(&answers)?)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(answers)
+}
+
+impl Generator {
+    /// The legacy and modern lines of the accounts in `accounts`, in account order.
+    fn window(&mut self, accounts: std::ops::Range<u32>) -> (Vec<GenLine>, Vec<GenLine>) {
+        let (mut legacy_out, mut modern_out) = (Vec::new(), Vec::new());
+        let rng = &mut self.rng;
+        for i in accounts {
+            let lines = account_lines(i, self.lines_per_account, rng);
+            let mut modern = lines.clone();
+            let customer = i / 3;
+            let injected = rng.u32(0..100) < self.inject_percent;
+            if injected {
+                let class = CLASSES[self.next_class % CLASSES.len()];
+                self.next_class += 1;
+                inject(class, &lines, &mut modern, rng, &mut self.expected);
+                *self.injected.entry(class).or_default() += 1;
+            } else if i % 3 == 1
+                && customer % 17 == 5
+                && self.drift_customers < 50
+                && !self.previous_injected
+            {
+                // Customer-level drift: this account and the previous one of its customer
+                // (in this window: windows hold whole customers) each drift by 0.6 of a
+                // minor unit (never a bill mismatch), together 1.2.
+                self.drift_customers += 1;
+                *self.injected.entry("customer_drift").or_default() += 1;
+                add_sub_minor(&mut modern, Decimal::new(6, 1), &mut self.expected);
+                let previous_account = format!("acct-{:07}", i - 1);
+                if let Some(start) = modern_out.iter().position(|l: &GenLine| {
+                    l.account == previous_account && l.usage_day.is_some() && !l.duplicate
+                }) {
+                    let mut single = vec![modern_out[start].clone()];
+                    add_sub_minor(&mut single, Decimal::new(6, 1), &mut self.expected);
+                    modern_out[start] = single.remove(0);
+                }
+            }
+            legacy_out.extend(lines);
+            modern_out.extend(modern);
+            self.previous_injected = injected;
+        }
+        (legacy_out, modern_out)
+    }
 }
 
 fn add_sub_minor(lines: &mut [GenLine], fraction: Decimal, expected: &mut Vec<Expected>) {
@@ -648,44 +686,78 @@ fn write_csvs(
     modern: &[GenLine],
     rng: &mut fastrand::Rng,
 ) -> anyhow::Result<()> {
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let write = |name: &str,
-                 lines: &[GenLine],
-                 columns: &[&str],
-                 rng: &mut fastrand::Rng,
-                 vary: bool|
-     -> anyhow::Result<()> {
-        let path = dir.join(name);
-        let mut w = csv::Writer::from_path(&path)
-            .with_context(|| format!("cannot create {}", path.display()))?;
-        w.write_record(columns)?;
-        for line in lines {
-            let style = if vary { rng.u32(0..5) } else { 0 };
-            w.write_record(row(line, columns, style))?;
-        }
-        w.flush()
-            .with_context(|| format!("cannot write {}", path.display()))
-    };
-    write("legacy.csv", legacy, &COLUMNS, rng, false)?;
-    let mut columns = COLUMNS.to_vec();
-    rng.shuffle(&mut columns);
-    let mut modern = modern.to_vec();
-    rng.shuffle(&mut modern);
-    write("modern.csv", &modern, &columns, rng, true)
+    let mut writer = PairWriter::create(dir, rng)?;
+    writer.write(legacy, modern.to_vec(), rng)?;
+    writer.finish()
 }
 
-fn write_pair(dir: &Path, pair: &Pair, seed: u64, accounts: u32) -> anyhow::Result<()> {
-    let mut rng = pair.rng.clone();
-    write_csvs(dir, &pair.legacy, &pair.modern, &mut rng)?;
-    let answers = Answers {
-        seed,
-        accounts,
-        lines_legacy: pair.legacy.len(),
-        lines_modern: pair.modern.len(),
-        injected: pair.injected.clone(),
-        diffs: pair.expected.clone(),
-    };
-    let path = dir.join("answers.json");
-    std::fs::write(&path, serde_json::to_vec_pretty(&answers)?)
-        .with_context(|| format!("cannot write {}", path.display()))
+/// The two CSV files of a pair, written a window of accounts at a time.
+struct PairWriter {
+    legacy: csv::Writer<std::fs::File>,
+    modern: csv::Writer<std::fs::File>,
+    /// The modern file's column order.
+    columns: Vec<&'static str>,
+    paths: [std::path::PathBuf; 2],
+    lines_legacy: usize,
+    lines_modern: usize,
+}
+
+impl PairWriter {
+    /// Creates both files with their headers; the modern file's columns in an order drawn
+    /// from `rng`.
+    fn create(dir: &Path, rng: &mut fastrand::Rng) -> anyhow::Result<PairWriter> {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        let paths = [dir.join("legacy.csv"), dir.join("modern.csv")];
+        let open = |path: &Path| {
+            csv::Writer::from_path(path)
+                .with_context(|| format!("cannot create {}", path.display()))
+        };
+        let mut columns = COLUMNS.to_vec();
+        let mut legacy = open(&paths[0])?;
+        legacy.write_record(COLUMNS)?;
+        rng.shuffle(&mut columns);
+        let mut modern = open(&paths[1])?;
+        modern.write_record(&columns)?;
+        Ok(PairWriter {
+            legacy,
+            modern,
+            columns,
+            paths,
+            lines_legacy: 0,
+            lines_modern: 0,
+        })
+    }
+
+    /// Writes a window's lines: legacy's as they are, modern's shuffled and spelled
+    /// differently.
+    fn write(
+        &mut self,
+        legacy: &[GenLine],
+        mut modern: Vec<GenLine>,
+        rng: &mut fastrand::Rng,
+    ) -> anyhow::Result<()> {
+        rng.shuffle(&mut modern);
+        for line in legacy {
+            self.legacy.write_record(row(line, &COLUMNS, 0))?;
+        }
+        for line in &modern {
+            self.modern
+                .write_record(row(line, &self.columns, rng.u32(0..5)))?;
+        }
+        self.lines_legacy += legacy.len();
+        self.lines_modern += modern.len();
+        Ok(())
+    }
+
+    fn finish(mut self) -> anyhow::Result<()> {
+        for (writer, path) in [
+            (&mut self.legacy, &self.paths[0]),
+            (&mut self.modern, &self.paths[1]),
+        ] {
+            writer
+                .flush()
+                .with_context(|| format!("cannot write {}", path.display()))?;
+        }
+        Ok(())
+    }
 }
