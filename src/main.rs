@@ -26,39 +26,29 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
-    tune_malloc();
+    limit_malloc_arenas();
     let cli = args::Cli::parse();
     output::set_global(cli.global.color, cli.global.quiet);
     logging(&cli.global);
     exit::finish(cli::dispatch(cli.command))
 }
 
-/// Two glibc settings that keep memory within what `diff --memory-limit` and a long `run`
-/// plan for; an explicit `MALLOC_ARENA_MAX` or `MALLOC_MMAP_THRESHOLD_` wins. Called first,
-/// before any thread exists.
-/// - Arenas: glibc gives threads that allocate at once arenas of their own (up to eight per
-///   core) and keeps what is freed in each: a long run's memory then creeps up with its
-///   store's connection threads (20 % from 20 k to 5 M accounts on SQLite). Two keep it flat.
-/// - The mmap threshold: glibc raises it to the size of each mapped block freed (up to
-///   32 MiB), after which blocks of that size come from the heap and stay there once freed.
-///   An out-of-core diff frees many batch-sized blocks, then allocates others: with the
-///   threshold left to move, a 1 M-line diff at `--memory-limit 64MiB` peaked at 247 MB;
-///   fixed at glibc's initial 128 KiB, at 45 MB.
+/// glibc gives threads that allocate at once arenas of their own (up to eight per core) and
+/// keeps what is freed in each: a long run's memory then creeps up with its store's
+/// connection threads (20 % from 20 k to 5 M accounts on SQLite). Two arenas keep it flat.
+/// `MALLOC_ARENA_MAX`, when set, wins. Called first, before any thread exists.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
-fn tune_malloc() {
-    // SAFETY: mallopt only sets a glibc tunable; no other thread runs yet.
-    unsafe {
-        if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+fn limit_malloc_arenas() {
+    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+        // SAFETY: mallopt only sets a glibc tunable; no other thread runs yet.
+        unsafe {
             libc::mallopt(libc::M_ARENA_MAX, 2);
-        }
-        if std::env::var_os("MALLOC_MMAP_THRESHOLD_").is_none() {
-            libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
         }
     }
 }
 
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn tune_malloc() {}
+fn limit_malloc_arenas() {}
 
 /// Log lines on standard error: `BILLSHADOW_LOG` when set, else by `-q` / `-v`; ANSI colour
 /// only where `output::stderr_colour` allows (never in a file); text or JSON lines.

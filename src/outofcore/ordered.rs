@@ -3,26 +3,13 @@
 //! pass, no temporary file written. Each side's reader hands its batches over a channel of
 //! one (`Feeder`, checking the order as it goes); the merge compares every account below the
 //! smaller of the two sides' last accounts seen, which no later line can belong to.
-//!
-//! Without the option, inputs too large for memory are merged this way too while they come
-//! ordered (`Order::Detect`): the first line out of order stops both reads and the merge, and
-//! the diff starts again, partitioned (`cli/diff.rs`).
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender};
 
 use billshadow_adapters::Spill;
 use billshadow_comparisons::{CompareConfig, Comparison, Field, LineStore, PartitionedComparison};
 
 use super::{OutOfCoreError, Plan, check_diffs};
-
-/// Whether the order was declared (`--sorted-by-account`: a line out of order is an error)
-/// or is being detected (a line out of order stops the merge, to diff another way).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Order {
-    Declared,
-    Detect,
-}
 
 /// One side's reader end: checks that accounts come in ascending order and sends each batch.
 pub(crate) struct Feeder<'p> {
@@ -33,12 +20,6 @@ pub(crate) struct Feeder<'p> {
     to_merge: SyncSender<LineStore>,
     /// The merge stopped (its own error) before this side was read to its end.
     stopped: bool,
-    order: Order,
-    /// Set by either side's feeder at the first line out of order (`Order::Detect`): both
-    /// reads and the merge stop.
-    abandoned: &'p AtomicBool,
-    /// Where this side's order broke, when it did (`Order::Detect`).
-    disorder: Option<String>,
 }
 
 impl<'p> Feeder<'p> {
@@ -47,8 +28,6 @@ impl<'p> Feeder<'p> {
         origin: &str,
         plan: &'p Plan,
         to_merge: SyncSender<LineStore>,
-        order: Order,
-        abandoned: &'p AtomicBool,
     ) -> Feeder<'p> {
         Feeder {
             side,
@@ -57,9 +36,6 @@ impl<'p> Feeder<'p> {
             last: String::new(),
             to_merge,
             stopped: false,
-            order,
-            abandoned,
-            disorder: None,
         }
     }
 
@@ -67,11 +43,6 @@ impl<'p> Feeder<'p> {
     /// then only that.
     pub(crate) fn stopped(&self) -> bool {
         self.stopped
-    }
-
-    /// Where this side's lines came out of order, when the order was being detected.
-    pub(crate) fn disorder(&mut self) -> Option<String> {
-        self.disorder.take()
     }
 }
 
@@ -81,25 +52,8 @@ impl Spill for Feeder<'_> {
     }
 
     fn spill(&mut self, lines: &LineStore) -> std::io::Result<()> {
-        if self.abandoned.load(Ordering::Relaxed) {
-            self.stopped = true;
-            return Err(std::io::Error::other("the ordered merge was abandoned"));
-        }
         for line in lines.lines() {
             let account = line.get(Field::AccountId);
-            if account < self.last.as_str() && self.order == Order::Detect {
-                self.abandoned.store(true, Ordering::Relaxed);
-                self.disorder = Some(format!(
-                    "{} ({}), line {}: account `{account}` comes after `{}`",
-                    self.origin,
-                    self.side,
-                    line.source_line(),
-                    self.last
-                ));
-                return Err(std::io::Error::other(
-                    "the inputs are not ordered by account",
-                ));
-            }
             if account < self.last.as_str() {
                 return Err(std::io::Error::new(
                     std::io::ErrorKind::InvalidData,
@@ -183,14 +137,11 @@ impl Pending {
 }
 
 /// Merges both sides' batches as they come, comparing each run of complete accounts.
-/// Stops early, with what it has, once `abandoned` is set (a side came out of order while
-/// the order was being detected): the caller then discards it.
 pub(crate) fn merge(
     [legacy, modern]: [Receiver<LineStore>; 2],
     config: &CompareConfig,
     plan: &Plan,
     threads: usize,
-    abandoned: &AtomicBool,
 ) -> Result<Comparison, OutOfCoreError> {
     let pending = |from| Pending {
         lines: LineStore::new(),
@@ -201,9 +152,6 @@ pub(crate) fn merge(
     let mut sides = [pending(legacy), pending(modern)];
     let mut comparison = PartitionedComparison::new(config);
     loop {
-        if abandoned.load(Ordering::Relaxed) {
-            break;
-        }
         // A side still reading has lines pending, or the bound below could pass its lines.
         for side in &mut sides {
             while !side.done && side.is_empty() {
