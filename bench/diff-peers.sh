@@ -23,6 +23,8 @@
 #   ROUNDS_SMALL   rounds at sizes up to 1 M lines (default 5); ROUNDS_LARGE above (default 2)
 #   DATACOMPY_MAX  the largest size datacompy is run at (default 1000000: it holds both files
 #                  as pandas frames, several GB at 10 M lines)
+#   CSVDIFF_MAX    the largest size csv-diff is run at (default 10000000: it held 8.1 GB at
+#                  10 M lines, so 50 M would not fit in this machine's 23 GiB)
 #   GZIP_MAX       the largest size whose first pair is also gzipped and diffed as .csv.gz
 #                  (default 10000000: gzip -6 of a 50 M-line side takes minutes)
 #   DIFF_ARGS      extra arguments for `billshadow diff` (e.g. a memory limit)
@@ -43,6 +45,7 @@ SEEDS=${SEEDS:-"1 2"}
 ROUNDS_SMALL=${ROUNDS_SMALL:-5}
 ROUNDS_LARGE=${ROUNDS_LARGE:-2}
 DATACOMPY_MAX=${DATACOMPY_MAX:-1000000}
+CSVDIFF_MAX=${CSVDIFF_MAX:-10000000}
 GZIP_MAX=${GZIP_MAX:-10000000}
 DIFF_ARGS=${DIFF_ARGS:-}
 PAIRS=${PAIRS:-"generated independent"}
@@ -95,7 +98,7 @@ bench_pair() {
     # order (rewritten once, not timed). datacompy joins by column name and reads both as
     # they are.
     local peer_modern=$modern
-    if [[ $have_csvdiff == 1 && $(head -n 1 "$legacy") != $(head -n 1 "$modern") ]]; then
+    if [[ $have_csvdiff == 1 && $lines -le $CSVDIFF_MAX && $(head -n 1 "$legacy") != $(head -n 1 "$modern") ]]; then
         peer_modern=$dir/modern-legacy-order.csv
         [[ -f $peer_modern ]] || python3 "$here/reorder_columns.py" "$modern" "$legacy" "$peer_modern"
     fi
@@ -106,7 +109,7 @@ bench_pair() {
             --modern "$modern" --legacy-format "$format" --modern-format "$format" \
             --format json --out "$DATA/diff.json" $DIFF_ARGS
         measure "$lines" "$pair" csv-parse "$round" "$CSV_PARSE" "$legacy" "$modern"
-        if [[ $have_csvdiff == 1 ]]; then
+        if [[ $have_csvdiff == 1 && $lines -le $CSVDIFF_MAX ]]; then
             measure "$lines" "$pair" csv-diff "$round" "$PEER_CSVDIFF" "$legacy" "$peer_modern" "$keycols"
         fi
         if [[ $have_datacompy == 1 && $lines -le $DATACOMPY_MAX ]]; then
