@@ -320,11 +320,13 @@ fn read_and_merge(
     let progress = read_progress([legacy, modern]);
     let (legacy_to, legacy_from) = std::sync::mpsc::sync_channel(1);
     let (modern_to, modern_from) = std::sync::mpsc::sync_channel(1);
+    let halt = std::sync::atomic::AtomicBool::new(false);
     let read = &|side: &Side,
                  name: &'static str,
                  to_merge: std::sync::mpsc::SyncSender<billshadow_comparisons::LineStore>,
                  counter: Arc<AtomicU64>| {
-        let mut feeder = outofcore::ordered::Feeder::new(name, side.input.name(), plan, to_merge);
+        let mut feeder =
+            outofcore::ordered::Feeder::new(name, side.input.name(), plan, to_merge, &halt);
         let (store, stats, bad) = read_side(side, args.max_bad_rows, threads, counter, &mut feeder);
         // The last batch, still in the store.
         let rest = store.and_then(|store| {
@@ -332,6 +334,11 @@ fn read_and_merge(
                 .spill(&store)
                 .map_err(|e| input(billshadow_adapters::ReadError::Spill(e)).into())
         });
+        if rest.is_err() && !feeder.stopped() {
+            // Before the feeder (and its channel) is dropped, so that the merge never takes
+            // this side for finished.
+            feeder.halt_all();
+        }
         (rest.map_err(|e| (e, feeder.stopped())), stats, bad)
     };
     let (merged, (legacy_read, legacy_stats, legacy_bad), (modern_read, modern_stats, modern_bad)) =
@@ -340,7 +347,7 @@ fn read_and_merge(
             let l = scope.spawn(move || read(legacy, "legacy", legacy_to, l_counter));
             let m = scope.spawn(move || read(modern, "modern", modern_to, m_counter));
             let merged =
-                outofcore::ordered::merge([legacy_from, modern_from], config, plan, threads);
+                outofcore::ordered::merge([legacy_from, modern_from], config, plan, threads, &halt);
             let l = l.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
             let m = m.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
             (merged, l, m)

@@ -4,6 +4,7 @@
 //! one (`Feeder`, checking the order as it goes); the merge compares every account below the
 //! smaller of the two sides' last accounts seen, which no later line can belong to.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender};
 
 use billshadow_adapters::Spill;
@@ -20,6 +21,10 @@ pub(crate) struct Feeder<'p> {
     to_merge: SyncSender<LineStore>,
     /// The merge stopped (its own error) before this side was read to its end.
     stopped: bool,
+    /// Set once either side's read failed: the other stops at its next batch, and so does
+    /// the merge, rather than reading and comparing one side to its end for a diff that
+    /// ends in the error anyway.
+    halt: &'p AtomicBool,
 }
 
 impl<'p> Feeder<'p> {
@@ -28,6 +33,7 @@ impl<'p> Feeder<'p> {
         origin: &str,
         plan: &'p Plan,
         to_merge: SyncSender<LineStore>,
+        halt: &'p AtomicBool,
     ) -> Feeder<'p> {
         Feeder {
             side,
@@ -36,7 +42,13 @@ impl<'p> Feeder<'p> {
             last: String::new(),
             to_merge,
             stopped: false,
+            halt,
         }
+    }
+
+    /// This side's read failed (its own error): stops the other side and the merge.
+    pub(crate) fn halt_all(&self) {
+        self.halt.store(true, Ordering::Relaxed);
     }
 
     /// Whether the merge stopped before this side was read to its end: the read's error is
@@ -52,6 +64,10 @@ impl Spill for Feeder<'_> {
     }
 
     fn spill(&mut self, lines: &LineStore) -> std::io::Result<()> {
+        if self.halt.load(Ordering::Relaxed) {
+            self.stopped = true;
+            return Err(std::io::Error::other("the comparison stopped"));
+        }
         for line in lines.lines() {
             let account = line.get(Field::AccountId);
             if account < self.last.as_str() {
@@ -136,12 +152,15 @@ impl Pending {
     }
 }
 
-/// Merges both sides' batches as they come, comparing each run of complete accounts.
+/// Merges both sides' batches as they come, comparing each run of complete accounts. Stops
+/// early, with what it has, once `halt` is set (a side's read failed; its error is what the
+/// diff reports).
 pub(crate) fn merge(
     [legacy, modern]: [Receiver<LineStore>; 2],
     config: &CompareConfig,
     plan: &Plan,
     threads: usize,
+    halt: &AtomicBool,
 ) -> Result<Comparison, OutOfCoreError> {
     let pending = |from| Pending {
         lines: LineStore::new(),
@@ -152,13 +171,18 @@ pub(crate) fn merge(
     let mut sides = [pending(legacy), pending(modern)];
     let mut comparison = PartitionedComparison::new(config);
     loop {
+        if halt.load(Ordering::Relaxed) {
+            break;
+        }
         // A side still reading has lines pending, or the bound below could pass its lines.
         for side in &mut sides {
             while !side.done && side.is_empty() {
                 side.receive();
             }
         }
-        if sides.iter().all(|s| s.done && s.is_empty()) {
+        // Again after waiting: a side that failed while the merge waited is done, not
+        // finished, and the other side's lines are not compared against nothing.
+        if halt.load(Ordering::Relaxed) || sides.iter().all(|s| s.done && s.is_empty()) {
             break;
         }
         // Every account below the smallest last account of a side still reading is complete.
