@@ -67,7 +67,11 @@ fn same_as_in_memory(args: &[&str], dir: &Path, temp: &Path, other: &[&str]) -> 
     let ooc = billshadow(&out_of_core, dir);
     let q_ooc = std::fs::read(&quarantine).ok();
     let _ = std::fs::remove_file(&quarantine);
-    let merged = other.contains(&"--sorted-by-account");
+    // Declared ordered, or found ordered (merged), else partitioned.
+    let merged = other.contains(&"--sorted-by-account")
+        || ooc
+            .stderr
+            .contains("both inputs came ordered by account: merged in one pass");
     assert!(
         merged || ooc.stderr.contains("partitions under"),
         "not out of core: {}",
@@ -145,6 +149,17 @@ fn out_of_core_and_in_memory_give_byte_identical_json() {
         args[14] = format;
         let run = same_both_ways(&args, &pair, temp.path(), TINY);
         if format == "json" {
+            // The generator shuffles the modern side: the merge is tried, given up at the
+            // first account out of order, and the diff partitioned (checked above).
+            let mut ooc = args.clone();
+            ooc.extend(["--memory-limit", TINY]);
+            let stderr = billshadow(&ooc, &pair).stderr;
+            assert!(
+                stderr.contains("(modern), line ")
+                    && stderr.contains("the inputs are not ordered by account; reading them again")
+                    && stderr.contains("partitions under"),
+                "{stderr}"
+            );
             classes = Some(run.json()["summary"]["by_class"].clone());
             assert_eq!(run.json()["summary"]["rows_quarantined"], 2);
             assert!(run.json()["summary"]["waived"].as_u64() > Some(0));
@@ -165,8 +180,10 @@ fn out_of_core_and_in_memory_give_byte_identical_json() {
     }
 }
 
-/// Both files ordered by account: merged in one pass (`--sorted-by-account`),
-/// with a read batch of a few hundred lines, the report is the same; no file is written.
+/// Both files ordered by account: merged in one pass (`--sorted-by-account`, or detected
+/// without it), with a read batch of a few hundred lines, the report is the same; no file is
+/// written. A line out of order: the detected merge gives way to a partitioned diff, the
+/// declared one stops.
 #[test]
 fn the_ordered_merge_and_in_memory_give_byte_identical_json() {
     let dir = tempfile::tempdir().unwrap();
@@ -186,22 +203,39 @@ fn the_ordered_merge_and_in_memory_give_byte_identical_json() {
         let other = ["--sorted-by-account", "--memory-limit", TINY];
         same_as_in_memory(&args, &pair, temp.path(), &other);
     }
-    // A partitioned diff of the same pair says the merge would do.
+    // Without the option, inputs over the limit that come ordered are merged all the same:
+    // the order is detected, no temporary file is made.
     let mut args = PAIR_ARGS.to_vec();
-    args.extend(["--memory-limit", TINY]);
-    let run = billshadow(&args, &pair);
+    args[14] = "json";
+    let run = same_as_in_memory(&args, &pair, temp.path(), &["--memory-limit", TINY]);
+    assert_eq!(run.json()["summary"]["rows_quarantined"], 2);
+    let mut with_limit = args.clone();
+    with_limit.extend(["--memory-limit", TINY]);
+    let stderr = billshadow(&with_limit, &pair).stderr;
     assert!(
-        run.stderr.contains("--sorted-by-account would merge them"),
-        "{}",
-        run.stderr
+        stderr.contains("both inputs came ordered by account: merged in one pass")
+            && !stderr.contains("partitions under"),
+        "{stderr}"
     );
-    // A line out of order stops a merge that was promised ordered input: exit 2, where.
+    // One line out of order, late in the file: the detected merge is given up there, and the
+    // diff starts again partitioned, with the same report as in memory.
     let path = pair.join("modern.csv");
     let text = std::fs::read_to_string(&path).unwrap();
     let mut lines: Vec<&str> = text.lines().collect();
     let early = lines[5].to_owned();
     lines.insert(4000, &early);
     std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+    same_as_in_memory(&args, &pair, temp.path(), &["--memory-limit", TINY]);
+    let stderr = billshadow(&with_limit, &pair).stderr;
+    assert!(
+        stderr.contains(
+            "modern.csv (modern), line 4001: account `acct-0000000` comes after `acct-0000"
+        ) && stderr.contains("the inputs are not ordered by account; reading them again")
+            && stderr.contains("partitions under"),
+        "{stderr}"
+    );
+    // A line out of order stops a merge that was promised ordered input: exit 2, where.
+    let mut args = with_limit;
     args.extend(["--sorted-by-account"]);
     let run = billshadow(&args, &pair);
     assert_eq!(run.code, 2, "{}", run.transcript());

@@ -105,7 +105,8 @@ pub(crate) struct DiffArgs {
     pub(crate) temp_dir: Option<PathBuf>,
     /// Both inputs list their lines by account, accounts in ascending byte order: they are
     /// merged in one pass in bounded memory, no temporary file (a line out of order is an
-    /// error).
+    /// error). Without it, files too large for --memory-limit are merged so while they come
+    /// ordered, and read again partitioned from the first line out of order.
     #[arg(long)]
     pub(crate) sorted_by_account: bool,
 }

@@ -87,11 +87,8 @@ pub(crate) fn run(args: DiffArgs) -> Outcome {
     );
     // Removed when this function returns, whichever way.
     let scratch = outofcore::temp::Scratch::new(&temp_root);
-    let (mut comparison, [legacy_stats, modern_stats], quarantined) = if args.sorted_by_account {
-        read_and_merge(&args, [&legacy, &modern], &config, &plan, threads)?
-    } else {
-        read_and_compare(&args, [&legacy, &modern], &config, &plan, &scratch, threads)?
-    };
+    let (mut comparison, [legacy_stats, modern_stats], quarantined) =
+        read_merged_or_compare(&args, [&legacy, &modern], &config, &plan, &scratch, threads)?;
     // Rows left out make the comparison incomplete, whatever the compared rows say.
     for stats in [&legacy_stats, &modern_stats] {
         comparison.summary.leave_out(
@@ -246,6 +243,45 @@ fn read_side(
 /// A comparison, each side's read, and whether rows were quarantined.
 type Compared = (billshadow_comparisons::Comparison, [ReadStats; 2], bool);
 
+/// Reads and compares both sides the fastest way that gives the same report: merged as they
+/// come when declared ordered, or when too large for memory while they come ordered
+/// (started again, partitioned, at the first line out of order); else in memory or
+/// partitioned (`read_and_compare`).
+fn read_merged_or_compare(
+    args: &DiffArgs,
+    sides: [&Side; 2],
+    config: &billshadow_comparisons::CompareConfig,
+    plan: &outofcore::Plan,
+    scratch: &outofcore::temp::Scratch,
+    threads: usize,
+) -> Result<Compared, crate::exit::Failure> {
+    use outofcore::ordered::Order;
+    let order = if args.sorted_by_account {
+        Some(Order::Declared)
+    } else if plan.likely_spills() {
+        // Files only: standard input, which cannot be read twice, has no size to tell.
+        Some(Order::Detect)
+    } else {
+        None
+    };
+    if let Some(order) = order {
+        match read_and_merge(args, sides, config, plan, threads, order)? {
+            Merged::Done(compared) => {
+                if order == Order::Detect {
+                    crate::note!(
+                        "both inputs came ordered by account: merged in one pass, no temporary file"
+                    );
+                }
+                return Ok(*compared);
+            }
+            Merged::NotOrdered(place) => crate::note!(
+                "{place}: the inputs are not ordered by account; reading them again to diff them partitioned"
+            ),
+        }
+    }
+    read_and_compare(args, sides, config, plan, scratch, threads)
+}
+
 /// Reads both sides (at once, a thread each) and compares them: in memory when their lines
 /// fit the plan's batches, else partition by partition out of core (`outofcore`).
 fn read_and_compare(
@@ -309,14 +345,24 @@ fn read_progress([legacy, modern]: [&Side; 2]) -> super::read_progress::ReadProg
     super::read_progress::ReadProgress::start(total)
 }
 
-/// Reads both sides (a thread each) and merges them as they come (`--sorted-by-account`).
+/// What an ordered merge gave: the comparison, or, while the order was being detected, where
+/// a side's lines came out of order (nothing written, nothing kept).
+enum Merged {
+    Done(Box<Compared>),
+    NotOrdered(String),
+}
+
+/// Reads both sides (a thread each) and merges them as they come: `--sorted-by-account`
+/// (`Order::Declared`), or files too large for memory while they come ordered
+/// (`Order::Detect`).
 fn read_and_merge(
     args: &DiffArgs,
     [legacy, modern]: [&Side; 2],
     config: &billshadow_comparisons::CompareConfig,
     plan: &outofcore::Plan,
     threads: usize,
-) -> Result<Compared, crate::exit::Failure> {
+    order: outofcore::ordered::Order,
+) -> Result<Merged, crate::exit::Failure> {
     let progress = read_progress([legacy, modern]);
     let (legacy_to, legacy_from) = std::sync::mpsc::sync_channel(1);
     let (modern_to, modern_from) = std::sync::mpsc::sync_channel(1);
@@ -326,7 +372,7 @@ fn read_and_merge(
                  to_merge: std::sync::mpsc::SyncSender<billshadow_comparisons::LineStore>,
                  counter: Arc<AtomicU64>| {
         let mut feeder =
-            outofcore::ordered::Feeder::new(name, side.input.name(), plan, to_merge, &halt);
+            outofcore::ordered::Feeder::new(name, side.input.name(), plan, to_merge, &halt, order);
         let (store, stats, bad) = read_side(side, args.max_bad_rows, threads, counter, &mut feeder);
         // The last batch, still in the store.
         let rest = store.and_then(|store| {
@@ -339,20 +385,32 @@ fn read_and_merge(
             // this side for finished.
             feeder.halt_all();
         }
-        (rest.map_err(|e| (e, feeder.stopped())), stats, bad)
+        let disorder = feeder.disorder();
+        (
+            rest.map_err(|e| (e, feeder.stopped())),
+            stats,
+            bad,
+            disorder,
+        )
     };
-    let (merged, (legacy_read, legacy_stats, legacy_bad), (modern_read, modern_stats, modern_bad)) =
-        std::thread::scope(|scope| {
-            let (l_counter, m_counter) = (progress.counter(), progress.counter());
-            let l = scope.spawn(move || read(legacy, "legacy", legacy_to, l_counter));
-            let m = scope.spawn(move || read(modern, "modern", modern_to, m_counter));
-            let merged =
-                outofcore::ordered::merge([legacy_from, modern_from], config, plan, threads, &halt);
-            let l = l.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
-            let m = m.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
-            (merged, l, m)
-        });
+    let (
+        merged,
+        (legacy_read, legacy_stats, legacy_bad, legacy_disorder),
+        (modern_read, modern_stats, modern_bad, modern_disorder),
+    ) = std::thread::scope(|scope| {
+        let (l_counter, m_counter) = (progress.counter(), progress.counter());
+        let l = scope.spawn(move || read(legacy, "legacy", legacy_to, l_counter));
+        let m = scope.spawn(move || read(modern, "modern", modern_to, m_counter));
+        let merged =
+            outofcore::ordered::merge([legacy_from, modern_from], config, plan, threads, &halt);
+        let l = l.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
+        let m = m.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
+        (merged, l, m)
+    });
     progress.finish();
+    if let Some(place) = legacy_disorder.or(modern_disorder) {
+        return Ok(Merged::NotOrdered(place));
+    }
     // A read's own error first; one that only says the merge stopped, after the merge's.
     let mut stopped = None;
     for read in [legacy_read, modern_read] {
@@ -367,7 +425,11 @@ fn read_and_merge(
         return Err(e);
     }
     let quarantined = write_quarantine(&args.quarantine, &legacy_bad, &modern_bad)?;
-    Ok((comparison, [legacy_stats, modern_stats], quarantined))
+    Ok(Merged::Done(Box::new((
+        comparison,
+        [legacy_stats, modern_stats],
+        quarantined,
+    ))))
 }
 
 /// Writes the quarantined rows of both sides, if any; says whether it wrote.

@@ -44,6 +44,8 @@ pub(crate) struct Plan {
     pub(crate) partitions: usize,
     /// What the diffs held for the report may take.
     diff_bytes: u64,
+    /// The bytes both sides' lines would take in memory, when known (not for standard input).
+    estimate: Option<u64>,
 }
 
 impl Plan {
@@ -63,7 +65,15 @@ impl Plan {
             partition_bytes,
             partitions: partitions.clamp(2, PARTITIONS_MAX),
             diff_bytes: (limit / 2).max(DIFF_BYTES_MIN),
+            estimate,
         }
+    }
+
+    /// Whether the inputs would go out of core (a side holding more than a read batch),
+    /// as far as their size tells; never for standard input, whose size is not known.
+    pub(crate) fn likely_spills(&self) -> bool {
+        self.estimate
+            .is_some_and(|bytes| bytes / 2 > self.read_batch as u64)
     }
 
     /// A partition writer's buffer: the limit's share over every file open.

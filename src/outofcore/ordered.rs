@@ -3,6 +3,10 @@
 //! pass, no temporary file written. Each side's reader hands its batches over a channel of
 //! one (`Feeder`, checking the order as it goes); the merge compares every account below the
 //! smaller of the two sides' last accounts seen, which no later line can belong to.
+//!
+//! Without the option, files too large for memory are merged this way too while they come
+//! ordered (`Order::Detect`): the first line out of order stops both reads and the merge, and
+//! the diff starts again, partitioned (`cli/diff.rs`).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender};
@@ -11,6 +15,14 @@ use billshadow_adapters::Spill;
 use billshadow_comparisons::{CompareConfig, Comparison, Field, LineStore, PartitionedComparison};
 
 use super::{OutOfCoreError, Plan, check_diffs};
+
+/// Whether the order was declared (`--sorted-by-account`: a line out of order is an error)
+/// or is being detected (a line out of order gives the merge up, to diff another way).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Order {
+    Declared,
+    Detect,
+}
 
 /// One side's reader end: checks that accounts come in ascending order and sends each batch.
 pub(crate) struct Feeder<'p> {
@@ -25,6 +37,9 @@ pub(crate) struct Feeder<'p> {
     /// the merge, rather than reading and comparing one side to its end for a diff that
     /// ends in the error anyway.
     halt: &'p AtomicBool,
+    order: Order,
+    /// Where this side's lines came out of order, when the order was being detected.
+    disorder: Option<String>,
 }
 
 impl<'p> Feeder<'p> {
@@ -34,6 +49,7 @@ impl<'p> Feeder<'p> {
         plan: &'p Plan,
         to_merge: SyncSender<LineStore>,
         halt: &'p AtomicBool,
+        order: Order,
     ) -> Feeder<'p> {
         Feeder {
             side,
@@ -43,7 +59,14 @@ impl<'p> Feeder<'p> {
             to_merge,
             stopped: false,
             halt,
+            order,
+            disorder: None,
         }
+    }
+
+    /// Where this side's lines came out of order, when the order was being detected.
+    pub(crate) fn disorder(&mut self) -> Option<String> {
+        self.disorder.take()
     }
 
     /// This side's read failed (its own error): stops the other side and the merge.
@@ -60,7 +83,9 @@ impl<'p> Feeder<'p> {
 
 impl Spill for Feeder<'_> {
     fn threshold(&self) -> usize {
-        self.plan.read_batch
+        // A quarter of a read batch: a side's lines are held up to four times over on their
+        // way (the store being read, the channel, the send, the merge's pending lines).
+        self.plan.read_batch / 4
     }
 
     fn spill(&mut self, lines: &LineStore) -> std::io::Result<()> {
@@ -70,6 +95,18 @@ impl Spill for Feeder<'_> {
         }
         for line in lines.lines() {
             let account = line.get(Field::AccountId);
+            if account < self.last.as_str() && self.order == Order::Detect {
+                self.disorder = Some(format!(
+                    "{} ({}), line {}: account `{account}` comes after `{}`",
+                    self.origin,
+                    self.side,
+                    line.source_line(),
+                    self.last
+                ));
+                return Err(std::io::Error::other(
+                    "the inputs are not ordered by account",
+                ));
+            }
             if account < self.last.as_str() {
                 return Err(std::io::Error::new(
                     std::io::ErrorKind::InvalidData,
