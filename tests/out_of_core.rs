@@ -248,6 +248,55 @@ fn the_ordered_merge_and_in_memory_give_byte_identical_json() {
     assert_eq!(leftovers(temp.path()), Vec::<String>::new());
 }
 
+/// What the report holds until the end (the diffs, the customers' totals) has a limit too:
+/// past half of --memory-limit (at least 8 MiB) the diff stops with exit 2 and says how
+/// much it found, leaving no temporary file and no report.
+#[test]
+fn diffs_and_customer_totals_over_their_share_stop_the_diff_with_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let pair = generate(dir.path(), "1500");
+    // A modern export with no line at all: every legacy line is a diff (about 19,000, some
+    // 30 MiB by their estimate).
+    let legacy = std::fs::read_to_string(pair.join("legacy.csv")).unwrap();
+    let header = legacy.lines().next().unwrap();
+    std::fs::write(pair.join("empty.csv"), format!("{header}\n")).unwrap();
+    let temp = tempfile::tempdir().unwrap();
+    let report = pair.join("report.json");
+    for ordered in [false, true] {
+        let mut args = vec![
+            "diff",
+            "--legacy",
+            "legacy.csv",
+            "--modern",
+            "empty.csv",
+            "--format",
+            "json",
+            "--out",
+            report.to_str().unwrap(),
+            "--memory-limit",
+            SMALLEST,
+            "--temp-dir",
+            temp.path().to_str().unwrap(),
+        ];
+        if ordered {
+            args.push("--sorted-by-account");
+        }
+        let run = billshadow(&args, &pair);
+        assert_eq!(run.code, 2, "{}", run.transcript());
+        assert!(
+            run.stderr.contains("diffs and the totals of")
+                && run.stderr.contains("customers found so far take about")
+                && run.stderr.contains(
+                    "more than the 8 MiB --memory-limit leaves for what the report holds; raise --memory-limit"
+                ),
+            "{}",
+            run.stderr
+        );
+        assert!(!report.exists(), "a report was written");
+        assert_eq!(leftovers(temp.path()), Vec::<String>::new());
+    }
+}
+
 /// The golden cases (customers drifting across accounts, duplicate keys, waivers, JPY and
 /// BHD) and the real AWS CUR sample against its FOCUS conversion, the same both ways.
 #[test]

@@ -57,6 +57,12 @@ impl<'c> PartitionedComparison<'c> {
         (self.diffs.len(), self.diff_bytes)
     }
 
+    /// The customers whose totals are held so far (for the customer-level check at the
+    /// end), and about how many bytes they take.
+    pub fn customers_held(&self) -> (usize, usize) {
+        self.tally.customer_bytes()
+    }
+
     /// The comparison of every partition added: the diffs in account order (each account's
     /// in the order its partition gave them), then the customers' diffs.
     pub fn finish(self) -> Comparison {

@@ -238,6 +238,16 @@ impl Tally {
         }
     }
 
+    /// About how many bytes the customers' totals take: the map's slots, and each
+    /// customer's id on the heap (ids of up to 24 bytes, as most are). An estimate for
+    /// memory limits, not a measure.
+    pub(crate) fn customer_bytes(&self) -> (usize, usize) {
+        const ID_ON_HEAP: usize = 40;
+        let slot = std::mem::size_of::<((String, Currency), CustomerTotals)>() + 1;
+        let bytes = self.customers.capacity() * slot + self.customers.len() * ID_ON_HEAP;
+        (self.customers.len(), bytes)
+    }
+
     /// The customers' totals, taken out: they are compared later, across comparisons.
     pub(crate) fn take_customers(&mut self) -> Vec<((String, Currency), CustomerTotals)> {
         let mut all: Vec<_> = std::mem::take(&mut self.customers).into_iter().collect();

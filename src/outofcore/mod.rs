@@ -29,7 +29,7 @@ const PARTITIONS_MAX: usize = 256;
 /// How many times a partition too large for its share is split again; past this it is
 /// compared as it is (an account's lines are never split).
 const SPLITS_MAX: u32 = 3;
-/// What the diffs held may take at least, whatever the limit.
+/// What the diffs and customers' totals held may take at least, whatever the limit.
 const DIFF_BYTES_MIN: u64 = 8 * 1024 * 1024;
 
 /// How the memory limit is shared out.
@@ -42,7 +42,7 @@ pub(crate) struct Plan {
     partition_bytes: u64,
     /// Partitions of the first split.
     pub(crate) partitions: usize,
-    /// What the diffs held for the report may take.
+    /// What the diffs and the customers' totals held for the report may take.
     diff_bytes: u64,
     /// The bytes both sides' lines would take in memory, when known (not for standard input).
     estimate: Option<u64>,
@@ -50,7 +50,7 @@ pub(crate) struct Plan {
 
 impl Plan {
     /// Shares `limit` out: a side's read batch an eighth, a partition a quarter, the diffs
-    /// held for the report a half (at least 8 MiB). `estimate`: the bytes the lines would
+    /// and customers' totals held for the report a half (at least 8 MiB). `estimate`: the bytes the lines would
     /// take in memory, if known, which sets how many partitions the first split makes.
     pub(crate) fn new(limit: u64, estimate: Option<u64>) -> Plan {
         let limit = limit.max(LIMIT_MIN);
@@ -282,10 +282,11 @@ pub(crate) enum OutOfCoreError {
     #[error("the out-of-core diff's temporary files: {0}")]
     Io(#[from] std::io::Error),
     #[error(
-        "{diffs} diffs found so far take about {mib} MiB, more than the {max_mib} MiB --memory-limit leaves for the diffs the report holds; raise --memory-limit"
+        "{diffs} diffs and the totals of {customers} customers found so far take about {mib} MiB, more than the {max_mib} MiB --memory-limit leaves for what the report holds; raise --memory-limit"
     )]
     TooManyDiffs {
         diffs: usize,
+        customers: usize,
         mib: u64,
         max_mib: u64,
     },
@@ -343,13 +344,17 @@ fn compare_one(
     check_diffs(comparison, plan)
 }
 
-/// Stops the comparison once the diffs held for the report take more than their share.
+/// Stops the comparison once what the report needs at the end (the diffs, and the customers'
+/// totals for the customer-level check) takes more than its share.
 fn check_diffs(comparison: &PartitionedComparison<'_>, plan: &Plan) -> Result<(), OutOfCoreError> {
     let (diffs, diff_bytes) = comparison.diffs_held();
-    if diff_bytes as u64 > plan.diff_bytes {
+    let (customers, customer_bytes) = comparison.customers_held();
+    let held = (diff_bytes + customer_bytes) as u64;
+    if held > plan.diff_bytes {
         return Err(OutOfCoreError::TooManyDiffs {
             diffs,
-            mib: (diff_bytes >> 20) as u64,
+            customers,
+            mib: held >> 20,
             max_mib: plan.diff_bytes >> 20,
         });
     }
