@@ -84,11 +84,12 @@ impl Plan {
     }
 }
 
-/// A size for people: KiB under a MiB, MiB under a GiB, else GiB (whole units, rounded down).
+/// A size for people: whole GiB when it is a whole number of them, else whole MiB (rounded
+/// down), KiB under a MiB: `--memory-limit 1536MiB` reads back as 1536MiB, not 1GiB.
 pub(crate) fn human(bytes: u64) -> String {
     match bytes {
         b if b < 1 << 20 => format!("{}KiB", b >> 10),
-        b if b < 1 << 30 => format!("{}MiB", b >> 20),
+        b if b < 1 << 30 || b % (1 << 30) != 0 => format!("{}MiB", b >> 20),
         b => format!("{}GiB", b >> 30),
     }
 }
@@ -409,6 +410,20 @@ fn split(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes_read_back_as_they_were_given() {
+        for (bytes, text) in [
+            (64 << 10, "64KiB"),
+            (512 << 20, "512MiB"),
+            (1 << 30, "1GiB"),
+            (1536 << 20, "1536MiB"),
+            (12 << 30, "12GiB"),
+            ((12 << 30) + 5, "12288MiB"),
+        ] {
+            assert_eq!(human(bytes), text);
+        }
+    }
 
     #[test]
     fn every_split_spreads_what_the_one_before_put_together() {
