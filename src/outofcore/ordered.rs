@@ -95,29 +95,26 @@ impl Spill for Feeder<'_> {
         }
         for line in lines.lines() {
             let account = line.get(Field::AccountId);
-            if account < self.last.as_str() && self.order == Order::Detect {
-                self.disorder = Some(format!(
+            if account < self.last.as_str() {
+                let place = format!(
                     "{} ({}), line {}: account `{account}` comes after `{}`",
                     self.origin,
                     self.side,
                     line.source_line(),
                     self.last
-                ));
-                return Err(std::io::Error::other(
-                    "the inputs are not ordered by account",
-                ));
-            }
-            if account < self.last.as_str() {
-                return Err(std::io::Error::new(
-                    std::io::ErrorKind::InvalidData,
-                    format!(
-                        "{} ({}), line {}: account `{account}` comes after `{}`, but --sorted-by-account says the lines are in ascending account order; leave the option out to diff unordered inputs",
-                        self.origin,
-                        self.side,
-                        line.source_line(),
-                        self.last
+                );
+                return Err(match self.order {
+                    Order::Detect => {
+                        self.disorder = Some(place);
+                        std::io::Error::other("the inputs are not ordered by account")
+                    }
+                    Order::Declared => std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        format!(
+                            "{place}, but --sorted-by-account says the lines are in ascending account order; leave the option out to diff unordered inputs"
+                        ),
                     ),
-                ));
+                });
             }
             if account != self.last {
                 account.clone_into(&mut self.last);
