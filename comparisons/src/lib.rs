@@ -16,7 +16,8 @@ pub mod waive;
 
 pub use config::{CompareConfig, Ignored, KeyField, Tolerance, Tolerances, Waiver};
 pub use diff::{
-    Comparison, compare, compare_deferring_customers, compare_with_threads, customer_total_diff,
+    Comparison, CustomerPart, compare, compare_deferring_customers, compare_with_threads,
+    customer_total_diff,
 };
 pub use difference::{Diff, DiffClass, Evidence, Scope};
 pub use model::{Field, Line, LineStore, LineType, NewLine};

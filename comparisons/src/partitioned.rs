@@ -1,7 +1,7 @@
 //! A comparison made partition by partition: what an out-of-core diff adds up.
 
 use crate::config::CompareConfig;
-use crate::diff::{Comparison, compare_part, customer_diffs};
+use crate::diff::{Comparison, CustomerPart, compare_part, customer_diffs};
 use crate::difference::Diff;
 use crate::model::LineStore;
 use crate::summary::Tally;
@@ -63,19 +63,53 @@ impl<'c> PartitionedComparison<'c> {
         self.tally.customer_bytes()
     }
 
+    /// Takes the customers' totals held so far out, for the caller to keep elsewhere (an
+    /// out-of-core diff writes them to files by customer) and hand back to
+    /// [`PartitionedComparison::finish_with_customers`]. A customer's totals may come out
+    /// in several parts (one per partition with one of its accounts): they add up.
+    pub fn take_customers(&mut self) -> Vec<CustomerPart> {
+        self.tally.take_customers()
+    }
+
     /// The comparison of every partition added: the diffs in account order (each account's
     /// in the order its partition gave them), then the customers' diffs.
-    pub fn finish(self) -> Comparison {
+    pub fn finish(mut self) -> Comparison {
+        let held = self.tally.take_customers();
+        let groups = std::iter::once(Ok::<_, std::convert::Infallible>(held));
+        match self.finish_with_customers(groups) {
+            Ok(comparison) => comparison,
+            Err(never) => match never {},
+        }
+    }
+
+    /// As [`PartitionedComparison::finish`], every customer's totals taken out before
+    /// ([`PartitionedComparison::take_customers`]) and handed back in groups: each customer's
+    /// parts all in one group, in any order. One group is held at a time; the customers'
+    /// diffs come out in customer and currency order, as [`finish`](Self::finish) gives.
+    pub fn finish_with_customers<E>(
+        self,
+        groups: impl IntoIterator<Item = Result<Vec<CustomerPart>, E>>,
+    ) -> Result<Comparison, E> {
         let PartitionedComparison {
             config,
             mut diffs,
             mut tally,
             ..
         } = self;
+        debug_assert_eq!(tally.customer_bytes().0, 0, "customers held at the end");
         // Stable: an account's diffs keep their order.
         diffs.sort_by(|a, b| a.account_id.cmp(&b.account_id));
-        diffs.extend(customer_diffs(config, &mut tally));
+        let mut customers = Vec::new();
+        for group in groups {
+            let mut judged = Tally::new(config);
+            judged.add_customer_parts(group?);
+            customers.extend(customer_diffs(config, &mut judged));
+            tally.merge_judged_customers(judged);
+        }
+        // Stable: each group's diffs are in this order already.
+        customers.sort_by(|a, b| (&a.customer_id, a.currency).cmp(&(&b.customer_id, b.currency)));
+        diffs.extend(customers);
         let summary = tally.finish(config);
-        Comparison { summary, diffs }
+        Ok(Comparison { summary, diffs })
     }
 }

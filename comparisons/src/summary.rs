@@ -158,6 +158,8 @@ pub(crate) struct Tally {
     pub(crate) waiver_hits: Vec<u64>,
     pub(crate) waiver_expired_hits: Vec<u64>,
     customers: FxHashMap<(String, Currency), CustomerTotals>,
+    /// Customers compared apart from `customers`, group by group (an out-of-core diff's).
+    customers_judged_apart: u64,
 }
 
 impl Tally {
@@ -179,6 +181,7 @@ impl Tally {
             waiver_hits: vec![0; config.waivers.len()],
             waiver_expired_hits: vec![0; config.waivers.len()],
             customers: FxHashMap::default(),
+            customers_judged_apart: 0,
         }
     }
 
@@ -255,6 +258,32 @@ impl Tally {
         all
     }
 
+    /// Adds customers' totals taken out of other tallies (parts of one customer add up).
+    pub(crate) fn add_customer_parts(
+        &mut self,
+        parts: impl IntoIterator<Item = ((String, Currency), CustomerTotals)>,
+    ) {
+        for (key, totals) in parts {
+            self.customers.entry(key).or_default().add(&totals);
+        }
+    }
+
+    /// How many customers the totals held belong to (a customer may have several currencies).
+    fn customer_count(&self) -> u64 {
+        let customers: std::collections::BTreeSet<&str> =
+            self.customers.keys().map(|(c, _)| c.as_str()).collect();
+        customers.len() as u64
+    }
+
+    /// Counts a group of customers judged on its own (`PartitionedComparison`): its
+    /// customers, its customer diffs and their waivers; its totals are dropped.
+    pub(crate) fn merge_judged_customers(&mut self, mut group: Tally) {
+        self.customers_judged_apart += group.customer_count();
+        self.customers_mismatched += group.customers_mismatched;
+        group.customers = FxHashMap::default();
+        self.merge(group);
+    }
+
     pub(crate) fn customers_sorted(&self) -> Vec<((String, Currency), CustomerTotals)> {
         let mut all: Vec<_> = self
             .customers
@@ -290,14 +319,12 @@ impl Tally {
         {
             *mine += theirs;
         }
-        for (key, theirs) in other.customers {
-            self.customers.entry(key).or_default().add(&theirs);
-        }
+        self.add_customer_parts(other.customers);
+        self.customers_judged_apart += other.customers_judged_apart;
     }
 
     pub(crate) fn finish(self, config: &CompareConfig) -> Summary {
-        let customers: std::collections::BTreeSet<&str> =
-            self.customers.keys().map(|(c, _)| c.as_str()).collect();
+        let customers_compared = self.customer_count() + self.customers_judged_apart;
         Summary {
             verdict: if self.diffs_failing == 0 {
                 Verdict::Parity
@@ -309,7 +336,7 @@ impl Tally {
             accounts_mismatched: self.accounts_mismatched,
             accounts_errored: 0,
             accounts_waived: self.accounts_waived,
-            customers_compared: customers.len() as u64,
+            customers_compared,
             customers_mismatched: self.customers_mismatched,
             lines_legacy: self.lines_legacy,
             lines_modern: self.lines_modern,

@@ -104,7 +104,7 @@ pub(crate) struct DiffArgs {
     #[arg(long, value_name = "DIR")]
     pub(crate) temp_dir: Option<PathBuf>,
     /// Both inputs list their lines by account, accounts in ascending byte order: they are
-    /// merged in one pass in bounded memory, no temporary file (a line out of order is an
+    /// merged in one pass in bounded memory, no partition file (a line out of order is an
     /// error). Without it, files too large for --memory-limit are merged so while they come
     /// ordered, and read again partitioned from the first line out of order.
     #[arg(long)]

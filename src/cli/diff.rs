@@ -265,7 +265,7 @@ fn read_merged_or_compare(
         None
     };
     if let Some(order) = order {
-        match read_and_merge(args, sides, config, plan, threads, order)? {
+        match read_and_merge(args, sides, config, plan, scratch, threads, order)? {
             Merged::Done(compared) => {
                 if order == Order::Detect {
                     crate::note!(
@@ -360,6 +360,7 @@ fn read_and_merge(
     [legacy, modern]: [&Side; 2],
     config: &billshadow_comparisons::CompareConfig,
     plan: &outofcore::Plan,
+    scratch: &outofcore::temp::Scratch,
     threads: usize,
     order: outofcore::ordered::Order,
 ) -> Result<Merged, crate::exit::Failure> {
@@ -401,8 +402,14 @@ fn read_and_merge(
         let (l_counter, m_counter) = (progress.counter(), progress.counter());
         let l = scope.spawn(move || read(legacy, "legacy", legacy_to, l_counter));
         let m = scope.spawn(move || read(modern, "modern", modern_to, m_counter));
-        let merged =
-            outofcore::ordered::merge([legacy_from, modern_from], config, plan, threads, &halt);
+        let merged = outofcore::ordered::merge(
+            [legacy_from, modern_from],
+            config,
+            plan,
+            scratch,
+            threads,
+            &halt,
+        );
         let l = l.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
         let m = m.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
         (merged, l, m)

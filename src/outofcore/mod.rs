@@ -7,9 +7,11 @@
 //!
 //! - `temp`: the temporary directory, its removal on every exit, and leftovers of killed runs;
 //! - `codec`: the partition files' encoding of parsed lines;
-//! - `ordered`: inputs declared ordered by account merged in one pass instead, no file written.
+//! - `ordered`: inputs ordered by account merged in one pass instead, no partition written;
+//! - `customers`: the customers' totals, kept in files by customer until every account is in.
 
 pub(crate) mod codec;
+pub(crate) mod customers;
 pub(crate) mod ordered;
 pub(crate) mod temp;
 
@@ -20,6 +22,7 @@ use std::path::{Path, PathBuf};
 use billshadow_adapters::{Input, Spill};
 use billshadow_comparisons::{CompareConfig, Comparison, Field, LineStore, PartitionedComparison};
 
+use customers::CustomerFiles;
 use temp::Scratch;
 
 /// The smallest `--memory-limit` (`args::diff::memory_size` checks it too).
@@ -29,7 +32,7 @@ const PARTITIONS_MAX: usize = 256;
 /// How many times a partition too large for its share is split again; past this it is
 /// compared as it is (an account's lines are never split).
 const SPLITS_MAX: u32 = 3;
-/// What the diffs and customers' totals held may take at least, whatever the limit.
+/// What the diffs held for the report may take at least, whatever the limit.
 const DIFF_BYTES_MIN: u64 = 8 * 1024 * 1024;
 
 /// How the memory limit is shared out.
@@ -42,7 +45,7 @@ pub(crate) struct Plan {
     partition_bytes: u64,
     /// Partitions of the first split.
     pub(crate) partitions: usize,
-    /// What the diffs and the customers' totals held for the report may take.
+    /// What the diffs held for the report may take (the customers' totals are in files).
     diff_bytes: u64,
     /// The bytes both sides' lines would take in memory, when known (not for standard input).
     estimate: Option<u64>,
@@ -74,6 +77,14 @@ impl Plan {
     pub(crate) fn likely_spills(&self) -> bool {
         self.estimate
             .is_some_and(|bytes| bytes / 2 > self.read_batch as u64)
+    }
+
+    /// The customers' files: as many as the first split's partitions, so that each holds
+    /// about as many customers' totals as a partition holds accounts; written once the
+    /// totals held take more than an eighth of the limit.
+    pub(crate) fn customer_files<'s>(&self, scratch: &'s Scratch) -> CustomerFiles<'s> {
+        let buffer = self.buffer(self.partitions);
+        CustomerFiles::new(scratch, self.partitions, buffer, self.limit / 8)
     }
 
     /// A partition writer's buffer: the limit's share over every file open.
@@ -283,11 +294,10 @@ pub(crate) enum OutOfCoreError {
     #[error("the out-of-core diff's temporary files: {0}")]
     Io(#[from] std::io::Error),
     #[error(
-        "{diffs} diffs and the totals of {customers} customers found so far take about {mib} MiB, more than the {max_mib} MiB --memory-limit leaves for what the report holds; raise --memory-limit"
+        "{diffs} diffs found so far take about {mib} MiB, more than the {max_mib} MiB --memory-limit leaves for the diffs the report holds; raise --memory-limit"
     )]
     TooManyDiffs {
         diffs: usize,
-        customers: usize,
         mib: u64,
         max_mib: u64,
     },
@@ -302,10 +312,18 @@ pub(crate) fn compare_partitions(
 ) -> Result<Comparison, OutOfCoreError> {
     let dir = scratch.dir()?;
     let mut comparison = PartitionedComparison::new(config);
+    let mut customers = plan.customer_files(scratch);
     for i in 0..plan.partitions {
-        compare_one(&dir, plan, &i.to_string(), &mut comparison, threads)?;
+        compare_one(
+            &dir,
+            plan,
+            &i.to_string(),
+            &mut comparison,
+            &mut customers,
+            threads,
+        )?;
     }
-    Ok(comparison.finish())
+    Ok(customers.finish(comparison)?)
 }
 
 fn file_len(path: &Path) -> u64 {
@@ -318,6 +336,7 @@ fn compare_one(
     plan: &Plan,
     id: &str,
     comparison: &mut PartitionedComparison<'_>,
+    customers: &mut CustomerFiles<'_>,
     threads: usize,
 ) -> Result<(), OutOfCoreError> {
     let paths = [part_path(dir, "legacy", id), part_path(dir, "modern", id)];
@@ -329,7 +348,8 @@ fn compare_one(
             split(dir, plan, side, id, path, count)?;
         }
         for i in 0..count {
-            compare_one(dir, plan, &format!("{id}.{i}"), comparison, threads)?;
+            let id = format!("{id}.{i}");
+            compare_one(dir, plan, &id, comparison, customers, threads)?;
         }
         return Ok(());
     }
@@ -341,21 +361,26 @@ fn compare_one(
     }
     let [legacy, modern] = paths.map(|path| load(&path));
     let (legacy, modern) = (legacy?, modern?);
-    comparison.add(&legacy, &modern, threads);
-    check_diffs(comparison, plan)
+    add(comparison, &legacy, &modern, customers, plan, threads)
 }
 
-/// Stops the comparison once what the report needs at the end (the diffs, and the customers'
-/// totals for the customer-level check) takes more than its share.
-fn check_diffs(comparison: &PartitionedComparison<'_>, plan: &Plan) -> Result<(), OutOfCoreError> {
-    let (diffs, diff_bytes) = comparison.diffs_held();
-    let (customers, customer_bytes) = comparison.customers_held();
-    let held = (diff_bytes + customer_bytes) as u64;
-    if held > plan.diff_bytes {
+/// Compares one partition (or merged batch): its customers' totals go to their files, and
+/// the comparison stops once the diffs held for the report take more than their share.
+pub(crate) fn add(
+    comparison: &mut PartitionedComparison<'_>,
+    legacy: &LineStore,
+    modern: &LineStore,
+    customers: &mut CustomerFiles<'_>,
+    plan: &Plan,
+    threads: usize,
+) -> Result<(), OutOfCoreError> {
+    comparison.add(legacy, modern, threads);
+    customers.keep(comparison)?;
+    let (diffs, bytes) = comparison.diffs_held();
+    if bytes as u64 > plan.diff_bytes {
         return Err(OutOfCoreError::TooManyDiffs {
             diffs,
-            customers,
-            mib: held >> 20,
+            mib: (bytes >> 20) as u64,
             max_mib: plan.diff_bytes >> 20,
         });
     }

@@ -1,6 +1,6 @@
 //! The ordered merge (`diff --sorted-by-account`): when both inputs list their lines by
 //! account, accounts in ascending byte order, the two reads are merged in one streaming
-//! pass, no temporary file written. Each side's reader hands its batches over a channel of
+//! pass, no partition file written. Each side's reader hands its batches over a channel of
 //! one (`Feeder`, checking the order as it goes); the merge compares every account below the
 //! smaller of the two sides' last accounts seen, which no later line can belong to.
 //!
@@ -14,7 +14,8 @@ use std::sync::mpsc::{Receiver, SyncSender};
 use billshadow_adapters::Spill;
 use billshadow_comparisons::{CompareConfig, Comparison, Field, LineStore, PartitionedComparison};
 
-use super::{OutOfCoreError, Plan, check_diffs};
+use super::temp::Scratch;
+use super::{OutOfCoreError, Plan};
 
 /// Whether the order was declared (`--sorted-by-account`: a line out of order is an error)
 /// or is being detected (a line out of order gives the merge up, to diff another way).
@@ -193,6 +194,7 @@ pub(crate) fn merge(
     [legacy, modern]: [Receiver<LineStore>; 2],
     config: &CompareConfig,
     plan: &Plan,
+    scratch: &Scratch,
     threads: usize,
     halt: &AtomicBool,
 ) -> Result<Comparison, OutOfCoreError> {
@@ -204,6 +206,7 @@ pub(crate) fn merge(
     };
     let mut sides = [pending(legacy), pending(modern)];
     let mut comparison = PartitionedComparison::new(config);
+    let mut customers = plan.customer_files(scratch);
     loop {
         if halt.load(Ordering::Relaxed) {
             break;
@@ -242,8 +245,14 @@ pub(crate) fn merge(
             }
             continue;
         }
-        comparison.add(&legacy, &modern, threads);
-        check_diffs(&comparison, plan)?;
+        super::add(
+            &mut comparison,
+            &legacy,
+            &modern,
+            &mut customers,
+            plan,
+            threads,
+        )?;
     }
-    Ok(comparison.finish())
+    Ok(customers.finish(comparison)?)
 }
