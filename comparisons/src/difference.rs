@@ -5,10 +5,9 @@
 //! it depends on the model only, so arrows point one way: `config`, `summary` and `diff`
 //! import it, it imports none of them. It must never compute: it only describes.
 
-use std::collections::BTreeMap;
-
 use rust_decimal::Decimal;
 
+pub use crate::fields::Fields;
 use crate::model::{Field, Line};
 use crate::money::Currency;
 
@@ -105,33 +104,31 @@ pub enum Scope {
 /// One side's line (or total) as evidence: every field it carried.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Evidence {
-    pub fields: BTreeMap<String, String>,
-    pub attributes: BTreeMap<String, String>,
+    pub fields: Fields,
+    pub attributes: Fields,
 }
 
 impl Evidence {
     pub fn of_line(line: &Line<'_>) -> Evidence {
-        let mut fields = BTreeMap::new();
-        for field in Field::ALL {
-            let value = line.get(field);
-            if !value.is_empty() && !matches!(field, Field::AccountId | Field::Attributes) {
-                fields.insert(field.name().to_owned(), value.to_owned());
-            }
-        }
-        fields.insert("line_type".to_owned(), line.line_type().as_str().to_owned());
-        fields.insert("currency".to_owned(), line.currency().code().to_owned());
-        let attributes = line
-            .attributes()
-            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        let fields = Field::ALL
+            .into_iter()
+            .filter(|f| !matches!(f, Field::AccountId | Field::Attributes))
+            .map(|f| (f.name(), line.get(f)))
+            .filter(|(_, value)| !value.is_empty())
+            .chain([
+                ("line_type", line.line_type().as_str()),
+                ("currency", line.currency().code()),
+            ])
             .collect();
+        let attributes = line.attributes().collect();
         Evidence { fields, attributes }
     }
 
     pub fn of_total(total: Decimal, currency: Currency) -> Evidence {
         let amount = currency.present(total).to_string();
         Evidence {
-            fields: BTreeMap::from([("amount".to_owned(), amount)]),
-            attributes: BTreeMap::new(),
+            fields: Fields::from([("amount", amount)]),
+            attributes: Fields::new(),
         }
     }
 }
@@ -148,7 +145,7 @@ pub struct Diff {
     pub scope: Scope,
     pub charge_code: Option<String>,
     /// The match key's other components (for bills: the billing period).
-    pub key: BTreeMap<String, String>,
+    pub key: Fields,
     pub legacy: Option<Evidence>,
     pub modern: Option<Evidence>,
     /// modern − legacy, when both are in one currency.
@@ -171,16 +168,14 @@ impl Diff {
     /// About how many bytes the diff takes on the heap and inline: its strings, and a
     /// B-tree entry's overhead per map entry. An estimate for memory limits, not a measure.
     pub fn approx_bytes(&self) -> usize {
-        const ENTRY: usize = 64;
-        let text = |s: &Option<String>| s.as_ref().map_or(0, String::len);
-        let map = |m: &BTreeMap<String, String>| {
-            m.iter()
-                .map(|(k, v)| k.len() + v.len() + ENTRY)
-                .sum::<usize>()
-        };
+        // The allocator's own bytes per allocation, and its rounding.
+        const ALLOCATION: usize = 16;
+        let text = |s: &Option<String>| s.as_ref().map_or(0, |s| s.capacity() + ALLOCATION);
+        let map = |m: &Fields| m.heap_bytes() + 2 * ALLOCATION;
         let evidence = |e: &Option<Evidence>| {
-            e.as_ref()
-                .map_or(0, |e| map(&e.fields) + map(&e.attributes) + ENTRY)
+            e.as_ref().map_or(0, |e| {
+                std::mem::size_of::<Evidence>() + ALLOCATION + map(&e.fields) + map(&e.attributes)
+            })
         };
         std::mem::size_of::<Diff>()
             + text(&self.account_id)
@@ -188,7 +183,12 @@ impl Diff {
             + map(&self.key)
             + evidence(&self.legacy)
             + evidence(&self.modern)
-            + self.fields.iter().map(|f| f.len() + 24).sum::<usize>()
+            + self.fields.capacity() * std::mem::size_of::<String>()
+            + self
+                .fields
+                .iter()
+                .map(|f| f.capacity() + ALLOCATION)
+                .sum::<usize>()
             + text(&self.waiver)
             + text(&self.customer_id)
             + text(&self.partition)
@@ -204,7 +204,7 @@ impl Diff {
             class,
             scope,
             charge_code: None,
-            key: BTreeMap::new(),
+            key: Fields::new(),
             legacy: None,
             modern: None,
             delta: None,

@@ -6,6 +6,7 @@
 pub mod config;
 pub mod diff;
 pub mod difference;
+mod fields;
 pub mod model;
 pub mod money;
 mod pairing;
@@ -19,7 +20,7 @@ pub use diff::{
     Comparison, CustomerPart, compare, compare_deferring_customers, compare_with_threads,
     customer_total_diff,
 };
-pub use difference::{Diff, DiffClass, Evidence, Scope};
+pub use difference::{Diff, DiffClass, Evidence, Fields, Scope};
 pub use model::{Field, Line, LineStore, LineType, NewLine};
 pub use money::{Currency, parse_amount, parse_decimal};
 pub use partitioned::PartitionedComparison;

@@ -166,7 +166,7 @@ fn large_duplicate_key_groups_are_still_paired_exactly() {
         .diffs
         .iter()
         .filter(|d| d.class == DiffClass::MissingInModern)
-        .map(|d| d.legacy.as_ref().unwrap().fields["amount"].as_str())
+        .map(|d| &d.legacy.as_ref().unwrap().fields["amount"])
         .collect();
     assert_eq!(missing.len(), 100);
     assert!(
@@ -302,7 +302,7 @@ fn pairing_ties_on_amount_look_at_the_line_type_when_the_key_leaves_it_out() {
             .collect();
         assert_eq!(missing.len(), 1, "{:#?}", result.diffs);
         assert_eq!(
-            missing[0].modern.as_ref().unwrap().fields["line_type"],
+            &missing[0].modern.as_ref().unwrap().fields["line_type"],
             "recurring"
         );
     }

@@ -273,7 +273,7 @@ fn write_failing_diffs(md: &mut String, comparison: &Comparison) {
     md.push_str("\n### Failing diffs\n\n| account | class | charge code | legacy | modern | Δ |\n|---|---|---|---:|---:|---:|\n");
     let amount = |e: &Option<billshadow_comparisons::Evidence>| {
         e.as_ref()
-            .and_then(|e| e.fields.get("amount").cloned())
+            .and_then(|e| e.fields.get("amount").map(str::to_owned))
             .unwrap_or_default()
     };
     for d in failing.iter().take(DIFFS_LISTED) {

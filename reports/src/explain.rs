@@ -127,18 +127,15 @@ fn write_diff_heading(out: &mut dyn Write, d: &Diff, color: bool) -> io::Result<
 
 /// Each field of the two sides' evidence, side by side; the fields that differ marked.
 fn write_fields(out: &mut dyn Write, d: &Diff, color: bool) -> io::Result<()> {
-    let empty = std::collections::BTreeMap::new();
+    let empty = billshadow_comparisons::Fields::new();
     let l = d.legacy.as_ref().map_or(&empty, |e| &e.fields);
     let m = d.modern.as_ref().map_or(&empty, |e| &e.fields);
-    let mut names: Vec<&String> = l.keys().chain(m.keys()).collect();
+    let mut names: Vec<&str> = l.keys().chain(m.keys()).collect();
     names.sort();
     names.dedup();
     writeln!(out, "    {:<14} {:>22} {:>22}", "field", "legacy", "modern")?;
     for name in names {
-        let (a, b) = (
-            l.get(name).map_or("—", String::as_str),
-            m.get(name).map_or("—", String::as_str),
-        );
+        let (a, b) = (l.get(name).unwrap_or("—"), m.get(name).unwrap_or("—"));
         let differs = d.fields.iter().any(|f| f == name);
         let row = format!(
             "    {:<14} {:>22} {:>22}{}",

@@ -3,9 +3,7 @@
 
 use std::io::{self, Write};
 
-use std::collections::BTreeMap;
-
-use billshadow_comparisons::{Causes, Comparison, Diff, Evidence, Scope, Summary};
+use billshadow_comparisons::{Causes, Comparison, Diff, Evidence, Fields, Scope, Summary};
 use rust_decimal::Decimal;
 use serde::Serialize;
 
@@ -124,7 +122,7 @@ pub struct DiffJson<'a> {
     pub class: &'static str,
     pub scope: &'static str,
     pub charge_code: Option<&'a str>,
-    pub key: &'a BTreeMap<String, String>,
+    pub key: &'a Fields,
     pub legacy: Option<EvidenceJson<'a>>,
     pub modern: Option<EvidenceJson<'a>>,
     /// modern − legacy, written as a string (never a JSON number).
@@ -153,12 +151,12 @@ pub struct DiffJson<'a> {
 #[derive(Debug, Serialize)]
 pub struct EvidenceJson<'a> {
     #[serde(flatten)]
-    pub fields: &'a BTreeMap<String, String>,
+    pub fields: &'a Fields,
     #[serde(skip_serializing_if = "no_attributes")]
-    pub attributes: &'a BTreeMap<String, String>,
+    pub attributes: &'a Fields,
 }
 
-fn no_attributes(attributes: &&BTreeMap<String, String>) -> bool {
+fn no_attributes(attributes: &&Fields) -> bool {
     attributes.is_empty()
 }
 
@@ -227,7 +225,7 @@ mod tests {
     #[test]
     fn a_diff_is_written_in_the_schema() {
         let evidence = |attributes: &[(&str, &str)]| Evidence {
-            fields: BTreeMap::from([("amount".to_owned(), "1.50".to_owned())]),
+            fields: Fields::from([("amount", "1.50")]),
             attributes: attributes
                 .iter()
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
@@ -238,7 +236,7 @@ mod tests {
             account_id: Some("acct-1".to_owned()),
             class: DiffClass::AmountMismatch,
             charge_code: Some("sku".to_owned()),
-            key: BTreeMap::from([("period_start".to_owned(), "2026-10-01".to_owned())]),
+            key: Fields::from([("period_start", "2026-10-01")]),
             legacy: Some(evidence(&[])),
             modern: Some(evidence(&[("region", "eu")])),
             delta: Some(Decimal::new(-150, 2)),

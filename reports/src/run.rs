@@ -169,10 +169,7 @@ fn what(d: &Diff) -> String {
     match d.scope {
         Scope::Line => d.charge_code.clone().unwrap_or_default(),
         Scope::Bill => "bill total".to_owned(),
-        Scope::Invoice => format!(
-            "invoice {}",
-            d.key.get("invoice_id").map_or("", String::as_str)
-        ),
+        Scope::Invoice => format!("invoice {}", d.key.get("invoice_id").unwrap_or("")),
         Scope::Customer => format!("customer {} total", d.customer_id.as_deref().unwrap_or("")),
         Scope::Account => "the account".to_owned(),
     }
@@ -181,7 +178,7 @@ fn what(d: &Diff) -> String {
 fn diff_row(d: &Diff, view: &RunView) -> DiffRow {
     let amount = |e: &Option<billshadow_comparisons::Evidence>| {
         e.as_ref()
-            .and_then(|e| e.fields.get("amount").cloned())
+            .and_then(|e| e.fields.get("amount").map(str::to_owned))
             .unwrap_or_default()
     };
     let waiver = d
@@ -502,7 +499,7 @@ fn plain_decimal(value: &str) -> bool {
 pub fn csv_row(out: &mut csv::Writer<&mut dyn Write>, d: &Diff) -> csv::Result<()> {
     let amount = |e: &Option<billshadow_comparisons::Evidence>| {
         e.as_ref()
-            .and_then(|e| e.fields.get("amount").cloned())
+            .and_then(|e| e.fields.get("amount").map(str::to_owned))
             .unwrap_or_default()
     };
     out.write_record(

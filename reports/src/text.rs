@@ -386,25 +386,22 @@ fn diff_line(diff: &Diff, p: &Paint) -> String {
                 diff.key
                     .iter()
                     .filter(|(k, _)| !k.starts_with("period"))
-                    .map(|(_, v)| v.clone()),
+                    .map(|(_, v)| v.to_owned()),
             );
             parts.join(" ")
         }
-        Scope::Invoice => format!(
-            "invoice {} total",
-            diff.key.get("invoice_id").map_or("", String::as_str)
-        ),
+        Scope::Invoice => format!("invoice {} total", diff.key.get("invoice_id").unwrap_or("")),
         Scope::Bill => format!(
             "bill total {}..{}",
-            diff.key.get("period_start").map_or("", String::as_str),
-            diff.key.get("period_end").map_or("", String::as_str)
+            diff.key.get("period_start").unwrap_or(""),
+            diff.key.get("period_end").unwrap_or("")
         ),
         Scope::Customer => "customer total".to_owned(),
         Scope::Account => diff.detail.clone().unwrap_or_default(),
     };
     let amount = |side: &Option<billshadow_comparisons::Evidence>| {
         side.as_ref()
-            .and_then(|e| e.fields.get("amount").cloned())
+            .and_then(|e| e.fields.get("amount").map(str::to_owned))
             .unwrap_or_else(|| "—".to_owned())
     };
     let currency = diff.currency.map(|c| c.code()).unwrap_or("");

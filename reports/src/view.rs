@@ -244,21 +244,21 @@ pub fn bill_rows(diffs: &[Diff]) -> Vec<BillRow> {
     diffs
         .iter()
         .map(|d| {
-            let empty = BTreeMap::new();
+            let empty = billshadow_comparisons::Fields::new();
             let legacy = d.legacy.as_ref().map_or(&empty, |e| &e.fields);
             let modern = d.modern.as_ref().map_or(&empty, |e| &e.fields);
-            let mut names: Vec<&String> = legacy.keys().chain(modern.keys()).collect();
+            let mut names: Vec<&str> = legacy.keys().chain(modern.keys()).collect();
             names.sort();
             names.dedup();
             let fields = names
                 .into_iter()
                 .map(|n| {
                     let (l, m) = (
-                        legacy.get(n).cloned().unwrap_or_default(),
-                        modern.get(n).cloned().unwrap_or_default(),
+                        legacy.get(n).unwrap_or_default().to_owned(),
+                        modern.get(n).unwrap_or_default().to_owned(),
                     );
                     FieldPair {
-                        name: n.clone(),
+                        name: n.to_owned(),
                         differs: d.fields.iter().any(|f| f == n)
                             || (l != m && d.class.as_str().starts_with("missing")),
                         legacy: l,

@@ -31,6 +31,8 @@ pub(crate) struct CustomerFiles<'s> {
     buffer: usize,
     /// Customers' totals held in memory may take this many bytes before they go to files.
     hold_max: u64,
+    /// That share as the note says it (`512KiB`).
+    hold_max_text: String,
     /// Opened once totals are first written, under the scratch directory.
     files: Vec<BufWriter<File>>,
     dir: PathBuf,
@@ -38,18 +40,20 @@ pub(crate) struct CustomerFiles<'s> {
 
 impl<'s> CustomerFiles<'s> {
     /// `count` files (at least one) under `scratch`'s directory, each written through a
-    /// `buffer`-byte buffer, once the customers' totals held take more than `hold_max` bytes.
+    /// `buffer`-byte buffer, once the customers' totals held take more than `hold_max` bytes
+    /// (`hold_max_text`, for the note that says so).
     pub(crate) fn new(
         scratch: &'s Scratch,
         count: usize,
         buffer: usize,
-        hold_max: u64,
+        (hold_max, hold_max_text): (u64, String),
     ) -> CustomerFiles<'s> {
         CustomerFiles {
             scratch,
             count: count.max(1),
             buffer,
             hold_max,
+            hold_max_text,
             files: Vec::new(),
             dir: PathBuf::new(),
         }
@@ -93,7 +97,7 @@ impl<'s> CustomerFiles<'s> {
             self.dir = self.scratch.dir()?;
             crate::note!(
                 "the customers' totals take more than {} of --memory-limit: kept in {} files until every account is compared",
-                super::human(self.hold_max),
+                self.hold_max_text,
                 self.count
             );
             self.files = (0..self.count)
@@ -207,7 +211,7 @@ mod tests {
     fn customers_parts_come_back_whole_each_customer_in_one_file() {
         let root = tempfile::tempdir().unwrap();
         let scratch = Scratch::new(root.path());
-        let mut files = CustomerFiles::new(&scratch, 3, 4096, 0);
+        let mut files = CustomerFiles::new(&scratch, 3, 4096, (0, "0KiB".to_owned()));
         let first: Vec<CustomerPart> = (0..40)
             .map(|i| part(&format!("cust-{i}"), "USD", i))
             .collect();
@@ -245,7 +249,7 @@ mod tests {
         let scratch = Scratch::new(root.path());
         let config = CompareConfig::new(chrono::NaiveDate::MIN);
         let mut comparison = PartitionedComparison::new(&config);
-        let mut files = CustomerFiles::new(&scratch, 4, 4096, u64::MAX);
+        let mut files = CustomerFiles::new(&scratch, 4, 4096, (u64::MAX, String::new()));
         files.keep(&mut comparison).unwrap();
         files.finish(comparison).unwrap();
         assert_eq!(std::fs::read_dir(root.path()).unwrap().count(), 0);

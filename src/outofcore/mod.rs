@@ -84,7 +84,8 @@ impl Plan {
     /// totals held take more than an eighth of the limit.
     pub(crate) fn customer_files<'s>(&self, scratch: &'s Scratch) -> CustomerFiles<'s> {
         let buffer = self.buffer(self.partitions);
-        CustomerFiles::new(scratch, self.partitions, buffer, self.limit / 8)
+        let share = self.limit / 8;
+        CustomerFiles::new(scratch, self.partitions, buffer, (share, human(share)))
     }
 
     /// A partition writer's buffer: the limit's share over every file open.

@@ -704,9 +704,9 @@ pub(crate) fn judge(
 fn stack_error(account: &AccountRequest, message: &str) -> Diff {
     Diff {
         account_id: Some(account.account_id.clone()),
-        key: BTreeMap::from([
-            ("period_start".to_owned(), account.period_start.clone()),
-            ("period_end".to_owned(), account.period_end.clone()),
+        key: billshadow_comparisons::Fields::from([
+            ("period_start", &account.period_start),
+            ("period_end", &account.period_end),
         ]),
         customer_id: (!account.customer_id.is_empty()).then(|| account.customer_id.clone()),
         partition: Some(account.partition.clone()),

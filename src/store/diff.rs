@@ -71,7 +71,7 @@ impl From<&Diff> for StoredDiff {
             class: d.class.as_str().to_owned(),
             scope: scope_name(d.scope).to_owned(),
             charge_code: d.charge_code.clone(),
-            key: d.key.clone(),
+            key: owned(&d.key),
             legacy: d.legacy.as_ref().map(StoredEvidence::from),
             modern: d.modern.as_ref().map(StoredEvidence::from),
             delta: d.delta.map(|delta| delta.to_string()),
@@ -118,7 +118,7 @@ impl TryFrom<StoredDiff> for Diff {
             class,
             scope,
             charge_code: s.charge_code,
-            key: s.key,
+            key: s.key.into_iter().collect(),
             legacy: s.legacy.map(Evidence::from),
             modern: s.modern.map(Evidence::from),
             delta,
@@ -138,8 +138,8 @@ impl TryFrom<StoredDiff> for Diff {
 impl From<&Evidence> for StoredEvidence {
     fn from(e: &Evidence) -> StoredEvidence {
         StoredEvidence {
-            fields: e.fields.clone(),
-            attributes: e.attributes.clone(),
+            fields: owned(&e.fields),
+            attributes: owned(&e.attributes),
         }
     }
 }
@@ -147,8 +147,8 @@ impl From<&Evidence> for StoredEvidence {
 impl From<StoredEvidence> for Evidence {
     fn from(e: StoredEvidence) -> Evidence {
         Evidence {
-            fields: e.fields,
-            attributes: e.attributes,
+            fields: e.fields.into_iter().collect(),
+            attributes: e.attributes.into_iter().collect(),
         }
     }
 }
@@ -191,6 +191,14 @@ pub(crate) fn bill_body(store: &LineStore) -> String {
         })
         .collect();
     serde_json::Value::Array(lines).to_string()
+}
+
+/// A diff's names and values as the store writes them.
+fn owned(fields: &billshadow_comparisons::Fields) -> BTreeMap<String, String> {
+    fields
+        .iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
 }
 
 #[cfg(test)]

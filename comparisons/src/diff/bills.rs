@@ -1,7 +1,7 @@
 //! An account's bills (period and currency) and customers while it is compared: each side's
 //! totals per bill, and the customer checks (totals per customer, a customer changed).
 
-use std::collections::BTreeMap;
+use crate::difference::Fields;
 
 use rust_decimal::Decimal;
 
@@ -101,8 +101,8 @@ pub(super) fn customer_changed(account_id: &str, customers: &[CustomerLine<'_>])
         return None;
     }
     let evidence = |ids: &[&str]| Evidence {
-        fields: BTreeMap::from([("customer_id".to_owned(), ids.join(", "))]),
-        attributes: BTreeMap::new(),
+        fields: Fields::from([("customer_id", ids.join(", "))]),
+        attributes: Fields::new(),
     };
     Some(Diff {
         account_id: Some(account_id.to_owned()),

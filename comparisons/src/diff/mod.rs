@@ -21,7 +21,7 @@ use bills::{
 use keys::{Keyed, group_end, key_hashes, key_order, keyed_lines};
 
 use crate::config::{CompareConfig, KeyField};
-use crate::difference::{Diff, DiffClass, Evidence, Scope};
+use crate::difference::{Diff, DiffClass, Evidence, Fields, Scope};
 use crate::model::{Field, Line, LineStore};
 use crate::money::Currency;
 use crate::pairing::{Pairing, pair_group};
@@ -476,7 +476,7 @@ impl<'s> Engine<'s> {
             }
             let diff = Diff {
                 account_id: Some(account_id.to_owned()),
-                key: BTreeMap::from([("invoice_id".to_owned(), id.to_owned())]),
+                key: Fields::from([("invoice_id", id)]),
                 ..totals_diff(Scope::Invoice, currency, l_total, m_total)
             };
             diffs.push(self.waive(diff, tally));
@@ -605,9 +605,9 @@ impl<'s> Engine<'s> {
     fn total_mismatch(&self, account_id: &str, bill: &BillTotal<'_>) -> Diff {
         Diff {
             account_id: Some(account_id.to_owned()),
-            key: BTreeMap::from([
-                ("period_start".to_owned(), bill.period_start.to_owned()),
-                ("period_end".to_owned(), bill.period_end.to_owned()),
+            key: Fields::from([
+                ("period_start", bill.period_start),
+                ("period_end", bill.period_end),
             ]),
             customer_id: bill.meta(0),
             partition: bill.meta(1),

@@ -255,7 +255,7 @@ fn line_type_of(diff: &Diff) -> Option<String> {
         .get("line_type")
         .or_else(|| diff.legacy.as_ref().and_then(|e| e.fields.get("line_type")))
         .or_else(|| diff.modern.as_ref().and_then(|e| e.fields.get("line_type")))
-        .cloned()
+        .map(str::to_owned)
 }
 
 fn cell_of(diff: &Diff) -> Option<String> {
@@ -326,7 +326,7 @@ fn currency_of(diff: &Diff) -> Option<String> {
         diff.legacy
             .as_ref()
             .or(diff.modern.as_ref())
-            .and_then(|e| e.fields.get("currency").cloned())
+            .and_then(|e| e.fields.get("currency").map(str::to_owned))
     })
 }
 

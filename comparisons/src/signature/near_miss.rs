@@ -93,7 +93,7 @@ fn one_key_apart(legacy: &Evidence, modern: &Evidence) -> Option<Shape> {
         if l == m || same_number(name, l, m) {
             continue;
         }
-        if !KEY_FIELDS.contains(&name.as_str()) {
+        if !KEY_FIELDS.contains(&name) {
             return None;
         }
         match differing {
@@ -108,7 +108,7 @@ fn one_key_apart(legacy: &Evidence, modern: &Evidence) -> Option<Shape> {
         _ => format!("{l}→{m}"),
     };
     Some(Shape::KeyMismatch {
-        field: field.clone(),
+        field: field.to_owned(),
         change,
     })
 }
@@ -116,8 +116,8 @@ fn one_key_apart(legacy: &Evidence, modern: &Evidence) -> Option<Shape> {
 /// The fields that are numbers, equal when their values are (`12.5` and `12.50E0`).
 const NUMBER_FIELDS: [&str; 3] = ["amount", "quantity", "unit_price"];
 
-fn same_number(name: &str, l: Option<&String>, m: Option<&String>) -> bool {
-    let value = |v: Option<&String>| v.and_then(|v| parse_decimal(v).ok());
+fn same_number(name: &str, l: Option<&str>, m: Option<&str>) -> bool {
+    let value = |v: Option<&str>| v.and_then(|v| parse_decimal(v).ok());
     NUMBER_FIELDS.contains(&name) && matches!((value(l), value(m)), (Some(a), Some(b)) if a == b)
 }
 
@@ -132,7 +132,7 @@ mod tests {
     fn evidence(fields: &[(&str, &str)]) -> Evidence {
         let mut e = Evidence::default();
         for (name, value) in fields {
-            e.fields.insert((*name).to_owned(), (*value).to_owned());
+            e.fields.insert(name, value);
         }
         e
     }

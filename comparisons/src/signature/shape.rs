@@ -267,7 +267,7 @@ fn number(evidence: &Evidence, field: &str) -> Option<Decimal> {
 }
 
 fn relabel(legacy: &Evidence, modern: &Evidence, l: Decimal, m: Decimal) -> Shape {
-    let currency = |e: &Evidence| e.fields.get("currency").cloned().unwrap_or_default();
+    let currency = |e: &Evidence| e.fields.get("currency").unwrap_or_default().to_owned();
     if l == m {
         Shape::CurrencyRelabel {
             legacy: currency(legacy),
@@ -615,10 +615,8 @@ fn simplest_between(lo: Decimal, hi: Decimal, max_denominator: u64) -> Option<(u
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-
     use super::*;
-    use crate::difference::Scope;
+    use crate::difference::{Fields, Scope};
 
     fn d(s: &str) -> Decimal {
         s.parse().unwrap()
@@ -630,7 +628,7 @@ mod tests {
                 .iter()
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
                 .collect(),
-            attributes: BTreeMap::new(),
+            attributes: Fields::new(),
         }
     }
 

@@ -1,13 +1,11 @@
 //! Signatures of hand-made diffs (the demo's four defects in miniature) and properties:
 //! order never matters, ids are stable, an exact ratio or offset is found.
 
-use std::collections::BTreeMap;
-
 use proptest::prelude::*;
 use rust_decimal::Decimal;
 
 use super::*;
-use crate::difference::Evidence;
+use crate::difference::{Evidence, Fields};
 use crate::money::Currency;
 
 fn d(s: &str) -> Decimal {
@@ -29,18 +27,18 @@ struct Line<'a> {
 
 fn diff(l: Line<'_>) -> Diff {
     let evidence = |amount: &str| {
-        let mut fields = BTreeMap::from([
-            ("amount".to_owned(), amount.to_owned()),
-            ("currency".to_owned(), l.currency.to_owned()),
-            ("line_type".to_owned(), l.line_type.to_owned()),
+        let mut fields = Fields::from([
+            ("amount", amount),
+            ("currency", l.currency),
+            ("line_type", l.line_type),
         ]);
         if let Some((q, p)) = l.priced {
-            fields.insert("quantity".to_owned(), q.to_owned());
-            fields.insert("unit_price".to_owned(), p.to_owned());
+            fields.insert("quantity", q);
+            fields.insert("unit_price", p);
         }
         Evidence {
             fields,
-            attributes: BTreeMap::new(),
+            attributes: Fields::new(),
         }
     };
     let class = match (l.legacy, l.modern) {
@@ -52,7 +50,7 @@ fn diff(l: Line<'_>) -> Diff {
     Diff {
         account_id: Some(l.account.to_owned()),
         charge_code: Some(l.code.to_owned()),
-        key: BTreeMap::from([("line_type".to_owned(), l.line_type.to_owned())]),
+        key: Fields::from([("line_type", l.line_type)]),
         legacy: l.legacy.map(evidence),
         modern: l.modern.map(evidence),
         delta: Some(amount(l.modern) - amount(l.legacy)),
@@ -450,7 +448,7 @@ fn near_misses_are_one_key_mismatch() {
             &mut d.modern
         };
         let fields = &mut evidence.as_mut().unwrap().fields;
-        fields.insert("period_end".to_owned(), end.to_owned());
+        fields.insert("period_end", end);
         d
     };
     let diffs = vec![
