@@ -605,3 +605,97 @@ proptest! {
         prop_assert_eq!(at_once, by_account);
     }
 }
+
+/// The lines compared partition by partition (`PartitionedComparison`, accounts split by
+/// `account % partitions`), the customers' totals taken out after each partition and handed
+/// back in `groups` groups by customer: the whole comparison, summary and every diff in
+/// order, is `compare`'s of all the lines at once.
+fn partitioned_as_a_whole(legacy: &[Gen], modern: &[Gen], partitions: u8, groups: u8) {
+    use billshadow_comparisons::{CustomerPart, PartitionedComparison};
+    let config = config();
+    // Spelled by content (style 4): a line reads the same in its partition as in the whole.
+    let whole = compare(&store(legacy, 4), &store(modern, 4), &config);
+    let mut parted = PartitionedComparison::new(&config);
+    let mut held: Vec<Vec<CustomerPart>> = vec![Vec::new(); usize::from(groups)];
+    for p in 0..partitions {
+        let only = |lines: &[Gen]| -> Vec<Gen> {
+            lines
+                .iter()
+                .filter(|g| g.account % partitions == p)
+                .cloned()
+                .collect()
+        };
+        parted.add(&store(&only(legacy), 4), &store(&only(modern), 4), 1);
+        for part in parted.take_customers() {
+            let hash = part.0.0.bytes().map(u64::from).sum::<u64>();
+            held[(hash % u64::from(groups)) as usize].push(part);
+        }
+    }
+    let groups = held.into_iter().map(Ok::<_, std::convert::Infallible>);
+    let Ok(parted) = parted.finish_with_customers(groups);
+    assert_eq!(full(&parted), full(&whole));
+    // In the same order too: accounts in name order, then customers.
+    let in_order = |c: &Comparison| -> Vec<String> {
+        c.diffs
+            .iter()
+            .map(|d| format!("{:?} {:?} {:?}", d.account_id, d.customer_id, d.class))
+            .collect()
+    };
+    assert_eq!(in_order(&parted), in_order(&whole));
+    assert_eq!(
+        parted.summary.customers_compared,
+        whole.summary.customers_compared
+    );
+    assert_eq!(
+        parted.summary.customers_mismatched,
+        whole.summary.customers_mismatched
+    );
+    assert_eq!(parted.summary.diffs_failing, whole.summary.diffs_failing);
+    assert_eq!(parted.summary.by_class, whole.summary.by_class);
+}
+
+#[test]
+fn customers_judged_in_groups_come_out_in_customer_order() {
+    // Four customers, each with two accounts a bill 0.006 apart: within tolerance each, 0.012
+    // together, so each customer is a diff only once its accounts are added up.
+    let line = |account: u8, customer: u8, amount_e4: i64| Gen {
+        account,
+        charge: 0,
+        currency: "USD",
+        amount_e4,
+        quantity: None,
+        customer,
+        region: 0,
+        line_type: 0,
+        unit_price: 0,
+    };
+    let (mut legacy, mut modern) = (Vec::new(), Vec::new());
+    for customer in 1..=4u8 {
+        // Even accounts: the customer id is `cust-{customer}`.
+        for account in [2 * customer, 2 * customer + 20] {
+            legacy.push(line(account, customer, 10_000));
+            modern.push(line(account, customer, 10_060));
+        }
+    }
+    let config = config();
+    let whole = compare(&store(&legacy, 4), &store(&modern, 4), &config);
+    assert_eq!(whole.summary.customers_mismatched, 4);
+    // Two groups by the ids' byte sums: cust-2 and cust-4 in one, cust-1 and cust-3 in the
+    // other; three partitions by account.
+    partitioned_as_a_whole(&legacy, &modern, 3, 2);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn partitions_and_customer_groups_split_any_way_give_the_whole_comparison(
+        legacy in prop::collection::vec(gen_tie_prone_line(), 0..40),
+        modern in prop::collection::vec(gen_tie_prone_line(), 0..40),
+        partitions in 1u8..5,
+        groups in 1u8..4,
+    ) {
+        let (legacy, modern) = (normalise(legacy), normalise(modern));
+        partitioned_as_a_whole(&legacy, &modern, partitions, groups);
+    }
+}
