@@ -33,6 +33,22 @@ pub(crate) fn encode(line: &Line<'_>, out: &mut impl Write) -> std::io::Result<(
     Ok(())
 }
 
+/// The currency of a 3-byte code as written (`Currency::code`); the last one read is kept
+/// in `last`, since a file repeats the same few codes. `None` for a code no currency has.
+pub(crate) fn read_currency(
+    code: [u8; 3],
+    last: &mut Option<([u8; 3], Currency)>,
+) -> Option<Currency> {
+    match *last {
+        Some((c, currency)) if c == code => Some(currency),
+        _ => {
+            let currency: Currency = std::str::from_utf8(&code).ok()?.parse().ok()?;
+            *last = Some((code, currency));
+            Some(currency)
+        }
+    }
+}
+
 fn corrupt(what: &str) -> std::io::Error {
     std::io::Error::new(
         std::io::ErrorKind::InvalidData,
@@ -65,18 +81,8 @@ pub(crate) fn decode(
         text.resize(lens.iter().sum(), 0);
         input.read_exact(&mut text)?;
         let text = std::str::from_utf8(&text).map_err(|_| corrupt("text is not UTF-8"))?;
-        let code: [u8; 3] = [head[5], head[6], head[7]];
-        let cur = match currency {
-            Some((c, cur)) if c == code => cur,
-            _ => {
-                let cur: Currency = std::str::from_utf8(&code)
-                    .ok()
-                    .and_then(|c| c.parse().ok())
-                    .ok_or_else(|| corrupt("unknown currency"))?;
-                currency = Some((code, cur));
-                cur
-            }
-        };
+        let cur = read_currency([head[5], head[6], head[7]], &mut currency)
+            .ok_or_else(|| corrupt("unknown currency"))?;
         let mut fields = [""; Field::COUNT];
         let mut at = 0;
         for (field, len) in fields.iter_mut().zip(lens) {

@@ -163,18 +163,8 @@ fn read(path: &Path) -> std::io::Result<Vec<CustomerPart>> {
         let id = String::from_utf8(id).map_err(|_| corrupt("customer id is not UTF-8"))?;
         let mut fixed = [0u8; 3 + 4 * 16];
         input.read_exact(&mut fixed)?;
-        let code = [fixed[0], fixed[1], fixed[2]];
-        let cur = match currency {
-            Some((c, cur)) if c == code => cur,
-            _ => {
-                let cur: Currency = std::str::from_utf8(&code)
-                    .ok()
-                    .and_then(|c| c.parse().ok())
-                    .ok_or_else(|| corrupt("unknown currency"))?;
-                currency = Some((code, cur));
-                cur
-            }
-        };
+        let cur = super::codec::read_currency([fixed[0], fixed[1], fixed[2]], &mut currency)
+            .ok_or_else(|| corrupt("unknown currency"))?;
         let amount = |i: usize| {
             let mut bytes = [0u8; 16];
             bytes.copy_from_slice(&fixed[3 + 16 * i..3 + 16 * (i + 1)]);
