@@ -160,10 +160,10 @@ fn out_of_core_and_in_memory_give_byte_identical_json() {
                     && stderr.contains("partitions under"),
                 "{stderr}"
             );
-            // The customers' totals outgrew their share (an eighth of 64 KiB): each customer
-            // judged from files, with the same customers' diffs and counts.
+            // The customers' totals outgrew their share (a sixteenth of 64 KiB): each
+            // customer judged from files, with the same customers' diffs and counts.
             assert!(
-                stderr.contains("the customers' totals take more than 8KiB of --memory-limit"),
+                stderr.contains("the customers' totals take more than 4KiB of --memory-limit"),
                 "{stderr}"
             );
             assert!(run.json()["summary"]["customers_compared"].as_u64() == Some(500));
@@ -257,8 +257,8 @@ fn the_ordered_merge_and_in_memory_give_byte_identical_json() {
     assert_eq!(leftovers(temp.path()), Vec::<String>::new());
 }
 
-/// The diffs the report holds until the end have a limit too: past half of --memory-limit
-/// (at least 8 MiB) the diff stops with exit 2 and says how much it found, leaving no
+/// The diffs the report holds until the end have a limit too: past seven sixteenths of
+/// --memory-limit (at least 8 MiB) the diff stops with exit 2 and says how much it found, leaving no
 /// temporary file and no report. (The customers' totals go to files past their share.)
 #[test]
 fn diffs_over_their_share_stop_the_diff_with_exit_2() {

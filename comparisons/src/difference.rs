@@ -165,8 +165,9 @@ pub struct Diff {
 }
 
 impl Diff {
-    /// About how many bytes the diff takes on the heap and inline: its strings, and a
-    /// B-tree entry's overhead per map entry. An estimate for memory limits, not a measure.
+    /// About how many bytes the diff takes on the heap and inline: its strings and `Fields`
+    /// buffers, and the allocator's own bytes per allocation. An estimate for memory limits,
+    /// not a measure.
     pub fn approx_bytes(&self) -> usize {
         // The allocator's own bytes per allocation, and its rounding.
         const ALLOCATION: usize = 16;

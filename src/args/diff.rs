@@ -99,8 +99,9 @@ pub(crate) struct DiffArgs {
     /// time, with the same report.
     #[arg(long, value_name = "SIZE", value_parser = memory_size)]
     pub(crate) memory_limit: Option<u64>,
-    /// Where the partitions of a diff over --memory-limit go (default: the system's
-    /// temporary directory); removed when the diff ends, even on Ctrl-C or SIGTERM.
+    /// Where the temporary files of a diff over --memory-limit go (partitions, customers'
+    /// totals; default: the system's temporary directory); removed when the diff ends, even
+    /// on Ctrl-C or SIGTERM.
     #[arg(long, value_name = "DIR")]
     pub(crate) temp_dir: Option<PathBuf>,
     /// Both inputs list their lines by account, accounts in ascending byte order: they are

@@ -269,7 +269,7 @@ fn read_merged_or_compare(
             Merged::Done(compared) => {
                 if order == Order::Detect {
                     crate::note!(
-                        "both inputs came ordered by account: merged in one pass, no temporary file"
+                        "both inputs came ordered by account: merged in one pass, no partition file"
                     );
                 }
                 return Ok(*compared);
@@ -329,7 +329,7 @@ fn read_and_compare(
         outofcore::compare_partitions(scratch, plan, config, threads).map_err(input)?;
     if ordered {
         crate::note!(
-            "both inputs came ordered by account: --sorted-by-account would merge them in one pass, no temporary file"
+            "both inputs came ordered by account: --sorted-by-account would merge them in one pass, no partition file"
         );
     }
     Ok((comparison, [legacy_stats, modern_stats], quarantined))
@@ -346,7 +346,7 @@ fn read_progress([legacy, modern]: [&Side; 2]) -> super::read_progress::ReadProg
 }
 
 /// What an ordered merge gave: the comparison, or, while the order was being detected, where
-/// a side's lines came out of order (nothing written, nothing kept).
+/// a side's lines came out of order (nothing kept: what it wrote is overwritten or removed).
 enum Merged {
     Done(Box<Compared>),
     NotOrdered(String),

@@ -10,8 +10,9 @@
 //! legacy, modern, unflagged legacy and unflagged modern totals (`Decimal::serialize`, 16
 //! bytes each).
 
+use std::collections::HashMap;
 use std::fs::File;
-use std::io::{BufReader, BufWriter, Read, Write};
+use std::io::{BufRead, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
 use billshadow_comparisons::diff::CustomerPart;
@@ -110,7 +111,9 @@ impl<'s> CustomerFiles<'s> {
         for ((customer, currency), totals) in parts {
             let i = (crate::shard::fnv1a64(customer.as_bytes()) % self.count as u64) as usize;
             let out = &mut self.files[i];
-            let len = u32::try_from(customer.len()).map_err(|_| corrupt("customer id length"))?;
+            // Ids are fields of a line, bounded far below this.
+            let len = u32::try_from(customer.len())
+                .map_err(|_| std::io::Error::other("a customer id of 4 GiB or more"))?;
             out.write_all(&len.to_le_bytes())?;
             out.write_all(customer.as_bytes())?;
             let code = currency.code().as_bytes();
@@ -142,18 +145,16 @@ fn corrupt(what: &str) -> std::io::Error {
     )
 }
 
-/// One file's customers' parts; the file removed once read.
+/// One file's customers, each customer's parts added up as they are read (a customer comes
+/// once per partition or merged batch that held one of its accounts); the file removed once
+/// read. A file that ends inside a record is corrupt.
 fn read(path: &Path) -> std::io::Result<Vec<CustomerPart>> {
     let mut input = BufReader::new(File::open(path)?);
-    let mut parts = Vec::new();
+    let mut customers: HashMap<(String, Currency), CustomerTotals> = HashMap::new();
     let mut currency: Option<([u8; 3], Currency)> = None;
-    loop {
+    while !input.fill_buf()?.is_empty() {
         let mut len = [0u8; 4];
-        match input.read_exact(&mut len) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
-            Err(e) => return Err(e),
-        }
+        input.read_exact(&mut len)?;
         let len = u32::from_le_bytes(len) as usize;
         if len > ID_BYTES_MAX {
             return Err(corrupt("customer id length"));
@@ -176,10 +177,10 @@ fn read(path: &Path) -> std::io::Result<Vec<CustomerPart>> {
             unflagged_legacy: amount(2),
             unflagged_modern: amount(3),
         };
-        parts.push(((id, cur), totals));
+        customers.entry((id, cur)).or_default().add(&totals);
     }
     std::fs::remove_file(path)?;
-    Ok(parts)
+    Ok(customers.into_iter().collect())
 }
 
 #[cfg(test)]
@@ -198,7 +199,7 @@ mod tests {
     }
 
     #[test]
-    fn customers_parts_come_back_whole_each_customer_in_one_file() {
+    fn customers_come_back_added_up_each_in_one_file() {
         let root = tempfile::tempdir().unwrap();
         let scratch = Scratch::new(root.path());
         let mut files = CustomerFiles::new(&scratch, 3, 4096, (0, "0KiB".to_owned()));
@@ -217,10 +218,19 @@ mod tests {
             .collect();
         let mut all: Vec<CustomerPart> = groups.iter().flatten().cloned().collect();
         all.sort_by(|a, b| a.0.cmp(&b.0));
-        let mut expected = first;
-        expected.extend([part("cust-7", "JPY", 500), part("cust-7", "USD", 3)]);
-        expected.sort_by(|a, b| a.0.cmp(&b.0));
-        assert_eq!(all, expected);
+        // Each customer's parts added up: cust-7's two USD parts are one.
+        let mut expected = std::collections::BTreeMap::new();
+        for (key, totals) in first
+            .into_iter()
+            .chain([part("cust-7", "JPY", 500), part("cust-7", "USD", 3)])
+        {
+            expected
+                .entry(key)
+                .or_insert_with(CustomerTotals::default)
+                .add(&totals);
+        }
+        assert_eq!(all, expected.into_iter().collect::<Vec<_>>());
+        assert_eq!(all.len(), 41);
         // Each customer's parts in one file only.
         for id in ["cust-7", "cust-0", "cust-39"] {
             let holding = groups
@@ -231,6 +241,23 @@ mod tests {
         }
         // Every file removed once read.
         assert_eq!(std::fs::read_dir(&files.dir).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn a_file_that_ends_inside_a_record_is_corrupt() {
+        let root = tempfile::tempdir().unwrap();
+        let scratch = Scratch::new(root.path());
+        let mut files = CustomerFiles::new(&scratch, 1, 4096, (0, "0KiB".to_owned()));
+        files.put(vec![part("cust-1", "USD", 5)]).unwrap();
+        for file in &mut files.files {
+            file.flush().unwrap();
+        }
+        let file = path(&files.dir, 0);
+        let bytes = std::fs::read(&file).unwrap();
+        for cut in [2, bytes.len() - 1] {
+            std::fs::write(&file, &bytes[..cut]).unwrap();
+            assert!(read(&file).is_err(), "cut at {cut} of {}", bytes.len());
+        }
     }
 
     #[test]

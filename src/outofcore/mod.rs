@@ -45,16 +45,20 @@ pub(crate) struct Plan {
     partition_bytes: u64,
     /// Partitions of the first split.
     pub(crate) partitions: usize,
-    /// What the diffs held for the report may take (the customers' totals are in files).
+    /// What the diffs held for the report may take.
     diff_bytes: u64,
+    /// What the customers' totals may take in memory before they go to files.
+    customer_bytes: u64,
     /// The bytes both sides' lines would take in memory, when known (not for standard input).
     estimate: Option<u64>,
 }
 
 impl Plan {
-    /// Shares `limit` out: a side's read batch an eighth, a partition a quarter, the diffs
-    /// and customers' totals held for the report a half (at least 8 MiB). `estimate`: the bytes the lines would
-    /// take in memory, if known, which sets how many partitions the first split makes.
+    /// Shares `limit` out: a side's read batch an eighth, a partition a quarter, and a half
+    /// for what the report holds until the end: the diffs seven sixteenths (at least 8 MiB),
+    /// the customers' totals a sixteenth (past it they go to files). `estimate`: the bytes the
+    /// lines would take in memory, if known, which sets how many partitions the first split
+    /// makes.
     pub(crate) fn new(limit: u64, estimate: Option<u64>) -> Plan {
         let limit = limit.max(LIMIT_MIN);
         let partition_bytes = limit / 4;
@@ -67,7 +71,8 @@ impl Plan {
             read_batch: usize::try_from(limit / 8).unwrap_or(usize::MAX),
             partition_bytes,
             partitions: partitions.clamp(2, PARTITIONS_MAX),
-            diff_bytes: (limit / 2).max(DIFF_BYTES_MIN),
+            diff_bytes: (limit / 2 - limit / 16).max(DIFF_BYTES_MIN),
+            customer_bytes: limit / 16,
             estimate,
         }
     }
@@ -81,10 +86,10 @@ impl Plan {
 
     /// The customers' files: as many as the first split's partitions, so that each holds
     /// about as many customers' totals as a partition holds accounts; written once the
-    /// totals held take more than an eighth of the limit.
+    /// totals held take more than their share.
     pub(crate) fn customer_files<'s>(&self, scratch: &'s Scratch) -> CustomerFiles<'s> {
         let buffer = self.buffer(self.partitions);
-        let share = self.limit / 8;
+        let share = self.customer_bytes;
         CustomerFiles::new(scratch, self.partitions, buffer, (share, human(share)))
     }
 
@@ -294,6 +299,10 @@ impl Spill for Partitioner<'_> {
 pub(crate) enum OutOfCoreError {
     #[error("the out-of-core diff's temporary files: {0}")]
     Io(#[from] std::io::Error),
+    /// The ordered merge stopped before the end: a side's read failed or came out of order,
+    /// which is what the diff reports.
+    #[error("the ordered merge stopped before the end: a side's read failed")]
+    Halted,
     #[error(
         "{diffs} diffs found so far take about {mib} MiB, more than the {max_mib} MiB --memory-limit leaves for the diffs the report holds; raise --memory-limit"
     )]

@@ -254,5 +254,10 @@ pub(crate) fn merge(
             threads,
         )?;
     }
+    if halt.load(Ordering::Relaxed) {
+        // What a read that failed or came out of order left: never a comparison, and the
+        // customers' files are not read back for it.
+        return Err(OutOfCoreError::Halted);
+    }
     Ok(customers.finish(comparison)?)
 }
