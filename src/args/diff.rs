@@ -94,9 +94,10 @@ pub(crate) struct DiffArgs {
     /// Threads used to compare (default: the number of cores).
     #[arg(long, value_name = "N")]
     pub(crate) threads: Option<usize>,
-    /// Memory the diff may use (512MiB, 2GiB; default: half the machine's). Inputs that
-    /// need more are split by account into temporary files and compared a partition at a
-    /// time, with the same report.
+    /// Memory the diff may use (512MiB, 2GiB; default: half the machine's). Once a side's
+    /// lines need more than an eighth of it, both inputs are split by account into temporary
+    /// files and compared a partition at a time (or merged in one pass when they come
+    /// ordered by account), with the same report.
     #[arg(long, value_name = "SIZE", value_parser = memory_size)]
     pub(crate) memory_limit: Option<u64>,
     /// Where the temporary files of a diff over --memory-limit go (partitions, customers'
@@ -106,8 +107,9 @@ pub(crate) struct DiffArgs {
     pub(crate) temp_dir: Option<PathBuf>,
     /// Both inputs list their lines by account, accounts in ascending byte order: they are
     /// merged in one pass in bounded memory, no partition file (a line out of order is an
-    /// error). Without it, files too large for --memory-limit are merged so while they come
-    /// ordered, and read again partitioned from the first line out of order.
+    /// error). Without it, files whose size says a side will not fit an eighth of
+    /// --memory-limit are merged so while they come ordered; at the first line out of order
+    /// they are read again from the start, partitioned.
     #[arg(long)]
     pub(crate) sorted_by_account: bool,
 }

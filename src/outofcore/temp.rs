@@ -1,8 +1,8 @@
 //! The out-of-core diff's temporary directory: `billshadow-diff-<pid>-<nanos>` under the
-//! temp root, made only when a diff first writes a partition, removed when the diff ends
-//! (success, error, panic), on Ctrl-C and on SIGTERM (a handler thread removes it, then exits
-//! 130). After a SIGKILL it stays; the next diff with the same temp root removes every such
-//! directory whose pid is no live process ([`sweep_leftovers`]).
+//! temp root, made only when a diff first writes a partition or customers' file, removed when
+//! the diff ends (success, error, panic), on Ctrl-C and on SIGTERM (a handler thread removes
+//! it, then exits 130). After a SIGKILL it stays; the next diff with the same temp root
+//! removes every such directory whose pid is no live process ([`sweep_leftovers`]).
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, Once};
