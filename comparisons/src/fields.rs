@@ -58,8 +58,11 @@ impl Fields {
     }
 
     /// Every name and its value, in name order.
-    pub fn iter(&self) -> impl DoubleEndedIterator<Item = (&str, &str)> + ExactSizeIterator {
-        (0..self.ends.len()).map(|i| self.entry(i))
+    pub fn iter(&self) -> Iter<'_> {
+        Iter {
+            fields: self,
+            at: 0..self.ends.len(),
+        }
     }
 
     pub fn keys(&self) -> impl DoubleEndedIterator<Item = &str> + ExactSizeIterator {
@@ -166,12 +169,39 @@ impl serde::Serialize for Fields {
     }
 }
 
+/// The names and values of a `Fields`, in name order.
+#[derive(Debug, Clone)]
+pub struct Iter<'a> {
+    fields: &'a Fields,
+    at: std::ops::Range<usize>,
+}
+
+impl<'a> Iterator for Iter<'a> {
+    type Item = (&'a str, &'a str);
+
+    fn next(&mut self) -> Option<(&'a str, &'a str)> {
+        self.at.next().map(|i| self.fields.entry(i))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.at.size_hint()
+    }
+}
+
+impl DoubleEndedIterator for Iter<'_> {
+    fn next_back(&mut self) -> Option<Self::Item> {
+        self.at.next_back().map(|i| self.fields.entry(i))
+    }
+}
+
+impl ExactSizeIterator for Iter<'_> {}
+
 impl<'a> IntoIterator for &'a Fields {
     type Item = (&'a str, &'a str);
-    type IntoIter = Box<dyn Iterator<Item = (&'a str, &'a str)> + 'a>;
+    type IntoIter = Iter<'a>;
 
-    fn into_iter(self) -> Self::IntoIter {
-        Box::new(self.iter())
+    fn into_iter(self) -> Iter<'a> {
+        self.iter()
     }
 }
 

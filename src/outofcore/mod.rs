@@ -223,15 +223,37 @@ impl Writers {
     }
 }
 
+/// The last account of a side's lines so far: whether they come by account in ascending
+/// byte order, as the ordered merge needs (`ordered::Feeder`, and `Partitioner`, which says
+/// when a partitioned side could have been merged).
+#[derive(Debug, Default)]
+pub(crate) struct AccountOrder {
+    last: String,
+}
+
+impl AccountOrder {
+    /// Takes the next line's account: `Err` with the account before it when that one is
+    /// greater (the line is out of order).
+    pub(crate) fn next(&mut self, account: &str) -> Result<(), &str> {
+        if account < self.last.as_str() {
+            return Err(&self.last);
+        }
+        if account != self.last {
+            account.clone_into(&mut self.last);
+        }
+        Ok(())
+    }
+}
+
 /// One side's lines as read: handed to partition files once a batch fills (`Spill`).
 pub(crate) struct Partitioner<'s> {
     scratch: &'s Scratch,
     plan: &'s Plan,
     side: &'static str,
     writers: Option<Writers>,
-    /// Whether the lines so far came by account in ascending order, and the last account.
+    /// Whether the lines so far came by account in ascending order.
     ordered: bool,
-    last: String,
+    seen: AccountOrder,
 }
 
 impl<'s> Partitioner<'s> {
@@ -242,7 +264,7 @@ impl<'s> Partitioner<'s> {
             side,
             writers: None,
             ordered: true,
-            last: String::new(),
+            seen: AccountOrder::default(),
         }
     }
 
@@ -276,11 +298,7 @@ impl Spill for Partitioner<'_> {
             if !self.ordered {
                 break;
             }
-            let account = line.get(Field::AccountId);
-            self.ordered = account >= self.last.as_str();
-            if account != self.last {
-                account.clone_into(&mut self.last);
-            }
+            self.ordered = self.seen.next(line.get(Field::AccountId)).is_ok();
         }
         match &mut self.writers {
             Some(writers) => writers.write(lines).map_err(|e| {

@@ -15,7 +15,7 @@ use billshadow_adapters::Spill;
 use billshadow_comparisons::{CompareConfig, Comparison, Field, LineStore, PartitionedComparison};
 
 use super::temp::Scratch;
-use super::{OutOfCoreError, Plan};
+use super::{AccountOrder, OutOfCoreError, Plan};
 
 /// Whether the order was declared (`--sorted-by-account`: a line out of order is an error)
 /// or is being detected (a line out of order gives the merge up, to diff another way).
@@ -30,7 +30,7 @@ pub(crate) struct Feeder<'p> {
     side: &'static str,
     origin: String,
     plan: &'p Plan,
-    last: String,
+    seen: AccountOrder,
     to_merge: SyncSender<LineStore>,
     /// The merge stopped (its own error) before this side was read to its end.
     stopped: bool,
@@ -56,7 +56,7 @@ impl<'p> Feeder<'p> {
             side,
             origin: origin.to_owned(),
             plan,
-            last: String::new(),
+            seen: AccountOrder::default(),
             to_merge,
             stopped: false,
             halt,
@@ -96,13 +96,12 @@ impl Spill for Feeder<'_> {
         }
         for line in lines.lines() {
             let account = line.get(Field::AccountId);
-            if account < self.last.as_str() {
+            if let Err(last) = self.seen.next(account) {
                 let place = format!(
-                    "{} ({}), line {}: account `{account}` comes after `{}`",
+                    "{} ({}), line {}: account `{account}` comes after `{last}`",
                     self.origin,
                     self.side,
                     line.source_line(),
-                    self.last
                 );
                 return Err(match self.order {
                     Order::Detect => {
@@ -116,9 +115,6 @@ impl Spill for Feeder<'_> {
                         ),
                     ),
                 });
-            }
-            if account != self.last {
-                account.clone_into(&mut self.last);
             }
         }
         if lines.is_empty() {
@@ -188,8 +184,8 @@ impl Pending {
 }
 
 /// Merges both sides' batches as they come, comparing each run of complete accounts. Stops
-/// early, with what it has, once `halt` is set (a side's read failed; its error is what the
-/// diff reports).
+/// at once with `Halted` when `halt` is set (a side's read failed or came out of order; that
+/// is what the diff reports), the customers' files left unread.
 pub(crate) fn merge(
     [legacy, modern]: [Receiver<LineStore>; 2],
     config: &CompareConfig,
@@ -209,7 +205,7 @@ pub(crate) fn merge(
     let mut customers = plan.customer_files(scratch);
     loop {
         if halt.load(Ordering::Relaxed) {
-            break;
+            return Err(OutOfCoreError::Halted);
         }
         // A side still reading has lines pending, or the bound below could pass its lines.
         for side in &mut sides {
@@ -219,7 +215,10 @@ pub(crate) fn merge(
         }
         // Again after waiting: a side that failed while the merge waited is done, not
         // finished, and the other side's lines are not compared against nothing.
-        if halt.load(Ordering::Relaxed) || sides.iter().all(|s| s.done && s.is_empty()) {
+        if halt.load(Ordering::Relaxed) {
+            return Err(OutOfCoreError::Halted);
+        }
+        if sides.iter().all(|s| s.done && s.is_empty()) {
             break;
         }
         // Every account below the smallest last account of a side still reading is complete.
@@ -253,11 +252,6 @@ pub(crate) fn merge(
             plan,
             threads,
         )?;
-    }
-    if halt.load(Ordering::Relaxed) {
-        // What a read that failed or came out of order left: never a comparison, and the
-        // customers' files are not read back for it.
-        return Err(OutOfCoreError::Halted);
     }
     Ok(customers.finish(comparison)?)
 }
